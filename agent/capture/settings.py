@@ -1,0 +1,51 @@
+"""The ``[capture]`` section of the agent's TOML config, validated by pydantic."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.capture.base import CaptureSettings
+
+
+class CaptureConfig(BaseModel):
+    """Which camera to use and how (unknown keys are rejected)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["synthetic", "opencv", "picamera2"] = Field(
+        default="synthetic", description="Camera backend: synthetic test pattern, opencv (V4L2/URL/file) or picamera2."
+    )
+    source: str | int | None = Field(
+        default=None,
+        description="opencv only: V4L2 index (0) or /dev/videoN, rtsp:// or http(s):// URL, or a video file path.",
+    )
+    width: int = Field(
+        default=1280, gt=0, le=8192, description="Requested frame width in pixels (files keep their own)."
+    )
+    height: int = Field(
+        default=720, gt=0, le=8192, description="Requested frame height in pixels (files keep their own)."
+    )
+    fps: float = Field(default=10.0, gt=0, le=120, description="Frame rate to request or, for synthetic, to generate.")
+    seed: int = Field(
+        default=0, ge=0, description="synthetic only: seed for the pattern's colours, motion and texture."
+    )
+    realtime: bool = Field(
+        default=True, description="Pace frames in real time; false reads files or generates frames as fast as possible."
+    )
+    loop: bool = Field(default=False, description="opencv file sources: restart at the end instead of stopping.")
+    still_interval_s: float = Field(default=5.0, gt=0, description="Seconds between periodic evidence stills (JPEG).")
+    jpeg_quality: int = Field(default=90, ge=1, le=100, description="JPEG quality for stills (1-100).")
+
+    def to_settings(self) -> CaptureSettings:
+        """The frozen runtime value the backends take."""
+        return CaptureSettings(
+            width=self.width,
+            height=self.height,
+            fps=self.fps,
+            seed=self.seed,
+            source=self.source,
+            realtime=self.realtime,
+            loop=self.loop,
+        )

@@ -1,0 +1,146 @@
+"""The running agent: wires source -> sealer -> vault and runs until told to stop.
+
+Everything is built from the config plus injected clock/camera/GPS, so tests and the demo use
+the same path as the systemd service. ``close()`` is idempotent and seals nothing half-way:
+whatever was sealed before a stop (Ctrl-C, SIGTERM) stays intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from agent.capture.base import CaptureBackend, backend_class, encode_jpeg
+from agent.clock import Clock, SystemClock
+from agent.config import AgentConfig
+from agent.errors import AgentError
+from agent.gps.provider import GpsProvider
+from agent.gps.settings import open_gps
+from agent.model import Moment, SealedItem
+from agent.pipeline import FrameHub
+from agent.sealer import Sealer
+from agent.sensors import Sensors
+from agent.signing.keys import DeviceIdentity, load_identity
+from agent.timequality import TimeQualityProbe
+from agent.vault import Vault, VaultFullError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunStats:
+    sealed: dict[str, int] = field(default_factory=dict)
+    last: SealedItem | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def count(self, item: SealedItem) -> None:
+        self.sealed[item.kind] = self.sealed.get(item.kind, 0) + 1
+        self.last = item
+
+
+class Agent:
+    """One device's agent: camera hub, stills, sealer and vault; components attach to ``sealer``."""
+
+    def __init__(self, cfg: AgentConfig, *, clock: Clock | None = None, identity: DeviceIdentity | None = None,
+                 camera: CaptureBackend | None = None, gps: GpsProvider | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock or SystemClock()
+        self.identity = identity or load_identity(cfg.identity.key_dir)
+        self.vault = Vault(cfg.vault.path, quota_bytes=cfg.vault.quota_mb * 1024 * 1024)
+        self.stats = RunStats()
+        self.sealer = Sealer(self.vault, self.identity, device_id=cfg.device.id, site_id=cfg.device.site_id,
+                             listeners=[self.stats.count])
+        self.gps = gps or open_gps(cfg.gps, self.clock)
+        self.sensors = Sensors(self.clock, self.gps, TimeQualityProbe(self.clock, cfg.time))
+        if camera is None:
+            camera = backend_class(cfg.capture.backend)(cfg.capture.to_settings(), self.clock)
+        self.hub = FrameHub(camera, on_error=self._camera_failed)
+        self.stop_event = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self._vault_full = False
+        self.on_close: list[Callable[[], None]] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Seal the restart record, then start the camera and the still schedule."""
+        self.sealer.start(self.sensors.moment())
+        self.hub.start()
+        self._spawn("stills", self._still_loop)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def run(self, seconds: float | None = None) -> None:
+        """Block until ``stop()`` (signal handler), the camera ends, or ``seconds`` pass."""
+        self.stop_event.wait(seconds)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def close(self) -> None:
+        """Stop everything and join every thread; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self.stop_event.set()
+        for hook in reversed(self.on_close):
+            try:
+                hook()
+            except Exception:
+                log.exception("close hook failed")
+        self.hub.close()
+        for t in self._threads:
+            t.join(timeout=10)
+        self.sensors.close()
+        self.vault.close()
+
+    # -- work --------------------------------------------------------------------------------
+    def moment(self) -> Moment:
+        return self.sensors.moment()
+
+    def take_still(self, reason: str = "schedule", extra: dict[str, Any] | None = None) -> SealedItem | None:
+        """Seal the newest frame as a JPEG still; None when no frame has arrived yet."""
+        frame = self.hub.latest
+        if frame is None:
+            return None
+        moment = replace(self.sensors.moment(), wall_ns=frame.wall_ns, mono_ns=frame.mono_ns)
+        jpeg = encode_jpeg(frame, self.cfg.capture.jpeg_quality)
+        info = {"reason": reason, "frame_index": frame.index, "width": frame.image.shape[1],
+                "height": frame.image.shape[0], "camera": self.hub.camera.describe(), **(extra or {})}
+        try:
+            return self.sealer.seal("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg", extra=info)
+        except VaultFullError as exc:
+            self._on_vault_full(exc)
+            return None
+
+    def _on_vault_full(self, exc: VaultFullError) -> None:
+        if not self._vault_full:
+            self._vault_full = True
+            log.error("%s", exc)
+            self.sealer.seal("event", self.sensors.moment(),
+                             extra={"type": "vault_full", "phase": "onset", "details": str(exc)})
+
+    def _still_loop(self) -> None:
+        interval = self.cfg.capture.still_interval_s
+        while not self.stop_event.wait(interval if self.hub.latest is not None else 0.05):
+            if self.hub.latest is None:
+                continue
+            try:
+                self.take_still()
+            except AgentError as exc:
+                log.error("still failed: %s", exc)
+                self.stats.errors.append(str(exc))
+
+    def _camera_failed(self, exc: Exception) -> None:
+        self.stats.errors.append(str(exc))
+        try:
+            self.sealer.seal("event", self.sensors.moment(),
+                             extra={"type": "camera_failed", "phase": "onset", "details": str(exc)})
+        except AgentError:
+            log.exception("could not seal the camera failure")

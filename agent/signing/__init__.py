@@ -1,0 +1,1 @@
+"""Device keys, signed records and their verification."""

@@ -1,0 +1,109 @@
+"""Signed evidence records and their sidecar file format.
+
+A sidecar (``*.rec``) holds two lines:
+
+1. the record as canonical JSON (RFC 8785) — exactly the bytes that are signed and hashed;
+2. an envelope ``{"alg":"ES256","key_id":..,"sig":<base64 DER>,"x5c":[<base64 DER cert>, ..]}``.
+
+Keeping the signed bytes on a line of their own lets a third party check a record with
+``head -n1``, ``sha256sum`` and ``openssl dgst`` alone (see docs/evidence-format.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import rfc8785
+from cryptography import x509
+
+from agent.errors import VerificationError
+from agent.signing.keys import DeviceIdentity
+
+RECORD_VERSION = 1
+ALG = "ES256"
+GENESIS_PREV = "0" * 64
+
+
+def canonical(obj: Mapping[str, Any]) -> bytes:
+    """RFC 8785 canonical JSON bytes (no whitespace, sorted keys, no raw newlines)."""
+    try:
+        return rfc8785.dumps(obj)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise ValueError(f"record cannot be canonicalised: {exc}") from exc
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class SignedRecord:
+    """A record body with its signature and the certificates needed to check it."""
+
+    body: bytes
+    sig: bytes
+    key_id: str
+    x5c: tuple[bytes, ...]
+
+    @property
+    def record(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.body)
+        return data
+
+    @property
+    def hash(self) -> str:
+        """The record hash: chain links and Merkle leaves are computed over the signed bytes."""
+        return sha256_hex(self.body)
+
+    def certificates(self) -> list[x509.Certificate]:
+        return [x509.load_der_x509_certificate(der) for der in self.x5c]
+
+    def to_sidecar(self) -> bytes:
+        envelope = {
+            "alg": ALG,
+            "key_id": self.key_id,
+            "sig": base64.b64encode(self.sig).decode(),
+            "x5c": [base64.b64encode(c).decode() for c in self.x5c],
+        }
+        return self.body + b"\n" + canonical(envelope) + b"\n"
+
+
+def sign_record(record: Mapping[str, Any], identity: DeviceIdentity) -> SignedRecord:
+    body = canonical(record)
+    return SignedRecord(body=body, sig=identity.sign(body), key_id=identity.key_id,
+                        x5c=tuple(identity.chain_der()))
+
+
+def parse_sidecar(data: bytes, where: str) -> SignedRecord:
+    """Parse a sidecar; every malformation raises VerificationError naming ``where``."""
+    lines = data.split(b"\n")
+    if len(lines) < 2 or (len(lines) > 2 and any(lines[2:])):
+        raise VerificationError(f"{where}: sidecar must hold exactly two lines (record, envelope)")
+    body, env_line = lines[0], lines[1]
+    try:
+        record = json.loads(body)
+        envelope = json.loads(env_line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise VerificationError(f"{where}: sidecar is not valid JSON: {exc}") from exc
+    if not isinstance(record, dict) or not isinstance(envelope, dict):
+        raise VerificationError(f"{where}: record and envelope must be JSON objects")
+    try:
+        if canonical(record) != body:
+            raise VerificationError(f"{where}: record line is not in canonical (RFC 8785) form")
+    except ValueError as exc:
+        raise VerificationError(f"{where}: {exc}") from exc
+    if envelope.get("alg") != ALG:
+        raise VerificationError(f"{where}: unsupported signature algorithm {envelope.get('alg')!r}")
+    try:
+        sig = base64.b64decode(envelope["sig"], validate=True)
+        x5c = tuple(base64.b64decode(c, validate=True) for c in envelope.get("x5c", []))
+        key_id = str(envelope["key_id"])
+    except (KeyError, TypeError, binascii.Error) as exc:
+        raise VerificationError(f"{where}: envelope is malformed ({exc})") from exc
+    return SignedRecord(body=body, sig=sig, key_id=key_id, x5c=x5c)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install everything the tests need on a fresh Debian/Raspberry Pi OS machine, then run lint, types and tests.
+# Debian packages: mosquitto (real MQTT broker), gpsd + gpsd-clients (gpsfake), ffmpeg (ffprobe), openssl,
+# systemd (systemd-analyze). Python packages go into ./.venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+pkgs=(mosquitto mosquitto-clients gpsd gpsd-clients ffmpeg openssl systemd python3-venv)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev]'
+echo "== ruff"; .venv/bin/ruff check agent tests benchmarks
+echo "== mypy"; .venv/bin/mypy agent
+echo "== pytest"; .venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,90 @@
+"""picamera2 backend off a Pi: a clear error; with a minimal stand-in module, the frame path."""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from agent.capture import CaptureSettings, open_backend
+from agent.clock import ManualClock
+from agent.errors import CaptureError
+
+
+def test_missing_picamera2_is_a_clear_capture_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # import fails even on a Pi
+    with pytest.raises(CaptureError, match="picamera2 is not available on this machine") as info:
+        open_backend("picamera2", CaptureSettings(), ManualClock())
+    assert "python3-picamera2" in str(info.value) and "--system-site-packages" in str(info.value)
+
+
+class _Request:
+    def __init__(self, ts: int, shape: tuple[int, int]) -> None:
+        self.ts, self.shape, self.released = ts, shape, False
+
+    def make_array(self, name: str) -> np.ndarray:
+        assert name == "main"
+        return np.zeros((*self.shape, 4), np.uint8)  # XRGB-like: the backend drops the 4th channel
+
+    def get_metadata(self) -> dict[str, Any]:
+        return {"SensorTimestamp": self.ts}
+
+    def release(self) -> None:
+        self.released = True
+
+
+class _Picamera2:
+    """Only the calls the minimal backend makes (picamera2 0.3.x names)."""
+
+    cameras: ClassVar[list[dict[str, Any]]] = [{"Model": "imx708"}]
+
+    def __init__(self, camera_num: int = 0) -> None:
+        self.calls: list[str] = []
+        self.size = (0, 0)
+
+    @classmethod
+    def global_camera_info(cls) -> list[dict[str, Any]]:
+        return cls.cameras
+
+    def create_video_configuration(self, main: dict[str, Any], controls: dict[str, Any]) -> dict[str, Any]:
+        self.size = main["size"]
+        return {"main": main, "controls": controls}
+
+    def configure(self, config: dict[str, Any]) -> None:
+        self.calls.append("configure")
+
+    def start(self) -> None:
+        self.calls.append("start")
+
+    def capture_request(self) -> _Request:
+        return _Request(ts=900_000_000, shape=(self.size[1], self.size[0]))
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+def test_frame_times_come_from_sensor_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=_Picamera2))
+    clock = ManualClock(wall=2_000_000_000_000_000_000, mono=1_000_000_000)
+    with open_backend("picamera2", CaptureSettings(width=32, height=24), clock) as cam:
+        frame = cam.read()
+        inner = cam._cam  # type: ignore[attr-defined]
+    assert frame.image.shape == (24, 32, 3)
+    assert frame.mono_ns == 900_000_000
+    assert frame.wall_ns == 2_000_000_000_000_000_000 - 100_000_000
+    assert inner.calls == ["configure", "start", "stop", "close"]
+
+
+def test_no_camera_detected(monkeypatch: pytest.MonkeyPatch) -> None:
+    class NoCam(_Picamera2):
+        cameras: ClassVar[list[dict[str, Any]]] = []
+
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=NoCam))
+    with pytest.raises(CaptureError, match="no camera 0 found"):
+        open_backend("picamera2", CaptureSettings(), ManualClock())
