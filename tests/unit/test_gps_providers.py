@@ -183,7 +183,7 @@ def test_simulated_fix_time_follows_the_clock() -> None:
 def test_config_rejects_unknown_keys_and_needs_a_file() -> None:
     with pytest.raises(ValidationError, match="extra"):
         GpsConfig.model_validate({"source": "serial", "devise": "/dev/ttyS0"})
-    with pytest.raises(ValidationError, match="gps.file is required"):
+    with pytest.raises(ValidationError, match=r"gps\.file is required"):
         GpsConfig(source="file")
     with pytest.raises(ValidationError):
         GpsConfig(max_age_s=0)
