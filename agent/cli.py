@@ -241,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("reindex", help="rebuild the vault's SQLite index from its files")
     x.add_argument("vault")
     x.set_defaults(func=cmd_reindex)
+
+    from agent.gps import commands as gps_commands
+
+    gps_commands.register(sub)
     return p
 
 

@@ -61,7 +61,7 @@ def export_bundle(vault_path: Path, out: Path, *, since: str | None = None, unti
     since_us, until_us = _parse_time(since, "since"), _parse_time(until, "until")
     if not (vault_path / "items").is_dir():
         raise VaultError(f"{vault_path} is not a vault (no items/ folder)")
-    vault = Vault(vault_path)
+    vault = Vault(vault_path, exclusive=False)
     try:
         rows = vault.rows(since_us, until_us)
     finally:

@@ -36,7 +36,7 @@ class GpsFix:
     alt_m: float | None = None
     hdop: float | None = None
     satellites: int | None = None
-    talker: str | None = None  # GP, GN, GL, BD, GB, or "sim"
+    talker: str | None = None  # GP, GN, GL, BD, GB, GA, "gpsd", or "sim"
 
     def as_record(self) -> dict[str, Any]:
         return {

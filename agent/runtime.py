@@ -24,7 +24,7 @@ from agent.pipeline import FrameHub
 from agent.sealer import Sealer
 from agent.sensors import Sensors
 from agent.signing.keys import DeviceIdentity, load_identity
-from agent.timequality import TimeQualityProbe
+from agent.timequality import ClockWatch, TimeQualityProbe
 from agent.vault import Vault, VaultFullError
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class Agent:
         self.sealer.start(self.sensors.moment())
         self.hub.start()
         self._spawn("stills", self._still_loop)
+        self._spawn("clock-watch", self._clock_loop)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
@@ -136,6 +137,19 @@ class Agent:
             except AgentError as exc:
                 log.error("still failed: %s", exc)
                 self.stats.errors.append(str(exc))
+
+    def _clock_loop(self) -> None:
+        """Clock jumps and GPS/system disagreement become sealed events (and, with an uplink, alerts)."""
+        watch = ClockWatch.from_config(self.clock, self.cfg.time)
+        while not self.stop_event.wait(2.0):
+            moment = self.sensors.moment()
+            for alarm in watch.observe(moment):
+                log.warning("clock alarm: %s", alarm.as_record())
+                try:
+                    self.sealer.seal("event", moment, extra={"type": "clock_alarm", "phase": "onset",
+                                                             **alarm.as_record()})
+                except AgentError as exc:
+                    log.error("could not seal clock alarm: %s", exc)
 
     def _camera_failed(self, exc: Exception) -> None:
         self.stats.errors.append(str(exc))

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.clock import Clock
-from agent.model import GpsReading, TimeQuality
+from agent.model import GpsReading, Moment, TimeQuality
 
 UNSYNCED = TimeQuality(source="unsynced", synced=False)
 #: chrony refclock names (refid) that mean "disciplined by the GNSS receiver".
@@ -254,9 +254,21 @@ class ClockWatch:
         self._disagreeing = False
         self._lock = threading.Lock()
 
-    def check(self, gps_offset: float | None = None) -> list[ClockAlarm]:
+    @classmethod
+    def from_config(cls, clock: Clock, config: TimeConfig) -> ClockWatch:
+        return cls(clock, jump_threshold_s=config.jump_threshold_s, gps_threshold_s=config.gps_threshold_s)
+
+    def observe(self, moment: Moment) -> list[ClockAlarm]:
+        """Check with a Moment's own (wall, mono) pair and GPS offset."""
+        return self.check(moment.time.gps_offset_s, wall_ns=moment.wall_ns, mono_ns=moment.mono_ns)
+
+    def check(self, gps_offset: float | None = None, *, wall_ns: int | None = None,
+              mono_ns: int | None = None) -> list[ClockAlarm]:
+        """Alarms since the last call; pass a (wall, mono) pair read together, or the clock is read."""
         with self._lock:
-            wall, mono = self._clock.wall_ns(), self._clock.mono_ns()
+            if wall_ns is None or mono_ns is None:
+                wall_ns, mono_ns = self._clock.wall_ns(), self._clock.mono_ns()
+            wall, mono = wall_ns, mono_ns
             alarms: list[ClockAlarm] = []
             if self._last is not None:
                 drift = ((wall - self._last[0]) - (mono - self._last[1])) / 1e9

@@ -15,6 +15,7 @@ The files are the evidence; the index only makes look-ups cheap.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -60,7 +61,7 @@ class VaultFullError(VaultError):
 class Vault:
     """Owns the directory. Thread-safe; one writer (the Sealer) at a time."""
 
-    def __init__(self, path: Path, *, quota_bytes: int | None = None) -> None:
+    def __init__(self, path: Path, *, quota_bytes: int | None = None, exclusive: bool = True) -> None:
         self.path = Path(path)
         self.quota_bytes = quota_bytes
         self._lock = threading.Lock()
@@ -69,10 +70,24 @@ class Vault:
                 (self.path / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise VaultError(f"cannot create vault at {self.path}: {exc}") from exc
+        self._lock_fd: int | None = self._take_lock() if exclusive else None
         self._db = self._open_index()
         self._catch_up()
         self._usage = int(self._db.execute("SELECT COALESCE(SUM(media_size), 0) FROM items").fetchone()[0])
         self._closed = False
+
+    def _take_lock(self) -> int:
+        """One writer per vault: a second agent process would fork the chain."""
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise VaultError(f"vault {self.path} is in use by another agent process (pid {holder})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        return fd
 
     # -- index -------------------------------------------------------------------------------
     def _open_index(self) -> sqlite3.Connection:
@@ -221,3 +236,5 @@ class Vault:
         if not self._closed:
             self._closed = True
             self._db.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # releases the flock

@@ -24,7 +24,7 @@ from agent.model import GpsFix
 #: GPS, multi-constellation, GLONASS, BeiDou (both talker ids in use) and Galileo.
 ACCEPTED_TALKERS = frozenset({"GP", "GN", "GL", "BD", "GB", "GA"})
 MAX_LINE = 256  # NMEA says 82; real receivers overrun a little, nothing sane is longer
-_SENTENCE = re.compile(r"^[$!]([A-Z0-9]{2,12}),([\x20-\x7e]*)\*([0-9A-Fa-f]{2})$")
+_SENTENCE = re.compile(r"^[$!]([A-Z0-9]{2,12}),([^*$!]*)\*([0-9A-Fa-f]{2})$")  # one sentence, one '*'
 _PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
 
 
@@ -126,7 +126,7 @@ class NmeaParser:
         if len(text) > MAX_LINE or not _PRINTABLE.match(text) or text[0] not in "$!":
             return self._bad("junk")
         m = _SENTENCE.match(text)
-        if m is None or text.count("$") + text.count("!") != 1:
+        if m is None:  # truncated, no checksum, or two sentences (or junk) run together
             return self._bad("malformed")
         body = text[1 : text.index("*")]
         if nmea_checksum(body) != int(m.group(3), 16):
@@ -250,8 +250,6 @@ class NmeaParser:
         fix_time = self._fix_time(time)
         if fix_time is None:
             return Feed.OTHER  # a position without a date is not yet a recordable fix
-        if self._mode == 1:
-            self._mode = None  # an old GSA "no fix" must not veto a new valid position forever
         # Mode: only GSA says 3D; without it a position proves 2D and nothing more is claimed.
         mode = self._mode if self._mode in (2, 3) else 2
         prev = self._fix

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 
 from agent.clock import Clock, iso_utc
 from agent.model import GpsFix, GpsReading
@@ -33,6 +34,7 @@ class SimulatedGps:
         self._x = self._y = 0.0  # metres east / north of the centre
         self._heading = self._rng.uniform(0, 2 * math.pi)
         self._closed = False
+        self._lock = threading.Lock()  # moment() is called from several threads
 
     def _advance_to(self, steps: int) -> None:
         while self._steps < steps:  # one step per simulated second; deterministic for a seed
@@ -46,15 +48,17 @@ class SimulatedGps:
             self._steps += 1
 
     def reading(self) -> GpsReading:
-        if self._closed:
-            return GpsReading(fix=None, status="no gps")
-        elapsed_ns = max(0, self._clock.mono_ns() - self._start_mono)
-        self._advance_to(elapsed_ns // 1_000_000_000)
-        lat = self.lat0 + self._y / _M_PER_DEG_LAT
-        lon = self.lon0 + self._x / (_M_PER_DEG_LAT * math.cos(math.radians(self.lat0)))
+        with self._lock:
+            if self._closed:
+                return GpsReading(fix=None, status="no gps")
+            elapsed_ns = max(0, self._clock.mono_ns() - self._start_mono)
+            self._advance_to(elapsed_ns // 1_000_000_000)
+            x, y, steps = self._x, self._y, self._steps
+        lat = self.lat0 + y / _M_PER_DEG_LAT
+        lon = self.lon0 + x / (_M_PER_DEG_LAT * math.cos(math.radians(self.lat0)))
         wall = self._clock.wall_ns()
         age_ns = elapsed_ns % 1_000_000_000  # a fix every whole second, like a 1 Hz receiver
-        jitter = (self._steps * 7919) % 5  # small deterministic variation in quality
+        jitter = (steps * 7919) % 5  # small deterministic variation in quality
         fix = GpsFix(
             lat=lat, lon=lon, mode=3, fix_time=iso_utc(wall - age_ns), alt_m=self.alt_m + jitter * 0.3,
             hdop=round(0.8 + 0.1 * jitter, 2), satellites=8 + jitter, talker="sim",
@@ -62,4 +66,5 @@ class SimulatedGps:
         return GpsReading(fix=fix, status="ok", age_s=age_ns / 1e9)
 
     def close(self) -> None:
-        self._closed = True
+        with self._lock:
+            self._closed = True

@@ -70,3 +70,13 @@ def test_unwritable_vault_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(VaultError, match="cannot create vault"):
         Vault(blocker / "vault")
+
+
+def test_one_writer_per_vault(tmp_path: Path) -> None:
+    v = Vault(tmp_path / "v")
+    with pytest.raises(VaultError, match="in use by another agent process"):
+        Vault(tmp_path / "v")
+    reader = Vault(tmp_path / "v", exclusive=False)  # export/readers do not need the lock
+    reader.close()
+    v.close()
+    Vault(tmp_path / "v").close()  # released on close
