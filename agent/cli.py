@@ -243,8 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.set_defaults(func=cmd_reindex)
 
     from agent.gps import commands as gps_commands
+    from agent.install_system import register as register_install_system
 
     gps_commands.register(sub)
+    register_install_system(sub)
     return p
 
 

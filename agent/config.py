@@ -14,9 +14,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.capture.settings import CaptureConfig
+from agent.device_settings import GpioConfig
 from agent.errors import ConfigError
 from agent.gps.settings import GpsConfig
 from agent.timequality import TimeConfig
+from agent.uplink.settings import UplinkConfig
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 
@@ -47,6 +49,8 @@ class AgentConfig(_Section):
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
     gps: GpsConfig = Field(default_factory=GpsConfig)
     time: TimeConfig = Field(default_factory=TimeConfig)
+    uplink: UplinkConfig | None = Field(None, description="MQTT uplink; absent = local vault only.")
+    gpio: GpioConfig = Field(default_factory=GpioConfig)
 
 
 def _format(exc: ValidationError, source: str) -> str:

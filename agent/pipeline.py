@@ -38,8 +38,10 @@ class Subscription:
 class FrameHub:
     """Reads the camera on its own thread and hands every frame to each subscriber."""
 
-    def __init__(self, camera: CaptureBackend, *, on_error: Callable[[Exception], None] | None = None) -> None:
+    def __init__(self, camera: CaptureBackend, *, on_error: Callable[[Exception], None] | None = None,
+                 on_frame: Callable[[Frame], None] | None = None) -> None:
         self.camera = camera
+        self._on_frame = on_frame
         self._subs: list[Subscription] = []
         self._subs_lock = threading.Lock()
         self._stop = threading.Event()
@@ -77,6 +79,8 @@ class FrameHub:
                 frame = self.camera.read()
                 self._latest = frame
                 self.frames_read += 1
+                if self._on_frame is not None:
+                    self._on_frame(frame)  # cheap hooks only (watchdog heartbeat)
                 with self._subs_lock:
                     subs = list(self._subs)
                 for sub in subs:

@@ -8,6 +8,7 @@ whatever was sealed before a stop (Ctrl-C, SIGTERM) stays intact.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -16,16 +17,18 @@ from typing import Any
 from agent.capture.base import CaptureBackend, backend_class, encode_jpeg
 from agent.clock import Clock, SystemClock
 from agent.config import AgentConfig
+from agent.device import ButtonEvent, DeviceIO, TamperEvent
 from agent.errors import AgentError
 from agent.gps.provider import GpsProvider
 from agent.gps.settings import open_gps
-from agent.model import Moment, SealedItem
+from agent.model import Frame, Moment, SealedItem
 from agent.pipeline import FrameHub
 from agent.sealer import Sealer
 from agent.sensors import Sensors
 from agent.signing.keys import DeviceIdentity, load_identity
 from agent.timequality import ClockWatch, TimeQualityProbe
 from agent.vault import Vault, VaultFullError
+from agent.watchdog import SdNotifier, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +60,24 @@ class Agent:
         self.sensors = Sensors(self.clock, self.gps, TimeQualityProbe(self.clock, cfg.time))
         if camera is None:
             camera = backend_class(cfg.capture.backend)(cfg.capture.to_settings(), self.clock)
-        self.hub = FrameHub(camera, on_error=self._camera_failed)
+        self.watchdog = Watchdog(SdNotifier(), self.clock, stale_after_s=10)
+        self.hub = FrameHub(camera, on_error=self._camera_failed, on_frame=self._on_frame)
+        self._device_events: queue.Queue[TamperEvent | ButtonEvent | None] = queue.Queue()
+        self.device = DeviceIO(cfg.gpio, self.clock, on_tamper=self._device_events.put,
+                               on_button=self._device_events.put)
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
         self._closed = False
         self._vault_full = False
+        self._ready = False
         self.on_close: list[Callable[[], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         """Seal the restart record, then start the camera and the still schedule."""
         self.sealer.start(self.sensors.moment())
+        self._spawn("device-events", self._device_loop)
+        self.device.start()  # an enclosure found open at start is sealed as a tamper event
         self.hub.start()
         self._spawn("stills", self._still_loop)
         self._spawn("clock-watch", self._clock_loop)
@@ -95,7 +105,10 @@ class Agent:
                 hook()
             except Exception:
                 log.exception("close hook failed")
+        self.watchdog.close()
         self.hub.close()
+        self.device.close()
+        self._device_events.put(None)
         for t in self._threads:
             t.join(timeout=10)
         self.sensors.close()
@@ -138,6 +151,30 @@ class Agent:
                 log.error("still failed: %s", exc)
                 self.stats.errors.append(str(exc))
 
+    def _on_frame(self, frame: Frame) -> None:
+        self.watchdog.heartbeat()
+        if not self._ready:
+            self._ready = True
+            self.watchdog.ready(f"capturing {self.hub.camera.describe()}")
+            self.watchdog.start()
+
+    def _device_loop(self) -> None:
+        """Tamper switch and button events arrive on gpiozero's threads; seal them here."""
+        while (ev := self._device_events.get()) is not None:
+            try:
+                moment = replace(self.sensors.moment(), wall_ns=ev.wall_ns, mono_ns=ev.mono_ns)
+                if isinstance(ev, TamperEvent):
+                    log.warning("enclosure tamper switch: %s", ev.state)
+                    self.sealer.seal("tamper", moment, extra=ev.as_extra())
+                elif ev.action == "snapshot":
+                    self.take_still("button")
+                else:
+                    self.sealer.seal("mark", moment, extra={"source": "button", "pin": ev.pin,
+                                                            "note": "button pressed at the device"})
+            except AgentError as exc:
+                log.error("could not seal device event %s: %s", ev, exc)
+                self.stats.errors.append(str(exc))
+
     def _clock_loop(self) -> None:
         """Clock jumps and GPS/system disagreement become sealed events (and, with an uplink, alerts)."""
         watch = ClockWatch.from_config(self.clock, self.cfg.time)
@@ -153,6 +190,7 @@ class Agent:
 
     def _camera_failed(self, exc: Exception) -> None:
         self.stats.errors.append(str(exc))
+        self.device.set_error(True)
         try:
             self.sealer.seal("event", self.sensors.moment(),
                              extra={"type": "camera_failed", "phase": "onset", "details": str(exc)})

@@ -19,7 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 import agent
-from agent.clock import boot_id, iso_utc
+from agent.clock import Clock, SystemClock, boot_id, iso_utc
 from agent.model import Moment, SealedItem
 from agent.signing.keys import DeviceIdentity
 from agent.signing.records import GENESIS_PREV, RECORD_VERSION, sign_record
@@ -50,8 +50,9 @@ class Sealer:
     """Signs and stores evidence; thread-safe, one chain per device."""
 
     def __init__(self, vault: Vault, identity: DeviceIdentity, *, device_id: str, site_id: str,
-                 listeners: Iterable[Listener] = ()) -> None:
+                 listeners: Iterable[Listener] = (), clock: Clock | None = None) -> None:
         self.vault = vault
+        self.clock = clock or SystemClock()
         self.identity = identity
         self.device_id = device_id
         self.site_id = site_id
@@ -105,6 +106,7 @@ class Sealer:
             self.vault.check_room(size)
             media_info = {"sha256": digest, "size": size, "type": media_type}
         with self._lock:
+            sealed_wall = self.clock.wall_ns()
             seq = self._next_seq
             if media_info is not None:
                 media_info["name"] = f"{seq:012d}.{kind}.{ext}"
@@ -115,6 +117,9 @@ class Sealer:
                 "seq": seq,
                 "kind": kind,
                 "captured": {**moment_record(moment), "boot_id": self._boot},
+                # Sealing order is the chain's order; capture times of concurrent sources may interleave.
+                "sealed": {"wall": iso_utc(sealed_wall), "wall_us": sealed_wall // 1000,
+                           "mono_us": self.clock.mono_ns() // 1000},
                 "time": moment.time.as_record(),
                 "gps": moment.gps.as_record(),
                 "media": media_info,

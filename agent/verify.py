@@ -237,12 +237,17 @@ def _check_sequence(src: EvidenceSource, items: list[CheckedItem], report: Repor
 
 
 def _check_time(prev: CheckedItem, cur: CheckedItem, report: Report) -> None:
+    """Within one boot the sealing clock only moves forward; capture times may interleave (queues)."""
     a, b = prev.record["captured"], cur.record["captured"]
     if a.get("boot_id") != b.get("boot_id"):
         report.problem(_where(cur), "boot changed without a restart record")
-    elif int(b["mono_us"]) < int(a["mono_us"]):
-        report.problem(_where(cur), "monotonic capture time runs backwards (reordered)")
-    elif int(b["wall_us"]) + 1_000_000 < int(a["wall_us"]):
+        return
+    sa, sb = prev.record.get("sealed"), cur.record.get("sealed")
+    if not isinstance(sa, dict) or not isinstance(sb, dict):
+        report.problem(_where(cur), "record has no sealing time")
+    elif int(sb["mono_us"]) < int(sa["mono_us"]):
+        report.problem(_where(cur), "sealed before the previous item on the monotonic clock (reordered)")
+    elif int(sb["wall_us"]) + 1_000_000 < int(sa["wall_us"]):
         report.warn(_where(cur), "wall clock stepped back by more than 1 s since the previous record")
 
 

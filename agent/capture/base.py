@@ -147,13 +147,33 @@ class CaptureBackend:
     def _close(self) -> None:
         raise NotImplementedError
 
-    def _pace(self, deadline_mono_ns: int) -> None:
-        """Wait until ``deadline_mono_ns`` on the injected clock, or until close() is called."""
-        delay = (deadline_mono_ns - self.clock.mono_ns()) / 1e9
+    def _pace(self, pacer: Pacer) -> None:
+        """Wait for the pacer's next slot on the injected clock, or until close() is called."""
+        delay = pacer.delay_s(self.clock.mono_ns())
         if delay > 0:
             self._closing.wait(min(delay, 10.0))
         if self._closing.is_set():
             raise CaptureError(f"{self.name} capture closed while waiting for a frame")
+
+
+class Pacer:
+    """Frame slots at a fixed rate. A consumer that falls behind gets the next frame at once and the
+    schedule restarts from now: like a live camera, a slow reader never causes a catch-up burst."""
+
+    def __init__(self, fps: float) -> None:
+        self.period_ns = max(1, int(1e9 / fps))
+        self._next_ns: int | None = None
+
+    def reset(self) -> None:
+        self._next_ns = None
+
+    def delay_s(self, now_ns: int) -> float:
+        """Seconds to wait before the next frame (0 when due), and book that slot."""
+        if self._next_ns is None or now_ns - self._next_ns > self.period_ns:
+            self._next_ns = now_ns
+        delay = (self._next_ns - now_ns) / 1e9
+        self._next_ns += self.period_ns
+        return max(0.0, delay)
 
 
 def encode_jpeg(frame: Frame, quality: int = 90) -> bytes:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import cv2
 
-from agent.capture.base import CaptureBackend, CaptureSettings, EndOfStream
+from agent.capture.base import CaptureBackend, CaptureSettings, EndOfStream, Pacer
 from agent.clock import Clock
 from agent.errors import CaptureError
 from agent.model import Frame
@@ -53,8 +53,8 @@ class OpenCVBackend(CaptureBackend):
         self.kind, self.target = classify_source(settings.source)
         self._cap: Any = None
         self._index = 0
-        self._file_index = 0  # frames read since the file (re)started, for pacing
-        self._start_mono = 0
+        self._file_index = 0  # frames read since the file (re)started
+        self._pacer: Pacer | None = None
         self.source_fps: float = 0.0
 
     def describe(self) -> str:
@@ -89,7 +89,7 @@ class OpenCVBackend(CaptureBackend):
         self._cap = cap
         self._index = 0
         self._file_index = 0
-        self._start_mono = self.clock.mono_ns()
+        self._pacer = Pacer(self.source_fps)
 
     def _close(self) -> None:
         if self._cap is not None:
@@ -98,13 +98,12 @@ class OpenCVBackend(CaptureBackend):
 
     def _read(self) -> Frame:
         assert self._cap is not None
-        if self.kind == "file" and self.settings.realtime:
-            self._pace(self._start_mono + int(self._file_index * 1e9 / self.source_fps))
+        if self.kind == "file" and self.settings.realtime and self._pacer is not None:
+            self._pace(self._pacer)
         ok, image = self._cap.read()
         if not ok and self.kind == "file" and self.settings.loop and self._file_index > 0:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             self._file_index = 0
-            self._start_mono = self.clock.mono_ns()
             ok, image = self._cap.read()
         if not ok or image is None:
             if self.kind == "file":

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from agent.capture.base import CaptureBackend, CaptureSettings
+from agent.capture.base import CaptureBackend, CaptureSettings, Pacer
 from agent.clock import Clock, iso_utc
 from agent.model import Frame
 
@@ -29,7 +29,7 @@ class SyntheticBackend(CaptureBackend):
     def __init__(self, settings: CaptureSettings, clock: Clock) -> None:
         super().__init__(settings, clock)
         self._index = 0
-        self._start_mono = 0
+        self._pacer = Pacer(settings.fps)
         self._background: npt.NDArray[np.uint8] | None = None
         rng = np.random.default_rng(settings.seed)
         self._box_colour = tuple(int(c) for c in rng.integers(40, 256, size=3))
@@ -44,7 +44,7 @@ class SyntheticBackend(CaptureBackend):
     def _open(self) -> None:
         self._background = self._make_background()
         self._index = 0
-        self._start_mono = self.clock.mono_ns()
+        self._pacer.reset()
 
     def _close(self) -> None:
         self._background = None
@@ -52,7 +52,7 @@ class SyntheticBackend(CaptureBackend):
     def _read(self) -> Frame:
         assert self._background is not None
         if self.settings.realtime:
-            self._pace(self._start_mono + int(self._index * 1e9 / self.settings.fps))
+            self._pace(self._pacer)
         wall, mono = self.clock.wall_ns(), self.clock.mono_ns()
         image = self.render(self._index, wall)
         frame = Frame(image=image, index=self._index, wall_ns=wall, mono_ns=mono)

@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from agent.capture import BACKENDS, CaptureSettings, backend_class, open_backend
+from agent.capture.base import Pacer
 from agent.capture.settings import CaptureConfig
 from agent.clock import ManualClock
 from agent.errors import CaptureError
@@ -54,3 +55,13 @@ def test_config_rejects_unknown_keys_and_bad_values() -> None:
 
 def test_every_config_field_is_described() -> None:
     assert all(f.description for f in CaptureConfig.model_fields.values())
+
+
+def test_pacer_keeps_rate_and_never_bursts() -> None:
+    p = Pacer(10)  # 100 ms slots
+    assert p.delay_s(0) == 0.0  # first frame at once
+    assert p.delay_s(0) == pytest.approx(0.1)  # next slot
+    assert p.delay_s(150_000_000) == pytest.approx(0.05)  # slot at 200 ms
+    # the reader stalls for a second: one frame at once, then the rate again, no burst of ten
+    assert p.delay_s(1_500_000_000) == 0.0
+    assert p.delay_s(1_500_000_000) == pytest.approx(0.1)

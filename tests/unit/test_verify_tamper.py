@@ -61,7 +61,7 @@ def test_flipped_media_byte(filled: Path) -> None:
 
 
 @pytest.mark.parametrize("field,value", [
-    ("seq", 99), ("kind", "event"), ("site_id", "elsewhere"), ("captured", {"wall": "x"}),
+    ("seq", 99), ("kind", "event"), ("sealed", {"mono_us": 1}), ("site_id", "elsewhere"), ("captured", {"wall": "x"}),
     ("gps", {"fix": "3d", "lat": 1.0, "lon": 2.0}), ("media", None), ("prev", "0" * 64), ("extra", {"i": 7}),
     ("time", {"source": "gps", "synced": True, "est_error_s": 0, "gps_offset_s": 0}),
 ])

@@ -1,0 +1,1 @@
+"""MQTT uplink: durable outbox, broker link, officer commands and live view."""

@@ -1,0 +1,71 @@
+"""The running agent with its edges: GPIO through gpiozero's MockFactory, systemd notify over a real socket."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from agent.config import parse_config
+from agent.runtime import Agent
+from agent.signing.keys import init_identity
+from agent.verify import verify
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def make_agent(tmp_path: Path, **sections: object) -> Agent:
+    init_identity(tmp_path / "keys", "cam-1", "Test Enterprise")
+    cfg = parse_config({"device": {"id": "cam-1"}, "identity": {"key_dir": str(tmp_path / "keys")},
+                        "vault": {"path": str(tmp_path / "vault")},
+                        "capture": {"width": 160, "height": 120, "fps": 20, "still_interval_s": 0.3},
+                        **sections})
+    return Agent(cfg)
+
+
+def test_tamper_switch_and_button_are_sealed(tmp_path: Path) -> None:
+    agent = make_agent(tmp_path, gpio={"enabled": True, "pin_factory": "mock", "button_action": "mark"})
+    factory = MockFactory()
+    agent.device._factory = factory  # drive the same mock pins the agent uses
+    try:
+        agent.start()
+        kinds = lambda: [r.kind for r in agent.vault.rows()]  # noqa: E731
+        wait_for(lambda: "tamper" in kinds())  # pull-up, switch released: enclosure open at start
+        tamper_pin = factory.pin(agent.cfg.gpio.tamper_switch)
+        tamper_pin.drive_low()  # lid closed
+        tamper_pin.drive_high()  # opened again
+        factory.pin(agent.cfg.gpio.button).drive_low()
+        wait_for(lambda: kinds().count("tamper") >= 3 and "mark" in kinds())
+    finally:
+        agent.close()
+    report = verify(tmp_path / "vault")
+    assert report.kinds["tamper"] >= 3 and report.kinds["mark"] == 1
+
+
+def test_watchdog_ready_and_keepalives_reach_systemd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sock_path = tmp_path / "notify.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(sock_path))
+    server.settimeout(10)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(sock_path))
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    agent = make_agent(tmp_path)
+    try:
+        agent.start()
+        got: list[str] = []
+        while not any("WATCHDOG=1" in g for g in got):
+            got.append(server.recv(4096).decode())
+        assert any("READY=1" in g for g in got)
+    finally:
+        agent.close()
+        server.close()
+    assert verify(tmp_path / "vault").ok
