@@ -32,21 +32,30 @@ def _install_signal_handlers(stop: object) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def _run_agent(cfg: AgentConfig, seconds: float | None, quiet: bool = False) -> int:
+def _run_agent(cfg: AgentConfig, seconds: float | None, drain_timeout: float | None = None) -> int:
+    """Run until the time is up or a signal; with ``drain_timeout``, wait for the uplink to deliver everything."""
     from agent.runtime import Agent
 
     agent = Agent(cfg)
     _install_signal_handlers(agent)
+    drained = True
     try:
         agent.start()
         agent.run(seconds)
+        if drain_timeout is not None and agent.uplink is not None:
+            agent.stop_capture()
+            print(f"capture stopped; waiting up to {drain_timeout:g} s for the broker to acknowledge everything")
+            drained = agent.drain(drain_timeout)
+            stats = agent.uplink.outbox.stats()
+            print(f"uplink: {'all delivered' if drained else 'NOT all delivered'} ({stats})")
     finally:
         agent.close()
-    if not quiet:
-        kinds = ", ".join(f"{n} {k}" for k, n in sorted(agent.stats.sealed.items()))
-        print(f"sealed {sum(agent.stats.sealed.values())} items ({kinds}) into {cfg.vault.path}")
-        if agent.stats.last is not None:
-            print(f"last: seq {agent.stats.last.seq} {agent.stats.last.kind} {agent.stats.last.record_hash}")
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(agent.stats.sealed.items()))
+    print(f"sealed {sum(agent.stats.sealed.values())} items ({kinds}) into {cfg.vault.path}")
+    if agent.stats.last is not None:
+        print(f"last: seq {agent.stats.last.seq} {agent.stats.last.kind} {agent.stats.last.record_hash}")
+    if not drained:
+        return 1
     return 1 if agent.stats.errors and not agent.stats.sealed else 0
 
 
@@ -55,26 +64,47 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     vault = Path(args.vault).resolve()
     keys = Path(args.keys).resolve() if args.keys else vault.with_name(vault.name + "-keys")
-    cfg = parse_config({
+    settings: dict[str, object] = {
         "device": {"id": args.device_id, "site_id": args.site_id},
         "identity": {"key_dir": str(keys)},
         "vault": {"path": str(vault)},
         "capture": {"backend": "synthetic", "width": 640, "height": 360, "fps": 10,
                     "still_interval_s": args.still_interval},
         "gps": {"source": "simulated"},
-    }, "demo")
+    }
+    if args.broker:
+        settings["uplink"] = _demo_uplink(args, vault, keys)
+    cfg = parse_config(settings, "demo")
     if not (keys / KEY_FILE).exists():
         init_identity(keys, cfg.device.id, cfg.device.organization)
         print(f"created device identity in {keys} (development CA)")
     print(f"demo: device {cfg.device.id} at site {cfg.device.site_id}, synthetic camera, simulated GPS, "
           f"{args.seconds:g} s into {vault}")
-    rc = _run_agent(cfg, args.seconds)
+    rc = _run_agent(cfg, args.seconds, args.drain_timeout if args.broker else None)
     from agent.verify import check
 
     report = check(vault)
     print(f"verify: {'OK' if report.ok else 'FAILED'} — {report.items} items, "
           f"{len(report.problems)} problems (run `evidence-agent verify {vault}` for details)")
     return rc if report.ok else 1
+
+
+def _demo_uplink(args: argparse.Namespace, vault: Path, keys: Path) -> dict[str, object]:
+    """``--broker mqtt://host:port`` (plain, local) or ``mqtts://`` (mutual TLS with the device key)."""
+    from agent.signing.keys import CERT_FILE, KEY_FILE
+    from agent.uplink.settings import BrokerUrl
+
+    url = BrokerUrl.parse(args.broker)
+    mqtt: dict[str, object] = {"broker": args.broker, "client_id": args.device_id}
+    if url.tls:
+        if not args.broker_ca:
+            raise ConfigError("--broker mqtts://... needs --broker-ca FILE (the broker's CA certificate)")
+        mqtt["tls"] = {"ca_file": str(Path(args.broker_ca).resolve()), "cert_file": str(keys / CERT_FILE),
+                       "key_file": str(keys / KEY_FILE)}
+    return {"enabled": True, "mqtt": mqtt, "outbox_path": str(vault.with_name(vault.name + "-outbox.sqlite")),
+            "require_subscriber": not args.no_subscriber_ok,
+            "commands": {"trust_dir": str(Path(args.officers).resolve()) if args.officers else
+                         str(vault.with_name(vault.name + "-officers"))}}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -196,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device-id", default="demo-device")
     d.add_argument("--site-id", default="demo-site")
     d.add_argument("--still-interval", type=float, default=2.0, help="seconds between stills (default 2)")
+    d.add_argument("--broker", help="publish to an MQTT broker: mqtt://host:port (plain) or mqtts://host:port (TLS)")
+    d.add_argument("--broker-ca", help="CA certificate of an mqtts:// broker")
+    d.add_argument("--drain-timeout", type=float, default=60.0,
+                   help="with --broker: seconds to wait for everything to be delivered (default 60); exit 1 if not")
+    d.add_argument("--officers", help="folder of trusted officer certificates (default: <vault>-officers)")
+    d.add_argument("--no-subscriber-ok", action="store_true",
+                   help="count a publish with no subscriber (no ingest running) as delivered")
     d.set_defaults(func=cmd_demo)
 
     r = sub.add_parser("run", help="run as a service from a config file")

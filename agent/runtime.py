@@ -12,7 +12,8 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from agent.capture.base import CaptureBackend, backend_class, encode_jpeg
 from agent.clock import Clock, SystemClock
@@ -29,6 +30,12 @@ from agent.signing.keys import DeviceIdentity, load_identity
 from agent.timequality import ClockWatch, TimeQualityProbe
 from agent.vault import Vault, VaultFullError
 from agent.watchdog import SdNotifier, Watchdog
+
+if TYPE_CHECKING:
+    from agent.uplink.commands import CommandRequest
+    from agent.uplink.device_commands import DeviceCommandService
+    from agent.uplink.service import Uplink
+    from agent.uplink.settings import UplinkConfig
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,10 @@ class Agent:
         self._device_events: queue.Queue[TamperEvent | ButtonEvent | None] = queue.Queue()
         self.device = DeviceIO(cfg.gpio, self.clock, on_tamper=self._device_events.put,
                                on_button=self._device_events.put)
+        self.uplink: Uplink | None = None
+        self.commands: DeviceCommandService | None = None
+        if cfg.uplink is not None and cfg.uplink.enabled:
+            self._build_uplink(cfg.uplink)
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -72,10 +83,26 @@ class Agent:
         self._ready = False
         self.on_close: list[Callable[[], None]] = []
 
+    def _build_uplink(self, ucfg: UplinkConfig) -> None:
+        from agent.uplink.device_commands import DeviceCommandService
+        from agent.uplink.service import Uplink
+
+        self.uplink = Uplink(ucfg, site_id=self.cfg.device.site_id, device_id=self.cfg.device.id,
+                             vault_dir=self.vault.path, status=self.health, clock=self.clock)
+        self.sealer.add_listener(self.uplink.on_sealed)  # before start(): the restart record goes out too
+        self.commands = DeviceCommandService(
+            self.uplink.link, self.uplink.topics, self.identity, self.clock, commands=ucfg.commands,
+            live=ucfg.live, frames=self.hub, moment=self.sensors.moment, seal=self.sealer.seal,
+            replay_path=Path(ucfg.outbox_path).parent / "replay.sqlite", snapshot=self._snapshot_command,
+            status=self.health, selftest=self._selftest_command, on_live=self.device.set_live)
+
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         """Seal the restart record, then start the camera and the still schedule."""
         self.sealer.start(self.sensors.moment())
+        if self.uplink is not None and self.commands is not None:
+            self.commands.start()
+            self.uplink.start()
         self._spawn("device-events", self._device_loop)
         self.device.start()  # an enclosure found open at start is sealed as a tamper event
         self.hub.start()
@@ -94,23 +121,37 @@ class Agent:
     def stop(self) -> None:
         self.stop_event.set()
 
-    def close(self) -> None:
-        """Stop everything and join every thread; safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
+    def stop_capture(self) -> None:
+        """Stop producing evidence (camera, stills, device events); the uplink keeps draining."""
         self.stop_event.set()
         for hook in reversed(self.on_close):
             try:
                 hook()
             except Exception:
                 log.exception("close hook failed")
+        self.on_close.clear()
+        if self.commands is not None:
+            self.commands.close()  # ends live sessions and seals them
         self.watchdog.close()
         self.hub.close()
         self.device.close()
         self._device_events.put(None)
         for t in self._threads:
             t.join(timeout=10)
+        self._threads.clear()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait for everything sealed to be acknowledged by the broker; True without an uplink."""
+        return True if self.uplink is None else self.uplink.drain(timeout)
+
+    def close(self) -> None:
+        """Stop everything and join every thread; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self.stop_capture()
+        if self.uplink is not None:
+            self.uplink.close()
         self.sensors.close()
         self.vault.close()
 
@@ -150,6 +191,31 @@ class Agent:
             except AgentError as exc:
                 log.error("still failed: %s", exc)
                 self.stats.errors.append(str(exc))
+
+    def health(self) -> dict[str, Any]:
+        """Status for the retained MQTT status topic and the officer's `status` command."""
+        moment = self.sensors.moment()
+        last = self.stats.last
+        return {
+            "gps": moment.gps.as_record(), "clock": moment.time.as_record(),
+            "camera": {"source": self.hub.camera.describe(), "frames": self.hub.frames_read,
+                       "error": None if self.hub.error is None else str(self.hub.error)},
+            "vault": {"items": self.vault.count(), "media_bytes": self.vault.usage_bytes(),
+                      "quota_bytes": self.vault.quota_bytes, "full": self._vault_full},
+            "last_item": None if last is None else {"seq": last.seq, "kind": last.kind, "hash": last.record_hash},
+        }
+
+    def _snapshot_command(self, request: CommandRequest) -> dict[str, Any]:
+        item = self.take_still("officer", extra={"officer": request.officer, "nonce": request.nonce})
+        if item is None:
+            raise AgentError("no camera frame available yet")
+        return {"seq": item.seq, "record_hash": item.record_hash, "media": item.record["media"]}
+
+    def _selftest_command(self) -> dict[str, Any]:
+        from agent.selftest_cmd import selftest_in_agent
+
+        record: dict[str, Any] = selftest_in_agent(self).as_record()
+        return record
 
     def _on_frame(self, frame: Frame) -> None:
         self.watchdog.heartbeat()

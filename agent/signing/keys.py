@@ -28,6 +28,12 @@ CERT_FILE = "device.pem"
 CA_FILE = "ca.pem"
 CA_KEY_FILE = "ca.key"
 CSR_FILE = "device.csr"
+DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+# emailProtection: the EKU c2pa-python 0.38 accepts out of the box (documentSigning alone is refused,
+# measured); documentSigning: what the issue and C2PA 2.x name; clientAuth: the same key authenticates
+# the device to the customs broker over mutual TLS (Mosquitto refuses a client certificate without it).
+DEVICE_EKUS: tuple[x509.ObjectIdentifier, ...] = (
+    ExtendedKeyUsageOID.EMAIL_PROTECTION, DOCUMENT_SIGNING, ExtendedKeyUsageOID.CLIENT_AUTH)
 
 
 def key_id_of(public_key: ec.EllipticCurvePublicKey) -> str:
@@ -118,9 +124,10 @@ def make_ca(common_name: str, organization: str,
 def issue_leaf(
     ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, subject: x509.Name,
     public_key: ec.EllipticCurvePublicKey, days: int = 825,
-    eku: tuple[x509.ObjectIdentifier, ...] = (ExtendedKeyUsageOID.EMAIL_PROTECTION,),
+    eku: tuple[x509.ObjectIdentifier, ...] | None = None,
 ) -> x509.Certificate:
-    """A signing leaf. emailProtection EKU: the one c2pa-python accepts out of the box (DESIGN-NOTES §2)."""
+    """A device leaf; see DEVICE_EKUS for why it carries three extended key usages."""
+    eku = DEVICE_EKUS if eku is None else eku
     now = _now()
     return (
         x509.CertificateBuilder()

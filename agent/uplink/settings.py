@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.errors import ConfigError
+from agent.uplink.settings_commands import CommandsConfig, LiveConfig
 
 MQTT_MAX_PACKET = 268_435_455  # protocol limit when the broker states none
 
@@ -109,6 +110,8 @@ class UplinkConfig(BaseModel):
     # "No matching subscribers" (0x10) is a success code; for evidence it means nobody will store it.
     require_subscriber: bool = True
     retry_after_s: float = Field(5.0, gt=0)  # back off this long after a retryable refusal
+    commands: CommandsConfig = Field(default_factory=CommandsConfig)  # signed officer commands
+    live: LiveConfig = Field(default_factory=LiveConfig)  # live view bounds
 
     @classmethod
     def for_broker(cls, broker: str, *, client_id: str, outbox_path: Path, tls: TlsConfig | None = None,

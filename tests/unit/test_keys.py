@@ -76,3 +76,13 @@ def test_missing_or_garbage_key_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / CERT_FILE).write_text("garbage")
     with pytest.raises(SigningError, match="not a readable"):
         load_identity(tmp_path)
+
+
+def test_device_leaf_serves_c2pa_and_mutual_tls(key_dir: Path) -> None:
+    import subprocess
+
+    eku = list(load_identity(key_dir).cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    assert ExtendedKeyUsageOID.CLIENT_AUTH in eku and x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36") in eku
+    res = subprocess.run(["openssl", "verify", "-purpose", "sslclient", "-CAfile", str(key_dir / CA_FILE),
+                          str(key_dir / CERT_FILE)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr

@@ -1,0 +1,1 @@
+"""Customs-side tools: `evidence-officer` (ingest, live, cmd, keys)."""

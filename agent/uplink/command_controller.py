@@ -1,0 +1,266 @@
+"""Device-side command controller: verify, validate arguments, dispatch to injected callables, reply.
+
+Replies are signed by the device (``typ`` ``evidence-reply/1``) and carry the certificate chain, so the
+officer knows the answer — and a live session's parameters — came from the device and not the broker.
+Every failure becomes an error reply on the MQTT v5 response topic (with the request's correlation data)
+and a log line; nothing an officer sends can crash the controller.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.clock import Clock
+from agent.errors import AgentError, CommandError, VerificationError
+from agent.model import Moment, SealedItem
+from agent.uplink.commands import CommandRejected, CommandRequest, CommandVerifier, canonical
+
+log = logging.getLogger(__name__)
+
+REPLY_TYP: Final = "evidence-reply/1"
+_REPLY_TOPIC = re.compile(r"^officer/[A-Za-z0-9][A-Za-z0-9._-]{0,63}/reply(/[A-Za-z0-9._-]{1,64}){0,4}$")
+
+
+class DeviceSigner(Protocol):
+    """What the controller needs of agent.signing.keys.DeviceIdentity."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+    def chain_der(self) -> list[bytes]: ...
+
+
+# --------------------------------------------------------------------------- argument models
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class NoArgs(_Args):
+    pass
+
+
+class MarkArgs(_Args):
+    note: str = Field(min_length=1, max_length=2000)
+
+
+class LiveStartArgs(_Args):
+    width: int | None = Field(default=None, ge=16, le=8192)
+    height: int | None = Field(default=None, ge=16, le=8192)
+    fps: int | float | None = Field(default=None, gt=0, le=240)
+    quality: int | None = Field(default=None, ge=1, le=100)
+    seconds: int | float | None = Field(default=None, gt=0, le=86_400)
+
+
+class LiveSessionArgs(_Args):
+    session: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+ARG_MODELS: Final[dict[str, type[_Args]]] = {
+    "snapshot": NoArgs, "status": NoArgs, "selftest": NoArgs, "mark": MarkArgs,
+    "live.start": LiveStartArgs, "live.stop": LiveSessionArgs, "live.keepalive": LiveSessionArgs,
+}
+
+Handler = Callable[[CommandRequest, Any], Mapping[str, Any]]
+ReplyPublisher = Callable[[str, bytes, "bytes | None"], None]
+
+
+# --------------------------------------------------------------------------- signed replies
+
+
+def sign_object(signer: DeviceSigner, body: Mapping[str, Any]) -> bytes:
+    """``{"alg","key_id","sig","x5c","body"}`` as compact JSON bytes."""
+    sig = signer.sign(canonical(body))
+    return canonical({"alg": "ES256", "key_id": signer.key_id, "sig": base64.b64encode(sig).decode(),
+                      "x5c": [base64.b64encode(c).decode() for c in signer.chain_der()], "body": dict(body)})
+
+
+def verify_device_object(wire: Mapping[str, Any], *, typ: str, device: str,
+                         trusted_cas: list[x509.Certificate] | None = None) -> tuple[dict[str, Any], x509.Certificate]:
+    """Check a device-signed object; returns (body, leaf). Raises VerificationError naming the problem.
+
+    With ``trusted_cas`` the x5c chain must lead to one of them; without, the leaf is only
+    checked to name ``device`` (trust on first use — the caller should pin it).
+    """
+    try:
+        body, sig = wire["body"], base64.b64decode(wire["sig"], validate=True)
+        chain = [x509.load_der_x509_certificate(base64.b64decode(c, validate=True)) for c in wire["x5c"]]
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise VerificationError(f"malformed signed object: {exc}") from None
+    if not isinstance(body, dict) or body.get("typ") != typ or not chain:
+        raise VerificationError(f"not a {typ} object with a certificate chain")
+    leaf = chain[0]
+    cns = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    if not cns or cns[0].value != device or body.get("device") != device:
+        raise VerificationError(f"signed by {cns[0].value if cns else '?'!r}, expected device {device!r}")
+    key = leaf.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise VerificationError("device certificate key is not ECDSA")
+    try:
+        key.verify(sig, canonical(body), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise VerificationError(f"{typ} signature does not match") from None
+    if trusted_cas is not None:
+        check_chain(chain, trusted_cas)
+    return body, leaf
+
+
+def check_chain(chain: list[x509.Certificate], trusted: list[x509.Certificate]) -> None:
+    """Each certificate issued by the next, the last issued by (or equal to) a trusted CA."""
+    try:
+        for child, parent in itertools.pairwise(chain):
+            child.verify_directly_issued_by(parent)
+        last = chain[-1]
+        if any(last == ca for ca in trusted):
+            return
+        for ca in trusted:
+            try:
+                last.verify_directly_issued_by(ca)
+                return
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise VerificationError(f"device certificate chain is broken: {exc}") from None
+    raise VerificationError("device certificate chain does not lead to a trusted CA")
+
+
+# --------------------------------------------------------------------------- controller
+
+
+@dataclass
+class CommandController:
+    """Verifies each message, dispatches it to ``handlers[command]`` and publishes a signed reply."""
+
+    device_id: str
+    verifier: CommandVerifier
+    signer: DeviceSigner
+    clock: Clock
+    publish: ReplyPublisher
+    handlers: dict[str, Handler] = field(default_factory=dict)
+
+    def on_message(self, msg: Any) -> None:
+        """Handler for ``MqttLink.subscribe(topics.cmd, ...)`` (an ``Inbound``: payload, response topic,
+        correlation data); a raw paho ``MQTTMessage`` works too."""
+        if hasattr(msg, "response_topic"):
+            self.handle(bytes(msg.payload), msg.response_topic, msg.correlation_data)
+            return
+        props = getattr(msg, "properties", None)
+        self.handle(bytes(msg.payload), getattr(props, "ResponseTopic", None),
+                    getattr(props, "CorrelationData", None))
+
+    def handle(self, payload: bytes, response_topic: str | None = None,
+               correlation: bytes | None = None) -> dict[str, Any]:
+        """Process one command; never raises. Returns the reply body (also published when possible)."""
+        request: CommandRequest | None = None
+        try:
+            request = self.verifier.verify(payload)
+            result = self._dispatch(request)
+            body = self._reply(request, True, result=dict(result))
+            log.info("command %s from %s accepted (nonce %s)", request.command, request.officer,
+                     request.nonce[:12])
+        except CommandRejected as exc:
+            body = self._reply(request, False, error=exc, payload=payload)
+            log.warning("command rejected: %s [officer=%s topic=%s]", exc,
+                        request.officer if request else body.get("officer", "?"), response_topic)
+        except Exception as exc:  # a command must never take the device down
+            log.exception("command handler crashed")
+            body = self._reply(request, False, error=CommandRejected("failed", type(exc).__name__), payload=payload)
+        self._send(body, response_topic, correlation)
+        return body
+
+    def _dispatch(self, request: CommandRequest) -> Mapping[str, Any]:
+        handler = self.handlers.get(request.command)
+        if handler is None:
+            raise CommandRejected("unknown_command", f"{request.command!r} is not supported by this device")
+        try:
+            args = ARG_MODELS[request.command].model_validate(dict(request.args))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "args"
+            raise CommandRejected("bad_args", f"{where}: {first.get('msg')}") from None
+        try:
+            return handler(request, args)
+        except CommandRejected:
+            raise
+        except CommandError as exc:
+            raise CommandRejected("bad_args", str(exc)) from None
+        except AgentError as exc:
+            raise CommandRejected("failed", str(exc)) from None
+
+    def _reply(self, request: CommandRequest | None, ok: bool, *, result: dict[str, Any] | None = None,
+               error: CommandRejected | None = None, payload: bytes = b"") -> dict[str, Any]:
+        claimed = _claimed_fields(payload) if request is None else {}
+        return {
+            "typ": REPLY_TYP, "device": self.device_id, "ok": ok,
+            "command": request.command if request else claimed.get("command"),
+            "nonce": request.nonce if request else claimed.get("nonce"),
+            "officer": request.officer if request else claimed.get("officer"),
+            "time_ms": self.clock.wall_ns() // 1_000_000,
+            "result": result,
+            "error": None if error is None else {"code": error.code, "message": error.detail[:300]},
+        }
+
+    def _send(self, body: dict[str, Any], topic: str | None, correlation: bytes | None) -> None:
+        if not topic:
+            log.info("no response topic: reply not sent (%s)", "ok" if body["ok"] else body["error"]["code"])
+            return
+        if not _REPLY_TOPIC.match(topic):
+            log.warning("refusing to reply on %r: not an officer reply topic", topic[:120])
+            return
+        try:
+            self.publish(topic, sign_object(self.signer, body), correlation)
+        except Exception:  # publishing a reply must not crash the command path
+            log.exception("could not publish reply on %s", topic)
+
+
+def _claimed_fields(payload: bytes) -> dict[str, str]:
+    """Best-effort, unverified fields of a rejected command, only to help the officer correlate."""
+    import json
+
+    try:
+        body = json.loads(payload)["body"]
+        return {k: body[k][:64] for k in ("command", "nonce", "officer")
+                if isinstance(body.get(k), str)}
+    except Exception:  # anything unparsable simply has no claimed fields
+        return {}
+
+
+# --------------------------------------------------------------------------- stock handlers
+
+
+def mark_handler(seal: Callable[..., SealedItem], moment: Callable[[], Moment]) -> Handler:
+    """``mark``: seal the officer's note, with the officer's signed command itself, as kind "mark"."""
+
+    def handle(request: CommandRequest, args: MarkArgs) -> Mapping[str, Any]:
+        item = seal("mark", moment(), extra={
+            "note": args.note, "officer": request.officer, "officer_key_id": request.key_id,
+            "command": dict(request.wire),
+        })
+        return {"seq": item.seq, "record_hash": item.record_hash}
+
+    return handle
+
+
+def simple_handler(fn: Callable[[], Mapping[str, Any]]) -> Handler:
+    """Wrap a no-argument callable (status, selftest, snapshot) as a handler."""
+
+    def handle(request: CommandRequest, args: Any) -> Mapping[str, Any]:
+        return fn()
+
+    return handle

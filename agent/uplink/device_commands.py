@@ -1,0 +1,79 @@
+"""Wiring of officer commands and live view on the device: one object the runtime starts and closes.
+
+The controller only sees injected callables (snapshot, status, selftest, seal, moment), so it is
+testable without a camera, and live view reads the shared frame hub, so recording never stops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from agent.clock import Clock
+from agent.model import Moment, SealedItem
+from agent.uplink.command_controller import CommandController, DeviceSigner, Handler, mark_handler
+from agent.uplink.commands import CommandRequest, CommandVerifier, ReplayCache, TrustStore
+from agent.uplink.live import FrameSource, LiveManager
+from agent.uplink.mqtt import MqttLink
+from agent.uplink.settings_commands import CommandsConfig, LiveConfig
+from agent.uplink.topics import DeviceTopics
+
+log = logging.getLogger(__name__)
+
+
+class DeviceCommandService:
+    """Subscribes to ``evidence/{site}/{device}/cmd`` and answers signed commands."""
+
+    def __init__(self, link: MqttLink, topics: DeviceTopics, signer: DeviceSigner, clock: Clock, *,
+                 commands: CommandsConfig, live: LiveConfig, frames: FrameSource,
+                 moment: Callable[[], Moment], seal: Callable[..., SealedItem] | None,
+                 replay_path: Path,
+                 snapshot: Callable[[CommandRequest], Mapping[str, Any]] | None = None,
+                 status: Callable[[], Mapping[str, Any]] | None = None,
+                 selftest: Callable[[], Mapping[str, Any]] | None = None,
+                 on_live: Callable[[bool], None] | None = None) -> None:
+        self.link, self.topics = link, topics
+        self.replay = ReplayCache(commands.replay_db or replay_path, skew_ms=int(commands.clock_skew_s * 1000))
+        self.trust = TrustStore(commands.trust_dir)
+        verifier = CommandVerifier(topics.device, self.trust, self.replay, clock, max_ttl_s=commands.max_ttl_s,
+                                   skew_s=commands.clock_skew_s, max_bytes=commands.max_message_bytes)
+        self.live = LiveManager(live, frames, self._publish_live, signer, device_id=topics.device,
+                                site_id=topics.site, topic_for=topics.live, clock=clock, moment=moment, seal=seal,
+                                on_active=on_live)
+        handlers: dict[str, Handler] = dict(self.live.handlers())
+        if seal is not None:
+            handlers["mark"] = mark_handler(seal, moment)
+        if snapshot is not None:
+            handlers["snapshot"] = lambda req, _args: snapshot(req)
+        if status is not None:
+            handlers["status"] = lambda _req, _args: status()
+        if selftest is not None:
+            handlers["selftest"] = lambda _req, _args: selftest()
+        self.controller = CommandController(topics.device, verifier, signer, clock, self._publish_reply, handlers)
+        self.enabled = commands.enabled
+        self._closed = False
+
+    def _publish_reply(self, topic: str, payload: bytes, correlation: bytes | None) -> None:
+        self.link.publish(topic, payload, qos=1, correlation=correlation, content_type="application/json")
+
+    def _publish_live(self, topic: str, payload: bytes, qos: int) -> None:
+        self.link.publish(topic, payload, qos=qos, content_type="application/x-evidence-live-frame")
+
+    def start(self) -> None:
+        if not self.enabled:
+            log.info("officer commands disabled in config")
+            return
+        officers = self.trust.officers()
+        log.info("commands on %s; %d trusted officer key(s) in %s", self.topics.cmd, len(officers),
+                 self.trust.directory)
+        self.link.subscribe(self.topics.cmd, self.controller.on_message, qos=1)
+
+    def close(self) -> None:
+        """End live sessions (sealed), close the replay cache; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.live.close()
+        self.replay.close()

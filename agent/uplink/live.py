@@ -1,0 +1,384 @@
+"""Live view: signed JPEG frames for an officer, taken from the shared frame hub (recording goes on).
+
+One MQTT message per frame (QoS 0) on ``evidence/{site}/{device}/live/{session}``::
+
+    b"EVLF" | u8 version (1) | u32 BE header length | header | u16 BE signature length | DER signature | JPEG
+
+The header is RFC 8785 JSON (``typ`` ``evidence-live-frame/1``) binding the officer's command nonce, the
+session id, the frame sequence, the capture time (wall + monotonic, integer microseconds: RFC 8785
+numbers are doubles), the GPS reading, the time quality and the JPEG's SHA-256; the device key signs the
+header bytes. Footage recorded earlier cannot pass as live: it cannot carry the nonce the officer just
+chose. The session id is ``sha256(nonce)[:24]`` so the officer can subscribe before asking and lose no
+first frame. The last message of a session has ``typ`` ``evidence-live-end/1`` and no JPEG. When a
+session ends, its frame hashes are sealed as a "live" item, so what the officer saw is evidence too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import struct
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+import cv2
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from agent.clock import Clock
+from agent.errors import CaptureError, VerificationError
+from agent.model import Frame, Moment, SealedItem
+from agent.uplink.command_controller import DeviceSigner, Handler, LiveSessionArgs, LiveStartArgs
+from agent.uplink.commands import CommandRejected, CommandRequest, canonical
+from agent.uplink.settings_commands import LiveConfig
+
+log = logging.getLogger(__name__)
+
+MAGIC: Final = b"EVLF"
+VERSION: Final = 1
+FRAME_TYP: Final = "evidence-live-frame/1"
+END_TYP: Final = "evidence-live-end/1"
+_HEAD = struct.Struct(">4sBI")
+_SIGLEN = struct.Struct(">H")
+LivePublisher = Callable[[str, bytes, int], None]  # topic, payload, qos
+
+
+def session_id_for(nonce: str) -> str:
+    return hashlib.sha256(nonce.encode()).hexdigest()[:24]
+
+
+# --------------------------------------------------------------------------- frame fan-out
+
+
+class FrameSubscriptionLike(Protocol):
+    def get(self, timeout: float | None = None) -> Frame | None: ...
+
+
+class FrameSource(Protocol):
+    """What live view needs of agent.pipeline.FrameHub: its own bounded queue of the camera's frames."""
+
+    def subscribe(self, name: str, maxsize: int = 4) -> Any: ...
+
+    def unsubscribe(self, sub: Any) -> None: ...
+
+
+def newest(sub: FrameSubscriptionLike, timeout: float) -> Frame | None:
+    """Wait for a frame, then skip to the newest queued one: live view wants now, not a backlog."""
+    frame = sub.get(timeout=timeout)
+    while frame is not None:
+        nxt = sub.get(timeout=0)
+        if nxt is None:
+            break
+        frame = nxt
+    return frame
+
+
+# --------------------------------------------------------------------------- wire format
+
+
+def pack_message(header: Mapping[str, Any], signer: DeviceSigner, jpeg: bytes = b"") -> bytes:
+    head = canonical(header)
+    sig = signer.sign(head)
+    return b"".join((_HEAD.pack(MAGIC, VERSION, len(head)), head, _SIGLEN.pack(len(sig)), sig, jpeg))
+
+
+def unpack_message(payload: bytes) -> tuple[bytes, bytes, bytes]:
+    """Split into (header bytes, signature, jpeg); VerificationError if the framing is wrong."""
+    if len(payload) < _HEAD.size + _SIGLEN.size:
+        raise VerificationError("live message too short")
+    magic, version, hlen = _HEAD.unpack_from(payload)
+    if magic != MAGIC or version != VERSION:
+        raise VerificationError("not a live frame (bad magic/version)")
+    pos = _HEAD.size + hlen
+    if pos + _SIGLEN.size > len(payload):
+        raise VerificationError("live header length exceeds the message")
+    (slen,) = _SIGLEN.unpack_from(payload, pos)
+    end = pos + _SIGLEN.size + slen
+    if end > len(payload):
+        raise VerificationError("live signature length exceeds the message")
+    return payload[_HEAD.size:pos], payload[pos + _SIGLEN.size:end], payload[end:]
+
+
+@dataclass(frozen=True)
+class VerifiedFrame:
+    header: dict[str, Any]
+    jpeg: bytes
+    end: bool
+
+
+def verify_message(payload: bytes, device_key: ec.EllipticCurvePublicKey, *, device: str, session: str,
+                   nonce: str) -> VerifiedFrame:
+    """Officer side: signature, binding to *this* request (nonce, session, device) and JPEG hash."""
+    head, sig, jpeg = unpack_message(payload)
+    try:
+        device_key.verify(sig, head, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise VerificationError("live frame signature does not match") from None
+    header = json.loads(head)
+    if not isinstance(header, dict) or header.get("typ") not in (FRAME_TYP, END_TYP):
+        raise VerificationError("live header has an unknown typ")
+    for key, want in (("device", device), ("session", session), ("nonce", nonce)):
+        if header.get(key) != want:
+            raise VerificationError(f"live frame {key} is {header.get(key)!r}, expected {want!r}")
+    end = header["typ"] == END_TYP
+    if not end and header.get("jpeg_sha256") != hashlib.sha256(jpeg).hexdigest():
+        raise VerificationError("JPEG does not match the signed hash")
+    return VerifiedFrame(header, jpeg, end)
+
+
+# --------------------------------------------------------------------------- device side sessions
+
+
+@dataclass
+class LiveSession:
+    session: str
+    officer: str
+    officer_key_id: str
+    nonce: str
+    topic: str
+    width: int
+    height: int
+    fps: float
+    quality: int
+    seconds: float
+    start: Moment
+    deadline_mono: int
+    last_keepalive_mono: int
+    command: Mapping[str, Any]
+    next_due_mono: int = 0
+    seq: int = 0
+    hashes: list[dict[str, Any]] = field(default_factory=list)
+
+
+class LiveManager:
+    """Runs live sessions on one named thread; handlers for live.start / live.stop / live.keepalive."""
+
+    def __init__(self, cfg: LiveConfig, frames: FrameSource, publish: LivePublisher, signer: DeviceSigner,
+                 *, device_id: str, site_id: str, topic_for: Callable[[str], str], clock: Clock,
+                 moment: Callable[[], Moment], seal: Callable[..., SealedItem] | None = None,
+                 threaded: bool = True, on_active: Callable[[bool], None] | None = None) -> None:
+        self.cfg, self.frames, self.publish, self.signer = cfg, frames, publish, signer
+        self.device_id, self.site_id, self.topic_for, self.clock = device_id, site_id, topic_for, clock
+        self.moment, self.seal = moment, seal
+        self._lock = threading.Lock()  # guards _sessions
+        self._send_lock = threading.RLock()  # one of: a streaming step, or ending a session
+        self._sessions: dict[str, LiveSession] = {}
+        self._sub: Any = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._threaded = threaded  # False: the caller drives step() (tests, benchmarks)
+        self._on_active = on_active  # e.g. the status LED: True when the first session starts, False after the last
+        self.sealed: list[SealedItem] = []
+
+    # ---- handlers (called on the command worker thread)
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"live.start": self.start, "live.stop": self.stop, "live.keepalive": self.keepalive}
+
+    def start(self, request: CommandRequest, args: LiveStartArgs) -> Mapping[str, Any]:
+        c = self.cfg
+        if not c.enabled:
+            raise CommandRejected("unauthorized", "live view is disabled on this device")
+        if self._stop.is_set():
+            raise CommandRejected("busy", "the device is shutting down")
+        sid = session_id_for(request.nonce)
+        now = self.clock.mono_ns()
+        seconds = min(float(args.seconds or c.default_seconds), c.max_seconds)
+        s = LiveSession(
+            session=sid, officer=request.officer, officer_key_id=request.key_id, nonce=request.nonce,
+            topic=self.topic_for(sid), width=min(args.width or c.default_width, c.max_width),
+            height=min(args.height or c.default_height, c.max_height),
+            fps=min(float(args.fps or c.default_fps), c.max_fps),
+            quality=max(c.min_quality, min(args.quality or c.default_quality, c.max_quality)),
+            seconds=seconds, start=self.moment(), deadline_mono=now + int(seconds * 1e9),
+            last_keepalive_mono=now, command=request.wire, next_due_mono=now)
+        with self._lock:
+            if len(self._sessions) >= c.max_sessions:
+                raise CommandRejected("busy", f"{c.max_sessions} live sessions already running")
+            self._sessions[sid] = s
+            first = len(self._sessions) == 1
+        if first:
+            self._notify(True)
+        self._ensure_thread()
+        self._wake.set()
+        log.info("live session %s started for %s: %dx%d@%.1f q%d %.0fs", sid, s.officer, s.width, s.height,
+                 s.fps, s.quality, seconds)
+        return {"session": sid, "topic": s.topic, "width": s.width, "height": s.height, "fps": s.fps,
+                "quality": s.quality, "seconds": seconds, "keepalive_timeout_s": c.keepalive_timeout_s,
+                "key_id": self.signer.key_id}
+
+    def stop(self, request: CommandRequest, args: LiveSessionArgs) -> Mapping[str, Any]:
+        s = self._owned(request, args.session)
+        item = self._end(s, "stop")
+        return {"session": s.session, "frames": s.seq, "seq": None if item is None else item.seq}
+
+    def keepalive(self, request: CommandRequest, args: LiveSessionArgs) -> Mapping[str, Any]:
+        s = self._owned(request, args.session)
+        s.last_keepalive_mono = self.clock.mono_ns()
+        return {"session": s.session, "frames": s.seq}
+
+    def _owned(self, request: CommandRequest, sid: str) -> LiveSession:
+        with self._lock:
+            s = self._sessions.get(sid)
+        if s is None:
+            raise CommandRejected("bad_args", f"no live session {sid!r} is running")
+        if s.officer_key_id != request.key_id:
+            raise CommandRejected("unauthorized", f"live session {sid} belongs to another officer")
+        return s
+
+    # ---- streaming
+
+    def active(self) -> list[str]:
+        with self._lock:
+            return list(self._sessions)
+
+    def step(self, frame: Frame | None) -> None:
+        """One iteration: end sessions that ran out, then send ``frame`` to every session it is due for."""
+        with self._send_lock:  # an ending session never gets a frame after its end message
+            self._step(frame)
+
+    def _step(self, frame: Frame | None) -> None:
+        now = self.clock.mono_ns()
+        keepalive_ns = int(self.cfg.keepalive_timeout_s * 1e9)
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for s in sessions:
+            if now >= s.deadline_mono:
+                self._end(s, "duration")
+            elif now - s.last_keepalive_mono > keepalive_ns:
+                self._end(s, "keepalive")
+        if frame is None:
+            return
+        with self._lock:
+            sessions = list(self._sessions.values())
+        # a quarter period of slack, so camera jitter around the due time does not halve the rate
+        due = [s for s in sessions if frame.mono_ns + int(2.5e8 / s.fps) >= s.next_due_mono]
+        if not due:
+            return
+        gps = self.moment()
+        encoded: dict[tuple[int, int, int], bytes] = {}
+        for s in due:
+            period = int(1e9 / s.fps)
+            s.next_due_mono = max(s.next_due_mono + period, frame.mono_ns + period // 2)
+            key = (s.width, s.height, s.quality)
+            if key not in encoded:
+                encoded[key] = _encode(frame, s.width, s.height, s.quality)
+            self._send(s, frame, encoded[key], gps)
+
+    def _send(self, s: LiveSession, frame: Frame, jpeg: bytes, moment: Moment) -> None:
+        header = {
+            "typ": FRAME_TYP, "device": self.device_id, "site": self.site_id, "session": s.session,
+            "nonce": s.nonce, "officer": s.officer, "seq": s.seq, "frame_index": frame.index,
+            "capture_wall_us": frame.wall_ns // 1000, "capture_mono_us": frame.mono_ns // 1000,
+            "gps": moment.gps.as_record(), "time": moment.time.as_record(),
+            "width": s.width, "height": s.height, "jpeg_sha256": hashlib.sha256(jpeg).hexdigest(),
+        }
+        msg = pack_message(header, self.signer, jpeg)
+        s.hashes.append({"seq": s.seq, "capture_wall_us": frame.wall_ns // 1000, "frame_index": frame.index,
+                         "jpeg_sha256": header["jpeg_sha256"],
+                         "message_sha256": hashlib.sha256(msg).hexdigest()})
+        s.seq += 1
+        try:
+            self.publish(s.topic, msg, 0)
+        except Exception:  # a lost live frame must not end the session
+            log.exception("live frame publish failed on %s", s.topic)
+
+    def _end(self, s: LiveSession, reason: str) -> SealedItem | None:
+        """Seal the session, then tell the officer (the end message names the sealed record)."""
+        with self._send_lock:
+            with self._lock:
+                if self._sessions.pop(s.session, None) is None:
+                    return None  # someone else ended it
+                last = not self._sessions
+            if last:
+                self._notify(False)
+            end = self.moment()
+            log.info("live session %s ended (%s) after %d frames", s.session, reason, s.seq)
+            item = self._seal(s, end, reason)
+            tail = {"typ": END_TYP, "device": self.device_id, "site": self.site_id, "session": s.session,
+                    "nonce": s.nonce, "officer": s.officer, "frames": s.seq, "reason": reason,
+                    "end_wall_us": end.wall_ns // 1000,
+                    "sealed": None if item is None else {"seq": item.seq, "record_hash": item.record_hash}}
+            try:
+                self.publish(s.topic, pack_message(tail, self.signer), 1)
+            except Exception:  # the officer also times out on his own
+                log.exception("live end message publish failed on %s", s.topic)
+            return item
+
+    def _notify(self, active: bool) -> None:
+        if self._on_active is not None:
+            try:
+                self._on_active(active)
+            except Exception:  # an LED must not break live view
+                log.exception("live on_active callback failed")
+
+    def _seal(self, s: LiveSession, end: Moment, reason: str) -> SealedItem | None:
+        if self.seal is None:
+            return None
+        media = "".join(json.dumps(h, sort_keys=True, separators=(",", ":")) + "\n" for h in s.hashes).encode()
+        try:
+            item = self.seal("live", s.start, media=media, media_type="application/x-ndjson", ext="jsonl",
+                             end=end, extra={
+                                 "session": s.session, "officer": s.officer, "officer_key_id": s.officer_key_id,
+                                 "nonce": s.nonce, "topic": s.topic, "width": s.width, "height": s.height,
+                                 "fps": s.fps, "quality": s.quality, "requested_seconds": s.seconds,
+                                 "frames": s.seq, "stop_reason": reason, "command": dict(s.command)})
+        except Exception:  # logged loudly; the frames themselves were already delivered
+            log.exception("could not seal live session %s", s.session)
+            return None
+        self.sealed.append(item)
+        return item
+
+    # ---- thread
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._threaded and self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._run, name="live-streamer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self.active():
+                if self._sub is not None:
+                    self.frames.unsubscribe(self._sub)
+                    self._sub = None
+                self._wake.wait(0.5)
+                self._wake.clear()
+                continue
+            if self._sub is None:
+                self._sub = self.frames.subscribe("live", maxsize=2)
+            try:
+                self.step(newest(self._sub, 0.1))
+            except Exception:  # keep serving the other sessions
+                log.exception("live streamer step failed")
+        if self._sub is not None:
+            self.frames.unsubscribe(self._sub)
+            self._sub = None
+
+    def close(self) -> None:
+        """End every session (sealed, reason "shutdown") and join the thread; idempotent."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for s in sessions:
+            self._end(s, "shutdown")
+        self._stop.set()
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=5)
+
+
+def _encode(frame: Frame, width: int, height: int, quality: int) -> bytes:
+    img: Any = frame.image
+    if img.shape[1] != width or img.shape[0] != height:
+        img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise CaptureError(f"JPEG encoding of frame {frame.index} failed")
+    return bytes(buf)

@@ -1,0 +1,66 @@
+"""Configuration for officer commands and live view (embedded by the agent's config under ``uplink``).
+
+Every limit an officer's request can ask for is bounded here, so a signed but greedy request cannot
+make the device stream more than the site's uplink or CPU can carry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class CommandsConfig(BaseModel):
+    """Signed officer commands: who is trusted, how fresh a command must be, where replays are remembered."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    trust_dir: Path = Field(
+        default=Path("/etc/evidence-agent/officers"),
+        description="directory of officer certificates / public keys (*.pem); optional permissions.json",
+    )
+    replay_db: Path | None = Field(
+        default=None, description="SQLite replay cache; default <vault>/state/replay.sqlite"
+    )
+    max_ttl_s: float = Field(default=300.0, gt=0, le=86_400, description="longest expiry-issued accepted")
+    clock_skew_s: float = Field(default=30.0, ge=0, le=3_600, description="tolerated officer/device skew")
+    max_message_bytes: int = Field(default=16_384, ge=512, le=1_048_576)
+
+
+class LiveConfig(BaseModel):
+    """Upper bounds for live view; a request asking for more is clamped to these, never refused for it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    max_width: int = Field(default=1280, ge=16, le=4096)
+    max_height: int = Field(default=720, ge=16, le=4096)
+    default_width: int = Field(default=640, ge=16, le=4096)
+    default_height: int = Field(default=480, ge=16, le=4096)
+    max_fps: float = Field(default=15.0, gt=0, le=60)
+    default_fps: float = Field(default=10.0, gt=0, le=60)
+    min_quality: int = Field(default=30, ge=1, le=100)
+    max_quality: int = Field(default=90, ge=1, le=100)
+    default_quality: int = Field(default=75, ge=1, le=100)
+    max_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    default_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    keepalive_timeout_s: float = Field(default=10.0, gt=0, le=600,
+                                       description="stop a session after this long without a keepalive")
+    max_sessions: int = Field(default=4, ge=1, le=32)
+
+    @model_validator(mode="after")
+    def _defaults_within_bounds(self) -> LiveConfig:
+        problems = []
+        if self.default_width > self.max_width or self.default_height > self.max_height:
+            problems.append("default size exceeds max size")
+        if self.default_fps > self.max_fps:
+            problems.append("default_fps exceeds max_fps")
+        if not self.min_quality <= self.default_quality <= self.max_quality:
+            problems.append("default_quality outside [min_quality, max_quality]")
+        if self.default_seconds > self.max_seconds:
+            problems.append("default_seconds exceeds max_seconds")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
