@@ -91,6 +91,7 @@ def test_lower_case_checksum_and_crlf_are_fine() -> None:
     (RMC_A.split("*")[0], "malformed"),  # no checksum
     (RMC_A[:30], "malformed"),  # truncated
     ("$GPGSA,A,1,,,,,,,,,,,,,,,*1E$GPRMC,235949.00,V,0000.0000,N,00000.0000,E,,,161206,,,N*44", "malformed"),
+    ("$GPGSA,A,1,,,,,,,,,,,,,,,*1E*43", "malformed"),  # valid up to the first '*', junk after it
     ("$GPRMC,000346.03,A,4808\x00\x00\x00\x00        ", "junk"),
     (",20,10,090,41*70", "junk"),
     (b"\xff\xfe$GPRMC", "junk"),

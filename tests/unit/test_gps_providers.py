@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,9 +31,9 @@ RMC_V = sentence("GPRMC,030720.000,V,,,,,,,311214,,,N")
 GSV = sentence("GPGSV,1,1,01,17,72,207,32")
 
 
-def wait_for(cond: object, timeout: float = 10.0) -> None:
+def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while not cond():  # type: ignore[operator]
+    while not cond():
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         time.sleep(0.01)
@@ -48,7 +50,7 @@ def test_tracker_ages_a_fix_out_on_the_monotonic_clock() -> None:
     assert t.reading().age_s == 1.5
     t.feed_line(GSV)  # receiver still talks, but the position is not refreshed
     clock.advance(1.0)
-    assert t.reading() .fix is None and t.reading().status == "stale"
+    assert t.reading().fix is None and t.reading().status == "stale"
     clock.advance(2.0)
     assert t.reading().status == "no gps"  # silence: receiver gone
     t.feed_line(RMC)
@@ -111,7 +113,7 @@ def test_replay_fast_loop_and_close_joins(tmp_path: Path) -> None:
     gps = NmeaFileReplay(ManualClock(), log, speed=200, loop=True)
     wait_for(lambda: gps.stats.lines > 6)
     gps.close()
-    assert not any(t.name == "gps-replay" for t in __import__("threading").enumerate())
+    assert not any(t.name == "gps-replay" for t in threading.enumerate())
 
 
 def test_replay_missing_file_is_a_gps_error(tmp_path: Path) -> None:

@@ -137,3 +137,16 @@ def test_clock_watch_gps_disagreement_is_one_alarm_per_episode() -> None:
     assert watch.check(-2.1) == [] and watch.check(None) == []  # still bad / unknown: no repeat
     assert watch.check(0.0) == []
     assert len(watch.check(3.0)) == 1
+
+
+def test_clock_watch_observes_moments_with_their_own_times() -> None:
+    from agent.model import NO_GPS, Moment, TimeQuality
+
+    clock = ManualClock()
+    watch = ClockWatch.from_config(clock, TimeConfig(jump_threshold_s=0.5, gps_threshold_s=0.2))
+    tq = TimeQuality(source="ntp", synced=True, gps_offset_s=0.3)
+    first = Moment(wall_ns=10**18, mono_ns=10**9, gps=NO_GPS, time=tq)
+    assert [a.kind for a in watch.observe(first)] == ["gps_disagree"]
+    later = Moment(wall_ns=10**18 + 2 * 10**9, mono_ns=10**9 + 10**9, gps=NO_GPS, time=tq)
+    [jump] = watch.observe(later)
+    assert jump.kind == "clock_jump" and jump.value_s == pytest.approx(1.0)
