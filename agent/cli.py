@@ -163,6 +163,14 @@ def _print_report(report_json: dict[str, object]) -> None:
     print(f"  device {r['device_id']}, key {str(r['key_id'])[:16]}…, "
           f"{'chain checked against the trusted CA' if r['trusted_ca'] else 'no trusted CA given (--ca)'}")
     print(f"  kinds: {', '.join(f'{k} {n}' for k, n in sorted(dict(r['kinds']).items()))}")  # type: ignore[call-overload]
+    anchoring = r.get("anchoring")
+    if isinstance(anchoring, dict):
+        print(f"  anchoring: {len(anchoring.get('checkpoints', []))} checkpoint(s), "
+              f"{len(anchoring.get('anchors', []))} anchor receipt(s)")
+        for c in anchoring.get("coverage", []):
+            proof = (f"existed no later than {c['existed_no_later_than']} ({c['anchor']})"
+                     if c.get("existed_no_later_than") else "not yet anchored")
+            print(f"    seq {c['seq_from']}..{c['seq_to']}: {proof}")
     for p in r["problems"]:  # type: ignore[attr-defined]
         print(f"  PROBLEM  {p['item']}: {p['problem']}")
     for w in r["warnings"]:  # type: ignore[attr-defined]
@@ -178,8 +186,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
             trusted.extend(x509.load_pem_x509_certificates(Path(ca).read_bytes()))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"--ca {ca}: cannot read a PEM certificate: {exc}") from None
+    from agent.anchor.commands import trust_from
+    from agent.anchor.verify import anchor_checker
+
+    witness = [Path(w).read_text() for w in args.ledger_checkpoint or []]
+    checker = anchor_checker(trust_from(args.tsa_ca, args.ledger_key, witness))
     try:
-        report = check(Path(args.path), trusted_ca=trusted)
+        report = check(Path(args.path), trusted_ca=trusted, checkers=[checker])
     except VerificationError as exc:
         report_json = {"ok": False, "path": args.path, "items": 0,
                        "problems": [{"item": args.path, "problem": str(exc)}]}
@@ -266,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("path")
     v.add_argument("--json", action="store_true", help="machine-readable report")
     v.add_argument("--ca", action="append", help="trusted CA certificate (PEM); may repeat")
+    v.add_argument("--tsa-ca", action="append", help="trusted RFC 3161 TSA root (PEM); may repeat")
+    v.add_argument("--ledger-key", action="append", help="the ledger's signed-note verifier key; may repeat")
+    v.add_argument("--ledger-checkpoint", action="append",
+                   help="a checkpoint note fetched from the ledger (detects a truncated tail); may repeat")
     v.set_defaults(func=cmd_verify)
 
     e = sub.add_parser("export", help="write a self-contained evidence bundle (zip)")
@@ -279,10 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("vault")
     x.set_defaults(func=cmd_reindex)
 
+    from agent.anchor import commands as anchor_commands
     from agent.gps import commands as gps_commands
     from agent.install_system import register as register_install_system
 
     gps_commands.register(sub)
+    anchor_commands.register(sub)
     register_install_system(sub)
     return p
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.anchor.settings import AnchorConfig
 from agent.capture.settings import CaptureConfig
 from agent.device_settings import GpioConfig
 from agent.errors import ConfigError
@@ -51,6 +52,7 @@ class AgentConfig(_Section):
     time: TimeConfig = Field(default_factory=TimeConfig)
     uplink: UplinkConfig | None = Field(None, description="MQTT uplink; absent = local vault only.")
     gpio: GpioConfig = Field(default_factory=GpioConfig)
+    anchor: AnchorConfig = Field(default_factory=AnchorConfig)
 
 
 def _format(exc: ValidationError, source: str) -> str:
@@ -66,9 +68,13 @@ def _resolve(cfg: AgentConfig, base: Path) -> AgentConfig:
     def fix(p: Path) -> Path:
         return p if p.is_absolute() else (base / p)
 
+    tsa = cfg.anchor.tsa
+    if tsa.ca_file is not None:
+        tsa = tsa.model_copy(update={"ca_file": fix(tsa.ca_file)})
     return cfg.model_copy(update={
         "identity": cfg.identity.model_copy(update={"key_dir": fix(cfg.identity.key_dir)}),
         "vault": cfg.vault.model_copy(update={"path": fix(cfg.vault.path)}),
+        "anchor": cfg.anchor.model_copy(update={"tsa": tsa}),
     })
 
 

@@ -119,10 +119,16 @@ class ZipSource(EvidenceSource):
         return [Entry(n, n.rpartition("/")[0], self._zip.read(n))
                 for n in sorted(self._names) if n.endswith("." + SIDECAR_EXT)]
 
+    def members(self, prefix: str) -> dict[str, bytes]:
+        """Bundle members under ``prefix`` (anchoring proofs, checkpoints, receipts)."""
+        return {n: self._zip.read(n) for n in self._names if n.startswith(prefix)}
+
     def media_files(self) -> list[tuple[str, str]]:
         out = []
         for n in self._names:
             folder, _, name = n.rpartition("/")
+            if SKIP_DIRS.intersection(folder.split("/")):
+                continue
             if ITEM_RE.match(name) and not name.endswith("." + SIDECAR_EXT):
                 out.append((folder, name))
         return out

@@ -15,6 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.anchor.bundle import export_log_files
 from agent.errors import ConfigError, VaultError
 from agent.fsutil import fsync_dir
 from agent.vault import Vault
@@ -88,6 +89,9 @@ def export_bundle(vault_path: Path, out: Path, *, since: str | None = None, unti
                     while chunk := fh.read(1 << 20):
                         h.update(chunk)
                 files[rel] = h.hexdigest()
+        for name, data in export_log_files(vault_path, [r.seq for r in rows]).items():
+            z.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
+            files[name] = hashlib.sha256(data).hexdigest()
         first, last = rows[0], rows[-1]
         manifest = {
             "format": "evidence-bundle/1",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.anchor.log import LogFiles
 from agent.capture.base import CaptureBackend, backend_class, encode_jpeg
 from agent.clock import Clock, SystemClock
 from agent.config import AgentConfig
@@ -28,10 +29,11 @@ from agent.sealer import Sealer
 from agent.sensors import Sensors
 from agent.signing.keys import DeviceIdentity, load_identity
 from agent.timequality import ClockWatch, TimeQualityProbe
-from agent.vault import Vault, VaultFullError
+from agent.vault import IndexRow, Vault, VaultFullError
 from agent.watchdog import SdNotifier, Watchdog
 
 if TYPE_CHECKING:
+    from agent.anchor.service import AnchorService
     from agent.uplink.commands import CommandRequest
     from agent.uplink.device_commands import DeviceCommandService
     from agent.uplink.service import Uplink
@@ -76,6 +78,12 @@ class Agent:
         self.commands: DeviceCommandService | None = None
         if cfg.uplink is not None and cfg.uplink.enabled:
             self._build_uplink(cfg.uplink)
+        self.anchoring: AnchorService | None = None
+        if cfg.anchor.enabled:
+            from agent.anchor.service import AnchorService
+
+            self.anchoring = AnchorService(cfg.anchor, sealer=self.sealer, moment=self.moment, clock=self.clock,
+                                           vault_dir=cfg.vault.path, device_id=cfg.device.id)
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -99,6 +107,8 @@ class Agent:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         """Seal the restart record, then start the camera and the still schedule."""
+        if self.anchoring is not None:
+            self.anchoring.start()
         self.sealer.start(self.sensors.moment())
         if self.uplink is not None and self.commands is not None:
             self.commands.start()
@@ -150,6 +160,12 @@ class Agent:
             return
         self._closed = True
         self.stop_capture()
+        if self.anchoring is not None:
+            try:
+                self.anchoring.final_checkpoint()  # the tail is committed, not just the last full batch
+            except AgentError as exc:
+                log.error("final checkpoint failed: %s", exc)
+            self.anchoring.close()
         if self.uplink is not None:
             self.uplink.close()
         self.sensors.close()
@@ -169,10 +185,51 @@ class Agent:
         info = {"reason": reason, "frame_index": frame.index, "width": frame.image.shape[1],
                 "height": frame.image.shape[0], "camera": self.hub.camera.describe(), **(extra or {})}
         try:
-            return self.sealer.seal("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg", extra=info)
+            return self.seal_media("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg", extra=info)
         except VaultFullError as exc:
             self._on_vault_full(exc)
             return None
+
+    def seal_media(self, kind: str, moment: Moment, **kw: Any) -> SealedItem:
+        """Seal media; when the quota is reached, first evict what may go (delivered and anchored)."""
+        try:
+            return self.sealer.seal(kind, moment, **kw)
+        except VaultFullError:
+            media = kw.get("media")
+            size = len(media) if isinstance(media, bytes) else Path(str(media)).stat().st_size
+            if not self.make_room(size):
+                raise
+            return self.sealer.seal(kind, moment, **kw)
+
+    def evictable(self, row: IndexRow) -> bool:
+        """Media may leave the device only once the broker acknowledged it and an anchor covers its record."""
+        if self.uplink is None or not self.uplink.outbox.is_delivered(row.record_hash, "media"):
+            return False
+        if self.anchoring is None:
+            return False
+        return row.seq < LogFiles(self.vault.path / "log").anchored_size()
+
+    def make_room(self, nbytes: int) -> bool:
+        """Evict the oldest evictable media until ``nbytes`` fit; the eviction is sealed before any delete."""
+        quota = self.vault.quota_bytes
+        if quota is None:
+            return True
+        need = self.vault.usage_bytes() + nbytes - quota
+        chosen: list[IndexRow] = []
+        for row in self.vault.rows():
+            if need <= 0:
+                break
+            if row.media_path is not None and row.media_size > 0 and self.evictable(row):
+                chosen.append(row)
+                need -= row.media_size
+        if need > 0:
+            return False
+        self.sealer.seal("event", self.sensors.moment(), extra={
+            "type": "media_evicted", "phase": "onset", "rule": "delivered and anchored",
+            "items": [{"seq": r.seq, "name": Path(r.media_path or "").name, "size": r.media_size} for r in chosen]})
+        self.vault.evict_media(chosen)
+        log.info("quota: evicted %d delivered and anchored media file(s)", len(chosen))
+        return True
 
     def _on_vault_full(self, exc: VaultFullError) -> None:
         if not self._vault_full:

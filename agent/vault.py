@@ -15,6 +15,7 @@ The files are the evidence; the index only makes look-ups cheap.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -109,7 +110,7 @@ class Vault:
             (r["seq"], r["kind"], rec.hash, int(r["captured"]["wall_us"]),
              str(record_path.relative_to(self.path)),
              None if media_path is None else str(media_path.relative_to(self.path)),
-             int(media.get("size", 0))),
+             0 if media_path is None else int(media.get("size", 0))),
         )
 
     def _catch_up(self) -> None:
@@ -129,6 +130,8 @@ class Vault:
             return  # verify reports it; the index only holds readable records
         media = rec.record.get("media")
         media_path = rec_path.parent / media["name"] if media else None
+        if media_path is not None and not media_path.exists():
+            media_path = None  # evicted by the quota (a sealed media_evicted record says so)
         self._index(rec, rec_path, media_path)
 
     def reindex(self) -> int:
@@ -202,6 +205,20 @@ class Vault:
             self._index(rec, record_path, media_path)
             self._usage += int((r.get("media") or {}).get("size", 0))
         return record_path, media_path
+
+    def evict_media(self, rows: list[IndexRow]) -> int:
+        """Delete media files (their sidecars stay); the caller has sealed a ``media_evicted`` record first."""
+        freed = 0
+        with self._lock:
+            for row in rows:
+                if row.media_path is None:
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    (self.path / row.media_path).unlink()
+                self._db.execute("UPDATE items SET media_path = NULL, media_size = 0 WHERE seq = ?", (row.seq,))
+                self._usage -= row.media_size
+                freed += row.media_size
+        return freed
 
     def install_certificates(self, cert_pem: bytes, chain_pem: bytes) -> None:
         """Keep the device certificate in the vault so a verifier has it without the device.

@@ -144,13 +144,29 @@ def _check_chain(name: str, certs: list[x509.Certificate], trusted: list[x509.Ce
             report.problem(name, "certificate chain does not lead to the trusted CA")
 
 
-def _check_media(src: EvidenceSource, item: CheckedItem, report: Report) -> None:
+def _evicted(items: list[CheckedItem]) -> dict[int, int]:
+    """seq -> seq of the signed ``media_evicted`` record that says its media was removed on purpose."""
+    out: dict[int, int] = {}
+    for it in items:
+        extra = it.record.get("extra") or {}
+        if it.record.get("kind") == "event" and extra.get("type") == "media_evicted":
+            for gone in extra.get("items") or []:
+                if isinstance(gone, dict) and isinstance(gone.get("seq"), int) and gone["seq"] < it.seq:
+                    out[gone["seq"]] = it.seq
+    return out
+
+
+def _check_media(src: EvidenceSource, item: CheckedItem, report: Report, evicted: dict[int, int]) -> None:
     media = item.record.get("media")
     if not media:
         return
     with src.open_media(item.folder, str(media.get("name"))) as fh:
         if fh is None:
-            report.problem(_where(item), f"media file {media.get('name')} is missing")
+            if item.seq in evicted:
+                report.warn(_where(item), f"media evicted by quota after delivery and anchoring "
+                                          f"(sealed at seq {evicted[item.seq]})")
+            else:
+                report.problem(_where(item), f"media file {media.get('name')} is missing")
             return
         h = hashlib.sha256()
         size = 0
@@ -290,8 +306,9 @@ def check(path: Path, *, trusted_ca: Sequence[x509.Certificate] = (),
     try:
         entries = src.entries()
         items = _load(src, entries, report, list(trusted_ca))
+        evicted = _evicted(items)
         for it in items:
-            _check_media(src, it, report)
+            _check_media(src, it, report, evicted)
         if src.mode != "single":
             _check_unsealed(src, entries, items, report)
         _check_sequence(src, items, report)

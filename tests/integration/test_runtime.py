@@ -69,3 +69,31 @@ def test_watchdog_ready_and_keepalives_reach_systemd(tmp_path: Path, monkeypatch
         agent.close()
         server.close()
     assert verify(tmp_path / "vault").ok
+
+
+def test_quota_evicts_only_what_may_go_and_seals_it_first(tmp_path: Path) -> None:
+    agent = make_agent(tmp_path, vault={"path": str(tmp_path / "vault"), "quota_mb": 1})
+    try:
+        agent.start()
+        wait_for(lambda: agent.hub.latest is not None)
+        agent.stop_event.set()  # stop the schedule; take stills by hand
+        big = {"pad": "x"}
+        jpeg = b"\xff\xd8" + b"\x00" * 400_000
+        moment = agent.moment()
+        first = agent.seal_media("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg", extra=big)
+        agent.seal_media("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg", extra=big)
+        # nothing delivered or anchored (no uplink): the vault refuses instead of deleting evidence
+        from agent.vault import VaultFullError
+
+        with pytest.raises(VaultFullError):
+            agent.seal_media("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg")
+        assert Path(first.media_path or "").exists()
+        # once the oldest is delivered and anchored, it may go — and the eviction is sealed first
+        agent.evictable = lambda row: row.seq == first.seq  # type: ignore[method-assign]
+        agent.seal_media("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg")
+        assert not Path(first.media_path or "").exists()
+    finally:
+        agent.close()
+    report = verify(tmp_path / "vault")
+    assert report.kinds["event"] >= 1
+    assert any("evicted" in w["warning"] for w in report.warnings)

@@ -1,0 +1,1 @@
+"""Certificate-storage anchoring: device Merkle log, signed checkpoints, RFC 3161 and ledger receipts."""

@@ -1,0 +1,42 @@
+"""Anchoring configuration (the ``[anchor]`` section of the agent's TOML)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TsaConfig(_Section):
+    url: HttpUrl | None = Field(None, description="RFC 3161 time-stamping endpoint; unset = no TSA anchor.")
+    ca_file: Path | None = Field(None, description="PEM roots (and intermediates) that issued the TSA certificate.")
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+
+class LedgerConfig(_Section):
+    url: HttpUrl | None = Field(None, description="Customs evidence-storage API base URL; unset = no ledger anchor.")
+    api_token: str | None = Field(None, description="Bearer token issued by the platform for this device.")
+    verifier_key: str | None = Field(None, description="The ledger's signed-note verifier key (name+id+key).")
+    hash_alg: Literal["sha256", "sm3"] = Field("sha256", description="Hash the platform wants for item hashes.")
+    submit_items: bool = Field(False, description="Also submit each item's hash (one request per item).")
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+
+class AnchorConfig(_Section):
+    enabled: bool = True
+    origin_prefix: str = Field("evidence.example", pattern=r"^[^\s+]+$",
+                               description="Checkpoint origin = <origin_prefix>/<device id>.")
+    batch_max_records: int = Field(256, ge=1, le=1_000_000, description="Close a batch after this many records.")
+    batch_interval_s: float = Field(60.0, gt=0, le=86_400, description="... or this long after its first record.")
+    backoff_initial_s: float = Field(5.0, gt=0, description="First retry delay after a failed anchor request.")
+    backoff_max_s: float = Field(600.0, gt=0, description="Retry delay cap (doubles up to this).")
+    backdate_tolerance_s: float = Field(900.0, ge=0, description="How far a capture time may precede the TSA "
+                                        "time of a receipt logged before it (segment length) before verify flags it.")
+    clock_tolerance_s: float = Field(5.0, ge=0, description="Slack for capture times later than an anchor time.")
+    tsa: TsaConfig = Field(default_factory=TsaConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
