@@ -89,6 +89,7 @@ class Agent:
         self._closed = False
         self._vault_full = False
         self._ready = False
+        self._final_checkpoint = False
         self.on_close: list[Callable[[], None]] = []
 
     def _build_uplink(self, ucfg: UplinkConfig) -> None:
@@ -149,6 +150,12 @@ class Agent:
         for t in self._threads:
             t.join(timeout=10)
         self._threads.clear()
+        if self.anchoring is not None and not self._final_checkpoint:
+            self._final_checkpoint = True
+            try:
+                self.anchoring.final_checkpoint()  # the tail is committed (and then drained), not just full batches
+            except AgentError as exc:
+                log.error("final checkpoint failed: %s", exc)
 
     def drain(self, timeout: float) -> bool:
         """Wait for everything sealed to be acknowledged by the broker; True without an uplink."""
@@ -161,10 +168,6 @@ class Agent:
         self._closed = True
         self.stop_capture()
         if self.anchoring is not None:
-            try:
-                self.anchoring.final_checkpoint()  # the tail is committed, not just the last full batch
-            except AgentError as exc:
-                log.error("final checkpoint failed: %s", exc)
             self.anchoring.close()
         if self.uplink is not None:
             self.uplink.close()
