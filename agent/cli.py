@@ -13,12 +13,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
 from agent import __version__
 from agent.config import AgentConfig, example_toml, load_config, parse_config
 from agent.errors import AgentError, ConfigError, VerificationError
+
+if TYPE_CHECKING:
+    from agent.anchor.verify import AnchorTrust
+    from agent.verify import Checker
 
 log = logging.getLogger("evidence-agent")
 
@@ -71,6 +76,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "capture": {"backend": "synthetic", "width": 640, "height": 360, "fps": 10,
                     "still_interval_s": args.still_interval},
         "gps": {"source": "simulated"},
+        "video": {"enabled": not args.no_video, "segment_seconds": args.segment_seconds, "overlay": True},
+        "anchor": {"batch_interval_s": 10},
     }
     if args.broker:
         settings["uplink"] = _demo_uplink(args, vault, keys)
@@ -83,7 +90,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rc = _run_agent(cfg, args.seconds, args.drain_timeout if args.broker else None)
     from agent.verify import check
 
-    report = check(vault)
+    report = check(vault, checkers=default_checkers())
+    segments = report.sections.get("segments") or []
+    if segments:
+        seconds = sum(float(s.get("duration_s") or 0) for s in segments)
+        print(f"video: {len(segments)} sealed segments, {seconds:.1f} s")
     print(f"verify: {'OK' if report.ok else 'FAILED'} — {report.items} items, "
           f"{len(report.problems)} problems (run `evidence-agent verify {vault}` for details)")
     return rc if report.ok else 1
@@ -171,10 +182,22 @@ def _print_report(report_json: dict[str, object]) -> None:
             proof = (f"existed no later than {c['existed_no_later_than']} ({c['anchor']})"
                      if c.get("existed_no_later_than") else "not yet anchored")
             print(f"    seq {c['seq_from']}..{c['seq_to']}: {proof}")
+    for seg in r.get("segments") or []:  # type: ignore[attr-defined]
+        gps = seg.get("gps_coverage")
+        print(f"    segment seq {seg['seq']}: {seg['duration_s']} s, {seg['frames']} frames, {seg['start']} .. "
+              f"{seg['end']}, GPS {gps if gps is not None else '-'}, events {', '.join(seg['events']) or 'none'}")
     for p in r["problems"]:  # type: ignore[attr-defined]
         print(f"  PROBLEM  {p['item']}: {p['problem']}")
     for w in r["warnings"]:  # type: ignore[attr-defined]
         print(f"  warning  {w['item']}: {w['warning']}")
+
+
+def default_checkers(trust: AnchorTrust | None = None) -> list[Checker]:
+    """Core checks plus anchoring and video segments (duration, frames, GPS coverage, events, gaps)."""
+    from agent.anchor.verify import AnchorTrust, anchor_checker
+    from agent.video.verify_segments import segment_checker
+
+    return [anchor_checker(trust or AnchorTrust()), segment_checker()]
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -187,12 +210,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"--ca {ca}: cannot read a PEM certificate: {exc}") from None
     from agent.anchor.commands import trust_from
-    from agent.anchor.verify import anchor_checker
 
     witness = [Path(w).read_text() for w in args.ledger_checkpoint or []]
-    checker = anchor_checker(trust_from(args.tsa_ca, args.ledger_key, witness))
+    checkers = default_checkers(trust_from(args.tsa_ca, args.ledger_key, witness))
     try:
-        report = check(Path(args.path), trusted_ca=trusted, checkers=[checker])
+        report = check(Path(args.path), trusted_ca=trusted, checkers=checkers)
     except VerificationError as exc:
         report_json = {"ok": False, "path": args.path, "items": 0,
                        "problems": [{"item": args.path, "problem": str(exc)}]}
@@ -239,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device-id", default="demo-device")
     d.add_argument("--site-id", default="demo-site")
     d.add_argument("--still-interval", type=float, default=2.0, help="seconds between stills (default 2)")
+    d.add_argument("--segment-seconds", type=float, default=5.0, help="video segment length (default 5)")
+    d.add_argument("--no-video", action="store_true", help="stills only")
     d.add_argument("--broker", help="publish to an MQTT broker: mqtt://host:port (plain) or mqtts://host:port (TLS)")
     d.add_argument("--broker-ca", help="CA certificate of an mqtts:// broker")
     d.add_argument("--drain-timeout", type=float, default=60.0,
@@ -296,12 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("vault")
     x.set_defaults(func=cmd_reindex)
 
+    from agent import provision, selftest_cmd
     from agent.anchor import commands as anchor_commands
     from agent.gps import commands as gps_commands
     from agent.install_system import register as register_install_system
 
     gps_commands.register(sub)
     anchor_commands.register(sub)
+    selftest_cmd.register(sub)
+    provision.register(sub)
     register_install_system(sub)
     return p
 

@@ -20,6 +20,7 @@ from agent.errors import ConfigError
 from agent.gps.settings import GpsConfig
 from agent.timequality import TimeConfig
 from agent.uplink.settings import UplinkConfig
+from agent.video.settings import VideoConfig
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 
@@ -53,6 +54,7 @@ class AgentConfig(_Section):
     uplink: UplinkConfig | None = Field(None, description="MQTT uplink; absent = local vault only.")
     gpio: GpioConfig = Field(default_factory=GpioConfig)
     anchor: AnchorConfig = Field(default_factory=AnchorConfig)
+    video: VideoConfig = Field(default_factory=VideoConfig)
 
 
 def _format(exc: ValidationError, source: str) -> str:

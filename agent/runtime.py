@@ -7,8 +7,12 @@ whatever was sealed before a stop (Ctrl-C, SIGTERM) stays intact.
 
 from __future__ import annotations
 
+import concurrent.futures
+import errno
 import logging
 import queue
+import shutil
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -20,11 +24,11 @@ from agent.capture.base import CaptureBackend, backend_class, encode_jpeg
 from agent.clock import Clock, SystemClock
 from agent.config import AgentConfig
 from agent.device import ButtonEvent, DeviceIO, TamperEvent
-from agent.errors import AgentError
+from agent.errors import AgentError, VaultError
 from agent.gps.provider import GpsProvider
 from agent.gps.settings import open_gps
 from agent.model import Frame, Moment, SealedItem
-from agent.pipeline import FrameHub
+from agent.pipeline import FrameHub, Subscription
 from agent.sealer import Sealer
 from agent.sensors import Sensors
 from agent.signing.keys import DeviceIdentity, load_identity
@@ -38,8 +42,21 @@ if TYPE_CHECKING:
     from agent.uplink.device_commands import DeviceCommandService
     from agent.uplink.service import Uplink
     from agent.uplink.settings import UplinkConfig
+    from agent.video.service import VideoService
 
 log = logging.getLogger(__name__)
+DISK_RESERVE_MAX = 16 * 1024 * 1024
+
+
+def _no_space(exc: BaseException | None) -> bool:
+    """True when ``exc`` (or what caused it) is the filesystem running out of space."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 @dataclass
@@ -51,6 +68,22 @@ class RunStats:
     def count(self, item: SealedItem) -> None:
         self.sealed[item.kind] = self.sealed.get(item.kind, 0) + 1
         self.last = item
+
+
+class _QuotaAwareSealer:
+    """What the video sealer calls: media goes through the quota's eviction rule first."""
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+
+    def seal(self, kind: str, moment: Moment, **kw: Any) -> SealedItem:
+        try:
+            return self._agent.seal_media(kind, moment, **kw)
+        except VaultFullError as exc:
+            if isinstance(kw.get("media"), Path):  # a closed segment stays in staging and is sealed later
+                self._agent.defer_media(kind, moment, kw)
+            self._agent._on_vault_full(exc)
+            raise
 
 
 class Agent:
@@ -74,6 +107,14 @@ class Agent:
         self._device_events: queue.Queue[TamperEvent | ButtonEvent | None] = queue.Queue()
         self.device = DeviceIO(cfg.gpio, self.clock, on_tamper=self._device_events.put,
                                on_button=self._device_events.put)
+        self.video: VideoService | None = None
+        if cfg.video.enabled:
+            from agent.video.service import VideoService
+
+            vcfg = cfg.video.model_copy(update={"fps": cfg.capture.fps, "still_interval_s": 0.0})
+            self.video = VideoService(vcfg, sealer=_QuotaAwareSealer(self), vault=self.vault,
+                                      identity=self.identity, sensors=self.sensors, device_id=cfg.device.id,
+                                      site_id=cfg.device.site_id, camera=camera.describe())
         self.uplink: Uplink | None = None
         self.commands: DeviceCommandService | None = None
         if cfg.uplink is not None and cfg.uplink.enabled:
@@ -88,6 +129,10 @@ class Agent:
         self._threads: list[threading.Thread] = []
         self._closed = False
         self._vault_full = False
+        self._deferred: list[tuple[str, Moment, dict[str, Any]]] = []
+        self._deferred_lock = threading.Lock()
+        total = shutil.disk_usage(self.vault.path).total
+        self.disk_reserve_bytes = max(64 * 1024, min(DISK_RESERVE_MAX, total // 20))  # room kept for records
         self._ready = False
         self._final_checkpoint = False
         self.on_close: list[Callable[[], None]] = []
@@ -116,6 +161,11 @@ class Agent:
             self.uplink.start()
         self._spawn("device-events", self._device_loop)
         self.device.start()  # an enclosure found open at start is sealed as a tamper event
+        if self.video is not None:
+            frames = self.hub.subscribe("video", maxsize=30)
+            self.video.start()
+            self.video.run_from(lambda: self._next_frame(frames))
+            self.device.set_recording(True)
         self.hub.start()
         self._spawn("stills", self._still_loop)
         self._spawn("clock-watch", self._clock_loop)
@@ -143,6 +193,9 @@ class Agent:
         self.on_close.clear()
         if self.commands is not None:
             self.commands.close()  # ends live sessions and seals them
+        if self.video is not None:
+            self.video.close()  # closes and seals the open segment
+            self.device.set_recording(False)
         self.watchdog.close()
         self.hub.close()
         self.device.close()
@@ -178,8 +231,31 @@ class Agent:
     def moment(self) -> Moment:
         return self.sensors.moment()
 
+    def _next_frame(self, sub: Subscription) -> Frame | None:
+        """The recorder's frame source: None once capture has stopped and the queue is empty."""
+        while True:
+            frame = sub.get(timeout=0.5)
+            if self._vault_full and frame is not None:
+                continue  # no room: recording pauses (the open segment gets no frames) until space returns
+            if frame is not None or self.stop_event.is_set() or self.hub.ended.is_set():
+                return frame
+
     def take_still(self, reason: str = "schedule", extra: dict[str, Any] | None = None) -> SealedItem | None:
-        """Seal the newest frame as a JPEG still; None when no frame has arrived yet."""
+        """Seal the newest frame as a JPEG still; None when no frame has arrived yet.
+
+        While video records, the still comes from the recorder's own frame stream (same overlay, C2PA
+        Content Credentials), without interrupting the recording.
+        """
+        if self._vault_full and not self._try_recover():
+            return None
+        if self.video is not None and not self.stop_event.is_set():
+            try:
+                return self.video.request_still(reason, extra).result(timeout=10)
+            except VaultFullError as exc:
+                self._on_vault_full(exc)
+                return None
+            except (TimeoutError, concurrent.futures.TimeoutError):
+                raise AgentError("the recorder delivered no frame for the still within 10 s") from None
         frame = self.hub.latest
         if frame is None:
             return None
@@ -188,21 +264,40 @@ class Agent:
         info = {"reason": reason, "frame_index": frame.index, "width": frame.image.shape[1],
                 "height": frame.image.shape[0], "camera": self.hub.camera.describe(), **(extra or {})}
         try:
-            return self.seal_media("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg", extra=info)
+            item = self.seal_media("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg", extra=info)
         except VaultFullError as exc:
             self._on_vault_full(exc)
             return None
+        if self._vault_full:
+            self._on_vault_recovered()
+        return item
 
     def seal_media(self, kind: str, moment: Moment, **kw: Any) -> SealedItem:
-        """Seal media; when the quota is reached, first evict what may go (delivered and anchored)."""
+        """Seal media; when the quota is reached, first evict what may go (delivered and anchored).
+
+        A filesystem with less than the reserve left counts as full too: media stops while records
+        (events, receipts, checkpoints) still fit, and a write that fails for lack of space is a VaultFullError.
+        """
+        media = kw.get("media")
+        size = len(media) if isinstance(media, bytes) else Path(str(media)).stat().st_size
         try:
+            self._check_disk(size)
             return self.sealer.seal(kind, moment, **kw)
         except VaultFullError:
-            media = kw.get("media")
-            size = len(media) if isinstance(media, bytes) else Path(str(media)).stat().st_size
             if not self.make_room(size):
                 raise
+            self._check_disk(size)
             return self.sealer.seal(kind, moment, **kw)
+        except VaultError as exc:
+            if _no_space(exc):
+                raise VaultFullError(f"vault filesystem full: {exc}") from exc
+            raise
+
+    def _check_disk(self, nbytes: int) -> None:
+        free = shutil.disk_usage(self.vault.path).free
+        if free - nbytes < self.disk_reserve_bytes:
+            raise VaultFullError(f"vault filesystem has {free} bytes free; {nbytes} bytes of media would leave less "
+                                 f"than the {self.disk_reserve_bytes}-byte reserve kept for records")
 
     def evictable(self, row: IndexRow) -> bool:
         """Media may leave the device only once the broker acknowledged it and an anchor covers its record."""
@@ -215,9 +310,11 @@ class Agent:
     def make_room(self, nbytes: int) -> bool:
         """Evict the oldest evictable media until ``nbytes`` fit; the eviction is sealed before any delete."""
         quota = self.vault.quota_bytes
-        if quota is None:
+        free = shutil.disk_usage(self.vault.path).free  # the filesystem may fill before the quota does
+        need = max(0 if quota is None else self.vault.usage_bytes() + nbytes - quota,
+                   self.disk_reserve_bytes + nbytes - free)
+        if need <= 0:
             return True
-        need = self.vault.usage_bytes() + nbytes - quota
         chosen: list[IndexRow] = []
         for row in self.vault.rows():
             if need <= 0:
@@ -235,11 +332,53 @@ class Agent:
         return True
 
     def _on_vault_full(self, exc: VaultFullError) -> None:
+        """Media stops (sealed event, an alert via the uplink); stills are retried each interval."""
         if not self._vault_full:
-            self._vault_full = True
             log.error("%s", exc)
-            self.sealer.seal("event", self.sensors.moment(),
-                             extra={"type": "vault_full", "phase": "onset", "details": str(exc)})
+            try:
+                self.sealer.seal("event", self.sensors.moment(),
+                                 extra={"type": "vault_full", "phase": "onset", "details": str(exc)})
+            except AgentError as err:  # retried with the next still
+                log.error("could not seal the vault_full event: %s", err)
+                return
+            self._vault_full = True
+
+    def defer_media(self, kind: str, moment: Moment, kw: dict[str, Any]) -> None:
+        """A media file (already in staging) that did not fit: sealed, in order, once there is room."""
+        with self._deferred_lock:
+            self._deferred.append((kind, moment, kw))
+
+    def _try_recover(self) -> bool:
+        """While full: is there room again (space freed, or evictable media)? Seal deferred media first."""
+        with self._deferred_lock:
+            deferred = list(self._deferred)
+        probe = max([Path(str(kw["media"])).stat().st_size for _, _, kw in deferred] + [256 * 1024])
+        try:
+            self._check_disk(probe)
+            self.vault.check_room(probe)
+        except VaultFullError:
+            if not self.make_room(probe):
+                return False
+        for entry in deferred:
+            kind, moment, kw = entry
+            try:
+                self.seal_media(kind, moment, **kw)
+            except VaultFullError:
+                return False
+            with self._deferred_lock:
+                self._deferred.remove(entry)
+        self._on_vault_recovered()
+        return True
+
+    def _on_vault_recovered(self) -> None:
+        if not self._vault_full:
+            return
+        self._vault_full = False
+        log.warning("vault has room again: media capture resumed")
+        try:
+            self.sealer.seal("event", self.sensors.moment(), extra={"type": "vault_full", "phase": "end"})
+        except AgentError as err:
+            log.error("could not seal the vault_full end event: %s", err)
 
     def _still_loop(self) -> None:
         interval = self.cfg.capture.still_interval_s
@@ -248,7 +387,7 @@ class Agent:
                 continue
             try:
                 self.take_still()
-            except AgentError as exc:
+            except (AgentError, OSError, sqlite3.Error) as exc:  # the schedule must outlive one bad still
                 log.error("still failed: %s", exc)
                 self.stats.errors.append(str(exc))
 

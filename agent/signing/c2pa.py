@@ -1,0 +1,179 @@
+"""C2PA Content Credentials for stills and segments, signed through a callback with the device key.
+
+The project's own signed record stays the source of truth (and names the manifest); C2PA makes the
+same provenance readable by any Content Credentials validator. The private key never leaves
+:class:`~agent.signing.keys.DeviceIdentity`: c2pa-rs hands us the bytes to sign and we return an
+ECDSA P-256 signature. The certificate chain given to c2pa is leaf -> intermediates, without the
+self-signed root (a validator must get the root from its own trust list).
+
+Validators that do not trust the issuing CA report ``signingCredential.untrusted`` -- expected until
+the customs CA is one of their trust anchors; every other failure code is a real problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+import agent
+from agent.errors import SigningError, VerificationError
+from agent.model import GpsReading
+
+DIGITAL_CAPTURE = "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"
+EXIF_NS = "http://ns.adobe.com/exif/1.0/"
+UNTRUSTED = "signingCredential.untrusted"
+
+
+@dataclass(frozen=True)
+class C2paResult:
+    """What was embedded: the manifest label (urn:c2pa:...) and how long signing took."""
+
+    manifest_id: str
+    seconds: float
+    size: int  # bytes of the signed file
+
+
+def _dms(value: float, pos: str, neg: str) -> str:
+    """XMP GPSCoordinate "DDD,MM.mmmmmmK" (what exif:GPSLatitude/Longitude hold)."""
+    ref = pos if value >= 0 else neg
+    value = abs(value)
+    deg = int(value)
+    return f"{deg},{(value - deg) * 60:.6f}{ref}"
+
+
+def gps_metadata(gps: GpsReading | None) -> dict[str, Any]:
+    """exif:GPS* fields for c2pa.metadata from a real fix; nothing at all without one (never a guess)."""
+    if gps is None or gps.fix is None:
+        return {}
+    f = gps.fix
+    out: dict[str, Any] = {
+        "exif:GPSVersionID": "2.2.0.0",
+        "exif:GPSLatitude": _dms(f.lat, "N", "S"),
+        "exif:GPSLongitude": _dms(f.lon, "E", "W"),
+        "exif:GPSTimeStamp": f.fix_time,
+        "exif:GPSMeasureMode": str(f.mode),
+    }
+    if f.alt_m is not None:
+        out["exif:GPSAltitudeRef"] = 0 if f.alt_m >= 0 else 1
+        out["exif:GPSAltitude"] = f"{round(abs(f.alt_m) * 100)}/100"
+    if f.hdop is not None:
+        out["exif:GPSDOP"] = f"{round(f.hdop * 100)}/100"
+    if f.satellites is not None:
+        out["exif:GPSSatellites"] = str(f.satellites)
+    return out
+
+
+def chain_for_c2pa(chain: tuple[x509.Certificate, ...]) -> str:
+    """Leaf then intermediates as PEM, dropping self-signed roots (C2PA wants the root out of band)."""
+    certs = [c for i, c in enumerate(chain) if i == 0 or c.subject != c.issuer]
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
+
+
+class C2paSigner:
+    """Embeds a manifest (created/digitalCapture action, GPS metadata) into MP4 and JPEG files.
+
+    Not thread-safe: use it from one worker thread (the media sealer's).
+    """
+
+    def __init__(self, sign: Callable[[bytes], bytes], chain: tuple[x509.Certificate, ...], *,
+                 tsa_url: str | None = None, claim_generator: str = "evidence-agent",
+                 thumbnail: bool = False) -> None:
+        self._sign = sign
+        self._chain_pem = chain_for_c2pa(chain)
+        self._tsa_url = tsa_url
+        self._generator = claim_generator
+        self._thumbnail = thumbnail
+        self._signer: Any = None
+        self._context: Any = None
+
+    def _get_context(self) -> Any:
+        if self._context is None:
+            import c2pa
+
+            # A thumbnail costs ~100 ms per JPEG on the signing thread and repeats the still itself.
+            self._context = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": self._thumbnail}}})
+        return self._context
+
+    def _get_signer(self) -> Any:
+        if self._signer is None:
+            import c2pa  # imported here: only the capture pipeline needs the native library
+
+            def callback(data: bytes) -> bytes:
+                return self._sign(bytes(data))  # DER ECDSA; c2pa-rs converts it to the COSE form
+
+            try:
+                self._signer = c2pa.Signer.from_callback(callback, c2pa.C2paSigningAlg.ES256, self._chain_pem,
+                                                         self._tsa_url)
+            except c2pa.C2paError as exc:
+                raise SigningError(f"C2PA signer refused the device certificate chain: {exc}") from exc
+        return self._signer
+
+    def manifest(self, mime: str, title: str, gps: GpsReading | None,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        assertions: list[dict[str, Any]] = [
+            {"label": "c2pa.actions",
+             "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": DIGITAL_CAPTURE}]}},
+        ]
+        meta = gps_metadata(gps)
+        if meta:
+            assertions.append({"label": "c2pa.metadata", "data": {"@context": {"exif": EXIF_NS}, **meta}})
+        if extra:
+            assertions.append({"label": "org.evidence-agent.record", "data": extra})
+        return {"claim_generator_info": [{"name": self._generator, "version": agent.__version__}],
+                "title": title, "format": mime, "assertions": assertions}
+
+    def sign_file(self, src: Path, dst: Path, mime: str, *, title: str, gps: GpsReading | None,
+                  extra: dict[str, Any] | None = None) -> C2paResult:
+        """Write ``src`` with an embedded manifest to ``dst`` (fsynced); ``src`` is left untouched."""
+        import c2pa
+
+        t0 = time.perf_counter()
+        try:
+            builder = c2pa.Builder(json.dumps(self.manifest(mime, title, gps, extra)), self._get_context())
+            with open(src, "rb") as fin, open(dst, "w+b") as fout:
+                builder.sign(self._get_signer(), mime, fin, fout)
+                fout.flush()
+                os.fsync(fout.fileno())
+        except c2pa.C2paError as exc:
+            raise SigningError(f"C2PA signing of {src.name} failed: {exc}") from exc
+        seconds = time.perf_counter() - t0
+        report = read_manifest(dst)
+        return C2paResult(manifest_id=str(report["active_manifest"]), seconds=seconds, size=dst.stat().st_size)
+
+    def close(self) -> None:
+        for res in (self._signer, self._context):
+            if res is not None:
+                res.close()
+        self._signer = self._context = None
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest store as JSON (c2pa Reader), with the validation state and failure codes."""
+    import c2pa
+
+    try:
+        with c2pa.Reader(str(path)) as reader:
+            data: dict[str, Any] = json.loads(reader.json())
+    except c2pa.C2paError as exc:
+        raise VerificationError(f"{path.name}: no readable C2PA manifest ({exc})") from exc
+    results = (data.get("validation_results") or {}).get("activeManifest") or {}
+    data["failure_codes"] = [f["code"] for f in results.get("failure", [])]
+    return data
+
+
+def check_c2pa(path: Path, *, allowed_failures: frozenset[str] = frozenset({UNTRUSTED})) -> dict[str, Any]:
+    """Raise VerificationError unless the manifest validates (an untrusted dev CA is allowed)."""
+    data = read_manifest(path)
+    bad = [c for c in data["failure_codes"] if c not in allowed_failures]
+    if bad or data.get("validation_state") not in ("Valid", "Trusted"):
+        raise VerificationError(f"{path.name}: C2PA manifest is {data.get('validation_state')}",
+                                [f"{path.name}: C2PA {c}" for c in bad])
+    return data

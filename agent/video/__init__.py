@@ -1,0 +1,1 @@
+"""Continuous video: recorder, analytics, overlay, sealing and the segment verifier (issue 3)."""

@@ -1,0 +1,56 @@
+"""Optional burn-in of time, position, device and site id into video frames and stills.
+
+The burn-in is a convenience for people watching footage; the signed record stays the evidence.
+It is drawn on a copy, after analytics have seen the raw frame (a ticking clock would otherwise
+hide a frozen feed from the frozen-feed check).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+from agent.clock import iso_utc
+from agent.model import Frame, GpsReading
+
+
+def gps_text(gps: GpsReading | None) -> str:
+    """Honest position text: a fix with its quality, or why there is none."""
+    if gps is None:
+        return "GPS: no reading"
+    if gps.fix is None:
+        return f"GPS: {gps.status}"
+    f = gps.fix
+    hdop = "" if f.hdop is None else f" hdop {f.hdop:.1f}"
+    return f"GPS {f.lat:.6f},{f.lon:.6f} {f.mode}D{hdop}"
+
+
+class Overlay:
+    """Draws a two-line caption in the bottom-left corner, scaled to the frame height."""
+
+    def __init__(self, device_id: str, site_id: str) -> None:
+        self.device_id = device_id
+        self.site_id = site_id
+
+    def lines(self, frame: Frame, gps: GpsReading | None) -> list[str]:
+        return [f"{iso_utc(frame.wall_ns)[:-4]}Z  #{frame.index}",
+                f"{self.device_id} @ {self.site_id}  {gps_text(gps)}"]
+
+    def apply(self, frame: Frame, gps: GpsReading | None) -> Frame:
+        """A new Frame whose image carries the caption; the input frame is not modified."""
+        img = np.ascontiguousarray(frame.image).copy()
+        h, w = img.shape[:2]
+        scale = max(0.4, h / 720 * 0.7)
+        thick = max(1, round(scale * 1.5))
+        line_h = int(26 * scale) + 6
+        lines = self.lines(frame, gps)
+        top = h - line_h * len(lines) - 6
+        # a solid band behind the caption: readable on any background and at any size (no outline smear)
+        cv2.rectangle(img, (0, top), (w - 1, h - 1), (0, 0, 0), thickness=-1)
+        y = top + line_h - 4
+        for text in lines:
+            cv2.putText(img, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+            y += line_h
+        return dataclasses.replace(frame, image=img)

@@ -1,0 +1,126 @@
+"""Analytics on synthetic frames: each condition's onset and end, hold times, and the geofence maths."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import pytest
+from pydantic import ValidationError
+
+from agent.model import Frame, GpsFix, GpsReading
+from agent.video.analytics import Analyzer, VideoEvent, distance_m, inside_geofence
+from agent.video.settings import AnalyticsConfig, GeofenceConfig, VideoConfig
+
+FPS = 10
+rng = np.random.default_rng(7)
+SCENE = cv2.GaussianBlur(rng.integers(0, 255, (180, 320, 3), dtype=np.uint8), (0, 0), 3)
+SCENE = cv2.normalize(SCENE, None, 20, 235, cv2.NORM_MINMAX)
+
+
+def noisy(img: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """Sensor noise, so a live feed never repeats exactly."""
+    return np.clip(img.astype(np.int16) + rng.integers(-4, 5, img.shape), 0, 255).astype(np.uint8)
+
+
+def run(images: list[npt.NDArray[np.uint8]], cfg: AnalyticsConfig | None = None,
+        gps: list[GpsReading | None] | None = None) -> list[VideoEvent]:
+    a = Analyzer(cfg or AnalyticsConfig())
+    events: list[VideoEvent] = []
+    for i, img in enumerate(images):
+        t = int(i * 1e9 / FPS)
+        events += a.feed(Frame(img, i, 1_790_000_000_000_000_000 + t, 10**9 + t), gps[i] if gps else None)
+    return events
+
+
+def kinds(events: list[VideoEvent]) -> list[tuple[str, str, float]]:
+    return [(e.type, e.phase, round((e.mono_ns - 10**9) / 1e9, 1)) for e in events]
+
+
+def test_live_static_scene_raises_nothing() -> None:
+    assert run([noisy(SCENE) for _ in range(100)]) == []
+
+
+def test_covered_lens_is_uniform_and_dark_with_onset_and_end() -> None:
+    covered = np.full_like(SCENE, 15)
+    imgs = [noisy(SCENE) for _ in range(20)] + [noisy(covered) for _ in range(30)] + \
+        [noisy(SCENE) for _ in range(40)]
+    ev = kinds(run(imgs))
+    types = {(t, p) for t, p, _ in ev}
+    assert {("uniform", "onset"), ("uniform", "end"), ("too_dark", "onset"), ("too_dark", "end")} <= types
+    onset = next(t for k, p, t in ev if k == "uniform" and p == "onset")
+    end = next(t for k, p, t in ev if k == "uniform" and p == "end")
+    assert 2.9 <= onset <= 3.3 and 6.9 <= end <= 7.4  # 1 s to start, 2 s clear to end
+    assert not any(k == "scene_change" for k, _, _ in ev)  # uncovering the same view is not "moved"
+
+
+def test_a_brief_dip_is_not_an_alarm() -> None:
+    imgs = [noisy(SCENE) for _ in range(20)] + [np.zeros_like(SCENE)] * 3 + [noisy(SCENE) for _ in range(20)]
+    assert run(imgs) == []
+
+
+def test_frozen_feed_starts_after_frozen_seconds_and_ends_on_change() -> None:
+    frozen = noisy(SCENE)
+    imgs = [noisy(SCENE) for _ in range(10)] + [frozen] * 60 + [noisy(SCENE) for _ in range(10)]
+    ev = kinds(run(imgs))
+    assert [(k, p) for k, p, _ in ev] == [("frozen", "onset"), ("frozen", "end")]
+    assert 4.7 <= ev[0][2] <= 5.3 and ev[1][2] == pytest.approx(7.0, abs=0.3)
+
+
+def test_camera_moved_and_turned_raise_scene_change() -> None:
+    h, w = SCENE.shape[:2]
+    moved = cv2.warpAffine(SCENE, np.float32([[1, 0, 12], [0, 1, 5]]), (w, h), borderMode=cv2.BORDER_REFLECT)
+    turned = cv2.flip(SCENE, -1)
+    for other in (moved, turned):
+        ev = kinds(run([noisy(SCENE) for _ in range(20)] + [noisy(other) for _ in range(60)]))
+        assert [(k, p) for k, p, _ in ev] == [("scene_change", "onset"), ("scene_change", "end")]
+        assert 3.9 <= ev[0][2] <= 4.5
+
+
+def test_something_crossing_the_view_is_not_a_move() -> None:
+    imgs = []
+    for i in range(80):
+        img = noisy(SCENE)
+        x = (i * 8) % 320
+        cv2.rectangle(img, (x, 20), (x + 120, 170), (200, 30, 30), -1)  # a big object sweeping across
+        imgs.append(img)
+    assert run(imgs) == []
+
+
+def fix(lat: float, lon: float) -> GpsReading:
+    return GpsReading(GpsFix(lat=lat, lon=lon, mode=3, fix_time="2026-11-22T09:00:00Z"))
+
+
+def test_geofence_circle_and_polygon() -> None:
+    circle = GeofenceConfig(centre=(31.2304, 121.4737), radius_m=100)
+    assert inside_geofence(circle, 31.2304, 121.4737)[0]
+    assert not inside_geofence(circle, 31.2324, 121.4737)[0]  # ~222 m north
+    assert distance_m(0, 0, 0, 1) == pytest.approx(111_195, rel=1e-3)
+    square = GeofenceConfig(polygon=[(31.0, 121.0), (31.0, 121.1), (31.1, 121.1), (31.1, 121.0)])
+    assert inside_geofence(square, 31.05, 121.05)[0] and not inside_geofence(square, 31.15, 121.05)[0]
+    gps: list[GpsReading | None] = [fix(31.2304, 121.4737)] * 20 + [GpsReading(None, "no fix")] * 10 + \
+        [fix(31.2330, 121.4737)] * 20 + [fix(31.2304, 121.4737)] * 30
+    ev = run([noisy(SCENE) for _ in range(80)], AnalyticsConfig(geofence=circle), gps)
+    assert [(e.type, e.phase) for e in ev] == [("geofence", "onset"), ("geofence", "end")]
+    assert ev[0].as_extra()["details"]["distance_m"] > 100  # "no fix" frames changed nothing
+
+
+def test_settings_refuse_unknown_keys_and_bad_shapes() -> None:
+    with pytest.raises(ValidationError):
+        VideoConfig(segment_seconds=10, frobnicate=1)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="not both"):
+        GeofenceConfig(polygon=[(0, 0), (0, 1), (1, 1)], centre=(0, 0), radius_m=5)
+    with pytest.raises(ValidationError, match="go together"):
+        GeofenceConfig(centre=(0, 0))
+    with pytest.raises(ValidationError, match="WGS84"):
+        GeofenceConfig(centre=(95, 0), radius_m=5)
+    with pytest.raises(ValidationError, match="fragment_seconds"):
+        VideoConfig(segment_seconds=2, fragment_seconds=5)
+    assert VideoConfig.model_validate({"analytics": {"geofence": {"centre": [1, 2], "radius_m": 50}}})
+
+
+def test_a_static_low_noise_live_scene_is_not_frozen() -> None:
+    """Averaging 8x8 pixels would shrink this noise below one grey level and call the feed frozen."""
+    big = cv2.resize(SCENE, (1280, 720))
+    imgs = [np.clip(big + rng.normal(0, 0.7, big.shape), 0, 255).astype(np.uint8) for _ in range(50)]
+    assert run(imgs, AnalyticsConfig(frozen_seconds=2)) == []
