@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -159,11 +159,24 @@ def read_manifest(path: Path) -> dict[str, Any]:
     """The manifest store as JSON (c2pa Reader), with the validation state and failure codes."""
     import c2pa
 
+    return _manifest(lambda: c2pa.Reader(str(path)), path.name)
+
+
+def read_manifest_stream(fh: IO[bytes], mime: str, where: str = "stream") -> dict[str, Any]:
+    """Like read_manifest, for a file inside an export bundle (any readable binary stream)."""
+    import c2pa
+
+    return _manifest(lambda: c2pa.Reader(mime, fh), where)
+
+
+def _manifest(open_reader: Callable[[], Any], where: str) -> dict[str, Any]:
+    import c2pa
+
     try:
-        with c2pa.Reader(str(path)) as reader:
+        with open_reader() as reader:
             data: dict[str, Any] = json.loads(reader.json())
     except c2pa.C2paError as exc:
-        raise VerificationError(f"{path.name}: no readable C2PA manifest ({exc})") from exc
+        raise VerificationError(f"{where}: no readable C2PA manifest ({exc})") from exc
     results = (data.get("validation_results") or {}).get("activeManifest") or {}
     data["failure_codes"] = [f["code"] for f in results.get("failure", [])]
     return data

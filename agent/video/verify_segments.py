@@ -28,18 +28,9 @@ def count_video_packets(fh: IO[bytes]) -> int:
 
 
 def c2pa_of_stream(fh: IO[bytes], mime: str) -> dict[str, Any]:
-    import json
+    from agent.signing.c2pa import read_manifest_stream
 
-    import c2pa
-
-    try:
-        with c2pa.Reader(mime, fh) as reader:
-            data: dict[str, Any] = json.loads(reader.json())
-    except c2pa.C2paError as exc:
-        raise VerificationError(f"no readable C2PA manifest ({exc})") from exc
-    results = (data.get("validation_results") or {}).get("activeManifest") or {}
-    data["failure_codes"] = [f["code"] for f in results.get("failure", [])]
-    return data
+    return read_manifest_stream(fh, mime)
 
 
 def _summary(it: Any) -> dict[str, Any]:
