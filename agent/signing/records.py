@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import rfc8785
@@ -51,12 +52,12 @@ class SignedRecord:
     key_id: str
     x5c: tuple[bytes, ...]
 
-    @property
+    @cached_property
     def record(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.body)
         return data
 
-    @property
+    @cached_property
     def hash(self) -> str:
         """The record hash: chain links and Merkle leaves are computed over the signed bytes."""
         return sha256_hex(self.body)
@@ -71,7 +72,8 @@ class SignedRecord:
             "sig": base64.b64encode(self.sig).decode(),
             "x5c": [base64.b64encode(c).decode() for c in self.x5c],
         }
-        return self.body + b"\n" + canonical(envelope) + b"\n"
+        # The envelope is not signed, so plain compact JSON will do (RFC 8785 costs ~0.1 ms per seal here).
+        return self.body + b"\n" + json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
 
 def sign_record(record: Mapping[str, Any], identity: DeviceIdentity) -> SignedRecord:
