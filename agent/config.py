@@ -60,7 +60,7 @@ class AgentConfig(_Section):
 def _format(exc: ValidationError, source: str) -> str:
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        key = ".".join(str(p) if str(p).isprintable() else repr(str(p)) for p in err["loc"]) or "(top level)"
         msg = "unknown key (not a setting; check the spelling)" if err["type"] == "extra_forbidden" else err["msg"]
         lines.append(f"{source}: {key}: {msg}")
     return "\n".join(lines)

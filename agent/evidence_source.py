@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,6 +99,11 @@ class SingleSource(DirSource):
         self.device_cert = cert
 
 
+# What zipfile raises for damaged archives: bad headers/CRC, inflate errors, truncation, "encrypted" flags,
+# unknown compression methods.
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError)
+
+
 class ZipSource(EvidenceSource):
     def __init__(self, path: Path) -> None:
         try:
@@ -105,23 +111,31 @@ class ZipSource(EvidenceSource):
         except (zipfile.BadZipFile, OSError) as exc:
             raise VerificationError(f"{path}: not a readable export bundle ({exc})") from exc
         self.mode = "bundle"
+        self._path = path
         names = self._zip.namelist()
         self._names = [n for n in names if not n.endswith("/")]
         if "device/cert.pem" in names:
-            self.device_cert = self._zip.read("device/cert.pem")
+            self.device_cert = self._read("device/cert.pem")
         if "MANIFEST.json" in names:
             try:
-                self.manifest = json.loads(self._zip.read("MANIFEST.json"))
-            except json.JSONDecodeError as exc:
+                self.manifest = json.loads(self._read("MANIFEST.json"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise VerificationError(f"{path}: MANIFEST.json is not valid JSON ({exc})") from exc
 
+    def _read(self, name: str) -> bytes:
+        """A member's bytes; a damaged zip is a verification finding, never a crash."""
+        try:
+            return self._zip.read(name)
+        except ZIP_ERRORS as exc:
+            raise VerificationError(f"{self._path}: bundle member {name} unreadable ({exc})") from exc
+
     def entries(self) -> list[Entry]:
-        return [Entry(n, n.rpartition("/")[0], self._zip.read(n))
+        return [Entry(n, n.rpartition("/")[0], self._read(n))
                 for n in sorted(self._names) if n.endswith("." + SIDECAR_EXT)]
 
     def members(self, prefix: str) -> dict[str, bytes]:
         """Bundle members under ``prefix`` (anchoring proofs, checkpoints, receipts)."""
-        return {n: self._zip.read(n) for n in self._names if n.startswith(prefix)}
+        return {n: self._read(n) for n in self._names if n.startswith(prefix)}
 
     def media_files(self) -> list[tuple[str, str]]:
         out = []
@@ -139,7 +153,11 @@ class ZipSource(EvidenceSource):
         if member not in self._names:
             yield None
             return
-        with self._zip.open(member) as fh:
+        try:
+            fh = self._zip.open(member)
+        except ZIP_ERRORS as exc:
+            raise VerificationError(f"{self._path}: bundle member {member} unreadable ({exc})") from exc
+        with fh:
             yield fh
 
     def close(self) -> None:

@@ -90,7 +90,8 @@ class Agent:
     """One device's agent: camera hub, stills, sealer and vault; components attach to ``sealer``."""
 
     def __init__(self, cfg: AgentConfig, *, clock: Clock | None = None, identity: DeviceIdentity | None = None,
-                 camera: CaptureBackend | None = None, gps: GpsProvider | None = None) -> None:
+                 camera: CaptureBackend | None = None, gps: GpsProvider | None = None,
+                 camera_factory: Callable[[], CaptureBackend] | None = None) -> None:
         self.cfg = cfg
         self.clock = clock or SystemClock()
         self.identity = identity or load_identity(cfg.identity.key_dir)
@@ -101,9 +102,13 @@ class Agent:
         self.gps = gps or open_gps(cfg.gps, self.clock)
         self.sensors = Sensors(self.clock, self.gps, TimeQualityProbe(self.clock, cfg.time))
         if camera is None:
-            camera = backend_class(cfg.capture.backend)(cfg.capture.to_settings(), self.clock)
+            def camera_factory() -> CaptureBackend:  # a closed backend cannot reopen: each attempt gets a new one
+                return backend_class(cfg.capture.backend)(cfg.capture.to_settings(), self.clock)
+
+            camera = camera_factory()
         self.watchdog = Watchdog(SdNotifier(), self.clock, stale_after_s=10)
-        self.hub = FrameHub(camera, on_error=self._camera_failed, on_frame=self._on_frame)
+        self.hub = FrameHub(camera, on_error=self._camera_failed, on_frame=self._on_frame, reopen=camera_factory,
+                            on_event=self._camera_event)
         self._device_events: queue.Queue[TamperEvent | ButtonEvent | None] = queue.Queue()
         self.device = DeviceIO(cfg.gpio, self.clock, on_tamper=self._device_events.put,
                                on_button=self._device_events.put)
@@ -452,6 +457,18 @@ class Agent:
                                                              **alarm.as_record()})
                 except AgentError as exc:
                     log.error("could not seal clock alarm: %s", exc)
+
+    def _camera_event(self, kind: str, details: dict[str, Any]) -> None:
+        """camera_lost / camera_restored from the hub's reconnect loop: sealed (and sent as alerts)."""
+        lost = kind == "camera_lost"
+        self.device.set_error(lost)
+        if lost:
+            self.stats.errors.append(str(details.get("details")))
+        try:
+            self.sealer.seal("event", self.sensors.moment(),
+                             extra={"type": kind, "phase": "onset" if lost else "end", **details})
+        except AgentError:
+            log.exception("could not seal %s", kind)
 
     def _camera_failed(self, exc: Exception) -> None:
         self.stats.errors.append(str(exc))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import re
 import shutil
@@ -30,6 +31,8 @@ from pathlib import Path
 from agent.errors import VaultError, VerificationError
 from agent.fsutil import atomic_write, fsync_dir
 from agent.signing.records import SignedRecord, parse_sidecar
+
+log = logging.getLogger(__name__)
 
 BUCKET = 10_000
 SIDECAR_EXT = "rec"
@@ -189,6 +192,7 @@ class Vault:
         bucket = self.path / "items" / bucket_of(int(r["seq"]))
         bucket.mkdir(exist_ok=True)
         media_path: Path | None = None
+        record_path = bucket / f"{stem}.{SIDECAR_EXT}"
         with self._lock:
             try:
                 if media is not None:
@@ -197,14 +201,30 @@ class Vault:
                         atomic_write(media_path, media, sync_dir=False)
                     else:
                         os.replace(media, media_path)  # producer fsynced it in staging
-                record_path = bucket / f"{stem}.{SIDECAR_EXT}"
                 atomic_write(record_path, rec.to_sidecar(), sync_dir=False)
                 fsync_dir(bucket)
             except OSError as exc:
-                raise VaultError(f"cannot store seq {r['seq']} in {bucket}: {exc}") from exc
-            self._index(rec, record_path, media_path)
+                if not record_path.exists():  # not sealed: never leave media without its record
+                    self._unplace(media, media_path)
+                    raise VaultError(f"cannot store seq {r['seq']} in {bucket}: {exc}") from exc
+                log.warning("seq %s stored but the folder sync failed: %s", r["seq"], exc)
+            try:
+                self._index(rec, record_path, media_path)
+            except sqlite3.Error as exc:  # the files are the evidence; the index catches up at the next open
+                log.warning("index not updated for seq %s (%s); `evidence-agent reindex` rebuilds it", r["seq"], exc)
             self._usage += int((r.get("media") or {}).get("size", 0))
         return record_path, media_path
+
+    @staticmethod
+    def _unplace(media: Path | bytes | None, media_path: Path | None) -> None:
+        """Undo placing media whose record could not be written: a producer's file goes back to staging."""
+        if media_path is None or not media_path.exists():
+            return
+        with contextlib.suppress(OSError):
+            if isinstance(media, Path):
+                os.replace(media_path, media)
+            else:
+                media_path.unlink()
 
     def evict_media(self, rows: list[IndexRow]) -> int:
         """Delete media files (their sidecars stay); the caller has sealed a ``media_evicted`` record first."""
@@ -236,11 +256,14 @@ class Vault:
                 atomic_write(target, data)
 
     def take_orphans(self) -> list[Path]:
-        """Move unsealed staging leftovers (a crash mid-segment) to orphans/; they are never deleted."""
+        """Move unsealed leftovers to orphans/ (never deleted): staging files (a crash mid-segment), and media
+        or temp files in items/ past the newest record (a crash between a media file and its sidecar)."""
         moved = []
-        for p in sorted((self.path / "staging").iterdir()):
+        for p in sorted([*(self.path / "staging").iterdir(), *self._unsealed_in_items()]):
             if p.is_file() and p.stat().st_size > 0:
-                target = self.path / "orphans" / p.name
+                target = self.path / "orphans" / p.name.lstrip(".")
+                if target.exists():
+                    target = target.with_name(f"{target.stem}-{os.getpid()}{target.suffix}")
                 shutil.move(str(p), target)
                 moved.append(target)
             elif p.is_file():
@@ -248,6 +271,19 @@ class Vault:
         if moved:
             fsync_dir(self.path / "orphans")
         return moved
+
+    def _unsealed_in_items(self) -> list[Path]:
+        last = self.last()
+        newest = -1 if last is None else last[0]
+        buckets = sorted(p for p in (self.path / "items").iterdir() if p.is_dir())
+        out = []
+        for bucket in buckets[-2:]:  # the next seq's media lands in the newest bucket (or a new one)
+            for p in bucket.iterdir():
+                m = ITEM_RE.match(p.name)
+                unsealed = m is not None and int(m.group(1)) > newest and m.group(3) != SIDECAR_EXT
+                if unsealed or (p.name.startswith(".") and p.name.endswith(".tmp")):  # or atomic_write's temp file
+                    out.append(p)
+        return out
 
     def close(self) -> None:
         if not self._closed:

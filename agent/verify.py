@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.errors import SigningError, VerificationError
-from agent.evidence_source import Entry, EvidenceSource, open_source
+from agent.evidence_source import ZIP_ERRORS, Entry, EvidenceSource, open_source
 from agent.signing.keys import key_id_of, verify_with
 from agent.signing.records import GENESIS_PREV, SignedRecord, parse_sidecar
 from agent.vault import ITEM_RE
@@ -105,7 +106,11 @@ def _check_signature(name: str, signed: SignedRecord, report: Report) -> bool:
     except ValueError as exc:
         report.problem(name, f"signing certificate unreadable: {exc}")
         return False
-    pub = certs[0].public_key()
+    try:
+        pub = certs[0].public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:  # a garbled key in a parseable certificate
+        report.problem(name, f"signing certificate's public key unreadable: {exc}")
+        return False
     if not isinstance(pub, ec.EllipticCurvePublicKey) or key_id_of(pub) != signed.key_id:
         report.problem(name, "signing certificate does not hold the record's key")
         return False
@@ -117,16 +122,28 @@ def _check_signature(name: str, signed: SignedRecord, report: Report) -> bool:
     return True
 
 
+def _subject(cert: x509.Certificate) -> str:
+    try:
+        return cert.subject.rfc4514_string()
+    except ValueError:
+        return "(unreadable subject)"
+
+
 def _check_chain(name: str, certs: list[x509.Certificate], trusted: list[x509.Certificate],
                  when: dt.datetime, report: Report) -> None:
     for child, parent in itertools.pairwise(certs):
         try:
             child.verify_directly_issued_by(parent)
         except (ValueError, TypeError, Exception) as exc:  # InvalidSignature has no common base
-            report.problem(name, f"certificate chain broken at {child.subject.rfc4514_string()}: {exc!r}")
+            report.problem(name, f"certificate chain broken at {_subject(child)}: {exc!r}")
             return
     leaf = certs[0]
-    if not leaf.not_valid_before_utc <= when <= leaf.not_valid_after_utc:
+    try:
+        valid = leaf.not_valid_before_utc <= when <= leaf.not_valid_after_utc
+    except ValueError as exc:  # fields are parsed lazily: a garbled certificate fails here, not at load
+        report.problem(name, f"signing certificate unreadable: {exc}")
+        return
+    if not valid:
         report.problem(name, "capture time is outside the signing certificate's validity")
     if trusted:
         top = certs[-1]
@@ -170,9 +187,13 @@ def _check_media(src: EvidenceSource, item: CheckedItem, report: Report, evicted
             return
         h = hashlib.sha256()
         size = 0
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-            size += len(chunk)
+        try:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+                size += len(chunk)
+        except ZIP_ERRORS as exc:  # a damaged bundle member (bad CRC, truncated deflate stream)
+            report.problem(_where(item), f"media {media.get('name')} unreadable: {exc}")
+            return
     if size != media.get("size") or h.hexdigest() != media.get("sha256"):
         report.problem(_where(item), f"media {media.get('name')} does not match its record "
                                      f"(sha256/size differ: file altered or replaced)")

@@ -12,6 +12,7 @@ different workers, and SQLite serialises them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -31,7 +32,7 @@ from agent.errors import SigningError, VerificationError
 from agent.fsutil import atomic_write, fsync_dir
 from agent.signing.keys import key_id_of, verify_with
 from agent.signing.records import SignedRecord, parse_sidecar
-from agent.uplink.chunks import parse_chunk, props_dict
+from agent.uplink.chunks import Chunk, parse_chunk, props_dict
 from agent.uplink.mqtt import Inbound
 from agent.uplink.topics import check_segment, parse_device_topic
 from agent.vault import bucket_of, item_stem
@@ -123,6 +124,11 @@ class Ingest:
             self._quarantine(msg, "?", Refused(str(exc), 0x90))
             return
         try:
+            if channel in ("record", "alert") and msg.prop("index") is not None:
+                whole = self._chunked_record(msg)
+                if whole is None:
+                    return
+                msg = whole
             if channel == "record":
                 self._record(site, device, msg)
             elif channel == "media":
@@ -223,6 +229,34 @@ class Ingest:
         if done is not None:
             self._count(device, "duplicates")
             return
+        final = self._reassemble(chunk)
+        if final is None:
+            return
+        self._db.execute("INSERT INTO media VALUES (?,?,?,?)", (chunk.item, device, chunk.sha256, str(final)))
+        self._db.execute("DELETE FROM chunks WHERE item=?", (chunk.item,))
+        self._place_media(chunk.item)
+
+    def _chunked_record(self, msg: Inbound) -> Inbound | None:
+        """A record larger than the broker's packet limit arrives in chunks: the whole sidecar, once complete."""
+        try:
+            chunk = parse_chunk(props_dict(msg.user_props), msg.payload)
+        except ValueError as exc:
+            raise Refused(str(exc)) from exc
+        final = self._reassemble(chunk)
+        if final is None:
+            return None
+        self._db.execute("DELETE FROM chunks WHERE item=?", (chunk.item,))
+        payload = final.read_bytes()
+        final.unlink()
+        try:
+            record_hash = parse_sidecar(payload, msg.topic).hash
+        except VerificationError as exc:
+            raise Refused(str(exc)) from exc
+        props = (("item", record_hash), ("seq", str(chunk.seq)), ("kind", chunk.kind))
+        return dataclasses.replace(msg, payload=payload, user_props=props)
+
+    def _reassemble(self, chunk: Chunk) -> Path | None:
+        """Store one chunk durably; the whole file (checked against its SHA-256) once every chunk is here."""
         check_segment(chunk.name, "media name")
         partial = self.state / "partial" / f"{chunk.item}.{chunk.total}"
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT, 0o644)
@@ -235,7 +269,7 @@ class Ingest:
         have = self._db.execute("SELECT COUNT(*) FROM chunks WHERE item=? AND total=?",
                                 (chunk.item, chunk.total)).fetchone()[0]
         if have < chunk.total:
-            return
+            return None
         digest = hashlib.sha256()
         with open(partial, "rb") as fh:
             while block := fh.read(1 << 20):
@@ -246,9 +280,7 @@ class Ingest:
             raise Refused(f"reassembled media of item {chunk.item[:12]} does not match its SHA-256", 0x83)
         final = self.state / "partial" / f"{chunk.item}.done"
         os.replace(partial, final)
-        self._db.execute("INSERT INTO media VALUES (?,?,?,?)", (chunk.item, device, chunk.sha256, str(final)))
-        self._db.execute("DELETE FROM chunks WHERE item=?", (chunk.item,))
-        self._place_media(chunk.item)
+        return final
 
     def _place_media(self, item: str) -> None:
         """Move complete media next to its record once both are here (either may come first)."""

@@ -12,7 +12,6 @@ Keeping the signed bytes on a line of their own lets a third party check a recor
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 from collections.abc import Mapping
@@ -106,6 +105,6 @@ def parse_sidecar(data: bytes, where: str) -> SignedRecord:
         sig = base64.b64decode(envelope["sig"], validate=True)
         x5c = tuple(base64.b64decode(c, validate=True) for c in envelope.get("x5c", []))
         key_id = str(envelope["key_id"])
-    except (KeyError, TypeError, binascii.Error) as exc:
+    except (KeyError, TypeError, ValueError) as exc:  # binascii.Error, and non-ASCII text in a base64 field
         raise VerificationError(f"{where}: envelope is malformed ({exc})") from exc
     return SignedRecord(body=body, sig=sig, key_id=key_id, x5c=x5c)

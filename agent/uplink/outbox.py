@@ -12,6 +12,7 @@ work over through queues, so neither sealing nor the network thread ever waits o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import queue
@@ -24,7 +25,7 @@ from typing import Any
 
 from agent.model import SealedItem
 from agent.uplink.backlog import sidecar_props, unqueued_items
-from agent.uplink.chunks import MIN_CHUNK, MediaRef, chunk_count, chunk_props, chunk_size_for
+from agent.uplink.chunks import MIN_CHUNK, MediaRef, chunk_count, chunk_props, chunk_size_for, fits
 from agent.uplink.mqtt import NO_MATCHING_SUBSCRIBERS, MqttLink, PublishResult
 from agent.uplink.topics import DeviceTopics
 
@@ -34,6 +35,7 @@ PRIORITY = {"record": 0, "alert": 0, "receipt": 1, "media": 2}
 RETRYABLE = {0x89, 0x97, 0x9F}  # server busy, quota exceeded, connection rate exceeded
 TOO_BIG = {0x95}  # packet too large: mosquitto answers message_size_limit overflows with PUBACK 0x95
 SIDECAR_TYPE = "application/vnd.evidence.sidecar"
+CHUNKABLE = frozenset({"record", "alert"})  # signed sidecars: the ingest reassembles them when chunked
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
   id INTEGER PRIMARY KEY AUTOINCREMENT, priority INTEGER NOT NULL, channel TEXT NOT NULL,
@@ -310,11 +312,12 @@ class Outbox:
     def _settle(self, entry_id: int, idx: int, gen: int, r: PublishResult) -> None:
         row = self._db.execute("SELECT channel, item, seq, total, chunk_size, state, size FROM entries "
                                "WHERE id=?", (entry_id,)).fetchone()
-        if row is None or row[5] != "pending" or (row[0] == "media" and row[4] != gen):
+        chunked = row is not None and (row[0] == "media" or row[3] is not None)  # records over the limit too
+        if row is None or row[5] != "pending" or (chunked and row[4] != gen):
             return  # settled already, or an answer about chunks of a size since abandoned
         channel, item, seq, total, chunk_size = row[:5]
         if r.ok and not (r.code == NO_MATCHING_SUBSCRIBERS and self.require_subscriber):
-            if channel != "media":
+            if not chunked:
                 self._delete(entry_id, item, channel, seq, row[6])
                 return
             self._db.execute("INSERT OR IGNORE INTO acked VALUES (?,?)", (entry_id, idx))
@@ -371,6 +374,10 @@ class Outbox:
             e = _Entry(*row[:8], [tuple(p) for p in json.loads(row[8])], *row[9:])  # type: ignore[misc,call-arg]
             if e.channel == "media":
                 if not self._send_media(e):
+                    return
+            elif e.channel in CHUNKABLE and (e.total is not None or not fits(
+                    self.topics.channel(e.channel), e.props, len(e.payload or b""), self.link.max_packet_size)):
+                if not self._send_chunked_record(e):
                     return
             elif (e.id, 0) not in self._inflight:
                 self._send(e.id, 0, self.topics.channel(e.channel), e.payload or b"", e.props, e.content_type)
@@ -435,6 +442,36 @@ class Outbox:
                     return False
                 if self._window_full():
                     return False
+        return True
+
+    def _send_chunked_record(self, e: _Entry) -> bool:
+        """A record or alert larger than the broker's packet limit (a TSA receipt is ~4 KB) goes in chunks on
+        its own topic; the ingest reassembles and checks it like media. Never silently dropped."""
+        payload = e.payload or b""
+        topic = self.topics.channel(e.channel)
+        if e.total is None or e.chunk_size is None:
+            try:
+                size = chunk_size_for(self.link.max_packet_size, topic, self.chunk_bytes)
+            except ValueError as exc:
+                self._reject(e.id, str(exc))
+                return True
+            e.chunk_size, e.total = size, chunk_count(len(payload), size)
+            self._db.execute("UPDATE entries SET chunk_size=?, total=? WHERE id=?", (size, e.total, e.id))
+        ref = MediaRef(hashlib.sha256(payload).hexdigest(), e.seq or 0, e.kind or e.channel,
+                       f"{e.seq or 0:012d}.{e.kind or e.channel}.rec", hashlib.sha256(payload).hexdigest(),
+                       len(payload), e.content_type or SIDECAR_TYPE)
+        acked = self._acked.setdefault(
+            e.id, {r[0] for r in self._db.execute("SELECT idx FROM acked WHERE entry=?", (e.id,))})
+        for idx in range(e.total):
+            if idx in acked or (e.id, idx) in self._inflight:
+                continue
+            offset = idx * e.chunk_size
+            data = payload[offset:offset + e.chunk_size]
+            if not self._send(e.id, idx, topic, data, chunk_props(ref, idx, e.total, offset, data),
+                              ref.content_type, gen=e.chunk_size):
+                return False
+            if self._window_full():
+                return False
         return True
 
     def _reject(self, entry_id: int, reason: str) -> None:

@@ -64,6 +64,17 @@ def _check_record(where: str, it: Any, problem: Callable[[str, str], None]) -> N
         problem(where, f"segment duration {ex.get('duration_s')} s does not match its frame times ({expected:.3f} s)")
 
 
+# Sealed events after which recording resumes later: the camera went away, or the vault filled up. The
+# recorder seals the segment that was open only once frames return, so such an event may precede it in the chain.
+GAP_EVENTS = frozenset({"camera_lost", "camera_restored", "vault_full"})
+
+
+def _gap_times(items: Any) -> list[int]:
+    """Monotonic capture times (µs) of the events that explain a pause in recording."""
+    return [int(it.record["captured"]["mono_us"]) for it in items if it.record.get("kind") == "event"
+            and (it.record.get("extra") or {}).get("type") in GAP_EVENTS]
+
+
 def segment_checker(*, media: bool = True, c2pa: bool = True) -> Callable[[Any], None]:
     """A checker for agent.verify.check(..., checkers=[segment_checker()])."""
 
@@ -72,6 +83,7 @@ def segment_checker(*, media: bool = True, c2pa: bool = True) -> Callable[[Any],
         summaries: list[dict[str, Any]] = []
         prev: Any = None
         restart_since_prev = False
+        gaps = _gap_times(ctx.items)
         for it in sorted(ctx.items, key=lambda i: i.seq):
             kind = it.record.get("kind")
             if kind == "restart":
@@ -85,14 +97,15 @@ def segment_checker(*, media: bool = True, c2pa: bool = True) -> Callable[[Any],
             if media:
                 _check_media(ctx, it, where, c2pa)
             if prev is not None and not restart_since_prev:
-                _check_continuity(prev, it, where, report.problem)
+                _check_continuity(prev, it, where, report.problem, gaps)
             prev, restart_since_prev = it, False
         report.sections["segments"] = summaries
 
     return check
 
 
-def _check_continuity(prev: Any, cur: Any, where: str, problem: Callable[[str, str], None]) -> None:
+def _check_continuity(prev: Any, cur: Any, where: str, problem: Callable[[str, str], None],
+                      gaps: list[int] | None = None) -> None:
     a, b = prev.record.get("extra") or {}, cur.record.get("extra") or {}
     sa, sb = a.get("stream") or {}, b.get("stream") or {}
     if sa.get("id") != sb.get("id"):
@@ -102,8 +115,10 @@ def _check_continuity(prev: Any, cur: Any, where: str, problem: Callable[[str, s
         problem(where, f"segment {sb.get('segment_no')} follows segment {sa.get('segment_no')}: "
                        "segment(s) missing")
     end = prev.record.get("end") or prev.record["captured"]
-    gap_s = (int(cur.record["captured"]["mono_us"]) - int(end["mono_us"])) / 1e6
-    if gap_s > MAX_GAP_S or gap_s < 0:
+    start_us, end_us = int(cur.record["captured"]["mono_us"]), int(end["mono_us"])
+    gap_s = (start_us - end_us) / 1e6
+    explained = any(end_us <= t <= start_us for t in gaps or ())
+    if (gap_s > MAX_GAP_S and not explained) or gap_s < 0:
         problem(where, f"time gap of {gap_s:.3f} s after seq {prev.seq} with no restart/gap record")
 
 
