@@ -34,6 +34,22 @@ def import_picamera2() -> Any:
         raise CaptureError(f"picamera2 is not available on this machine ({exc}); {UNAVAILABLE_HINT}") from None
 
 
+def frame_times(metadata: dict[str, Any], wall_now: int, mono_now: int) -> tuple[int, int]:
+    """(mono_ns, wall_ns) of a frame from libcamera's metadata.
+
+    ``SensorTimestamp`` is CLOCK_MONOTONIC (ns) at the end of exposure; ``FrameWallClock`` (newer
+    libcamera) is the matching wall time. Without it the wall time is derived from the monotonic age of
+    the frame; implausible values (in the future) fall back to the time of reading.
+    """
+    sensor_ns = metadata.get("SensorTimestamp")
+    if not (isinstance(sensor_ns, int) and 0 < sensor_ns <= mono_now):
+        return mono_now, wall_now
+    wall_clock = metadata.get("FrameWallClock")
+    if isinstance(wall_clock, int) and 0 < wall_clock <= wall_now + 1_000_000_000:
+        return sensor_ns, wall_clock
+    return sensor_ns, wall_now - (mono_now - sensor_ns)
+
+
 class Picamera2Backend(CaptureBackend):
     """Main stream as BGR frames (picamera2 "RGB888" is B,G,R in memory, as OpenCV expects)."""
 
@@ -92,12 +108,7 @@ class Picamera2Backend(CaptureBackend):
             metadata = request.get_metadata()
         finally:
             request.release()  # hold requests briefly or libcamera drops frames
-        wall_now, mono_now = self.clock.wall_ns(), self.clock.mono_ns()
-        sensor_ns = metadata.get("SensorTimestamp")
-        if isinstance(sensor_ns, int) and 0 < sensor_ns <= mono_now:
-            mono, wall = sensor_ns, wall_now - (mono_now - sensor_ns)
-        else:
-            mono, wall = mono_now, wall_now
+        mono, wall = frame_times(metadata, self.clock.wall_ns(), self.clock.mono_ns())
         image = image[:, :, :3] if image.ndim == 3 and image.shape[2] == 4 else image
         frame = Frame(image=image, index=self._index, wall_ns=wall, mono_ns=mono)
         self._index += 1

@@ -88,3 +88,17 @@ def test_no_camera_detected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=NoCam))
     with pytest.raises(CaptureError, match="no camera 0 found"):
         open_backend("picamera2", CaptureSettings(), ManualClock())
+
+
+def test_frame_times_from_libcamera_metadata() -> None:
+    from agent.capture.picamera2 import frame_times
+
+    wall_now, mono_now = 1_800_000_000_000_000_000, 50_000_000_000
+    # SensorTimestamp 30 ms ago, no FrameWallClock: wall derived from the frame's monotonic age
+    assert frame_times({"SensorTimestamp": mono_now - 30_000_000}, wall_now, mono_now) == (
+        mono_now - 30_000_000, wall_now - 30_000_000)
+    # FrameWallClock (newer libcamera) is used as is
+    assert frame_times({"SensorTimestamp": mono_now - 1, "FrameWallClock": wall_now - 5}, wall_now, mono_now) == (
+        mono_now - 1, wall_now - 5)
+    # a sensor time in the future is not trusted
+    assert frame_times({"SensorTimestamp": mono_now + 10}, wall_now, mono_now) == (mono_now, wall_now)
