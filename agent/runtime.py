@@ -101,25 +101,33 @@ class Agent:
                              listeners=[self.stats.count])
         self.gps = gps or open_gps(cfg.gps, self.clock)
         self.sensors = Sensors(self.clock, self.gps, TimeQualityProbe(self.clock, cfg.time))
-        if camera is None:
+        self.video: VideoService | None = None
+        native = cfg.video.enabled and camera is None and cfg.capture.backend == "picamera2"
+        if cfg.video.enabled:
+            from agent.video.service import VideoService
+
+            vcfg = cfg.video.model_copy(update={"fps": cfg.capture.fps, "still_interval_s": 0.0})
+            self.video = VideoService(
+                vcfg, sealer=_QuotaAwareSealer(self), vault=self.vault, identity=self.identity,
+                sensors=self.sensors, device_id=cfg.device.id, site_id=cfg.device.site_id,
+                camera=camera.describe() if camera is not None else cfg.capture.backend,
+                picamera2=(cfg.capture.to_settings(), self.clock, cfg.capture.picamera2) if native else None)
+        if native and self.video is not None:
+            # picamera2 encodes the main stream itself (hardware H.264 where the board has it); the hub
+            # carries the lores stream to analytics, stills and live view.
+            camera, camera_factory = self.video.recorder.lores_backend(), None  # type: ignore[union-attr]
+        elif camera is None:
             def camera_factory() -> CaptureBackend:  # a closed backend cannot reopen: each attempt gets a new one
                 return backend_class(cfg.capture.backend)(cfg.capture.to_settings(), self.clock)
 
             camera = camera_factory()
+        assert camera is not None
         self.watchdog = Watchdog(SdNotifier(), self.clock, stale_after_s=10)
         self.hub = FrameHub(camera, on_error=self._camera_failed, on_frame=self._on_frame, reopen=camera_factory,
                             on_event=self._camera_event)
         self._device_events: queue.Queue[TamperEvent | ButtonEvent | None] = queue.Queue()
         self.device = DeviceIO(cfg.gpio, self.clock, on_tamper=self._device_events.put,
                                on_button=self._device_events.put)
-        self.video: VideoService | None = None
-        if cfg.video.enabled:
-            from agent.video.service import VideoService
-
-            vcfg = cfg.video.model_copy(update={"fps": cfg.capture.fps, "still_interval_s": 0.0})
-            self.video = VideoService(vcfg, sealer=_QuotaAwareSealer(self), vault=self.vault,
-                                      identity=self.identity, sensors=self.sensors, device_id=cfg.device.id,
-                                      site_id=cfg.device.site_id, camera=camera.describe())
         self.uplink: Uplink | None = None
         self.commands: DeviceCommandService | None = None
         if cfg.uplink is not None and cfg.uplink.enabled:

@@ -5,15 +5,19 @@ picamera2 is not on PyPI in a usable form for the Pi: it comes from Raspberry Pi
 ``--system-site-packages`` to see it. Off a Pi, opening this backend raises a clear
 CaptureError instead of an ImportError deep in a stack.
 
-This module is the minimal frame path (main stream -> Frame, times from ``SensorTimestamp``).
-Native H.264, lores stream and full-resolution stills while recording belong to the full
-backend (issue 6 item 1) and will add "h264"/"still" to ``capabilities`` when they exist.
+This module is the frame path (main or lores stream -> Frame, times from the request metadata)
+plus full-resolution stills through ``capture_request()``. Continuous native H.264 recording of
+the main stream lives in :mod:`agent.video.picamera2_recorder`, which reuses the helpers here.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
 
 from agent.capture.base import CaptureBackend, CaptureSettings
 from agent.clock import Clock
@@ -24,6 +28,22 @@ UNAVAILABLE_HINT = (
     "install it with `sudo apt install python3-picamera2` on Raspberry Pi OS (bookworm) and create the "
     "virtual environment with `python3 -m venv --system-site-packages`, or choose the opencv/synthetic backend"
 )
+MIN_WALL_NS = 10**17  # FrameWallClock below this (1973) is not nanoseconds since the epoch: ignore it
+
+
+class Picamera2Config(BaseModel):
+    """``[capture.picamera2]``: picamera2-only settings (main size/fps come from ``[capture]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    camera_num: int = Field(default=0, ge=0, le=7, description="libcamera camera index (Pi 5: 0 or 1)")
+    lores_width: int = Field(default=320, ge=64, le=1920,
+                             description="lores stream width for analytics and live view (even)")
+    lores_height: int = Field(default=240, ge=48, le=1080, description="lores stream height (even)")
+    encoder: Literal["auto", "libav"] = Field(
+        default="auto", description="auto = picamera2 H264Encoder (bcm2835 hardware on Pi 4, libav on Pi 5); "
+                                    "libav = always LibavH264Encoder (software)")
+    buffer_count: int = Field(default=6, ge=2, le=16, description="camera buffers; stills hold one briefly")
 
 
 def import_picamera2() -> Any:
@@ -34,54 +54,112 @@ def import_picamera2() -> Any:
         raise CaptureError(f"picamera2 is not available on this machine ({exc}); {UNAVAILABLE_HINT}") from None
 
 
+def open_camera(module: Any, camera_num: int) -> Any:
+    """``Picamera2(camera_num)`` after checking libcamera sees that camera."""
+    cameras = module.Picamera2.global_camera_info()
+    if not cameras or camera_num >= len(cameras):
+        raise CaptureError(
+            f"no camera {camera_num} found by libcamera ({len(cameras or [])} detected); "
+            "check the ribbon cable and camera_auto_detect=1 in config.txt"
+        )
+    return module.Picamera2(camera_num)
+
+
 def frame_times(metadata: dict[str, Any], wall_now: int, mono_now: int) -> tuple[int, int]:
     """(mono_ns, wall_ns) of a frame from libcamera's metadata.
 
-    ``SensorTimestamp`` is CLOCK_MONOTONIC (ns) at the end of exposure; ``FrameWallClock`` (newer
-    libcamera) is the matching wall time. Without it the wall time is derived from the monotonic age of
-    the frame; implausible values (in the future) fall back to the time of reading.
+    ``SensorTimestamp`` is CLOCK_MONOTONIC (ns) at the end of exposure, the clock of
+    ``time.monotonic_ns``; ``FrameWallClock`` (libcamera >= 0.5) is the matching wall time in ns.
+    Without it the wall time is derived from the frame's monotonic age; implausible values (a sensor
+    time in the future, a wall clock that is not epoch ns or is ahead of now) are not trusted.
     """
     sensor_ns = metadata.get("SensorTimestamp")
     if not (isinstance(sensor_ns, int) and 0 < sensor_ns <= mono_now):
         return mono_now, wall_now
     wall_clock = metadata.get("FrameWallClock")
-    if isinstance(wall_clock, int) and 0 < wall_clock <= wall_now + 1_000_000_000:
+    if isinstance(wall_clock, int) and MIN_WALL_NS <= wall_clock <= wall_now + 1_000_000_000:
         return sensor_ns, wall_clock
     return sensor_ns, wall_now - (mono_now - sensor_ns)
 
 
+def request_times(metadata: dict[str, Any], clock: Clock) -> tuple[int, int]:
+    """(mono_ns, wall_ns) of a request, reading the injected clock once for "now"."""
+    return frame_times(metadata, clock.wall_ns(), clock.mono_ns())
+
+
+def to_bgr(array: npt.NDArray[np.uint8], fmt: str | None) -> npt.NDArray[np.uint8]:
+    """picamera2 array -> BGR uint8 (OpenCV layout).
+
+    ``RGB888``/``XRGB8888`` are B,G,R(,X) in memory; ``BGR888``/``XBGR8888`` are R,G,B(,X);
+    ``YUV420`` arrives as an (h*3/2, w) I420 plane stack.
+    """
+    if fmt == "YUV420" or array.ndim == 2:
+        import cv2
+
+        return np.asarray(cv2.cvtColor(np.ascontiguousarray(array), cv2.COLOR_YUV2BGR_I420), dtype=np.uint8)
+    if fmt in ("BGR888", "XBGR8888"):
+        return np.ascontiguousarray(array[:, :, 2::-1])
+    return array[:, :, :3] if array.shape[2] == 4 else array
+
+
+def request_frame(request: Any, stream: str, fmt: str | None, index: int, clock: Clock) -> Frame:
+    """Copy one stream of a CompletedRequest into a Frame and release the request at once."""
+    try:
+        image = request.make_array(stream)
+        metadata = request.get_metadata()
+    finally:
+        request.release()  # hold requests briefly or libcamera runs out of buffers and drops frames
+    mono, wall = request_times(metadata, clock)
+    return Frame(image=to_bgr(image, fmt), index=index, wall_ns=wall, mono_ns=mono)
+
+
+def jpeg(frame: Frame, quality: int) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise CaptureError(f"JPEG encoding failed for still {frame.index}")
+    return bytes(buf.tobytes())
+
+
 class Picamera2Backend(CaptureBackend):
-    """Main stream as BGR frames (picamera2 "RGB888" is B,G,R in memory, as OpenCV expects)."""
+    """Frames from the main (or lores) stream; full-resolution stills from main while frames flow."""
 
     name: ClassVar[str] = "picamera2"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"sensor_timestamps"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"sensor_timestamps", "still"})
 
-    def __init__(self, settings: CaptureSettings, clock: Clock, camera_num: int = 0) -> None:
+    def __init__(self, settings: CaptureSettings, clock: Clock, camera_num: int = 0,
+                 stream: Literal["main", "lores"] = "main", lores_size: tuple[int, int] = (320, 240),
+                 main_format: str = "RGB888") -> None:
         super().__init__(settings, clock)
         self.camera_num = camera_num
+        self.stream = stream
+        self.lores_size = lores_size
+        self.main_format = main_format
         self._cam: Any = None
         self._index = 0
+        self._still_no = 0
 
     def describe(self) -> str:
         s = self.settings
-        return f"picamera2 camera {self.camera_num} {s.width}x{s.height}@{s.fps:g}"
+        extra = f" lores {self.lores_size[0]}x{self.lores_size[1]}" if self.stream == "lores" else ""
+        return f"picamera2 camera {self.camera_num} {s.width}x{s.height}@{s.fps:g}{extra}"
+
+    def _format(self, stream: str) -> str | None:
+        if self._cam is None or not isinstance(getattr(self._cam, "camera_config", None), dict):
+            return self.main_format if stream == "main" else "YUV420"
+        return (self._cam.camera_config.get(stream) or {}).get("format")
 
     def _open(self) -> None:
         module = import_picamera2()
-        cameras = module.Picamera2.global_camera_info()
-        if not cameras or self.camera_num >= len(cameras):
-            raise CaptureError(
-                f"no camera {self.camera_num} found by libcamera ({len(cameras or [])} detected); "
-                "check the ribbon cable and camera_auto_detect=1 in config.txt"
-            )
+        cam = open_camera(module, self.camera_num)
         s = self.settings
-        cam = module.Picamera2(self.camera_num)
+        kwargs: dict[str, Any] = {"main": {"size": (s.width, s.height), "format": self.main_format},
+                                  "controls": {"FrameRate": float(s.fps)}}
+        if self.stream == "lores":  # YUV420: the only lores format the Pi 4 ISP offers
+            kwargs["lores"] = {"size": self.lores_size, "format": "YUV420"}
         try:
-            config = cam.create_video_configuration(
-                main={"size": (s.width, s.height), "format": "RGB888"},
-                controls={"FrameRate": float(s.fps)},
-            )
-            cam.configure(config)
+            cam.configure(cam.create_video_configuration(**kwargs))
             cam.start()
         except Exception as exc:
             cam.close()
@@ -97,19 +175,23 @@ class Picamera2Backend(CaptureBackend):
                 self._cam.close()
                 self._cam = None
 
-    def _read(self) -> Frame:
-        assert self._cam is not None
+    def _request(self) -> Any:
         try:
-            request = self._cam.capture_request()
+            return self._cam.capture_request()
         except Exception as exc:
             raise CaptureError(f"picamera2 camera {self.camera_num} stopped delivering frames: {exc}") from exc
-        try:
-            image = request.make_array("main")
-            metadata = request.get_metadata()
-        finally:
-            request.release()  # hold requests briefly or libcamera drops frames
-        mono, wall = frame_times(metadata, self.clock.wall_ns(), self.clock.mono_ns())
-        image = image[:, :, :3] if image.ndim == 3 and image.shape[2] == 4 else image
-        frame = Frame(image=image, index=self._index, wall_ns=wall, mono_ns=mono)
+
+    def _read(self) -> Frame:
+        assert self._cam is not None
+        frame = request_frame(self._request(), self.stream, self._format(self.stream), self._index, self.clock)
         self._index += 1
         return frame
+
+    def capture_still(self, quality: int = 90) -> bytes:
+        """JPEG of the main stream at its configured (full) size, from the next request."""
+        with self._lock:
+            if self._cam is None:
+                raise CaptureError(f"{self.name} capture is {self._state}, not open")
+            frame = request_frame(self._request(), "main", self._format("main"), self._still_no, self.clock)
+            self._still_no += 1
+        return jpeg(frame, quality)

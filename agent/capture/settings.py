@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.capture.base import CaptureSettings
+from agent.capture.picamera2 import Picamera2Config
 
 
 class CaptureConfig(BaseModel):
@@ -37,6 +38,8 @@ class CaptureConfig(BaseModel):
     loop: bool = Field(default=False, description="opencv file sources: restart at the end instead of stopping.")
     still_interval_s: float = Field(default=5.0, gt=0, description="Seconds between periodic evidence stills (JPEG).")
     jpeg_quality: int = Field(default=90, ge=1, le=100, description="JPEG quality for stills (1-100).")
+    picamera2: Picamera2Config = Field(default_factory=Picamera2Config,
+                                       description="picamera2 only: camera, lores stream, encoder")
 
     def to_settings(self) -> CaptureSettings:
         """The frozen runtime value the backends take."""

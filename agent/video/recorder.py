@@ -233,10 +233,18 @@ class Recorder:
             self._on_still(StillShot(frame=frame, moment=m, reason=reason, done=fut, extra=extra))
 
 
+class FrameSink(Protocol):
+    """What RecorderThread drives: the PyAV Recorder or the native picamera2 recorder."""
+
+    def push(self, frame: Frame) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class RecorderThread:
     """Pulls frames from ``next_frame`` (None = end of stream) into a :class:`Recorder` on a named thread."""
 
-    def __init__(self, next_frame: Callable[[], Frame | None], recorder: Recorder, *,
+    def __init__(self, next_frame: Callable[[], Frame | None], recorder: FrameSink, *,
                  max_frames: int | None = None, on_error: Callable[[BaseException], None] | None = None) -> None:
         self._next = next_frame
         self._recorder = recorder

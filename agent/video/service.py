@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from agent.capture.base import CaptureSettings
+from agent.clock import Clock
 from agent.model import Frame, SealedItem
 from agent.signing.c2pa import C2paSigner
 from agent.signing.keys import DeviceIdentity
@@ -26,13 +28,18 @@ from agent.video.recorder import MomentSource, Recorder, RecorderThread
 from agent.video.sealing import MediaSealer, SealerLike
 from agent.video.settings import VideoConfig
 
+if TYPE_CHECKING:
+    from agent.capture.picamera2 import Picamera2Config
+    from agent.video.picamera2_recorder import Picamera2Recorder
+
 
 class VideoService:
     """Recorder (frame loop) -> MediaSealer (worker thread) -> Sealer; close() is idempotent."""
 
     def __init__(self, cfg: VideoConfig, *, sealer: SealerLike, vault: Any, identity: DeviceIdentity | None,
                  sensors: MomentSource, device_id: str, site_id: str, camera: str = "",
-                 on_sealed: Callable[[SealedItem], None] | None = None) -> None:
+                 on_sealed: Callable[[SealedItem], None] | None = None,
+                 picamera2: tuple[CaptureSettings, Clock, Picamera2Config] | None = None) -> None:
         self.cfg = cfg
         signer = None
         if cfg.c2pa.enabled and (cfg.c2pa.video or cfg.c2pa.stills) and identity is not None:
@@ -42,11 +49,21 @@ class VideoService:
             cfg = cfg.model_copy(update={"c2pa": cfg.c2pa.model_copy(update={"enabled": False})})
         self.media = MediaSealer(sealer, cfg, staging=vault.staging_path, sensors=sensors, c2pa=signer,
                                  camera=camera, on_sealed=on_sealed)
-        self.recorder = Recorder(
-            cfg, staging=vault.staging_path, sensors=sensors,
-            on_segment=self.media.submit, on_still=self.media.submit, on_event=self.media.submit,
-            analyzer=Analyzer(cfg.analytics) if cfg.analytics.enabled else None,
-            overlay=Overlay(device_id, site_id) if cfg.overlay else None)
+        analyzer = Analyzer(cfg.analytics) if cfg.analytics.enabled else None
+        self.recorder: Recorder | Picamera2Recorder
+        if picamera2 is not None:  # native H.264 from the camera; lores frames are pushed for analytics/stills
+            from agent.video.picamera2_recorder import Picamera2Recorder
+
+            settings, clock, pi = picamera2
+            self.recorder = Picamera2Recorder(
+                cfg, settings=settings, clock=clock, staging=vault.staging_path, sensors=sensors,
+                on_segment=self.media.submit, on_still=self.media.submit, on_event=self.media.submit,
+                analyzer=analyzer, pi=pi)
+        else:
+            self.recorder = Recorder(
+                cfg, staging=vault.staging_path, sensors=sensors,
+                on_segment=self.media.submit, on_still=self.media.submit, on_event=self.media.submit,
+                analyzer=analyzer, overlay=Overlay(device_id, site_id) if cfg.overlay else None)
         self._thread: RecorderThread | None = None
         self._closed = False
 

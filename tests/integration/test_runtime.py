@@ -97,3 +97,24 @@ def test_quota_evicts_only_what_may_go_and_seals_it_first(tmp_path: Path) -> Non
     report = verify(tmp_path / "vault")
     assert report.kinds["event"] >= 1
     assert any("evicted" in w["warning"] for w in report.warnings)
+
+
+def test_picamera2_agent_records_native_h264_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """capture.backend = picamera2: the camera encodes the main stream, the hub carries lores frames."""
+    from tests.fakes import picamera2_fake as fake
+
+    fake.install(monkeypatch)
+    agent = make_agent(tmp_path, capture={"backend": "picamera2", "width": 320, "height": 240, "fps": 10,
+                                          "still_interval_s": 0.5},
+                       video={"segment_seconds": 1.0, "fragment_seconds": 0.5})
+    try:
+        agent.start()
+        wait_for(lambda: sum(r.kind == "segment" for r in agent.vault.rows()) >= 2, 30)
+        wait_for(lambda: any(r.kind == "still" for r in agent.vault.rows()), 30)
+    finally:
+        agent.close()
+    from agent.video.verify_segments import segment_checker
+
+    report = verify(tmp_path / "vault", checkers=[segment_checker()])
+    assert report.kinds["segment"] >= 2 and report.kinds["still"] >= 1
+    assert all(s["frames"] >= 1 for s in report.sections["segments"])
