@@ -131,5 +131,31 @@ still_interval_s = 5
 
 [gps]
 source = "simulated"      # simulated | serial | file | gpsd | disabled
+
+[video]
+enabled = true
+segment_seconds = 10
+overlay = false
+
+[anchor]
+batch_max_records = 256
+batch_interval_s = 60
+# [anchor.tsa]
+# url = "https://tsa.example/tsr"
+# [anchor.ledger]
+# url = "https://evidence.customs.example/api/v1"
+
+# [uplink]
+# enabled = true
+# [uplink.mqtt]
+# broker = "mqtts://broker.customs.example:8883"
+# client_id = "cam-0001"
+# [uplink.mqtt.tls]
+# ca_file = "/etc/evidence-agent/broker-ca.pem"
+# cert_file = "/var/lib/evidence-agent/keys/device.pem"
+# key_file = "/var/lib/evidence-agent/keys/device.key"
+
+[gpio]
+enabled = false
 """
 
