@@ -22,7 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from agent.errors import SigningError
 from agent.fsutil import atomic_write
-from agent.signing.keys import issue_leaf, key_id_of
+from agent.signing.keys import issue_leaf, key_id_of, load_p256_key
 from agent.uplink.topics import check_segment
 
 KEY_FILE = "officer.key"
@@ -85,15 +85,13 @@ def init_officer(key_dir: Path, officer_id: str, *, organization: str = "Customs
 
 def load_officer(key_dir: Path) -> OfficerKey:
     """Load the officer key and certificate; SigningError names the missing or mismatched file."""
+    key = load_p256_key(key_dir / KEY_FILE, "officer key", "evidence-officer keys init")
     try:
-        key = serialization.load_pem_private_key((key_dir / KEY_FILE).read_bytes(), password=None)
         cert = x509.load_pem_x509_certificate((key_dir / CERT_FILE).read_bytes())
     except FileNotFoundError as exc:
         raise SigningError(f"{exc.filename} is missing (run `evidence-officer keys init`)") from None
-    except (ValueError, TypeError) as exc:
-        raise SigningError(f"officer key in {key_dir} is unreadable: {exc}") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise SigningError(f"{key_dir / KEY_FILE} is not an ECDSA P-256 key")
+    except ValueError as exc:
+        raise SigningError(f"officer certificate in {key_dir} is unreadable: {exc}") from None
     if key_id_of(cert.public_key()) != key_id_of(key.public_key()):  # type: ignore[arg-type]
         raise SigningError(f"{key_dir / CERT_FILE} is not the certificate of {key_dir / KEY_FILE}")
     cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)

@@ -172,7 +172,7 @@ def init_identity(key_dir: Path, device_id: str, organization: str, *, csr: bool
 
 def install_certificate(key_dir: Path, cert_pem: bytes, chain_pem: bytes) -> None:
     """Install a certificate issued (by the customs CA) for the existing key, refusing a mismatch."""
-    key = _load_key(key_dir / KEY_FILE)
+    key = load_p256_key(key_dir / KEY_FILE)
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
         x509.load_pem_x509_certificates(chain_pem)
@@ -184,21 +184,23 @@ def install_certificate(key_dir: Path, cert_pem: bytes, chain_pem: bytes) -> Non
     atomic_write(key_dir / CA_FILE, chain_pem)
 
 
-def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
+def load_p256_key(path: Path, what: str = "device key", init_hint: str = "evidence-agent keys init"
+                  ) -> ec.EllipticCurvePrivateKey:
+    """An unencrypted PEM ECDSA P-256 private key; SigningError names the file and how to create it."""
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except FileNotFoundError as exc:
-        raise SigningError(f"device key {path} is missing (run `evidence-agent keys init`)") from exc
+        raise SigningError(f"{what} {path} is missing (run `{init_hint}`)") from exc
     except (ValueError, TypeError) as exc:
-        raise SigningError(f"device key {path} is not a readable unencrypted PEM key: {exc}") from exc
+        raise SigningError(f"{what} {path} is not a readable unencrypted PEM key: {exc}") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise SigningError(f"device key {path} is not an ECDSA P-256 key")
+        raise SigningError(f"{what} {path} is not an ECDSA P-256 key")
     return key
 
 
 def load_identity(key_dir: Path) -> DeviceIdentity:
     """Load key, leaf and chain; refuse a certificate that is not for the key."""
-    key = _load_key(key_dir / KEY_FILE)
+    key = load_p256_key(key_dir / KEY_FILE)
     try:
         cert = x509.load_pem_x509_certificate((key_dir / CERT_FILE).read_bytes())
         cas = tuple(x509.load_pem_x509_certificates((key_dir / CA_FILE).read_bytes()))

@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.model import SealedItem
 from agent.uplink.backlog import sidecar_props, unqueued_items
@@ -30,6 +30,7 @@ from agent.uplink.mqtt import NO_MATCHING_SUBSCRIBERS, MqttLink, PublishResult
 from agent.uplink.topics import DeviceTopics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PRIORITY = {"record": 0, "alert": 0, "receipt": 1, "media": 2}
 RETRYABLE = {0x89, 0x97, 0x9F}  # server busy, quota exceeded, connection rate exceeded
@@ -65,6 +66,16 @@ class _Entry:
     content_type: str | None
     chunk_size: int | None
     total: int | None
+
+
+def _drain(q: queue.Queue[T]) -> list[T]:
+    """Everything queued right now, without waiting."""
+    out: list[T] = []
+    while True:
+        try:
+            out.append(q.get_nowait())
+        except queue.Empty:
+            return out
 
 
 @dataclass(frozen=True)
@@ -225,16 +236,11 @@ class Outbox:
             self._insert_item(item)
             found += 1
         if found:
-            log.warning("outbox: enqueued %d sealed item(s) found in %s that were not queued", found, vault_dir)
+            log.info("outbox: queued %d sealed item(s) from %s not yet in the outbox", found, vault_dir)
             self._refresh_counts()
 
     def _take_new(self) -> None:
-        batch: list[Any] = []
-        while True:
-            try:
-                batch.append(self._new.get_nowait())
-            except queue.Empty:
-                break
+        batch: list[Any] = _drain(self._new)
         if not batch:
             return
         self._db.execute("PRAGMA synchronous=FULL")  # an enqueue must survive power loss
@@ -287,12 +293,7 @@ class Outbox:
 
     # -- acknowledgements -----------------------------------------------------------------------
     def _take_done(self) -> None:
-        results: list[tuple[int, int, int, PublishResult]] = []
-        while True:
-            try:
-                results.append(self._done.get_nowait())
-            except queue.Empty:
-                break
+        results: list[tuple[int, int, int, PublishResult]] = _drain(self._done)
         if not results:
             return
         self._db.execute("PRAGMA synchronous=NORMAL")  # losing an ack to power loss only means a resend
