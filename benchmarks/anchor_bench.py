@@ -24,7 +24,6 @@ sys.path.insert(0, str(REPO))
 
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
-from agent.anchor.anchorer import Anchorer  # noqa: E402
 from agent.anchor.bundle import LogMaterial  # noqa: E402
 from agent.anchor.ledger import LedgerAnchor, format_tlog_proof  # noqa: E402
 from agent.anchor.log import DeviceLog, LogFiles  # noqa: E402
@@ -32,10 +31,11 @@ from agent.anchor.merkle import LeafStore, leaf_hash, verify_inclusion  # noqa: 
 from agent.anchor.note import Checkpoint, NoteSigner, sign_note  # noqa: E402
 from agent.anchor.tsa import TsaAnchor, load_pem_certs  # noqa: E402
 from agent.anchor.verify import AnchorTrust, check_anchoring  # noqa: E402
-from agent.clock import ManualClock, SystemClock  # noqa: E402
-from tests.fixtures.anchor_chain import SyntheticChain  # noqa: E402
-from tests.fixtures.ledger_server import LocalLedger  # noqa: E402
-from tests.fixtures.tsa_server import LocalTsa  # noqa: E402
+from agent.anchoring.anchorer import Anchorer  # noqa: E402
+from agent.core.clock import ManualClock, SystemClock  # noqa: E402
+from tests.support.anchor_chain import SyntheticChain  # noqa: E402
+from tests.support.ledger_server import LocalLedger  # noqa: E402
+from tests.support.tsa_server import LocalTsa  # noqa: E402
 
 ORIGIN = "evidence.example/bench"
 
@@ -155,15 +155,15 @@ def seal_to_receipt_latency(tsa: LocalTsa, ledger: LocalLedger, interval_s: floa
 
 
 def full_verify(tsa: LocalTsa, ledger: LocalLedger, n: int) -> dict[str, Any]:
-    """Real Sealer + vault with ``n`` stills anchored in batches of 256; agent.verify.check with and without
+    """Real Sealer + vault with ``n`` stills anchored in batches of 256; agent.signing.verify.check with and without
     the anchoring checker, per item."""
-    from agent.anchor.service import AnchorService
-    from agent.anchor.settings import AnchorConfig
     from agent.anchor.verify import anchor_checker
-    from agent.sealer import Sealer
+    from agent.anchoring.service import AnchorService
+    from agent.anchoring.settings import AnchorConfig
+    from agent.device.sealer import Sealer
+    from agent.evidence.vault import Vault
     from agent.signing.keys import init_identity, load_identity
-    from agent.vault import Vault
-    from agent.verify import check
+    from agent.signing.verify import check
     from tests.conftest import moment
 
     with tempfile.TemporaryDirectory() as d:

@@ -24,11 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from agent.model import Frame
-from agent.officer.live_cmd import run_live
-from agent.uplink.live import _encode, pack_message
+from agent.core.model import Frame
+from agent.customs.live_cmd import run_live
+from agent.uplink.live import _encode
 from agent.uplink.settings_commands import LiveConfig
-from tests.integration.test_commands_support import DEVICE, SITE, build_stack
+from agent.wire.live_frames import pack_message
+from tests.support.command_stack import DEVICE, SITE, build_stack
 
 
 def device_cost(width: int, height: int, quality: int, signer: object, n: int = 100) -> dict[str, float]:

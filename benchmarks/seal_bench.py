@@ -21,11 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.clock import SystemClock
-from agent.model import GpsReading, Moment, TimeQuality
-from agent.sealer import Sealer
+from agent.core.clock import SystemClock
+from agent.core.model import GpsReading, Moment, TimeQuality
+from agent.device.sealer import Sealer
+from agent.evidence.vault import Vault
 from agent.signing.keys import init_identity, load_identity
-from agent.vault import Vault
 
 
 def _moment(clock: SystemClock) -> Moment:

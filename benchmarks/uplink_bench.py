@@ -31,15 +31,15 @@ if str(REPO) not in sys.path:
 import paho.mqtt.client as paho  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from agent.clock import SystemClock  # noqa: E402
-from agent.model import NO_GPS, Moment, TimeQuality  # noqa: E402
-from agent.sealer import Sealer  # noqa: E402
+from agent.core.clock import SystemClock  # noqa: E402
+from agent.core.model import NO_GPS, Moment, TimeQuality  # noqa: E402
+from agent.device.sealer import Sealer  # noqa: E402
+from agent.evidence.vault import Vault  # noqa: E402
 from agent.signing.keys import init_identity, load_identity  # noqa: E402
-from agent.uplink.chunks import chunk_size_for  # noqa: E402
 from agent.uplink.service import Uplink  # noqa: E402
 from agent.uplink.settings import UplinkConfig  # noqa: E402
-from agent.vault import Vault  # noqa: E402
-from tests.integration.broker import Mosquitto  # noqa: E402
+from agent.wire.chunks import chunk_size_for  # noqa: E402
+from tests.support.broker import Mosquitto  # noqa: E402
 
 DEVICE, SITE = "bench-dev", "bench-site"
 
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def broker_max() -> int:
-    from agent.uplink.settings import MQTT_MAX_PACKET
+    from agent.wire.mqtt_settings import MQTT_MAX_PACKET
 
     return MQTT_MAX_PACKET
 

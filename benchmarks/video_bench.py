@@ -45,7 +45,7 @@ class Frames:
     def __init__(self) -> None:
         from agent.capture.base import CaptureSettings
         from agent.capture.synthetic import SyntheticBackend
-        from agent.clock import ManualClock
+        from agent.core.clock import ManualClock
 
         cam = SyntheticBackend(CaptureSettings(width=W * 2, height=H, fps=FPS, realtime=False), ManualClock())
         with cam:
@@ -75,11 +75,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def run_agent(seconds: float, work: Path, variant: str = "full", threads: int = 0) -> dict[str, Any]:
     """Child process body: the whole agent pipeline on ``seconds`` of video."""
-    from agent.clock import ManualClock
-    from agent.model import Frame, GpsFix, GpsReading, Moment, TimeQuality
-    from agent.sealer import Sealer
+    from agent.core.clock import ManualClock
+    from agent.core.model import Frame, GpsFix, GpsReading, Moment, TimeQuality
+    from agent.device.sealer import Sealer
+    from agent.evidence.vault import Vault
     from agent.signing.keys import init_identity, load_identity
-    from agent.vault import Vault
     from agent.video.service import VideoService
     from agent.video.settings import VideoConfig
 

@@ -23,9 +23,9 @@ def main() -> int:
     from tests.faults.crash_loop import Kill, crash_loop
     from tests.faults.rig import Rig
     from tests.faults.test_crash_loop import check_crash_loop
-    from tests.fixtures.ledger_server import LocalLedger
-    from tests.fixtures.tsa_server import LocalTsa
-    from tests.integration.broker import Mosquitto
+    from tests.support.broker import Mosquitto
+    from tests.support.ledger_server import LocalLedger
+    from tests.support.tsa_server import LocalTsa
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--kills", type=int, default=120)

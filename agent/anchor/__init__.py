@@ -1,1 +1,3 @@
-"""Certificate-storage anchoring: device Merkle log, signed checkpoints, RFC 3161 and ledger receipts."""
+"""Foundation: the device Merkle log format, signed checkpoints, RFC 3161 and ledger receipts, and their offline
+checks.
+"""

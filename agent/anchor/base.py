@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.anchor.note import Checkpoint
-from agent.errors import UplinkError
+from agent.core.errors import UplinkError
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import Any
 from agent.anchor.base import AnchorReceipt
 from agent.anchor.log import LogFiles
 from agent.anchor.merkle import HASH_LEN, LeafStore
-from agent.evidence_source import ZipSource
-from agent.vault import bucket_of
+from agent.signing.layout import bucket_of
+from agent.signing.sources import ZipSource
 
 PROOFS_MEMBER = "log/proofs.json"
 

@@ -12,8 +12,8 @@ from agent.anchor.log import LogFiles
 from agent.anchor.note import NoteVerifier, parse_verifier_key
 from agent.anchor.tsa import load_pem_certs
 from agent.anchor.verify import AnchorTrust
-from agent.clock import iso_utc
-from agent.errors import VaultError
+from agent.core.clock import iso_utc
+from agent.core.errors import VaultError
 
 
 def status(vault: Path) -> dict[str, Any]:

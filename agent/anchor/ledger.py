@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from agent.anchor.base import Anchor, AnchorReceipt, http_request
 from agent.anchor.merkle import leaf_hash, verify_inclusion
 from agent.anchor.note import Checkpoint, NoteVerifier, open_checkpoint
-from agent.errors import UplinkError, VerificationError
+from agent.core.errors import UplinkError, VerificationError
 
 PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 

@@ -27,12 +27,12 @@ from typing import Any, Protocol
 from agent.anchor.base import AnchorReceipt
 from agent.anchor.merkle import LeafStore, leaf_hash
 from agent.anchor.note import Checkpoint, NoteSigner, parse_checkpoint, parse_note, sign_note
-from agent.clock import Clock
-from agent.errors import AgentError, VaultError
-from agent.fsutil import atomic_write
-from agent.model import SealedItem
+from agent.core.clock import Clock
+from agent.core.errors import AgentError, VaultError
+from agent.core.fsutil import atomic_write
+from agent.core.model import SealedItem
+from agent.signing.layout import bucket_of
 from agent.signing.records import canonical, parse_sidecar
-from agent.vault import bucket_of
 
 log = logging.getLogger(__name__)
 

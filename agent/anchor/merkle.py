@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.errors import VaultError, VerificationError
+from agent.core.errors import VaultError, VerificationError
 
 HASH_LEN = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()

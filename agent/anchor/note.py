@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from agent.errors import SigningError, VerificationError
+from agent.core.errors import SigningError, VerificationError
 
 SIG_ED25519 = 0x01
 SIG_ECDSA = 0x02

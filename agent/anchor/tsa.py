@@ -19,7 +19,7 @@ from cryptography import x509
 
 from agent.anchor.base import Anchor, AnchorReceipt, http_request
 from agent.anchor.note import Checkpoint
-from agent.errors import UplinkError, VerificationError
+from agent.core.errors import UplinkError, VerificationError
 
 CONTENT_TYPE_QUERY = "application/timestamp-query"
 CONTENT_TYPE_REPLY = "application/timestamp-reply"

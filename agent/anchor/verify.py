@@ -1,6 +1,6 @@
 """Anchoring checks for the verifier: inclusion, checkpoint signatures, consistency, TSA and ledger receipts.
 
-Plugs into agent.verify as a checker (``anchor_checker(trust)``). Names every finding: an item deleted after
+Plugs into agent.signing.verify as a checker (``anchor_checker(trust)``). Names every finding: an item deleted after
 a checkpoint covered it, a truncated log tail, records altered after logging, forked or inconsistent
 checkpoints, bad TSA tokens or ledger receipts, and capture times that contradict an anchor time (later
 than the time that proves the item existed, or back-dated before a TSA time logged ahead of it).
@@ -26,11 +26,11 @@ from agent.anchor.ledger import check_receipt
 from agent.anchor.merkle import leaf_hash, node_hash, verify_consistency, verify_inclusion
 from agent.anchor.note import Checkpoint, NoteVerifier, ecdsa_verifier, open_note, parse_checkpoint, parse_note
 from agent.anchor.tsa import verify_token
-from agent.clock import iso_utc
-from agent.errors import VerificationError
+from agent.core.clock import iso_utc
+from agent.core.errors import VerificationError
 
 if TYPE_CHECKING:
-    from agent.verify import Checker, Context
+    from agent.signing.verify import Checker, Context
 
 
 @dataclass(frozen=True)
@@ -361,9 +361,9 @@ def existed_no_later_than(result: AnchorResult, seq: int) -> tuple[dt.datetime, 
     return None if v is None else (dt.datetime.fromtimestamp(v[0] / 1e9, dt.UTC), v[1])
 
 
-# --- glue to agent.verify --------------------------------------------------------------------------------
+# --- glue to agent.signing.verify --------------------------------------------------------------------------------
 def anchor_checker(trust: AnchorTrust = AnchorTrust()) -> Checker:
-    """A checker for ``agent.verify.check(path, checkers=[anchor_checker(trust)])``."""
+    """A checker for ``agent.signing.verify.check(path, checkers=[anchor_checker(trust)])``."""
 
     def check(ctx: Context) -> None:
         if ctx.source.mode == "single" or not ctx.items:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar
 
-from agent.clock import Clock
-from agent.errors import CaptureError
-from agent.model import Frame
+from agent.core.clock import Clock
+from agent.core.errors import CaptureError
+from agent.core.model import Frame
 
 BACKENDS: dict[str, tuple[str, str]] = {
     "synthetic": ("agent.capture.synthetic", "SyntheticBackend"),
@@ -55,7 +55,7 @@ class CaptureBackend:
     * ``_open()`` -- acquire the device/stream/file; raise :class:`CaptureError` naming the
       source when it cannot be opened.
     * ``_read() -> Frame`` -- block until the next frame and return it as an
-      :class:`agent.model.Frame` (BGR uint8, running index from 0, wall/mono times from the
+      :class:`agent.core.model.Frame` (BGR uint8, running index from 0, wall/mono times from the
       injected clock or the sensor). Raise :class:`EndOfStream` at the end of a finite source,
       :class:`CaptureError` when the source stops delivering.
     * ``_close()`` -- release everything; called at most once.

@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 import cv2
 
 from agent.capture.base import CaptureBackend, CaptureSettings, EndOfStream, Pacer
-from agent.clock import Clock
-from agent.errors import CaptureError
-from agent.model import Frame
+from agent.core.clock import Clock
+from agent.core.errors import CaptureError
+from agent.core.model import Frame
 
 OPEN_TIMEOUT_MS = 10_000
 READ_TIMEOUT_MS = 10_000

@@ -20,9 +20,9 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.capture.base import CaptureBackend, CaptureSettings
-from agent.clock import Clock
-from agent.errors import CaptureError
-from agent.model import Frame
+from agent.core.clock import Clock
+from agent.core.errors import CaptureError
+from agent.core.model import Frame
 
 UNAVAILABLE_HINT = (
     "install it with `sudo apt install python3-picamera2` on Raspberry Pi OS (bookworm) and create the "

@@ -14,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.capture.base import CaptureBackend, CaptureSettings, Pacer
-from agent.clock import Clock, iso_utc
-from agent.model import Frame
+from agent.core.clock import Clock, iso_utc
+from agent.core.model import Frame
 
 # SMPTE-like bars, BGR: white, yellow, cyan, green, magenta, red, blue
 _BARS = [(192, 192, 192), (0, 192, 192), (192, 192, 0), (0, 192, 0), (192, 0, 192), (0, 0, 192), (192, 0, 0)]

@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agent.clock import SystemClock
+from agent.core.clock import SystemClock
 from agent.gps.nmea import Feed, NmeaParser
-from agent.timequality import TimeQualityProbe
+from agent.gps.timequality import TimeQualityProbe
 
 
 def check_nmea(path: Path) -> dict[str, Any]:

@@ -16,9 +16,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from agent.clock import Clock
+from agent.core.clock import Clock
+from agent.core.model import GpsFix, GpsReading
 from agent.gps.provider import FixTracker
-from agent.model import GpsFix, GpsReading
 
 log = logging.getLogger(__name__)
 WATCH = b'?WATCH={"enable":true,"json":true};\n'

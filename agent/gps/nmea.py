@@ -19,7 +19,7 @@ from typing import Any
 
 import pynmea2
 
-from agent.model import GpsFix
+from agent.core.model import GpsFix
 
 #: GPS, multi-constellation, GLONASS, BeiDou (both talker ids in use) and Galileo.
 ACCEPTED_TALKERS = frozenset({"GP", "GN", "GL", "BD", "GB", "GA"})

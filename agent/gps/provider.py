@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
-from agent.clock import Clock
+from agent.core.clock import Clock
+from agent.core.model import GpsFix, GpsReading
 from agent.gps.nmea import Feed, NmeaParser, NmeaStats
-from agent.model import GpsFix, GpsReading
 
 
 class GpsProvider(Protocol):

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agent.clock import Clock
-from agent.errors import GpsError
+from agent.core.clock import Clock
+from agent.core.errors import GpsError
 from agent.gps.provider import DisabledGps, GpsProvider
 
 

@@ -11,8 +11,8 @@ import math
 import random
 import threading
 
-from agent.clock import Clock, iso_utc
-from agent.model import GpsFix, GpsReading
+from agent.core.clock import Clock, iso_utc
+from agent.core.model import GpsFix, GpsReading
 
 _M_PER_DEG_LAT = 111_320.0
 

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from agent.clock import Clock
-from agent.errors import GpsError
+from agent.core.clock import Clock
+from agent.core.errors import GpsError
+from agent.core.model import GpsReading
 from agent.gps.nmea import MAX_LINE, NmeaStats
 from agent.gps.provider import FixTracker
-from agent.model import GpsReading
 
 log = logging.getLogger(__name__)
 _TIME_FIELD = re.compile(r"^\$[A-Z]{2}(?:RMC|GGA|GNS|ZDA),(\d{6}(?:\.\d+)?),")

@@ -1,1 +1,1 @@
-"""Device keys, signed records and their verification."""
+"""Foundation: device keys, signed records, the one trust module and offline verification."""

@@ -24,8 +24,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import agent
-from agent.errors import SigningError, VerificationError
-from agent.model import GpsReading
+from agent.core.errors import SigningError, VerificationError
+from agent.core.model import GpsReading
 
 DIGITAL_CAPTURE = "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"
 EXIF_NS = "http://ns.adobe.com/exif/1.0/"

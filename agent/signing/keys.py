@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from agent.errors import SigningError
-from agent.fsutil import atomic_write
+from agent.core.errors import SigningError
+from agent.core.fsutil import atomic_write
 
 KEY_FILE = "device.key"
 CERT_FILE = "device.pem"

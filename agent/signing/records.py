@@ -22,7 +22,7 @@ from typing import Any
 import rfc8785
 from cryptography import x509
 
-from agent.errors import VerificationError
+from agent.core.errors import VerificationError
 from agent.signing.keys import DeviceIdentity
 
 RECORD_VERSION = 1

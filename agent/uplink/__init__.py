@@ -1,1 +1,1 @@
-"""MQTT uplink: durable outbox, broker link, officer commands and live view."""
+"""Device wing: durable outbox, uplink service, command controller and live view on the device."""

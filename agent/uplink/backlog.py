@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from agent.model import SealedItem
+from agent.core.model import SealedItem
 
 log = logging.getLogger(__name__)
 

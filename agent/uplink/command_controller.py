@@ -8,41 +8,23 @@ and a log line; nothing an officer sends can crash the controller.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import itertools
 import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.clock import Clock
-from agent.errors import AgentError, CommandError, VerificationError
-from agent.model import Moment, SealedItem
-from agent.uplink.commands import CommandRejected, CommandRequest, CommandVerifier, canonical
+from agent.core.clock import Clock
+from agent.core.errors import AgentError, CommandError
+from agent.core.model import Moment, SealedItem
+from agent.wire.commands import CommandRejected, CommandRequest, CommandVerifier
+from agent.wire.replies import REPLY_TYP, DeviceSigner, sign_object
 
 log = logging.getLogger(__name__)
 
-REPLY_TYP: Final = "evidence-reply/1"
 _REPLY_TOPIC = re.compile(r"^officer/[A-Za-z0-9][A-Za-z0-9._-]{0,63}/reply(/[A-Za-z0-9._-]{1,64}){0,4}$")
-
-
-class DeviceSigner(Protocol):
-    """What the controller needs of agent.signing.keys.DeviceIdentity."""
-
-    @property
-    def key_id(self) -> str: ...
-
-    def sign(self, data: bytes) -> bytes: ...
-
-    def chain_der(self) -> list[bytes]: ...
 
 
 # --------------------------------------------------------------------------- argument models
@@ -79,65 +61,6 @@ ARG_MODELS: Final[dict[str, type[_Args]]] = {
 
 Handler = Callable[[CommandRequest, Any], Mapping[str, Any]]
 ReplyPublisher = Callable[[str, bytes, "bytes | None"], None]
-
-
-# --------------------------------------------------------------------------- signed replies
-
-
-def sign_object(signer: DeviceSigner, body: Mapping[str, Any]) -> bytes:
-    """``{"alg","key_id","sig","x5c","body"}`` as compact JSON bytes."""
-    sig = signer.sign(canonical(body))
-    return canonical({"alg": "ES256", "key_id": signer.key_id, "sig": base64.b64encode(sig).decode(),
-                      "x5c": [base64.b64encode(c).decode() for c in signer.chain_der()], "body": dict(body)})
-
-
-def verify_device_object(wire: Mapping[str, Any], *, typ: str, device: str,
-                         trusted_cas: list[x509.Certificate] | None = None) -> tuple[dict[str, Any], x509.Certificate]:
-    """Check a device-signed object; returns (body, leaf). Raises VerificationError naming the problem.
-
-    With ``trusted_cas`` the x5c chain must lead to one of them; without, the leaf is only
-    checked to name ``device`` (trust on first use — the caller should pin it).
-    """
-    try:
-        body, sig = wire["body"], base64.b64decode(wire["sig"], validate=True)
-        chain = [x509.load_der_x509_certificate(base64.b64decode(c, validate=True)) for c in wire["x5c"]]
-    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-        raise VerificationError(f"malformed signed object: {exc}") from None
-    if not isinstance(body, dict) or body.get("typ") != typ or not chain:
-        raise VerificationError(f"not a {typ} object with a certificate chain")
-    leaf = chain[0]
-    cns = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    if not cns or cns[0].value != device or body.get("device") != device:
-        raise VerificationError(f"signed by {cns[0].value if cns else '?'!r}, expected device {device!r}")
-    key = leaf.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise VerificationError("device certificate key is not ECDSA")
-    try:
-        key.verify(sig, canonical(body), ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise VerificationError(f"{typ} signature does not match") from None
-    if trusted_cas is not None:
-        check_chain(chain, trusted_cas)
-    return body, leaf
-
-
-def check_chain(chain: list[x509.Certificate], trusted: list[x509.Certificate]) -> None:
-    """Each certificate issued by the next, the last issued by (or equal to) a trusted CA."""
-    try:
-        for child, parent in itertools.pairwise(chain):
-            child.verify_directly_issued_by(parent)
-        last = chain[-1]
-        if any(last == ca for ca in trusted):
-            return
-        for ca in trusted:
-            try:
-                last.verify_directly_issued_by(ca)
-                return
-            except (ValueError, TypeError, InvalidSignature):
-                continue
-    except (ValueError, TypeError, InvalidSignature) as exc:
-        raise VerificationError(f"device certificate chain is broken: {exc}") from None
-    raise VerificationError("device certificate chain does not lead to a trusted CA")
 
 
 # --------------------------------------------------------------------------- controller

@@ -11,14 +11,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from agent.clock import Clock
-from agent.model import Moment, SealedItem
-from agent.uplink.command_controller import CommandController, DeviceSigner, Handler, mark_handler
-from agent.uplink.commands import CommandRequest, CommandVerifier, ReplayCache, TrustStore
+from agent.core.clock import Clock
+from agent.core.model import Moment, SealedItem
+from agent.uplink.command_controller import CommandController, Handler, mark_handler
 from agent.uplink.live import FrameSource, LiveManager
-from agent.uplink.mqtt import MqttLink
 from agent.uplink.settings_commands import CommandsConfig, LiveConfig
-from agent.uplink.topics import DeviceTopics
+from agent.wire.commands import CommandRequest, CommandVerifier, ReplayCache, TrustStore
+from agent.wire.mqtt import MqttLink
+from agent.wire.replies import DeviceSigner
+from agent.wire.topics import DeviceTopics
 
 log = logging.getLogger(__name__)
 

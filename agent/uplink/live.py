@@ -18,37 +18,35 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import struct
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 import cv2
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.clock import Clock
-from agent.errors import CaptureError, VerificationError
-from agent.model import Frame, Moment, SealedItem
-from agent.uplink.command_controller import DeviceSigner, Handler, LiveSessionArgs, LiveStartArgs
-from agent.uplink.commands import CommandRejected, CommandRequest, canonical
+from agent.core.clock import Clock
+from agent.core.errors import CaptureError
+from agent.core.model import Frame, Moment, SealedItem
+from agent.uplink.command_controller import Handler, LiveSessionArgs, LiveStartArgs
 from agent.uplink.settings_commands import LiveConfig
+from agent.wire.commands import CommandRejected, CommandRequest
+from agent.wire.live_frames import (  # noqa: F401
+    END_TYP,
+    FRAME_TYP,
+    MAGIC,
+    VERSION,
+    VerifiedFrame,
+    pack_message,
+    session_id_for,
+    unpack_message,
+    verify_message,
+)
+from agent.wire.replies import DeviceSigner
 
 log = logging.getLogger(__name__)
 
-MAGIC: Final = b"EVLF"
-VERSION: Final = 1
-FRAME_TYP: Final = "evidence-live-frame/1"
-END_TYP: Final = "evidence-live-end/1"
-_HEAD = struct.Struct(">4sBI")
-_SIGLEN = struct.Struct(">H")
 LivePublisher = Callable[[str, bytes, int], None]  # topic, payload, qos
-
-
-def session_id_for(nonce: str) -> str:
-    return hashlib.sha256(nonce.encode()).hexdigest()[:24]
 
 
 # --------------------------------------------------------------------------- frame fan-out
@@ -59,7 +57,7 @@ class FrameSubscriptionLike(Protocol):
 
 
 class FrameSource(Protocol):
-    """What live view needs of agent.pipeline.FrameHub: its own bounded queue of the camera's frames."""
+    """What live view needs of agent.device.pipeline.FrameHub: its own bounded queue of the camera's frames."""
 
     def subscribe(self, name: str, maxsize: int = 4) -> Any: ...
 
@@ -75,59 +73,6 @@ def newest(sub: FrameSubscriptionLike, timeout: float) -> Frame | None:
             break
         frame = nxt
     return frame
-
-
-# --------------------------------------------------------------------------- wire format
-
-
-def pack_message(header: Mapping[str, Any], signer: DeviceSigner, jpeg: bytes = b"") -> bytes:
-    head = canonical(header)
-    sig = signer.sign(head)
-    return b"".join((_HEAD.pack(MAGIC, VERSION, len(head)), head, _SIGLEN.pack(len(sig)), sig, jpeg))
-
-
-def unpack_message(payload: bytes) -> tuple[bytes, bytes, bytes]:
-    """Split into (header bytes, signature, jpeg); VerificationError if the framing is wrong."""
-    if len(payload) < _HEAD.size + _SIGLEN.size:
-        raise VerificationError("live message too short")
-    magic, version, hlen = _HEAD.unpack_from(payload)
-    if magic != MAGIC or version != VERSION:
-        raise VerificationError("not a live frame (bad magic/version)")
-    pos = _HEAD.size + hlen
-    if pos + _SIGLEN.size > len(payload):
-        raise VerificationError("live header length exceeds the message")
-    (slen,) = _SIGLEN.unpack_from(payload, pos)
-    end = pos + _SIGLEN.size + slen
-    if end > len(payload):
-        raise VerificationError("live signature length exceeds the message")
-    return payload[_HEAD.size:pos], payload[pos + _SIGLEN.size:end], payload[end:]
-
-
-@dataclass(frozen=True)
-class VerifiedFrame:
-    header: dict[str, Any]
-    jpeg: bytes
-    end: bool
-
-
-def verify_message(payload: bytes, device_key: ec.EllipticCurvePublicKey, *, device: str, session: str,
-                   nonce: str) -> VerifiedFrame:
-    """Officer side: signature, binding to *this* request (nonce, session, device) and JPEG hash."""
-    head, sig, jpeg = unpack_message(payload)
-    try:
-        device_key.verify(sig, head, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise VerificationError("live frame signature does not match") from None
-    header = json.loads(head)
-    if not isinstance(header, dict) or header.get("typ") not in (FRAME_TYP, END_TYP):
-        raise VerificationError("live header has an unknown typ")
-    for key, want in (("device", device), ("session", session), ("nonce", nonce)):
-        if header.get(key) != want:
-            raise VerificationError(f"live frame {key} is {header.get(key)!r}, expected {want!r}")
-    end = header["typ"] == END_TYP
-    if not end and header.get("jpeg_sha256") != hashlib.sha256(jpeg).hexdigest():
-        raise VerificationError("JPEG does not match the signed hash")
-    return VerifiedFrame(header, jpeg, end)
 
 
 # --------------------------------------------------------------------------- device side sessions

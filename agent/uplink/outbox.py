@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agent.model import SealedItem
+from agent.core.model import SealedItem
 from agent.uplink.backlog import sidecar_props, unqueued_items
-from agent.uplink.chunks import MIN_CHUNK, MediaRef, chunk_count, chunk_props, chunk_size_for, fits
-from agent.uplink.mqtt import NO_MATCHING_SUBSCRIBERS, MqttLink, PublishResult
-from agent.uplink.topics import DeviceTopics
+from agent.wire.chunks import MIN_CHUNK, MediaRef, chunk_count, chunk_props, chunk_size_for, fits
+from agent.wire.mqtt import NO_MATCHING_SUBSCRIBERS, MqttLink, PublishResult
+from agent.wire.topics import DeviceTopics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.clock import Clock, SystemClock, iso_utc
-from agent.model import SealedItem
-from agent.uplink.mqtt import MqttLink, Will
+from agent.core.clock import Clock, SystemClock, iso_utc
+from agent.core.model import SealedItem
 from agent.uplink.outbox import Outbox
 from agent.uplink.settings import UplinkConfig
-from agent.uplink.topics import DeviceTopics
+from agent.wire.mqtt import MqttLink, Will
+from agent.wire.topics import DeviceTopics
 
 log = logging.getLogger(__name__)
 

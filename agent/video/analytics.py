@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from agent.model import Frame, GpsReading
+from agent.core.model import Frame, GpsReading
 from agent.video.settings import AnalyticsConfig, GeofenceConfig
 
 EventType = Literal["too_dark", "uniform", "frozen", "scene_change", "geofence"]

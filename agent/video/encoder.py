@@ -16,8 +16,8 @@ import av
 import cv2
 import numpy as np
 
-from agent.errors import CaptureError
-from agent.model import Frame
+from agent.core.errors import CaptureError
+from agent.core.model import Frame
 from agent.video.settings import VideoConfig
 
 TIME_BASE = Fraction(1, 90_000)  # the usual MP4 video timescale

@@ -12,8 +12,8 @@ import dataclasses
 import cv2
 import numpy as np
 
-from agent.clock import iso_utc
-from agent.model import Frame, GpsReading
+from agent.core.clock import iso_utc
+from agent.core.model import Frame, GpsReading
 
 
 def gps_text(gps: GpsReading | None) -> str:

@@ -11,7 +11,7 @@ alike. Per-frame times are taken from each request's ``SensorTimestamp``/``Frame
 equals the file's packet count.
 
 The recorder has the Recorder's driving interface (``push``/``request_still``/``close``): the lores
-stream reaches a :class:`~agent.pipeline.FrameHub` through :meth:`lores_backend`, and frames pushed
+stream reaches a :class:`~agent.device.pipeline.FrameHub` through :meth:`lores_backend`, and frames pushed
 back from the hub feed analytics, whose events land in the segment covering them.
 """
 
@@ -41,9 +41,9 @@ from agent.capture.picamera2 import (
     request_times,
     to_bgr,
 )
-from agent.clock import Clock
-from agent.errors import CaptureError
-from agent.model import Frame, GpsReading, SealedItem
+from agent.core.clock import Clock
+from agent.core.errors import CaptureError
+from agent.core.model import Frame, GpsReading, SealedItem
 from agent.video.analytics import Analyzer, VideoEvent
 from agent.video.encoder import FRAGMENT_FLAGS, EncoderSettings
 from agent.video.recorder import ClosedSegment, MomentSource, StillShot, TrackPoint

@@ -1,6 +1,6 @@
 """Continuous recording: frames -> H.264 in fragmented MP4 segments, plus stills from the same frames.
 
-The recorder is fed :class:`agent.model.Frame` values by any capture backend and never seals
+The recorder is fed :class:`agent.core.model.Frame` values by any capture backend and never seals
 anything itself: each closed segment, still and analytics event is handed, as a frozen value, to
 callbacks (normally :class:`agent.video.sealing.MediaSealer`, whose worker thread signs and seals), so
 neither C2PA signing nor disk syncs stall the frame loop. Segments are fragmented MP4 written
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.errors import CaptureError
-from agent.model import Frame, GpsReading, Moment, SealedItem
+from agent.core.errors import CaptureError
+from agent.core.model import Frame, GpsReading, Moment, SealedItem
 from agent.video.analytics import Analyzer, VideoEvent
 from agent.video.encoder import EncoderSettings, SegmentWriter, choose_encoder, encoder_settings
 from agent.video.overlay import Overlay
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 class MomentSource(Protocol):
-    """What the sensors know right now (GPS reading, time quality); agent.sensors.Sensors fits."""
+    """What the sensors know right now (GPS reading, time quality); agent.device.sensors.Sensors fits."""
 
     def moment(self) -> Moment: ...
 

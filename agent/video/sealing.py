@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent.capture.base import encode_jpeg
-from agent.errors import AgentError
-from agent.model import Moment, SealedItem
+from agent.core.errors import AgentError
+from agent.core.model import Moment, SealedItem
 from agent.signing.c2pa import C2paSigner
 from agent.video.analytics import VideoEvent
 from agent.video.recorder import ClosedSegment, MomentSource, StillShot
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 class SealerLike(Protocol):
-    """agent.sealer.Sealer's seal()."""
+    """agent.device.sealer.Sealer's seal()."""
 
     def seal(self, kind: str, moment: Moment, *, media: Path | bytes | None = None,
              media_type: str | None = None, ext: str | None = None, end: Moment | None = None,

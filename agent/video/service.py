@@ -18,8 +18,8 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from agent.capture.base import CaptureSettings
-from agent.clock import Clock
-from agent.model import Frame, SealedItem
+from agent.core.clock import Clock
+from agent.core.model import Frame, SealedItem
 from agent.signing.c2pa import C2paSigner
 from agent.signing.keys import DeviceIdentity
 from agent.video.analytics import Analyzer

@@ -1,6 +1,6 @@
 """Verifier extension for video: per-segment summary and continuity checks.
 
-Plugs into :func:`agent.verify.check` as a checker. For every ``segment`` record it reports
+Plugs into :func:`agent.signing.verify.check` as a checker. For every ``segment`` record it reports
 duration, frames, time span, GPS coverage and the events inside it (``report.sections["segments"]``),
 and flags: frame times that disagree with the claimed count/duration, a media file whose frame count
 differs from the record by more than one, a C2PA manifest that is missing, different or invalid,
@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Callable
 from typing import IO, Any
 
-from agent.errors import VerificationError
+from agent.core.errors import VerificationError
 
 MAX_GAP_S = 2.0  # consecutive segments of one stream: the next starts one frame after the last
 
@@ -76,7 +76,7 @@ def _gap_times(items: Any) -> list[int]:
 
 
 def segment_checker(*, media: bool = True, c2pa: bool = True) -> Callable[[Any], None]:
-    """A checker for agent.verify.check(..., checkers=[segment_checker()])."""
+    """A checker for agent.signing.verify.check(..., checkers=[segment_checker()])."""
 
     def check(ctx: Any) -> None:
         report = ctx.report

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.ledger_server import LocalLedger
-from tests.fixtures.tsa_server import LocalTsa
-from tests.integration.broker import Mosquitto
+from tests.support.broker import Mosquitto
+from tests.support.ledger_server import LocalLedger
+from tests.support.tsa_server import LocalTsa
 
 FAULT_SCALE = float(os.environ.get("FAULT_SCALE", "1"))
 

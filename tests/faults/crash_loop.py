@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from agent.config import load_config
+from agent.device.config import load_config
 from tests.faults.rig import Rig, wait_until
 
 
@@ -113,7 +113,7 @@ def crash_loop(rig: Rig, kills: int, *, seed: int = 1, max_s: float = 3.0, start
 
 def final_run(rig: Rig, seconds: float = 1.0, drain_timeout: float = 90.0) -> tuple[bool, float]:
     """Start the agent in this process, let it run briefly, stop capture and drain: (drained, seconds)."""
-    from agent.runtime import Agent
+    from agent.device.runtime import Agent
 
     agent = Agent(load_config(rig.config))
     try:

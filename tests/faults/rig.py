@@ -1,6 +1,6 @@
 """A whole device on one machine for fault tests: agent child process, Mosquitto, TSA, ledger, ingest.
 
-The agent runs exactly as the systemd service does (``python -m agent.cli run --config FILE``), so a
+The agent runs exactly as the systemd service does (``python -m agent.device.cli run --config FILE``), so a
 SIGKILL hits the real process; the officer's ingest also runs as its CLI. Used by the CI tests in
 this package and by ``scripts/crash_loop.py`` (the manual 100+ kill run).
 """
@@ -12,16 +12,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.signing.keys import init_identity
-from tests.fixtures.ledger_server import LocalLedger
-from tests.fixtures.tsa_server import LocalTsa
-from tests.integration.broker import Mosquitto
+from tests.support.broker import Mosquitto
+from tests.support.helpers import wait_until  # noqa: F401  (re-exported for the fault tests)
+from tests.support.ledger_server import LocalLedger
+from tests.support.tsa_server import LocalTsa
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
@@ -118,7 +118,8 @@ class Rig:
     def start_agent(self) -> subprocess.Popen[bytes]:
         assert self.proc is None or self.proc.poll() is not None, "agent already running"
         with open(self.log, "ab") as logf:
-            self.proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(self.config)],
+            cmd = [sys.executable, "-m", "agent.device.cli", "run", "--config", str(self.config)]
+            self.proc = subprocess.Popen(cmd,
                                          cwd=REPO, env=ENV, stdout=logf, stderr=subprocess.STDOUT)
         return self.proc
 
@@ -138,7 +139,7 @@ class Rig:
     # -- the officer's ingest as its CLI -------------------------------------------------------
     def start_ingest(self) -> None:
         assert self.broker is not None
-        args = [sys.executable, "-m", "agent.officer.cli", "ingest", "--broker", self.broker.url,
+        args = [sys.executable, "-m", "agent.customs.cli", "ingest", "--broker", self.broker.url,
                 "--out", str(self.received), "--client-id", "ingest-1", "--report", str(self.root / "ingest.json")]
         if self.broker.tls:
             assert self.broker.pki is not None
@@ -172,7 +173,7 @@ class Rig:
         return out
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "agent.cli", *args], cwd=REPO, env=ENV, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "agent.device.cli", *args], cwd=REPO, env=ENV, capture_output=True,
                               text=True, timeout=timeout)
 
     def verify_json(self, path: Path, anchors: bool = True) -> dict[str, Any]:
@@ -187,15 +188,6 @@ class Rig:
         except json.JSONDecodeError:
             raise AssertionError(f"verify printed no JSON (rc {res.returncode}): {res.stdout}{res.stderr}") from None
         return doc
-
-
-def wait_until(pred: Any, timeout: float, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return bool(pred())
 
 
 def seqs_of(records: Sequence[dict[str, Any]], kind: str | None = None) -> list[int]:

@@ -16,9 +16,9 @@ from typing import Any
 from tests.faults.conftest import FAULT_SCALE, need_mosquitto
 from tests.faults.crash_loop import final_run
 from tests.faults.rig import DEVICE, Rig, received_complete, wait_until
-from tests.fixtures.ledger_server import LocalLedger
-from tests.fixtures.tsa_server import LocalTsa
-from tests.integration.broker import Mosquitto
+from tests.support.broker import Mosquitto
+from tests.support.ledger_server import LocalLedger
+from tests.support.tsa_server import LocalTsa
 
 OUTAGE_S = 20.0 * FAULT_SCALE
 FLAPS = max(2, int(5 * FAULT_SCALE))

@@ -13,12 +13,12 @@ import pytest
 
 from agent.capture.base import CaptureSettings
 from agent.capture.synthetic import SyntheticBackend
-from agent.clock import SystemClock
-from agent.config import load_config
-from agent.errors import CaptureError
-from agent.model import Frame
-from agent.pipeline import FrameHub
-from agent.runtime import Agent
+from agent.core.clock import SystemClock
+from agent.core.errors import CaptureError
+from agent.core.model import Frame
+from agent.device.config import load_config
+from agent.device.pipeline import FrameHub
+from agent.device.runtime import Agent
 from tests.faults.rig import Rig, wait_until
 
 

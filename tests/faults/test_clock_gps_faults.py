@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from agent.clock import SystemClock
-from agent.config import load_config
-from agent.runtime import Agent
+from agent.core.clock import SystemClock
+from agent.device.config import load_config
+from agent.device.runtime import Agent
 from tests.faults.gps_pty import PtyGps
 from tests.faults.rig import Rig, wait_until
 

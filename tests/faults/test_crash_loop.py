@@ -13,9 +13,9 @@ from typing import Any
 from tests.faults.conftest import FAULT_SCALE
 from tests.faults.crash_loop import CrashLoopResult, crash_loop
 from tests.faults.rig import Rig
-from tests.fixtures.ledger_server import LocalLedger
-from tests.fixtures.tsa_server import LocalTsa
-from tests.integration.broker import Mosquitto
+from tests.support.broker import Mosquitto
+from tests.support.ledger_server import LocalLedger
+from tests.support.tsa_server import LocalTsa
 
 KILLS = max(1, int(20 * FAULT_SCALE))
 ALLOWED_WARNINGS = ("not yet covered by an anchored checkpoint", "orphan")

@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from agent.config import load_config
-from agent.runtime import Agent
+from agent.device.config import load_config
+from agent.device.runtime import Agent
 from tests.faults.conftest import need_mosquitto
 from tests.faults.rig import DEVICE, Rig, wait_until
-from tests.fixtures.ledger_server import LocalLedger
-from tests.fixtures.tsa_server import LocalTsa
-from tests.integration.broker import Mosquitto
+from tests.support.broker import Mosquitto
+from tests.support.ledger_server import LocalLedger
+from tests.support.tsa_server import LocalTsa
 
 STILLS = {"width": 320, "height": 240, "jpeg_quality": 95}  # ~20 KB each
 
@@ -136,12 +136,12 @@ def test_enospc_mid_seal_never_forks_the_chain(small_fs: Path) -> None:
     """The disk fills up under the sealer (another process took the space). For each amount of space left, a
     seal fails cleanly or succeeds; once space returns the chain goes on without reusing a sequence number
     and without unsealed media in the items folder."""
-    from agent.clock import SystemClock
-    from agent.sealer import Sealer
-    from agent.sensors import Sensors
+    from agent.core.clock import SystemClock
+    from agent.device.sealer import Sealer
+    from agent.device.sensors import Sensors
+    from agent.evidence.vault import Vault
     from agent.signing.keys import init_identity, load_identity
-    from agent.vault import Vault
-    from agent.verify import check
+    from agent.signing.verify import check
 
     keys = small_fs.parent / "keys"
     init_identity(keys, DEVICE, "Fault Test Ltd")

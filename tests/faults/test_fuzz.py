@@ -24,15 +24,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.clock import ManualClock
-from agent.config import AgentConfig, load_config, parse_config
-from agent.errors import ConfigError, VerificationError
-from agent.export import export_bundle
-from agent.model import NO_GPS, Moment, TimeQuality
-from agent.sealer import Sealer
+from agent.core.clock import ManualClock
+from agent.core.errors import ConfigError, VerificationError
+from agent.core.model import NO_GPS, Moment, TimeQuality
+from agent.device.config import AgentConfig, load_config, parse_config
+from agent.device.sealer import Sealer
+from agent.evidence.export import export_bundle
+from agent.evidence.vault import Vault
 from agent.signing.keys import init_identity, load_identity
-from agent.vault import Vault
-from agent.verify import check
+from agent.signing.verify import check
 
 MANUAL = "FUZZ_EXAMPLES" in os.environ
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "120"))
@@ -43,7 +43,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not MANUAL,
 # -- config ------------------------------------------------------------------------------------------------
 SECTIONS = list(AgentConfig.model_fields)
 # Keys without control characters: a key holding a newline splits the message into lines (low-severity finding
-# reported to the lead: agent/config.py _format should print such keys with repr()).
+# reported to the lead: agent/device/config.py _format should print such keys with repr()).
 key_text = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=12)
 toml_scalars = (st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
                 | st.booleans() | st.text(max_size=30))

@@ -7,12 +7,12 @@ import hashlib
 import os
 from pathlib import Path
 
-from agent.clock import ManualClock
-from agent.sealer import Sealer
+from agent.core.clock import ManualClock
+from agent.device.sealer import Sealer
+from agent.evidence.vault import Vault
 from agent.signing.keys import DeviceIdentity
-from agent.vault import Vault
-from agent.verify import check
-from tests.conftest import moment
+from agent.signing.verify import check
+from tests.support.helpers import moment
 
 
 def test_media_without_sidecar_after_a_crash_becomes_an_orphan(tmp_path: Path, identity: DeviceIdentity,

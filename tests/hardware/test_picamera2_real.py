@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.capture.base import CaptureSettings
-from agent.clock import SystemClock
+from agent.core.clock import SystemClock
 
 picamera2 = pytest.importorskip("picamera2", reason="picamera2 is only on Raspberry Pi OS (python3-picamera2)")
 pytestmark = pytest.mark.hardware
@@ -31,11 +31,11 @@ def test_real_camera_records_native_h264_segments_and_stills(tmp_path: Path) -> 
     if not picamera2.Picamera2.global_camera_info():
         pytest.skip("no camera detected by libcamera")
     from agent.capture.picamera2 import Picamera2Config
-    from agent.model import NO_GPS, Moment, TimeQuality
+    from agent.core.model import NO_GPS, Moment, TimeQuality
     from agent.video.picamera2_recorder import Picamera2Recorder
     from agent.video.recorder import ClosedSegment
     from agent.video.settings import AnalyticsConfig, VideoConfig
-    from tests.unit.test_video_recorder import ffprobe
+    from tests.support.media import ffprobe
 
     clock = SystemClock()
 

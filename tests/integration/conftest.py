@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.broker import Mosquitto
+from tests.support.broker import Mosquitto
 
 
 def _need_mosquitto() -> None:

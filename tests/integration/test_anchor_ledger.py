@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.anchor.anchorer import Anchorer
 from agent.anchor.ledger import LedgerAnchor, check_receipt, digest, parse_tlog_proof, verify_ledger_proof
 from agent.anchor.log import LogFiles
 from agent.anchor.note import Checkpoint, NoteSigner, sign_note
-from agent.clock import ManualClock
-from agent.errors import UplinkError, VerificationError
-from tests.fixtures.ledger_server import LocalLedger
+from agent.anchoring.anchorer import Anchorer
+from agent.core.clock import ManualClock
+from agent.core.errors import UplinkError, VerificationError
+from tests.support.ledger_server import LocalLedger
 
 CP = Checkpoint("evidence.example/dev1", 7, hashlib.sha256(b"root").digest())
 

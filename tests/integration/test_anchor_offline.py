@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.anchor.anchorer import Anchorer
 from agent.anchor.bundle import LogMaterial
 from agent.anchor.ledger import LedgerAnchor
 from agent.anchor.log import DeviceLog, LogFiles
 from agent.anchor.note import NoteSigner
 from agent.anchor.tsa import TsaAnchor, load_pem_certs
 from agent.anchor.verify import AnchorTrust, check_anchoring
-from agent.clock import ManualClock
-from tests.fixtures.anchor_chain import SyntheticChain
-from tests.fixtures.ledger_server import LocalLedger
-from tests.fixtures.tsa_server import LocalTsa
+from agent.anchoring.anchorer import Anchorer
+from agent.core.clock import ManualClock
+from tests.support.anchor_chain import SyntheticChain
+from tests.support.ledger_server import LocalLedger
+from tests.support.tsa_server import LocalTsa
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
 ORIGIN = "evidence.example/dev1"

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.anchor.service import AnchorService
-from agent.anchor.settings import AnchorConfig
 from agent.anchor.verify import AnchorTrust, anchor_checker
-from agent.clock import ManualClock
-from agent.sealer import Sealer
-from agent.verify import check
-from tests.conftest import moment
-from tests.fixtures.ledger_server import LocalLedger
-from tests.fixtures.tsa_server import LocalTsa
+from agent.anchoring.service import AnchorService
+from agent.anchoring.settings import AnchorConfig
+from agent.core.clock import ManualClock
+from agent.device.sealer import Sealer
+from agent.signing.verify import check
+from tests.support.helpers import moment
+from tests.support.ledger_server import LocalLedger
+from tests.support.tsa_server import LocalTsa
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
 

@@ -15,17 +15,17 @@ import pytest
 from agent.anchor.bundle import export_log_files
 from agent.anchor.commands import register
 from agent.anchor.ledger import LedgerAnchor
-from agent.anchor.service import AnchorService
-from agent.anchor.settings import AnchorConfig
 from agent.anchor.tsa import TsaAnchor, load_pem_certs
 from agent.anchor.verify import AnchorTrust, anchor_checker
-from agent.clock import ManualClock
-from agent.export import export_bundle
-from agent.sealer import Sealer
-from agent.verify import Report, check
-from tests.conftest import moment
-from tests.fixtures.ledger_server import LocalLedger
-from tests.fixtures.tsa_server import LocalTsa
+from agent.anchoring.service import AnchorService
+from agent.anchoring.settings import AnchorConfig
+from agent.core.clock import ManualClock
+from agent.device.sealer import Sealer
+from agent.evidence.export import export_bundle
+from agent.signing.verify import Report, check
+from tests.support.helpers import moment
+from tests.support.ledger_server import LocalLedger
+from tests.support.tsa_server import LocalTsa
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
 

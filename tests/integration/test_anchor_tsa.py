@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.anchor.note import Checkpoint, NoteSigner, sign_note
 from agent.anchor.tsa import TsaAnchor, load_pem_certs, verify_token
-from agent.errors import UplinkError, VerificationError
-from tests.fixtures.tsa_server import LocalTsa
+from agent.core.errors import UplinkError, VerificationError
+from tests.support.tsa_server import LocalTsa
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.helpers import REPO
 
 
 def cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "agent.device.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=REPO)
 
 
@@ -101,7 +101,7 @@ def test_unreadable_camera_is_a_clear_error_and_keeps_what_was_sealed(tmp_path: 
 def test_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     cfg = _config(tmp_path, "width = 320\nheight = 240\nstill_interval_s = 0.3")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(cfg)], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "agent.device.cli", "run", "--config", str(cfg)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(list((tmp_path / "vault").rglob("*.still.rec"))) < 3:

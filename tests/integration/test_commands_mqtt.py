@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import CommandError
-from agent.officer import cmd_cmd
-from agent.officer.cmd_cmd import CommandRefused
-from agent.uplink.commands import canonical, sign_command
-from tests.integration.test_commands_support import DEVICE, SITE, Stack, build_stack
+from agent.core.errors import CommandError
+from agent.customs import cmd_cmd
+from agent.customs.cmd_cmd import CommandRefused
+from agent.wire.commands import canonical, sign_command
+from tests.support.command_stack import DEVICE, SITE, Stack, build_stack
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.clock import SystemClock
+from agent.core.clock import SystemClock
+from agent.core.model import GpsReading
 from agent.gps.gpsd import GpsdGps
-from agent.model import GpsReading
 
 NMEA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nmea"
 CYCLE_S = "0.05"  # gpsfake's delay between sentences: a 90-line log takes ~5 s

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.officer import live_cmd
-from agent.officer.live_cmd import FrameSink, LiveStats, run_live
-from agent.uplink.live import verify_message
+from agent.customs import live_cmd
+from agent.customs.live_cmd import FrameSink, LiveStats, run_live
 from agent.uplink.settings_commands import LiveConfig
-from tests.integration.test_commands_support import DEVICE, SITE, FrameCounter, Stack, build_stack
+from agent.wire.live_frames import verify_message
+from tests.support.command_stack import DEVICE, SITE, FrameCounter, Stack, build_stack
 
 SMALL = {"width": 160, "height": 120, "fps": 10, "quality": 60, "seconds": 30}
 
@@ -80,7 +80,7 @@ def test_session_of_another_officer_cannot_be_stopped(stack: Stack) -> None:
     alice, bob = stack.officer("officer-alice"), stack.officer("officer-bob")
     reply = alice.request(SITE, DEVICE, "live.start", SMALL)
     session = reply["result"]["session"]
-    from agent.errors import CommandError
+    from agent.core.errors import CommandError
 
     with pytest.raises(CommandError, match="unauthorized"):
         bob.request(SITE, DEVICE, "live.stop", {"session": session})

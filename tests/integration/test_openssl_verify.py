@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.clock import ManualClock
-from agent.sealer import Sealer
-from agent.vault import Vault
-from tests.conftest import REPO, moment
+from agent.core.clock import ManualClock
+from agent.device.sealer import Sealer
+from agent.evidence.vault import Vault
+from tests.support.helpers import REPO, moment
 
 SCRIPT = REPO / "scripts" / "verify-with-openssl.sh"
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl command line not installed")

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import socket
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from agent.config import parse_config
-from agent.runtime import Agent
+from agent.device.config import parse_config
+from agent.device.runtime import Agent
 from agent.signing.keys import init_identity
-from agent.verify import verify
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+from agent.signing.verify import verify
+from tests.support.helpers import wait_for
 
 
 def make_agent(tmp_path: Path, **sections: object) -> Agent:
@@ -83,7 +75,7 @@ def test_quota_evicts_only_what_may_go_and_seals_it_first(tmp_path: Path) -> Non
         first = agent.seal_media("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg", extra=big)
         agent.seal_media("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg", extra=big)
         # nothing delivered or anchored (no uplink): the vault refuses instead of deleting evidence
-        from agent.vault import VaultFullError
+        from agent.evidence.vault import VaultFullError
 
         with pytest.raises(VaultFullError):
             agent.seal_media("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg")
@@ -101,7 +93,7 @@ def test_quota_evicts_only_what_may_go_and_seals_it_first(tmp_path: Path) -> Non
 
 def test_picamera2_agent_records_native_h264_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """capture.backend = picamera2: the camera encodes the main stream, the hub carries lores frames."""
-    from tests.fakes import picamera2_fake as fake
+    from tests.support import picamera2_fake as fake
 
     fake.install(monkeypatch)
     agent = make_agent(tmp_path, capture={"backend": "picamera2", "width": 320, "height": 240, "fps": 10,

@@ -20,16 +20,17 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from agent import provision, selftest_cmd
-from agent.config import load_config
-from agent.officer.cmd_cmd import OfficerClient
-from agent.officer.keys import init_officer
-from agent.runtime import Agent
+from agent.customs.cmd_cmd import OfficerClient
+from agent.customs.keys import init_officer
+from agent.device.config import load_config
+from agent.device.runtime import Agent
+from agent.hostsetup import provision
+from agent.selftest import command as selftest_cmd
 from agent.signing import keys
-from agent.uplink.mqtt import MqttLink
-from agent.verify import verify
-from tests.conftest import shared_path
-from tests.integration.broker import Mosquitto, free_port
+from agent.signing.verify import verify
+from agent.wire.mqtt import MqttLink
+from tests.support.broker import Mosquitto, free_port
+from tests.support.helpers import shared_path
 
 PEM = serialization.Encoding.PEM
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import UplinkError
-from agent.uplink.mqtt import Inbound, MqttLink
-from agent.uplink.topics import DeviceTopics
-from tests.integration.broker import Mosquitto
+from agent.core.errors import UplinkError
+from agent.wire.mqtt import Inbound, MqttLink
+from agent.wire.topics import DeviceTopics
+from tests.support.broker import Mosquitto
 
 NOT_AUTHORIZED = 0x87
 

@@ -1,4 +1,4 @@
-"""docs/asyncapi.yaml and agent/uplink/topics.py must name the same topics (and the code must use them)."""
+"""docs/asyncapi.yaml and agent/wire/topics.py must name the same topics (and the code must use them)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.uplink.topics import CHANNELS, DeviceTopics, documented_addresses, officer_reply
+from agent.wire.topics import CHANNELS, DeviceTopics, documented_addresses, officer_reply
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.uplink.mqtt import MqttLink
-from agent.verify import verify
-from tests.integration.broker import Mosquitto
-from tests.integration.uplink_device import TestDevice, TestIngest, moment
+from agent.signing.verify import verify
+from agent.wire.mqtt import MqttLink
+from tests.support.broker import Mosquitto
+from tests.support.uplink_device import TestDevice, TestIngest, moment
 
 REPO = Path(__file__).resolve().parents[2]
 OUTAGE_S = float(os.environ.get("UPLINK_OUTAGE_S", "30"))
@@ -87,7 +87,7 @@ def test_kill9_with_backlog_then_restart_drains(mosquitto: Mosquitto, tmp_path: 
     ing = mosquitto.pki.client("ingest-1") if mosquitto.pki else None
     assert ing is not None
     cli = subprocess.Popen(
-        [sys.executable, "-m", "agent.officer.cli", "ingest", "--broker", mosquitto.url, "--out",
+        [sys.executable, "-m", "agent.customs.cli", "ingest", "--broker", mosquitto.url, "--out",
          str(tmp_path / "out"), "--share", "kill9", "--site", "site-1", "--client-id", "ingest-cli-kill9",
          "--cafile", str(ing.ca), "--cert", str(ing.cert), "--key", str(ing.key), "--report", str(report)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -95,7 +95,7 @@ def test_kill9_with_backlog_then_restart_drains(mosquitto: Mosquitto, tmp_path: 
         _wait_log(mosquitto, "as ingest-cli-kill9", 15)
         time.sleep(0.5)
         mqtt = mosquitto.mqtt_config("dev-kill9").model_dump_json()
-        args = [sys.executable, "-m", "tests.integration.uplink_device", "--root", str(tmp_path / "dev"),
+        args = [sys.executable, "-m", "tests.support.uplink_device", "--root", str(tmp_path / "dev"),
                 "--device", "dev-kill9", "--mqtt", mqtt]
         child = subprocess.Popen([*args, "--stills", "12", "--size", "400000"], cwd=REPO,
                                  stdout=subprocess.PIPE, text=True)

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
-from agent.sealer import Sealer
+from agent.device.sealer import Sealer
+from agent.evidence.vault import Vault
 from agent.signing.keys import init_identity, load_identity
-from agent.uplink.mqtt import MqttLink
-from agent.uplink.topics import DeviceTopics
-from agent.vault import Vault
-from agent.verify import verify
-from tests.integration.broker import Mosquitto
-from tests.integration.uplink_device import SITE, TestDevice, TestIngest, moment
-
-
-def _wait(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+from agent.signing.verify import verify
+from agent.wire.mqtt import MqttLink
+from agent.wire.topics import DeviceTopics
+from tests.support.broker import Mosquitto
+from tests.support.helpers import wait_until
+from tests.support.uplink_device import SITE, TestDevice, TestIngest, moment
 
 
 def test_chunks_fit_the_advertised_maximum_packet_size(tmp_path: Path) -> None:
@@ -33,7 +24,7 @@ def test_chunks_fit_the_advertised_maximum_packet_size(tmp_path: Path) -> None:
         try:
             dev.still(100_000)
             dev.uplink.outbox.enqueue_message("receipt", b"r" * 20_000)  # one message, too big to send
-            assert _wait(lambda: dev.uplink.outbox.stats().rejected == 1)
+            assert wait_until(lambda: dev.uplink.outbox.stats().rejected == 1)
             assert not dev.uplink.drain(10)  # drained, but something was refused: not "all delivered"
             [rejected] = dev.uplink.outbox.rejected()
             assert rejected["channel"] == "receipt" and "PACKET_TOO_LARGE" in rejected["reason"]
@@ -53,7 +44,7 @@ def test_broker_refusal_is_kept_and_oversized_chunks_are_recut(tmp_path: Path) -
         try:
             dev.still(30_000)
             dev.uplink.outbox.enqueue_message("receipt", b"r" * 10_000)
-            assert _wait(lambda: dev.uplink.outbox.stats().rejected == 1)
+            assert wait_until(lambda: dev.uplink.outbox.stats().rejected == 1)
             [rejected] = dev.uplink.outbox.rejected()
             assert "0x95" in rejected["reason"], rejected  # mosquitto 2.0: PUBACK 0x95
             assert ingest.wait_records("dev-msl", 2, 20), ingest.ingest.report()
@@ -91,7 +82,7 @@ def test_malformed_messages_are_quarantined_with_reason_codes(mosquitto: Mosquit
         ]
         for topic, payload, props in sends:
             assert dev.publish_wait(topic, payload, user_props=props).ok
-        assert _wait(lambda: ingest.ingest.report().get("dev-mal") is not None
+        assert wait_until(lambda: ingest.ingest.report().get("dev-mal") is not None
                      and ingest.ingest.report()["dev-mal"].refused == len(sends))
         notes = [json.loads(p.read_text()) for p in (tmp_path / "out" / ".ingest" / "quarantine").glob("*.json")]
         codes = sorted(n["reason_code"] for n in notes)

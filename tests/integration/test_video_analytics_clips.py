@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from agent.model import Frame
+from agent.core.model import Frame
 from agent.video.analytics import Analyzer, VideoEvent
 from agent.video.settings import AnalyticsConfig
 
@@ -29,7 +29,7 @@ def frames_of(path: Path) -> Iterator[tuple[Image, float]]:
     """Decode through the project's opencv backend when it exists, else cv2.VideoCapture; yield (BGR, fps)."""
     try:
         from agent.capture.base import CaptureSettings, EndOfStream, backend_class
-        from agent.clock import SystemClock
+        from agent.core.clock import SystemClock
 
         cls = backend_class("opencv")
     except Exception:  # backend not written yet: decode directly

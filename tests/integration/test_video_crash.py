@@ -12,18 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from agent.clock import ManualClock, SystemClock
-from agent.sealer import Sealer
-from agent.sensors import Sensors
+from agent.core.clock import ManualClock, SystemClock
+from agent.device.sealer import Sealer
+from agent.device.sensors import Sensors
+from agent.evidence.vault import Vault
 from agent.signing.c2pa import check_c2pa
 from agent.signing.keys import DeviceIdentity
-from agent.vault import Vault
-from agent.verify import check
+from agent.signing.verify import check
 from agent.video.service import VideoService
 from agent.video.settings import VideoConfig
 from agent.video.verify_segments import segment_checker
-from tests.integration.test_video_pipeline import KNOWN_CORE_FINDING
-from tests.unit.test_video_recorder import ffprobe, make_frames
+from tests.support.media import KNOWN_CORE_FINDING, ffprobe, make_frames
 
 REPO = Path(__file__).resolve().parents[2]
 FPS = 15.0
@@ -34,11 +33,11 @@ import sys, time
 from pathlib import Path
 from agent.capture.base import CaptureSettings
 from agent.capture.synthetic import SyntheticBackend
-from agent.clock import ManualClock, SystemClock
-from agent.sealer import Sealer
-from agent.sensors import Sensors
+from agent.core.clock import ManualClock, SystemClock
+from agent.device.sealer import Sealer
+from agent.device.sensors import Sensors
 from agent.signing.keys import load_identity
-from agent.vault import Vault
+from agent.evidence.vault import Vault
 from agent.video.recorder import backend_frames
 from agent.video.service import VideoService
 from agent.video.settings import VideoConfig

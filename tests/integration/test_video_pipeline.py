@@ -13,17 +13,17 @@ import numpy as np
 
 from agent.capture.base import CaptureSettings
 from agent.capture.synthetic import SyntheticBackend
-from agent.clock import ManualClock
-from agent.sealer import Sealer
+from agent.core.clock import ManualClock
+from agent.device.sealer import Sealer
+from agent.evidence.vault import Vault
 from agent.signing.c2pa import check_c2pa
 from agent.signing.keys import DeviceIdentity
-from agent.vault import Vault
-from agent.verify import check
+from agent.signing.verify import check
 from agent.video.service import VideoService
 from agent.video.settings import VideoConfig
 from agent.video.verify_segments import segment_checker
-from tests.conftest import moment
-from tests.unit.test_video_recorder import ffprobe
+from tests.support.helpers import moment
+from tests.support.media import KNOWN_CORE_FINDING, ffprobe
 
 FPS = 10.0
 
@@ -36,9 +36,6 @@ class Sensors:
         return moment(self.clock)
 
 
-# Records sealed during a segment (events, stills) precede the segment, which is sealed when it closes;
-# the core verifier's "monotonic capture time runs backwards" check must compare a segment's *end*.
-KNOWN_CORE_FINDING = "monotonic capture time runs backwards"
 
 
 def test_segments_stills_events_sealed_and_verified(vault: Vault, sealer: Sealer, identity: DeviceIdentity,
@@ -96,7 +93,7 @@ def test_segments_stills_events_sealed_and_verified(vault: Vault, sealer: Sealer
 def sealed(vault: Vault, seq: int) -> dict:  # type: ignore[type-arg]
     import json
 
-    from agent.vault import bucket_of
+    from agent.evidence.vault import bucket_of
 
     bucket = bucket_of(seq)
     path = next((vault.path / "items" / bucket).glob(f"{seq:012d}.*.rec"))
@@ -111,7 +108,7 @@ def test_c2pa_failure_never_loses_the_segment(vault: Vault, sealer: Sealer, iden
     from agent.signing.c2pa import C2paSigner
     from agent.video.recorder import Recorder
     from agent.video.sealing import MediaSealer
-    from tests.unit.test_video_recorder import make_frames
+    from tests.support.media import make_frames
 
     def broken(data: bytes) -> bytes:
         raise OSError("secure element not responding")

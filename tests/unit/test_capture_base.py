@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from agent.capture import BACKENDS, CaptureSettings, backend_class, open_backend
 from agent.capture.base import Pacer
 from agent.capture.settings import CaptureConfig
-from agent.clock import ManualClock
-from agent.errors import CaptureError
+from agent.core.clock import ManualClock
+from agent.core.errors import CaptureError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,8 +14,8 @@ import pytest
 
 from agent.capture import CaptureSettings, EndOfStream, open_backend
 from agent.capture.opencv import classify_source
-from agent.clock import ManualClock
-from agent.errors import CaptureError
+from agent.core.clock import ManualClock
+from agent.core.errors import CaptureError
 
 REPO = Path(__file__).resolve().parents[2]
 VIDEO = REPO / ".." / "shared" / "data" / "video"

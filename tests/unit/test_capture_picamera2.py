@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from agent.capture import CaptureSettings, open_backend
-from agent.clock import ManualClock
-from agent.errors import CaptureError
+from agent.core.clock import ManualClock
+from agent.core.errors import CaptureError
 
 
 def test_missing_picamera2_is_a_clear_capture_error(monkeypatch: pytest.MonkeyPatch) -> None:

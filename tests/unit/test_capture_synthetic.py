@@ -9,8 +9,8 @@ import pytest
 
 from agent.capture import CaptureSettings, encode_jpeg, open_backend
 from agent.capture.synthetic import SyntheticBackend
-from agent.clock import ManualClock
-from agent.errors import CaptureError
+from agent.core.clock import ManualClock
+from agent.core.errors import CaptureError
 
 
 def _frames(seed: int, clock: ManualClock, n: int = 5, **kw: object) -> list[np.ndarray]:

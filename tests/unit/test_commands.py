@@ -13,9 +13,9 @@ import rfc8785
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.clock import ManualClock
-from agent.officer.keys import OfficerKey, init_officer, load_officer
-from agent.uplink.commands import CommandRejected, CommandVerifier, ReplayCache, TrustStore, sign_command
+from agent.core.clock import ManualClock
+from agent.customs.keys import OfficerKey, init_officer, load_officer
+from agent.wire.commands import CommandRejected, CommandVerifier, ReplayCache, TrustStore, sign_command
 
 DEVICE = "test-device"
 
@@ -208,7 +208,7 @@ def test_officer_keys_roundtrip(tmp_path: Path) -> None:
     loaded = load_officer(tmp_path / "k")
     assert loaded.officer_id == "officer-dan" and loaded.key_id == made.key_id
     assert (tmp_path / "k" / "officer.key").stat().st_mode & 0o777 == 0o600
-    from agent.errors import SigningError
+    from agent.core.errors import SigningError
 
     with pytest.raises(SigningError, match="already exists"):
         init_officer(tmp_path / "k", "officer-dan")

@@ -11,20 +11,15 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from agent.clock import ManualClock
-from agent.errors import CaptureError, VerificationError
-from agent.officer.keys import OfficerKey, init_officer
-from agent.sealer import Sealer
+from agent.core.clock import ManualClock
+from agent.core.errors import CaptureError, VerificationError
+from agent.customs.keys import OfficerKey, init_officer
+from agent.device.sealer import Sealer
 from agent.signing.keys import DeviceIdentity
-from agent.uplink.command_controller import (
-    REPLY_TYP,
-    CommandController,
-    check_chain,
-    mark_handler,
-    verify_device_object,
-)
-from agent.uplink.commands import CommandVerifier, ReplayCache, TrustStore, sign_command
-from tests.conftest import moment
+from agent.uplink.command_controller import CommandController, mark_handler
+from agent.wire.commands import CommandVerifier, ReplayCache, TrustStore, sign_command
+from agent.wire.replies import REPLY_TYP, check_chain, verify_device_object
+from tests.support.helpers import moment
 
 DEVICE = "test-device"
 REPLY_TOPIC = "officer/officer-alice/reply/abc123"

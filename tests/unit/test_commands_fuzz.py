@@ -10,11 +10,11 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.clock import ManualClock
-from agent.officer.keys import init_officer
+from agent.core.clock import ManualClock
+from agent.customs.keys import init_officer
 from agent.signing.keys import DeviceIdentity
 from agent.uplink.command_controller import CommandController
-from agent.uplink.commands import CommandRejected, CommandVerifier, ReplayCache, TrustStore, sign_command
+from agent.wire.commands import CommandRejected, CommandVerifier, ReplayCache, TrustStore, sign_command
 
 DEVICE = "test-device"
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import example_toml, load_config
-from agent.errors import ConfigError
+from agent.core.errors import ConfigError
+from agent.device.config import example_toml, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:

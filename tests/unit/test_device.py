@@ -11,9 +11,9 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 from pydantic import ValidationError
 
-from agent.clock import ManualClock
-from agent.device import PATTERNS, ButtonEvent, DeviceIO, GpioError, TamperEvent, make_pin_factory
-from agent.device_settings import GpioConfig
+from agent.core.clock import ManualClock
+from agent.hardware.gpio import PATTERNS, ButtonEvent, DeviceIO, GpioError, TamperEvent, make_pin_factory
+from agent.hardware.settings import GpioConfig
 
 CFG = GpioConfig(
     enabled=True,

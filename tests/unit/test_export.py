@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.clock import ManualClock, iso_utc
-from agent.errors import ConfigError, VaultError
-from agent.export import export_bundle
-from agent.sealer import Sealer
-from agent.vault import Vault
-from agent.verify import check, verify
-from tests.conftest import moment
+from agent.core.clock import ManualClock, iso_utc
+from agent.core.errors import ConfigError, VaultError
+from agent.device.sealer import Sealer
+from agent.evidence.export import export_bundle
+from agent.evidence.vault import Vault
+from agent.signing.verify import check, verify
+from tests.support.helpers import moment
 
 
 @pytest.fixture

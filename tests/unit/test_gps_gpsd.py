@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from agent.clock import ManualClock
+from agent.core.clock import ManualClock
 from agent.gps.gpsd import GpsdGps, sky_quality, tpv_to_fix
 
 TPV3 = {"class": "TPV", "device": "/dev/pts/7", "mode": 3, "time": "2029-07-21T13:56:54.997Z",

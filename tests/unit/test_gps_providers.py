@@ -5,19 +5,18 @@ from __future__ import annotations
 import math
 import os
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from agent.clock import ManualClock, iso_utc
-from agent.errors import GpsError
+from agent.core.clock import ManualClock, iso_utc
+from agent.core.errors import GpsError
 from agent.gps import DisabledGps, FixTracker, GpsConfig, open_gps
 from agent.gps.nmea import Feed, nmea_checksum
 from agent.gps.simulated import SimulatedGps
 from agent.gps.sources import NmeaFileReplay, SerialGps, replay_delays
+from tests.support.helpers import wait_for
 
 NMEA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nmea"
 
@@ -29,14 +28,6 @@ def sentence(body: str) -> str:
 RMC = sentence("GPRMC,030719.000,A,3747.0873,S,17518.8938,E,0.69,181.39,311214,,,A")
 RMC_V = sentence("GPRMC,030720.000,V,,,,,,,311214,,,N")
 GSV = sentence("GPGSV,1,1,01,17,72,207,32")
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
 
 
 def test_tracker_ages_a_fix_out_on_the_monotonic_clock() -> None:

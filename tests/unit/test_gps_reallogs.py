@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.core.model import GpsFix
 from agent.gps.nmea import Feed, NmeaParser, NmeaStats
-from agent.model import GpsFix
 
 NMEA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nmea"
 

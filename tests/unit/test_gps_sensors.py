@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from agent.clock import ManualClock
+from agent.core.clock import ManualClock
+from agent.core.model import TimeQuality
+from agent.device.sensors import FixedTimeQuality, Sensors
 from agent.gps import DisabledGps
 from agent.gps.simulated import SimulatedGps
-from agent.model import TimeQuality
-from agent.sensors import FixedTimeQuality, Sensors
 
 
 def test_moment_with_simulated_gps_has_zero_offset() -> None:

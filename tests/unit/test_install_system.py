@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.clock import ManualClock
-from agent.install_system import BEGIN, END, apply, find_source, link_console_script, plan, register
+from agent.core.clock import ManualClock
+from agent.hostsetup.install_system import BEGIN, END, apply, find_source, link_console_script, plan, register
 
 REPO = Path(__file__).resolve().parents[2]
 FW = REPO / "firmware_config"

@@ -7,7 +7,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from agent.errors import SigningError
+from agent.core.errors import SigningError
 from agent.signing.keys import (
     CA_FILE,
     CERT_FILE,

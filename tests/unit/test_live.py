@@ -12,16 +12,17 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.clock import ManualClock
-from agent.errors import VerificationError
-from agent.model import Frame
-from agent.sealer import Sealer
+from agent.core.clock import ManualClock
+from agent.core.errors import VerificationError
+from agent.core.model import Frame
+from agent.device.sealer import Sealer
 from agent.signing.keys import DeviceIdentity
 from agent.uplink.command_controller import LiveSessionArgs, LiveStartArgs
-from agent.uplink.commands import CommandRejected, CommandRequest
-from agent.uplink.live import LiveManager, pack_message, session_id_for, unpack_message, verify_message
+from agent.uplink.live import LiveManager
 from agent.uplink.settings_commands import LiveConfig
-from tests.conftest import moment
+from agent.wire.commands import CommandRejected, CommandRequest
+from agent.wire.live_frames import pack_message, session_id_for, unpack_message, verify_message
+from tests.support.helpers import moment
 
 DEVICE, SITE = "test-device", "test-site"
 

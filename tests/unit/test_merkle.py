@@ -17,7 +17,7 @@ from agent.anchor.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from agent.errors import VaultError, VerificationError
+from agent.core.errors import VaultError, VerificationError
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "merkle"
 TREE = json.loads((DATA / "tree.json").read_text())

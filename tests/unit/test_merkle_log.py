@@ -12,11 +12,11 @@ from agent.anchor.log import DeviceLog, LogFiles
 from agent.anchor.merkle import leaf_hash, root_of, verify_consistency, verify_inclusion
 from agent.anchor.note import NoteSigner, ecdsa_verifier, open_checkpoint
 from agent.anchor.verify import AnchorTrust, LogItem, check_anchoring
-from agent.clock import ManualClock
-from agent.sealer import Sealer
+from agent.core.clock import ManualClock
+from agent.device.sealer import Sealer
 from agent.signing.records import canonical, parse_sidecar
-from tests.conftest import moment
-from tests.fixtures.anchor_chain import SyntheticChain
+from tests.support.anchor_chain import SyntheticChain
+from tests.support.helpers import moment
 
 ORIGIN = "evidence.example/dev1"
 

@@ -23,7 +23,7 @@ from agent.anchor.note import (
     parse_verifier_key,
     sign_note,
 )
-from agent.errors import VerificationError
+from agent.core.errors import VerificationError
 
 VEC = json.loads((Path(__file__).resolve().parents[1] / "data" / "signed-note" / "vectors.json").read_text("utf-8"))
 

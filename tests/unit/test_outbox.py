@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.clock import ManualClock
-from agent.sealer import Sealer
-from agent.uplink.mqtt import MqttLink
+from agent.core.clock import ManualClock
+from agent.device.sealer import Sealer
+from agent.evidence.vault import Vault
 from agent.uplink.outbox import Outbox
-from agent.uplink.settings import MqttConfig
-from agent.uplink.topics import DeviceTopics
-from agent.vault import Vault
-from tests.conftest import moment
+from agent.wire.mqtt import MqttLink
+from agent.wire.mqtt_settings import MqttConfig
+from agent.wire.topics import DeviceTopics
+from tests.support.helpers import moment
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -90,15 +90,15 @@ def test_items_sealed_while_the_outbox_was_down_are_caught_up(tmp_path: Path, va
 CHILD = r"""
 import os, signal, sys, time
 from pathlib import Path
-from agent.clock import ManualClock
-from agent.sealer import Sealer
+from agent.core.clock import ManualClock
+from agent.device.sealer import Sealer
 from agent.signing.keys import init_identity, load_identity
-from agent.uplink.mqtt import MqttLink
+from agent.wire.mqtt import MqttLink
 from agent.uplink.outbox import Outbox
-from agent.uplink.settings import MqttConfig
-from agent.uplink.topics import DeviceTopics
-from agent.vault import Vault
-from tests.conftest import moment
+from agent.wire.mqtt_settings import MqttConfig
+from agent.wire.topics import DeviceTopics
+from agent.evidence.vault import Vault
+from tests.support.helpers import moment
 root = Path(sys.argv[1])
 init_identity(root / "keys", "test-device", "Test")
 vault = Vault(root / "vault")

@@ -9,10 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from agent.errors import ConfigError
-from agent.uplink.chunks import MediaRef, chunk_count, chunk_props, chunk_size_for, fits, parse_chunk, props_dict
-from agent.uplink.settings import BrokerUrl, MqttConfig, UplinkConfig
-from agent.uplink.topics import DeviceTopics, check_segment, parse_device_topic, shared
+from agent.core.errors import ConfigError
+from agent.uplink.settings import UplinkConfig
+from agent.wire.chunks import MediaRef, chunk_count, chunk_props, chunk_size_for, fits, parse_chunk, props_dict
+from agent.wire.mqtt_settings import BrokerUrl, MqttConfig
+from agent.wire.topics import DeviceTopics, check_segment, parse_device_topic, shared
 
 REF = MediaRef(item="a" * 64, seq=7, kind="still", name="000000000007.still.jpg",
                sha256=hashlib.sha256(b"0123456789").hexdigest(), size=10, content_type="image/jpeg")

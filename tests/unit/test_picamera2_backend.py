@@ -18,18 +18,18 @@ import pytest
 
 from agent.capture import CaptureSettings, open_backend
 from agent.capture.picamera2 import Picamera2Config, request_times
-from agent.model import GpsFix, GpsReading, Moment, TimeQuality
-from agent.pipeline import FrameHub
-from agent.sealer import Sealer
-from agent.vault import Vault
-from agent.verify import check
+from agent.core.model import GpsFix, GpsReading, Moment, TimeQuality
+from agent.device.pipeline import FrameHub
+from agent.device.sealer import Sealer
+from agent.evidence.vault import Vault
+from agent.signing.verify import check
 from agent.video.picamera2_recorder import Picamera2Recorder
 from agent.video.recorder import ClosedSegment, StillShot
 from agent.video.sealing import MediaSealer
 from agent.video.settings import AnalyticsConfig, C2paConfig, VideoConfig
 from agent.video.verify_segments import segment_checker
-from tests.fakes import picamera2_fake as fake
-from tests.unit.test_video_recorder import ffprobe
+from tests.support import picamera2_fake as fake
+from tests.support.media import ffprobe
 
 FPS = 20.0
 OFFSET = time.time_ns() - time.monotonic_ns()  # wall = mono + OFFSET on the test clock (fixed)
@@ -199,7 +199,7 @@ def test_picamera2_segments_seal_and_verify_like_pyav_ones(camera: type[fake.Pic
 
 def test_no_camera_and_missing_picamera2_are_capture_errors(monkeypatch: pytest.MonkeyPatch,
                                                             tmp_path: Path) -> None:
-    from agent.errors import CaptureError
+    from agent.core.errors import CaptureError
 
     fake.install(monkeypatch)
     monkeypatch.setattr(fake.Picamera2, "cameras", [])

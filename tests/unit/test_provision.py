@@ -14,9 +14,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent import provision
-from agent.config import load_config
-from agent.errors import ConfigError, SigningError
+from agent.core.errors import ConfigError, SigningError
+from agent.device.config import load_config
+from agent.hostsetup import provision
 from agent.signing import keys
 
 PEM = serialization.Encoding.PEM

@@ -3,12 +3,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agent.clock import ManualClock
-from agent.sealer import Sealer
+from agent.core.clock import ManualClock
+from agent.device.sealer import Sealer
+from agent.evidence.vault import Vault
 from agent.signing.keys import DeviceIdentity
 from agent.signing.records import GENESIS_PREV, parse_sidecar
-from agent.vault import Vault
-from tests.conftest import moment
+from tests.support.helpers import moment
 
 
 def test_records_chain_and_carry_what_was_measured(sealer: Sealer, manual_clock: ManualClock) -> None:

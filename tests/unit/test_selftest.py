@@ -14,13 +14,14 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from agent import selftest_cmd
 from agent.capture.base import CaptureBackend, CaptureSettings
-from agent.clock import ManualClock, SystemClock
-from agent.config import AgentConfig, parse_config
-from agent.errors import CaptureError
-from agent.model import Frame, GpsFix, GpsReading, TimeQuality
-from agent.selftest import (
+from agent.core.clock import ManualClock, SystemClock
+from agent.core.errors import CaptureError
+from agent.core.model import Frame, GpsFix, GpsReading, TimeQuality
+from agent.device.config import AgentConfig, parse_config
+from agent.evidence.vault import Vault
+from agent.selftest import command as selftest_cmd
+from agent.selftest.checks import (
     CheckResult,
     SelftestReport,
     check_broker,
@@ -32,9 +33,8 @@ from agent.selftest import (
     run_selftest,
 )
 from agent.signing.keys import DeviceIdentity, load_identity
-from agent.uplink.settings import MqttConfig
-from agent.vault import Vault
-from agent.verify import verify
+from agent.signing.verify import verify
+from agent.wire.mqtt_settings import MqttConfig
 
 
 def free_port() -> int:
@@ -232,7 +232,7 @@ def test_broker_down_says_why() -> None:
 
 # -- inside the running service ----------------------------------------------------------------------------
 def test_selftest_in_agent_uses_the_live_hub_and_seals(tmp_path: Path, key_dir: Path) -> None:
-    from agent.runtime import Agent
+    from agent.device.runtime import Agent
 
     agent = Agent(config(tmp_path, key_dir))
     try:

@@ -114,13 +114,14 @@ def test_exec_start_pre_validates_the_config_the_service_runs_with(tmp_path: Pat
     config = start_argv[start_argv.index("--config") + 1]
     assert pre_argv[2:] == [config]
     # run the same command with this checkout's CLI: a broken config must fail, a good one pass
-    cli = [sys.executable, "-m", "agent.cli", *pre_argv[1:-1]]
+    cli = [sys.executable, "-m", "agent.device.cli", *pre_argv[1:-1]]
     good = tmp_path / "agent.toml"
     example = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "example-config"], cwd=REPO, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "agent.device.cli", "example-config"],
+        cwd=REPO, capture_output=True, text=True, timeout=60
     )
     if example.returncode != 0:
-        pytest.skip(f"agent.cli example-config unavailable: {example.stderr.strip()[-200:]}")
+        pytest.skip(f"agent.device.cli example-config unavailable: {example.stderr.strip()[-200:]}")
     good.write_text(example.stdout)
     ok = subprocess.run([*cli, str(good)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from agent.clock import ManualClock
-from agent.model import GpsFix, GpsReading
-from agent.timequality import (
+from agent.core.clock import ManualClock
+from agent.core.model import GpsFix, GpsReading
+from agent.gps.timequality import (
     STA_UNSYNC,
     UNSYNCED,
     ClockWatch,
@@ -140,7 +140,7 @@ def test_clock_watch_gps_disagreement_is_one_alarm_per_episode() -> None:
 
 
 def test_clock_watch_observes_moments_with_their_own_times() -> None:
-    from agent.model import NO_GPS, Moment, TimeQuality
+    from agent.core.model import NO_GPS, Moment, TimeQuality
 
     clock = ManualClock()
     watch = ClockWatch.from_config(clock, TimeConfig(jump_threshold_s=0.5, gps_threshold_s=0.2))

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.clock import ManualClock
-from agent.errors import VaultError
-from agent.sealer import Sealer
+from agent.core.clock import ManualClock
+from agent.core.errors import VaultError
+from agent.device.sealer import Sealer
+from agent.evidence.vault import Vault, VaultFullError
 from agent.signing.keys import DeviceIdentity, init_identity, load_identity
-from agent.vault import Vault, VaultFullError
-from agent.verify import verify
-from tests.conftest import moment
+from agent.signing.verify import verify
+from tests.support.helpers import moment
 
 
 def test_index_is_a_cache_rebuilt_from_files(tmp_path: Path, identity: DeviceIdentity,

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.clock import ManualClock
-from agent.errors import VerificationError
-from agent.sealer import Sealer
+from agent.core.clock import ManualClock
+from agent.core.errors import VerificationError
+from agent.device.sealer import Sealer
+from agent.evidence.vault import Vault
 from agent.signing.keys import init_identity, load_identity
-from agent.vault import Vault
-from agent.verify import check, verify
-from tests.conftest import moment
+from agent.signing.verify import check, verify
+from tests.support.helpers import moment
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import numpy.typing as npt
 import pytest
 from pydantic import ValidationError
 
-from agent.model import Frame, GpsFix, GpsReading
+from agent.core.model import Frame, GpsFix, GpsReading
 from agent.video.analytics import Analyzer, VideoEvent, distance_m, inside_geofence
 from agent.video.settings import AnalyticsConfig, GeofenceConfig, VideoConfig
 

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.errors import VerificationError
-from agent.model import Frame, GpsFix, GpsReading
+from agent.core.errors import VerificationError
+from agent.core.model import Frame, GpsFix, GpsReading
 from agent.signing.c2pa import C2paSigner, chain_for_c2pa, check_c2pa, gps_metadata
 from agent.signing.keys import DeviceIdentity
 from agent.video.overlay import Overlay, gps_text

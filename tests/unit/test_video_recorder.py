@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,14 +9,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent.clock import ManualClock
-from agent.errors import CaptureError
-from agent.model import Frame, GpsFix, GpsReading, Moment, TimeQuality
+from agent.core.clock import ManualClock
+from agent.core.errors import CaptureError
+from agent.core.model import Frame, GpsFix, GpsReading, Moment, TimeQuality
 from agent.video.encoder import choose_encoder, encoder_settings
 from agent.video.recorder import ClosedSegment, Recorder, StillShot
 from agent.video.settings import AnalyticsConfig, VideoConfig
-
-W, H, FPS = 160, 120, 10.0
+from tests.support.media import FPS, H, W, ffprobe, make_frames
 
 
 class FakeSensors:
@@ -34,29 +30,6 @@ class FakeSensors:
             else None
         return Moment(self.clock.wall_ns(), self.clock.mono_ns(), GpsReading(fix, "ok" if fix else "no fix"),
                       TimeQuality(source="ntp", synced=True))
-
-
-def make_frames(clock: ManualClock, n: int, *, start: int = 0) -> list[Frame]:
-    frames = []
-    rng = np.random.default_rng(start)
-    base = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
-    for i in range(start, start + n):
-        img = np.roll(base, i * 2, axis=1)
-        frames.append(Frame(image=img, index=i, wall_ns=clock.wall_ns(), mono_ns=clock.mono_ns()))
-        clock.advance(1 / FPS)
-    return frames
-
-
-def ffprobe(path: Path) -> dict[str, Any]:
-    if shutil.which("ffprobe") is None:
-        pytest.skip("ffprobe not installed")
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                          "stream=codec_name,nb_read_frames,width,height:format=duration", "-of", "json",
-                          str(path)], capture_output=True, text=True, check=True).stdout
-    data = json.loads(out)
-    s = data["streams"][0]
-    return {"codec": s["codec_name"], "frames": int(s["nb_read_frames"]), "width": s["width"],
-            "duration": float(data["format"]["duration"])}
 
 
 @pytest.fixture

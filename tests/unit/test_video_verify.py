@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.verify import Report
+from agent.signing.verify import Report
 from agent.video.verify_segments import segment_checker
 
 FRAME_US = 100_000

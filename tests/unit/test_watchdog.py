@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.clock import ManualClock
-from agent.watchdog import SdNotifier, Watchdog, watchdog_interval_s
+from agent.core.clock import ManualClock
+from agent.hardware.watchdog import SdNotifier, Watchdog, watchdog_interval_s
 
 
 class FakeSystemd:

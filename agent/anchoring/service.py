@@ -1,0 +1,68 @@
+"""Wiring: build the Merkle log, anchors and anchorer for a running agent from an AnchorConfig."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent.anchor.base import Anchor
+from agent.anchor.ledger import LedgerAnchor
+from agent.anchor.log import DeviceLog, LogFiles
+from agent.anchor.note import NoteSigner, parse_verifier_key
+from agent.anchor.tsa import TsaAnchor, load_pem_certs
+from agent.anchoring.anchorer import Anchorer
+from agent.anchoring.settings import AnchorConfig
+from agent.core.clock import Clock
+from agent.core.model import Moment, SealedItem
+from agent.device.sealer import Sealer
+
+
+def build_anchors(cfg: AnchorConfig, device_id: str) -> list[Anchor]:
+    anchors: list[Anchor] = []
+    if cfg.tsa.url is not None:
+        trusted = load_pem_certs(cfg.tsa.ca_file) if cfg.tsa.ca_file else []
+        anchors.append(TsaAnchor(str(cfg.tsa.url), timeout_s=cfg.tsa.timeout_s, trusted=trusted))
+    if cfg.ledger.url is not None:
+        keys = [parse_verifier_key(cfg.ledger.verifier_key)] if cfg.ledger.verifier_key else []
+        anchors.append(LedgerAnchor(str(cfg.ledger.url), device_id, api_token=cfg.ledger.api_token,
+                                    timeout_s=cfg.ledger.timeout_s, hash_alg=cfg.ledger.hash_alg, ledger_keys=keys))
+    return anchors
+
+
+class AnchorService:
+    """DeviceLog + Anchorer attached to a Sealer. ``start()`` after the sealer exists; ``close()`` idempotent."""
+
+    def __init__(self, cfg: AnchorConfig, *, sealer: Sealer, moment: Callable[[], Moment], clock: Clock,
+                 vault_dir: Path, device_id: str, anchors: list[Anchor] | None = None,
+                 anchor_poll_s: float = 1.0) -> None:
+        origin = f"{cfg.origin_prefix}/{device_id}"
+        identity = sealer.identity
+        signer = NoteSigner.ecdsa(origin, identity.cert.public_key(), identity.sign)  # type: ignore[arg-type]
+
+        def seal(kind: str, extra: dict[str, Any]) -> SealedItem:
+            return sealer.seal(kind, moment(), extra=extra)
+
+        chosen = build_anchors(cfg, device_id) if anchors is None else anchors
+        self.anchorer = Anchorer(chosen, LogFiles(Path(vault_dir) / "log"), clock=clock,
+                                 seal_receipt=lambda extra: seal("receipt", extra),
+                                 backoff_initial_s=cfg.backoff_initial_s, backoff_max_s=cfg.backoff_max_s,
+                                 poll_s=anchor_poll_s)
+        self.log = DeviceLog(vault_dir, origin=origin, signer=signer, seal=seal, clock=clock,
+                             batch_max=cfg.batch_max_records, batch_interval_s=cfg.batch_interval_s,
+                             on_checkpoint=self.anchorer.offer)
+        sealer.add_listener(self.log.on_sealed)
+
+    def start(self) -> None:
+        self.log.start()
+        self.anchorer.start()
+
+    def final_checkpoint(self) -> None:
+        """At a clean stop, sign a checkpoint over everything sealed so far (anchored now or on next start)."""
+        self.log.pump()
+        self.log.checkpoint()
+
+    def close(self) -> None:
+        self.log.close()
+        self.anchorer.close()
+

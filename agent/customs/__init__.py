@@ -1,0 +1,1 @@
+"""Customs wing: ingest, storage, officer services, console and the evidence-officer CLI."""

@@ -1,0 +1,136 @@
+"""``evidence-officer``: customs-side tools (ingest, live, cmd, keys).
+
+Each area registers its own subcommand through ``register(subparsers)``; a subcommand sets
+``func(args) -> int`` as its default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from agent.core.errors import AgentError
+from agent.customs.ingest import Ingest
+from agent.wire.mqtt import MqttLink
+from agent.wire.mqtt_settings import MqttConfig, TlsConfig
+from agent.wire.topics import fleet_filter, shared
+
+log = logging.getLogger(__name__)
+
+SUBCOMMAND_MODULES = ("agent.customs.live_cmd", "agent.customs.cmd_cmd", "agent.customs.keys")
+INGEST_CHANNELS = ("record", "media", "alert", "receipt")
+RETAINED_CHANNELS = ("status", "availability")  # retained messages never go to shared subscriptions
+
+
+def ingest_link(args: argparse.Namespace) -> MqttLink:
+    tls = None
+    if args.cafile is not None:
+        tls = TlsConfig(ca_file=args.cafile, cert_file=args.cert, key_file=args.key)
+    cfg = MqttConfig.model_validate({
+        "broker": args.broker, "tls": tls, "client_id": args.client_id or f"ingest-{secrets.token_hex(4)}",
+        "session_expiry_s": args.session_expiry, "handler_queue": 10000})
+    return MqttLink(cfg, name="ingest")
+
+
+def subscribe_ingest(link: MqttLink, ingest: Ingest, share: str | None, site: str = "+") -> None:
+    for channel in INGEST_CHANNELS:
+        link.subscribe(shared(fleet_filter(channel, site), share), ingest.handle, qos=1)
+    for channel in RETAINED_CHANNELS:
+        link.subscribe(fleet_filter(channel, site), ingest.handle, qos=1)
+
+
+def report_json(ingest: Ingest) -> dict[str, Any]:
+    return {"messages": ingest.messages, "devices": {d: asdict(r) for d, r in sorted(ingest.report().items())}}
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    ingest = Ingest(args.out, trusted_ca=args.trust_ca or ())
+    link = ingest_link(args)
+    subscribe_ingest(link, ingest, args.share, args.site)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    link.start()
+    started = time.monotonic()
+    last_count, last_change = -1, time.monotonic()
+    try:
+        while not stop.is_set():
+            if args.seconds is not None and time.monotonic() - started >= args.seconds:
+                break
+            if ingest.messages != last_count:
+                last_count, last_change = ingest.messages, time.monotonic()
+            elif args.idle is not None and time.monotonic() - last_change >= args.idle and link.connected:
+                break
+            stop.wait(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        link.close(offline=False)
+    rep = report_json(ingest)
+    ingest.close()
+    text = json.dumps(rep, indent=2, sort_keys=True)
+    if args.report is not None:
+        Path(args.report).write_text(text + "\n")
+    print(text)
+    missing = any(d["missing"] or d["incomplete"] or d["refused"] for d in rep["devices"].values())
+    return 1 if missing else 0
+
+
+def register(subparsers: Any) -> None:
+    """``evidence-officer ingest --broker URL [--out DIR] [--share GROUP]``."""
+    p = subparsers.add_parser("ingest", help="receive, verify and store a fleet's evidence")
+    p.add_argument("--broker", required=True, help="mqtt://host:port or mqtts://host:port")
+    p.add_argument("--out", type=Path, default=Path("ingest-vault"), help="officer-side vault root")
+    p.add_argument("--share", help="MQTT v5 shared subscription group: workers of a group split the load")
+    p.add_argument("--site", default="+", help="only this site (default: all)")
+    p.add_argument("--cafile", type=Path, help="broker CA (mqtts)")
+    p.add_argument("--cert", type=Path, help="ingest TLS client certificate (mqtts)")
+    p.add_argument("--key", type=Path, help="ingest TLS client key (mqtts)")
+    p.add_argument("--client-id", help="stable id: the broker keeps this session's queue while we are away")
+    p.add_argument("--session-expiry", type=int, default=7 * 24 * 3600, help="seconds the broker keeps our queue")
+    p.add_argument("--trust-ca", type=Path, action="append", help="device CA certificate(s) (repeatable); "
+                   "without it each device's certificate is pinned on first use")
+    p.add_argument("--seconds", type=float, help="stop after this long")
+    p.add_argument("--idle", type=float, help="stop after this many seconds without a message")
+    p.add_argument("--report", type=Path, help="also write the JSON report here")
+    p.set_defaults(func=_cmd_ingest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evidence-officer", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:  # a tool still being written must not take the others down
+            log.debug("subcommand module %s unavailable: %s", name, exc)
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args))
+    except AgentError as exc:
+        print(f"evidence-officer: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Officer signing keys: ``evidence-officer keys init``.
+
+An officer key is ECDSA P-256 (like the device's, so it can live in a smart card or HSM later). Its
+certificate's subject CN is the officer id the device expects in every command. Without a customs CA
+the certificate is self-signed: the device pins the key itself (its trust store is a directory of
+these certificates), so self-signed is enough; with ``--ca-cert/--ca-key`` the customs CA issues it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from agent.core.errors import SigningError
+from agent.core.fsutil import atomic_write
+from agent.signing.keys import issue_leaf, key_id_of, load_p256_key
+from agent.wire.topics import check_segment
+
+KEY_FILE = "officer.key"
+CERT_FILE = "officer.pem"
+DEFAULT_DIR = Path(os.environ.get("EVIDENCE_OFFICER_HOME", "~/.evidence-officer")).expanduser()
+
+
+@dataclass(frozen=True)
+class OfficerKey:
+    """The officer's private key and certificate (CN = officer id)."""
+
+    officer_id: str
+    private_key: ec.EllipticCurvePrivateKey
+    cert: x509.Certificate
+
+    @property
+    def key_id(self) -> str:
+        return key_id_of(self.private_key.public_key())
+
+
+def init_officer(key_dir: Path, officer_id: str, *, organization: str = "Customs", days: int = 365,
+                 ca_cert: Path | None = None, ca_key: Path | None = None, force: bool = False) -> OfficerKey:
+    """Create ``officer.key`` (0600) and ``officer.pem`` in ``key_dir``; refuses to overwrite without force."""
+    try:
+        check_segment(officer_id, "officer id")
+    except ValueError as exc:
+        raise SigningError(str(exc)) from None
+    key_path, cert_path = key_dir / KEY_FILE, key_dir / CERT_FILE
+    if key_path.exists() and not force:
+        raise SigningError(f"{key_path} already exists (use --force to replace this officer key)")
+    key_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(key_dir, 0o700)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, officer_id),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+                         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "evidence-officer")])
+    if (ca_cert is None) != (ca_key is None):
+        raise SigningError("--ca-cert and --ca-key go together")
+    if ca_cert is not None and ca_key is not None:
+        ca = x509.load_pem_x509_certificate(ca_cert.read_bytes())
+        issuer_key = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
+        if not isinstance(issuer_key, ec.EllipticCurvePrivateKey):
+            raise SigningError(f"{ca_key} is not an EC private key")
+        cert = issue_leaf(issuer_key, ca, subject, key.public_key(), days=days,
+                          eku=(ExtendedKeyUsageOID.CLIENT_AUTH,))
+    else:
+        now = dt.datetime.now(dt.UTC)
+        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+                .sign(key, hashes.SHA256()))
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    atomic_write(key_path, pem, mode=0o600)
+    atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    return OfficerKey(officer_id, key, cert)
+
+
+def load_officer(key_dir: Path) -> OfficerKey:
+    """Load the officer key and certificate; SigningError names the missing or mismatched file."""
+    key = load_p256_key(key_dir / KEY_FILE, "officer key", "evidence-officer keys init")
+    try:
+        cert = x509.load_pem_x509_certificate((key_dir / CERT_FILE).read_bytes())
+    except FileNotFoundError as exc:
+        raise SigningError(f"{exc.filename} is missing (run `evidence-officer keys init`)") from None
+    except ValueError as exc:
+        raise SigningError(f"officer certificate in {key_dir} is unreadable: {exc}") from None
+    if key_id_of(cert.public_key()) != key_id_of(key.public_key()):  # type: ignore[arg-type]
+        raise SigningError(f"{key_dir / CERT_FILE} is not the certificate of {key_dir / KEY_FILE}")
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not cns:
+        raise SigningError(f"{key_dir / CERT_FILE} has no CN (the officer id)")
+    return OfficerKey(str(cns[0].value), key, cert)
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    officer = init_officer(Path(args.dir), args.officer_id, organization=args.organization, days=args.days,
+                           ca_cert=args.ca_cert, ca_key=args.ca_key, force=args.force)
+    cert_path = Path(args.dir) / CERT_FILE
+    print(f"officer {officer.officer_id}: key id {officer.key_id}")
+    print(f"certificate: {cert_path}")
+    print("install it on each device: copy it into the device's officer trust store directory "
+          "(commands.trust_dir), e.g. as <officer-id>.pem")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """``evidence-officer keys init --officer-id ID [--dir DIR]``."""
+    keys = subparsers.add_parser("keys", help="officer signing keys")
+    sub = keys.add_subparsers(dest="keys_command", required=True)
+    init = sub.add_parser("init", help="create an ECDSA P-256 officer key and certificate")
+    init.add_argument("--officer-id", required=True, help="officer id (certificate CN, also the broker identity)")
+    init.add_argument("--dir", default=str(DEFAULT_DIR), help="key directory (default %(default)s)")
+    init.add_argument("--organization", default="Customs")
+    init.add_argument("--days", type=int, default=365)
+    init.add_argument("--ca-cert", type=Path, help="customs CA certificate to issue the officer certificate")
+    init.add_argument("--ca-key", type=Path, help="customs CA private key")
+    init.add_argument("--force", action="store_true", help="replace an existing key")
+    init.set_defaults(func=_cmd_init)

@@ -1,0 +1,356 @@
+"""`evidence-agent` command line: demo, run, check-config, keys, verify, export, reindex.
+
+Exit codes: 0 success, 1 evidence problems or a failed run, 2 usage or configuration errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+
+from agent import __version__
+from agent.core.errors import AgentError, ConfigError, VerificationError
+from agent.device.config import AgentConfig, example_toml, load_config, parse_config
+
+if TYPE_CHECKING:
+    from agent.anchor.verify import AnchorTrust
+    from agent.signing.verify import Checker
+
+log = logging.getLogger("evidence-agent")
+
+
+def _install_signal_handlers(stop: object) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.stop()  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _run_agent(cfg: AgentConfig, seconds: float | None, drain_timeout: float | None = None) -> int:
+    """Run until the time is up or a signal; with ``drain_timeout``, wait for the uplink to deliver everything."""
+    from agent.device.runtime import Agent
+
+    agent = Agent(cfg)
+    _install_signal_handlers(agent)
+    drained = True
+    try:
+        agent.start()
+        agent.run(seconds)
+        if drain_timeout is not None and agent.uplink is not None:
+            agent.stop_capture()
+            print(f"capture stopped; waiting up to {drain_timeout:g} s for the broker to acknowledge everything")
+            drained = agent.drain(drain_timeout)
+            stats = agent.uplink.outbox.stats()
+            print(f"uplink: {'all delivered' if drained else 'NOT all delivered'} ({stats})")
+    finally:
+        agent.close()
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(agent.stats.sealed.items()))
+    print(f"sealed {sum(agent.stats.sealed.values())} items ({kinds}) into {cfg.vault.path}")
+    if agent.stats.last is not None:
+        print(f"last: seq {agent.stats.last.seq} {agent.stats.last.kind} {agent.stats.last.record_hash}")
+    if not drained:
+        return 1
+    return 1 if agent.stats.errors and not agent.stats.sealed else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from agent.signing.keys import KEY_FILE, init_identity
+
+    vault = Path(args.vault).resolve()
+    keys = Path(args.keys).resolve() if args.keys else vault.with_name(vault.name + "-keys")
+    settings: dict[str, object] = {
+        "device": {"id": args.device_id, "site_id": args.site_id},
+        "identity": {"key_dir": str(keys)},
+        "vault": {"path": str(vault)},
+        "capture": {"backend": "synthetic", "width": 640, "height": 360, "fps": 10,
+                    "still_interval_s": args.still_interval},
+        "gps": {"source": "simulated"},
+        "video": {"enabled": not args.no_video, "segment_seconds": args.segment_seconds, "overlay": True},
+        "anchor": {"batch_interval_s": 10},
+    }
+    if args.broker:
+        settings["uplink"] = _demo_uplink(args, vault, keys)
+    cfg = parse_config(settings, "demo")
+    if not (keys / KEY_FILE).exists():
+        init_identity(keys, cfg.device.id, cfg.device.organization)
+        print(f"created device identity in {keys} (development CA)")
+    print(f"demo: device {cfg.device.id} at site {cfg.device.site_id}, synthetic camera, simulated GPS, "
+          f"{args.seconds:g} s into {vault}")
+    rc = _run_agent(cfg, args.seconds, args.drain_timeout if args.broker else None)
+    from agent.signing.verify import check
+
+    report = check(vault, checkers=default_checkers())
+    segments = report.sections.get("segments") or []
+    if segments:
+        seconds = sum(float(s.get("duration_s") or 0) for s in segments)
+        print(f"video: {len(segments)} sealed segments, {seconds:.1f} s")
+    print(f"verify: {'OK' if report.ok else 'FAILED'} — {report.items} items, "
+          f"{len(report.problems)} problems (run `evidence-agent verify {vault}` for details)")
+    return rc if report.ok else 1
+
+
+def _demo_uplink(args: argparse.Namespace, vault: Path, keys: Path) -> dict[str, object]:
+    """``--broker mqtt://host:port`` (plain, local) or ``mqtts://`` (mutual TLS with the device key)."""
+    from agent.signing.keys import CERT_FILE, KEY_FILE
+    from agent.wire.mqtt_settings import BrokerUrl
+
+    url = BrokerUrl.parse(args.broker)
+    mqtt: dict[str, object] = {"broker": args.broker, "client_id": args.device_id}
+    if url.tls:
+        if not args.broker_ca:
+            raise ConfigError("--broker mqtts://... needs --broker-ca FILE (the broker's CA certificate)")
+        mqtt["tls"] = {"ca_file": str(Path(args.broker_ca).resolve()), "cert_file": str(keys / CERT_FILE),
+                       "key_file": str(keys / KEY_FILE)}
+    return {"enabled": True, "mqtt": mqtt, "outbox_path": str(vault.with_name(vault.name + "-outbox.sqlite")),
+            "require_subscriber": not args.no_subscriber_ok,
+            "commands": {"trust_dir": str(Path(args.officers).resolve()) if args.officers else
+                         str(vault.with_name(vault.name + "-officers"))}}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = load_config(Path(args.config))
+    return _run_agent(cfg, args.seconds)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = load_config(Path(args.file))
+    print(f"{args.file}: OK (device {cfg.device.id}, site {cfg.device.site_id}, camera {cfg.capture.backend}, "
+          f"gps {cfg.gps.source})")
+    return 0
+
+
+def cmd_example_config(args: argparse.Namespace) -> int:
+    print(example_toml(), end="")
+    return 0
+
+
+def cmd_keys_init(args: argparse.Namespace) -> int:
+    from agent.signing.keys import init_identity, load_identity
+
+    key_dir = Path(args.key_dir)
+    out = init_identity(key_dir, args.device_id, args.organization, csr=args.csr, force=args.force)
+    if args.csr:
+        print(f"wrote key and certificate signing request {out}; send it to the customs CA, then run "
+              f"`evidence-agent keys install-cert --key-dir {key_dir} CERT CHAIN`")
+    else:
+        ident = load_identity(key_dir)
+        print(f"wrote {out} (issued by a development CA); key id {ident.key_id}")
+    return 0
+
+
+def cmd_keys_install(args: argparse.Namespace) -> int:
+    from agent.signing.keys import install_certificate
+
+    install_certificate(Path(args.key_dir), Path(args.cert).read_bytes(), Path(args.chain).read_bytes())
+    print(f"installed {args.cert} for the key in {args.key_dir}")
+    return 0
+
+
+def cmd_keys_show(args: argparse.Namespace) -> int:
+    from agent.signing.keys import load_identity
+
+    ident = load_identity(Path(args.key_dir))
+    print(f"key id:  {ident.key_id}\nsubject: {ident.cert.subject.rfc4514_string()}\n"
+          f"issuer:  {ident.cert.issuer.rfc4514_string()}\nexpires: {ident.cert.not_valid_after_utc.isoformat()}")
+    return 0
+
+
+def _print_report(report_json: dict[str, object]) -> None:
+    r = report_json
+    print(f"{r['path']}: {'OK' if r['ok'] else 'FAILED'}")
+    print(f"  {r['items']} items ({r['mode']}), seq {r['first_seq']}..{r['last_seq']}, "
+          f"{r['first_time']} .. {r['last_time']}")
+    print(f"  device {r['device_id']}, key {str(r['key_id'])[:16]}…, "
+          f"{'chain checked against the trusted CA' if r['trusted_ca'] else 'no trusted CA given (--ca)'}")
+    print(f"  kinds: {', '.join(f'{k} {n}' for k, n in sorted(dict(r['kinds']).items()))}")  # type: ignore[call-overload]
+    anchoring = r.get("anchoring")
+    if isinstance(anchoring, dict):
+        print(f"  anchoring: {len(anchoring.get('checkpoints', []))} checkpoint(s), "
+              f"{len(anchoring.get('anchors', []))} anchor receipt(s)")
+        for c in anchoring.get("coverage", []):
+            proof = (f"existed no later than {c['existed_no_later_than']} ({c['anchor']})"
+                     if c.get("existed_no_later_than") else "not yet anchored")
+            print(f"    seq {c['seq_from']}..{c['seq_to']}: {proof}")
+    for seg in r.get("segments") or []:  # type: ignore[attr-defined]
+        gps = seg.get("gps_coverage")
+        print(f"    segment seq {seg['seq']}: {seg['duration_s']} s, {seg['frames']} frames, {seg['start']} .. "
+              f"{seg['end']}, GPS {gps if gps is not None else '-'}, events {', '.join(seg['events']) or 'none'}")
+    for p in r["problems"]:  # type: ignore[attr-defined]
+        print(f"  PROBLEM  {p['item']}: {p['problem']}")
+    for w in r["warnings"]:  # type: ignore[attr-defined]
+        print(f"  warning  {w['item']}: {w['warning']}")
+
+
+def default_checkers(trust: AnchorTrust | None = None) -> list[Checker]:
+    """Core checks plus anchoring and video segments (duration, frames, GPS coverage, events, gaps)."""
+    from agent.anchor.verify import AnchorTrust, anchor_checker
+    from agent.video.verify_segments import segment_checker
+
+    return [anchor_checker(trust or AnchorTrust()), segment_checker()]
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from agent.signing.verify import check
+
+    trusted = []
+    for ca in args.ca or []:
+        try:
+            trusted.extend(x509.load_pem_x509_certificates(Path(ca).read_bytes()))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--ca {ca}: cannot read a PEM certificate: {exc}") from None
+    from agent.anchor.commands import trust_from
+
+    witness = [Path(w).read_text() for w in args.ledger_checkpoint or []]
+    checkers = default_checkers(trust_from(args.tsa_ca, args.ledger_key, witness))
+    try:
+        report = check(Path(args.path), trusted_ca=trusted, checkers=checkers)
+    except VerificationError as exc:
+        report_json = {"ok": False, "path": args.path, "items": 0,
+                       "problems": [{"item": args.path, "problem": str(exc)}]}
+        print(json.dumps(report_json, indent=2) if args.json else f"{args.path}: FAILED — {exc}")
+        return 1
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        _print_report(report.to_json())
+    return 0 if report.ok else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from agent.evidence.export import export_bundle
+
+    result = export_bundle(Path(args.vault), Path(args.out), since=args.since, until=args.until)
+    print(f"wrote {args.out}: {result.items} items, seq {result.first_seq}..{result.last_seq}, "
+          f"{result.bytes} bytes")
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from agent.evidence.vault import Vault
+
+    vault = Vault(Path(args.vault))
+    try:
+        n = vault.reindex()
+    finally:
+        vault.close()
+    print(f"reindexed {n} records in {args.vault}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="evidence-agent", description="Certified evidence camera agent")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="run on embedded defaults (synthetic camera, simulated GPS, local vault)")
+    d.add_argument("--vault", default="demo-vault", help="vault folder (default: ./demo-vault)")
+    d.add_argument("--keys", help="key folder (default: <vault>-keys beside the vault)")
+    d.add_argument("--seconds", type=float, default=20.0, help="how long to record (default 20)")
+    d.add_argument("--device-id", default="demo-device")
+    d.add_argument("--site-id", default="demo-site")
+    d.add_argument("--still-interval", type=float, default=2.0, help="seconds between stills (default 2)")
+    d.add_argument("--segment-seconds", type=float, default=5.0, help="video segment length (default 5)")
+    d.add_argument("--no-video", action="store_true", help="stills only")
+    d.add_argument("--broker", help="publish to an MQTT broker: mqtt://host:port (plain) or mqtts://host:port (TLS)")
+    d.add_argument("--broker-ca", help="CA certificate of an mqtts:// broker")
+    d.add_argument("--drain-timeout", type=float, default=60.0,
+                   help="with --broker: seconds to wait for everything to be delivered (default 60); exit 1 if not")
+    d.add_argument("--officers", help="folder of trusted officer certificates (default: <vault>-officers)")
+    d.add_argument("--no-subscriber-ok", action="store_true",
+                   help="count a publish with no subscriber (no ingest running) as delivered")
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("run", help="run as a service from a config file")
+    r.add_argument("--config", required=True)
+    r.add_argument("--seconds", type=float, default=None, help="stop after N seconds (default: until SIGTERM)")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("check-config", help="validate a config file (exit 2 on errors)")
+    c.add_argument("file")
+    c.set_defaults(func=cmd_check_config)
+    sub.add_parser("example-config", help="print an example config").set_defaults(func=cmd_example_config)
+
+    k = sub.add_parser("keys", help="device identity").add_subparsers(dest="keys_command", required=True)
+    ki = k.add_parser("init", help="create the device key and certificate (or a CSR)")
+    ki.add_argument("--key-dir", required=True)
+    ki.add_argument("--device-id", required=True)
+    ki.add_argument("--organization", default="Demo Enterprise")
+    ki.add_argument("--csr", action="store_true", help="write a CSR for the customs CA instead of a dev certificate")
+    ki.add_argument("--force", action="store_true", help="replace an existing key")
+    ki.set_defaults(func=cmd_keys_init)
+    kc = k.add_parser("install-cert", help="install the certificate the customs CA issued for the CSR")
+    kc.add_argument("--key-dir", required=True)
+    kc.add_argument("cert")
+    kc.add_argument("chain")
+    kc.set_defaults(func=cmd_keys_install)
+    ks = k.add_parser("show", help="print key id and certificate")
+    ks.add_argument("--key-dir", required=True)
+    ks.set_defaults(func=cmd_keys_show)
+
+    v = sub.add_parser("verify", help="verify a vault, a copy of its files, one item or an export bundle")
+    v.add_argument("path")
+    v.add_argument("--json", action="store_true", help="machine-readable report")
+    v.add_argument("--ca", action="append", help="trusted CA certificate (PEM); may repeat")
+    v.add_argument("--tsa-ca", action="append", help="trusted RFC 3161 TSA root (PEM); may repeat")
+    v.add_argument("--ledger-key", action="append", help="the ledger's signed-note verifier key; may repeat")
+    v.add_argument("--ledger-checkpoint", action="append",
+                   help="a checkpoint note fetched from the ledger (detects a truncated tail); may repeat")
+    v.set_defaults(func=cmd_verify)
+
+    e = sub.add_parser("export", help="write a self-contained evidence bundle (zip)")
+    e.add_argument("vault")
+    e.add_argument("--out", required=True)
+    e.add_argument("--since", help="ISO time, inclusive")
+    e.add_argument("--until", help="ISO time, inclusive")
+    e.set_defaults(func=cmd_export)
+
+    x = sub.add_parser("reindex", help="rebuild the vault's SQLite index from its files")
+    x.add_argument("vault")
+    x.set_defaults(func=cmd_reindex)
+
+    from agent.anchor import commands as anchor_commands
+    from agent.gps import commands as gps_commands
+    from agent.hostsetup import provision
+    from agent.hostsetup.install_system import register as register_install_system
+    from agent.selftest import command as selftest_cmd
+
+    gps_commands.register(sub)
+    anchor_commands.register(sub)
+    selftest_cmd.register(sub)
+    provision.register(sub)
+    register_install_system(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        rc: int = args.func(args)
+        return rc
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except AgentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

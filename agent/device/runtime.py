@@ -1,0 +1,488 @@
+"""The running agent: wires source -> sealer -> vault and runs until told to stop.
+
+Everything is built from the config plus injected clock/camera/GPS, so tests and the demo use
+the same path as the systemd service. ``close()`` is idempotent and seals nothing half-way:
+whatever was sealed before a stop (Ctrl-C, SIGTERM) stays intact.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import errno
+import logging
+import queue
+import shutil
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.anchor.log import LogFiles
+from agent.capture.base import CaptureBackend, backend_class, encode_jpeg
+from agent.core.clock import Clock, SystemClock
+from agent.core.errors import AgentError, VaultError
+from agent.core.model import Frame, Moment, SealedItem
+from agent.device.config import AgentConfig
+from agent.device.pipeline import FrameHub, Subscription
+from agent.device.sealer import Sealer
+from agent.device.sensors import Sensors
+from agent.evidence.vault import IndexRow, Vault, VaultFullError
+from agent.gps.provider import GpsProvider
+from agent.gps.settings import open_gps
+from agent.gps.timequality import ClockWatch, TimeQualityProbe
+from agent.hardware.gpio import ButtonEvent, DeviceIO, TamperEvent
+from agent.hardware.watchdog import SdNotifier, Watchdog
+from agent.signing.keys import DeviceIdentity, load_identity
+
+if TYPE_CHECKING:
+    from agent.anchoring.service import AnchorService
+    from agent.uplink.device_commands import DeviceCommandService
+    from agent.uplink.service import Uplink
+    from agent.uplink.settings import UplinkConfig
+    from agent.video.service import VideoService
+    from agent.wire.commands import CommandRequest
+
+log = logging.getLogger(__name__)
+DISK_RESERVE_MAX = 16 * 1024 * 1024
+
+
+def _no_space(exc: BaseException | None) -> bool:
+    """True when ``exc`` (or what caused it) is the filesystem running out of space."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+@dataclass
+class RunStats:
+    sealed: dict[str, int] = field(default_factory=dict)
+    last: SealedItem | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def count(self, item: SealedItem) -> None:
+        self.sealed[item.kind] = self.sealed.get(item.kind, 0) + 1
+        self.last = item
+
+
+class _QuotaAwareSealer:
+    """What the video sealer calls: media goes through the quota's eviction rule first."""
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+
+    def seal(self, kind: str, moment: Moment, **kw: Any) -> SealedItem:
+        try:
+            return self._agent.seal_media(kind, moment, **kw)
+        except VaultFullError as exc:
+            if isinstance(kw.get("media"), Path):  # a closed segment stays in staging and is sealed later
+                self._agent.defer_media(kind, moment, kw)
+            self._agent._on_vault_full(exc)
+            raise
+
+
+class Agent:
+    """One device's agent: camera hub, stills, sealer and vault; components attach to ``sealer``."""
+
+    def __init__(self, cfg: AgentConfig, *, clock: Clock | None = None, identity: DeviceIdentity | None = None,
+                 camera: CaptureBackend | None = None, gps: GpsProvider | None = None,
+                 camera_factory: Callable[[], CaptureBackend] | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock or SystemClock()
+        self.identity = identity or load_identity(cfg.identity.key_dir)
+        self.vault = Vault(cfg.vault.path, quota_bytes=cfg.vault.quota_mb * 1024 * 1024)
+        self.stats = RunStats()
+        self.sealer = Sealer(self.vault, self.identity, device_id=cfg.device.id, site_id=cfg.device.site_id,
+                             listeners=[self.stats.count])
+        self.gps = gps or open_gps(cfg.gps, self.clock)
+        self.sensors = Sensors(self.clock, self.gps, TimeQualityProbe(self.clock, cfg.time))
+        self.video: VideoService | None = None
+        native = cfg.video.enabled and camera is None and cfg.capture.backend == "picamera2"
+        if cfg.video.enabled:
+            from agent.video.service import VideoService
+
+            vcfg = cfg.video.model_copy(update={"fps": cfg.capture.fps, "still_interval_s": 0.0})
+            self.video = VideoService(
+                vcfg, sealer=_QuotaAwareSealer(self), vault=self.vault, identity=self.identity,
+                sensors=self.sensors, device_id=cfg.device.id, site_id=cfg.device.site_id,
+                camera=camera.describe() if camera is not None else cfg.capture.backend,
+                picamera2=(cfg.capture.to_settings(), self.clock, cfg.capture.picamera2) if native else None)
+        if native and self.video is not None:
+            # picamera2 encodes the main stream itself (hardware H.264 where the board has it); the hub
+            # carries the lores stream to analytics, stills and live view.
+            camera, camera_factory = self.video.recorder.lores_backend(), None  # type: ignore[union-attr]
+        elif camera is None:
+            def camera_factory() -> CaptureBackend:  # a closed backend cannot reopen: each attempt gets a new one
+                return backend_class(cfg.capture.backend)(cfg.capture.to_settings(), self.clock)
+
+            camera = camera_factory()
+        assert camera is not None
+        self.watchdog = Watchdog(SdNotifier(), self.clock, stale_after_s=10)
+        self.hub = FrameHub(camera, on_error=self._camera_failed, on_frame=self._on_frame, reopen=camera_factory,
+                            on_event=self._camera_event)
+        self._device_events: queue.Queue[TamperEvent | ButtonEvent | None] = queue.Queue()
+        self.device = DeviceIO(cfg.gpio, self.clock, on_tamper=self._device_events.put,
+                               on_button=self._device_events.put)
+        self.uplink: Uplink | None = None
+        self.commands: DeviceCommandService | None = None
+        if cfg.uplink is not None and cfg.uplink.enabled:
+            self._build_uplink(cfg.uplink)
+        self.anchoring: AnchorService | None = None
+        if cfg.anchor.enabled:
+            from agent.anchoring.service import AnchorService
+
+            self.anchoring = AnchorService(cfg.anchor, sealer=self.sealer, moment=self.moment, clock=self.clock,
+                                           vault_dir=cfg.vault.path, device_id=cfg.device.id)
+        self.stop_event = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self._vault_full = False
+        self._deferred: list[tuple[str, Moment, dict[str, Any]]] = []
+        self._deferred_lock = threading.Lock()
+        total = shutil.disk_usage(self.vault.path).total
+        self.disk_reserve_bytes = max(64 * 1024, min(DISK_RESERVE_MAX, total // 20))  # room kept for records
+        self._ready = False
+        self._final_checkpoint = False
+        self.on_close: list[Callable[[], None]] = []
+
+    def _build_uplink(self, ucfg: UplinkConfig) -> None:
+        from agent.uplink.device_commands import DeviceCommandService
+        from agent.uplink.service import Uplink
+
+        self.uplink = Uplink(ucfg, site_id=self.cfg.device.site_id, device_id=self.cfg.device.id,
+                             vault_dir=self.vault.path, status=self.health, clock=self.clock)
+        self.sealer.add_listener(self.uplink.on_sealed)  # before start(): the restart record goes out too
+        self.commands = DeviceCommandService(
+            self.uplink.link, self.uplink.topics, self.identity, self.clock, commands=ucfg.commands,
+            live=ucfg.live, frames=self.hub, moment=self.sensors.moment, seal=self.sealer.seal,
+            replay_path=Path(ucfg.outbox_path).parent / "replay.sqlite", snapshot=self._snapshot_command,
+            status=self.health, selftest=self._selftest_command, on_live=self.device.set_live)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Seal the restart record, then start the camera and the still schedule."""
+        if self.anchoring is not None:
+            self.anchoring.start()
+        self.sealer.start(self.sensors.moment())
+        if self.uplink is not None and self.commands is not None:
+            self.commands.start()
+            self.uplink.start()
+        self._spawn("device-events", self._device_loop)
+        self.device.start()  # an enclosure found open at start is sealed as a tamper event
+        if self.video is not None:
+            frames = self.hub.subscribe("video", maxsize=30)
+            self.video.start()
+            self.video.run_from(lambda: self._next_frame(frames))
+            self.device.set_recording(True)
+        self.hub.start()
+        self._spawn("stills", self._still_loop)
+        self._spawn("clock-watch", self._clock_loop)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def run(self, seconds: float | None = None) -> None:
+        """Block until ``stop()`` (signal handler), the camera ends, or ``seconds`` pass."""
+        self.stop_event.wait(seconds)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def stop_capture(self) -> None:
+        """Stop producing evidence (camera, stills, device events); the uplink keeps draining."""
+        self.stop_event.set()
+        for hook in reversed(self.on_close):
+            try:
+                hook()
+            except Exception:
+                log.exception("close hook failed")
+        self.on_close.clear()
+        if self.commands is not None:
+            self.commands.close()  # ends live sessions and seals them
+        if self.video is not None:
+            self.video.close()  # closes and seals the open segment
+            self.device.set_recording(False)
+        self.watchdog.close()
+        self.hub.close()
+        self.device.close()
+        self._device_events.put(None)
+        for t in self._threads:
+            t.join(timeout=10)
+        self._threads.clear()
+        if self.anchoring is not None and not self._final_checkpoint:
+            self._final_checkpoint = True
+            try:
+                self.anchoring.final_checkpoint()  # the tail is committed (and then drained), not just full batches
+            except AgentError as exc:
+                log.error("final checkpoint failed: %s", exc)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait for everything sealed to be acknowledged by the broker; True without an uplink."""
+        return True if self.uplink is None else self.uplink.drain(timeout)
+
+    def close(self) -> None:
+        """Stop everything and join every thread; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self.stop_capture()
+        if self.anchoring is not None:
+            self.anchoring.close()
+        if self.uplink is not None:
+            self.uplink.close()
+        self.sensors.close()
+        self.vault.close()
+
+    # -- work --------------------------------------------------------------------------------
+    def moment(self) -> Moment:
+        return self.sensors.moment()
+
+    def _next_frame(self, sub: Subscription) -> Frame | None:
+        """The recorder's frame source: None once capture has stopped and the queue is empty."""
+        while True:
+            frame = sub.get(timeout=0.5)
+            if self._vault_full and frame is not None:
+                continue  # no room: recording pauses (the open segment gets no frames) until space returns
+            if frame is not None or self.stop_event.is_set() or self.hub.ended.is_set():
+                return frame
+
+    def take_still(self, reason: str = "schedule", extra: dict[str, Any] | None = None) -> SealedItem | None:
+        """Seal the newest frame as a JPEG still; None when no frame has arrived yet.
+
+        While video records, the still comes from the recorder's own frame stream (same overlay, C2PA
+        Content Credentials), without interrupting the recording.
+        """
+        if self._vault_full and not self._try_recover():
+            return None
+        if self.video is not None and not self.stop_event.is_set():
+            try:
+                return self.video.request_still(reason, extra).result(timeout=10)
+            except VaultFullError as exc:
+                self._on_vault_full(exc)
+                return None
+            except (TimeoutError, concurrent.futures.TimeoutError):
+                raise AgentError("the recorder delivered no frame for the still within 10 s") from None
+        frame = self.hub.latest
+        if frame is None:
+            return None
+        moment = replace(self.sensors.moment(), wall_ns=frame.wall_ns, mono_ns=frame.mono_ns)
+        jpeg = encode_jpeg(frame, self.cfg.capture.jpeg_quality)
+        info = {"reason": reason, "frame_index": frame.index, "width": frame.image.shape[1],
+                "height": frame.image.shape[0], "camera": self.hub.camera.describe(), **(extra or {})}
+        try:
+            item = self.seal_media("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg", extra=info)
+        except VaultFullError as exc:
+            self._on_vault_full(exc)
+            return None
+        if self._vault_full:
+            self._on_vault_recovered()
+        return item
+
+    def seal_media(self, kind: str, moment: Moment, **kw: Any) -> SealedItem:
+        """Seal media; when the quota is reached, first evict what may go (delivered and anchored).
+
+        A filesystem with less than the reserve left counts as full too: media stops while records
+        (events, receipts, checkpoints) still fit, and a write that fails for lack of space is a VaultFullError.
+        """
+        media = kw.get("media")
+        size = len(media) if isinstance(media, bytes) else Path(str(media)).stat().st_size
+        try:
+            self._check_disk(size)
+            return self.sealer.seal(kind, moment, **kw)
+        except VaultFullError:
+            if not self.make_room(size):
+                raise
+            self._check_disk(size)
+            return self.sealer.seal(kind, moment, **kw)
+        except VaultError as exc:
+            if _no_space(exc):
+                raise VaultFullError(f"vault filesystem full: {exc}") from exc
+            raise
+
+    def _check_disk(self, nbytes: int) -> None:
+        free = shutil.disk_usage(self.vault.path).free
+        if free - nbytes < self.disk_reserve_bytes:
+            raise VaultFullError(f"vault filesystem has {free} bytes free; {nbytes} bytes of media would leave less "
+                                 f"than the {self.disk_reserve_bytes}-byte reserve kept for records")
+
+    def evictable(self, row: IndexRow) -> bool:
+        """Media may leave the device only once the broker acknowledged it and an anchor covers its record."""
+        if self.uplink is None or not self.uplink.outbox.is_delivered(row.record_hash, "media"):
+            return False
+        if self.anchoring is None:
+            return False
+        return row.seq < LogFiles(self.vault.path / "log").anchored_size()
+
+    def make_room(self, nbytes: int) -> bool:
+        """Evict the oldest evictable media until ``nbytes`` fit; the eviction is sealed before any delete."""
+        quota = self.vault.quota_bytes
+        free = shutil.disk_usage(self.vault.path).free  # the filesystem may fill before the quota does
+        need = max(0 if quota is None else self.vault.usage_bytes() + nbytes - quota,
+                   self.disk_reserve_bytes + nbytes - free)
+        if need <= 0:
+            return True
+        chosen: list[IndexRow] = []
+        for row in self.vault.rows():
+            if need <= 0:
+                break
+            if row.media_path is not None and row.media_size > 0 and self.evictable(row):
+                chosen.append(row)
+                need -= row.media_size
+        if need > 0:
+            return False
+        self.sealer.seal("event", self.sensors.moment(), extra={
+            "type": "media_evicted", "phase": "onset", "rule": "delivered and anchored",
+            "items": [{"seq": r.seq, "name": Path(r.media_path or "").name, "size": r.media_size} for r in chosen]})
+        self.vault.evict_media(chosen)
+        log.info("quota: evicted %d delivered and anchored media file(s)", len(chosen))
+        return True
+
+    def _on_vault_full(self, exc: VaultFullError) -> None:
+        """Media stops (sealed event, an alert via the uplink); stills are retried each interval."""
+        if not self._vault_full:
+            log.error("%s", exc)
+            try:
+                self.sealer.seal("event", self.sensors.moment(),
+                                 extra={"type": "vault_full", "phase": "onset", "details": str(exc)})
+            except AgentError as err:  # retried with the next still
+                log.error("could not seal the vault_full event: %s", err)
+                return
+            self._vault_full = True
+
+    def defer_media(self, kind: str, moment: Moment, kw: dict[str, Any]) -> None:
+        """A media file (already in staging) that did not fit: sealed, in order, once there is room."""
+        with self._deferred_lock:
+            self._deferred.append((kind, moment, kw))
+
+    def _try_recover(self) -> bool:
+        """While full: is there room again (space freed, or evictable media)? Seal deferred media first."""
+        with self._deferred_lock:
+            deferred = list(self._deferred)
+        probe = max([Path(str(kw["media"])).stat().st_size for _, _, kw in deferred] + [256 * 1024])
+        try:
+            self._check_disk(probe)
+            self.vault.check_room(probe)
+        except VaultFullError:
+            if not self.make_room(probe):
+                return False
+        for entry in deferred:
+            kind, moment, kw = entry
+            try:
+                self.seal_media(kind, moment, **kw)
+            except VaultFullError:
+                return False
+            with self._deferred_lock:
+                self._deferred.remove(entry)
+        self._on_vault_recovered()
+        return True
+
+    def _on_vault_recovered(self) -> None:
+        if not self._vault_full:
+            return
+        self._vault_full = False
+        log.warning("vault has room again: media capture resumed")
+        try:
+            self.sealer.seal("event", self.sensors.moment(), extra={"type": "vault_full", "phase": "end"})
+        except AgentError as err:
+            log.error("could not seal the vault_full end event: %s", err)
+
+    def _still_loop(self) -> None:
+        interval = self.cfg.capture.still_interval_s
+        while not self.stop_event.wait(interval if self.hub.latest is not None else 0.05):
+            if self.hub.latest is None:
+                continue
+            try:
+                self.take_still()
+            except (AgentError, OSError, sqlite3.Error) as exc:  # the schedule must outlive one bad still
+                log.error("still failed: %s", exc)
+                self.stats.errors.append(str(exc))
+
+    def health(self) -> dict[str, Any]:
+        """Status for the retained MQTT status topic and the officer's `status` command."""
+        moment = self.sensors.moment()
+        last = self.stats.last
+        return {
+            "gps": moment.gps.as_record(), "clock": moment.time.as_record(),
+            "camera": {"source": self.hub.camera.describe(), "frames": self.hub.frames_read,
+                       "error": None if self.hub.error is None else str(self.hub.error)},
+            "vault": {"items": self.vault.count(), "media_bytes": self.vault.usage_bytes(),
+                      "quota_bytes": self.vault.quota_bytes, "full": self._vault_full},
+            "last_item": None if last is None else {"seq": last.seq, "kind": last.kind, "hash": last.record_hash},
+        }
+
+    def _snapshot_command(self, request: CommandRequest) -> dict[str, Any]:
+        item = self.take_still("officer", extra={"officer": request.officer, "nonce": request.nonce})
+        if item is None:
+            raise AgentError("no camera frame available yet")
+        return {"seq": item.seq, "record_hash": item.record_hash, "media": item.record["media"]}
+
+    def _selftest_command(self) -> dict[str, Any]:
+        from agent.selftest.command import selftest_in_agent
+
+        record: dict[str, Any] = selftest_in_agent(self).as_record()
+        return record
+
+    def _on_frame(self, frame: Frame) -> None:
+        self.watchdog.heartbeat()
+        if not self._ready:
+            self._ready = True
+            self.watchdog.ready(f"capturing {self.hub.camera.describe()}")
+            self.watchdog.start()
+
+    def _device_loop(self) -> None:
+        """Tamper switch and button events arrive on gpiozero's threads; seal them here."""
+        while (ev := self._device_events.get()) is not None:
+            try:
+                moment = replace(self.sensors.moment(), wall_ns=ev.wall_ns, mono_ns=ev.mono_ns)
+                if isinstance(ev, TamperEvent):
+                    log.warning("enclosure tamper switch: %s", ev.state)
+                    self.sealer.seal("tamper", moment, extra=ev.as_extra())
+                elif ev.action == "snapshot":
+                    self.take_still("button")
+                else:
+                    self.sealer.seal("mark", moment, extra={"source": "button", "pin": ev.pin,
+                                                            "note": "button pressed at the device"})
+            except AgentError as exc:
+                log.error("could not seal device event %s: %s", ev, exc)
+                self.stats.errors.append(str(exc))
+
+    def _clock_loop(self) -> None:
+        """Clock jumps and GPS/system disagreement become sealed events (and, with an uplink, alerts)."""
+        watch = ClockWatch.from_config(self.clock, self.cfg.time)
+        while not self.stop_event.wait(2.0):
+            moment = self.sensors.moment()
+            for alarm in watch.observe(moment):
+                log.warning("clock alarm: %s", alarm.as_record())
+                try:
+                    self.sealer.seal("event", moment, extra={"type": "clock_alarm", "phase": "onset",
+                                                             **alarm.as_record()})
+                except AgentError as exc:
+                    log.error("could not seal clock alarm: %s", exc)
+
+    def _camera_event(self, kind: str, details: dict[str, Any]) -> None:
+        """camera_lost / camera_restored from the hub's reconnect loop: sealed (and sent as alerts)."""
+        lost = kind == "camera_lost"
+        self.device.set_error(lost)
+        if lost:
+            self.stats.errors.append(str(details.get("details")))
+        try:
+            self.sealer.seal("event", self.sensors.moment(),
+                             extra={"type": kind, "phase": "onset" if lost else "end", **details})
+        except AgentError:
+            log.exception("could not seal %s", kind)
+
+    def _camera_failed(self, exc: Exception) -> None:
+        self.stats.errors.append(str(exc))
+        self.device.set_error(True)
+        try:
+            self.sealer.seal("event", self.sensors.moment(),
+                             extra={"type": "camera_failed", "phase": "onset", "details": str(exc)})
+        except AgentError:
+            log.exception("could not seal the camera failure")

@@ -1,0 +1,3 @@
+"""Foundation: the evidence folder format (vault layout, writer, index) and export bundles, shared by device and
+customs.
+"""

@@ -1,0 +1,111 @@
+"""Export: a self-contained evidence bundle (zip) that verifies offline with `evidence-agent verify`.
+
+It holds the media and sidecars of the chosen time range, the device certificate and chain, a
+MANIFEST.json (range and file hashes, a convenience — the signed sidecars are the evidence) and a
+README.txt telling the recipient how to check it without our software.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.anchor.bundle import export_log_files
+from agent.core.errors import ConfigError, VaultError
+from agent.core.fsutil import fsync_dir
+from agent.evidence.vault import Vault
+
+README = """\
+Evidence bundle exported by evidence-agent.
+
+Check it:   evidence-agent verify {name}
+            (exit 0 = every item intact, signed, in sequence and chained; 1 = problems, each named)
+
+Without our software (see docs/evidence-format.md in the agent's source), for each item:
+  head -n1 ITEM.rec | tr -d '\\n' > body.json                  # the exact signed bytes
+  sed -n 2p ITEM.rec  -> "sig" (base64 DER ECDSA P-256/SHA-256) -> sig.der
+  openssl x509 -in device/cert.pem -pubkey -noout > pub.pem
+  openssl dgst -sha256 -verify pub.pem -signature sig.der body.json
+  sha256sum MEDIA      # must equal media.sha256 in body.json
+  sha256sum of body.json of item N must equal "prev" in item N+1.
+
+Range: seq {first}..{last}, captured {since} .. {until}; device {device}.
+"""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    items: int
+    first_seq: int | None
+    last_seq: int | None
+    bytes: int
+
+
+def _parse_time(text: str | None, what: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--{what}: not an ISO 8601 time: {text!r}") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return int(t.timestamp() * 1_000_000)
+
+
+def export_bundle(vault_path: Path, out: Path, *, since: str | None = None, until: str | None = None) -> ExportResult:
+    since_us, until_us = _parse_time(since, "since"), _parse_time(until, "until")
+    if not (vault_path / "items").is_dir():
+        raise VaultError(f"{vault_path} is not a vault (no items/ folder)")
+    vault = Vault(vault_path, exclusive=False)
+    try:
+        rows = vault.rows(since_us, until_us)
+    finally:
+        vault.close()
+    if not rows:
+        raise VaultError(f"{vault_path}: no items in the chosen range")
+    files: dict[str, str] = {}
+    tmp = out.with_name(f".{out.name}.tmp")
+    with zipfile.ZipFile(tmp, "w") as z:
+        for name in ("cert.pem", "chain.pem"):
+            src = vault_path / "device" / name
+            if src.exists():
+                z.write(src, f"device/{name}", compress_type=zipfile.ZIP_DEFLATED)
+                files[f"device/{name}"] = hashlib.sha256(src.read_bytes()).hexdigest()
+        for row in rows:
+            for rel in (row.media_path, row.record_path):
+                if rel is None:
+                    continue
+                src = vault_path / rel
+                compress = zipfile.ZIP_DEFLATED if rel.endswith(".rec") else zipfile.ZIP_STORED
+                z.write(src, rel, compress_type=compress)
+                h = hashlib.sha256()
+                with open(src, "rb") as fh:
+                    while chunk := fh.read(1 << 20):
+                        h.update(chunk)
+                files[rel] = h.hexdigest()
+        for name, data in export_log_files(vault_path, [r.seq for r in rows]).items():
+            z.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
+            files[name] = hashlib.sha256(data).hexdigest()
+        first, last = rows[0], rows[-1]
+        manifest = {
+            "format": "evidence-bundle/1",
+            "first_seq": first.seq, "last_seq": last.seq, "items": len(rows),
+            "since": since, "until": until,
+            "created": dt.datetime.now(dt.UTC).isoformat(),
+            "files": files,
+        }
+        z.writestr("MANIFEST.json", json.dumps(manifest, indent=2, sort_keys=True))
+        device = json.loads((vault_path / first.record_path).read_bytes().split(b"\n", 1)[0])["device_id"]
+        z.writestr("README.txt", README.format(name=out.name, first=first.seq, last=last.seq,
+                                               since=since or "start", until=until or "end", device=device))
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, out)
+    fsync_dir(out.parent)
+    return ExportResult(len(rows), first.seq, last.seq, out.stat().st_size)

@@ -1,0 +1,1 @@
+"""Device wing: provisioning and host setup (keys, certificates, firmware, systemd)."""

@@ -1,0 +1,432 @@
+"""`evidence-agent provision`: key, CSR, issued certificate, broker CA, config, services, marker.
+
+Every step compares what is there with what is wanted and only then acts, so the command is safe
+to re-run: a second run prints ``unchanged`` everywhere. The device key is created once and never
+replaced (a new key would orphan the evidence chain). A changed config is saved as
+``<name>.bak-<UTC time>`` first, and settings a technician added by hand are kept.
+See docs/provisioning.md (including where a PKCS#11 / TPM key plugs in).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pwd
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from agent.core.errors import AgentError, ConfigError, SigningError
+from agent.core.fsutil import atomic_write
+from agent.device.config import ID_PATTERN, parse_config
+from agent.signing import keys
+from agent.wire.mqtt_settings import BrokerUrl
+
+SERVICE = "evidence-agent.service"
+MARKER = "provisioned"
+BROKER_CA = "broker-ca.pem"
+DEFAULT_ORG = "Evidence Agent Operator"
+SECTION_ORDER = ("device", "identity", "vault", "capture", "gps", "time", "gpio", "uplink", "anchor")
+HEADER = "# Written by `evidence-agent provision`; re-running it keeps settings added here by hand.\n"
+
+
+@dataclass(frozen=True)
+class Change:
+    action: str  # created | updated | unchanged | installed | pending | skipped | would run | ran
+    what: str
+    note: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.action in ("created", "updated", "installed", "ran")
+
+    def line(self) -> str:
+        return f"{self.action:<10} {self.what}" + (f"  ({self.note})" if self.note else "")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where everything goes: the paths the config names (the device's view); ``local()`` gives where
+    this run writes them (under ``root`` when preparing an image or testing)."""
+
+    root: Path
+    state_dir: Path
+    config_out: Path
+    key_dir: Path
+    vault: Path
+    outbox: Path
+    marker: Path
+    broker_ca: Path
+    officers: Path
+
+    @classmethod
+    def at(cls, root: Path, state_dir: Path, config_out: Path) -> Plan:
+        etc = config_out.parent
+        return cls(root, state_dir, config_out, key_dir=state_dir / "keys", vault=state_dir / "vault",
+                   outbox=state_dir / "outbox.sqlite", marker=state_dir / MARKER, broker_ca=etc / BROKER_CA,
+                   officers=etc / "officers")
+
+    def local(self, target: Path) -> Path:
+        return self.root / target.relative_to("/") if self.root != Path("/") else target
+
+
+# -- identity ----------------------------------------------------------------------------------
+def _subject(device_id: str, organization: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+                      x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "evidence-camera")])
+
+
+def _cn(name: x509.Name) -> str | None:
+    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(attrs[0].value) if attrs else None
+
+
+def _load_private_key(key_dir: Path) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key((key_dir / keys.KEY_FILE).read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise SigningError(f"{key_dir / keys.KEY_FILE} is not an ECDSA key")
+    return key
+
+
+def _check_owner(key_dir: Path, device_id: str) -> None:
+    """Refuse to re-provision a key directory that belongs to another device id."""
+    for name, loader in ((keys.CERT_FILE, x509.load_pem_x509_certificate),
+                         (keys.CSR_FILE, x509.load_pem_x509_csr)):
+        path = key_dir / name
+        if path.exists():
+            cn = _cn(loader(path.read_bytes()).subject)  # type: ignore[operator]
+            if cn is not None and cn != device_id:
+                raise ConfigError(f"{path} is for device {cn!r}, not {device_id!r}: this key directory belongs to "
+                                  "another device id (pass --device-id "
+                                  f"{cn}, or use another --state-dir)")
+
+
+def ensure_key(key_dir: Path, device_id: str, organization: str, *, dev_ca: bool) -> list[Change]:
+    """Create the key once; write a CSR (or, with ``dev_ca``, a development certificate) when missing."""
+    key_path, cert_path, csr_path = key_dir / keys.KEY_FILE, key_dir / keys.CERT_FILE, key_dir / keys.CSR_FILE
+    if not key_path.exists():
+        keys.init_identity(key_dir, device_id, organization, csr=not dev_ca)
+        made = "certificate from a development CA" if dev_ca else f"certificate request {csr_path}"
+        return [Change("created", str(key_path), f"ECDSA P-256 key, mode 0600, and {made}")]
+    _check_owner(key_dir, device_id)
+    out = [Change("unchanged", str(key_path), "existing device key kept (never replaced)")]
+    if cert_path.exists():
+        return out
+    key = _load_private_key(key_dir)
+    if dev_ca:
+        ca_key, ca_cert = keys.make_ca(f"Evidence Agent Development CA ({device_id})", organization)
+        leaf = keys.issue_leaf(ca_key, ca_cert, _subject(device_id, organization), key.public_key())
+        atomic_write(key_dir / keys.CA_KEY_FILE, ca_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), mode=0o600)
+        atomic_write(key_dir / keys.CA_FILE, ca_cert.public_bytes(serialization.Encoding.PEM))
+        atomic_write(cert_path, leaf.public_bytes(serialization.Encoding.PEM))
+        out.append(Change("created", str(cert_path), "issued by a development CA for the existing key"))
+    elif not csr_path.exists():
+        csr = x509.CertificateSigningRequestBuilder().subject_name(_subject(device_id, organization)) \
+            .sign(key, hashes.SHA256())
+        atomic_write(csr_path, csr.public_bytes(serialization.Encoding.PEM))
+        out.append(Change("created", str(csr_path), "certificate request for the existing key"))
+    return out
+
+
+def split_pem_chain(pem: bytes, source: str) -> tuple[bytes, bytes]:
+    """Leaf first, then the issuing CA(s): what an enrollment command prints."""
+    try:
+        certs = x509.load_pem_x509_certificates(pem)
+    except ValueError as exc:
+        raise SigningError(f"{source}: no PEM certificates in the output: {exc}") from None
+    if len(certs) < 2:
+        raise SigningError(f"{source}: expected the device certificate followed by its CA chain, "
+                           f"got {len(certs)} certificate(s)")
+    enc = serialization.Encoding.PEM
+    return certs[0].public_bytes(enc), b"".join(c.public_bytes(enc) for c in certs[1:])
+
+
+def run_enroll(cmd: str, csr: Path, timeout: float = 120.0) -> tuple[bytes, bytes]:
+    """Run the site's enrollment command with the CSR path; it prints the issued certificate and chain."""
+    argv = [*shlex.split(cmd), str(csr)]
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SigningError(f"enrollment command {argv[0]!r} failed: {exc}") from None
+    if done.returncode != 0:
+        err = done.stderr.decode(errors="replace").strip()[-500:]
+        raise SigningError(f"enrollment command exited with {done.returncode}: {err}")
+    return split_pem_chain(done.stdout, "enrollment command")
+
+
+def ensure_certificate(key_dir: Path, cert_pem: bytes | None, chain_pem: bytes | None,
+                       enroll_cmd: str | None) -> Change:
+    cert_path, ca_path = key_dir / keys.CERT_FILE, key_dir / keys.CA_FILE
+    if cert_pem is None and enroll_cmd is not None and not cert_path.exists():
+        cert_pem, chain_pem = run_enroll(enroll_cmd, key_dir / keys.CSR_FILE)
+    if cert_pem is not None and chain_pem is not None:
+        if cert_path.exists() and ca_path.exists() and cert_path.read_bytes() == cert_pem \
+                and ca_path.read_bytes() == chain_pem:
+            return Change("unchanged", str(cert_path), "issued certificate already installed")
+        keys.install_certificate(key_dir, cert_pem, chain_pem)  # refuses a certificate for another key
+        return Change("installed", str(cert_path), "issued certificate and CA chain")
+    if cert_path.exists():
+        return Change("unchanged", str(cert_path), "certificate present")
+    return Change("pending", str(cert_path), f"send {key_dir / keys.CSR_FILE} to the customs CA, then re-run with "
+                                             "--cert FILE --chain FILE (or --enroll-cmd)")
+
+
+# -- files -------------------------------------------------------------------------------------
+def _stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def _backup(path: Path) -> Path:
+    candidate, n = path.with_name(f"{path.name}.bak-{_stamp()}"), 1
+    while candidate.exists():
+        candidate, n = path.with_name(f"{path.name}.bak-{_stamp()}.{n}"), n + 1
+    atomic_write(candidate, path.read_bytes(), mode=path.stat().st_mode & 0o7777)
+    return candidate
+
+
+def put_file(path: Path, data: bytes, *, mode: int = 0o644, note: str = "",
+             same: bool | None = None, backup: bool = True) -> Change:
+    """Write only when different; keep the previous version as a backup."""
+    if path.exists():
+        if same if same is not None else path.read_bytes() == data:
+            return Change("unchanged", str(path), note)
+        if not backup:
+            atomic_write(path, data, mode=mode)
+            return Change("updated", str(path), note)
+        saved = _backup(path)
+        atomic_write(path, data, mode=mode)
+        return Change("updated", str(path), f"{note}; previous saved as {saved.name}" if note else
+                      f"previous saved as {saved.name}")
+    atomic_write(path, data, mode=mode)
+    return Change("created", str(path), note)
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _toml_key(k: str) -> str:
+    return k if _BARE_KEY.match(k) else json.dumps(k)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise ConfigError(f"cannot write {type(v).__name__} value {v!r} to TOML")
+
+
+def to_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """The small TOML writer the config needs: scalars, arrays of scalars, nested tables."""
+    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    out = "\n".join(lines) + ("\n" if lines else "")
+    for k, v in data.items():
+        if isinstance(v, dict):
+            name = f"{prefix}.{_toml_key(k)}" if prefix else _toml_key(k)
+            out += f"\n[{name}]\n" + to_toml(v, name).lstrip("\n")
+    return out
+
+
+def _merge(base: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in wanted.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def build_config(existing: dict[str, Any], plan: Plan, *, device_id: str, site_id: str, organization: str,
+                 broker: str, camera: str | None, gps: str | None) -> dict[str, Any]:
+    """Provisioning owns identity, paths and the uplink; everything else a technician set is kept."""
+    owned = {
+        "device": {"id": device_id, "site_id": site_id, "organization": organization},
+        "identity": {"key_dir": str(plan.key_dir)},
+        "vault": {"path": str(plan.vault)},
+        "uplink": {"enabled": True, "outbox_path": str(plan.outbox),
+                   "mqtt": {"broker": broker, "client_id": device_id,
+                            "tls": {"ca_file": str(plan.broker_ca), "cert_file": str(plan.key_dir / keys.CERT_FILE),
+                                    "key_file": str(plan.key_dir / keys.KEY_FILE)}}},
+    }
+    defaults = {"capture": {"backend": "picamera2"}, "gps": {"source": "gpsd"},
+                "uplink": {"commands": {"trust_dir": str(plan.officers)}}}
+    chosen: dict[str, Any] = {}
+    if camera is not None:
+        chosen["capture"] = {"backend": camera}
+    if gps is not None:
+        chosen["gps"] = {"source": gps}
+    merged = _merge(_merge(_merge(defaults, existing), owned), chosen)
+    return {k: merged[k] for k in sorted(merged, key=lambda k: (SECTION_ORDER.index(k) if k in SECTION_ORDER
+                                                                 else len(SECTION_ORDER), k))}
+
+
+def _read_existing(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: existing config is unreadable ({exc}); fix or move it, then re-run") from None
+
+
+# -- system ------------------------------------------------------------------------------------
+def enable_service(plan: Plan, *, enable: bool, ready: bool) -> Change:
+    cmd = ["systemctl", "enable", SERVICE]
+    if not ready:
+        return Change("skipped", " ".join(cmd), "not enabled until the device certificate is installed")
+    if not enable or plan.root != Path("/"):
+        return Change("would run", " ".join(cmd), "--no-enable" if not enable else f"--root {plan.root}")
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        return Change("skipped", " ".join(cmd), "systemctl not found")
+    state = subprocess.run([systemctl, "is-enabled", SERVICE], capture_output=True, text=True, check=False)
+    if state.stdout.strip() == "enabled":
+        return Change("unchanged", " ".join(cmd), "already enabled")
+    done = subprocess.run([systemctl, "enable", SERVICE], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise AgentError(f"systemctl enable {SERVICE} failed: {done.stderr.strip()}")
+    return Change("ran", " ".join(cmd))
+
+
+def hand_over(plan: Plan, user: str) -> Change:
+    """As root on the device: the service user owns the state and may read the config."""
+    if os.geteuid() != 0 or plan.root != Path("/"):
+        return Change("skipped", f"ownership for user {user}", "not root" if os.geteuid() else f"--root {plan.root}")
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        return Change("skipped", f"ownership for user {user}", "no such user (run systemd-sysusers first)")
+    wanted: list[tuple[str, int, int]] = []
+    for dirpath, _dirs, files in os.walk(plan.state_dir):
+        wanted += [(p, pw.pw_uid, pw.pw_gid) for p in [dirpath, *(os.path.join(dirpath, f) for f in files)]]
+    wanted += [(str(p), 0, pw.pw_gid) for p in (plan.config_out.parent, plan.config_out, plan.broker_ca, plan.officers)
+               if p.exists()]
+    changed = 0
+    for path, uid, gid in wanted:
+        st = os.lstat(path)
+        if (st.st_uid, st.st_gid) != (uid, gid):
+            os.chown(path, uid, gid, follow_symlinks=False)
+            changed += 1
+    note = f"{plan.state_dir} owned by {user}, config readable by group {user}"
+    return Change("updated" if changed else "unchanged", f"ownership for user {user}",
+                  f"{note}; {changed} path(s) changed" if changed else note)
+
+
+# -- the command -------------------------------------------------------------------------------
+def provision(args: argparse.Namespace) -> list[Change]:
+    args.enroll_cmd = args.enroll_cmd or None  # an empty value (unset variable in a unit file) means none
+    device_id = args.device_id or socket.gethostname().split(".")[0]
+    for name, value in (("--site", args.site), ("--device-id", device_id)):
+        if not re.match(ID_PATTERN, value):
+            raise ConfigError(f"{name} {value!r}: use letters, digits, '.', '_' or '-' (at most 63)")
+    url = BrokerUrl.parse(args.broker)
+    if not url.tls:
+        raise ConfigError(f"--broker {args.broker}: a provisioned device talks to the customs broker over TLS "
+                          "(mqtts://host:port)")
+    if (args.cert is None) != (args.chain is None):
+        raise ConfigError("--cert and --chain go together")
+    if args.dev_ca and (args.cert or args.enroll_cmd):
+        raise ConfigError("--dev-ca issues a development certificate; it cannot be combined with --cert/--enroll-cmd")
+    try:
+        ca_pem = Path(args.ca).read_bytes()
+        x509.load_pem_x509_certificates(ca_pem)
+        cert_pem = Path(args.cert).read_bytes() if args.cert else None
+        chain_pem = Path(args.chain).read_bytes() if args.chain else None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"--ca {args.ca}: not a PEM certificate: {exc}") from None
+    root = Path(args.root).resolve() if args.root else Path("/")
+    plan = Plan.at(root, Path(args.state_dir).absolute(), Path(args.config_out).absolute())
+    key_dir = plan.local(plan.key_dir)
+    config_path = plan.local(plan.config_out)
+    existing = _read_existing(config_path)
+    organization = args.organization or existing.get("device", {}).get("organization") or DEFAULT_ORG
+
+    changes = ensure_key(key_dir, device_id, organization, dev_ca=args.dev_ca)
+    cert_change = ensure_certificate(key_dir, cert_pem, chain_pem, args.enroll_cmd)
+    changes.append(cert_change)
+    ready = cert_change.action != "pending"
+    if ready:
+        keys.load_identity(key_dir)  # key and certificate belong together and parse
+    changes.append(put_file(plan.local(plan.broker_ca), ca_pem, note="broker CA"))
+    officers = plan.local(plan.officers)
+    if officers.is_dir():
+        changes.append(Change("unchanged", str(officers), "officer certificates"))
+    else:
+        officers.mkdir(parents=True, mode=0o750)
+        changes.append(Change("created", str(officers), "put trusted officer certificates (*.pem) here"))
+
+    data = build_config(existing, plan, device_id=device_id, site_id=args.site, organization=organization,
+                        broker=str(url), camera=args.camera, gps=args.gps)
+    parse_config(data, str(config_path))  # the file written must pass check-config
+    changes.append(put_file(config_path, (HEADER + to_toml(data)).encode(), mode=0o640, note="agent config",
+                            same=existing == data if existing else None))
+    marker = {"device_id": device_id, "site_id": args.site, "broker": str(url),
+              "certificate": "installed" if ready else "pending"}
+    marker_path = plan.local(plan.marker)
+    same_marker = None
+    if marker_path.exists():
+        try:
+            same_marker = json.loads(marker_path.read_text() or "{}") == marker
+        except ValueError:
+            same_marker = False
+    changes.append(put_file(marker_path, json.dumps(marker, indent=2).encode() + b"\n", note="provisioning marker",
+                            same=same_marker, backup=False))
+    changes.append(hand_over(plan, args.user))
+    changes.append(enable_service(plan, enable=not args.no_enable, ready=ready))
+    return changes
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    changes = provision(args)
+    for c in changes:
+        print(c.line())
+    if not any(c.changed for c in changes):
+        print("nothing changed: this device is already provisioned")
+    if any(c.action == "pending" for c in changes):
+        print("certificate pending: the agent cannot sign or reach the broker until it is installed")
+    else:
+        print(f"next: evidence-agent selftest --config {args.config_out}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("provision", help="create the device key, CSR/certificate, config; enable the service "
+                                                "(safe to re-run)")
+    p.add_argument("--site", required=True, help="registered inspection site id")
+    p.add_argument("--broker", required=True, help="customs broker, mqtts://host:port")
+    p.add_argument("--ca", required=True, help="CA certificate(s) of the broker (PEM)")
+    p.add_argument("--device-id", help="device id = certificate CN = MQTT identity (default: the hostname)")
+    p.add_argument("--organization", help=f"enterprise name for the certificate (default: {DEFAULT_ORG})")
+    p.add_argument("--state-dir", default="/var/lib/evidence-agent", help="keys, vault, outbox (default %(default)s)")
+    p.add_argument("--config-out", default="/etc/evidence-agent/agent.toml", help="config file (default %(default)s)")
+    p.add_argument("--cert", help="certificate the customs CA issued for the CSR (PEM)")
+    p.add_argument("--chain", help="the issuing CA chain (PEM)")
+    p.add_argument("--dev-ca", action="store_true", help="self-issue from a development CA (labs, demos)")
+    p.add_argument("--enroll-cmd", help="command run with the CSR path appended; prints the PEM certificate and chain")
+    p.add_argument("--camera", choices=["picamera2", "opencv", "synthetic"],
+                   help="capture backend (default: picamera2, or what the config already says)")
+    p.add_argument("--gps", choices=["gpsd", "serial", "simulated", "disabled"],
+                   help="GPS source (default: gpsd, or what the config already says)")
+    p.add_argument("--user", default="evidence", help="service user that must own the state (default %(default)s)")
+    p.add_argument("--no-enable", action="store_true", help="do not run systemctl enable")
+    p.add_argument("--root", help="prefix for every path written (preparing an image, tests); implies no systemctl")
+    p.set_defaults(func=cmd_provision)

@@ -1,1 +1,0 @@
-"""Customs-side tools: `evidence-officer` (ingest, live, cmd, keys)."""

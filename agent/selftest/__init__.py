@@ -1,0 +1,1 @@
+"""Device wing: the pre-inspection equipment self-test."""

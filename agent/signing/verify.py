@@ -1,0 +1,363 @@
+"""Offline verification of evidence: needs only the files (and, optionally, a trusted CA).
+
+Checks media hashes, signatures, certificates, sequence continuity, chain links, duplicates and
+restart records; extra checkers (anchors, video) plug in through ``checkers``. ``verify`` raises
+VerificationError listing every problem; ``check`` returns the full report for display.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from agent.core.errors import SigningError, VerificationError
+from agent.signing.keys import key_id_of, verify_with
+from agent.signing.layout import ITEM_RE
+from agent.signing.records import GENESIS_PREV, SignedRecord, parse_sidecar
+from agent.signing.sources import ZIP_ERRORS, Entry, EvidenceSource, open_source
+
+
+@dataclass(frozen=True)
+class CheckedItem:
+    """A record that parsed and whose signature held (only these enter the sequence checks)."""
+
+    name: str
+    folder: str
+    signed: SignedRecord
+    record: dict[str, Any]
+
+    @property
+    def seq(self) -> int:
+        return int(self.record["seq"])
+
+
+@dataclass
+class Report:
+    path: str
+    mode: str = "files"
+    items: int = 0
+    problems: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    device_id: str | None = None
+    key_id: str | None = None
+    trusted_ca: bool = False
+    first_seq: int | None = None
+    last_seq: int | None = None
+    kinds: dict[str, int] = field(default_factory=dict)
+    first_time: str | None = None
+    last_time: str | None = None
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def problem(self, where: str, what: str) -> None:
+        self.problems.append({"item": where, "problem": what})
+
+    def warn(self, where: str, what: str) -> None:
+        self.warnings.append({"item": where, "warning": what})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "path": self.path, "mode": self.mode, "items": self.items,
+                "device_id": self.device_id, "key_id": self.key_id, "trusted_ca": self.trusted_ca,
+                "first_seq": self.first_seq, "last_seq": self.last_seq, "kinds": self.kinds,
+                "first_time": self.first_time, "last_time": self.last_time,
+                "problems": self.problems, "warnings": self.warnings, **self.sections}
+
+
+@dataclass
+class Context:
+    """What checkers see: the source, every good item in sequence order, and the report to add to."""
+
+    source: EvidenceSource
+    items: list[CheckedItem]
+    report: Report
+
+
+Checker = Callable[[Context], None]
+
+
+def _where(item: CheckedItem) -> str:
+    return f"seq {item.seq} ({item.name})"
+
+
+def _check_signature(name: str, signed: SignedRecord, report: Report) -> bool:
+    record = signed.record
+    if record.get("key_id") != signed.key_id:
+        report.problem(name, "envelope key id differs from the record's key id")
+        return False
+    if not signed.x5c:
+        report.problem(name, "no signing certificate in the envelope")
+        return False
+    try:
+        certs = signed.certificates()
+    except ValueError as exc:
+        report.problem(name, f"signing certificate unreadable: {exc}")
+        return False
+    try:
+        pub = certs[0].public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:  # a garbled key in a parseable certificate
+        report.problem(name, f"signing certificate's public key unreadable: {exc}")
+        return False
+    if not isinstance(pub, ec.EllipticCurvePublicKey) or key_id_of(pub) != signed.key_id:
+        report.problem(name, "signing certificate does not hold the record's key")
+        return False
+    try:
+        verify_with(pub, signed.sig, signed.body)
+    except SigningError:
+        report.problem(name, "signature is invalid (record altered or signed by another key)")
+        return False
+    return True
+
+
+def _subject(cert: x509.Certificate) -> str:
+    try:
+        return cert.subject.rfc4514_string()
+    except ValueError:
+        return "(unreadable subject)"
+
+
+def _check_chain(name: str, certs: list[x509.Certificate], trusted: list[x509.Certificate],
+                 when: dt.datetime, report: Report) -> None:
+    for child, parent in itertools.pairwise(certs):
+        try:
+            child.verify_directly_issued_by(parent)
+        except (ValueError, TypeError, Exception) as exc:  # InvalidSignature has no common base
+            report.problem(name, f"certificate chain broken at {_subject(child)}: {exc!r}")
+            return
+    leaf = certs[0]
+    try:
+        valid = leaf.not_valid_before_utc <= when <= leaf.not_valid_after_utc
+    except ValueError as exc:  # fields are parsed lazily: a garbled certificate fails here, not at load
+        report.problem(name, f"signing certificate unreadable: {exc}")
+        return
+    if not valid:
+        report.problem(name, "capture time is outside the signing certificate's validity")
+    if trusted:
+        top = certs[-1]
+        ok = False
+        for anchor in trusted:
+            if top.public_bytes(serialization.Encoding.DER) == anchor.public_bytes(serialization.Encoding.DER):
+                ok = True
+            else:
+                try:
+                    top.verify_directly_issued_by(anchor)
+                    ok = True
+                except Exception:
+                    pass
+        if not ok:
+            report.problem(name, "certificate chain does not lead to the trusted CA")
+
+
+def _evicted(items: list[CheckedItem]) -> dict[int, int]:
+    """seq -> seq of the signed ``media_evicted`` record that says its media was removed on purpose."""
+    out: dict[int, int] = {}
+    for it in items:
+        extra = it.record.get("extra") or {}
+        if it.record.get("kind") == "event" and extra.get("type") == "media_evicted":
+            for gone in extra.get("items") or []:
+                if isinstance(gone, dict) and isinstance(gone.get("seq"), int) and gone["seq"] < it.seq:
+                    out[gone["seq"]] = it.seq
+    return out
+
+
+def _check_media(src: EvidenceSource, item: CheckedItem, report: Report, evicted: dict[int, int]) -> None:
+    media = item.record.get("media")
+    if not media:
+        return
+    with src.open_media(item.folder, str(media.get("name"))) as fh:
+        if fh is None:
+            if item.seq in evicted:
+                report.warn(_where(item), f"media evicted by quota after delivery and anchoring "
+                                          f"(sealed at seq {evicted[item.seq]})")
+            else:
+                report.problem(_where(item), f"media file {media.get('name')} is missing")
+            return
+        h = hashlib.sha256()
+        size = 0
+        try:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+                size += len(chunk)
+        except ZIP_ERRORS as exc:  # a damaged bundle member (bad CRC, truncated deflate stream)
+            report.problem(_where(item), f"media {media.get('name')} unreadable: {exc}")
+            return
+    if size != media.get("size") or h.hexdigest() != media.get("sha256"):
+        report.problem(_where(item), f"media {media.get('name')} does not match its record "
+                                     f"(sha256/size differ: file altered or replaced)")
+
+
+def _load(src: EvidenceSource, entries: list[Entry], report: Report,
+          trusted: list[x509.Certificate]) -> list[CheckedItem]:
+    device_key_id = None
+    if src.device_cert is not None:
+        try:
+            cert = x509.load_pem_x509_certificate(src.device_cert)
+            device_key_id = key_id_of(cert.public_key())  # type: ignore[arg-type]
+        except ValueError as exc:
+            report.problem("device/cert.pem", f"device certificate unreadable: {exc}")
+    items: list[CheckedItem] = []
+    for entry in entries:
+        try:
+            signed = parse_sidecar(entry.sidecar, entry.name)
+        except VerificationError as exc:
+            report.problem(entry.name, str(exc))
+            continue
+        if not _check_signature(entry.name, signed, report):
+            continue
+        rec = signed.record
+        fname = entry.name.rsplit("/", 1)[-1]
+        m = ITEM_RE.match(fname)
+        if not m or int(m.group(1)) != rec.get("seq") or m.group(2) != rec.get("kind"):
+            report.problem(entry.name, f"file name does not match the record (record says seq {rec.get('seq')} "
+                                       f"{rec.get('kind')}): items renamed, swapped or moved")
+        if device_key_id is not None and signed.key_id != device_key_id:
+            report.problem(entry.name, f"signed by key {signed.key_id[:16]}…, not this device's key "
+                                       f"{device_key_id[:16]}… (foreign item or replaced certificate)")
+        when = dt.datetime.fromtimestamp(int(rec["captured"]["wall_us"]) / 1e6, dt.UTC)
+        _check_chain(entry.name, signed.certificates(), trusted, when, report)
+        items.append(CheckedItem(entry.name, entry.folder, signed, rec))
+    return items
+
+
+def _check_sequence(src: EvidenceSource, items: list[CheckedItem], report: Report) -> None:
+    by_seq: dict[int, list[CheckedItem]] = {}
+    for it in items:
+        by_seq.setdefault(it.seq, []).append(it)
+    for seq, group in by_seq.items():
+        if len(group) > 1:
+            same = len({g.signed.hash for g in group}) == 1
+            report.problem(f"seq {seq}", ("duplicated item: " if same else "two different records claim this "
+                                          "sequence number: ") + ", ".join(g.name for g in group))
+    ids = Counter(str(it.record.get("device_id")) for it in items)
+    if len(ids) > 1:
+        main = ids.most_common(1)[0][0]
+        for it in items:
+            if it.record.get("device_id") != main:
+                report.problem(_where(it), f"belongs to device {it.record.get('device_id')!r}, not {main!r}")
+    if src.mode == "single" or not items:
+        return
+    seqs = sorted(by_seq)
+    first = seqs[0]
+    allowed_first = int((src.manifest or {}).get("first_seq", 0)) if src.mode == "bundle" else 0
+    if first != allowed_first:
+        report.problem(f"seq {allowed_first}", f"items before seq {first} are missing")
+    for a, b in itertools.pairwise(seqs):
+        if b != a + 1:
+            report.problem(f"seq {a + 1}", f"missing item(s): seq {a + 1}" + (f"..{b - 1}" if b - 1 > a + 1 else "")
+                           + " deleted or never delivered")
+    prev: CheckedItem | None = None
+    for seq in seqs:
+        cur = by_seq[seq][0]
+        if seq == 0:
+            if cur.record.get("prev") != GENESIS_PREV:
+                report.problem(_where(cur), "first record does not start the chain")
+            if cur.record.get("kind") != "restart":
+                report.problem(_where(cur), "first record is not a restart record")
+        elif prev is not None and prev.seq == seq - 1 and cur.record.get("prev") != prev.signed.hash:
+            report.problem(_where(cur), f"chain broken: does not link to seq {prev.seq} (reordered or replaced)")
+        if prev is not None and cur.record.get("kind") != "restart":
+            _check_time(prev, cur, report)
+        prev = cur
+
+
+def _check_time(prev: CheckedItem, cur: CheckedItem, report: Report) -> None:
+    """Within one boot the sealing clock only moves forward; capture times may interleave (queues)."""
+    a, b = prev.record["captured"], cur.record["captured"]
+    if a.get("boot_id") != b.get("boot_id"):
+        report.problem(_where(cur), "boot changed without a restart record")
+        return
+    sa, sb = prev.record.get("sealed"), cur.record.get("sealed")
+    if not isinstance(sa, dict) or not isinstance(sb, dict):
+        report.problem(_where(cur), "record has no sealing time")
+    elif int(sb["mono_us"]) < int(sa["mono_us"]):
+        report.problem(_where(cur), "sealed before the previous item on the monotonic clock (reordered)")
+    elif int(sb["wall_us"]) + 1_000_000 < int(sa["wall_us"]):
+        report.warn(_where(cur), "wall clock stepped back by more than 1 s since the previous record")
+
+
+def _check_restarts(src: EvidenceSource, items: list[CheckedItem], report: Report) -> None:
+    cert_hash = None
+    if src.device_cert is not None:
+        try:
+            der = x509.load_pem_x509_certificate(src.device_cert).public_bytes(serialization.Encoding.DER)
+            cert_hash = hashlib.sha256(der).hexdigest()
+        except ValueError:
+            pass
+    for it in items:
+        if it.record.get("kind") != "restart":
+            continue
+        extra = it.record.get("extra") or {}
+        if cert_hash is not None and extra.get("cert_sha256") != cert_hash:
+            report.problem(_where(it), "device certificate in this evidence is not the one the device recorded")
+        prev = extra.get("previous")
+        if prev and prev.get("seq") != it.seq - 1:
+            report.problem(_where(it), "restart record names the wrong previous item")
+        if extra.get("orphans"):
+            report.warn(_where(it), f"{len(extra['orphans'])} unsealed partial file(s) from a crash kept in orphans/")
+
+
+def _check_unsealed(src: EvidenceSource, entries: list[Entry], items: list[CheckedItem], report: Report) -> None:
+    """A media file that no good record names was never sealed here (or was injected)."""
+    covered = {(it.folder, (it.record.get("media") or {}).get("name")) for it in items}
+    good = {it.name for it in items}
+    broken = {(e.folder, e.name.rsplit("/", 1)[-1].rsplit(".", 1)[0]) for e in entries if e.name not in good}
+    for folder, name in src.media_files():
+        if (folder, name) not in covered and (folder, name.rsplit(".", 1)[0]) not in broken:
+            report.problem(name, "media file has no sealed record (unsealed or injected)")
+
+
+def check(path: Path, *, trusted_ca: Sequence[x509.Certificate] = (),
+          checkers: Sequence[Checker] = ()) -> Report:
+    """Run every check and return the report (never raises for bad evidence, only for bad paths)."""
+    src = open_source(Path(path))
+    report = Report(path=str(path), mode=src.mode, trusted_ca=bool(trusted_ca))
+    try:
+        entries = src.entries()
+        items = _load(src, entries, report, list(trusted_ca))
+        evicted = _evicted(items)
+        for it in items:
+            _check_media(src, it, report, evicted)
+        if src.mode != "single":
+            _check_unsealed(src, entries, items, report)
+        _check_sequence(src, items, report)
+        _check_restarts(src, items, report)
+        items.sort(key=lambda i: i.seq)
+        report.items = len(items)
+        if items:
+            report.first_seq, report.last_seq = items[0].seq, items[-1].seq
+            report.first_time = items[0].record["captured"]["wall"]
+            report.last_time = items[-1].record["captured"]["wall"]
+            report.device_id = str(items[0].record.get("device_id"))
+            report.key_id = items[0].signed.key_id
+            report.kinds = dict(Counter(str(i.record.get("kind")) for i in items))
+        elif not report.problems:
+            report.problem(str(path), "no evidence records found")
+        ctx = Context(src, items, report)
+        for checker in checkers:
+            checker(ctx)
+    finally:
+        src.close()
+    return report
+
+
+def verify(path: Path, *, trusted_ca: Sequence[x509.Certificate] = (),
+           checkers: Sequence[Checker] = ()) -> Report:
+    """Like ``check`` but raises VerificationError when anything is wrong."""
+    report = check(path, trusted_ca=trusted_ca, checkers=checkers)
+    if not report.ok:
+        raise VerificationError(f"{path}: {len(report.problems)} problem(s) found",
+                                [f"{p['item']}: {p['problem']}" for p in report.problems])
+    return report

@@ -1,0 +1,367 @@
+"""Signed officer commands: envelope format, trust store, replay cache.
+
+Wire format (UTF-8 JSON on the device's command topic)::
+
+    {"alg": "ES256", "key_id": <hex SHA-256 of the officer SPKI DER>, "sig": <base64 DER>,
+     "body": {"typ": "evidence-command/1", "command": .., "args": {..}, "device": .., "officer": ..,
+              "issued_ms": .., "expires_ms": .., "nonce": <hex>}}
+
+The signature covers the RFC 8785 canonical bytes of ``body``; ``typ`` separates these signatures from
+every other thing the same key might sign. The broker's ACL decides who may publish; this envelope decides
+who may *command*: a key must be in the device's trust store, the body must name this device and that
+officer, be fresh, and carry a nonce the device has never accepted (the replay cache survives restarts).
+The dispatching controller lives in :mod:`agent.uplink.command_controller`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+import secrets
+import sqlite3
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import rfc8785
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from agent.core.clock import Clock
+from agent.core.errors import CommandError
+from agent.signing.keys import key_id_of
+
+log = logging.getLogger(__name__)
+
+COMMAND_TYP: Final = "evidence-command/1"
+ALG: Final = "ES256"
+COMMANDS: Final = frozenset(
+    {"snapshot", "mark", "live.start", "live.stop", "live.keepalive", "status", "selftest"})
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NONCE_RE = re.compile(r"^[0-9a-f]{32,128}$")
+_HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+_BODY_KEYS: Final = frozenset(
+    {"typ", "command", "args", "device", "officer", "issued_ms", "expires_ms", "nonce"})
+_WIRE_KEYS: Final = frozenset({"alg", "key_id", "sig", "body"})
+
+
+class CommandRejected(CommandError):
+    """A command the device refuses; ``code`` is the machine-readable reason sent back to the officer."""
+
+    CODES: Final = frozenset({
+        "too_large", "malformed", "unsigned", "untrusted", "bad_signature", "unauthorized", "wrong_device",
+        "expired", "not_yet_valid", "bad_expiry", "replay", "unknown_command", "bad_args", "failed", "busy",
+    })
+
+    def __init__(self, code: str, message: str) -> None:
+        assert code in self.CODES, code
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.detail = message
+
+
+def canonical(obj: Mapping[str, Any]) -> bytes:
+    return rfc8785.dumps(obj)
+
+
+# --------------------------------------------------------------------------- officer side: build and sign
+
+
+def sign_command(
+    private_key: ec.EllipticCurvePrivateKey, *, officer: str, device: str, command: str,
+    args: Mapping[str, Any] | None, now_ms: int, ttl_s: float = 60.0, nonce: str | None = None,
+) -> dict[str, Any]:
+    """Build the wire object of a command (used by the officer CLI and by tests)."""
+    body = {
+        "typ": COMMAND_TYP, "command": command, "args": dict(args or {}), "device": device,
+        "officer": officer, "issued_ms": now_ms, "expires_ms": now_ms + int(ttl_s * 1000),
+        "nonce": nonce or secrets.token_hex(16),
+    }
+    sig = private_key.sign(canonical(body), ec.ECDSA(hashes.SHA256()))
+    return {"alg": ALG, "key_id": key_id_of(private_key.public_key()),
+            "sig": base64.b64encode(sig).decode(), "body": body}
+
+
+# --------------------------------------------------------------------------- trust store
+
+
+@dataclass(frozen=True)
+class Officer:
+    """One trusted officer key; ``commands`` None means every command."""
+
+    officer_id: str
+    key_id: str
+    public_key: ec.EllipticCurvePublicKey
+    source: str
+    not_before_ms: int | None = None
+    not_after_ms: int | None = None
+    commands: frozenset[str] | None = None
+
+
+class TrustStore:
+    """A directory of officer certificates or public keys (``*.pem``) and an optional ``permissions.json``.
+
+    A certificate's officer id is its subject CN; a bare public key's is its file stem.
+    ``permissions.json`` maps officer id (or ``"*"``) to the list of commands allowed. The directory is
+    re-read when its modification time changes, so revoking an officer is deleting a file.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._lock = threading.Lock()
+        self._stamp: int | None = None
+        self._by_key: dict[str, Officer] = {}
+
+    def lookup(self, key_id: str) -> Officer | None:
+        with self._lock:
+            self._reload_if_changed()
+            return self._by_key.get(key_id)
+
+    def officers(self) -> list[Officer]:
+        with self._lock:
+            self._reload_if_changed()
+            return list(self._by_key.values())
+
+    def _reload_if_changed(self) -> None:
+        try:
+            stamp = self.directory.stat().st_mtime_ns
+        except OSError:
+            if self._stamp is not None or self._by_key:
+                log.warning("officer trust store %s is unreadable: trusting no officer", self.directory)
+            self._stamp, self._by_key = None, {}
+            return
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        perms = self._load_permissions()
+        loaded: dict[str, Officer] = {}
+        for path in sorted(self.directory.glob("*.pem")):
+            try:
+                officer = _load_officer(path, perms)
+            except (OSError, ValueError) as exc:
+                log.warning("officer trust store: skipping %s: %s", path, exc)
+                continue
+            loaded[officer.key_id] = officer
+        self._by_key = loaded
+        log.info("officer trust store %s: %d key(s)", self.directory, len(loaded))
+
+    def _load_permissions(self) -> dict[str, frozenset[str]]:
+        path = self.directory / "permissions.json"
+        if not path.exists():
+            return {}
+        try:
+            raw = json.loads(path.read_text())
+            if not isinstance(raw, dict) or not all(
+                isinstance(v, list) and all(isinstance(c, str) for c in v) for v in raw.values()
+            ):
+                raise ValueError("expected an object of officer id -> list of command names")
+        except (OSError, ValueError) as exc:
+            log.warning("officer trust store: %s is invalid (%s): allowing no command", path, exc)
+            return {"*": frozenset()}
+        return {str(k): frozenset(v) for k, v in raw.items()}
+
+
+def _load_officer(path: Path, perms: Mapping[str, frozenset[str]]) -> Officer:
+    data = path.read_bytes()
+    nb = na = None
+    if b"BEGIN CERTIFICATE" in data:
+        cert = x509.load_pem_x509_certificate(data)
+        cns = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        if not cns:
+            raise ValueError("certificate has no subject CN (the officer id)")
+        officer_id = str(cns[0].value)
+        key = cert.public_key()
+        nb = int(cert.not_valid_before_utc.timestamp() * 1000)
+        na = int(cert.not_valid_after_utc.timestamp() * 1000)
+    else:
+        key = serialization.load_pem_public_key(data)  # type: ignore[assignment]
+        officer_id = path.stem
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise ValueError("not an ECDSA P-256 key")
+    if not _ID_RE.match(officer_id):
+        raise ValueError(f"officer id {officer_id!r} is not a plain identifier")
+    allowed = perms.get(officer_id, perms.get("*"))
+    return Officer(officer_id, key_id_of(key), key, str(path), nb, na, allowed)
+
+
+# --------------------------------------------------------------------------- replay cache
+
+
+class ReplayCache:
+    """Nonces of accepted commands, in SQLite so a replay is refused after a restart too.
+
+    An entry is kept until its command's expiry plus the tolerated skew: after that the expiry check
+    refuses the command anyway, so the cache stays bounded by rate x max_ttl.
+    """
+
+    def __init__(self, path: Path, skew_ms: int = 30_000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._skew_ms = skew_ms
+        self._db: sqlite3.Connection | None = sqlite3.connect(str(path), check_same_thread=False,
+                                                              isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, key_id TEXT NOT NULL,"
+                         " expires_ms INTEGER NOT NULL)")
+        self._inserts = 0
+
+    def claim(self, nonce: str, key_id: str, expires_ms: int, now_ms: int) -> bool:
+        """Record ``nonce``; False if it was already accepted once (a replay)."""
+        with self._lock:
+            if self._db is None:
+                raise CommandRejected("failed", "replay cache is closed")
+            try:
+                self._db.execute("INSERT INTO nonces VALUES (?, ?, ?)", (nonce, key_id, expires_ms))
+            except sqlite3.IntegrityError:
+                return False
+            self._inserts += 1
+            if self._inserts % 256 == 0:
+                self._db.execute("DELETE FROM nonces WHERE expires_ms < ?", (now_ms - self._skew_ms,))
+            return True
+
+    def __len__(self) -> int:
+        with self._lock:
+            assert self._db is not None
+            return int(self._db.execute("SELECT COUNT(*) FROM nonces").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+# --------------------------------------------------------------------------- device side: parse and verify
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    """A verified, fresh, authorized command (everything a handler may rely on)."""
+
+    command: str
+    args: Mapping[str, Any]
+    device: str
+    officer: str
+    key_id: str
+    issued_ms: int
+    expires_ms: int
+    nonce: str
+    wire: Mapping[str, Any]  # the verified envelope, kept so a "mark" can seal the officer's own words
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_wire(payload: bytes, max_bytes: int = 16_384) -> dict[str, Any]:
+    """Decode the JSON object of an envelope, strictly; raises CommandRejected, nothing else."""
+    if not isinstance(payload, bytes | bytearray):
+        raise CommandRejected("malformed", "payload is not bytes")
+    if len(payload) > max_bytes:
+        raise CommandRejected("too_large", f"{len(payload)} bytes > limit {max_bytes}")
+    try:
+        obj = json.loads(bytes(payload).decode("utf-8"), object_pairs_hook=_no_duplicates,
+                         parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise CommandRejected("malformed", f"not a JSON object: {exc}") from None
+    if not isinstance(obj, dict):
+        raise CommandRejected("malformed", "envelope is not a JSON object")
+    return obj
+
+
+def _body_fields(body: Any) -> tuple[str, dict[str, Any], str, str, int, int, str]:
+    if not isinstance(body, dict):
+        raise CommandRejected("malformed", "body is not an object")
+    missing, extra = _BODY_KEYS - body.keys(), body.keys() - _BODY_KEYS
+    if missing or extra:
+        raise CommandRejected("malformed",
+                              f"body keys: missing {sorted(missing)}, unexpected {sorted(extra)}")
+    if body["typ"] != COMMAND_TYP:
+        raise CommandRejected("malformed", f"typ must be {COMMAND_TYP!r}")
+    cmd, args, dev, off, iss, exp, nonce = (body[k] for k in
+                                            ("command", "args", "device", "officer", "issued_ms",
+                                             "expires_ms", "nonce"))
+    for name, val in (("command", cmd), ("device", dev), ("officer", off), ("nonce", nonce)):
+        if not isinstance(val, str):
+            raise CommandRejected("malformed", f"{name} must be a string")
+    if not isinstance(args, dict):
+        raise CommandRejected("malformed", "args must be an object")
+    for name, val in (("issued_ms", iss), ("expires_ms", exp)):
+        if not isinstance(val, int) or isinstance(val, bool) or not 0 <= val < 2**53:
+            raise CommandRejected("malformed", f"{name} must be a non-negative integer (ms since epoch)")
+    if not _NONCE_RE.match(nonce):
+        raise CommandRejected("malformed", "nonce must be 32-128 lowercase hex characters")
+    return cmd, args, dev, off, iss, exp, nonce
+
+
+class CommandVerifier:
+    """Turns raw bytes into a CommandRequest or a CommandRejected with a precise code."""
+
+    def __init__(self, device_id: str, trust: TrustStore, replay: ReplayCache, clock: Clock, *,
+                 max_ttl_s: float = 300.0, skew_s: float = 30.0, max_bytes: int = 16_384) -> None:
+        self.device_id, self.trust, self.replay, self.clock = device_id, trust, replay, clock
+        self.max_ttl_ms, self.skew_ms, self.max_bytes = int(max_ttl_s * 1000), int(skew_s * 1000), max_bytes
+
+    def verify(self, payload: bytes) -> CommandRequest:
+        wire = parse_wire(payload, self.max_bytes)
+        if "sig" not in wire or "key_id" not in wire:
+            raise CommandRejected("unsigned", "envelope has no sig/key_id")
+        if wire.keys() - _WIRE_KEYS or "body" not in wire:
+            raise CommandRejected("malformed", f"envelope keys must be {sorted(_WIRE_KEYS)}")
+        if wire.get("alg") != ALG:
+            raise CommandRejected("malformed", f"alg must be {ALG!r}")
+        key_id, sig_b64 = wire["key_id"], wire["sig"]
+        if not isinstance(key_id, str) or not _HEX64_RE.match(key_id) or not isinstance(sig_b64, str):
+            raise CommandRejected("malformed", "key_id must be 64 hex characters and sig a base64 string")
+        cmd, args, dev, off, iss, exp, nonce = _body_fields(wire["body"])
+        officer = self.trust.lookup(key_id)
+        if officer is None:
+            raise CommandRejected("untrusted", f"key {key_id[:16]}… is not in the officer trust store")
+        try:
+            sig = base64.b64decode(sig_b64, validate=True)
+            signed = canonical(wire["body"])
+        except (binascii.Error, ValueError, rfc8785.CanonicalizationError) as exc:
+            raise CommandRejected("malformed", f"cannot check signature: {exc}") from None
+        try:
+            officer.public_key.verify(sig, signed, ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            raise CommandRejected("bad_signature", "signature does not match the body") from None
+        now = self.clock.wall_ns() // 1_000_000
+        if off != officer.officer_id:
+            raise CommandRejected("unauthorized",
+                                  f"key belongs to {officer.officer_id!r}, body names {off!r}")
+        if (officer.not_before_ms is not None and now < officer.not_before_ms - self.skew_ms) or (
+                officer.not_after_ms is not None and now > officer.not_after_ms):
+            raise CommandRejected("untrusted", f"certificate of {off!r} is not valid now")
+        if dev != self.device_id:
+            raise CommandRejected("wrong_device", f"command is for {dev!r}, this is {self.device_id!r}")
+        if exp <= iss or exp - iss > self.max_ttl_ms:
+            raise CommandRejected("bad_expiry", f"lifetime must be in (0, {self.max_ttl_ms}] ms")
+        if now > exp + self.skew_ms:
+            raise CommandRejected("expired", f"expired {(now - exp) / 1000:.1f} s ago")
+        if iss > now + self.skew_ms:
+            raise CommandRejected("not_yet_valid", f"issued {(iss - now) / 1000:.1f} s in the future")
+        if cmd not in COMMANDS:
+            raise CommandRejected("unknown_command", f"{cmd[:40]!r} is not one of {sorted(COMMANDS)}")
+        if officer.commands is not None and cmd not in officer.commands:
+            raise CommandRejected("unauthorized", f"{off!r} may not send {cmd!r}")
+        if not self.replay.claim(nonce, key_id, exp, now):
+            raise CommandRejected("replay", f"nonce {nonce[:16]}… was already used")
+        return CommandRequest(cmd, args, dev, off, key_id, iss, exp, nonce, wire)
