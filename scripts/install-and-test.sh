@@ -18,4 +18,5 @@ fi
 .venv/bin/python -m pip install -q -e '.[dev]'
 echo "== ruff"; .venv/bin/ruff check agent tests benchmarks
 echo "== mypy"; .venv/bin/mypy agent
+echo "== import contracts"; .venv/bin/lint-imports
 echo "== pytest"; .venv/bin/python -m pytest -q "$@"

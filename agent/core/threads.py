@@ -1,0 +1,62 @@
+"""The one way this project starts a thread: named, with a stop event, and a stop() that proves it ended.
+
+Modelled on gpiozero's ``GPIOThread``/``ZombieThread``: a thread that does not end when asked is a bug
+(a hung camera read, a blocked socket), so :meth:`Worker.stop` raises instead of returning as if all were
+well. ``stop()`` is idempotent and may be called on a worker that never started.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class ZombieThread(RuntimeError):
+    """A worker did not end within its stop timeout."""
+
+
+class Worker(threading.Thread):
+    """A named daemon thread running ``target(stopping, *args)``; ``stopping`` is set by :meth:`stop`.
+
+    The target should return soon after ``stopping`` is set (wait on it instead of ``time.sleep``).
+    """
+
+    def __init__(self, name: str, target: Callable[..., Any], *args: Any, daemon: bool = True) -> None:
+        super().__init__(name=name, daemon=daemon)
+        self.stopping = threading.Event()
+        self._fn = target
+        self._args = args
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._fn(self.stopping, *self._args)
+        except BaseException as exc:  # recorded for the owner; a thread's exception is otherwise lost
+            self.error = exc
+            log.exception("thread %s failed", self.name)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the thread to end and wait for it; raises :class:`ZombieThread` if it does not."""
+        self.stopping.set()
+        if threading.current_thread() is self or not self.is_alive():
+            return
+        self.join(timeout)
+        if self.is_alive():
+            raise ZombieThread(f"thread {self.name!r} did not stop within {timeout:g} s")
+
+
+def join_or_raise(thread: threading.Thread | None, timeout: float = 10.0) -> None:
+    """Join a thread that was already told to stop (by closing its source, a sentinel ...), or raise.
+
+    For threads whose stop signal is not an Event (a paho loop, a queue sentinel), so every join in the
+    project checks that the thread really ended.
+    """
+    if thread is None or thread is threading.current_thread() or not thread.is_alive():
+        return
+    thread.join(timeout)
+    if thread.is_alive():
+        raise ZombieThread(f"thread {thread.name!r} did not stop within {timeout:g} s")
