@@ -31,6 +31,7 @@ from agent.core.clock import Clock
 from agent.core.errors import AgentError, VaultError
 from agent.core.fsutil import atomic_write
 from agent.core.model import SealedItem
+from agent.core.threads import Worker
 from agent.signing.layout import bucket_of
 from agent.signing.records import canonical, parse_sidecar
 
@@ -121,7 +122,7 @@ class DeviceLog:
         self._queue: queue.SimpleQueue[SealedItem] = queue.SimpleQueue()
         self._lock = threading.RLock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: Worker | None = None
         self._closed = False
         latest = self.files.latest_checkpoint()
         self.last_checkpoint: Checkpoint | None = None if latest is None else latest[1]
@@ -242,11 +243,11 @@ class DeviceLog:
     # --- thread ----------------------------------------------------------------------------------------
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="anchor-log", daemon=True)
+            self._thread = Worker("anchor-log", self._run, stopping=self._stop)
             self._thread.start()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
             try:
                 item = self._queue.get(timeout=self.poll_s)
             except queue.Empty:
@@ -265,7 +266,7 @@ class DeviceLog:
         self._closed = True
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.stop(10)
         with self._lock:
             while True:
                 try:

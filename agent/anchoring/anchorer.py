@@ -18,6 +18,7 @@ from agent.anchor.log import LogFiles
 from agent.anchor.note import Checkpoint
 from agent.core.clock import Clock
 from agent.core.errors import AgentError, UplinkError
+from agent.core.threads import Worker
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class Anchorer:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: Worker | None = None
         self._closed = False
         self.state = {a.name: _State() for a in self.anchors}
         for r in files.receipts():
@@ -123,11 +124,11 @@ class Anchorer:
     # --- thread ----------------------------------------------------------------------------------------
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="anchor-worker", daemon=True)
+            self._thread = Worker("anchor-worker", self._run, stopping=self._stop)
             self._thread.start()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
             try:
                 self.run_once()
             except Exception:
@@ -142,6 +143,6 @@ class Anchorer:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.stop(30)
         for a in self.anchors:
             a.close()

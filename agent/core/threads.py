@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -23,11 +23,14 @@ class Worker(threading.Thread):
     """A named daemon thread running ``target(stopping, *args)``; ``stopping`` is set by :meth:`stop`.
 
     The target should return soon after ``stopping`` is set (wait on it instead of ``time.sleep``).
+    An owner that already has a stop event (shared by several loops, or set before the thread starts)
+    passes it as ``stopping``.
     """
 
-    def __init__(self, name: str, target: Callable[..., Any], *args: Any, daemon: bool = True) -> None:
+    def __init__(self, name: str, target: Callable[..., Any], *args: Any, daemon: bool = True,
+                 stopping: threading.Event | None = None) -> None:
         super().__init__(name=name, daemon=daemon)
-        self.stopping = threading.Event()
+        self.stopping = threading.Event() if stopping is None else stopping
         self._fn = target
         self._args = args
         self.error: BaseException | None = None
@@ -60,3 +63,19 @@ def join_or_raise(thread: threading.Thread | None, timeout: float = 10.0) -> Non
     thread.join(timeout)
     if thread.is_alive():
         raise ZombieThread(f"thread {thread.name!r} did not stop within {timeout:g} s")
+
+
+def stop_all(workers: Iterable[Worker], timeout: float = 10.0) -> None:
+    """Stop several workers: all are told first, each is joined; raises one :class:`ZombieThread` naming all
+    that did not end, after every other has been joined (a hung one never keeps the rest running)."""
+    ws = list(workers)
+    for w in ws:
+        w.stopping.set()
+    zombies: list[str] = []
+    for w in ws:
+        try:
+            w.stop(timeout)
+        except ZombieThread:
+            zombies.append(w.name)
+    if zombies:
+        raise ZombieThread(f"thread(s) {', '.join(map(repr, zombies))} did not stop within {timeout:g} s")

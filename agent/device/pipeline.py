@@ -22,6 +22,7 @@ from typing import Any
 from agent.capture.base import CaptureBackend, EndOfStream
 from agent.core.errors import CaptureError
 from agent.core.model import Frame
+from agent.core.threads import Worker
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class FrameHub:
         self._subs: list[Subscription] = []
         self._subs_lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: Worker | None = None
         self._latest: Frame | None = None
         self._on_error = on_error
         self.frames_read = 0
@@ -86,13 +87,13 @@ class FrameHub:
 
     def start(self) -> None:
         self.camera.open()
-        self._thread = threading.Thread(target=self._run, name="frame-hub", daemon=True)
+        self._thread = Worker("frame-hub", self._run, stopping=self._stop)
         self._thread.start()
 
-    def _run(self) -> None:
+    def _run(self, stopping: threading.Event) -> None:
         while True:
             exc = self._read_until_failure()
-            if exc is None or self._reopen is None or self._stop.is_set():
+            if exc is None or self._reopen is None or stopping.is_set():
                 break
             if not self._recover(exc):
                 break
@@ -175,5 +176,5 @@ class FrameHub:
         self._stop.set()
         self.camera.close()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.stop(10)
             self._thread = None

@@ -24,6 +24,7 @@ from agent.capture.base import CaptureBackend, backend_class, encode_jpeg
 from agent.core.clock import Clock, SystemClock
 from agent.core.errors import AgentError, VaultError
 from agent.core.model import Frame, Moment, SealedItem
+from agent.core.threads import Worker, stop_all
 from agent.device.config import AgentConfig
 from agent.device.pipeline import FrameHub, Subscription
 from agent.device.sealer import Sealer
@@ -139,7 +140,7 @@ class Agent:
             self.anchoring = AnchorService(cfg.anchor, sealer=self.sealer, moment=self.moment, clock=self.clock,
                                            vault_dir=cfg.vault.path, device_id=cfg.device.id)
         self.stop_event = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._threads: list[Worker] = []
         self._closed = False
         self._vault_full = False
         self._deferred: list[tuple[str, Moment, dict[str, Any]]] = []
@@ -184,7 +185,7 @@ class Agent:
         self._spawn("clock-watch", self._clock_loop)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
-        t = threading.Thread(target=target, name=name, daemon=True)
+        t = Worker(name, lambda _stopping: target(), stopping=self.stop_event)  # the loops watch stop_event
         t.start()
         self._threads.append(t)
 
@@ -213,8 +214,7 @@ class Agent:
         self.hub.close()
         self.device.close()
         self._device_events.put(None)
-        for t in self._threads:
-            t.join(timeout=10)
+        stop_all(self._threads, 10)
         self._threads.clear()
         if self.anchoring is not None and not self._final_checkpoint:
             self._final_checkpoint = True

@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.core.clock import Clock
 from agent.core.model import GpsFix, GpsReading
+from agent.core.threads import Worker
 from agent.gps.provider import FixTracker
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class GpsdGps:
         self.host, self.port, self.retry_s = host, port, retry_s
         self._tracker = FixTracker(clock, max_age_s)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: Worker | None = None
         self._sock: socket.socket | None = None
         self._counts = dict.fromkeys(GpsdStats.__dataclass_fields__, 0)
         self._hdop: float | None = None
@@ -90,7 +91,7 @@ class GpsdGps:
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread = Worker(self.name, self._run, stopping=self._stop)
             self._thread.start()
 
     def reading(self) -> GpsReading:
@@ -103,19 +104,19 @@ class GpsdGps:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
         thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5.0)
+        if thread is not None:
+            thread.stop(5.0)
 
     # -- reader thread ----------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
             try:
                 self._session()
             except (OSError, ValueError) as exc:
                 self.last_error = f"gpsd at {self.host}:{self.port}: {exc}"
                 log.debug("%s", self.last_error)
-            self._stop.wait(self.retry_s)
+            stopping.wait(self.retry_s)
 
     def _session(self) -> None:
         with socket.create_connection((self.host, self.port), timeout=2.0) as sock:

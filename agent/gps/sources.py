@@ -18,6 +18,7 @@ from typing import Any
 from agent.core.clock import Clock
 from agent.core.errors import GpsError
 from agent.core.model import GpsReading
+from agent.core.threads import Worker
 from agent.gps.nmea import MAX_LINE, NmeaStats
 from agent.gps.provider import FixTracker
 
@@ -33,17 +34,17 @@ class _ThreadedSource:
     def __init__(self, clock: Clock, max_age_s: float) -> None:
         self._tracker = FixTracker(clock, max_age_s)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: Worker | None = None
         self._done = threading.Event()  # reader finished (EOF of a non-looping replay)
         self.last_error: str | None = None
 
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._run_guarded, name=self.name, daemon=True)
+        self._thread = Worker(self.name, self._run_guarded, stopping=self._stop)
         self._thread.start()
 
-    def _run_guarded(self) -> None:
+    def _run_guarded(self, _stopping: threading.Event) -> None:  # _stopping is self._stop, read by _run
         try:
             self._run()
         except Exception as exc:  # the thread must report, never die silently
@@ -69,8 +70,8 @@ class _ThreadedSource:
     def close(self) -> None:
         self._stop.set()
         thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5.0)
+        if thread is not None:
+            thread.stop(5.0)
 
     def __enter__(self) -> _ThreadedSource:
         return self

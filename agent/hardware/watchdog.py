@@ -16,6 +16,7 @@ import threading
 from collections.abc import Mapping
 
 from agent.core.clock import Clock
+from agent.core.threads import Worker
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Watchdog:
         self._last_beat = clock.mono_ns()
         self._stalled = False
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: Worker | None = None
         self.fed = 0  # keep-alives sent, for status and tests
 
     def heartbeat(self) -> None:
@@ -117,13 +118,13 @@ class Watchdog:
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._run, name="sd-watchdog", daemon=True)
+        self._thread = Worker("sd-watchdog", self._run, stopping=self._stop)
         self._thread.start()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
             self.tick()
-            self._stop.wait(self.interval_s)
+            stopping.wait(self.interval_s)
 
     def close(self, status: str = "stopping") -> None:
         """Stop feeding, tell systemd we are stopping on purpose; idempotent."""
@@ -131,6 +132,6 @@ class Watchdog:
             return
         self._stop.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.stop(10)
         self.notifier.notify("STOPPING=1", f"STATUS={status}")
         self.notifier.close()

@@ -28,6 +28,7 @@ from agent.capture.base import CaptureBackend, backend_class
 from agent.core.clock import Clock, SystemClock
 from agent.core.errors import AgentError, CaptureError, VaultError
 from agent.core.model import Frame
+from agent.core.threads import Worker, ZombieThread, join_or_raise
 from agent.device.config import AgentConfig, load_config
 from agent.gps.provider import GpsProvider
 from agent.selftest.checks import (
@@ -64,7 +65,7 @@ def read_camera(camera: CaptureBackend, window_s: float = FRAME_WINDOW_S) -> lis
     frames: list[Frame] = []
     failure: list[BaseException] = []
 
-    def work() -> None:
+    def work(_stopping: threading.Event) -> None:
         try:
             camera.open()
             start = time.monotonic()
@@ -73,13 +74,14 @@ def read_camera(camera: CaptureBackend, window_s: float = FRAME_WINDOW_S) -> lis
         except Exception as exc:  # reported below, in the caller's thread
             failure.append(exc)
 
-    t = threading.Thread(target=work, name="selftest-camera", daemon=True)
+    t = Worker("selftest-camera", work)
     t.start()
-    t.join(window_s + CAMERA_GRACE_S)
-    if t.is_alive():  # read() is stuck inside the driver: close from a side thread, never block the test
-        threading.Thread(target=camera.close, name="selftest-camera-close", daemon=True).start()
+    try:
+        join_or_raise(t, window_s + CAMERA_GRACE_S)  # it ends by itself after the window
+    except ZombieThread:  # read() is stuck inside the driver: close from a side thread, never block the test
+        Worker("selftest-camera-close", lambda _stopping: camera.close()).start()
         raise CaptureError(f"camera stopped delivering: {len(frames)} frame(s) in "
-                           f"{window_s + CAMERA_GRACE_S:g} s (camera hung)")
+                           f"{window_s + CAMERA_GRACE_S:g} s (camera hung)") from None
     camera.close()
     if failure and not isinstance(failure[0], AgentError):
         raise CaptureError(f"camera failed: {failure[0]!r}")

@@ -28,6 +28,7 @@ import cv2
 from agent.core.clock import Clock
 from agent.core.errors import CaptureError
 from agent.core.model import Frame, Moment, SealedItem
+from agent.core.threads import Worker
 from agent.uplink.command_controller import Handler, LiveSessionArgs, LiveStartArgs
 from agent.uplink.settings_commands import LiveConfig
 from agent.wire.commands import CommandRejected, CommandRequest
@@ -115,7 +116,7 @@ class LiveManager:
         self._sub: Any = None
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: Worker | None = None
         self._threaded = threaded  # False: the caller drives step() (tests, benchmarks)
         self._on_active = on_active  # e.g. the status LED: True when the first session starts, False after the last
         self.sealed: list[SealedItem] = []
@@ -284,11 +285,11 @@ class LiveManager:
     def _ensure_thread(self) -> None:
         with self._lock:
             if self._threaded and self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(target=self._run, name="live-streamer", daemon=True)
+                self._thread = Worker("live-streamer", self._run, stopping=self._stop)
                 self._thread.start()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
             if not self.active():
                 if self._sub is not None:
                     self.frames.unsubscribe(self._sub)
@@ -316,7 +317,7 @@ class LiveManager:
         self._wake.set()
         thread, self._thread = self._thread, None
         if thread is not None:
-            thread.join(timeout=5)
+            thread.stop(5)
 
 
 def _encode(frame: Frame, width: int, height: int, quality: int) -> bytes:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.core.model import SealedItem
+from agent.core.threads import Worker
 from agent.uplink.backlog import sidecar_props, unqueued_items
 from agent.wire.chunks import MIN_CHUNK, MediaRef, chunk_count, chunk_props, chunk_size_for, fits
 from agent.wire.mqtt import NO_MATCHING_SUBSCRIBERS, MqttLink, PublishResult
@@ -124,7 +125,7 @@ class Outbox:
         self._dirty = False
         self._counted_at = 0.0
         self._refresh_counts()
-        self._thread = threading.Thread(target=self._run, name="outbox-dispatch", daemon=True)
+        self._thread = Worker("outbox-dispatch", self._run, stopping=self._stop)
         self._started = False
         self._closed = False
 
@@ -160,8 +161,7 @@ class Outbox:
         self._closed = True
         self._stop.set()
         self._wake.set()
-        if self._started:
-            self._thread.join(timeout=30)
+        self._thread.stop(30)
         self._db.close()
 
     # -- status ---------------------------------------------------------------------------------
@@ -210,11 +210,11 @@ class Outbox:
         return row is not None
 
     # -- dispatcher -----------------------------------------------------------------------------
-    def _run(self) -> None:
+    def _run(self, stopping: threading.Event) -> None:
         try:
             if self.vault_dir is not None:
                 self._catch_up(self.vault_dir)
-            while not self._stop.is_set():
+            while not stopping.is_set():
                 self._wake.wait(0.2)
                 self._wake.clear()
                 self._take_new()

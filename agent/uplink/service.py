@@ -20,6 +20,7 @@ from typing import Any
 
 from agent.core.clock import Clock, SystemClock, iso_utc
 from agent.core.model import SealedItem
+from agent.core.threads import Worker
 from agent.uplink.outbox import Outbox
 from agent.uplink.settings import UplinkConfig
 from agent.wire.mqtt import MqttLink, Will
@@ -40,8 +41,7 @@ class StatusPublisher:
         self.build = build
         self.published = 0
         self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="uplink-status", daemon=True)
+        self._thread = Worker("uplink-status", self._run)
         self._started = False
 
     def start(self) -> None:
@@ -52,8 +52,8 @@ class StatusPublisher:
     def wake(self) -> None:
         self._wake.set()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
             if self.link.connected:
                 try:
                     payload = json.dumps(self.build(), sort_keys=True, default=str).encode()
@@ -65,10 +65,9 @@ class StatusPublisher:
             self._wake.clear()
 
     def close(self) -> None:
-        self._stop.set()
+        self._thread.stopping.set()
         self._wake.set()
-        if self._started:
-            self._thread.join(timeout=10)
+        self._thread.stop(10)
 
 
 class Uplink:

@@ -44,6 +44,7 @@ from agent.capture.picamera2 import (
 from agent.core.clock import Clock
 from agent.core.errors import CaptureError
 from agent.core.model import Frame, GpsReading, SealedItem
+from agent.core.threads import Worker, ZombieThread, join_or_raise
 from agent.video.analytics import Analyzer, VideoEvent
 from agent.video.encoder import FRAGMENT_FLAGS, EncoderSettings
 from agent.video.recorder import ClosedSegment, MomentSource, StillShot, TrackPoint
@@ -151,7 +152,7 @@ class Picamera2Recorder:
         self._encoder: Any = None
         self._output_cls: type | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: Worker | None = None
         self._state = "new"
         self._still_no = 0
         self._next_still_mono: int | None = None
@@ -195,7 +196,7 @@ class Picamera2Recorder:
             codec=codec, width=s.width, height=s.height, pix_fmt="yuv420p", fps=s.fps, gop=self.gop,
             options=(("bitrate", str(bitrate)), ("iperiod", str(self.gop)), ("repeat", "1")))
         self._state = "open"
-        self._thread = threading.Thread(target=self._rotate, name="picamera2-segments", daemon=True)
+        self._thread = Worker("picamera2-segments", self._rotate, stopping=self._stop)
         self._thread.start()
 
     def close(self) -> None:
@@ -205,8 +206,9 @@ class Picamera2Recorder:
         was_open, self._state = self._state == "open", "closed"
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(2 * self.cfg.fragment_seconds + 5)
-            if self._thread.is_alive():  # no keyframe came (camera stalled): let split_output return
+            try:
+                self._thread.stop(2 * self.cfg.fragment_seconds + 5)
+            except ZombieThread:  # no keyframe came (camera stalled): let split_output return
                 log.error("picamera2 segment split did not finish; forcing the switch")
                 getattr(self._split, "_split_done", threading.Event()).set()
         if was_open:
@@ -222,6 +224,7 @@ class Picamera2Recorder:
             except queue.Empty:
                 break
         self._lores.put_nowait(None)
+        join_or_raise(self._thread, 5)  # the forced switch (or the camera's release) has let it end
 
     # -- stills ---------------------------------------------------------------------------------
     def still_frame(self) -> Frame:
@@ -308,10 +311,10 @@ class Picamera2Recorder:
         self._cur = seg
         return self._output_cls(seg.path, seg, self._on_packet)
 
-    def _rotate(self) -> None:
+    def _rotate(self, stopping: threading.Event) -> None:
         """Split at the keyframe that starts each ``segment_seconds`` (GOP-aligned), then seal the old one."""
         half_gop_ns = int(self.gop / self.fps * 1e9) // 2
-        while not self._stop.wait(0.02):
+        while not stopping.wait(0.02):
             seg = self._cur
             if seg is None or not seg.mono or seg.mono[-1] - seg.mono[0] < self._segment_ns - half_gop_ns:
                 continue

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from agent.core.errors import CaptureError
 from agent.core.model import Frame, GpsReading, Moment, SealedItem
+from agent.core.threads import Worker, join_or_raise
 from agent.video.analytics import Analyzer, VideoEvent
 from agent.video.encoder import EncoderSettings, SegmentWriter, choose_encoder, encoder_settings
 from agent.video.overlay import Overlay
@@ -250,24 +251,23 @@ class RecorderThread:
         self._recorder = recorder
         self._max = max_frames
         self._on_error = on_error
-        self._stop = threading.Event()
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="video-recorder", daemon=True)
+        self._thread = Worker("video-recorder", self._run)
 
     def start(self) -> None:
         self._thread.start()
 
-    def _run(self) -> None:
+    def _run(self, stopping: threading.Event) -> None:
         n = 0
         try:
-            while not self._stop.is_set() and (self._max is None or n < self._max):
+            while not stopping.is_set() and (self._max is None or n < self._max):
                 frame = self._next()
                 if frame is None:
                     break
                 self._recorder.push(frame)
                 n += 1
         except Exception as exc:  # reported, never swallowed: the caller decides
-            if not self._stop.is_set():
+            if not stopping.is_set():
                 self.error = exc
                 log.exception("video recorder stopped")
                 if self._on_error is not None:
@@ -275,14 +275,13 @@ class RecorderThread:
         finally:
             self._recorder.close()
 
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
+    def join(self, timeout: float = 10.0) -> None:
+        """Wait for the end of the stream; raises ZombieThread if it has not come within ``timeout``."""
+        join_or_raise(self._thread, timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop after the current frame, close the open segment, join; idempotent."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        self._thread.stop(timeout)
 
 
 def backend_frames(backend: Any) -> Callable[[], Frame | None]:

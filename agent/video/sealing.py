@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from agent.capture.base import encode_jpeg
 from agent.core.errors import AgentError
 from agent.core.model import Moment, SealedItem
+from agent.core.threads import Worker
 from agent.signing.c2pa import C2paSigner
 from agent.video.analytics import VideoEvent
 from agent.video.recorder import ClosedSegment, MomentSource, StillShot
@@ -110,7 +111,7 @@ class MediaSealer:
         self._camera = camera
         self._on_sealed = on_sealed
         self._q: queue.Queue[ClosedSegment | StillShot | VideoEvent | None] = queue.Queue(cfg.queue_size)
-        self._thread = threading.Thread(target=self._run, name="video-sealer", daemon=True)
+        self._thread = Worker("video-sealer", self._run)
         self._started = False
         self._closed = False
         self.stats = SealStats()
@@ -138,12 +139,12 @@ class MediaSealer:
             return
         self._closed = True
         if self._started:
-            self._q.put(None)
-            self._thread.join(timeout)
+            self._q.put(None)  # seal what is queued first, then end
+            self._thread.stop(timeout)
         if self._c2pa is not None:
             self._c2pa.close()
 
-    def _run(self) -> None:
+    def _run(self, _stopping: threading.Event) -> None:  # ends at the None sentinel, after the queue
         while (job := self._q.get()) is not None:
             try:
                 if isinstance(job, ClosedSegment):

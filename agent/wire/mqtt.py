@@ -25,6 +25,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.core.errors import UplinkError
+from agent.core.threads import Worker
 from agent.wire.messages import (
     NO_MATCHING_SUBSCRIBERS,
     PACKET_TOO_LARGE,
@@ -91,7 +92,7 @@ class MqttLink:
         self.last_error: str | None = None
         self.connects = 0
         self._client = self._make_client()
-        self._worker = threading.Thread(target=self._work, name=f"{name}-handlers", daemon=True)
+        self._worker = Worker(f"{name}-handlers", self._work, stopping=self._stop)
 
     # -- set-up ---------------------------------------------------------------------------------
     def _make_client(self) -> paho.Client:
@@ -224,7 +225,7 @@ class MqttLink:
             log.error("%s: handler queue full, message on %s left unacknowledged", self.name, msg.topic)
 
     # -- handler worker -------------------------------------------------------------------------
-    def _work(self) -> None:
+    def _work(self, _stopping: threading.Event) -> None:  # ends at the None sentinel: handlers drain first
         while True:
             entry = self._inbox.get()
             if entry is None:
@@ -356,5 +357,5 @@ class MqttLink:
             self._client.disconnect()
             self._client.loop_stop()
             self._inbox.put(None)
-            self._worker.join(timeout=10)
+            self._worker.stop(10)
         self._connected.clear()
