@@ -1,13 +1,13 @@
-"""Durable store-and-forward outbox (SQLite, WAL): nothing sealed is lost to a bad uplink.
+"""Durable store-and-forward outbox: nothing sealed is lost to a bad uplink.
 
-paho's session lives in memory (DESIGN-NOTES §4), so every sealed record and its media is written
-here first and an entry leaves only after the broker's successful PUBACK. Records and alerts go
-before bulk media; within a priority the oldest goes first. Refusals are never silent: retryable
-reason codes back off, oversized chunks are re-cut smaller, and anything else is kept as
-``rejected`` with its reason code for an operator to see (status) and retry.
+Every sealed record and its media goes into the SQLite store (:mod:`agent.uplink.outbox_store`) first,
+and an entry leaves only after the broker's successful PUBACK. Records and alerts go before bulk media;
+within a priority the oldest goes first. Refusals are never silent: retryable reason codes back off,
+oversized chunks are re-cut smaller, and anything else is kept as ``rejected`` with its reason code for
+an operator to see (status) and retry.
 
-Only the dispatcher thread touches the database; the Sealer listener and paho callbacks hand their
-work over through queues, so neither sealing nor the network thread ever waits on a disk write.
+Only the dispatcher thread writes the store; the Sealer listener and paho callbacks hand their work over
+through two typed queues, so neither sealing nor the network thread ever waits on a disk write.
 """
 
 from __future__ import annotations
@@ -16,16 +16,18 @@ import hashlib
 import json
 import logging
 import queue
-import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.core.model import SealedItem
 from agent.core.threads import Worker
-from agent.uplink.backlog import sidecar_props, unqueued_items
+from agent.uplink.backlog import unqueued_items
+from agent.uplink.outbox_jobs import Ack, Job, Message, OutboxStats, RetryRejected
+from agent.uplink.outbox_store import PRIORITY, SIDECAR_TYPE, Entry, OutboxStore
 from agent.wire.chunks import MIN_CHUNK, MediaRef, chunk_count, chunk_props, chunk_size_for, fits
 from agent.wire.mqtt import NO_MATCHING_SUBSCRIBERS, MqttLink, PublishResult
 from agent.wire.topics import DeviceTopics
@@ -33,40 +35,10 @@ from agent.wire.topics import DeviceTopics
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PRIORITY = {"record": 0, "alert": 0, "receipt": 1, "media": 2}
 RETRYABLE = {0x89, 0x97, 0x9F}  # server busy, quota exceeded, connection rate exceeded
 TOO_BIG = {0x95}  # packet too large: mosquitto answers message_size_limit overflows with PUBACK 0x95
-SIDECAR_TYPE = "application/vnd.evidence.sidecar"
 CHUNKABLE = frozenset({"record", "alert"})  # signed sidecars: the ingest reassembles them when chunked
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, priority INTEGER NOT NULL, channel TEXT NOT NULL,
-  item TEXT NOT NULL, seq INTEGER, kind TEXT, payload BLOB, path TEXT, size INTEGER NOT NULL,
-  props TEXT NOT NULL, content_type TEXT, chunk_size INTEGER, total INTEGER,
-  state TEXT NOT NULL DEFAULT 'pending', reason TEXT, created_ns INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS entries_order ON entries(state, priority, id);
-CREATE TABLE IF NOT EXISTS acked (entry INTEGER NOT NULL, idx INTEGER NOT NULL,
-  PRIMARY KEY (entry, idx)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS delivered (item TEXT NOT NULL, channel TEXT NOT NULL, seq INTEGER,
-  at_ns INTEGER NOT NULL, PRIMARY KEY (item, channel)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 
-
-@dataclass
-class _Entry:
-    id: int
-    channel: str
-    item: str
-    seq: int | None
-    kind: str | None
-    payload: bytes | None
-    path: str | None
-    size: int
-    props: list[tuple[str, str]]
-    content_type: str | None
-    chunk_size: int | None
-    total: int | None
 
 
 def _drain(q: queue.Queue[T]) -> list[T]:
@@ -79,19 +51,8 @@ def _drain(q: queue.Queue[T]) -> list[T]:
             return out
 
 
-@dataclass(frozen=True)
-class OutboxStats:
-    pending: int
-    pending_bytes: int
-    rejected: int
-    in_flight: int
-    delivered: int
-    oldest_age_s: float | None
-    last_sealed: dict[str, Any] | None
-
-
 class Outbox:
-    """SQLite outbox + dispatcher thread. ``on_sealed`` is the Sealer listener."""
+    """The dispatcher thread over the store. ``on_sealed`` is the Sealer listener."""
 
     def __init__(self, path: Path, link: MqttLink, topics: DeviceTopics, *, chunk_bytes: int = 256 * 1024,
                  window_bytes: int = 8 * 1024 * 1024, max_inflight: int = 32,
@@ -107,14 +68,10 @@ class Outbox:
         self.require_subscriber = require_subscriber
         self.retry_after_s = retry_after_s
         self.vault_dir = vault_dir
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
-        self._new: queue.Queue[SealedItem | tuple[str, bytes, int, list[tuple[str, str]], str]] = queue.Queue()
-        self._done: queue.Queue[tuple[int, int, int, PublishResult]] = queue.Queue()
+        self.store = OutboxStore(self.path)
+        self._new: queue.Queue[Job] = queue.Queue()
+        self._done: queue.Queue[Ack] = queue.Queue()
         self._wake = threading.Event()
-        self._stop = threading.Event()
         self._lock = threading.Lock()  # guards the counters read by other threads
         self._inflight: dict[tuple[int, int], int] = {}
         self._acked: dict[int, set[int]] = {}
@@ -122,10 +79,11 @@ class Outbox:
         self._last_sealed: dict[str, Any] | None = None
         self._delivered = 0
         self._counts = (0, 0, 0)
+        self._oldest_ns: int | None = None
         self._dirty = False
         self._counted_at = 0.0
         self._refresh_counts()
-        self._thread = Worker("outbox-dispatch", self._run, stopping=self._stop)
+        self._thread = Worker("outbox-dispatch", self._run)
         self._started = False
         self._closed = False
 
@@ -134,8 +92,7 @@ class Outbox:
         """Sealer listener: queue the item; the dispatcher makes it durable."""
         with self._lock:
             self._last_sealed = {"seq": item.seq, "kind": item.kind, "hash": item.record_hash}
-        self._new.put(item)
-        self._wake.set()
+        self._put(item)
 
     def enqueue_message(self, channel: str, payload: bytes, *, item: str = "", priority: int | None = None,
                         user_props: list[tuple[str, str]] | None = None,
@@ -143,7 +100,13 @@ class Outbox:
         """Queue one small message (e.g. an anchor receipt) on a device channel."""
         self.topics.channel(channel)
         prio = PRIORITY.get(channel, 1) if priority is None else priority
-        self._new.put((channel, payload, prio, list(user_props or [("item", item)]), content_type))
+        self._put(Message(channel, payload, prio, tuple(user_props or [("item", item)]), content_type))
+
+    def retry_rejected(self) -> None:
+        self._put(RetryRejected())
+
+    def _put(self, job: Job) -> None:
+        self._new.put(job)
         self._wake.set()
 
     def wake(self) -> None:
@@ -159,20 +122,17 @@ class Outbox:
         if self._closed:
             return
         self._closed = True
-        self._stop.set()
+        self._thread.stopping.set()
         self._wake.set()
         self._thread.stop(30)
-        self._db.close()
+        self.store.close()
 
     # -- status ---------------------------------------------------------------------------------
     def _refresh_counts(self) -> None:
-        pending, pbytes = self._db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(size),0) FROM entries WHERE state='pending'").fetchone()
-        rejected = self._db.execute("SELECT COUNT(*) FROM entries WHERE state='rejected'").fetchone()[0]
-        oldest = self._db.execute("SELECT MIN(created_ns) FROM entries WHERE state='pending'").fetchone()[0]
+        c = self.store.counts()
         with self._lock:
-            self._counts = (int(pending), int(pbytes), int(rejected))
-            self._oldest_ns = oldest
+            self._counts = (c.pending, c.pending_bytes, c.rejected)
+            self._oldest_ns = c.oldest_ns
         self._dirty = False
         self._counted_at = time.monotonic()
 
@@ -195,19 +155,11 @@ class Outbox:
         return False
 
     def rejected(self) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT id, channel, item, seq, kind, reason FROM entries "
-                                "WHERE state='rejected' ORDER BY id").fetchall()
-        return [dict(zip(("id", "channel", "item", "seq", "kind", "reason"), r, strict=True)) for r in rows]
-
-    def retry_rejected(self) -> None:
-        self._new.put(("__retry__", b"", 0, [], ""))
-        self._wake.set()
+        return self.store.rejected()
 
     def is_delivered(self, record_hash: str, channel: str = "media") -> bool:
         """For the vault quota policy: media may be evicted only once delivered."""
-        row = self._db.execute("SELECT 1 FROM delivered WHERE item=? AND channel=?",
-                               (record_hash, channel)).fetchone()
-        return row is not None
+        return self.store.is_delivered(record_hash, channel)
 
     # -- dispatcher -----------------------------------------------------------------------------
     def _run(self, stopping: threading.Event) -> None:
@@ -225,139 +177,87 @@ class Outbox:
             log.exception("outbox dispatcher stopped on an unexpected error")
             raise
 
-    def _high_seq(self) -> int:
-        row = self._db.execute("SELECT value FROM meta WHERE key='high_seq'").fetchone()
-        return -1 if row is None else int(row[0])
-
     def _catch_up(self, vault_dir: Path) -> None:
         """Enqueue sealed items the listener never saw (killed between sealing and enqueueing)."""
         found = 0
-        for item in unqueued_items(vault_dir, self._high_seq()):
-            self._insert_item(item)
+        for item in unqueued_items(vault_dir, self.store.high_seq()):
+            self.store.add_item(item, self.alert_kinds)
             found += 1
         if found:
             log.info("outbox: queued %d sealed item(s) from %s not yet in the outbox", found, vault_dir)
             self._refresh_counts()
 
     def _take_new(self) -> None:
-        batch: list[Any] = _drain(self._new)
+        batch = _drain(self._new)
         if not batch:
             return
-        self._db.execute("PRAGMA synchronous=FULL")  # an enqueue must survive power loss
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            for entry in batch:
-                if isinstance(entry, SealedItem):
-                    self._insert_item(entry)
-                elif entry[0] == "__retry__":
-                    self._db.execute("UPDATE entries SET state='pending', reason=NULL WHERE state='rejected'")
+        with self.store.transaction(durable=True):
+            for job in batch:
+                if isinstance(job, SealedItem):
+                    self.store.add_item(job, self.alert_kinds)
+                elif isinstance(job, RetryRejected):
+                    self.store.retry_rejected()
                 else:
-                    channel, payload, prio, props, ctype = entry
-                    self._insert(prio, channel, props[0][1] if props else "", None, None, payload, None,
-                                 len(payload), props, ctype)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+                    item = job.props[0][1] if job.props else ""
+                    self.store.add(job.priority, job.channel, item, None, None, job.payload, None,
+                                   len(job.payload), list(job.props), job.content_type)
         self._refresh_counts()
-
-    def _insert(self, prio: int, channel: str, item: str, seq: int | None, kind: str | None,
-                payload: bytes | None, path: str | None, size: int, props: list[tuple[str, str]],
-                ctype: str | None) -> None:
-        self._db.execute(
-            "INSERT INTO entries (priority, channel, item, seq, kind, payload, path, size, props, content_type,"
-            " created_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (prio, channel, item, seq, kind, payload, path, size, json.dumps(props), ctype, time.time_ns()))
-
-    def _insert_item(self, item: SealedItem) -> None:
-        if item.seq <= self._high_seq():
-            return  # already queued (catch-up and listener both saw it)
-        try:
-            sidecar = Path(item.record_path).read_bytes()
-        except OSError as exc:
-            log.error("outbox: sidecar of seq %d unreadable: %s", item.seq, exc)
-            return
-        props = sidecar_props(item)
-        self._insert(PRIORITY["record"], "record", item.record_hash, item.seq, item.kind, sidecar, None,
-                     len(sidecar), props, SIDECAR_TYPE)
-        if item.kind in self.alert_kinds:
-            self._insert(PRIORITY["alert"], "alert", item.record_hash, item.seq, item.kind, sidecar, None,
-                         len(sidecar), props, SIDECAR_TYPE)
-        media = item.record.get("media") or None
-        if media and item.media_path:
-            ref = MediaRef(item.record_hash, item.seq, item.kind, str(media["name"]), str(media["sha256"]),
-                           int(media["size"]), str(media.get("type") or "application/octet-stream"))
-            self._insert(PRIORITY["media"], "media", item.record_hash, item.seq, item.kind, None,
-                         item.media_path, ref.size, [("ref", json.dumps(ref.__dict__))], ref.content_type)
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('high_seq', ?)", (str(item.seq),))
 
     # -- acknowledgements -----------------------------------------------------------------------
     def _take_done(self) -> None:
-        results: list[tuple[int, int, int, PublishResult]] = _drain(self._done)
-        if not results:
+        acks = _drain(self._done)
+        if not acks:
             return
-        self._db.execute("PRAGMA synchronous=NORMAL")  # losing an ack to power loss only means a resend
-        self._db.execute("BEGIN")
-        try:
-            for entry_id, idx, gen, result in results:
+        with self.store.transaction(durable=False):
+            for ack in acks:
                 with self._lock:
-                    self._inflight.pop((entry_id, idx), None)
-                self._settle(entry_id, idx, gen, result)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+                    self._inflight.pop((ack.entry_id, ack.idx), None)
+                self._settle(ack)
         if self._dirty or time.monotonic() - self._counted_at > 1.0:  # deletes already counted in memory
             self._refresh_counts()
 
-    def _settle(self, entry_id: int, idx: int, gen: int, r: PublishResult) -> None:
-        row = self._db.execute("SELECT channel, item, seq, total, chunk_size, state, size FROM entries "
-                               "WHERE id=?", (entry_id,)).fetchone()
-        chunked = row is not None and (row[0] == "media" or row[3] is not None)  # records over the limit too
-        if row is None or row[5] != "pending" or (chunked and row[4] != gen):
+    def _settle(self, ack: Ack) -> None:
+        e, r = self.store.get(ack.entry_id), ack.result
+        if e is None or e.state != "pending" or (e.chunked and e.chunk_size != ack.gen):
             return  # settled already, or an answer about chunks of a size since abandoned
-        channel, item, seq, total, chunk_size = row[:5]
         if r.ok and not (r.code == NO_MATCHING_SUBSCRIBERS and self.require_subscriber):
-            if not chunked:
-                self._delete(entry_id, item, channel, seq, row[6])
+            if not e.chunked:
+                self._deliver(e)
                 return
-            self._db.execute("INSERT OR IGNORE INTO acked VALUES (?,?)", (entry_id, idx))
-            acked = self._acked.setdefault(entry_id, set())
-            acked.add(idx)
-            if total is not None and len(acked) >= total:
-                self._delete(entry_id, item, channel, seq, row[6])
+            self.store.ack_chunk(e.id, ack.idx)
+            acked = self._acked.setdefault(e.id, set())
+            acked.add(ack.idx)
+            if e.total is not None and len(acked) >= e.total:
+                self._deliver(e)
             return
         if r.ok or r.code in RETRYABLE:
             why = "no subscriber would store it" if r.ok else r.reason
             log.warning("outbox: broker answered %s (0x%02x) for entry %d: %s; retrying in %.0f s",
-                        r.reason, r.code, entry_id, why, self.retry_after_s)
+                        r.reason, r.code, e.id, why, self.retry_after_s)
             self._paused_until = time.monotonic() + self.retry_after_s
             return
-        if channel == "media" and r.code in TOO_BIG and chunk_size and chunk_size // 2 >= MIN_CHUNK:
+        if e.channel == "media" and r.code in TOO_BIG and e.chunk_size and e.chunk_size // 2 >= MIN_CHUNK:
             log.warning("outbox: broker refused a %d-byte chunk (%s); re-cutting entry %d at %d bytes",
-                        chunk_size, r.reason, entry_id, chunk_size // 2)
-            self.chunk_bytes = min(self.chunk_bytes, chunk_size // 2)
-            self._db.execute("UPDATE entries SET chunk_size=?, total=NULL WHERE id=?", (chunk_size // 2, entry_id))
-            self._db.execute("DELETE FROM acked WHERE entry=?", (entry_id,))
-            self._acked.pop(entry_id, None)
+                        e.chunk_size, r.reason, e.id, e.chunk_size // 2)
+            self.chunk_bytes = min(self.chunk_bytes, e.chunk_size // 2)
+            self.store.cut(e.id, e.chunk_size // 2, None)
+            self._acked.pop(e.id, None)
             with self._lock:
-                for key in [k for k in self._inflight if k[0] == entry_id]:
+                for key in [k for k in self._inflight if k[0] == e.id]:
                     self._inflight.pop(key)
             return
         reason = f"{r.reason} (0x{r.code:02x})"
-        log.error("outbox: broker refused %s of seq %s: %s; kept as rejected (not deleted)", channel, seq, reason)
-        self._db.execute("UPDATE entries SET state='rejected', reason=? WHERE id=?", (reason, entry_id))
+        log.error("outbox: broker refused %s of seq %s: %s; kept as rejected (not deleted)", e.channel, e.seq, reason)
+        self.store.reject(e.id, reason)
         self._dirty = True
 
-    def _delete(self, entry_id: int, item: str, channel: str, seq: int | None, size: int) -> None:
-        self._db.execute("DELETE FROM entries WHERE id=?", (entry_id,))
-        self._db.execute("DELETE FROM acked WHERE entry=?", (entry_id,))
-        self._db.execute("INSERT OR REPLACE INTO delivered VALUES (?,?,?,?)", (item, channel, seq, time.time_ns()))
-        self._acked.pop(entry_id, None)
+    def _deliver(self, e: Entry) -> None:
+        self.store.deliver(e)
+        self._acked.pop(e.id, None)
         with self._lock:
             self._delivered += 1
             pending, pbytes, rejected = self._counts
-            self._counts = (pending - 1, pbytes - size, rejected)
+            self._counts = (pending - 1, pbytes - e.size, rejected)
 
     # -- sending --------------------------------------------------------------------------------
     def _window_full(self) -> bool:
@@ -368,106 +268,100 @@ class Outbox:
     def _fill(self) -> None:
         if self._window_full():
             return
-        rows = self._db.execute(
-            "SELECT id, channel, item, seq, kind, payload, path, size, props, content_type, chunk_size, total "
-            "FROM entries WHERE state='pending' ORDER BY priority, id LIMIT 64").fetchall()
-        for row in rows:
-            e = _Entry(*row[:8], [tuple(p) for p in json.loads(row[8])], *row[9:])  # type: ignore[misc,call-arg]
+        for e in self.store.pending():
+            topic = self.topics.channel(e.channel)
             if e.channel == "media":
-                if not self._send_media(e):
+                if not self._send_media(e, topic):
                     return
             elif e.channel in CHUNKABLE and (e.total is not None or not fits(
-                    self.topics.channel(e.channel), e.props, len(e.payload or b""), self.link.max_packet_size)):
-                if not self._send_chunked_record(e):
+                    topic, list(e.props), len(e.payload or b""), self.link.max_packet_size)):
+                if not self._send_chunked_record(e, topic):
                     return
             elif (e.id, 0) not in self._inflight:
-                self._send(e.id, 0, self.topics.channel(e.channel), e.payload or b"", e.props, e.content_type)
+                self._send(e.id, 0, topic, e.payload or b"", list(e.props), e.content_type)
             if self._window_full():
                 return
 
     def _send(self, entry_id: int, idx: int, topic: str, payload: bytes, props: list[tuple[str, str]],
               ctype: str | None, gen: int = 0) -> bool:
-        key = (entry_id, idx)
-
         def done(r: PublishResult) -> None:  # paho thread: hand over, never block
-            self._done.put((entry_id, idx, gen, r))
+            self._done.put(Ack(entry_id, idx, gen, r))
             self._wake.set()
 
         with self._lock:
-            self._inflight[key] = len(payload)
+            self._inflight[(entry_id, idx)] = len(payload)
         try:
             self.link.publish(topic, payload, qos=1, user_props=props, content_type=ctype, on_done=done)
         except Exception as exc:  # too large for this broker, or the client refused it
             with self._lock:
-                self._inflight.pop(key, None)
+                self._inflight.pop((entry_id, idx), None)
             log.error("outbox: cannot publish entry %d on %s: %s; kept as rejected", entry_id, topic, exc)
-            self._db.execute("UPDATE entries SET state='rejected', reason=? WHERE id=?", (str(exc), entry_id))
+            self.store.reject(entry_id, str(exc))
             self._refresh_counts()
             return False
         return True
 
-    def _send_media(self, e: _Entry) -> bool:
-        ref = MediaRef(**json.loads(e.props[0][1]))
-        topic = self.topics.media
-        if e.chunk_size is None or e.total is None or e.chunk_size > chunk_size_for(
+    def _cut(self, e: Entry, topic: str, size: int) -> Entry | None:
+        """``e`` cut into chunks that fit this broker (re-cut when the broker's limit shrank); None if it
+        cannot be cut (rejected)."""
+        if e.chunk_size is not None and e.total is not None and e.chunk_size <= chunk_size_for(
                 self.link.max_packet_size, topic, e.chunk_size):
-            try:
-                size = chunk_size_for(self.link.max_packet_size, topic, e.chunk_size or self.chunk_bytes)
-            except ValueError as exc:
-                self._reject(e.id, str(exc))
-                return True
-            e.chunk_size, e.total = size, chunk_count(ref.size, size)
-            self._db.execute("UPDATE entries SET chunk_size=?, total=? WHERE id=?", (size, e.total, e.id))
-            self._db.execute("DELETE FROM acked WHERE entry=?", (e.id,))
-            self._acked[e.id] = set()
-        if e.id not in self._acked:
-            self._acked[e.id] = {r[0] for r in self._db.execute("SELECT idx FROM acked WHERE entry=?", (e.id,))}
-        acked = self._acked[e.id]
+            return e
+        try:
+            chunk = chunk_size_for(self.link.max_packet_size, topic, e.chunk_size or self.chunk_bytes)
+        except ValueError as exc:
+            self._reject(e.id, str(exc))
+            return None
+        e = replace(e, chunk_size=chunk, total=chunk_count(size, chunk))
+        self.store.cut(e.id, chunk, e.total)
+        self._acked[e.id] = set()
+        return e
+
+    def _send_media(self, e: Entry, topic: str) -> bool:
+        ref = MediaRef(**json.loads(e.props[0][1]))
+        cut = self._cut(e, topic, ref.size)
+        if cut is None:
+            return True
         try:
             fh = open(e.path or "", "rb")  # noqa: SIM115 - closed below, many reads
         except OSError as exc:
             self._reject(e.id, f"media file unreadable: {exc}")
             return True
-        with fh:
-            for idx in range(e.total):
-                if idx in acked or (e.id, idx) in self._inflight:
-                    continue
-                offset = idx * e.chunk_size
-                fh.seek(offset)
-                data = fh.read(e.chunk_size)
-                if offset + len(data) > ref.size or (not data and ref.size):
-                    self._reject(e.id, f"media file {e.path} changed size since it was sealed")
-                    return True
-                if not self._send(e.id, idx, topic, data, chunk_props(ref, idx, e.total, offset, data),
-                                  ref.content_type, gen=e.chunk_size):
-                    return False
-                if self._window_full():
-                    return False
-        return True
 
-    def _send_chunked_record(self, e: _Entry) -> bool:
+        def read(offset: int, n: int) -> bytes:
+            fh.seek(offset)
+            return fh.read(n)
+
+        with fh:
+            return self._send_chunks(cut, topic, ref, read, f"media file {e.path}")
+
+    def _send_chunked_record(self, e: Entry, topic: str) -> bool:
         """A record or alert larger than the broker's packet limit (a TSA receipt is ~4 KB) goes in chunks on
         its own topic; the ingest reassembles and checks it like media. Never silently dropped."""
         payload = e.payload or b""
-        topic = self.topics.channel(e.channel)
-        if e.total is None or e.chunk_size is None:
-            try:
-                size = chunk_size_for(self.link.max_packet_size, topic, self.chunk_bytes)
-            except ValueError as exc:
-                self._reject(e.id, str(exc))
-                return True
-            e.chunk_size, e.total = size, chunk_count(len(payload), size)
-            self._db.execute("UPDATE entries SET chunk_size=?, total=? WHERE id=?", (size, e.total, e.id))
-        ref = MediaRef(hashlib.sha256(payload).hexdigest(), e.seq or 0, e.kind or e.channel,
-                       f"{e.seq or 0:012d}.{e.kind or e.channel}.rec", hashlib.sha256(payload).hexdigest(),
-                       len(payload), e.content_type or SIDECAR_TYPE)
-        acked = self._acked.setdefault(
-            e.id, {r[0] for r in self._db.execute("SELECT idx FROM acked WHERE entry=?", (e.id,))})
+        cut = self._cut(e, topic, len(payload))
+        if cut is None:
+            return True
+        digest = hashlib.sha256(payload).hexdigest()
+        ref = MediaRef(digest, e.seq or 0, e.kind or e.channel, f"{e.seq or 0:012d}.{e.kind or e.channel}.rec",
+                       digest, len(payload), e.content_type or SIDECAR_TYPE)
+        return self._send_chunks(cut, topic, ref, lambda offset, n: payload[offset:offset + n], "record")
+
+    def _send_chunks(self, e: Entry, topic: str, ref: MediaRef, read: Callable[[int, int], bytes],
+                     what: str) -> bool:
+        """Publish the chunks not yet acknowledged or in flight; False once the window is full."""
+        assert e.chunk_size is not None and e.total is not None  # cut by _cut
+        if e.id not in self._acked:
+            self._acked[e.id] = self.store.acked(e.id)
+        acked = self._acked[e.id]
         for idx in range(e.total):
             if idx in acked or (e.id, idx) in self._inflight:
                 continue
             offset = idx * e.chunk_size
-            data = payload[offset:offset + e.chunk_size]
+            data = read(offset, e.chunk_size)
+            if offset + len(data) > ref.size or (not data and ref.size):
+                self._reject(e.id, f"{what} changed size since it was sealed")
+                return True
             if not self._send(e.id, idx, topic, data, chunk_props(ref, idx, e.total, offset, data),
                               ref.content_type, gen=e.chunk_size):
                 return False
@@ -477,5 +371,5 @@ class Outbox:
 
     def _reject(self, entry_id: int, reason: str) -> None:
         log.error("outbox: entry %d rejected: %s (kept, not deleted)", entry_id, reason)
-        self._db.execute("UPDATE entries SET state='rejected', reason=? WHERE id=?", (reason, entry_id))
+        self.store.reject(entry_id, reason)
         self._refresh_counts()
