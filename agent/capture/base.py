@@ -64,10 +64,14 @@ class CaptureBackend:
 
     * ``"still"`` -- :meth:`capture_still` returning JPEG bytes at full sensor resolution
       while frames keep flowing (picamera2 ``capture_request()``).
-    * ``"h264"`` -- native/hardware H.264 encoding of the main stream (picamera2 encoders);
-      callers otherwise encode frames themselves (PyAV).
+    * ``"h264"`` -- native/hardware H.264 encoding of the main stream (picamera2 encoders): with
+      video on, the runtime records through the backend's native recorder; callers otherwise encode
+      frames themselves (PyAV).
     * ``"sensor_timestamps"`` -- frame times come from the sensor (``SensorTimestamp``),
       not from the moment ``read()`` returned.
+    * ``"simulated"`` -- frames are generated, not seen by a camera (self-test says so).
+
+    Callers choose by capability (``"h264" in backend_class(name).capabilities``), never by name.
 
     The public :meth:`open`, :meth:`read` and :meth:`close` add the state checks, so hooks stay
     small. Use as a context manager; :meth:`close` is idempotent and may be called from another

@@ -126,7 +126,7 @@ class Picamera2Backend(CaptureBackend):
     """Frames from the main (or lores) stream; full-resolution stills from main while frames flow."""
 
     name: ClassVar[str] = "picamera2"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"sensor_timestamps", "still"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"sensor_timestamps", "still", "h264"})
 
     def __init__(self, settings: CaptureSettings, clock: Clock, camera_num: int = 0,
                  stream: Literal["main", "lores"] = "main", lores_size: tuple[int, int] = (320, 240),

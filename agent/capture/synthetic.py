@@ -25,6 +25,7 @@ class SyntheticBackend(CaptureBackend):
     """Colour bars, a scrolling gradient and a bouncing box; seed picks colour, speed and texture."""
 
     name: ClassVar[str] = "synthetic"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"simulated"})
 
     def __init__(self, settings: CaptureSettings, clock: Clock) -> None:
         super().__init__(settings, clock)

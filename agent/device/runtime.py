@@ -92,7 +92,7 @@ class Agent:
 
     def __init__(self, cfg: AgentConfig, *, clock: Clock | None = None, identity: DeviceIdentity | None = None,
                  camera: CaptureBackend | None = None, gps: GpsProvider | None = None,
-                 camera_factory: Callable[[], CaptureBackend] | None = None) -> None:
+                 camera_factory: Callable[[], CaptureBackend] | None = None, pin_factory: Any = None) -> None:
         self.cfg = cfg
         self.clock = clock or SystemClock()
         self.identity = identity or load_identity(cfg.identity.key_dir)
@@ -103,7 +103,7 @@ class Agent:
         self.gps = gps or open_gps(cfg.gps, self.clock)
         self.sensors = Sensors(self.clock, self.gps, TimeQualityProbe(self.clock, cfg.time))
         self.video: VideoService | None = None
-        native = cfg.video.enabled and camera is None and cfg.capture.backend == "picamera2"
+        native = cfg.video.enabled and camera is None and "h264" in backend_class(cfg.capture.backend).capabilities
         if cfg.video.enabled:
             from agent.video.service import VideoService
 
@@ -128,7 +128,7 @@ class Agent:
                             on_event=self._camera_event)
         self._device_events: queue.Queue[TamperEvent | ButtonEvent | None] = queue.Queue()
         self.device = DeviceIO(cfg.gpio, self.clock, on_tamper=self._device_events.put,
-                               on_button=self._device_events.put)
+                               on_button=self._device_events.put, pin_factory=pin_factory)
         self.uplink: Uplink | None = None
         self.commands: DeviceCommandService | None = None
         if cfg.uplink is not None and cfg.uplink.enabled:

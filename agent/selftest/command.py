@@ -245,7 +245,7 @@ def selftest_from_config(cfg: AgentConfig, *, clock: Clock | None = None, gps_wa
         def camera() -> CheckResult:
             cls = backend_class(cfg.capture.backend)
             cam = cls(cfg.capture.to_settings(), clock)
-            return check_camera(lambda: read_camera(cam), cam.describe(), simulated=cls.name == "synthetic")
+            return check_camera(lambda: read_camera(cam), cam.describe(), simulated="simulated" in cls.capabilities)
 
         def gps_check() -> CheckResult:
             if gps is None:
@@ -316,7 +316,7 @@ def selftest_in_agent(agent: Agent, *, gps_wait: float = 3.0, broker_timeout: fl
 
     report = run_selftest([
         lambda: check_camera(lambda: frames_from_hub(agent.hub), camera.describe(),
-                             simulated=camera.name == "synthetic"),
+                             simulated="simulated" in camera.capabilities),
         lambda: check_gps(gps, gps_wait),
         lambda: check_clock(agent.sensors.time_quality.read()),
         broker,

@@ -15,19 +15,18 @@ from agent.signing.verify import verify
 from tests.support.helpers import wait_for
 
 
-def make_agent(tmp_path: Path, **sections: object) -> Agent:
+def make_agent(tmp_path: Path, pin_factory: object = None, **sections: object) -> Agent:
     init_identity(tmp_path / "keys", "cam-1", "Test Enterprise")
     cfg = parse_config({"device": {"id": "cam-1"}, "identity": {"key_dir": str(tmp_path / "keys")},
                         "vault": {"path": str(tmp_path / "vault")},
                         "capture": {"width": 160, "height": 120, "fps": 20, "still_interval_s": 0.3},
                         **sections})
-    return Agent(cfg)
+    return Agent(cfg, pin_factory=pin_factory)
 
 
 def test_tamper_switch_and_button_are_sealed(tmp_path: Path) -> None:
-    agent = make_agent(tmp_path, gpio={"enabled": True, "pin_factory": "mock", "button_action": "mark"})
-    factory = MockFactory()
-    agent.device._factory = factory  # drive the same mock pins the agent uses
+    factory = MockFactory()  # injected: the test drives the same mock pins the agent uses
+    agent = make_agent(tmp_path, factory, gpio={"enabled": True, "pin_factory": "mock", "button_action": "mark"})
     try:
         agent.start()
         kinds = lambda: [r.kind for r in agent.vault.rows()]  # noqa: E731

@@ -65,3 +65,11 @@ def test_pacer_keeps_rate_and_never_bursts() -> None:
     # the reader stalls for a second: one frame at once, then the rate again, no burst of ten
     assert p.delay_s(1_500_000_000) == 0.0
     assert p.delay_s(1_500_000_000) == pytest.approx(0.1)
+
+
+def test_backends_are_chosen_by_capability_not_name() -> None:
+    """The runtime records natively where a backend lists "h264"; self-test labels "simulated" cameras."""
+    caps = {name: backend_class(name).capabilities for name in BACKENDS}
+    assert "h264" in caps["picamera2"] and "still" in caps["picamera2"]
+    assert [n for n, c in caps.items() if "h264" in c] == ["picamera2"]
+    assert [n for n, c in caps.items() if "simulated" in c] == ["synthetic"]
