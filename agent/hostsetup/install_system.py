@@ -21,30 +21,11 @@ from typing import Literal
 from agent.core.clock import Clock, SystemClock
 from agent.core.errors import ConfigError
 from agent.core.fsutil import atomic_write
+from agent.hostsetup.changes import Change
 
 BEGIN = "# BEGIN evidence-agent (managed by `evidence-agent install-system`; do not edit inside)"
 END = "# END evidence-agent"
 Action = Literal["create", "update", "unchanged", "skip"]
-
-
-@dataclass(frozen=True)
-class Change:
-    """What happened (or, in a dry run, would happen) to one path under the root."""
-
-    path: str
-    action: Action
-    backup: str | None = None
-    note: str = ""
-
-    def line(self, dry_run: bool) -> str:
-        verbs = _DRY_VERBS if dry_run else _VERBS
-        extra = f" (backup {self.backup})" if self.backup else ""
-        extra += f" ({self.note})" if self.note else ""
-        return f"{verbs.get(self.action, self.action):<12} {self.path}{extra}"
-
-
-_VERBS = {"create": "created", "update": "updated"}
-_DRY_VERBS = {"create": "would create", "update": "would update"}
 
 
 @dataclass(frozen=True)
@@ -127,10 +108,10 @@ def apply(root: Path, items: list[Item], *, dry_run: bool = False, clock: Clock 
         current = path.read_text() if path.is_file() else None
         wanted = item.render(current)
         if wanted is None:
-            changes.append(Change(item.dest, "skip", note="absent here"))
+            changes.append(Change("skip", item.dest, "absent here"))
             continue
         if wanted == current:
-            changes.append(Change(item.dest, "unchanged"))
+            changes.append(Change("unchanged", item.dest))
             continue
         backup = None
         if current is not None:
@@ -140,7 +121,7 @@ def apply(root: Path, items: list[Item], *, dry_run: bool = False, clock: Clock 
                 atomic_write(backup_path, path.read_bytes(), mode=path.stat().st_mode & 0o7777)
         if not dry_run:
             atomic_write(path, wanted.encode(), mode=item.mode)
-        changes.append(Change(item.dest, "update" if current is not None else "create", backup, item.note))
+        changes.append(Change("update" if current is not None else "create", item.dest, item.note, backup))
     return changes
 
 
@@ -149,9 +130,9 @@ def link_console_script(root: Path, target: Path, *, dry_run: bool = False) -> C
     link = root / "usr/bin/evidence-agent"
     rel = "usr/bin/evidence-agent"
     if link.is_symlink() and os.readlink(link) == str(target):
-        return Change(rel, "unchanged")
+        return Change("unchanged", rel)
     if link.exists() and not link.is_symlink():
-        return Change(rel, "skip", note="a real file is there; left alone")
+        return Change("skip", rel, "a real file is there; left alone")
     action: Action = "update" if link.is_symlink() else "create"
     if not dry_run:
         link.parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +140,7 @@ def link_console_script(root: Path, target: Path, *, dry_run: bool = False) -> C
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(target)
         os.replace(tmp, link)
-    return Change(rel, action, note=f"-> {target}")
+    return Change(action, rel, f"-> {target}")
 
 
 def _free_name(path: Path) -> Path:
@@ -172,7 +153,7 @@ def _free_name(path: Path) -> Path:
 def _iter_lines(changes: list[Change], dry_run: bool) -> Iterator[str]:
     for c in changes:
         yield c.line(dry_run)
-    n = sum(c.action in ("create", "update") for c in changes)
+    n = sum(c.changed for c in changes)
     yield f"{'would change' if dry_run else 'changed'} {n} of {len(changes)} paths"
 
 
@@ -187,7 +168,7 @@ def cmd_install_system(args: argparse.Namespace) -> int:
         changes.append(link_console_script(root, script, dry_run=args.dry_run))
     for line in _iter_lines(changes, args.dry_run):
         print(line)
-    if any(c.action in ("create", "update") for c in changes) and not args.dry_run:
+    if any(c.changed for c in changes) and not args.dry_run:
         print(
             "next: systemd-sysusers; udevadm control --reload; systemctl daemon-reload; "
             "systemctl restart chrony gpsd; reboot if boot/firmware changed"

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,6 +33,7 @@ from cryptography.x509.oid import NameOID
 from agent.core.errors import AgentError, ConfigError, SigningError
 from agent.core.fsutil import atomic_write
 from agent.device.config import ID_PATTERN, parse_config
+from agent.hostsetup.changes import Change
 from agent.signing import keys
 from agent.wire.mqtt_settings import BrokerUrl
 
@@ -41,20 +43,6 @@ BROKER_CA = "broker-ca.pem"
 DEFAULT_ORG = "Evidence Agent Operator"
 SECTION_ORDER = ("device", "identity", "vault", "capture", "gps", "time", "gpio", "uplink", "anchor")
 HEADER = "# Written by `evidence-agent provision`; re-running it keeps settings added here by hand.\n"
-
-
-@dataclass(frozen=True)
-class Change:
-    action: str  # created | updated | unchanged | installed | pending | skipped | would run | ran
-    what: str
-    note: str = ""
-
-    @property
-    def changed(self) -> bool:
-        return self.action in ("created", "updated", "installed", "ran")
-
-    def line(self) -> str:
-        return f"{self.action:<10} {self.what}" + (f"  ({self.note})" if self.note else "")
 
 
 @dataclass(frozen=True)
@@ -216,34 +204,12 @@ def put_file(path: Path, data: bytes, *, mode: int = 0o644, note: str = "",
     return Change("created", str(path), note)
 
 
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def _toml_key(k: str) -> str:
-    return k if _BARE_KEY.match(k) else json.dumps(k)
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise ConfigError(f"cannot write {type(v).__name__} value {v!r} to TOML")
-
-
-def to_toml(data: dict[str, Any], prefix: str = "") -> str:
-    """The small TOML writer the config needs: scalars, arrays of scalars, nested tables."""
-    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
-    out = "\n".join(lines) + ("\n" if lines else "")
-    for k, v in data.items():
-        if isinstance(v, dict):
-            name = f"{prefix}.{_toml_key(k)}" if prefix else _toml_key(k)
-            out += f"\n[{name}]\n" + to_toml(v, name).lstrip("\n")
-    return out
+def to_toml(data: dict[str, Any]) -> str:
+    """The config as TOML (tomli-w, the writer beside the standard library's tomllib reader)."""
+    try:
+        return tomli_w.dumps(data)
+    except TypeError as exc:
+        raise ConfigError(f"cannot write the config as TOML: {exc}") from None
 
 
 def _merge(base: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.hostsetup.provision import to_toml
 from agent.signing.keys import init_identity
 from tests.support.broker import Mosquitto
 from tests.support.helpers import wait_until  # noqa: F401  (re-exported for the fault tests)
@@ -27,27 +28,6 @@ REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
 DEVICE = "cam-fault"
 SITE = "site-fault"
-
-
-def toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    return json.dumps(str(v))  # a JSON string is a valid TOML basic string
-
-
-def to_toml(data: dict[str, Any], prefix: str = "") -> str:
-    """Nested dicts -> TOML tables (enough for the agent's config)."""
-    scalars = [f"{k} = {toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
-    out = ([f"[{prefix}]"] if prefix and scalars else []) + scalars
-    text = "\n".join(out) + ("\n\n" if out else "")
-    for k, v in data.items():
-        if isinstance(v, dict):
-            text += to_toml(v, f"{prefix}.{k}" if prefix else k)
-    return text
 
 
 @dataclass
