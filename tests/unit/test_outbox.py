@@ -29,10 +29,14 @@ def _offline_link() -> MqttLink:
     return MqttLink(MqttConfig(broker="mqtt://127.0.0.1:1", client_id="never-connects"))
 
 
+def _offline_outbox(tmp_path: Path, vault: Vault) -> Outbox:
+    return Outbox(tmp_path / "outbox.sqlite", _offline_link(), DeviceTopics("test-site", "test-device"),
+                  vault_dir=vault.path)
+
+
 @pytest.fixture
 def outbox(tmp_path: Path, vault: Vault) -> Iterator[Outbox]:
-    box = Outbox(tmp_path / "outbox.sqlite", _offline_link(), DeviceTopics("test-site", "test-device"),
-                 vault_dir=vault.path)
+    box = _offline_outbox(tmp_path, vault)
     box.start()
     yield box
     box.close()
@@ -56,6 +60,16 @@ def _wait_rows(path: Path, n: int, timeout: float = 10.0) -> list[tuple[int, str
     raise AssertionError(f"expected {n} outbox rows, have {_rows(path)}")
 
 
+def _caught_up(tmp_path: Path, vault: Vault, n: int) -> list[tuple[int, str, int | None, str | None]]:
+    """Start an offline outbox over ``vault``, wait until its catch-up queued ``n`` rows, close it."""
+    box = _offline_outbox(tmp_path, vault)
+    box.start()
+    try:
+        return _wait_rows(box.path, n)
+    finally:
+        box.close()
+
+
 def test_records_and_alerts_go_before_media_oldest_first(outbox: Outbox, sealer: Sealer,
                                                          manual_clock: ManualClock) -> None:
     sealer.add_listener(outbox.on_sealed)
@@ -77,13 +91,7 @@ def test_items_sealed_while_the_outbox_was_down_are_caught_up(tmp_path: Path, va
     sealer.start(moment(manual_clock))  # no listener: as if the process died before enqueueing
     sealer.seal("still", moment(manual_clock), media=b"x" * 100, media_type="image/jpeg", ext="jpg")
     for _ in range(2):  # a second start must not queue them twice
-        box = Outbox(tmp_path / "outbox.sqlite", _offline_link(), DeviceTopics("test-site", "test-device"),
-                     vault_dir=vault.path)
-        box.start()
-        try:
-            rows = _wait_rows(box.path, 3)
-        finally:
-            box.close()
+        rows = _caught_up(tmp_path, vault, 3)
     assert [(r[1], r[2]) for r in rows] == [("record", 0), ("record", 1), ("media", 1)]
 
 
@@ -120,13 +128,9 @@ def test_kill9_right_after_sealing_loses_nothing(tmp_path: Path) -> None:
                          timeout=60)
     assert run.returncode == -signal.SIGKILL, run.stderr.decode()[-2000:]
     vault = Vault(tmp_path / "vault")
-    box = Outbox(tmp_path / "outbox.sqlite", _offline_link(), DeviceTopics("test-site", "test-device"),
-                 vault_dir=vault.path)
-    box.start()
     try:
-        rows = _wait_rows(box.path, 61)
+        rows = _caught_up(tmp_path, vault, 61)
     finally:
-        box.close()
         vault.close()
     assert sorted(r[2] for r in rows if r[1] == "record") == list(range(31))
     assert sorted(r[2] for r in rows if r[1] == "media") == list(range(1, 31))
