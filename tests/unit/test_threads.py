@@ -101,3 +101,24 @@ def test_stop_all_joins_the_rest_and_names_every_zombie() -> None:
     assert not good.is_alive()  # a hung thread never keeps the others running
     release.set()
     stop_all([stuck, good], 5)
+
+
+def test_every_agent_thread_is_a_worker() -> None:
+    """No hand-made threads or unchecked joins come back: threads start as Workers, joins go through stop()."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "agent"
+    found: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "core" / "threads.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            owner = ast.unparse(node.func.value)
+            if (node.func.attr == "Thread" and owner == "threading") or (
+                    node.func.attr == "join" and owner.lower().endswith(("thread", "worker", "t"))
+                    and not isinstance(node.func.value, ast.Constant)):
+                found.append(f"{path.relative_to(root.parent)}:{node.lineno}: {ast.unparse(node)}")
+    assert found == []
