@@ -67,23 +67,28 @@ function onMedia(meta, data) {
   appendNext();
 }
 
+// Live edge: MSE players drift seconds behind over long sessions unless told otherwise. Play slightly faster
+// while more than TARGET_S is buffered ahead, and jump when more than JUMP_S is.
+const TARGET_S = 0.3, JUMP_S = 1.5;
 function keepToEdge() {
   if (!video.buffered.length) return;
   const end = video.buffered.end(video.buffered.length - 1);
   stats.behindS = end - video.currentTime;
   if (video.paused && end > 0) {
-    if (video.currentTime < video.buffered.start(0)) video.currentTime = video.buffered.start(0);
+    if (video.currentTime < video.buffered.start(0)) video.currentTime = Math.max(video.buffered.start(0), end - TARGET_S);
     video.play().catch(() => {});
   }
-  if (stats.behindS > 1.0) { video.currentTime = end - 0.1; stats.jumps += 1; }
-  document.getElementById("edge").textContent = stats.behindS < 1.0 ? `LIVE (${Math.round(stats.behindS * 1000)} ms buffer)` : `behind ${stats.behindS.toFixed(1)} s`;
+  if (stats.behindS > JUMP_S) { video.currentTime = end - TARGET_S; stats.jumps += 1; }
+  else video.playbackRate = stats.behindS > TARGET_S + 0.15 ? 1.1 : 1.0;
+  document.getElementById("edge").textContent = stats.behindS < 1.0 ? `LIVE (${Math.round(stats.behindS * 1000)} ms buffered)` : `behind ${stats.behindS.toFixed(1)} s`;
   trim(false);
 }
 setInterval(keepToEdge, 250);
 
 function onFrame(now, md) {
   stats.presented += 1;
-  const wall = frameWall.get(Math.round(md.mediaTime * 1000));
+  const ms = Math.round(md.mediaTime * 1000);
+  const wall = frameWall.get(ms) ?? frameWall.get(ms - 1) ?? frameWall.get(ms + 1);
   if (wall !== undefined) {
     const lat = performance.timeOrigin + md.expectedDisplayTime - wall;
     stats.lastLatencyMs = lat;
@@ -132,6 +137,7 @@ ws.onmessage = (ev) => {
   const m = JSON.parse(ev.data);
   if (m.t === "started") {
     stats.started = Date.now();
+    stats.session = m.session;
     document.getElementById("session").textContent = `session ${m.session.slice(0, 8)}… · officer ${m.officer} · ${m.subject}`;
     setBadge("wait", "Waiting for the first verified fragment", m.chain_checked ? "device certificate chains to the device CA" : "no device CA configured");
   } else if (m.t === "refused") {
