@@ -4,7 +4,7 @@
 "use strict";
 const [, , site, device] = location.pathname.split("/").map(decodeURIComponent);
 const video = document.getElementById("video");
-const stats = window.consoleStats = {verified: 0, refused: 0, waiting: 0, presented: 0, jumps: 0, bytes: 0,
+const stats = window.consoleStats = {arrivals: [], verified: 0, refused: 0, waiting: 0, presented: 0, jumps: 0, bytes: 0,
   latencies: [], lastLatencyMs: null, lastReason: null, ended: null, started: null, behindS: 0};
 const frameWall = new Map();  // media time (us, rounded to ms) -> capture wall time (ms)
 let mediaSource = null, sourceBuffer = null, codec = null;
@@ -61,6 +61,9 @@ function onInit(meta, data) {
   pending.push(data);
 }
 function onMedia(meta, data) {
+  // capture of the fragment's last frame -> verified and in this tab (before decoding)
+  stats.arrivals.push(Date.now() - meta.frames[meta.frames.length - 1][1] / 1000);
+  if (stats.arrivals.length > 20000) stats.arrivals.splice(0, 10000);
   for (const [pts, wall] of meta.frames) frameWall.set(Math.round(pts / 1000), wall / 1000);
   if (frameWall.size > 2000) { const it = frameWall.keys(); for (let i = 0; i < 500; i++) frameWall.delete(it.next().value); }
   pending.push(data);
