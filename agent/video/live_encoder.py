@@ -79,7 +79,7 @@ class LiveEncoder:
     """BGR frames in, ``init`` plus one :class:`EncodedFrame` per frame out (PyAV libx264, zerolatency)."""
 
     def __init__(self, width: int, height: int, fps: float, bitrate_kbps: int, *, gop_s: float = 2.0,
-                 preset: str = "ultrafast") -> None:
+                 preset: str = "ultrafast", threads: int = 2) -> None:
         self.width, self.height, self.fps = width, height, fps
         self.bitrate_kbps = bitrate_kbps
         self._sink = _Sink()
@@ -93,7 +93,7 @@ class LiveEncoder:
         stream.bit_rate = bitrate_kbps * 1000
         stream.gop_size = gop
         stream.options = {"preset": preset, "tune": "zerolatency", "forced-idr": "1",
-                          "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:"
+                          "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:threads={threads}:"
                                          f"vbv-maxrate={bitrate_kbps}:vbv-bufsize={bitrate_kbps // 2}"}
         self._stream = stream
         self._pending: deque[tuple[int, int, int, bool]] = deque()  # frames muxed, not yet written
