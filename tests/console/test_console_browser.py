@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from agent.signing.keys import load_identity
+from agent.signing.records import sign_record
 from agent.wire.mqtt import Inbound, MqttLink
 from tests.support.console_stack import ConsoleStack, build_console_stack, chromium, need_browser
 from tests.support.helpers import wait_for
@@ -116,6 +118,7 @@ def test_tampered_and_replayed_fragments_are_refused_and_shown(stack: tuple[Cons
         page.wait_for_function("() => window.consoleStats.refused >= 2", timeout=15_000)
         assert "do not match the signed hash" in stats(page)["lastReason"]
         assert "do not match the signed hash" in page.inner_text("#events")
+        page.screenshot(path=str(st.root / "live-refused.png"))
         # the genuine stream goes on: verified fragments keep arriving and the video keeps playing
         before = stats(page)
         page.wait_for_function(f"() => document.getElementById('video').currentTime > {before['currentTime'] + 2}",
@@ -172,3 +175,28 @@ def test_fleet_page_updates_when_a_device_goes_offline(stack: tuple[ConsoleStack
     page.wait_for_selector(f"{row}.offline", timeout=30_000)
     assert "offline" in page.inner_text(row)
     page.close()
+
+
+def test_device_alert_is_shown_on_the_video_and_a_forged_one_is_not(stack: tuple[ConsoleStack, str],
+                                                                     browser: Any) -> None:
+    """The alert is signed with the device's own key (as its analytics would seal it) and published on its
+    alert topic with its TLS identity; a copy with one word changed is refused by the console."""
+    st, url = stack
+    page = open_live(browser, url)
+    identity = load_identity(st.root / "cam-1" / "keys")
+    record = {"seq": 10_000, "kind": "event", "key_id": identity.key_id,
+              "captured": {"wall": "2026-12-02T10:00:01Z"}, "extra": {"type": "covered", "phase": "onset"}}
+    good = sign_record(record, identity).to_sidecar()
+    link = MqttLink(st.broker.mqtt_config("cam-1", client_id="cam-1-alerts"), name="alerts")
+    link.start()
+    try:
+        assert link.wait_connected(10), link.last_error
+        link.publish_wait(f"evidence/{SITE}/cam-1/alert", good.replace(b"covered", b"frozenx"), qos=1)
+        link.publish_wait(f"evidence/{SITE}/cam-1/alert", good, qos=1)
+        page.wait_for_function("() => document.getElementById('alerts').innerText.includes('covered')",
+                               timeout=15_000)
+        assert "frozenx" not in page.inner_text("#alerts") and "frozenx" not in page.inner_text("#events")
+        page.screenshot(path=str(st.root / "live-alert.png"))
+    finally:
+        link.close(offline=False)
+        page.close()
