@@ -18,6 +18,8 @@ function setBadge(kind, title, why) {
   b.className = "badge " + kind;
   document.getElementById("badge-title").textContent = title;
   document.getElementById("badge-why").textContent = why || "";
+  document.getElementById("checks-title").textContent = kind === "ok" ? "Checked for the fragment on screen:"
+    : kind === "bad" ? "The last fragment shown had passed:" : "";
 }
 function showChecks(c) {
   const ul = document.getElementById("checks");
