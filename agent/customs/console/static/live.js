@@ -74,7 +74,7 @@ function onMedia(meta, data) {
 
 // Live edge: MSE players drift seconds behind over long sessions unless told otherwise. Play slightly faster
 // while more than TARGET_S is buffered ahead, and jump when more than JUMP_S is.
-const TARGET_S = 0.3, JUMP_S = 1.5;
+const TARGET_S = 0.2, JUMP_S = 1.5;
 // JPEG fallback (a device without a second encoder): each verified frame replaces the picture.
 let jpegImg = null;
 function onJpeg(meta, data) {
@@ -101,7 +101,7 @@ function keepToEdge() {
     video.play().catch(() => {});
   }
   if (stats.behindS > JUMP_S) { video.currentTime = end - TARGET_S; stats.jumps += 1; }
-  else video.playbackRate = stats.behindS > TARGET_S + 0.15 ? 1.1 : 1.0;
+  else video.playbackRate = stats.behindS > TARGET_S + 0.1 ? 1.1 : 1.0;
   document.getElementById("edge").textContent = stats.behindS < 1.0 ? `LIVE (${Math.round(stats.behindS * 1000)} ms buffered)` : `behind ${stats.behindS.toFixed(1)} s`;
   trim(false);
 }
