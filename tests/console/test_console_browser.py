@@ -224,3 +224,26 @@ def test_a_device_without_h264_falls_back_to_verified_jpeg(stack: tuple[ConsoleS
         page.close()
     finally:
         dev.stop()
+
+
+def test_a_foreign_page_cannot_use_the_console(stack: tuple[ConsoleStack, str]) -> None:
+    """The console acts with the officer's credentials: another site's page must not reach it."""
+    import urllib.error
+    import urllib.request
+
+    from websockets.exceptions import InvalidHandshake, InvalidStatus
+    from websockets.sync.client import connect
+
+    _st, url = stack
+    for headers in ({"Origin": "https://evil.example"}, {"Host": "evil.example"}):
+        req = urllib.request.Request(f"{url}/api/devices/{SITE}/cam-1/snapshot", data=b"", method="POST",
+                                     headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=10)
+        assert err.value.code == 403
+    ws = url.replace("http://", "ws://") + f"/ws/live/{SITE}/cam-1"
+    with pytest.raises((InvalidStatus, InvalidHandshake)), connect(ws, origin="https://evil.example",  # type: ignore[arg-type]
+                                                                  open_timeout=10):
+        pass
+    with urllib.request.urlopen(f"{url}/api/devices", timeout=10) as resp:  # no Origin: the officer's own tools
+        assert resp.status == 200

@@ -130,3 +130,23 @@ def test_console_config_errors_name_the_file_and_key(tmp_path: Path) -> None:
                          timeout=60)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "keys" in res.stderr  # no officer key there: said in one line
+
+
+def test_only_the_consoles_own_pages_may_use_it() -> None:
+    from agent.customs.console.origin import SameOriginOnly
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("not reached in this test")
+
+    mw = SameOriginOnly(app)
+
+    def scope(host: str, origin: str | None = None) -> dict[str, Any]:
+        headers = [(b"host", host.encode())] + ([(b"origin", origin.encode())] if origin else [])
+        return {"type": "websocket", "headers": headers}
+
+    assert mw.allowed(scope("127.0.0.1:8470")) is None  # no Origin: curl, the CLI
+    assert mw.allowed(scope("127.0.0.1:8470", "http://127.0.0.1:8470")) is None  # its own page
+    assert mw.allowed(scope("localhost:8470", "http://localhost:8470")) is None
+    assert "Origin" in str(mw.allowed(scope("127.0.0.1:8470", "https://evil.example")))  # a foreign page
+    assert "Origin" in str(mw.allowed(scope("127.0.0.1:8470", "http://127.0.0.1:9999")))  # another local app
+    assert "Host" in str(mw.allowed(scope("evil.example:8470", "http://evil.example:8470")))  # DNS rebinding

@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from agent.customs.console import actions, fleet, live, pages
 from agent.customs.console.deps import ConsoleServices
+from agent.customs.console.origin import LOOPBACK_NAMES, SameOriginOnly
 
 ROUTERS: tuple[APIRouter, ...] = (pages.router, fleet.router, live.router, actions.router)
 
@@ -20,4 +21,5 @@ def create_app(services: ConsoleServices, extra_routers: Iterable[APIRouter] = (
     for router in (*ROUTERS, *extra_routers):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    app.add_middleware(SameOriginOnly, hosts=(*LOOPBACK_NAMES, services.cfg.listen.host))
     return app

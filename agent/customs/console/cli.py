@@ -55,6 +55,9 @@ def _cmd_console(args: argparse.Namespace) -> int:
     cfg = load_console_config(Path(args.config))
     if args.port is not None:
         cfg = cfg.model_copy(update={"listen": cfg.listen.model_copy(update={"port": args.port})})
+    if cfg.listen.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {cfg.listen.host}: the console has no login of its own and acts with the "
+              "officer's credentials; keep it on 127.0.0.1", file=sys.stderr)
     if cfg.officer.device_ca is None:
         print("warning: no officer.device_ca: device certificates are only checked to name the device",
               file=sys.stderr)
