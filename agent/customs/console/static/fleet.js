@@ -13,7 +13,10 @@ function row(d) {
   const link = el("a", {class: "btn", href: `/live/${encodeURIComponent(d.site)}/${encodeURIComponent(d.device)}`}, "Watch live");
   tr.append(st, el("td", {text: d.site}), el("td", {text: d.device}),
     el("td", {class: "seen", "data-seen": d.last_seen || ""}, ago(d.last_seen)),
-    el("td", {text: gpsText(d.gps)}), el("td", {text: clockText(d.clock)}), el("td", {text: self}), alerts,
+    // an offline device's position and clock are what it last reported, never shown as current
+    el("td", state === "online" ? {text: gpsText(d.gps)} : {class: "muted", text: d.gps ? `last reported: ${gpsText(d.gps)}` : "—"}),
+    el("td", state === "online" ? {text: clockText(d.clock)} : {class: "muted", text: d.clock ? `last reported: ${clockText(d.clock)}` : "—"}),
+    el("td", {text: self}), alerts,
     el("td", {}, state === "offline" ? el("span", {class: "muted"}, "offline") : link));
   return tr;
 }
