@@ -33,7 +33,7 @@ from agent.core.clock import Clock
 from agent.core.errors import CaptureError
 from agent.core.model import Frame, Moment, SealedItem
 from agent.uplink.command_controller import Handler, LiveSessionArgs, LiveStartArgs
-from agent.uplink.live_video import LAG_SKIP_S, VideoChannel, VideoState, init_header, media_header
+from agent.uplink.live_video import VideoChannel, VideoSender, VideoState
 from agent.uplink.settings_commands import LiveConfig
 from agent.video.live_encoder import fit_size
 from agent.wire.commands import CommandRejected, CommandRequest
@@ -133,6 +133,7 @@ class LiveManager:
         self.sealed: list[SealedItem] = []
         self.overlay = overlay
         self._channels: dict[tuple[int, int, float], VideoChannel] = {}  # guarded by _send_lock
+        self._video = VideoSender(signer, publish, clock, device_id=device_id, site_id=site_id)
 
     # ---- handlers (called on the command worker thread)
 
@@ -239,7 +240,7 @@ class LiveManager:
         if self.overlay is not None:
             frame = self.overlay(frame, gps)
         for ch in channels:
-            self._stream_video(ch, frame, gps, now)
+            self._video.stream(ch, frame, gps, now)
         encoded: dict[tuple[int, int, int], bytes] = {}
         for s in due:
             period = int(1e9 / s.fps)
@@ -267,58 +268,6 @@ class LiveManager:
             self.publish(s.topic, msg, 0)
         except Exception:  # a lost live frame must not end the session
             log.exception("live frame publish failed on %s", s.topic)
-
-    def _stream_video(self, ch: VideoChannel, frame: Frame, moment: Moment, now: int) -> None:
-        """Encode once for the channel, sign and send each completed fragment to each of its sessions."""
-        try:
-            groups = ch.encode(frame)
-        except Exception:  # an encoder failure ends nobody's session; the next frame tries again
-            log.exception("live H.264 encode failed")
-            return
-        enc = ch.encoder
-        if enc is None:
-            return
-        for group in groups:
-            data = b"".join(f.data for f in group)
-            for s in list(ch.sessions.values()):
-                v = s.video
-                if not v.init_sent and enc.init is not None:
-                    self._send_fragment(s, init_header(self._base(s), enc, enc.init), enc.init)
-                    v.init_sent = True
-                if not v.init_sent:
-                    continue
-                lagging = v.lag_s(now) > LAG_SKIP_S
-                if lagging or (not v.synced and not group[0].keyframe):
-                    if lagging and v.synced:
-                        log.warning("live session %s: uplink %.1f s behind, skipping to the next keyframe",
-                                    s.session, v.lag_s(now))
-                        v.synced = False
-                        enc.request_keyframe()
-                    v.skipped += 1
-                    continue
-                v.synced = True
-                self._send_fragment(s, media_header(self._base(s), enc, group, data, moment, ch.fps), data)
-        ch.adapt(now)
-
-    def _base(self, s: LiveSession) -> dict[str, Any]:
-        return {"device": self.device_id, "site": self.site_id, "session": s.session, "nonce": s.nonce,
-                "officer": s.officer, "seq": s.seq}
-
-    def _send_fragment(self, s: LiveSession, header: dict[str, Any], data: bytes) -> None:
-        msg = pack_message(header, self.signer, data)
-        seq = s.seq
-        s.hashes.append({"seq": seq, "kind": header["kind"], "data_sha256": header["data_sha256"],
-                         "capture_wall_us": header.get("capture_start_wall_us"),
-                         "message_sha256": hashlib.sha256(msg).hexdigest()})
-        s.seq += 1
-        v = s.video
-        with v.lock:
-            v.inflight[seq] = self.clock.mono_ns()
-        try:
-            self.publish(s.topic, msg, 1, on_done=lambda _r, seq=seq: v.acked(seq))
-        except Exception:  # a lost fragment must not end the session
-            v.acked(seq)
-            log.exception("live fragment publish failed on %s", s.topic)
 
     def _end(self, s: LiveSession, reason: str) -> SealedItem | None:
         """Seal the session, then tell the officer (the end message names the sealed record)."""

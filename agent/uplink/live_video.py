@@ -19,10 +19,12 @@ from typing import Any
 
 import cv2
 
+from agent.core.clock import Clock
 from agent.core.model import Frame, Moment
 from agent.uplink.settings_commands import LiveConfig
 from agent.video.live_encoder import EncodedFrame, LiveEncoder, fit_size
-from agent.wire.live_frames import FRAGMENT_TYP
+from agent.wire.live_frames import FRAGMENT_TYP, pack_message
+from agent.wire.replies import DeviceSigner
 
 log = logging.getLogger(__name__)
 
@@ -164,4 +166,63 @@ def media_header(base: dict[str, Any], enc: LiveEncoder, group: list[EncodedFram
             "data_sha256": hashlib.sha256(data).hexdigest()}
 
 
-SendFn = Callable[[Any, dict[str, Any], bytes, int, "Callable[[Any], None] | None"], None]
+class VideoSender:
+    """Signs each completed fragment for each session of a channel and publishes it at QoS 1."""
+
+    def __init__(self, signer: DeviceSigner, publish: Callable[..., None], clock: Clock, *, device_id: str,
+                 site_id: str) -> None:
+        self.signer, self.publish, self.clock = signer, publish, clock
+        self.device_id, self.site_id = device_id, site_id
+
+    def stream(self, ch: VideoChannel, frame: Frame, moment: Moment, now: int) -> None:
+        """Encode once for the channel, then sign and send every completed fragment to each of its sessions."""
+        try:
+            groups = ch.encode(frame)
+        except Exception:  # an encoder failure ends nobody's session; the next frame tries again
+            log.exception("live H.264 encode failed")
+            return
+        enc = ch.encoder
+        if enc is None:
+            return
+        for group in groups:
+            data = b"".join(f.data for f in group)
+            for s in list(ch.sessions.values()):
+                v = s.video
+                if not v.init_sent and enc.init is not None:
+                    self.send(s, init_header(self.base(s), enc, enc.init), enc.init)
+                    v.init_sent = True
+                if not v.init_sent:
+                    continue
+                lagging = v.lag_s(now) > LAG_SKIP_S
+                if lagging or (not v.synced and not group[0].keyframe):
+                    if lagging and v.synced:
+                        log.warning("live session %s: uplink %.1f s behind, skipping to the next keyframe",
+                                    s.session, v.lag_s(now))
+                        v.synced = False
+                        enc.request_keyframe()
+                    v.skipped += 1
+                    continue
+                v.synced = True
+                self.send(s, media_header(self.base(s), enc, group, data, moment, ch.fps), data)
+        ch.adapt(now)
+
+    def base(self, s: Any) -> dict[str, Any]:
+        return {"device": self.device_id, "site": self.site_id, "session": s.session, "nonce": s.nonce,
+                "officer": s.officer, "seq": s.seq}
+
+    def send(self, s: Any, header: dict[str, Any], data: bytes) -> None:
+        """Sign, remember the hashes for the sealed session record, publish; the PUBACK clears the lag."""
+        msg = pack_message(header, self.signer, data)
+        seq = s.seq
+        s.hashes.append({"seq": seq, "kind": header["kind"], "data_sha256": header["data_sha256"],
+                         "capture_wall_us": header.get("capture_start_wall_us"),
+                         "message_sha256": hashlib.sha256(msg).hexdigest()})
+        s.seq += 1
+        v: VideoState = s.video
+        with v.lock:
+            v.inflight[seq] = self.clock.mono_ns()
+        try:
+            self.publish(s.topic, msg, 1, on_done=lambda _r, seq=seq: v.acked(seq))
+        except Exception:  # a lost fragment must not end the session
+            v.acked(seq)
+            log.exception("live fragment publish failed on %s", s.topic)
