@@ -34,6 +34,7 @@ from agent.gps.settings import open_gps
 from agent.gps.timequality import ClockWatch, TimeQualityProbe
 from agent.hardware.gpio import ButtonEvent, DeviceIO, TamperEvent
 from agent.hardware.watchdog import SdNotifier, Watchdog
+from agent.signing.exif import DeviceTags, with_exif
 from agent.signing.keys import DeviceIdentity, load_identity
 
 if TYPE_CHECKING:
@@ -107,6 +108,9 @@ class Agent:
             from agent.video.service import VideoService
 
             vcfg = cfg.video.model_copy(update={"fps": cfg.capture.fps, "still_interval_s": 0.0})
+            if vcfg.c2pa.tsa_url is None and cfg.anchor.tsa.url is not None:  # C2PA signatures time-stamped too
+                c2pa_cfg = vcfg.c2pa.model_copy(update={"tsa_url": str(cfg.anchor.tsa.url)})
+                vcfg = vcfg.model_copy(update={"c2pa": c2pa_cfg})
             self.video = VideoService(
                 vcfg, sealer=_QuotaAwareSealer(self), vault=self.vault, identity=self.identity,
                 sensors=self.sensors, device_id=cfg.device.id, site_id=cfg.device.site_id,
@@ -273,7 +277,9 @@ class Agent:
         if frame is None:
             return None
         moment = replace(self.sensors.moment(), wall_ns=frame.wall_ns, mono_ns=frame.mono_ns)
-        jpeg = encode_jpeg(frame, self.cfg.capture.jpeg_quality)
+        tags = DeviceTags(self.cfg.device.id, self.cfg.device.site_id, self.hub.camera.describe())
+        jpeg = with_exif(encode_jpeg(frame, self.cfg.capture.jpeg_quality), moment, tags,
+                         width=int(frame.image.shape[1]), height=int(frame.image.shape[0]))
         info = {"reason": reason, "frame_index": frame.index, "width": frame.image.shape[1],
                 "height": frame.image.shape[0], "camera": self.hub.camera.describe(), **(extra or {})}
         try:

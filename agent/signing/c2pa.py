@@ -12,6 +12,7 @@ the customs CA is one of their trust anchors; every other failure code is a real
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import time
@@ -39,6 +40,8 @@ class C2paResult:
     manifest_id: str
     seconds: float
     size: int  # bytes of the signed file
+    timestamped: bool = False  # the signature carries an RFC 3161 token from the configured TSA
+    tsa_error: str | None = None  # why it does not although a TSA is configured (signed without one)
 
 
 def _dms(value: float, pos: str, neg: str) -> str:
@@ -71,6 +74,14 @@ def gps_metadata(gps: GpsReading | None) -> dict[str, Any]:
     return out
 
 
+def time_metadata(captured_ns: int | None) -> dict[str, Any]:
+    """exif:DateTimeOriginal (XMP form: ISO 8601 with microseconds and offset) = the record's captured.wall."""
+    if captured_ns is None:
+        return {}
+    when = dt.datetime.fromtimestamp(captured_ns // 1000 / 1e6, dt.UTC)
+    return {"exif:DateTimeOriginal": when.isoformat(timespec="microseconds")}
+
+
 def chain_for_c2pa(chain: tuple[x509.Certificate, ...]) -> str:
     """Leaf then intermediates as PEM, dropping self-signed roots (C2PA wants the root out of band)."""
     certs = [c for i, c in enumerate(chain) if i == 0 or c.subject != c.issuer]
@@ -92,6 +103,7 @@ class C2paSigner:
         self._generator = claim_generator
         self._thumbnail = thumbnail
         self._signer: Any = None
+        self._plain_signer: Any = None  # without TSA: used when the TSA cannot be reached
         self._context: Any = None
 
     def _get_context(self) -> Any:
@@ -102,27 +114,40 @@ class C2paSigner:
             self._context = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": self._thumbnail}}})
         return self._context
 
-    def _get_signer(self) -> Any:
-        if self._signer is None:
-            import c2pa  # imported here: only the capture pipeline needs the native library
+    def _get_signer(self, with_tsa: bool = True) -> Any:
+        import c2pa  # imported here: only the capture pipeline needs the native library
 
+        if (self._signer if with_tsa else self._plain_signer) is None:
             def callback(data: bytes) -> bytes:
                 return self._sign(bytes(data))  # DER ECDSA; c2pa-rs converts it to the COSE form
 
             try:
-                self._signer = c2pa.Signer.from_callback(callback, c2pa.C2paSigningAlg.ES256, self._chain_pem,
-                                                         self._tsa_url)
+                signer = c2pa.Signer.from_callback(callback, c2pa.C2paSigningAlg.ES256, self._chain_pem,
+                                                   self._tsa_url if with_tsa else None)
             except c2pa.C2paError as exc:
                 raise SigningError(f"C2PA signer refused the device certificate chain: {exc}") from exc
-        return self._signer
+            if with_tsa:
+                self._signer = signer
+            else:
+                self._plain_signer = signer
+        return self._signer if with_tsa else self._plain_signer
+
+    def _sign_into(self, manifest: dict[str, Any], src: Path, dst: Path, mime: str, with_tsa: bool) -> None:
+        import c2pa
+
+        builder = c2pa.Builder(json.dumps(manifest), self._get_context())
+        with open(src, "rb") as fin, open(dst, "w+b") as fout:
+            builder.sign(self._get_signer(with_tsa), mime, fin, fout)
+            fout.flush()
+            os.fsync(fout.fileno())
 
     def manifest(self, mime: str, title: str, gps: GpsReading | None,
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                 extra: dict[str, Any] | None = None, captured_ns: int | None = None) -> dict[str, Any]:
         assertions: list[dict[str, Any]] = [
             {"label": "c2pa.actions",
              "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": DIGITAL_CAPTURE}]}},
         ]
-        meta = gps_metadata(gps)
+        meta = {**time_metadata(captured_ns), **gps_metadata(gps)}
         if meta:
             assertions.append({"label": "c2pa.metadata", "data": {"@context": {"exif": EXIF_NS}, **meta}})
         if extra:
@@ -131,28 +156,34 @@ class C2paSigner:
                 "title": title, "format": mime, "assertions": assertions}
 
     def sign_file(self, src: Path, dst: Path, mime: str, *, title: str, gps: GpsReading | None,
-                  extra: dict[str, Any] | None = None) -> C2paResult:
+                  extra: dict[str, Any] | None = None, captured_ns: int | None = None) -> C2paResult:
         """Write ``src`` with an embedded manifest to ``dst`` (fsynced); ``src`` is left untouched."""
         import c2pa
 
         t0 = time.perf_counter()
+        manifest = self.manifest(mime, title, gps, extra, captured_ns)
+        tsa_error = None
         try:
-            builder = c2pa.Builder(json.dumps(self.manifest(mime, title, gps, extra)), self._get_context())
-            with open(src, "rb") as fin, open(dst, "w+b") as fout:
-                builder.sign(self._get_signer(), mime, fin, fout)
-                fout.flush()
-                os.fsync(fout.fileno())
+            try:
+                self._sign_into(manifest, src, dst, mime, with_tsa=True)
+            except c2pa.C2paError as exc:
+                if self._tsa_url is None:
+                    raise
+                # An offline site keeps its Content Credentials; the anchor log time-stamps the record later.
+                tsa_error = str(exc)
+                self._sign_into(manifest, src, dst, mime, with_tsa=False)
         except c2pa.C2paError as exc:
             raise SigningError(f"C2PA signing of {src.name} failed: {exc}") from exc
         seconds = time.perf_counter() - t0
         report = read_manifest(dst)
-        return C2paResult(manifest_id=str(report["active_manifest"]), seconds=seconds, size=dst.stat().st_size)
+        return C2paResult(manifest_id=str(report["active_manifest"]), seconds=seconds, size=dst.stat().st_size,
+                          timestamped=self._tsa_url is not None and tsa_error is None, tsa_error=tsa_error)
 
     def close(self) -> None:
-        for res in (self._signer, self._context):
+        for res in (self._signer, self._plain_signer, self._context):
             if res is not None:
                 res.close()
-        self._signer = self._context = None
+        self._signer = self._plain_signer = self._context = None
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
