@@ -213,6 +213,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     witness = [Path(w).read_text() for w in args.ledger_checkpoint or []]
     checkers = default_checkers(trust_from(args.tsa_ca, args.ledger_key, witness))
+    from agent.signing.lone import is_lone_candidate
+
+    if args.against or is_lone_candidate(Path(args.path)):
+        return _verify_lone(args, trusted, checkers)
     try:
         report = check(Path(args.path), trusted_ca=trusted, checkers=checkers)
     except VerificationError as exc:
@@ -224,6 +228,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json(), indent=2))
     else:
         _print_report(report.to_json())
+    return 0 if report.ok else 1
+
+
+def _verify_lone(args: argparse.Namespace, trusted: list[x509.Certificate], checkers: list[Checker]) -> int:
+    """One JPEG/MP4 without its record: what its C2PA manifest proves, and (--against) where it was sealed."""
+    from agent.signing.lone import check_lone, print_lone
+
+    against = Path(args.against) if args.against else None
+    if against is not None and not against.exists():
+        raise ConfigError(f"--against {against}: no such vault or bundle")
+    try:
+        report = check_lone(Path(args.path), trusted_ca=trusted, against=against, checkers=checkers)
+    except VerificationError as exc:
+        print(json.dumps({"ok": False, "mode": "lone", "path": args.path, "problems": [str(exc)]}, indent=2)
+              if args.json else f"{args.path}: FAILED — {exc}")
+        return 1
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print_lone(report)
     return 0 if report.ok else 1
 
 
@@ -299,8 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
     ks.add_argument("--key-dir", required=True)
     ks.set_defaults(func=cmd_keys_show)
 
-    v = sub.add_parser("verify", help="verify a vault, a copy of its files, one item or an export bundle")
-    v.add_argument("path")
+    v = sub.add_parser("verify", help="verify a vault, a copy of its files, one item, an export bundle, "
+                                      "or a lone JPEG/MP4 from its embedded C2PA manifest")
+    v.add_argument("path", help="vault folder, bundle zip, an item, or any JPEG/MP4 (renamed, without .rec)")
+    v.add_argument("--against", metavar="VAULT_OR_BUNDLE",
+                   help="lone file: also find its sealed record by SHA-256 here and check chain and anchoring")
     v.add_argument("--json", action="store_true", help="machine-readable report")
     v.add_argument("--ca", action="append", help="trusted CA certificate (PEM); may repeat")
     v.add_argument("--tsa-ca", action="append", help="trusted RFC 3161 TSA root (PEM); may repeat")
