@@ -34,7 +34,10 @@ Without our software (see docs/evidence-format.md in the agent's source), for ea
   sha256sum MEDIA      # must equal media.sha256 in body.json
   sha256sum of body.json of item N must equal "prev" in item N+1.
 
-Range: seq {first}..{last}, captured {since} .. {until}; device {device}.
+Range: seq {first}..{last}, captured {first_time} .. {last_time}; device {device}.
+Selected: since {since}, until {until}.
+Anchors: log/checkpoints/*.note (signed checkpoints), log/anchors/*-tsa.json (RFC 3161 tokens over them),
+log/proofs.json (inclusion proof of each record) -- see docs/anchoring.md.
 """
 
 
@@ -56,6 +59,10 @@ def _parse_time(text: str | None, what: str) -> int | None:
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.UTC)
     return int(t.timestamp() * 1_000_000)
+
+
+def _iso_us(wall_us: int) -> str:
+    return dt.datetime.fromtimestamp(wall_us / 1e6, dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def export_bundle(vault_path: Path, out: Path, *, since: str | None = None, until: str | None = None) -> ExportResult:
@@ -103,7 +110,8 @@ def export_bundle(vault_path: Path, out: Path, *, since: str | None = None, unti
         z.writestr("MANIFEST.json", json.dumps(manifest, indent=2, sort_keys=True))
         device = json.loads((vault_path / first.record_path).read_bytes().split(b"\n", 1)[0])["device_id"]
         z.writestr("README.txt", README.format(name=out.name, first=first.seq, last=last.seq,
-                                               since=since or "start", until=until or "end", device=device))
+                                               first_time=_iso_us(first.wall_us), last_time=_iso_us(last.wall_us),
+                                               since=since or "(all)", until=until or "(all)", device=device))
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, out)

@@ -27,7 +27,7 @@ def filled(sealer: Sealer, vault: Vault, manual_clock: ManualClock) -> tuple[Pat
 
 
 def test_full_bundle_verifies_offline(filled: tuple[Path, list[int]], tmp_path: Path) -> None:
-    vault, _ = filled
+    vault, walls = filled
     out = tmp_path / "bundle.zip"
     res = export_bundle(vault, out)
     assert res.items == 6 and res.first_seq == 0 and res.last_seq == 5
@@ -36,6 +36,9 @@ def test_full_bundle_verifies_offline(filled: tuple[Path, list[int]], tmp_path: 
     names = zipfile.ZipFile(out).namelist()
     assert "README.txt" in names and "device/cert.pem" in names
     assert not any("key" in n for n in names)  # never the private key
+    readme = zipfile.ZipFile(out).read("README.txt").decode()
+    assert "captured start .. end" not in readme
+    assert "Range: seq 0..5, captured 20" in readme and f".. {iso_utc(walls[-1])[:19]}" in readme
 
 
 def test_range_bundle_and_tampered_bundle(filled: tuple[Path, list[int]], tmp_path: Path) -> None:
