@@ -151,7 +151,7 @@ def test_script_catches_head_deletion(anchored: tuple[Path, Path], tmp_path: Pat
 
 def test_script_catches_tail_deletion(anchored: tuple[Path, Path], tmp_path: Path) -> None:
     v = _copy(anchored[0], tmp_path / "v")
-    note, size = _newest(v)
+    _note, size = _newest(v)
     for rec in (v / "items" / "000000").glob("*"):
         if int(rec.name[:12]) >= size - 3:  # the newest records, some of them covered by the checkpoint
             rec.unlink()
