@@ -131,7 +131,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_example_config(args: argparse.Namespace) -> int:
-    print(example_toml(), end="")
+    if args.full:
+        from agent.device.config_docs import full_toml
+
+        print(full_toml(), end="")
+    else:
+        print(example_toml(), end="")
     return 0
 
 
@@ -304,7 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate a config file (exit 2 on errors)")
     c.add_argument("file")
     c.set_defaults(func=cmd_check_config)
-    sub.add_parser("example-config", help="print an example config").set_defaults(func=cmd_example_config)
+    ex = sub.add_parser("example-config", help="print an example config (--full: every key at its default)")
+    ex.add_argument("--full", action="store_true",
+                    help="every key with its description and default (reference: docs/configuration.md)")
+    ex.set_defaults(func=cmd_example_config)
 
     k = sub.add_parser("keys", help="device identity").add_subparsers(dest="keys_command", required=True)
     ki = k.add_parser("init", help="create the device key and certificate (or a CSR)")

@@ -107,7 +107,9 @@ class Agent:
         if cfg.video.enabled:
             from agent.video.service import VideoService
 
-            vcfg = cfg.video.model_copy(update={"fps": cfg.capture.fps, "still_interval_s": 0.0})
+            # one fps, still interval and still quality: [capture]'s (stills are timed by the still loop)
+            vcfg = cfg.video.model_copy(update={"fps": cfg.capture.fps, "still_interval_s": 0.0,
+                                                "still_quality": cfg.capture.jpeg_quality})
             if vcfg.c2pa.tsa_url is None and cfg.anchor.tsa.url is not None:  # C2PA signatures time-stamped too
                 c2pa_cfg = vcfg.c2pa.model_copy(update={"tsa_url": str(cfg.anchor.tsa.url)})
                 vcfg = vcfg.model_copy(update={"c2pa": c2pa_cfg})

@@ -16,7 +16,7 @@ class CommandsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Accept signed officer commands.")
     trust_dir: Path = Field(
         default=Path("/etc/evidence-agent/officers"),
         description="directory of officer certificates / public keys (*.pem); optional permissions.json",
@@ -26,7 +26,7 @@ class CommandsConfig(BaseModel):
     )
     max_ttl_s: float = Field(default=300.0, gt=0, le=86_400, description="longest expiry-issued accepted")
     clock_skew_s: float = Field(default=30.0, ge=0, le=3_600, description="tolerated officer/device skew")
-    max_message_bytes: int = Field(default=16_384, ge=512, le=1_048_576)
+    max_message_bytes: int = Field(default=16_384, ge=512, le=1_048_576, description="Larger commands are refused.")
 
 
 class LiveConfig(BaseModel):
@@ -34,21 +34,21 @@ class LiveConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = True
-    max_width: int = Field(default=1280, ge=16, le=4096)
-    max_height: int = Field(default=720, ge=16, le=4096)
-    default_width: int = Field(default=640, ge=16, le=4096)
-    default_height: int = Field(default=480, ge=16, le=4096)
-    max_fps: float = Field(default=15.0, gt=0, le=60)
-    default_fps: float = Field(default=10.0, gt=0, le=60)
-    min_quality: int = Field(default=30, ge=1, le=100)
-    max_quality: int = Field(default=90, ge=1, le=100)
-    default_quality: int = Field(default=75, ge=1, le=100)
-    max_seconds: float = Field(default=600.0, gt=0, le=86_400)
-    default_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    enabled: bool = Field(default=True, description="Allow live view sessions.")
+    max_width: int = Field(default=1280, ge=16, le=4096, description="Widest live frame.")
+    max_height: int = Field(default=720, ge=16, le=4096, description="Tallest live frame.")
+    default_width: int = Field(default=640, ge=16, le=4096, description="Width when the request names none.")
+    default_height: int = Field(default=480, ge=16, le=4096, description="Height when the request names none.")
+    max_fps: float = Field(default=15.0, gt=0, le=60, description="Highest live frame rate.")
+    default_fps: float = Field(default=10.0, gt=0, le=60, description="Frame rate when the request names none.")
+    min_quality: int = Field(default=30, ge=1, le=100, description="Lowest JPEG quality.")
+    max_quality: int = Field(default=90, ge=1, le=100, description="Highest JPEG quality.")
+    default_quality: int = Field(default=75, ge=1, le=100, description="JPEG quality when the request names none.")
+    max_seconds: float = Field(default=600.0, gt=0, le=86_400, description="Longest session.")
+    default_seconds: float = Field(default=60.0, gt=0, le=86_400, description="Session length if unnamed.")
     keepalive_timeout_s: float = Field(default=10.0, gt=0, le=600,
                                        description="stop a session after this long without a keepalive")
-    max_sessions: int = Field(default=4, ge=1, le=32)
+    max_sessions: int = Field(default=4, ge=1, le=32, description="Concurrent live sessions.")
 
     @model_validator(mode="after")
     def _defaults_within_bounds(self) -> LiveConfig:
