@@ -23,6 +23,7 @@ from agent.device.config import AgentConfig, example_toml, load_config, parse_co
 
 if TYPE_CHECKING:
     from agent.anchor.verify import AnchorTrust
+    from agent.device.runtime import Agent
     from agent.signing.verify import Checker
 
 log = logging.getLogger("evidence-agent")
@@ -50,7 +51,7 @@ def _run_agent(cfg: AgentConfig, seconds: float | None, drain_timeout: float | N
         if drain_timeout is not None and agent.uplink is not None:
             agent.stop_capture()
             print(f"capture stopped; waiting up to {drain_timeout:g} s for the broker to acknowledge everything")
-            drained = agent.drain(drain_timeout)
+            drained = _drain(agent, drain_timeout)
             stats = agent.uplink.outbox.stats()
             print(f"uplink: {'all delivered' if drained else 'NOT all delivered'} ({stats})")
     finally:
@@ -62,6 +63,33 @@ def _run_agent(cfg: AgentConfig, seconds: float | None, drain_timeout: float | N
     if not drained:
         return 1
     return 1 if agent.stats.errors and not agent.stats.sealed else 0
+
+
+def _drain(agent: Agent, timeout: float) -> bool:
+    """agent.drain() in short steps, so a terminal shows how much is still waiting for the broker."""
+    import time
+
+    from agent.signing.progress import Progress
+
+    uplink = agent.uplink
+    if uplink is None:
+        return True
+    deadline = time.monotonic() + timeout
+    first = uplink.outbox.stats()
+    total = max(1, first.pending + first.in_flight)
+    with Progress("uploading", total, unit="entries") as bar:
+        while True:
+            step = min(0.5, max(0.0, deadline - time.monotonic()))
+            if agent.drain(step):
+                return True
+            s = uplink.outbox.stats()
+            left = s.pending + s.in_flight
+            if left == 0:  # nothing waits: only refusals (rejected entries) keep it from being drained
+                return s.rejected == 0
+            total = max(total, left)
+            bar.update(total - left, total)
+            if time.monotonic() >= deadline:
+                return False
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -222,8 +250,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     if args.against or is_lone_candidate(Path(args.path)):
         return _verify_lone(args, trusted, checkers)
+    from agent.signing.progress import Progress
+
     try:
-        report = check(Path(args.path), trusted_ca=trusted, checkers=checkers)
+        with Progress(f"verifying {Path(args.path).name}") as bar:
+            report = check(Path(args.path), trusted_ca=trusted, checkers=checkers,
+                           progress=lambda done, total: bar.update(done, total))
     except VerificationError as exc:
         report_json = {"ok": False, "path": args.path, "items": 0,
                        "problems": [{"item": args.path, "problem": str(exc)}]}
@@ -258,8 +290,11 @@ def _verify_lone(args: argparse.Namespace, trusted: list[x509.Certificate], chec
 
 def cmd_export(args: argparse.Namespace) -> int:
     from agent.evidence.export import export_bundle
+    from agent.signing.progress import Progress
 
-    result = export_bundle(Path(args.vault), Path(args.out), since=args.since, until=args.until)
+    with Progress(f"exporting {Path(args.out).name}") as bar:
+        result = export_bundle(Path(args.vault), Path(args.out), since=args.since, until=args.until,
+                               force=args.force, progress=lambda done, total: bar.update(done, total))
     print(f"wrote {args.out}: {result.items} items, seq {result.first_seq}..{result.last_seq}, "
           f"{result.bytes} bytes")
     return 0
@@ -287,8 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--vault", default="demo-vault", help="vault folder (default: ./demo-vault)")
     d.add_argument("--keys", help="key folder (default: <vault>-keys beside the vault)")
     d.add_argument("--seconds", type=float, default=20.0, help="how long to record (default 20)")
-    d.add_argument("--device-id", default="demo-device")
-    d.add_argument("--site-id", default="demo-site")
+    d.add_argument("--device-id", default="demo-device", help="device id (default demo-device)")
+    d.add_argument("--site-id", default="demo-site", help="site id (default demo-site)")
     d.add_argument("--still-interval", type=float, default=2.0, help="seconds between stills (default 2)")
     d.add_argument("--segment-seconds", type=float, default=5.0, help="video segment length (default 5)")
     d.add_argument("--no-video", action="store_true", help="stills only")
@@ -302,12 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     r = sub.add_parser("run", help="run as a service from a config file")
-    r.add_argument("--config", required=True)
+    r.add_argument("--config", required=True, help="TOML config file (evidence-agent example-config)")
     r.add_argument("--seconds", type=float, default=None, help="stop after N seconds (default: until SIGTERM)")
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("check-config", help="validate a config file (exit 2 on errors)")
-    c.add_argument("file")
+    c.add_argument("file", help="TOML config file to validate")
     c.set_defaults(func=cmd_check_config)
     ex = sub.add_parser("example-config", help="print an example config (--full: every key at its default)")
     ex.add_argument("--full", action="store_true",
@@ -316,19 +351,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("keys", help="device identity").add_subparsers(dest="keys_command", required=True)
     ki = k.add_parser("init", help="create the device key and certificate (or a CSR)")
-    ki.add_argument("--key-dir", required=True)
-    ki.add_argument("--device-id", required=True)
-    ki.add_argument("--organization", default="Demo Enterprise")
+    ki.add_argument("--key-dir", required=True, help="folder for device.key (0600), device.pem and ca.pem")
+    ki.add_argument("--device-id", required=True, help="device id: the certificate's CN")
+    ki.add_argument("--organization", default="Demo Enterprise", help="enterprise: the certificate's O")
     ki.add_argument("--csr", action="store_true", help="write a CSR for the customs CA instead of a dev certificate")
     ki.add_argument("--force", action="store_true", help="replace an existing key")
     ki.set_defaults(func=cmd_keys_init)
     kc = k.add_parser("install-cert", help="install the certificate the customs CA issued for the CSR")
-    kc.add_argument("--key-dir", required=True)
-    kc.add_argument("cert")
-    kc.add_argument("chain")
+    kc.add_argument("--key-dir", required=True, help="the folder holding the key the CSR was made for")
+    kc.add_argument("cert", help="the device certificate the customs CA issued (PEM)")
+    kc.add_argument("chain", help="the issuing CA certificate(s), intermediates first (PEM)")
     kc.set_defaults(func=cmd_keys_install)
     ks = k.add_parser("show", help="print key id and certificate")
-    ks.add_argument("--key-dir", required=True)
+    ks.add_argument("--key-dir", required=True, help="folder with the device key and certificate")
     ks.set_defaults(func=cmd_keys_show)
 
     v = sub.add_parser("verify", help="verify a vault, a copy of its files, one item, an export bundle, "
@@ -345,14 +380,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_verify)
 
     e = sub.add_parser("export", help="write a self-contained evidence bundle (zip)")
-    e.add_argument("vault")
-    e.add_argument("--out", required=True)
-    e.add_argument("--since", help="ISO time, inclusive")
-    e.add_argument("--until", help="ISO time, inclusive")
+    e.add_argument("vault", help="the vault folder to export from")
+    e.add_argument("--out", required=True, help="bundle file to write (.zip); refused if it exists, unless --force")
+    e.add_argument("--force", action="store_true", help="replace an existing --out file")
+    e.add_argument("--since", help="first capture time to include, ISO 8601 (UTC if no offset), inclusive")
+    e.add_argument("--until", help="last capture time to include, ISO 8601 (UTC if no offset), inclusive")
     e.set_defaults(func=cmd_export)
 
     x = sub.add_parser("reindex", help="rebuild the vault's SQLite index from its files")
-    x.add_argument("vault")
+    x.add_argument("vault", help="vault folder")
     x.set_defaults(func=cmd_reindex)
 
     from agent.anchor import commands as anchor_commands

@@ -12,13 +12,14 @@ import hashlib
 import json
 import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.anchor.bundle import export_log_files
 from agent.core.errors import ConfigError, VaultError
 from agent.core.fsutil import fsync_dir
-from agent.evidence.vault import Vault
+from agent.evidence.vault import IndexRow, Vault
 
 README = """\
 Evidence bundle exported by evidence-agent.
@@ -65,10 +66,20 @@ def _iso_us(wall_us: int) -> str:
     return dt.datetime.fromtimestamp(wall_us / 1e6, dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def export_bundle(vault_path: Path, out: Path, *, since: str | None = None, until: str | None = None) -> ExportResult:
+def export_bundle(vault_path: Path, out: Path, *, since: str | None = None, until: str | None = None,
+                  force: bool = False, progress: Callable[[int, int], None] | None = None) -> ExportResult:
+    """Write the bundle to a hidden temp file beside ``out`` and rename it into place.
+
+    An existing ``out`` is replaced only with ``force``; on any failure or Ctrl-C the temp file is removed,
+    so nothing half-written is left behind. ``progress(done, total)`` hears of each item written.
+    """
     since_us, until_us = _parse_time(since, "since"), _parse_time(until, "until")
     if not (vault_path / "items").is_dir():
         raise VaultError(f"{vault_path} is not a vault (no items/ folder)")
+    if out.exists() and not force:
+        raise ConfigError(f"--out {out}: already exists; give --force to replace it")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
     vault = Vault(vault_path, exclusive=False)
     try:
         rows = vault.rows(since_us, until_us)
@@ -76,15 +87,31 @@ def export_bundle(vault_path: Path, out: Path, *, since: str | None = None, unti
         vault.close()
     if not rows:
         raise VaultError(f"{vault_path}: no items in the chosen range")
-    files: dict[str, str] = {}
     tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        _write(vault_path, tmp, rows, out.name, since, until, progress)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:  # Ctrl-C (KeyboardInterrupt), disk full, a vanished file: no temp file left
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(out.parent)
+    return ExportResult(len(rows), rows[0].seq, rows[-1].seq, out.stat().st_size)
+
+
+def _write(vault_path: Path, tmp: Path, rows: list[IndexRow], name: str, since: str | None, until: str | None,
+           progress: Callable[[int, int], None] | None) -> None:
+    files: dict[str, str] = {}
     with zipfile.ZipFile(tmp, "w") as z:
         for name in ("cert.pem", "chain.pem"):
             src = vault_path / "device" / name
             if src.exists():
                 z.write(src, f"device/{name}", compress_type=zipfile.ZIP_DEFLATED)
                 files[f"device/{name}"] = hashlib.sha256(src.read_bytes()).hexdigest()
-        for row in rows:
+        for done, row in enumerate(rows, 1):
+            if progress is not None:
+                progress(done, len(rows))
             for rel in (row.media_path, row.record_path):
                 if rel is None:
                     continue
@@ -109,11 +136,6 @@ def export_bundle(vault_path: Path, out: Path, *, since: str | None = None, unti
         }
         z.writestr("MANIFEST.json", json.dumps(manifest, indent=2, sort_keys=True))
         device = json.loads((vault_path / first.record_path).read_bytes().split(b"\n", 1)[0])["device_id"]
-        z.writestr("README.txt", README.format(name=out.name, first=first.seq, last=last.seq,
+        z.writestr("README.txt", README.format(name=name, first=first.seq, last=last.seq,
                                                first_time=_iso_us(first.wall_us), last_time=_iso_us(last.wall_us),
                                                since=since or "(all)", until=until or "(all)", device=device))
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, out)
-    fsync_dir(out.parent)
-    return ExportResult(len(rows), first.seq, last.seq, out.stat().st_size)
