@@ -44,13 +44,19 @@ cleanup() { for m in dev/pts dev sys proc; do $SUDO umount -l "$root/$m" 2>/dev/
 trap cleanup EXIT
 for m in proc sys dev dev/pts; do $SUDO mount --bind "/$m" "$root/$m"; done
 $SUDO cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+# CAs this host added locally (e.g. a TLS-inspecting proxy in front of the package registries) are trusted inside too
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  $SUDO cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  $SUDO chroot "$root" update-ca-certificates >/dev/null
+fi
 
 step "copy the checkout (tracked and new files, no .venv) to /opt/evidence-agent"
 $SUDO rm -rf "$root/opt/evidence-agent"; $SUDO mkdir -p "$root/opt/evidence-agent"
 (cd "$repo" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) | $SUDO tar -xf - -C "$root/opt/evidence-agent"
 
 step "README set-up command (python3 -m venv .venv && pip install -e . && evidence-agent demo)"
-$SUDO chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/bin:/bin LANG=C.UTF-8 bash -c "
+$SUDO chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/bin:/bin LANG=C.UTF-8 \
+  PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DEFAULT_TIMEOUT=180 bash -c "
   set -e; cd /opt/evidence-agent
   s=\$(date +%s)
   python3 -m venv .venv && .venv/bin/pip install -q -e .
