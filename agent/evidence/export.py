@@ -82,7 +82,11 @@ def export_bundle(vault_path: Path, out: Path, *, since: str | None = None, unti
         raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
     vault = Vault(vault_path, exclusive=False)
     try:
-        rows = vault.rows(since_us, until_us)
+        chosen = vault.rows(since_us, until_us)
+        # One unbroken run of the chain: from the first to the last item captured in the range, with every item
+        # sealed in between (a segment captured before `since` is sealed after the stills it overlaps).
+        first, last = (chosen[0].seq, chosen[-1].seq) if chosen else (0, -1)
+        rows = [r for r in vault.rows(None, None) if first <= r.seq <= last] if chosen else []
     finally:
         vault.close()
     if not rows:
