@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import agent
-from agent.core.errors import SigningError, VerificationError
+from agent.core.errors import AgentError, SigningError, VerificationError
 from agent.core.model import GpsReading
 
 DIGITAL_CAPTURE = "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"
@@ -184,6 +185,40 @@ class C2paSigner:
             if res is not None:
                 res.close()
         self._signer = self._plain_signer = self._context = None
+
+
+class StillCredentials:
+    """C2PA for stills made outside the recorder (video off): thread-safe; a failure keeps the plain still.
+
+    Stills come from the still loop, the button and officer commands at once; one lock serialises the signer.
+    """
+
+    def __init__(self, signer: C2paSigner, staging: Callable[[str], Path]) -> None:
+        self._signer, self._staging = signer, staging
+        self._lock = threading.Lock()
+
+    def embed(self, jpeg: bytes, *, title: str, gps: GpsReading | None, captured_ns: int,
+              extra: dict[str, Any]) -> tuple[Path | bytes, dict[str, Any]]:
+        """(signed staging file, record info) or, when signing failed, (the plain bytes, {"error": ...})."""
+        raw, dst = self._staging("jpg"), self._staging("jpg")
+        try:
+            raw.write_bytes(jpeg)
+            with self._lock:
+                res = self._signer.sign_file(raw, dst, "image/jpeg", title=title, gps=gps, extra=extra,
+                                             captured_ns=captured_ns)
+        except (AgentError, OSError) as exc:
+            dst.unlink(missing_ok=True)
+            return jpeg, {"error": str(exc)}
+        finally:
+            raw.unlink(missing_ok=True)
+        info: dict[str, Any] = {"manifest": res.manifest_id, "sign_s": round(res.seconds, 4)}
+        if res.timestamped or res.tsa_error:
+            info["tsa"] = "time-stamped" if res.timestamped else f"TSA unreachable: {res.tsa_error}"
+        return dst, info
+
+    def close(self) -> None:
+        with self._lock:
+            self._signer.close()
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

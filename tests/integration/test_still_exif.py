@@ -62,8 +62,14 @@ def test_every_still_has_exif_matching_its_record(tmp_path: Path, mode: str) -> 
             assert abs(float(tags["Composite:GPSLongitude"]) - gps["lon"]) < 1e-6  # type: ignore[arg-type]
             assert abs(float(tags["GPS:GPSAltitude"]) - gps["alt_m"]) < 0.01  # type: ignore[arg-type]
             assert tags["GPS:GPSMapDatum"] == "WGS-84"
-        if mode == "video":  # C2PA manifest embedded after EXIF: its metadata carries the capture time too
-            assert "JUMBF:JUMDLabel" in tags
+        # C2PA manifest embedded after EXIF on both paths (with and without video)
+        assert "JUMBF:JUMDLabel" in tags and record["extra"]["c2pa"]["manifest"].startswith("urn:c2pa:")
+    if mode == "stills-only":  # a lone copy verifies from its manifest here too
+        lone = tmp_path / "photo.jpg"
+        lone.write_bytes(stills[0].read_bytes())
+        r = subprocess.run([sys.executable, "-m", "agent.device.cli", "verify", str(lone), "--json"], cwd=REPO,
+                           env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+        assert r.returncode == 0 and json.loads(r.stdout)["device"]["device_id"] == "demo-device", r.stdout
 
 
 def test_no_fix_means_no_gps_ifd(tmp_path: Path) -> None:
