@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-pkgs=(mosquitto mosquitto-clients gpsd gpsd-clients ffmpeg openssl systemd python3-venv chromium)
+
+pkgs=(mosquitto mosquitto-clients gpsd gpsd-clients ffmpeg openssl systemd python3-venv chromium libimage-exiftool-perl)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -16,6 +17,11 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+# An independent C2PA reader for tests/integration/test_c2pa_independent.py (skipped without it)
+if command -v npm >/dev/null 2>&1 && [ ! -d .cache/c2pa-ts/node_modules/@trustnxt/c2pa-ts ]; then
+  npm install --prefix .cache/c2pa-ts --no-audit --no-fund --silent @trustnxt/c2pa-ts@0.9.4 >/dev/null \
+    || echo "warning: npm could not install @trustnxt/c2pa-ts; its test will be skipped"
+fi
 echo "== ruff"; .venv/bin/ruff check agent tests benchmarks
 echo "== mypy"; .venv/bin/mypy agent
 echo "== import contracts"; .venv/bin/lint-imports

@@ -64,10 +64,10 @@ def trust_from(tsa_ca: list[str] | None, ledger_keys: list[str] | None, witness_
 def register(subparsers: Any) -> None:
     """Add ``anchor-status`` and ``anchor-proof``."""
     s = subparsers.add_parser("anchor-status", help="Merkle log, checkpoints and anchor receipts of a vault")
-    s.add_argument("vault")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("vault", help="vault folder")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_status)
     p = subparsers.add_parser("anchor-proof", help="inclusion proof of one record in an (anchored) checkpoint")
-    p.add_argument("vault")
-    p.add_argument("seq", type=int)
+    p.add_argument("vault", help="vault folder")
+    p.add_argument("seq", type=int, help="sequence number of the record")
     p.set_defaults(func=cmd_proof)

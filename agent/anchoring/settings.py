@@ -13,22 +13,28 @@ class _Section(BaseModel):
 
 
 class TsaConfig(_Section):
+    """RFC 3161 time-stamping of checkpoints (and of C2PA signatures unless [video.c2pa] names another TSA)."""
+
     url: HttpUrl | None = Field(None, description="RFC 3161 time-stamping endpoint; unset = no TSA anchor.")
     ca_file: Path | None = Field(None, description="PEM roots (and intermediates) that issued the TSA certificate.")
-    timeout_s: float = Field(10.0, gt=0, le=120)
+    timeout_s: float = Field(10.0, gt=0, le=120, description="HTTP timeout of one TSA request.")
 
 
 class LedgerConfig(_Section):
+    """The customs evidence-storage API (docs/openapi-evidence-storage.yaml)."""
+
     url: HttpUrl | None = Field(None, description="Customs evidence-storage API base URL; unset = no ledger anchor.")
     api_token: str | None = Field(None, description="Bearer token issued by the platform for this device.")
     verifier_key: str | None = Field(None, description="The ledger's signed-note verifier key (name+id+key).")
     hash_alg: Literal["sha256", "sm3"] = Field("sha256", description="Hash the platform wants for item hashes.")
     submit_items: bool = Field(False, description="Also submit each item's hash (one request per item).")
-    timeout_s: float = Field(10.0, gt=0, le=120)
+    timeout_s: float = Field(10.0, gt=0, le=120, description="HTTP timeout of one ledger request.")
 
 
 class AnchorConfig(_Section):
-    enabled: bool = True
+    """Device Merkle log, signed checkpoints and their anchors (docs/anchoring.md)."""
+
+    enabled: bool = Field(True, description="Keep the Merkle log and sign checkpoints.")
     origin_prefix: str = Field("evidence.example", pattern=r"^[^\s+]+$",
                                description="Checkpoint origin = <origin_prefix>/<device id>.")
     batch_max_records: int = Field(256, ge=1, le=1_000_000, description="Close a batch after this many records.")

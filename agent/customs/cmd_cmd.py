@@ -227,6 +227,8 @@ def register(subparsers: Any) -> None:
     """``evidence-officer cmd DEVICE snapshot|mark|status|selftest --broker URL [--note TEXT]``."""
     p = subparsers.add_parser("cmd", help="send a signed command to a device and verify its reply")
     add_connection_args(p)
-    p.add_argument("cmd_name", metavar="COMMAND", choices=["snapshot", "mark", "status", "selftest"])
+    p.add_argument("cmd_name", metavar="COMMAND", choices=["snapshot", "mark", "status", "selftest"],
+                   help="snapshot: seal a still now; mark: seal an officer's note (--note); status: the device's "
+                        "state; selftest: run the self-test and seal its result")
     p.add_argument("--note", help="mark: the note sealed into the device's evidence chain")
     p.set_defaults(func=_cmd)

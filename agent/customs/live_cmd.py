@@ -198,9 +198,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="how long to watch")
     p.add_argument("--out", type=Path, help="save verified frames, signed headers and stats here")
     p.add_argument("--mjpeg", action="store_true", help="save one live.mjpeg instead of one JPEG per frame")
-    p.add_argument("--width", type=int)
-    p.add_argument("--height", type=int)
-    p.add_argument("--fps", type=float)
-    p.add_argument("--quality", type=int)
+    p.add_argument("--width", type=int, help="frame width asked for (the device clamps it to its maximum)")
+    p.add_argument("--height", type=int, help="frame height asked for (clamped likewise)")
+    p.add_argument("--fps", type=float, help="frames per second asked for (clamped likewise)")
+    p.add_argument("--quality", type=int, help="JPEG quality 1-100 asked for (clamped likewise)")
     p.set_defaults(func=_cmd_live)
 

@@ -23,6 +23,7 @@ from agent.device.config import AgentConfig, example_toml, load_config, parse_co
 
 if TYPE_CHECKING:
     from agent.anchor.verify import AnchorTrust
+    from agent.device.runtime import Agent
     from agent.signing.verify import Checker
 
 log = logging.getLogger("evidence-agent")
@@ -50,7 +51,7 @@ def _run_agent(cfg: AgentConfig, seconds: float | None, drain_timeout: float | N
         if drain_timeout is not None and agent.uplink is not None:
             agent.stop_capture()
             print(f"capture stopped; waiting up to {drain_timeout:g} s for the broker to acknowledge everything")
-            drained = agent.drain(drain_timeout)
+            drained = _drain(agent, drain_timeout)
             stats = agent.uplink.outbox.stats()
             print(f"uplink: {'all delivered' if drained else 'NOT all delivered'} ({stats})")
     finally:
@@ -62,6 +63,33 @@ def _run_agent(cfg: AgentConfig, seconds: float | None, drain_timeout: float | N
     if not drained:
         return 1
     return 1 if agent.stats.errors and not agent.stats.sealed else 0
+
+
+def _drain(agent: Agent, timeout: float) -> bool:
+    """agent.drain() in short steps, so a terminal shows how much is still waiting for the broker."""
+    import time
+
+    from agent.signing.progress import Progress
+
+    uplink = agent.uplink
+    if uplink is None:
+        return True
+    deadline = time.monotonic() + timeout
+    first = uplink.outbox.stats()
+    total = max(1, first.pending + first.in_flight)
+    with Progress("uploading", total, unit="entries") as bar:
+        while True:
+            step = min(0.5, max(0.0, deadline - time.monotonic()))
+            if agent.drain(step):
+                return True
+            s = uplink.outbox.stats()
+            left = s.pending + s.in_flight
+            if left == 0:  # nothing waits: only refusals (rejected entries) keep it from being drained
+                return s.rejected == 0
+            total = max(total, left)
+            bar.update(total - left, total)
+            if time.monotonic() >= deadline:
+                return False
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -131,7 +159,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_example_config(args: argparse.Namespace) -> int:
-    print(example_toml(), end="")
+    if args.full:
+        from agent.device.config_docs import full_toml
+
+        print(full_toml(), end="")
+    else:
+        print(example_toml(), end="")
     return 0
 
 
@@ -213,8 +246,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     witness = [Path(w).read_text() for w in args.ledger_checkpoint or []]
     checkers = default_checkers(trust_from(args.tsa_ca, args.ledger_key, witness))
+    from agent.signing.lone import is_lone_candidate
+
+    if args.against or is_lone_candidate(Path(args.path)):
+        return _verify_lone(args, trusted, checkers)
+    from agent.signing.progress import Progress
+
     try:
-        report = check(Path(args.path), trusted_ca=trusted, checkers=checkers)
+        with Progress(f"verifying {Path(args.path).name}") as bar:
+            report = check(Path(args.path), trusted_ca=trusted, checkers=checkers,
+                           progress=lambda done, total: bar.update(done, total))
     except VerificationError as exc:
         report_json = {"ok": False, "path": args.path, "items": 0,
                        "problems": [{"item": args.path, "problem": str(exc)}]}
@@ -227,10 +268,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _verify_lone(args: argparse.Namespace, trusted: list[x509.Certificate], checkers: list[Checker]) -> int:
+    """One JPEG/MP4 without its record: what its C2PA manifest proves, and (--against) where it was sealed."""
+    from agent.signing.lone import check_lone, print_lone
+
+    against = Path(args.against) if args.against else None
+    if against is not None and not against.exists():
+        raise ConfigError(f"--against {against}: no such vault or bundle")
+    try:
+        report = check_lone(Path(args.path), trusted_ca=trusted, against=against, checkers=checkers)
+    except VerificationError as exc:
+        print(json.dumps({"ok": False, "mode": "lone", "path": args.path, "problems": [str(exc)]}, indent=2)
+              if args.json else f"{args.path}: FAILED — {exc}")
+        return 1
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print_lone(report)
+    return 0 if report.ok else 1
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from agent.evidence.export import export_bundle
+    from agent.signing.progress import Progress
 
-    result = export_bundle(Path(args.vault), Path(args.out), since=args.since, until=args.until)
+    with Progress(f"exporting {Path(args.out).name}") as bar:
+        result = export_bundle(Path(args.vault), Path(args.out), since=args.since, until=args.until,
+                               force=args.force, progress=lambda done, total: bar.update(done, total))
     print(f"wrote {args.out}: {result.items} items, seq {result.first_seq}..{result.last_seq}, "
           f"{result.bytes} bytes")
     return 0
@@ -258,8 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--vault", default="demo-vault", help="vault folder (default: ./demo-vault)")
     d.add_argument("--keys", help="key folder (default: <vault>-keys beside the vault)")
     d.add_argument("--seconds", type=float, default=20.0, help="how long to record (default 20)")
-    d.add_argument("--device-id", default="demo-device")
-    d.add_argument("--site-id", default="demo-site")
+    d.add_argument("--device-id", default="demo-device", help="device id (default demo-device)")
+    d.add_argument("--site-id", default="demo-site", help="site id (default demo-site)")
     d.add_argument("--still-interval", type=float, default=2.0, help="seconds between stills (default 2)")
     d.add_argument("--segment-seconds", type=float, default=5.0, help="video segment length (default 5)")
     d.add_argument("--no-video", action="store_true", help="stills only")
@@ -273,34 +337,40 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     r = sub.add_parser("run", help="run as a service from a config file")
-    r.add_argument("--config", required=True)
+    r.add_argument("--config", required=True, help="TOML config file (evidence-agent example-config)")
     r.add_argument("--seconds", type=float, default=None, help="stop after N seconds (default: until SIGTERM)")
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("check-config", help="validate a config file (exit 2 on errors)")
-    c.add_argument("file")
+    c.add_argument("file", help="TOML config file to validate")
     c.set_defaults(func=cmd_check_config)
-    sub.add_parser("example-config", help="print an example config").set_defaults(func=cmd_example_config)
+    ex = sub.add_parser("example-config", help="print an example config (--full: every key at its default)")
+    ex.add_argument("--full", action="store_true",
+                    help="every key with its description and default (reference: docs/configuration.md)")
+    ex.set_defaults(func=cmd_example_config)
 
     k = sub.add_parser("keys", help="device identity").add_subparsers(dest="keys_command", required=True)
     ki = k.add_parser("init", help="create the device key and certificate (or a CSR)")
-    ki.add_argument("--key-dir", required=True)
-    ki.add_argument("--device-id", required=True)
-    ki.add_argument("--organization", default="Demo Enterprise")
+    ki.add_argument("--key-dir", required=True, help="folder for device.key (0600), device.pem and ca.pem")
+    ki.add_argument("--device-id", required=True, help="device id: the certificate's CN")
+    ki.add_argument("--organization", default="Demo Enterprise", help="enterprise: the certificate's O")
     ki.add_argument("--csr", action="store_true", help="write a CSR for the customs CA instead of a dev certificate")
     ki.add_argument("--force", action="store_true", help="replace an existing key")
     ki.set_defaults(func=cmd_keys_init)
     kc = k.add_parser("install-cert", help="install the certificate the customs CA issued for the CSR")
-    kc.add_argument("--key-dir", required=True)
-    kc.add_argument("cert")
-    kc.add_argument("chain")
+    kc.add_argument("--key-dir", required=True, help="the folder holding the key the CSR was made for")
+    kc.add_argument("cert", help="the device certificate the customs CA issued (PEM)")
+    kc.add_argument("chain", help="the issuing CA certificate(s), intermediates first (PEM)")
     kc.set_defaults(func=cmd_keys_install)
     ks = k.add_parser("show", help="print key id and certificate")
-    ks.add_argument("--key-dir", required=True)
+    ks.add_argument("--key-dir", required=True, help="folder with the device key and certificate")
     ks.set_defaults(func=cmd_keys_show)
 
-    v = sub.add_parser("verify", help="verify a vault, a copy of its files, one item or an export bundle")
-    v.add_argument("path")
+    v = sub.add_parser("verify", help="verify a vault, a copy of its files, one item, an export bundle, "
+                                      "or a lone JPEG/MP4 from its embedded C2PA manifest")
+    v.add_argument("path", help="vault folder, bundle zip, an item, or any JPEG/MP4 (renamed, without .rec)")
+    v.add_argument("--against", metavar="VAULT_OR_BUNDLE",
+                   help="lone file: also find its sealed record by SHA-256 here and check chain and anchoring")
     v.add_argument("--json", action="store_true", help="machine-readable report")
     v.add_argument("--ca", action="append", help="trusted CA certificate (PEM); may repeat")
     v.add_argument("--tsa-ca", action="append", help="trusted RFC 3161 TSA root (PEM); may repeat")
@@ -310,14 +380,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_verify)
 
     e = sub.add_parser("export", help="write a self-contained evidence bundle (zip)")
-    e.add_argument("vault")
-    e.add_argument("--out", required=True)
-    e.add_argument("--since", help="ISO time, inclusive")
-    e.add_argument("--until", help="ISO time, inclusive")
+    e.add_argument("vault", help="the vault folder to export from")
+    e.add_argument("--out", required=True, help="bundle file to write (.zip); refused if it exists, unless --force")
+    e.add_argument("--force", action="store_true", help="replace an existing --out file")
+    e.add_argument("--since", help="first capture time to include, ISO 8601 (UTC if no offset), inclusive")
+    e.add_argument("--until", help="last capture time to include, ISO 8601 (UTC if no offset), inclusive")
     e.set_defaults(func=cmd_export)
 
     x = sub.add_parser("reindex", help="rebuild the vault's SQLite index from its files")
-    x.add_argument("vault")
+    x.add_argument("vault", help="vault folder")
     x.set_defaults(func=cmd_reindex)
 
     from agent.anchor import commands as anchor_commands

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.anchoring.settings import AnchorConfig
 from agent.capture.settings import CaptureConfig
@@ -23,6 +23,9 @@ from agent.uplink.settings import UplinkConfig
 from agent.video.settings import VideoConfig
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+#: keys the agent sets from another one, so there is one place for each (the recorder's copies are not settings)
+INHERITED = {"video.fps": "capture.fps", "video.still_interval_s": "capture.still_interval_s",
+             "video.still_quality": "capture.jpeg_quality"}
 
 
 class _Section(BaseModel):
@@ -30,16 +33,22 @@ class _Section(BaseModel):
 
 
 class DeviceConfig(_Section):
+    """Who this device is (its certificate and every record name it)."""
+
     id: str = Field("demo-device", pattern=ID_PATTERN, description="Device id (certificate CN, MQTT username).")
     site_id: str = Field("demo-site", pattern=ID_PATTERN, description="Registered inspection site id.")
     organization: str = Field("Demo Enterprise", min_length=1, description="Enterprise name (certificate O=).")
 
 
 class IdentityConfig(_Section):
+    """Where the device key and certificate live."""
+
     key_dir: Path = Field(Path("keys"), description="Folder with device.key (0600), device.pem and ca.pem.")
 
 
 class VaultConfig(_Section):
+    """The evidence vault on local storage."""
+
     path: Path = Field(Path("vault"), description="Evidence vault folder.")
     quota_mb: int = Field(4096, gt=0, description="Media bytes the vault may hold; sealing stops beyond it.")
 
@@ -55,6 +64,13 @@ class AgentConfig(_Section):
     gpio: GpioConfig = Field(default_factory=GpioConfig)
     anchor: AnchorConfig = Field(default_factory=AnchorConfig)
     video: VideoConfig = Field(default_factory=VideoConfig)
+
+    @model_validator(mode="after")
+    def _one_place_each(self) -> AgentConfig:
+        for key, owner in INHERITED.items():
+            if key.split(".", 1)[1] in self.video.model_fields_set:
+                raise ValueError(f"{key} is not a setting of the agent: set {owner} (one value for video and stills)")
+        return self
 
 
 def _format(exc: ValidationError, source: str) -> str:

@@ -35,6 +35,8 @@ from agent.gps.settings import open_gps
 from agent.gps.timequality import ClockWatch, TimeQualityProbe
 from agent.hardware.gpio import ButtonEvent, DeviceIO, TamperEvent
 from agent.hardware.watchdog import SdNotifier, Watchdog
+from agent.signing.c2pa import C2paSigner, StillCredentials
+from agent.signing.exif import DeviceTags, with_exif
 from agent.signing.keys import DeviceIdentity, load_identity
 
 if TYPE_CHECKING:
@@ -107,12 +109,24 @@ class Agent:
         if cfg.video.enabled:
             from agent.video.service import VideoService
 
-            vcfg = cfg.video.model_copy(update={"fps": cfg.capture.fps, "still_interval_s": 0.0})
+            # one fps, still interval and still quality: [capture]'s (stills are timed by the still loop)
+            vcfg = cfg.video.model_copy(update={"fps": cfg.capture.fps, "still_interval_s": 0.0,
+                                                "still_quality": cfg.capture.jpeg_quality})
+            if vcfg.c2pa.tsa_url is None and cfg.anchor.tsa.url is not None:  # C2PA signatures time-stamped too
+                c2pa_cfg = vcfg.c2pa.model_copy(update={"tsa_url": str(cfg.anchor.tsa.url)})
+                vcfg = vcfg.model_copy(update={"c2pa": c2pa_cfg})
             self.video = VideoService(
                 vcfg, sealer=_QuotaAwareSealer(self), vault=self.vault, identity=self.identity,
                 sensors=self.sensors, device_id=cfg.device.id, site_id=cfg.device.site_id,
                 camera=camera.describe() if camera is not None else cfg.capture.backend,
                 picamera2=(cfg.capture.to_settings(), self.clock, cfg.capture.picamera2) if native else None)
+        self._still_c2pa: StillCredentials | None = None
+        if not cfg.video.enabled and cfg.video.c2pa.enabled and cfg.video.c2pa.stills:  # stills-only: C2PA too
+            c2 = cfg.video.c2pa
+            signer = C2paSigner(self.identity.sign, self.identity.chain, thumbnail=c2.thumbnail,
+                                tsa_url=c2.tsa_url or (str(cfg.anchor.tsa.url) if cfg.anchor.tsa.url else None),
+                                claim_generator=c2.claim_generator)
+            self._still_c2pa = StillCredentials(signer, self.vault.staging_path)
         if native and self.video is not None:
             # picamera2 encodes the main stream itself (hardware H.264 where the board has it); the hub
             # carries the lores stream to analytics, stills and live view.
@@ -247,6 +261,8 @@ class Agent:
             self.anchoring.close()
         if self.uplink is not None:
             self.uplink.close()
+        if self._still_c2pa is not None:
+            self._still_c2pa.close()
         self.sensors.close()
         self.vault.close()
 
@@ -283,12 +299,22 @@ class Agent:
         if frame is None:
             return None
         moment = replace(self.sensors.moment(), wall_ns=frame.wall_ns, mono_ns=frame.mono_ns)
-        jpeg = encode_jpeg(frame, self.cfg.capture.jpeg_quality)
+        tags = DeviceTags(self.cfg.device.id, self.cfg.device.site_id, self.hub.camera.describe())
+        jpeg = with_exif(encode_jpeg(frame, self.cfg.capture.jpeg_quality), moment, tags,
+                         width=int(frame.image.shape[1]), height=int(frame.image.shape[0]))
         info = {"reason": reason, "frame_index": frame.index, "width": frame.image.shape[1],
                 "height": frame.image.shape[0], "camera": self.hub.camera.describe(), **(extra or {})}
+        media: Path | bytes = jpeg
+        if self._still_c2pa is not None:
+            media, info["c2pa"] = self._still_c2pa.embed(
+                jpeg, title=f"still {frame.index}", gps=moment.gps, captured_ns=moment.wall_ns,
+                extra={"frame_index": frame.index, "reason": reason, "device_id": tags.device_id,
+                       "site_id": tags.site_id})
         try:
-            item = self.seal_media("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg", extra=info)
+            item = self.seal_media("still", moment, media=media, media_type="image/jpeg", ext="jpg", extra=info)
         except VaultFullError as exc:
+            if isinstance(media, Path):
+                media.unlink(missing_ok=True)
             self._on_vault_full(exc)
             return None
         if self._vault_full:

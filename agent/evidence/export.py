@@ -12,13 +12,14 @@ import hashlib
 import json
 import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.anchor.bundle import export_log_files
 from agent.core.errors import ConfigError, VaultError
 from agent.core.fsutil import fsync_dir
-from agent.evidence.vault import Vault
+from agent.evidence.vault import IndexRow, Vault
 
 README = """\
 Evidence bundle exported by evidence-agent.
@@ -34,7 +35,10 @@ Without our software (see docs/evidence-format.md in the agent's source), for ea
   sha256sum MEDIA      # must equal media.sha256 in body.json
   sha256sum of body.json of item N must equal "prev" in item N+1.
 
-Range: seq {first}..{last}, captured {since} .. {until}; device {device}.
+Range: seq {first}..{last}, captured {first_time} .. {last_time}; device {device}.
+Selected: since {since}, until {until}.
+Anchors: log/checkpoints/*.note (signed checkpoints), log/anchors/*-tsa.json (RFC 3161 tokens over them),
+log/proofs.json (inclusion proof of each record) -- see docs/anchoring.md.
 """
 
 
@@ -58,26 +62,60 @@ def _parse_time(text: str | None, what: str) -> int | None:
     return int(t.timestamp() * 1_000_000)
 
 
-def export_bundle(vault_path: Path, out: Path, *, since: str | None = None, until: str | None = None) -> ExportResult:
+def _iso_us(wall_us: int) -> str:
+    return dt.datetime.fromtimestamp(wall_us / 1e6, dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def export_bundle(vault_path: Path, out: Path, *, since: str | None = None, until: str | None = None,
+                  force: bool = False, progress: Callable[[int, int], None] | None = None) -> ExportResult:
+    """Write the bundle to a hidden temp file beside ``out`` and rename it into place.
+
+    An existing ``out`` is replaced only with ``force``; on any failure or Ctrl-C the temp file is removed,
+    so nothing half-written is left behind. ``progress(done, total)`` hears of each item written.
+    """
     since_us, until_us = _parse_time(since, "since"), _parse_time(until, "until")
     if not (vault_path / "items").is_dir():
         raise VaultError(f"{vault_path} is not a vault (no items/ folder)")
+    if out.exists() and not force:
+        raise ConfigError(f"--out {out}: already exists; give --force to replace it")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
     vault = Vault(vault_path, exclusive=False)
     try:
-        rows = vault.rows(since_us, until_us)
+        chosen = vault.rows(since_us, until_us)
+        # One unbroken run of the chain: from the first to the last item captured in the range, with every item
+        # sealed in between (a segment captured before `since` is sealed after the stills it overlaps).
+        first, last = (chosen[0].seq, chosen[-1].seq) if chosen else (0, -1)
+        rows = [r for r in vault.rows(None, None) if first <= r.seq <= last] if chosen else []
     finally:
         vault.close()
     if not rows:
         raise VaultError(f"{vault_path}: no items in the chosen range")
-    files: dict[str, str] = {}
     tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        _write(vault_path, tmp, rows, out.name, since, until, progress)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:  # Ctrl-C (KeyboardInterrupt), disk full, a vanished file: no temp file left
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(out.parent)
+    return ExportResult(len(rows), rows[0].seq, rows[-1].seq, out.stat().st_size)
+
+
+def _write(vault_path: Path, tmp: Path, rows: list[IndexRow], name: str, since: str | None, until: str | None,
+           progress: Callable[[int, int], None] | None) -> None:
+    files: dict[str, str] = {}
     with zipfile.ZipFile(tmp, "w") as z:
         for name in ("cert.pem", "chain.pem"):
             src = vault_path / "device" / name
             if src.exists():
                 z.write(src, f"device/{name}", compress_type=zipfile.ZIP_DEFLATED)
                 files[f"device/{name}"] = hashlib.sha256(src.read_bytes()).hexdigest()
-        for row in rows:
+        for done, row in enumerate(rows, 1):
+            if progress is not None:
+                progress(done, len(rows))
             for rel in (row.media_path, row.record_path):
                 if rel is None:
                     continue
@@ -102,10 +140,6 @@ def export_bundle(vault_path: Path, out: Path, *, since: str | None = None, unti
         }
         z.writestr("MANIFEST.json", json.dumps(manifest, indent=2, sort_keys=True))
         device = json.loads((vault_path / first.record_path).read_bytes().split(b"\n", 1)[0])["device_id"]
-        z.writestr("README.txt", README.format(name=out.name, first=first.seq, last=last.seq,
-                                               since=since or "start", until=until or "end", device=device))
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, out)
-    fsync_dir(out.parent)
-    return ExportResult(len(rows), first.seq, last.seq, out.stat().st_size)
+        z.writestr("README.txt", README.format(name=name, first=first.seq, last=last.seq,
+                                               first_time=_iso_us(first.wall_us), last_time=_iso_us(last.wall_us),
+                                               since=since or "(all)", until=until or "(all)", device=device))

@@ -12,8 +12,10 @@ the customs CA is one of their trust anchors; every other failure code is a real
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import agent
-from agent.core.errors import SigningError, VerificationError
+from agent.core.errors import AgentError, SigningError, VerificationError
 from agent.core.model import GpsReading
 
 DIGITAL_CAPTURE = "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"
@@ -39,6 +41,8 @@ class C2paResult:
     manifest_id: str
     seconds: float
     size: int  # bytes of the signed file
+    timestamped: bool = False  # the signature carries an RFC 3161 token from the configured TSA
+    tsa_error: str | None = None  # why it does not although a TSA is configured (signed without one)
 
 
 def _dms(value: float, pos: str, neg: str) -> str:
@@ -71,6 +75,14 @@ def gps_metadata(gps: GpsReading | None) -> dict[str, Any]:
     return out
 
 
+def time_metadata(captured_ns: int | None) -> dict[str, Any]:
+    """exif:DateTimeOriginal (XMP form: ISO 8601 with microseconds and offset) = the record's captured.wall."""
+    if captured_ns is None:
+        return {}
+    when = dt.datetime.fromtimestamp(captured_ns // 1000 / 1e6, dt.UTC)
+    return {"exif:DateTimeOriginal": when.isoformat(timespec="microseconds")}
+
+
 def chain_for_c2pa(chain: tuple[x509.Certificate, ...]) -> str:
     """Leaf then intermediates as PEM, dropping self-signed roots (C2PA wants the root out of band)."""
     certs = [c for i, c in enumerate(chain) if i == 0 or c.subject != c.issuer]
@@ -92,6 +104,7 @@ class C2paSigner:
         self._generator = claim_generator
         self._thumbnail = thumbnail
         self._signer: Any = None
+        self._plain_signer: Any = None  # without TSA: used when the TSA cannot be reached
         self._context: Any = None
 
     def _get_context(self) -> Any:
@@ -102,27 +115,40 @@ class C2paSigner:
             self._context = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": self._thumbnail}}})
         return self._context
 
-    def _get_signer(self) -> Any:
-        if self._signer is None:
-            import c2pa  # imported here: only the capture pipeline needs the native library
+    def _get_signer(self, with_tsa: bool = True) -> Any:
+        import c2pa  # imported here: only the capture pipeline needs the native library
 
+        if (self._signer if with_tsa else self._plain_signer) is None:
             def callback(data: bytes) -> bytes:
                 return self._sign(bytes(data))  # DER ECDSA; c2pa-rs converts it to the COSE form
 
             try:
-                self._signer = c2pa.Signer.from_callback(callback, c2pa.C2paSigningAlg.ES256, self._chain_pem,
-                                                         self._tsa_url)
+                signer = c2pa.Signer.from_callback(callback, c2pa.C2paSigningAlg.ES256, self._chain_pem,
+                                                   self._tsa_url if with_tsa else None)
             except c2pa.C2paError as exc:
                 raise SigningError(f"C2PA signer refused the device certificate chain: {exc}") from exc
-        return self._signer
+            if with_tsa:
+                self._signer = signer
+            else:
+                self._plain_signer = signer
+        return self._signer if with_tsa else self._plain_signer
+
+    def _sign_into(self, manifest: dict[str, Any], src: Path, dst: Path, mime: str, with_tsa: bool) -> None:
+        import c2pa
+
+        builder = c2pa.Builder(json.dumps(manifest), self._get_context())
+        with open(src, "rb") as fin, open(dst, "w+b") as fout:
+            builder.sign(self._get_signer(with_tsa), mime, fin, fout)
+            fout.flush()
+            os.fsync(fout.fileno())
 
     def manifest(self, mime: str, title: str, gps: GpsReading | None,
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                 extra: dict[str, Any] | None = None, captured_ns: int | None = None) -> dict[str, Any]:
         assertions: list[dict[str, Any]] = [
             {"label": "c2pa.actions",
              "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": DIGITAL_CAPTURE}]}},
         ]
-        meta = gps_metadata(gps)
+        meta = {**time_metadata(captured_ns), **gps_metadata(gps)}
         if meta:
             assertions.append({"label": "c2pa.metadata", "data": {"@context": {"exif": EXIF_NS}, **meta}})
         if extra:
@@ -131,28 +157,68 @@ class C2paSigner:
                 "title": title, "format": mime, "assertions": assertions}
 
     def sign_file(self, src: Path, dst: Path, mime: str, *, title: str, gps: GpsReading | None,
-                  extra: dict[str, Any] | None = None) -> C2paResult:
+                  extra: dict[str, Any] | None = None, captured_ns: int | None = None) -> C2paResult:
         """Write ``src`` with an embedded manifest to ``dst`` (fsynced); ``src`` is left untouched."""
         import c2pa
 
         t0 = time.perf_counter()
+        manifest = self.manifest(mime, title, gps, extra, captured_ns)
+        tsa_error = None
         try:
-            builder = c2pa.Builder(json.dumps(self.manifest(mime, title, gps, extra)), self._get_context())
-            with open(src, "rb") as fin, open(dst, "w+b") as fout:
-                builder.sign(self._get_signer(), mime, fin, fout)
-                fout.flush()
-                os.fsync(fout.fileno())
+            try:
+                self._sign_into(manifest, src, dst, mime, with_tsa=True)
+            except c2pa.C2paError as exc:
+                if self._tsa_url is None:
+                    raise
+                # An offline site keeps its Content Credentials; the anchor log time-stamps the record later.
+                tsa_error = str(exc)
+                self._sign_into(manifest, src, dst, mime, with_tsa=False)
         except c2pa.C2paError as exc:
             raise SigningError(f"C2PA signing of {src.name} failed: {exc}") from exc
         seconds = time.perf_counter() - t0
         report = read_manifest(dst)
-        return C2paResult(manifest_id=str(report["active_manifest"]), seconds=seconds, size=dst.stat().st_size)
+        return C2paResult(manifest_id=str(report["active_manifest"]), seconds=seconds, size=dst.stat().st_size,
+                          timestamped=self._tsa_url is not None and tsa_error is None, tsa_error=tsa_error)
 
     def close(self) -> None:
-        for res in (self._signer, self._context):
+        for res in (self._signer, self._plain_signer, self._context):
             if res is not None:
                 res.close()
-        self._signer = self._context = None
+        self._signer = self._plain_signer = self._context = None
+
+
+class StillCredentials:
+    """C2PA for stills made outside the recorder (video off): thread-safe; a failure keeps the plain still.
+
+    Stills come from the still loop, the button and officer commands at once; one lock serialises the signer.
+    """
+
+    def __init__(self, signer: C2paSigner, staging: Callable[[str], Path]) -> None:
+        self._signer, self._staging = signer, staging
+        self._lock = threading.Lock()
+
+    def embed(self, jpeg: bytes, *, title: str, gps: GpsReading | None, captured_ns: int,
+              extra: dict[str, Any]) -> tuple[Path | bytes, dict[str, Any]]:
+        """(signed staging file, record info) or, when signing failed, (the plain bytes, {"error": ...})."""
+        raw, dst = self._staging("jpg"), self._staging("jpg")
+        try:
+            raw.write_bytes(jpeg)
+            with self._lock:
+                res = self._signer.sign_file(raw, dst, "image/jpeg", title=title, gps=gps, extra=extra,
+                                             captured_ns=captured_ns)
+        except (AgentError, OSError) as exc:
+            dst.unlink(missing_ok=True)
+            return jpeg, {"error": str(exc)}
+        finally:
+            raw.unlink(missing_ok=True)
+        info: dict[str, Any] = {"manifest": res.manifest_id, "sign_s": round(res.seconds, 4)}
+        if res.timestamped or res.tsa_error:
+            info["tsa"] = "time-stamped" if res.timestamped else f"TSA unreachable: {res.tsa_error}"
+        return dst, info
+
+    def close(self) -> None:
+        with self._lock:
+            self._signer.close()
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

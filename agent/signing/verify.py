@@ -320,16 +320,21 @@ def _check_unsealed(src: EvidenceSource, entries: list[Entry], items: list[Check
 
 
 def check(path: Path, *, trusted_ca: Sequence[x509.Certificate] = (),
-          checkers: Sequence[Checker] = ()) -> Report:
-    """Run every check and return the report (never raises for bad evidence, only for bad paths)."""
+          checkers: Sequence[Checker] = (), progress: Callable[[int, int], None] | None = None) -> Report:
+    """Run every check and return the report (never raises for bad evidence, only for bad paths).
+
+    ``progress(done, total)`` hears of each item whose media was checked (the slow part: hashing).
+    """
     src = open_source(Path(path))
     report = Report(path=str(path), mode=src.mode, trusted_ca=bool(trusted_ca))
     try:
         entries = src.entries()
         items = _load(src, entries, report, list(trusted_ca))
         evicted = _evicted(items)
-        for it in items:
+        for done, it in enumerate(items, 1):
             _check_media(src, it, report, evicted)
+            if progress is not None:
+                progress(done, len(items))
         if src.mode != "single":
             _check_unsealed(src, entries, items, report)
         _check_sequence(src, items, report)

@@ -16,18 +16,21 @@ class UplinkConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = False
-    mqtt: MqttConfig
-    outbox_path: Path = Path("/var/lib/evidence-agent/outbox.sqlite")
-    chunk_bytes: int = Field(256 * 1024, ge=1024, le=64 * 1024 * 1024)  # upper bound; the broker may lower it
-    window_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024)  # bytes in flight (unacknowledged) at once
-    status_interval_s: float = Field(60.0, gt=0)
-    alert_kinds: tuple[str, ...] = ("event", "tamper", "alert")
+    enabled: bool = Field(False, description="Upload sealed evidence and accept commands over MQTT.")
+    mqtt: MqttConfig = Field(description="Broker connection (URL, client id, mutual TLS, MQTT v5 limits).")
+    outbox_path: Path = Field(Path("/var/lib/evidence-agent/outbox.sqlite"),
+                              description="Durable SQLite outbox (entries leave only on PUBACK).")
+    chunk_bytes: int = Field(256 * 1024, ge=1024, le=64 * 1024 * 1024,
+                             description="Media chunk size upper bound; the broker's maximum packet size may lower it.")
+    window_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024, description="Bytes in flight (unacknowledged) at once.")
+    status_interval_s: float = Field(60.0, gt=0, description="Seconds between retained status messages.")
+    alert_kinds: tuple[str, ...] = Field(("event", "tamper", "alert"),
+                                         description="Record kinds also published as alerts (ahead of media).")
     # "No matching subscribers" (0x10) is a success code; for evidence it means nobody will store it.
-    require_subscriber: bool = True
-    retry_after_s: float = Field(5.0, gt=0)  # back off this long after a retryable refusal
-    commands: CommandsConfig = Field(default_factory=CommandsConfig)  # signed officer commands
-    live: LiveConfig = Field(default_factory=LiveConfig)  # live view bounds
+    require_subscriber: bool = Field(True, description="Treat MQTT 'no matching subscribers' as not delivered.")
+    retry_after_s: float = Field(5.0, gt=0, description="Back off this long after a retryable refusal.")
+    commands: CommandsConfig = Field(default_factory=CommandsConfig, description="Signed officer commands.")
+    live: LiveConfig = Field(default_factory=LiveConfig, description="Live view bounds.")
 
     @classmethod
     def for_broker(cls, broker: str, *, client_id: str, outbox_path: Path, tls: TlsConfig | None = None,

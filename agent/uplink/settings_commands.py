@@ -16,7 +16,7 @@ class CommandsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Accept signed officer commands.")
     trust_dir: Path = Field(
         default=Path("/etc/evidence-agent/officers"),
         description="directory of officer certificates / public keys (*.pem); optional permissions.json",
@@ -26,7 +26,7 @@ class CommandsConfig(BaseModel):
     )
     max_ttl_s: float = Field(default=300.0, gt=0, le=86_400, description="longest expiry-issued accepted")
     clock_skew_s: float = Field(default=30.0, ge=0, le=3_600, description="tolerated officer/device skew")
-    max_message_bytes: int = Field(default=16_384, ge=512, le=1_048_576)
+    max_message_bytes: int = Field(default=16_384, ge=512, le=1_048_576, description="Larger commands are refused.")
 
 
 class LiveConfig(BaseModel):
@@ -34,31 +34,32 @@ class LiveConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = True
-    max_width: int = Field(default=1920, ge=16, le=4096)
-    max_height: int = Field(default=1080, ge=16, le=4096)
-    default_width: int = Field(default=640, ge=16, le=4096)
-    default_height: int = Field(default=480, ge=16, le=4096)
-    max_fps: float = Field(default=15.0, gt=0, le=60)
-    default_fps: float = Field(default=10.0, gt=0, le=60)
-    min_quality: int = Field(default=30, ge=1, le=100)
-    max_quality: int = Field(default=90, ge=1, le=100)
-    default_quality: int = Field(default=75, ge=1, le=100)
+    enabled: bool = Field(default=True, description="Allow live view sessions.")
+    max_width: int = Field(default=1920, ge=16, le=4096, description="Widest live frame.")
+    max_height: int = Field(default=1080, ge=16, le=4096, description="Tallest live frame.")
+    default_width: int = Field(default=640, ge=16, le=4096, description="Width when the request names none.")
+    default_height: int = Field(default=480, ge=16, le=4096, description="Height when the request names none.")
+    max_fps: float = Field(default=15.0, gt=0, le=60, description="Highest live frame rate.")
+    default_fps: float = Field(default=10.0, gt=0, le=60, description="Frame rate when the request names none.")
+    min_quality: int = Field(default=30, ge=1, le=100, description="Lowest JPEG quality.")
+    max_quality: int = Field(default=90, ge=1, le=100, description="Highest JPEG quality.")
+    default_quality: int = Field(default=75, ge=1, le=100, description="JPEG quality when the request names none.")
     max_seconds: float = Field(default=1800.0, gt=0, le=86_400, description="an inspection takes ~25 minutes")
-    default_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    default_seconds: float = Field(default=60.0, gt=0, le=86_400, description="Session length if unnamed.")
     keepalive_timeout_s: float = Field(default=10.0, gt=0, le=600,
                                        description="stop a session after this long without a keepalive")
-    max_sessions: int = Field(default=4, ge=1, le=32)
+    max_sessions: int = Field(default=4, ge=1, le=32, description="Concurrent live sessions.")
     h264: bool = Field(default=True, description="offer the H.264 fMP4 rendition (else JPEG only)")
     video_width: int = Field(default=1280, ge=16, le=4096, description="default H.264 size (camera aspect kept)")
-    video_height: int = Field(default=720, ge=16, le=4096)
+    video_height: int = Field(default=720, ge=16, le=4096, description="default H.264 height")
     bitrate_kbps: int = Field(default=2000, ge=50, le=20_000, description="H.264 target at 1280x720 "
                               "(scaled by pixel count); steps down when the uplink falls behind")
-    min_bitrate_kbps: int = Field(default=250, ge=50, le=20_000)
+    min_bitrate_kbps: int = Field(default=250, ge=50, le=20_000, description="lowest H.264 bitrate step")
     fragment_ms: int = Field(default=200, ge=40, le=2000, description="frames per signed fragment")
     gop_s: float = Field(default=2.0, gt=0, le=10, description="keyframe interval (a viewer joins at once "
                          "anyway: a keyframe is forced)")
-    encoder_preset: str = Field(default="ultrafast", pattern=r"^(ultrafast|superfast|veryfast|faster|fast)$")
+    encoder_preset: str = Field(default="ultrafast", pattern=r"^(ultrafast|superfast|veryfast|faster|fast)$",
+                                description="libx264 preset of the live rendition")
 
     @model_validator(mode="after")
     def _defaults_within_bounds(self) -> LiveConfig:

@@ -22,6 +22,7 @@ from agent.core.errors import AgentError
 from agent.core.model import Moment, SealedItem
 from agent.core.threads import Worker
 from agent.signing.c2pa import C2paSigner
+from agent.signing.exif import DeviceTags, with_exif
 from agent.video.analytics import VideoEvent
 from agent.video.recorder import ClosedSegment, MomentSource, StillShot
 from agent.video.settings import VideoConfig
@@ -102,13 +103,16 @@ class MediaSealer:
 
     def __init__(self, sealer: SealerLike, cfg: VideoConfig, *, staging: Callable[[str], Path],
                  sensors: MomentSource, c2pa: C2paSigner | None = None, camera: str = "",
-                 on_sealed: Callable[[SealedItem], None] | None = None) -> None:
+                 on_sealed: Callable[[SealedItem], None] | None = None, device: DeviceTags | None = None) -> None:
         self._sealer = sealer
         self._cfg = cfg
         self._staging = staging
         self._sensors = sensors
         self._c2pa = c2pa
         self._camera = camera
+        # EXIF names the device; without explicit tags they come from the sealer (its device and site)
+        self._device = device or DeviceTags(str(getattr(sealer, "device_id", "")),
+                                            str(getattr(sealer, "site_id", "")), camera)
         self._on_sealed = on_sealed
         self._q: queue.Queue[ClosedSegment | StillShot | VideoEvent | None] = queue.Queue(cfg.queue_size)
         self._thread = Worker("video-sealer", self._run)
@@ -166,14 +170,22 @@ class MediaSealer:
             return src, None
         dst = self._staging(ext)
         try:
-            res = self._c2pa.sign_file(src, dst, mime, title=title, gps=moment.gps, extra=extra)
+            res = self._c2pa.sign_file(src, dst, mime, title=title, gps=moment.gps, extra=extra,
+                                       captured_ns=moment.wall_ns)
         except (AgentError, OSError) as exc:
             dst.unlink(missing_ok=True)
             log.error("C2PA embedding failed, sealing without it: %s", exc)
             return src, {"error": str(exc)}
         self.stats.c2pa_s.append(res.seconds)
         src.unlink()
-        return dst, {"manifest": res.manifest_id, "sign_s": round(res.seconds, 4)}
+        info: dict[str, Any] = {"manifest": res.manifest_id, "sign_s": round(res.seconds, 4)}
+        if res.timestamped or res.tsa_error:
+            info["tsa"] = "time-stamped" if res.timestamped else f"TSA unreachable: {res.tsa_error}"
+        return dst, info
+
+    def _who(self) -> dict[str, str]:
+        """Device and site for the manifest's record assertion (the lone-file verifier reports them)."""
+        return {"device_id": self._device.device_id, "site_id": self._device.site_id}
 
     def _seal_segment(self, seg: ClosedSegment) -> None:
         extra = segment_extra(seg)
@@ -182,7 +194,7 @@ class MediaSealer:
             # like C2PA live video (section 19): stream id, sequence number and the previous manifest
             prev = self._prev_manifest.get(seg.stream_id)
             ref = {"stream": seg.stream_id, "segment_no": seg.segment_no, "first_frame_index": seg.first_index,
-                   "previous_manifest": prev}
+                   "previous_manifest": prev, **self._who()}
             path, extra["c2pa"] = self._embed(path, "video/mp4", "mp4", f"segment {seg.segment_no}",
                                               seg.start, ref)
             if extra["c2pa"] and "manifest" in extra["c2pa"]:
@@ -198,7 +210,9 @@ class MediaSealer:
 
     def _seal_still(self, shot: StillShot) -> None:
         frame = shot.frame
-        jpeg = encode_jpeg(frame, self._cfg.still_quality)
+        # EXIF before C2PA and sealing: both hashes cover it (same moment and fix as the record)
+        jpeg = with_exif(encode_jpeg(frame, self._cfg.still_quality), shot.moment, self._device,
+                         width=int(frame.image.shape[1]), height=int(frame.image.shape[0]))
         extra: dict[str, Any] = {"reason": shot.reason, "frame_index": frame.index,
                                  "width": frame.image.shape[1], "height": frame.image.shape[0],
                                  "quality": self._cfg.still_quality, "camera": self._camera,
@@ -208,7 +222,8 @@ class MediaSealer:
             raw = self._staging("jpg")
             raw.write_bytes(jpeg)
             media, extra["c2pa"] = self._embed(raw, "image/jpeg", "jpg", f"still {frame.index}", shot.moment,
-                                               {"frame_index": frame.index, "reason": shot.reason})
+                                               {"frame_index": frame.index, "reason": shot.reason,
+                                                **self._who()})
             if media == raw:  # embedding failed: seal the plain JPEG bytes, drop the temp file
                 media = jpeg
                 raw.unlink(missing_ok=True)

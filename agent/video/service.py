@@ -21,6 +21,7 @@ from agent.capture.base import CaptureSettings
 from agent.core.clock import Clock
 from agent.core.model import Frame, SealedItem
 from agent.signing.c2pa import C2paSigner
+from agent.signing.exif import DeviceTags
 from agent.signing.keys import DeviceIdentity
 from agent.video.analytics import Analyzer
 from agent.video.overlay import Overlay
@@ -48,7 +49,8 @@ class VideoService:
         if identity is None:
             cfg = cfg.model_copy(update={"c2pa": cfg.c2pa.model_copy(update={"enabled": False})})
         self.media = MediaSealer(sealer, cfg, staging=vault.staging_path, sensors=sensors, c2pa=signer,
-                                 camera=camera, on_sealed=on_sealed)
+                                 camera=camera, on_sealed=on_sealed,
+                                 device=DeviceTags(device_id, site_id, camera))
         analyzer = Analyzer(cfg.analytics) if cfg.analytics.enabled else None
         self.recorder: Recorder | Picamera2Recorder
         if picamera2 is not None:  # native H.264 from the camera; lores frames are pushed for analytics/stills

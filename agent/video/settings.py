@@ -43,7 +43,7 @@ class AnalyticsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Run the anti-falsification checks.")
     width: int = Field(default=160, ge=32, le=640, description="analysis copy width in pixels (height keeps aspect)")
     analysis_fps: float = Field(default=5.0, gt=0, le=60, description="frames per second analysed (others skipped)")
     dark_mean: float = Field(default=22.0, ge=0, le=255, description="mean grey below this = too dark / covered")
@@ -74,7 +74,7 @@ class C2paConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Embed C2PA Content Credentials.")
     video: bool = Field(default=True, description="embed a manifest in each sealed segment")
     stills: bool = Field(default=True, description="embed a manifest in each sealed still")
     tsa_url: str | None = Field(default=None, description="RFC 3161 TSA for the C2PA signature (http/https)")
@@ -87,7 +87,7 @@ class VideoConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="record continuous video segments (stills come from them)")
     segment_seconds: float = Field(default=10.0, ge=1, le=600, description="length of one sealed segment")
     fragment_seconds: float = Field(default=1.0, gt=0, le=10,
                                     description="keyframe/fragment interval: a crash loses at most this much")

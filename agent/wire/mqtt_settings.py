@@ -46,9 +46,9 @@ class TlsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ca_file: Path
-    cert_file: Path | None = None
-    key_file: Path | None = None
+    ca_file: Path = Field(description="PEM CA that issued the broker's certificate.")
+    cert_file: Path | None = Field(None, description="This client's certificate (PEM); with key_file.")
+    key_file: Path | None = Field(None, description="This client's private key (PEM); with cert_file.")
 
     @model_validator(mode="after")
     def _pair(self) -> TlsConfig:
@@ -62,15 +62,16 @@ class MqttConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    broker: str = "mqtts://localhost:8883"
-    client_id: str
-    tls: TlsConfig | None = None
-    keepalive_s: int = Field(30, ge=5, le=3600)
-    session_expiry_s: int = Field(7 * 24 * 3600, ge=0)  # broker keeps our session (and queued QoS 1) this long
-    reconnect_min_s: float = Field(1.0, gt=0)
-    reconnect_max_s: float = Field(60.0, gt=0)
-    max_inflight: int = Field(32, ge=1, le=65535)
-    handler_queue: int = Field(1000, ge=1)  # inbound messages waiting for handlers
+    broker: str = Field("mqtts://localhost:8883", description="mqtts://host:port (TLS) or mqtt://host:port.")
+    client_id: str = Field(description="MQTT client id (the device id for a device).")
+    tls: TlsConfig | None = Field(None, description="Mutual TLS; required for mqtts://.")
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive.")
+    session_expiry_s: int = Field(7 * 24 * 3600, ge=0,
+                                  description="The broker keeps the session (and queued QoS 1) this long.")
+    reconnect_min_s: float = Field(1.0, gt=0, description="First reconnect delay.")
+    reconnect_max_s: float = Field(60.0, gt=0, description="Reconnect delay cap (doubles up to this).")
+    max_inflight: int = Field(32, ge=1, le=65535, description="QoS 1 messages awaiting PUBACK at once.")
+    handler_queue: int = Field(1000, ge=1, description="Inbound messages waiting for handlers.")
 
     @field_validator("broker")
     @classmethod

@@ -27,7 +27,7 @@ def filled(sealer: Sealer, vault: Vault, manual_clock: ManualClock) -> tuple[Pat
 
 
 def test_full_bundle_verifies_offline(filled: tuple[Path, list[int]], tmp_path: Path) -> None:
-    vault, _ = filled
+    vault, walls = filled
     out = tmp_path / "bundle.zip"
     res = export_bundle(vault, out)
     assert res.items == 6 and res.first_seq == 0 and res.last_seq == 5
@@ -36,6 +36,9 @@ def test_full_bundle_verifies_offline(filled: tuple[Path, list[int]], tmp_path: 
     names = zipfile.ZipFile(out).namelist()
     assert "README.txt" in names and "device/cert.pem" in names
     assert not any("key" in n for n in names)  # never the private key
+    readme = zipfile.ZipFile(out).read("README.txt").decode()
+    assert "captured start .. end" not in readme
+    assert "Range: seq 0..5, captured 20" in readme and f".. {iso_utc(walls[-1])[:19]}" in readme
 
 
 def test_range_bundle_and_tampered_bundle(filled: tuple[Path, list[int]], tmp_path: Path) -> None:
@@ -63,3 +66,22 @@ def test_bad_arguments(filled: tuple[Path, list[int]], tmp_path: Path) -> None:
         export_bundle(vault, tmp_path / "x.zip", since="2099-01-01T00:00:00Z")
     with pytest.raises(VaultError, match="not a vault"):
         export_bundle(tmp_path, tmp_path / "x.zip")
+
+
+def test_range_export_is_one_unbroken_run_of_the_chain(sealer: Sealer, vault: Vault, manual_clock: ManualClock,
+                                                       tmp_path: Path) -> None:
+    """A segment is sealed after the stills it overlaps, with its (earlier) start as capture time: a time range
+    must still export every item sealed between its first and last item, or the bundle has holes."""
+    sealer.start(moment(manual_clock))
+    manual_clock.advance(10)
+    seg_start = moment(manual_clock)
+    manual_clock.advance(5)
+    t_still = manual_clock.wall_ns()
+    sealer.seal("still", moment(manual_clock), media=b"a" * 10, media_type="image/jpeg", ext="jpg")  # seq 1
+    sealer.seal("segment", seg_start, media=b"b" * 10, media_type="video/mp4", ext="mp4")  # seq 2, captured earlier
+    manual_clock.advance(1)
+    sealer.seal("still", moment(manual_clock), media=b"c" * 10, media_type="image/jpeg", ext="jpg")  # seq 3
+    out = tmp_path / "range.zip"
+    res = export_bundle(vault.path, out, since=iso_utc(t_still))
+    assert (res.first_seq, res.last_seq, res.items) == (1, 3, 3)
+    assert check(out).ok

@@ -1,0 +1,197 @@
+"""The configuration reference, generated from the pydantic models (docs/configuration.md, example-config --full).
+
+One walk over :class:`~agent.device.config.AgentConfig` yields every key with its type, default, bounds and
+description; the Markdown reference and the full example TOML are both rendered from it, so neither can
+drift from what ``check-config`` accepts (a test regenerates the doc and compares).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from agent.device.config import INHERITED, AgentConfig
+
+DOC_PATH = Path("docs") / "configuration.md"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One setting: dotted key, its section, and what the reference prints about it."""
+
+    key: str
+    section: str
+    name: str
+    type: str
+    default: Any  # PydanticUndefined when required
+    bounds: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Section:
+    path: str
+    doc: str
+    optional: bool  # absent = feature off (e.g. [uplink])
+
+
+def _models(ann: Any) -> list[type[BaseModel]]:
+    args = typing.get_args(ann) if typing.get_origin(ann) in (typing.Union, types.UnionType) else (ann,)
+    return [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+
+
+def type_name(ann: Any) -> str:
+    """A reader's name for an annotation: ``float``, ``path or none``, ``"a" | "b"``, ``list of [float, float]``."""
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin in (typing.Union, types.UnionType):
+        names = [type_name(a) for a in args if a is not type(None)]
+        return " or ".join(names) + (" or none" if type(None) in args else "")
+    if origin is typing.Literal:
+        return " | ".join(f'"{a}"' if isinstance(a, str) else str(a) for a in args)
+    if origin in (list, tuple):
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+            return f"list of {type_name(args[0])}"
+        if origin is tuple:
+            return "[" + ", ".join(type_name(a) for a in args) + "]"
+        return f"list of {type_name(args[0])}" if args else "list"
+    if isinstance(ann, type):
+        if issubclass(ann, Path):
+            return "path"
+        if issubclass(ann, Enum):
+            return " | ".join(f'"{m.value}"' for m in ann)
+        return {"str": "string", "int": "integer", "bool": "boolean", "HttpUrl": "URL"}.get(ann.__name__,
+                                                                                           ann.__name__)
+    return str(ann).replace("typing.", "")
+
+
+def _bounds(f: FieldInfo) -> str:
+    out = []
+    for m in f.metadata:
+        for attr, sym in (("gt", ">"), ("ge", "≥"), ("lt", "<"), ("le", "≤"), ("pattern", "matches"),
+                          ("min_length", "length ≥"), ("max_length", "length ≤")):
+            v = getattr(m, attr, None)
+            if v is not None:
+                out.append(f"{sym} `{v}`" if attr == "pattern" else f"{sym} {v}")
+    return ", ".join(out)
+
+
+def _default(f: FieldInfo) -> Any:
+    if f.default_factory is not None:
+        return f.default_factory()  # type: ignore[call-arg]
+    return f.default
+
+
+def walk(model: type[BaseModel] = AgentConfig, prefix: str = "",
+         optional: bool = False) -> Iterator[Section | Key]:
+    """Sections (with their docstring) and keys in declaration order; inherited keys are skipped."""
+    yield Section(prefix.rstrip("."), (model.__doc__ or "").strip().split("\n\n")[0].replace("\n", " "), optional)
+    subs: list[tuple[str, type[BaseModel], bool]] = []
+    for name, f in model.model_fields.items():
+        key = f"{prefix}{name}"
+        if key in INHERITED:
+            continue
+        sub = _models(f.annotation)
+        if sub:
+            subs.append((key, sub[0], optional or _default(f) is None))
+            continue
+        yield Key(key, prefix.rstrip("."), name, type_name(f.annotation), _default(f), _bounds(f),
+                  (f.description or "").strip())
+    for key, sub_model, opt in subs:
+        yield from walk(sub_model, key + ".", opt)
+
+
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, Enum):
+        return toml_value(v.value)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'
+
+
+def _shown_default(k: Key) -> str:
+    if k.default is PydanticUndefined:
+        return "*required*"
+    if k.default is None:
+        return "unset"
+    return f"`{toml_value(k.default)}`"
+
+
+def markdown() -> str:
+    """docs/configuration.md."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "<!-- generated by `python -m agent.device.config_docs`; tests/unit/test_config_docs.py keeps it current -->",
+        "",
+        "One TOML file, validated on load (`evidence-agent check-config FILE`): unknown keys are rejected and every",
+        "error names the file and the dotted key. Relative paths are resolved against the config file's folder.",
+        "`evidence-agent example-config` prints a short example; `evidence-agent example-config --full` prints every",
+        "key below at its default. *unset* means the key is absent (TOML has no null).",
+        "",
+        "The frame rate, still interval and still quality are set once, in `[capture]` (`fps`, `still_interval_s`,",
+        "`jpeg_quality`); the recorder takes them from there.",
+    ]
+    for item in walk():
+        if isinstance(item, Section):
+            if item.path:
+                lines += ["", f"## `[{item.path}]`" + (" (optional section)" if item.optional else ""), ""]
+                if item.doc:
+                    lines += [item.doc, ""]
+                lines += ["| key | type | default | allowed | description |", "| --- | --- | --- | --- | --- |"]
+            continue
+        if not item.section:
+            continue
+        cells = [f"`{item.name}`", item.type, _shown_default(item), item.bounds, item.description]
+        lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def full_toml() -> str:
+    """Every key at its default, each with its description; optional sections and unset keys commented out."""
+    out = ["# evidence-agent configuration, every key at its default (evidence-agent example-config --full).",
+           "# Reference: docs/configuration.md. Unknown keys are rejected."]
+    for item in walk():
+        if isinstance(item, Section):
+            if item.path:
+                pre = "# " if item.optional else ""
+                out += ["", f"{pre}[{item.path}]" + (f"  # {item.doc}" if item.doc else "")]
+            continue
+        if not item.section:
+            continue
+        pre = "# " if _section_optional(item.section) else ""
+        if item.description:
+            out.append(f"{pre}# {item.description}")
+        if item.default is PydanticUndefined or item.default is None:
+            example = "..." if item.default is PydanticUndefined else "unset"
+            out.append(f"# {item.name} = {example}   ({item.type})")
+        else:
+            out.append(f"{pre}{item.name} = {toml_value(item.default)}")
+    return "\n".join(out) + "\n"
+
+
+_OPTIONAL: dict[str, bool] = {}
+
+
+def _section_optional(path: str) -> bool:
+    if not _OPTIONAL:
+        _OPTIONAL.update({s.path: s.optional for s in walk() if isinstance(s, Section)})
+    return _OPTIONAL.get(path, False)
+
+
+if __name__ == "__main__":  # regenerate the reference: python -m agent.device.config_docs
+    DOC_PATH.write_text(markdown(), encoding="utf-8")
+    print(f"wrote {DOC_PATH}")
