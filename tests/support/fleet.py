@@ -106,10 +106,25 @@ class Fleet:
         cert, key = self.cert_files(identity)
         return ["--cafile", str(self.ca), "--cert", str(cert), "--key", str(key)]
 
+    def wait_client(self, client_id: str, timeout: float = 20.0) -> None:
+        """Until the broker logged ``client_id`` connecting (plus a moment for its subscriptions)."""
+        log = self.root / "mosquitto.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if log.exists() and f" as {client_id} " in log.read_text(errors="replace"):
+                time.sleep(1.0)
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{client_id} did not connect to the broker")
+
     def ingest(self, out: Path, *extra: str, idle: float = 5.0, client_id: str = "ingest-sec"
                ) -> subprocess.Popen[str]:
-        """The real ``evidence-officer ingest`` process, trusting the fleet CA."""
+        """The real ``evidence-officer ingest`` process, trusting the fleet CA; its log goes to ingest.log."""
         args = [sys.executable, "-m", "agent.customs.cli", "ingest", "--broker", self.url, "--out", str(out),
                 *self.tls_args("ingest-1"), "--trust-ca", str(self.ca), "--client-id", client_id,
                 "--idle", str(idle), "--report", str(out.parent / "ingest-report.json"), *extra]
-        return subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out.parent / "ingest.log", "w") as log:  # a flood of refusals must not fill a pipe
+            proc = subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=log, text=True)
+        self.wait_client(client_id)
+        return proc

@@ -3,6 +3,7 @@ real CLI in tests/security). Every one of these wrote, stalled or replaced befor
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,7 +120,8 @@ def test_one_device_cannot_suppress_anothers_media(ingest: Ingest, good: Device,
     data = os.urandom(10_000)
     item = good.still(data)
     # the hostile device claims the good item's hash first (it is public: it is on the record topic)
-    ingest.handle(raw_chunk(mal, item=item.record_hash, sha256=item.record["media"]["sha256"], size=100))
+    bogus = b"x" * 100  # complete and self-consistent: before, it filled the media table under the good item
+    ingest.handle(raw_chunk(mal, item=item.record_hash, sha256=hashlib.sha256(bogus).hexdigest(), data=bogus))
     ingest.handle(record_msg(good, sidecar(item)))
     for msg in chunk_msgs(good, item, data):
         ingest.handle(msg)
