@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.customs.guard import Limits, json_depth
+from agent.customs.guard import Limits, too_deep
 from agent.customs.ingest import Ingest
 from agent.wire.mqtt import Inbound
 from tests.support.hostile import Device, chunk_msgs, raw_chunk, record_msg, sidecar
@@ -145,9 +145,11 @@ def test_quarantine_is_bounded(ingest: Ingest, mal: Device, tmp_path: Path) -> N
     assert len(list((tmp_path / "out" / ".ingest" / "quarantine" / "dev-mal").glob("*.json"))) == 50
 
 
-def test_json_depth_scanner() -> None:
-    assert json_depth(b'{"a": [1, {"b": "[[[["}]}') == 3
-    assert json_depth(b'"\\"[["') == 0
+def test_json_depth_check() -> None:
+    doc = b'{"a": [1, {"b": "[[[[\\"]"}]}'
+    assert not too_deep(doc, 3) and too_deep(doc, 2)
+    assert not too_deep(b'"\\"[["', 1) and too_deep(b"[" * 100, 32) and too_deep(b"]]", 32)
+    assert not too_deep(b"[" + b"[]," * 1000 + b"[]]", 2)
     assert Limits.parse(["max_chunks=10", "partial-max-age-s=1.5"]) == Limits(max_chunks=10, partial_max_age_s=1.5)
     with pytest.raises(ValueError, match="unknown"):
         Limits.parse(["nope=1"])
