@@ -47,6 +47,7 @@ from agent.signing.keys import key_id_of
 from agent.signing.layout import bucket_of, item_stem
 from agent.signing.records import SignedRecord, parse_sidecar
 from agent.signing.trust import load_anchors, verify_chain, verify_signature
+from agent.signing.verify import check
 from agent.wire.chunks import Chunk, parse_chunk, props_dict
 from agent.wire.mqtt import Inbound
 from agent.wire.topics import parse_device_topic
@@ -357,8 +358,6 @@ class Ingest:
 
     def _verify(self, device: str, rec_path: Path) -> None:
         """Single-item verification with the same code as `evidence-agent verify`."""
-        from agent.signing.verify import check
-
         report = check(rec_path, trusted_ca=self.cas)
         if not report.ok:
             count(self._db, device, "refused")
