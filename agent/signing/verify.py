@@ -21,11 +21,12 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.core.errors import SigningError, VerificationError
-from agent.signing.keys import key_id_of, verify_with
+from agent.core.errors import VerificationError
+from agent.signing.keys import key_id_of
 from agent.signing.layout import ITEM_RE
 from agent.signing.records import GENESIS_PREV, SignedRecord, parse_sidecar
-from agent.signing.sources import ZIP_ERRORS, Entry, EvidenceSource, open_source
+from agent.signing.sources import ZIP_ERRORS, Entry, EvidenceSource, open_source, plain_name
+from agent.signing.trust import verify_chain, verify_signature
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class Report:
     device_id: str | None = None
     key_id: str | None = None
     trusted_ca: bool = False
+    trusted: bool = False  # every record's chain leads to a CA the caller supplied
+    issuer: str | None = None  # subject of the CA the chains end at
     first_seq: int | None = None
     last_seq: int | None = None
     kinds: dict[str, int] = field(default_factory=dict)
@@ -72,6 +75,7 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "path": self.path, "mode": self.mode, "items": self.items,
                 "device_id": self.device_id, "key_id": self.key_id, "trusted_ca": self.trusted_ca,
+                "trusted": self.trusted, "issuer": self.issuer,
                 "first_seq": self.first_seq, "last_seq": self.last_seq, "kinds": self.kinds,
                 "first_time": self.first_time, "last_time": self.last_time,
                 "problems": self.problems, "warnings": self.warnings, **self.sections}
@@ -103,62 +107,33 @@ def _check_signature(name: str, signed: SignedRecord, report: Report) -> bool:
         return False
     try:
         certs = signed.certificates()
-    except ValueError as exc:
-        report.problem(name, f"signing certificate unreadable: {exc}")
-        return False
-    try:
         pub = certs[0].public_key()
-    except (ValueError, UnsupportedAlgorithm) as exc:  # a garbled key in a parseable certificate
-        report.problem(name, f"signing certificate's public key unreadable: {exc}")
+    except (ValueError, UnsupportedAlgorithm) as exc:  # a garbled certificate or key
+        report.problem(name, f"signing certificate unreadable: {exc}")
         return False
     if not isinstance(pub, ec.EllipticCurvePublicKey) or key_id_of(pub) != signed.key_id:
         report.problem(name, "signing certificate does not hold the record's key")
         return False
     try:
-        verify_with(pub, signed.sig, signed.body)
-    except SigningError:
+        verify_signature(certs[0], signed.sig, signed.body)
+    except VerificationError:
         report.problem(name, "signature is invalid (record altered or signed by another key)")
         return False
     return True
 
 
-def _subject(cert: x509.Certificate) -> str:
+def _check_chain(name: str, signed: SignedRecord, trusted: list[x509.Certificate],
+                 when: dt.datetime, report: Report) -> bool:
+    """The one chain check (agent.signing.trust); True when the chain leads to a supplied CA."""
     try:
-        return cert.subject.rfc4514_string()
-    except ValueError:
-        return "(unreadable subject)"
-
-
-def _check_chain(name: str, certs: list[x509.Certificate], trusted: list[x509.Certificate],
-                 when: dt.datetime, report: Report) -> None:
-    for child, parent in itertools.pairwise(certs):
-        try:
-            child.verify_directly_issued_by(parent)
-        except (ValueError, TypeError, Exception) as exc:  # InvalidSignature has no common base
-            report.problem(name, f"certificate chain broken at {_subject(child)}: {exc!r}")
-            return
-    leaf = certs[0]
-    try:
-        valid = leaf.not_valid_before_utc <= when <= leaf.not_valid_after_utc
-    except ValueError as exc:  # fields are parsed lazily: a garbled certificate fails here, not at load
-        report.problem(name, f"signing certificate unreadable: {exc}")
-        return
-    if not valid:
-        report.problem(name, "capture time is outside the signing certificate's validity")
-    if trusted:
-        top = certs[-1]
-        ok = False
-        for anchor in trusted:
-            if top.public_bytes(serialization.Encoding.DER) == anchor.public_bytes(serialization.Encoding.DER):
-                ok = True
-            else:
-                try:
-                    top.verify_directly_issued_by(anchor)
-                    ok = True
-                except Exception:
-                    pass
-        if not ok:
-            report.problem(name, "certificate chain does not lead to the trusted CA")
+        result = verify_chain(signed.certificates(), trusted, at=when,
+                              device=str(signed.record.get("device_id")))
+    except VerificationError as exc:
+        report.problem(name, str(exc))
+        return False
+    if report.issuer is None:
+        report.issuer = result.issuer
+    return result.trusted
 
 
 def _evicted(items: list[CheckedItem]) -> dict[int, int]:
@@ -209,6 +184,7 @@ def _load(src: EvidenceSource, entries: list[Entry], report: Report,
         except ValueError as exc:
             report.problem("device/cert.pem", f"device certificate unreadable: {exc}")
     items: list[CheckedItem] = []
+    untrusted = 0
     for entry in entries:
         try:
             signed = parse_sidecar(entry.sidecar, entry.name)
@@ -218,6 +194,10 @@ def _load(src: EvidenceSource, entries: list[Entry], report: Report,
         if not _check_signature(entry.name, signed, report):
             continue
         rec = signed.record
+        shape = _shape_problem(rec)
+        if shape:
+            report.problem(entry.name, shape)
+            continue
         fname = entry.name.rsplit("/", 1)[-1]
         m = ITEM_RE.match(fname)
         if not m or int(m.group(1)) != rec.get("seq") or m.group(2) != rec.get("kind"):
@@ -226,10 +206,39 @@ def _load(src: EvidenceSource, entries: list[Entry], report: Report,
         if device_key_id is not None and signed.key_id != device_key_id:
             report.problem(entry.name, f"signed by key {signed.key_id[:16]}…, not this device's key "
                                        f"{device_key_id[:16]}… (foreign item or replaced certificate)")
-        when = dt.datetime.fromtimestamp(int(rec["captured"]["wall_us"]) / 1e6, dt.UTC)
-        _check_chain(entry.name, signed.certificates(), trusted, when, report)
+        when = _captured_at(rec)
+        if when is None:
+            report.problem(entry.name, "record has no readable capture time (captured.wall_us)")
+            continue
+        if not _check_chain(entry.name, signed, trusted, when, report):
+            untrusted += 1
         items.append(CheckedItem(entry.name, entry.folder, signed, rec))
+    report.trusted = bool(trusted) and bool(items) and untrusted == 0
     return items
+
+
+def _shape_problem(rec: dict[str, Any]) -> str | None:
+    """What the later checks rely on, checked once: a validly signed record can still be malformed."""
+    seq, kind, media = rec.get("seq"), rec.get("kind"), rec.get("media")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        return f"record seq {str(seq)[:40]!r} is not a non-negative integer"
+    if not isinstance(kind, str) or not isinstance(rec.get("captured"), dict):
+        return "record has no kind or no capture block"
+    if rec.get("extra") is not None and not isinstance(rec.get("extra"), dict):
+        return "record extra is not an object"
+    if media is not None and media != {}:
+        if not isinstance(media, dict) or not isinstance(media.get("name"), str):
+            return "record media is not an object with a name"
+        if not plain_name(media["name"]) or not media["name"].startswith(f"{seq:012d}.{kind}."):
+            return f"media name {media['name'][:80]!r} is not this item's name (path-like names refused)"
+    return None
+
+
+def _captured_at(rec: dict[str, Any]) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromtimestamp(int(rec["captured"]["wall_us"]) / 1e6, dt.UTC)
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 def _check_sequence(src: EvidenceSource, items: list[CheckedItem], report: Report) -> None:
@@ -251,7 +260,13 @@ def _check_sequence(src: EvidenceSource, items: list[CheckedItem], report: Repor
         return
     seqs = sorted(by_seq)
     first = seqs[0]
-    allowed_first = int((src.manifest or {}).get("first_seq", 0)) if src.mode == "bundle" else 0
+    allowed_first = 0
+    if src.mode == "bundle":
+        declared = (src.manifest or {}).get("first_seq", 0)
+        if not isinstance(declared, int) or isinstance(declared, bool):
+            report.problem("MANIFEST.json", f"first_seq {str(declared)[:40]!r} is not an integer")
+        else:
+            allowed_first = declared
     if first != allowed_first:
         report.problem(f"seq {allowed_first}", f"items before seq {first} are missing")
     for a, b in itertools.pairwise(seqs):
@@ -319,6 +334,17 @@ def _check_unsealed(src: EvidenceSource, entries: list[Entry], items: list[Check
             report.problem(name, "media file has no sealed record (unsealed or injected)")
 
 
+def _guarded(report: Report, where: str, step: Callable[[], None]) -> None:
+    """Run one stage; a hostile input that still trips it becomes a named problem, never a traceback."""
+    try:
+        step()
+    except VerificationError as exc:
+        report.problem(where, str(exc))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError,
+            UnicodeError, *ZIP_ERRORS) as exc:
+        report.problem(where, f"could not be checked: malformed input ({type(exc).__name__}: {str(exc)[:200]})")
+
+
 def check(path: Path, *, trusted_ca: Sequence[x509.Certificate] = (),
           checkers: Sequence[Checker] = (), progress: Callable[[int, int], None] | None = None) -> Report:
     """Run every check and return the report (never raises for bad evidence, only for bad paths).
@@ -328,23 +354,31 @@ def check(path: Path, *, trusted_ca: Sequence[x509.Certificate] = (),
     src = open_source(Path(path))
     report = Report(path=str(path), mode=src.mode, trusted_ca=bool(trusted_ca))
     try:
-        entries = src.entries()
-        items = _load(src, entries, report, list(trusted_ca))
+        entries: list[Entry] = []
+        items: list[CheckedItem] = []
+
+        def load() -> None:
+            entries.extend(src.entries())
+            items.extend(_load(src, entries, report, list(trusted_ca)))
+
+        _guarded(report, str(path), load)
+        for name, why in src.refused:
+            report.problem(name, why)
         evicted = _evicted(items)
         for done, it in enumerate(items, 1):
-            _check_media(src, it, report, evicted)
+            _guarded(report, _where(it), lambda it=it: _check_media(src, it, report, evicted))  # type: ignore[misc]
             if progress is not None:
                 progress(done, len(items))
         if src.mode != "single":
-            _check_unsealed(src, entries, items, report)
-        _check_sequence(src, items, report)
-        _check_restarts(src, items, report)
+            _guarded(report, str(path), lambda: _check_unsealed(src, entries, items, report))
+        _guarded(report, "sequence", lambda: _check_sequence(src, items, report))
+        _guarded(report, "restart records", lambda: _check_restarts(src, items, report))
         items.sort(key=lambda i: i.seq)
         report.items = len(items)
         if items:
             report.first_seq, report.last_seq = items[0].seq, items[-1].seq
-            report.first_time = items[0].record["captured"]["wall"]
-            report.last_time = items[-1].record["captured"]["wall"]
+            report.first_time = str(items[0].record["captured"].get("wall"))
+            report.last_time = str(items[-1].record["captured"].get("wall"))
             report.device_id = str(items[0].record.get("device_id"))
             report.key_id = items[0].signed.key_id
             report.kinds = dict(Counter(str(i.record.get("kind")) for i in items))
@@ -352,7 +386,8 @@ def check(path: Path, *, trusted_ca: Sequence[x509.Certificate] = (),
             report.problem(str(path), "no evidence records found")
         ctx = Context(src, items, report)
         for checker in checkers:
-            checker(ctx)
+            name = getattr(checker, "__qualname__", "checker").split(".")[0]
+            _guarded(report, name.replace("_checker", "").replace("_", " "), lambda c=checker: c(ctx))  # type: ignore[misc]
     finally:
         src.close()
     return report
