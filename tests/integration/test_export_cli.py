@@ -98,8 +98,9 @@ def test_progress_bars_only_on_a_terminal(sealer: Sealer, vault: Vault, manual_c
         sealer.seal("still", moment(manual_clock), media=bytes([i]) * 1000, media_type="image/jpeg", ext="jpg")
     rc, err = _stderr_on_a_terminal(["export", str(vault.path), "--out", str(tmp_path / "b.zip")])
     assert rc == 0 and "exporting b.zip" in err
-    rc, err = _stderr_on_a_terminal(["verify", str(tmp_path / "b.zip")])
+    rc, err = _stderr_on_a_terminal(["verify", str(tmp_path / "b.zip"), "--allow-untrusted"])
     assert rc == 0 and "verifying b.zip" in err
-    piped = subprocess.run([*CLI, "verify", str(tmp_path / "b.zip")], env=ENV, cwd=REPO, capture_output=True,
+    piped = subprocess.run([*CLI, "verify", str(tmp_path / "b.zip"), "--allow-untrusted"], env=ENV, cwd=REPO,
+                           capture_output=True,
                            text=True)
     assert piped.returncode == 0 and "verifying" not in piped.stderr and "━" not in piped.stderr

@@ -67,7 +67,8 @@ def test_every_still_has_exif_matching_its_record(tmp_path: Path, mode: str) -> 
     if mode == "stills-only":  # a lone copy verifies from its manifest here too
         lone = tmp_path / "photo.jpg"
         lone.write_bytes(stills[0].read_bytes())
-        r = subprocess.run([sys.executable, "-m", "agent.device.cli", "verify", str(lone), "--json"], cwd=REPO,
+        r = subprocess.run([sys.executable, "-m", "agent.device.cli", "verify", str(lone), "--json",
+                            "--allow-untrusted"], cwd=REPO,
                            env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
         assert r.returncode == 0 and json.loads(r.stdout)["device"]["device_id"] == "demo-device", r.stdout
 

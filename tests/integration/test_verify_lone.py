@@ -47,7 +47,7 @@ def test_renamed_still_verifies_from_its_manifest_alone(vault: Path, tmp_path: P
     still = sorted(vault.glob("items/*/*.still.jpg"))[0]
     lone = tmp_path / "snapshot.jpg"
     shutil.copy(still, lone)
-    r = _cli("verify", str(lone), "--json")
+    r = _cli("verify", str(lone), "--json", "--allow-untrusted")
     assert r.returncode == 0, r.stdout + r.stderr
     rep = json.loads(r.stdout)
     rec = _record(still)
@@ -70,7 +70,7 @@ def test_against_vault_and_bundle_finds_the_sealed_record(vault: Path, tmp_path:
     bundle = tmp_path / "bundle.zip"
     assert _cli("export", str(vault), "--out", str(bundle)).returncode == 0
     for source in (vault, bundle):
-        r = _cli("verify", str(lone), "--against", str(source), "--json")
+        r = _cli("verify", str(lone), "--against", str(source), "--json", "--allow-untrusted")
         assert r.returncode == 0, r.stdout + r.stderr
         a = json.loads(r.stdout)["against"]
         assert a["found"] and a["seq"] == _record(seg)["seq"] and a["kind"] == "segment" and a["source_ok"]

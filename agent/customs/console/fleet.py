@@ -19,15 +19,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from agent.core.errors import SigningError, VerificationError
 from agent.customs.console.deps import Services
-from agent.signing.keys import verify_with
 from agent.signing.records import parse_sidecar
+from agent.signing.trust import verify_chain, verify_signature
 from agent.wire.mqtt import Inbound
-from agent.wire.replies import check_chain
 from agent.wire.topics import fleet_filter, parse_device_topic
 
 log = logging.getLogger(__name__)
@@ -174,15 +172,8 @@ class FleetTracker:
         certs = signed.certificates()
         if not certs:
             raise VerificationError("alert has no signing certificate")
-        cns = certs[0].subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-        if not cns or cns[0].value != device:
-            raise VerificationError(f"alert signed by {cns[0].value if cns else '?'!r}, not {device!r}")
-        key = certs[0].public_key()
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise VerificationError("alert certificate key is not ECDSA")
-        verify_with(key, signed.sig, signed.body)
-        if self.device_cas is not None:
-            check_chain(certs, self.device_cas)
+        verify_chain(certs, self.device_cas or [], device=device)  # identity, validity, chain (trusted if CAs given)
+        verify_signature(certs[0], signed.sig, signed.body)
         rec = signed.record
         extra: dict[str, Any] = rec["extra"] if isinstance(rec.get("extra"), dict) else {}
         return {"kind": _s(rec.get("kind"), 30), "type": _s(extra.get("type") or extra.get("state") or rec.get("kind"),
