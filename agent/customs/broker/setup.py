@@ -145,9 +145,9 @@ def register(subparsers: Any) -> None:
     """``evidence-officer broker-setup OUTDIR [--officer NAME]... [--ingest NAME]... [--device ID]...``."""
     p = subparsers.add_parser("broker-setup", help="write a customs broker's mosquitto.conf, least-privilege "
                               "ACL and fleet certificates")
-    p.add_argument("outdir", type=Path)
+    p.add_argument("outdir", type=Path, help="folder to write the broker configuration, ACL and certificates into")
     p.add_argument("--host", default="localhost", help="broker host name (server certificate)")
-    p.add_argument("--port", type=int, default=8883)
+    p.add_argument("--port", type=int, default=8883, help="TLS listener port (default 8883)")
     p.add_argument("--bind", default="0.0.0.0", help="listen address")
     p.add_argument("--officer", action="append", help="officer account (TLS CN); repeatable")
     p.add_argument("--ingest", action="append", help="ingest account (TLS CN); repeatable; default ingest-1")
