@@ -38,9 +38,14 @@ def _install_signal_handlers(stop: object) -> None:
 
 
 def _run_agent(cfg: AgentConfig, seconds: float | None, drain_timeout: float | None = None) -> int:
-    """Run until the time is up or a signal; with ``drain_timeout``, wait for the uplink to deliver everything."""
-    from agent.device.runtime import Agent
+    """Run until the time is up, the source ends or a signal; with ``drain_timeout``, wait for delivery.
 
+    Exit 1 when evidence was left undelivered (pending or rejected) at the drain timeout, or the camera failed.
+    """
+    from agent.device.runtime import Agent
+    from agent.device.summary import drain_line, run_summary
+
+    preflight_or_exit(cfg)
     agent = Agent(cfg)
     _install_signal_handlers(agent)
     drained = True
@@ -51,17 +56,23 @@ def _run_agent(cfg: AgentConfig, seconds: float | None, drain_timeout: float | N
             agent.stop_capture()
             print(f"capture stopped; waiting up to {drain_timeout:g} s for the broker to acknowledge everything")
             drained = agent.drain(drain_timeout)
-            stats = agent.uplink.outbox.stats()
-            print(f"uplink: {'all delivered' if drained else 'NOT all delivered'} ({stats})")
+            print(drain_line(drained, agent.uplink.outbox.stats()))
     finally:
         agent.close()
-    kinds = ", ".join(f"{n} {k}" for k, n in sorted(agent.stats.sealed.items()))
-    print(f"sealed {sum(agent.stats.sealed.values())} items ({kinds}) into {cfg.vault.path}")
-    if agent.stats.last is not None:
-        print(f"last: seq {agent.stats.last.seq} {agent.stats.last.kind} {agent.stats.last.record_hash}")
-    if not drained:
+    for line in run_summary(agent, cfg):
+        print(line)
+    if not drained or agent.hub.error is not None:
         return 1
     return 1 if agent.stats.errors and not agent.stats.sealed else 0
+
+
+def preflight_or_exit(cfg: AgentConfig) -> None:
+    """What the service needs before it starts (files, key, certificate); ConfigError names the first problem."""
+    from agent.device.preflight import preflight
+
+    problems = [p for p in preflight(cfg) if p.fatal]
+    if problems:
+        raise ConfigError("; ".join(p.text for p in problems))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -120,11 +131,19 @@ def _demo_uplink(args: argparse.Namespace, vault: Path, keys: Path) -> dict[str,
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(Path(args.config))
-    return _run_agent(cfg, args.seconds)
+    return _run_agent(cfg, args.seconds, args.drain_timeout)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """Syntax and values, then everything the service needs (files, key, certificate): exit 2 on a problem."""
+    from agent.device.preflight import preflight
+
     cfg = load_config(Path(args.file))
+    problems = preflight(cfg)
+    for p in problems:
+        print(f"{'error' if p.fatal else 'warning'}: {args.file}: {p.text}", file=sys.stderr)
+    if any(p.fatal for p in problems):
+        return 2
     print(f"{args.file}: OK (device {cfg.device.id}, site {cfg.device.site_id}, camera {cfg.capture.backend}, "
           f"gps {cfg.gps.source})")
     return 0
@@ -211,6 +230,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             raise ConfigError(f"--ca {ca}: cannot read a PEM certificate: {exc}") from None
     from agent.anchor.commands import trust_from
 
+    if not Path(args.path).exists():
+        raise ConfigError(f"{args.path} does not exist (give a vault folder, a copy of its files, an item or a bundle)")
     witness = [Path(w).read_text() for w in args.ledger_checkpoint or []]
     checkers = default_checkers(trust_from(args.tsa_ca, args.ledger_key, witness))
     try:
@@ -275,9 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run as a service from a config file")
     r.add_argument("--config", required=True)
     r.add_argument("--seconds", type=float, default=None, help="stop after N seconds (default: until SIGTERM)")
+    r.add_argument("--drain-timeout", type=float, default=None,
+                   help="at the stop, wait up to N seconds for the broker to acknowledge everything; "
+                        "exit 1 if evidence is left undelivered")
     r.set_defaults(func=cmd_run)
 
-    c = sub.add_parser("check-config", help="validate a config file (exit 2 on errors)")
+    c = sub.add_parser("check-config", help="validate a config file and the files it names: key, certificate "
+                                            "(CN, extended key usages, expiry), TLS files (exit 2 on errors)")
     c.add_argument("file")
     c.set_defaults(func=cmd_check_config)
     sub.add_parser("example-config", help="print an example config").set_defaults(func=cmd_example_config)

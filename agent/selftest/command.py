@@ -3,7 +3,8 @@
 The command line opens the configured camera, GPS, time source and broker itself, prints the table,
 seals the result (kind ``selftest``) and exits 0 (pass) or 1 (fail). While the agent service runs it
 holds the vault (and usually the camera): the command then still reports but does not seal, and
-points at the officer's MQTT ``selftest`` command, which runs :func:`selftest_in_agent` inside the
+points at the officer's MQTT ``selftest`` command, which runs
+:func:`agent.selftest.in_service.selftest_in_service` inside the
 service against the live frame hub and sensors and seals from there.
 """
 
@@ -48,7 +49,6 @@ from agent.wire.mqtt_settings import MqttConfig
 
 if TYPE_CHECKING:
     from agent.device.pipeline import FrameHub
-    from agent.device.runtime import Agent
 
 log = logging.getLogger(__name__)
 
@@ -286,47 +286,6 @@ def selftest_from_config(cfg: AgentConfig, *, clock: Clock | None = None, gps_wa
             gps.close()
         if vault is not None:
             vault.close()
-
-
-def selftest_in_agent(agent: Agent, *, gps_wait: float = 3.0, broker_timeout: float = 5.0,
-                      seal: bool = True) -> SelftestReport:
-    """The same checks inside the running service (officer's MQTT ``selftest``), sealed by its sealer.
-
-    Reads the live frame hub and sensors rather than opening devices the service already owns; the
-    broker check is the service's own link. Runs on the command worker thread, never a paho callback.
-    """
-    from agent.gps.provider import DisabledGps
-
-    camera = agent.hub.camera
-    gps: GpsProvider = agent.sensors.gps or DisabledGps()
-
-    def broker() -> CheckResult:
-        uplink = agent.cfg.uplink
-        if agent.uplink is None or uplink is None:
-            return check_broker(None, broker_timeout)
-        link = agent.uplink.link
-
-        def connected(timeout: float) -> str | None:
-            return None if link.wait_connected(timeout) else (link.last_error or "not connected")
-
-        return check_broker(connected, broker_timeout, target=uplink.mqtt.broker, tls=uplink.mqtt.url.tls,
-                            note=tls_note(uplink, agent.cfg.identity.key_dir))
-
-    report = run_selftest([
-        lambda: check_camera(lambda: frames_from_hub(agent.hub), camera.describe(),
-                             simulated=camera.name == "synthetic"),
-        lambda: check_gps(gps, gps_wait),
-        lambda: check_clock(agent.sensors.time_quality.read()),
-        broker,
-        lambda: check_disk(agent.vault.path, agent.vault.quota_bytes or agent.cfg.vault.quota_mb * 1024 * 1024,
-                           agent.vault.usage_bytes()),
-        lambda: check_identity(lambda: agent.identity, agent.clock),
-    ])
-    if not seal:
-        return report
-    item = agent.sealer.seal("selftest", agent.sensors.moment(), extra=report.as_record())
-    log.info("selftest %s, sealed as seq %d", "passed" if report.passed else "FAILED", item.seq)
-    return replace(report, sealed={"seq": item.seq, "record_hash": item.record_hash})
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
