@@ -346,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.set_defaults(func=cmd_reindex)
 
     from agent.anchor import commands as anchor_commands
+    from agent.device import requeue
     from agent.gps import commands as gps_commands
     from agent.hostsetup import provision
     from agent.hostsetup.install_system import register as register_install_system
@@ -356,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     selftest_cmd.register(sub)
     provision.register(sub)
     register_install_system(sub)
+    requeue.register(sub)
     return p
 
 

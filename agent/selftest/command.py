@@ -44,6 +44,7 @@ from agent.selftest.checks import (
 )
 from agent.signing.keys import key_id_of, load_identity
 from agent.uplink.settings import UplinkConfig
+from agent.wire.errors import connect_error_text, tls_file_problem
 from agent.wire.mqtt import MqttLink
 from agent.wire.mqtt_settings import MqttConfig
 
@@ -132,20 +133,16 @@ def diagnose_broker(mqtt: MqttConfig, timeout: float = 5.0) -> str | None:
             if tls.cert_file is not None and tls.key_file is not None:
                 ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
         except (OSError, ssl.SSLError) as exc:
-            return f"cannot load the TLS files (CA {tls.ca_file}, certificate {tls.cert_file}): {exc}"
+            return (f"cannot load the TLS files (CA {tls.ca_file}, certificate {tls.cert_file}): "
+                    f"{tls_file_problem(tls) or exc}")
         try:
             with ctx.wrap_socket(sock, server_hostname=url.host) as conn:
                 # TLS 1.3: a broker that rejects our certificate says so with an alert after the handshake.
                 conn.settimeout(min(timeout, 0.5))
                 with contextlib.suppress(TimeoutError):  # timeout: the broker awaits CONNECT, TLS is fine
                     conn.recv(1)
-        except ssl.SSLCertVerificationError as exc:
-            return f"TLS: the broker's certificate is not trusted with {tls.ca_file}: {exc.verify_message}"
-        except ssl.SSLError as exc:
-            return f"TLS handshake refused: {exc.reason or exc} (is the device certificate issued by a CA the " \
-                   "broker trusts?)"
-        except OSError as exc:
-            return f"TLS connection dropped: {exc}"
+        except OSError as exc:  # the same words as run and ingest (agent.wire.errors)
+            return connect_error_text(exc, host=url.host, port=url.port, ca_file=tls.ca_file)
     return None
 
 
@@ -159,8 +156,8 @@ def broker_connect(mqtt: MqttConfig) -> Callable[[float], str | None]:
         cfg = mqtt.model_copy(update={"client_id": f"{mqtt.client_id}-selftest", "session_expiry_s": 0})
         try:
             link = MqttLink(cfg, name="selftest-mqtt")
-        except (OSError, ValueError, ssl.SSLError) as exc:
-            return f"cannot load the TLS files: {exc}"
+        except (OSError, ValueError, ssl.SSLError, AgentError) as exc:
+            return str(exc) if isinstance(exc, AgentError) else f"cannot load the TLS files: {exc}"
         try:
             link.start()
             deadline = time.monotonic() + timeout
@@ -214,6 +211,20 @@ def _existing(path: Path) -> Path:
     return path
 
 
+# -- what the service needs ----------------------------------------------------------------------
+def preflight_check(cfg: AgentConfig) -> CheckResult:
+    """The files and certificate checks of `check-config`: CN = device.id, EKUs, expiry, readable files."""
+    from agent.device.preflight import preflight
+
+    problems = preflight(cfg)
+    fatal = [p.text for p in problems if p.fatal]
+    if fatal:
+        return CheckResult("config", "fail", "; ".join(fatal))
+    if problems:
+        return CheckResult("config", "warn", "; ".join(p.text for p in problems))
+    return CheckResult("config", "pass", "files readable; certificate CN, extended key usages and validity fit")
+
+
 # -- the command -------------------------------------------------------------------------------
 def selftest_from_config(cfg: AgentConfig, *, clock: Clock | None = None, gps_wait: float = 20.0,
                          broker_timeout: float = 10.0, seal: bool = True) -> tuple[SelftestReport, str]:
@@ -261,6 +272,7 @@ def selftest_from_config(cfg: AgentConfig, *, clock: Clock | None = None, gps_wa
             camera, gps_check, lambda: check_clock(probe.read()),
             lambda: _broker_check(cfg.uplink, cfg.identity.key_dir, broker_timeout), disk,
             lambda: check_identity(lambda: load_identity(cfg.identity.key_dir), clock),
+            lambda: preflight_check(cfg),
         ])
         if not seal:
             return report, "not sealed (--no-seal)"
