@@ -8,6 +8,8 @@ an onset and an end (with hold times, so one odd frame is not an alarm) and each
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -109,6 +111,7 @@ class Analyzer:
         self._prev: npt.NDArray[np.uint8] | None = None
         self._still_since: int | None = None
         self._content_ref: npt.NDArray[np.int16] | None = None
+        self._seen: collections.deque[tuple[int, bytes]] = collections.deque()  # recent samples' digests
         self._repeat_since: int | None = None  # first exact repeat of the current still stretch
         self._last_repeat: int | None = None
         self._run = 0  # consecutive analysed frames that were not exact repeats
@@ -162,9 +165,11 @@ class Analyzer:
         image, a looped clip) is not pixel-identical: keyframes and rate control add flicker of a few grey
         levels. Between keyframes, though, its decoded frames repeat exactly, which a live sensor never
         does (its noise changes some pixels every frame; measured: not one exact repeat in the shared real
-        clips). So the condition is: content unchanged on a 40-pixel-wide averaged copy (flicker averages
-        out, a moving object does not), and exact repeats on a nearest-neighbour sample (averaging would
-        hide a live sensor's noise) at least every ``MAX_REPEAT_GAP_NS``. It ends when the content changes
+        clips). An MPEG-4 encoder refines every P-frame, but decodes each GOP of the same picture to the
+        same frames, so a frame equal to any of the last few seconds' frames counts as a repeat too. The
+        condition is: content unchanged on a 40-pixel-wide averaged copy (flicker averages out, a moving
+        object does not), and exact repeats on a nearest-neighbour sample (averaging would hide a live
+        sensor's noise) at least every ``MAX_REPEAT_GAP_NS``. It ends when the content changes
         or when frames stop repeating for longer than the feed's own keyframe rhythm seen before the onset.
         """
         h, w = image.shape[:2]
@@ -181,11 +186,18 @@ class Analyzer:
             return
         changed = float(np.count_nonzero(cv2.absdiff(sample, prev))) / sample.size
         delta = float(np.abs(content - ref).max())
-        self.last_metrics.update(changed=changed, content_delta=delta)
+        digest = hashlib.blake2b(sample.tobytes(), digest_size=16).digest()
+        # an encoder fed the same picture decodes to the same frames GOP after GOP: an exact match with any
+        # recent frame is a repeat too (MPEG-4 refines every P-frame, so consecutive frames differ)
+        repeat = changed <= self.cfg.frozen_changed_fraction or any(d == digest for _, d in self._seen)
+        self._seen.append((t, digest))
+        while self._seen and self._seen[0][0] < t - 2 * MAX_REPEAT_GAP_NS:
+            self._seen.popleft()
+        self.last_metrics.update(changed=changed, content_delta=delta, repeat=float(repeat))
         live = False
         if delta > self.cfg.frozen_content_delta:  # new content: a new reference, a new still stretch
             self._content_ref, self._repeat_since, live = content, None, True
-        elif changed <= self.cfg.frozen_changed_fraction:
+        elif repeat:
             if self._repeat_since is None:
                 self._repeat_since, self._max_run = t, 0
             self._last_repeat, self._run = t, 0
