@@ -1,6 +1,8 @@
 """`evidence-agent` command line: demo, run, check-config, keys, verify, export, reindex.
 
-Exit codes: 0 success, 1 evidence problems or a failed run, 2 usage or configuration errors.
+Exit codes: 0 success; 1 evidence problems, a failed run, or evidence left undelivered at
+``--drain-timeout``; 2 usage or configuration errors (a missing or wrong file, certificate or key, a
+path that does not exist), always as one line naming the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     vault = Path(args.vault).resolve()
     keys = Path(args.keys).resolve() if args.keys else vault.with_name(vault.name + "-keys")
+    for folder, what in ((vault, "vault"), (keys, "key")):
+        _writable_or_exit(folder, what)
     settings: dict[str, object] = {
         "device": {"id": args.device_id, "site_id": args.site_id},
         "identity": {"key_dir": str(keys)},
@@ -109,6 +113,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"verify: {'OK' if report.ok else 'FAILED'} — {report.items} items, "
           f"{len(report.problems)} problems (run `evidence-agent verify {vault}` for details)")
     return rc if report.ok else 1
+
+
+def _writable_or_exit(folder: Path, what: str) -> None:
+    """The demo creates its folders: say which one cannot be written, and how to choose another."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write the {what} folder {folder}: {exc.strerror or exc} "
+                          f"(read-only? choose another with --{'vault' if what == 'vault' else 'keys'} PATH)") from None
 
 
 def _demo_uplink(args: argparse.Namespace, vault: Path, keys: Path) -> dict[str, object]:
@@ -374,6 +390,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except AgentError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file the command needs: one line naming it, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

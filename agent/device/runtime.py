@@ -304,6 +304,10 @@ class Agent:
             "vault": {"items": self.vault.count(), "media_bytes": self.vault.usage_bytes(),
                       "quota_bytes": self.vault.quota_bytes, "full": self.store.full},
             "last_item": None if last is None else {"seq": last.seq, "kind": last.kind, "hash": last.record_hash},
+            # what a run's summary says too: alarms raised, media sealed without C2PA, errors
+            "evidence": {"alarms": dict(self.stats.alarms), "c2pa_failures": self.stats.c2pa_failures,
+                         "last_c2pa_error": self.stats.last_c2pa_error, "errors": len(self.stats.errors),
+                         "last_error": self.stats.errors[-1] if self.stats.errors else None},
         }
 
     def _snapshot_command(self, request: CommandRequest) -> dict[str, Any]:

@@ -123,3 +123,10 @@ def test_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert "sealed" in out
     res = cli("verify", str(tmp_path / "vault"), "--json")
     assert res.returncode == 0 and json.loads(res.stdout)["kinds"]["still"] >= 3
+
+
+def test_demo_on_a_read_only_location_is_one_clear_line() -> None:
+    res = cli("demo", "--vault", "/sys/evidence-demo-vault", "--seconds", "1")  # sysfs: no folders may be made
+    assert res.returncode == 2, res.stderr
+    assert "cannot write the vault folder /sys/evidence-demo-vault" in res.stderr and "--vault" in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -182,7 +182,9 @@ def textured(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     import cv2
 
     small = rng.integers(0, 256, size=(max(2, h // 10), max(2, w // 10), 3), dtype=np.uint8)
-    return np.asarray(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
+    smooth = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+    fine = rng.integers(-25, 26, size=(h, w, 1))  # fine detail: what makes a re-encoded freeze flicker
+    return np.clip(smooth + fine, 0, 255).astype(np.uint8)
 
 
 def records(vault: Path) -> list[dict[str, Any]]:
