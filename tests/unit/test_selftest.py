@@ -155,7 +155,8 @@ def test_selftest_from_config_passes_and_seals(tmp_path: Path, key_dir: Path) ->
     report, sealing = selftest_cmd.selftest_from_config(config(tmp_path, key_dir), gps_wait=2)
     names = {r.name: r for r in report.results}
     assert report.passed, report.table()
-    assert list(names) == ["camera", "gps", "clock", "broker", "disk", "identity"]
+    assert list(names) == ["camera", "gps", "clock", "broker", "disk", "identity", "config"]
+    assert names["config"].status == "pass", names["config"].detail
     assert names["camera"].status == "warn" and "SYNTHETIC" in names["camera"].detail
     assert names["broker"].status == "warn" and "no uplink" in names["broker"].detail
     assert report.sealed is not None and sealing.startswith(f"sealed as seq {report.sealed['seq']}")
