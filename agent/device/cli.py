@@ -10,71 +10,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from cryptography import x509
 
 from agent import __version__
 from agent.core.errors import AgentError, ConfigError, VerificationError
-from agent.device.config import AgentConfig, example_toml, load_config, parse_config
+from agent.device.config import example_toml, load_config, parse_config
+from agent.device.runner import run_agent
 
 if TYPE_CHECKING:
     from agent.anchor.verify import AnchorTrust
     from agent.signing.verify import Checker
 
 log = logging.getLogger("evidence-agent")
-
-
-def _install_signal_handlers(stop: object) -> None:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        stop.stop()  # type: ignore[attr-defined]
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
-def _run_agent(cfg: AgentConfig, seconds: float | None, drain_timeout: float | None = None) -> int:
-    """Run until the time is up, the source ends or a signal; with ``drain_timeout``, wait for delivery.
-
-    Exit 1 when evidence was left undelivered (pending or rejected) at the drain timeout, or the camera failed.
-    """
-    from agent.device.runtime import Agent
-    from agent.device.summary import drain_line, run_summary
-
-    preflight_or_exit(cfg)
-    agent = Agent(cfg)
-    _install_signal_handlers(agent)
-    drained = True
-    try:
-        agent.start()
-        agent.run(seconds)
-        if drain_timeout is not None and agent.uplink is not None:
-            agent.stop_capture()
-            print(f"capture stopped; waiting up to {drain_timeout:g} s for the broker to acknowledge everything")
-            drained = agent.drain(drain_timeout)
-            print(drain_line(drained, agent.uplink.outbox.stats()))
-    finally:
-        agent.close()
-    for line in run_summary(agent, cfg):
-        print(line)
-    if not drained or agent.hub.error is not None:
-        return 1
-    return 1 if agent.stats.errors and not agent.stats.sealed else 0
-
-
-def preflight_or_exit(cfg: AgentConfig) -> None:
-    """What the service needs before it starts (files, key, certificate); ConfigError names the first problem."""
-    from agent.device.preflight import preflight
-
-    problems = [p for p in preflight(cfg) if p.fatal]
-    if problems:
-        raise ConfigError("; ".join(p.text for p in problems))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -102,7 +54,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"created device identity in {keys} (development CA)")
     print(f"demo: device {cfg.device.id} at site {cfg.device.site_id}, synthetic camera, simulated GPS, "
           f"{args.seconds:g} s into {vault}")
-    rc = _run_agent(cfg, args.seconds, args.drain_timeout if args.broker else None)
+    rc = run_agent(cfg, args.seconds, args.drain_timeout if args.broker else None)
     from agent.signing.verify import check
 
     report = check(vault, checkers=default_checkers())
@@ -147,7 +99,7 @@ def _demo_uplink(args: argparse.Namespace, vault: Path, keys: Path) -> dict[str,
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(Path(args.config))
-    return _run_agent(cfg, args.seconds, args.drain_timeout)
+    return run_agent(cfg, args.seconds, args.drain_timeout)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from agent.device.pipeline import FrameHub, Subscription
 from agent.device.quota import QuotaSealer
 from agent.device.sealer import Sealer
 from agent.device.sensors import Sensors
+from agent.device.summary import RunStats
 from agent.evidence.vault import IndexRow, Vault, VaultFullError
 from agent.gps.provider import GpsProvider
 from agent.gps.settings import open_gps
@@ -46,30 +47,6 @@ if TYPE_CHECKING:
     from agent.wire.commands import CommandRequest
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunStats:
-    """What this run sealed, the alarms it raised and what went wrong (summary and status topic)."""
-
-    sealed: dict[str, int] = field(default_factory=dict)
-    last: SealedItem | None = None
-    errors: list[str] = field(default_factory=list)
-    alarms: dict[str, int] = field(default_factory=dict)
-    c2pa_failures: int = 0
-    last_c2pa_error: str | None = None
-
-    def count(self, item: SealedItem) -> None:
-        self.sealed[item.kind] = self.sealed.get(item.kind, 0) + 1
-        self.last = item
-        extra = item.record.get("extra") or {}
-        if item.kind in ("event", "tamper") and extra.get("phase", "onset") == "onset":
-            name = str(extra.get("type") or extra.get("state") or item.kind)
-            self.alarms[name] = self.alarms.get(name, 0) + 1
-        c2pa = extra.get("c2pa")
-        if isinstance(c2pa, dict) and c2pa.get("error"):
-            self.c2pa_failures += 1
-            self.last_c2pa_error = str(c2pa["error"])
 
 
 class Agent:

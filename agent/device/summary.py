@@ -6,13 +6,39 @@ rejected items, C2PA failures and the alarms raised.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from agent.core.model import SealedItem
 from agent.device.config import AgentConfig
 
 if TYPE_CHECKING:
     from agent.device.runtime import Agent
     from agent.uplink.outbox import OutboxStats
+
+
+@dataclass
+class RunStats:
+    """What this run sealed, the alarms it raised and what went wrong (summary and status topic)."""
+
+    sealed: dict[str, int] = field(default_factory=dict)
+    last: SealedItem | None = None
+    errors: list[str] = field(default_factory=list)
+    alarms: dict[str, int] = field(default_factory=dict)
+    c2pa_failures: int = 0
+    last_c2pa_error: str | None = None
+
+    def count(self, item: SealedItem) -> None:
+        self.sealed[item.kind] = self.sealed.get(item.kind, 0) + 1
+        self.last = item
+        extra = item.record.get("extra") or {}
+        if item.kind in ("event", "tamper") and extra.get("phase", "onset") == "onset":
+            name = str(extra.get("type") or extra.get("state") or item.kind)
+            self.alarms[name] = self.alarms.get(name, 0) + 1
+        c2pa = extra.get("c2pa")
+        if isinstance(c2pa, dict) and c2pa.get("error"):
+            self.c2pa_failures += 1
+            self.last_c2pa_error = str(c2pa["error"])
 
 
 def _mb(n: int) -> str:

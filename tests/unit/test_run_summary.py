@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.core.model import SealedItem
-from agent.device.runtime import RunStats
-from agent.device.summary import drain_line
+from agent.device.summary import RunStats, drain_line
 from agent.uplink.outbox import OutboxStats
 
 
