@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,17 +53,31 @@ class AnchorService:
                              batch_max=cfg.batch_max_records, batch_interval_s=cfg.batch_interval_s,
                              on_checkpoint=self.anchorer.offer)
         sealer.add_listener(self.log.on_sealed)
+        self._final_wait_s = max(cfg.tsa.timeout_s, cfg.ledger.timeout_s) + 1.0 if chosen else 0.0
 
     def start(self) -> None:
         self.log.start()
         self.anchorer.start()
 
-    def final_checkpoint(self) -> None:
-        """At a clean stop, sign a checkpoint over everything sealed so far (anchored now or on next start)."""
+    def final_checkpoint(self, wait_s: float | None = None) -> None:
+        """At a clean stop: a checkpoint over everything sealed so far, anchored now when the anchors answer.
+
+        The anchor worker is woken and given up to ``wait_s`` (default: the anchors' own timeouts) to
+        anchor it; its receipts are sealed and logged before the log closes (``close()`` stops the anchorer
+        first). If an anchor does not answer, the worker keeps retrying while the uplink drains, and the next
+        start anchors the rest. The final checkpoint's own record and its receipts cannot be inside that
+        checkpoint (they name it): the next start's first checkpoint covers them.
+        """
         self.log.pump()
-        self.log.checkpoint()
+        self.log.checkpoint()  # None when the newest checkpoint already covers everything: anchor that one
+        self.anchorer.reset_backoff()
+        deadline = time.monotonic() + (self._final_wait_s if wait_s is None else wait_s)
+        while self.anchorer.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.log.pump()
 
     def close(self) -> None:
-        self.log.close()
+        """Anchorer first (it may still seal a receipt), then the log, which takes what is queued."""
         self.anchorer.close()
+        self.log.close()
 

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -55,6 +56,22 @@ from agent.wire.topics import parse_device_topic
 __all__ = ["DeviceReport", "Ingest", "Limits", "Refused"]
 
 log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
+
+
+def alert_summary(payload: bytes) -> str:
+    """Which event an alert announces ("frozen onset"), from its record; the record itself is verified when it
+    arrives on the record topic. Only short plain words from the wire are echoed into the log."""
+    try:
+        record = json.loads(payload.split(b"\n", 1)[0])
+        extra = record.get("extra") or {}
+        words = [str(extra.get(k)) for k in ("type", "state", "phase") if extra.get(k) is not None]
+    except (ValueError, AttributeError):
+        return "(unreadable alert payload)"
+    shown = [w if _WORD.match(w) else "?" for w in words[:2]]
+    return " ".join(shown) or "(no event type)"
+
 
 
 class Ingest:
@@ -140,7 +157,8 @@ class Ingest:
                 self._media(device, msg)
             elif channel == "alert":
                 check_json_size(msg.payload, self.limits.max_record_bytes, self.limits, "alert")
-                log.warning("ALERT from %s/%s: seq %.20r %.40r", site, device, msg.prop("seq"), msg.prop("kind"))
+                log.warning("ALERT from %s/%s: seq %.20r %.40r %s", site, device, msg.prop("seq"), msg.prop("kind"),
+                            alert_summary(msg.payload))
                 count(self._db, device, "alerts")
             elif channel == "receipt":
                 check_json_size(msg.payload, self.limits.max_receipt_bytes, self.limits, "receipt")

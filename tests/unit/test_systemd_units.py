@@ -122,9 +122,17 @@ def test_exec_start_pre_validates_the_config_the_service_runs_with(tmp_path: Pat
     )
     if example.returncode != 0:
         pytest.skip(f"agent.device.cli example-config unavailable: {example.stderr.strip()[-200:]}")
-    good.write_text(example.stdout)
+    # check-config also checks the files the service needs: give the example a real identity for its device id
+    from agent.signing.keys import init_identity
+
+    init_identity(tmp_path / "keys", "cam-0001", "Example Enterprise Ltd")
+    good.write_text(example.stdout.replace('"/var/lib/evidence-agent/keys"', f'"{tmp_path / "keys"}"'))
     ok = subprocess.run([*cli, str(good)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
+    missing = tmp_path / "missing.toml"
+    missing.write_text(example.stdout)  # the keys are not there yet: ExecStartPre stops the unit, naming them
+    refused = subprocess.run([*cli, str(missing)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "/var/lib/evidence-agent/keys/device.key does not exist" in refused.stderr
     bad = tmp_path / "bad.toml"
     bad.write_text(example.stdout.replace("[capture]", "[capture]\nframe_rate_typo = 5", 1))
     fail = subprocess.run([*cli, str(bad)], cwd=REPO, capture_output=True, text=True, timeout=60)
