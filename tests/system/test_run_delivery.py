@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.support.broker import acl_text, free_port
+from agent.customs.broker import render_acl
+from tests.support.broker import free_port
 from tests.support.field_site import FieldSite, agent_cli, records
 
 
@@ -22,7 +23,9 @@ def test_unreachable_broker_leaves_evidence_undelivered_and_exits_1(site: FieldS
 def test_rejected_items_are_reported_kept_and_requeued(site: FieldSite, tmp_path: Path) -> None:
     acl = site.broker.dir / "acl"
     good = acl.read_text()
-    acl.write_text(acl_text(site.broker.officers, site.broker.ingests).replace("pattern write evidence/+/%u/#\n", ""))
+    denied = render_acl(site.broker.officers, site.broker.ingests).replace("pattern write evidence/+/%u/#\n", "")
+    assert denied != good, "the shipped ACL no longer has the device write pattern this test removes"
+    acl.write_text(denied)
     site.broker.restart()
     dev = tmp_path / "dev"
     config = site.device_config(dev, "cam-denied", video={"enabled": False}, anchor={"enabled": False})
