@@ -161,7 +161,8 @@ class Agent:
             self.uplink.link, self.uplink.topics, self.identity, self.clock, commands=ucfg.commands,
             live=ucfg.live, frames=self.hub, moment=self.sensors.moment, seal=self.sealer.seal,
             replay_path=Path(ucfg.outbox_path).parent / "replay.sqlite", snapshot=self._snapshot_command,
-            status=self.health, selftest=self._selftest_command, on_live=self.device.set_live)
+            open_inspection=lambda: self.sealer.inspection, status=self.health, selftest=self._selftest_command,
+            on_live=self.device.set_live)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -417,11 +418,18 @@ class Agent:
             "last_item": None if last is None else {"seq": last.seq, "kind": last.kind, "hash": last.record_hash},
         }
 
-    def _snapshot_command(self, request: CommandRequest) -> dict[str, Any]:
-        item = self.take_still("officer", extra={"officer": request.officer, "nonce": request.nonce})
+    def _snapshot_command(self, request: CommandRequest, args: Any = None) -> dict[str, Any]:
+        """An officer's still; a label (identity_document, ...) and note are sealed with it."""
+        extra: dict[str, Any] = {"officer": request.officer, "nonce": request.nonce}
+        for key in ("label", "note"):
+            if getattr(args, key, None) is not None:
+                extra[key] = getattr(args, key)
+        item = self.take_still("officer", extra=extra)
         if item is None:
             raise AgentError("no camera frame available yet")
-        return {"seq": item.seq, "record_hash": item.record_hash, "media": item.record["media"]}
+        return {"seq": item.seq, "record_hash": item.record_hash, "media": item.record["media"],
+                "label": extra.get("label"), "gps": item.record["gps"], "time": item.record["time"],
+                "captured": item.record["captured"]["wall"]}
 
     def _selftest_command(self) -> dict[str, Any]:
         from agent.selftest.command import selftest_in_agent
