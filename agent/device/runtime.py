@@ -293,6 +293,8 @@ class Agent:
         (events, receipts, checkpoints) still fit, and a write that fails for lack of space is a VaultFullError.
         """
         media = kw.get("media")
+        if media is None:  # a record without media (a video analytics event) needs no room check
+            return self.sealer.seal(kind, moment, **kw)
         size = len(media) if isinstance(media, bytes) else Path(str(media)).stat().st_size
         try:
             self._check_disk(size)
