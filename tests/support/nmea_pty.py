@@ -6,6 +6,7 @@ test can take a running device inside and then outside a site without timing gam
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import pty
@@ -68,7 +69,5 @@ class PtyGps:
         self._stop.set()
         self._thread.join(5)
         for fd in (self._master, self._slave):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
