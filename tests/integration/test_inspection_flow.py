@@ -42,12 +42,12 @@ def officer(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
 
 
 def make_clip(path: Path) -> None:
-    """Test pattern, 10 fps, with the lens 'covered' (black) from 25 s to 33 s of the clip."""
+    """Test pattern, 10 fps, with the lens 'covered' (black) from 45 s to 53 s of the clip."""
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed")
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
                     "testsrc2=size=320x240:rate=10:duration=400", "-vf",
-                    "drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='between(t,25,33)'",
+                    "drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='between(t,45,53)'",
                     "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-pix_fmt", "yuv420p", str(path)],
                    check=True, timeout=120)
 
@@ -166,7 +166,7 @@ def test_whole_inspection_to_a_verified_signed_report(device: tuple[Officer, Pat
         r = off.inspection("checkin", CASE, step, "--note", f"{step} shown to the camera")
         assert r.returncode == 0, r.stdout + r.stderr
     assert off.inspection("mark", CASE, "--note", "inputs store: 40 bags of urea").returncode == 0
-    # The clip covers the lens 25-33 s after the agent started: the device seals it, the officer sees an alert.
+    # The clip covers the lens 45-53 s after the agent started: the device seals it, the officer sees an alert.
     assert wait_until(lambda: any(a["type"] in ("too_dark", "uniform") for a in off.show(received)["alerts"]),
                       timeout=90, step=1.0), off.show(received)["alerts"]
     assert off.inspection("decision", CASE, "continue", "--reason", "lens uncovered when asked").returncode == 0

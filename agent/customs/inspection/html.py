@@ -27,8 +27,11 @@ th { background: #eee; }
 td.k { width: 32%; background: #f6f6f6; }
 .ok { color: #1b5e20; font-weight: bold; } .bad { color: #b71c1c; font-weight: bold; } .warn { color: #e65100; }
 .mono { font-family: "DejaVu Sans Mono", monospace; font-size: 7pt; word-break: break-all; }
-img.thumb { width: 42mm; border: 1px solid #999; }
-.annex td, .annex th { font-size: 7pt; padding: 0.5mm 1mm; }
+img.thumb { width: 36mm; border: 1px solid #999; }
+.timeline td:nth-child(1) { width: 22%; } .timeline td:nth-child(3) { width: 25%; }
+.timeline td:nth-child(4) { width: 18%; }
+thead { display: table-header-group; }
+.annex td, .annex th { font-size: 7pt; padding: 0.5mm 1mm; } .annex .mono { font-size: 5.5pt; }
 tr { page-break-inside: avoid; }
 .small { font-size: 8pt; color: #444; }
 """
@@ -93,8 +96,12 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
     timer = insp.timer()
     loc = insp.checkin.get("location")
     checks = []
-    if loc is not None and isinstance((loc.details.get("gps") or {}).get("lat"), int | float):
-        checks.append(((float(loc.details["gps"]["lat"]), float(loc.details["gps"]["lon"])), "check-in"))
+    fixes = [e for e in insp.entries if e.kind == "checkin" and e.label == "location"]
+    for n, e in enumerate(fixes, 1):
+        gps = e.details.get("gps") or {}
+        if isinstance(gps.get("lat"), int | float) and isinstance(gps.get("lon"), int | float):
+            checks.append(((float(gps["lat"]), float(gps["lon"])), f"{'check-in' if e is loc else 're-check'} "
+                                                                   f"{n} (seq {e.seq})"))
     out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Inspection report {_v(insp.case)}</title>"
            f"<style>{CSS}</style></head><body>",
            f'<h1 data-case="{_v(insp.case)}">Remote inspection report — case {_v(insp.case)}</h1>',
@@ -126,10 +133,11 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
         out.append("</table>")
     out.append("<h2>Check-in</h2><table><tr><th>step</th><th>result</th><th>evidence</th><th>still</th></tr>")
     for step in CHECKIN_STEPS:
-        e = insp.checkin.get(step)
-        if e is None:
+        done = insp.checkin.get(step)
+        if done is None:
             out.append(f"<tr><td>{escape(STEP_TITLES[step])}</td><td>{_ok(None)}</td><td></td><td></td></tr>")
             continue
+        e = done
         desc = f"seq {_v(e.seq)} at {_v(e.at)}<br><span class='mono'>{_v(e.record_hash)}</span>"
         if e.note:
             desc += f"<br>note: {_v(e.note)}"
@@ -146,8 +154,8 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
     out.append("</table>")
     if track or insp.polygon:
         out.append("<h2>Site map</h2>" + site_map_svg(insp.polygon, track, checks))
-    out.append("<h2>Timeline</h2><table><tr><th>time (UTC)</th><th>what</th><th>seq / record hash</th>"
-               "<th>still</th></tr>")
+    out.append('<h2>Timeline</h2><table class="timeline"><thead><tr><th>time (UTC)</th><th>what</th>'
+               "<th>seq / record hash</th><th>still</th></tr></thead>")
     rows: list[tuple[str, str, str, str]] = []
     for e in insp.entries:
         what = (f"<b>{escape(e.kind)}</b>" + (f" {_v(e.label)}" if e.label else "")
@@ -174,8 +182,8 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
     out.append("<h2>GPS and time quality</h2><table>" + _rows(_quality(items)) + "</table>")
     out.append(_verification_html(verification))
     out.append(_how_to_verify(insp))
-    out.append('<h2>Annex: every item in the inspection</h2><table class="annex"><tr><th>seq</th><th>kind</th>'
-               "<th>captured (UTC)</th><th>record SHA-256</th><th>media SHA-256</th></tr>")
+    out.append('<h2>Annex: every item in the inspection</h2><table class="annex"><thead><tr><th>seq</th>'
+               "<th>kind</th><th>captured (UTC)</th><th>record SHA-256</th><th>media SHA-256</th></tr></thead>")
     out += [f"<tr><td>{it.seq}</td><td>{escape(it.kind)}{_label(it)}</td><td>{_v(it.wall)}</td>"
             f"<td class='mono'>{it.record_hash}</td><td class='mono'>{_v((it.record.get('media') or {}).get('sha256'))}"
             f"</td></tr>" for it in items]
@@ -197,8 +205,12 @@ def _verification_html(v: dict[str, Any]) -> str:
              f"{len(v.get('warnings') or [])} warning(s).</p>"]
     for p in (v.get("problems") or [])[:50]:
         parts.append(f'<p class="bad">{_v(p.get("item"))}: {_v(p.get("problem"))}</p>')
-    for w in (v.get("warnings") or [])[:20]:
-        parts.append(f'<p class="warn">{_v(w.get("item"))}: {_v(w.get("warning"))}</p>')
+    grouped: dict[str, list[str]] = {}
+    for w in v.get("warnings") or []:
+        grouped.setdefault(str(w.get("warning")), []).append(str(w.get("item")))
+    for what, where in grouped.items():
+        shown = ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
+        parts.append(f'<p class="warn">warning ({len(where)}×): {_v(what)} — {_v(shown)}</p>')
     parts.append(f"<p>Anchoring: {len(anchors.get('checkpoints') or [])} checkpoint(s), "
                  f"{len(anchors.get('anchors') or [])} anchor receipt(s) in the evidence; "
                  f"{len(receipts)} checkpoint/receipt record(s) sealed during the inspection.</p>")

@@ -96,7 +96,9 @@ class InspectionService:
             ok = bool(verdict.inside) and verdict.quality != "poor"
         entry = Entry(at=now_iso(), kind="checkin", label=step, note=note, seq=result.get("seq"),
                       record_hash=result.get("record_hash"), ok=ok, officer=self.officer, details=details)
-        self.inspection.checkin[step] = entry
+        current = self.inspection.checkin.get(step)
+        if current is None or not current.ok:  # a confirmed step stays; a later re-check goes to the timeline
+            self.inspection.checkin[step] = entry
         return self._add(entry)
 
     # -- during ----------------------------------------------------------------------------------
