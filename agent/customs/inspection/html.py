@@ -28,10 +28,14 @@ td.k { width: 32%; background: #f6f6f6; }
 .ok { color: #1b5e20; font-weight: bold; } .bad { color: #b71c1c; font-weight: bold; } .warn { color: #e65100; }
 .mono { font-family: "DejaVu Sans Mono", monospace; font-size: 7pt; word-break: break-all; }
 img.thumb { width: 36mm; border: 1px solid #999; }
-.timeline td:nth-child(1) { width: 22%; } .timeline td:nth-child(3) { width: 25%; }
-.timeline td:nth-child(4) { width: 18%; }
+table.timeline { table-layout: fixed; }
+.timeline th:nth-child(1) { width: 14%; } .timeline th:nth-child(2) { width: 44%; }
+.timeline th:nth-child(3) { width: 22%; } .timeline th:nth-child(4) { width: 20%; }
 thead { display: table-header-group; }
+table.annex { table-layout: fixed; }
 .annex td, .annex th { font-size: 7pt; padding: 0.5mm 1mm; } .annex .mono { font-size: 5.5pt; }
+.annex th:nth-child(1) { width: 6%; } .annex th:nth-child(2) { width: 15%; } .annex th:nth-child(3) { width: 19%; }
+.annex th:nth-child(4), .annex th:nth-child(5) { width: 30%; }
 tr { page-break-inside: avoid; }
 .small { font-size: 8pt; color: #444; }
 """
@@ -100,7 +104,8 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
     for n, e in enumerate(fixes, 1):
         gps = e.details.get("gps") or {}
         if isinstance(gps.get("lat"), int | float) and isinstance(gps.get("lon"), int | float):
-            checks.append(((float(gps["lat"]), float(gps["lon"])), f"{'check-in' if e is loc else 're-check'} "
+            first = loc is not None and e.seq == loc.seq
+            checks.append(((float(gps["lat"]), float(gps["lon"])), f"{'check-in' if first else 're-check'} "
                                                                    f"{n} (seq {e.seq})"))
     out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Inspection report {_v(insp.case)}</title>"
            f"<style>{CSS}</style></head><body>",
@@ -154,7 +159,8 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
     out.append("</table>")
     if track or insp.polygon:
         out.append("<h2>Site map</h2>" + site_map_svg(insp.polygon, track, checks))
-    out.append('<h2>Timeline</h2><table class="timeline"><thead><tr><th>time (UTC)</th><th>what</th>'
+    day = (insp.started_at or insp.created)[:10]
+    out.append(f'<h2>Timeline</h2><table class="timeline"><thead><tr><th>{escape(day)} UTC</th><th>what</th>'
                "<th>seq / record hash</th><th>still</th></tr></thead>")
     rows: list[tuple[str, str, str, str]] = []
     for e in insp.entries:
@@ -173,7 +179,7 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
             rows.append((it.wall, f"live session watched: {_v(it.extra.get('session'))} by "
                                   f"{_v(it.extra.get('officer'))}", f"{it.seq}<br><span class='mono'>"
                                   f"{it.record_hash}</span>", ""))
-    out += [f"<tr><td>{_v(t)}</td><td>{w}</td><td>{s}</td><td>{i}</td></tr>" for t, w, s, i in sorted(rows)]
+    out += [f"<tr><td>{_v(t[11:23])}</td><td>{w}</td><td>{s}</td><td>{i}</td></tr>" for t, w, s, i in sorted(rows)]
     out.append("</table><h2>Alerts and decisions</h2>")
     decisions = [e for e in insp.entries if e.kind == "decision"]
     out.append(f"<p>{len(alerts)} alert(s); {len(decisions)} decision(s). "

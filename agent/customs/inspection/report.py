@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 import zipfile
@@ -130,6 +131,8 @@ def build_report(service: InspectionService, evidence_root: Path, out_dir: Path,
     t = time.perf_counter()
     import weasyprint
 
+    for name in ("weasyprint", "weasyprint.progress", "fontTools"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     pdf = weasyprint.HTML(string=html.decode()).write_pdf()
     assert pdf is not None
     timings["pdf_s"] = time.perf_counter() - t
