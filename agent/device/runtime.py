@@ -162,7 +162,16 @@ class Agent:
             live=ucfg.live, frames=self.hub, moment=self.sensors.moment, seal=self.sealer.seal,
             replay_path=Path(ucfg.outbox_path).parent / "replay.sqlite", snapshot=self._snapshot_command,
             open_inspection=lambda: self.sealer.inspection, status=self.health, selftest=self._selftest_command,
-            on_live=self.device.set_live)
+            on_live=self.device.set_live, overlay=self._live_overlay())
+
+    def _live_overlay(self) -> Callable[[Frame, Moment], Frame] | None:
+        """Live view carries the same burn-in as the recording when the config turns it on."""
+        if not (self.cfg.video.enabled and self.cfg.video.overlay):
+            return None
+        from agent.video.overlay import Overlay
+
+        overlay = Overlay(self.cfg.device.id, self.cfg.device.site_id)
+        return lambda frame, moment: overlay.apply(frame, moment.gps)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:

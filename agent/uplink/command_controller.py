@@ -48,6 +48,8 @@ class LiveStartArgs(_Args):
     fps: int | float | None = Field(default=None, gt=0, le=240)
     quality: int | None = Field(default=None, ge=1, le=100)
     seconds: int | float | None = Field(default=None, gt=0, le=86_400)
+    codec: Literal["jpeg", "h264"] = "jpeg"  # h264: signed fMP4 fragments for a browser player
+    bitrate_kbps: int | None = Field(default=None, ge=50, le=20_000)
 
 
 class LiveSessionArgs(_Args):

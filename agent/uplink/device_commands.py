@@ -41,7 +41,8 @@ class DeviceCommandService:
                  open_inspection: Callable[[], dict[str, Any] | None] | None = None,
                  status: Callable[[], Mapping[str, Any]] | None = None,
                  selftest: Callable[[], Mapping[str, Any]] | None = None,
-                 on_live: Callable[[bool], None] | None = None) -> None:
+                 on_live: Callable[[bool], None] | None = None,
+                 overlay: Callable[[Any, Moment], Any] | None = None) -> None:
         self.link, self.topics = link, topics
         self.replay = ReplayCache(commands.replay_db or replay_path, skew_ms=int(commands.clock_skew_s * 1000))
         self.trust = TrustStore(commands.trust_dir)
@@ -49,7 +50,7 @@ class DeviceCommandService:
                                    skew_s=commands.clock_skew_s, max_bytes=commands.max_message_bytes)
         self.live = LiveManager(live, frames, self._publish_live, signer, device_id=topics.device,
                                 site_id=topics.site, topic_for=topics.live, clock=clock, moment=moment, seal=seal,
-                                on_active=on_live)
+                                on_active=on_live, overlay=overlay)
         handlers: dict[str, Handler] = dict(self.live.handlers())
         if seal is not None:
             handlers["mark"] = mark_handler(seal, moment)
@@ -68,8 +69,8 @@ class DeviceCommandService:
     def _publish_reply(self, topic: str, payload: bytes, correlation: bytes | None) -> None:
         self.link.publish(topic, payload, qos=1, correlation=correlation, content_type="application/json")
 
-    def _publish_live(self, topic: str, payload: bytes, qos: int) -> None:
-        self.link.publish(topic, payload, qos=qos, content_type="application/x-evidence-live-frame")
+    def _publish_live(self, topic: str, payload: bytes, qos: int, on_done: Callable[[Any], None] | None = None) -> None:
+        self.link.publish(topic, payload, qos=qos, content_type="application/x-evidence-live-frame", on_done=on_done)
 
     def start(self) -> None:
         if not self.enabled:

@@ -1,4 +1,8 @@
-"""Live view: signed JPEG frames for an officer, taken from the shared frame hub (recording goes on).
+"""Live view: signed JPEG frames or H.264 fMP4 fragments for an officer, from the shared frame hub.
+
+Recording goes on untouched: live view has its own subscription to the hub and its own encoder
+(``agent.uplink.live_video`` for H.264). Either way the camera's aspect is kept (the requested size is a
+box to fit in) and the burn-in overlay is drawn when it is on.
 
 One MQTT message per frame (QoS 0) on ``evidence/{site}/{device}/live/{session}``::
 
@@ -29,7 +33,9 @@ from agent.core.clock import Clock
 from agent.core.errors import CaptureError
 from agent.core.model import Frame, Moment, SealedItem
 from agent.uplink.command_controller import Handler, LiveSessionArgs, LiveStartArgs
+from agent.uplink.live_video import LAG_SKIP_S, VideoChannel, VideoState, init_header, media_header
 from agent.uplink.settings_commands import LiveConfig
+from agent.video.live_encoder import fit_size
 from agent.wire.commands import CommandRejected, CommandRequest
 from agent.wire.live_frames import (  # noqa: F401
     END_TYP,
@@ -46,7 +52,8 @@ from agent.wire.replies import DeviceSigner
 
 log = logging.getLogger(__name__)
 
-LivePublisher = Callable[[str, bytes, int], None]  # topic, payload, qos
+LivePublisher = Callable[..., None]  # (topic, payload, qos, on_done=None)
+Overlay = Callable[[Frame, Moment], Frame]
 
 
 # --------------------------------------------------------------------------- frame fan-out
@@ -97,6 +104,10 @@ class LiveSession:
     next_due_mono: int = 0
     seq: int = 0
     hashes: list[dict[str, Any]] = field(default_factory=list)
+    codec: str = "jpeg"
+    bitrate_kbps: int = 0
+    video: VideoState = field(default_factory=VideoState)
+    channel: tuple[int, int, float] | None = None
 
 
 class LiveManager:
@@ -105,7 +116,8 @@ class LiveManager:
     def __init__(self, cfg: LiveConfig, frames: FrameSource, publish: LivePublisher, signer: DeviceSigner,
                  *, device_id: str, site_id: str, topic_for: Callable[[str], str], clock: Clock,
                  moment: Callable[[], Moment], seal: Callable[..., SealedItem] | None = None,
-                 threaded: bool = True, on_active: Callable[[bool], None] | None = None) -> None:
+                 threaded: bool = True, on_active: Callable[[bool], None] | None = None,
+                 overlay: Overlay | None = None) -> None:
         self.cfg, self.frames, self.publish, self.signer = cfg, frames, publish, signer
         self.device_id, self.site_id, self.topic_for, self.clock = device_id, site_id, topic_for, clock
         self.moment, self.seal = moment, seal
@@ -119,6 +131,8 @@ class LiveManager:
         self._threaded = threaded  # False: the caller drives step() (tests, benchmarks)
         self._on_active = on_active  # e.g. the status LED: True when the first session starts, False after the last
         self.sealed: list[SealedItem] = []
+        self.overlay = overlay
+        self._channels: dict[tuple[int, int, float], VideoChannel] = {}  # guarded by _send_lock
 
     # ---- handlers (called on the command worker thread)
 
@@ -131,13 +145,19 @@ class LiveManager:
             raise CommandRejected("unauthorized", "live view is disabled on this device")
         if self._stop.is_set():
             raise CommandRejected("busy", "the device is shutting down")
+        if args.codec == "h264" and not c.h264:
+            raise CommandRejected("unsupported", "this device offers JPEG live view only (live.h264 is off)")
         sid = session_id_for(request.nonce)
         now = self.clock.mono_ns()
         seconds = min(float(args.seconds or c.default_seconds), c.max_seconds)
+        video = args.codec == "h264"
+        width = min(args.width or (c.video_width if video else c.default_width), c.max_width)
+        height = min(args.height or (c.video_height if video else c.default_height), c.max_height)
+        scaled = int(c.bitrate_kbps * width * height / (1280 * 720))
+        bitrate = max(c.min_bitrate_kbps, min(args.bitrate_kbps or scaled, 4 * c.bitrate_kbps))
         s = LiveSession(
             session=sid, officer=request.officer, officer_key_id=request.key_id, nonce=request.nonce,
-            topic=self.topic_for(sid), width=min(args.width or c.default_width, c.max_width),
-            height=min(args.height or c.default_height, c.max_height),
+            topic=self.topic_for(sid), width=width, height=height, codec=args.codec, bitrate_kbps=bitrate,
             fps=min(float(args.fps or c.default_fps), c.max_fps),
             quality=max(c.min_quality, min(args.quality or c.default_quality, c.max_quality)),
             seconds=seconds, start=self.moment(), deadline_mono=now + int(seconds * 1e9),
@@ -147,15 +167,24 @@ class LiveManager:
                 raise CommandRejected("busy", f"{c.max_sessions} live sessions already running")
             self._sessions[sid] = s
             first = len(self._sessions) == 1
+        if video:
+            with self._send_lock:
+                key = (s.width, s.height, s.fps)
+                channel = self._channels.get(key)
+                if channel is None:
+                    channel = self._channels[key] = VideoChannel(c, (s.width, s.height), s.fps, bitrate)
+                s.channel = key
+                channel.attach(s)
         if first:
             self._notify(True)
         self._ensure_thread()
         self._wake.set()
-        log.info("live session %s started for %s: %dx%d@%.1f q%d %.0fs", sid, s.officer, s.width, s.height,
-                 s.fps, s.quality, seconds)
+        log.info("live session %s started for %s: %s %dx%d@%.1f q%d %.0fs", sid, s.officer, s.codec, s.width,
+                 s.height, s.fps, s.quality, seconds)
         return {"session": sid, "topic": s.topic, "width": s.width, "height": s.height, "fps": s.fps,
                 "quality": s.quality, "seconds": seconds, "keepalive_timeout_s": c.keepalive_timeout_s,
-                "key_id": self.signer.key_id}
+                "key_id": self.signer.key_id, "codec": s.codec,
+                "bitrate_kbps": s.bitrate_kbps if video else None, "fragment_ms": c.fragment_ms if video else None}
 
     def stop(self, request: CommandRequest, args: LiveSessionArgs) -> Mapping[str, Any]:
         s = self._owned(request, args.session)
@@ -200,12 +229,17 @@ class LiveManager:
         if frame is None:
             return
         with self._lock:
-            sessions = list(self._sessions.values())
+            sessions = [s for s in self._sessions.values() if s.codec == "jpeg"]
         # a quarter period of slack, so camera jitter around the due time does not halve the rate
         due = [s for s in sessions if frame.mono_ns + int(2.5e8 / s.fps) >= s.next_due_mono]
-        if not due:
+        channels = [ch for ch in self._channels.values() if ch.sessions and ch.due(frame)]
+        if not due and not channels:
             return
         gps = self.moment()
+        if self.overlay is not None:
+            frame = self.overlay(frame, gps)
+        for ch in channels:
+            self._stream_video(ch, frame, gps, now)
         encoded: dict[tuple[int, int, int], bytes] = {}
         for s in due:
             period = int(1e9 / s.fps)
@@ -216,12 +250,13 @@ class LiveManager:
             self._send(s, frame, encoded[key], gps)
 
     def _send(self, s: LiveSession, frame: Frame, jpeg: bytes, moment: Moment) -> None:
+        width, height = fit_size(frame.image.shape[1], frame.image.shape[0], s.width, s.height)
         header = {
             "typ": FRAME_TYP, "device": self.device_id, "site": self.site_id, "session": s.session,
             "nonce": s.nonce, "officer": s.officer, "seq": s.seq, "frame_index": frame.index,
             "capture_wall_us": frame.wall_ns // 1000, "capture_mono_us": frame.mono_ns // 1000,
             "gps": moment.gps.as_record(), "time": moment.time.as_record(),
-            "width": s.width, "height": s.height, "jpeg_sha256": hashlib.sha256(jpeg).hexdigest(),
+            "width": width, "height": height, "jpeg_sha256": hashlib.sha256(jpeg).hexdigest(),
         }
         msg = pack_message(header, self.signer, jpeg)
         s.hashes.append({"seq": s.seq, "capture_wall_us": frame.wall_ns // 1000, "frame_index": frame.index,
@@ -233,6 +268,58 @@ class LiveManager:
         except Exception:  # a lost live frame must not end the session
             log.exception("live frame publish failed on %s", s.topic)
 
+    def _stream_video(self, ch: VideoChannel, frame: Frame, moment: Moment, now: int) -> None:
+        """Encode once for the channel, sign and send each completed fragment to each of its sessions."""
+        try:
+            groups = ch.encode(frame)
+        except Exception:  # an encoder failure ends nobody's session; the next frame tries again
+            log.exception("live H.264 encode failed")
+            return
+        enc = ch.encoder
+        if enc is None:
+            return
+        for group in groups:
+            data = b"".join(f.data for f in group)
+            for s in list(ch.sessions.values()):
+                v = s.video
+                if not v.init_sent and enc.init is not None:
+                    self._send_fragment(s, init_header(self._base(s), enc, enc.init), enc.init)
+                    v.init_sent = True
+                if not v.init_sent:
+                    continue
+                lagging = v.lag_s(now) > LAG_SKIP_S
+                if lagging or (not v.synced and not group[0].keyframe):
+                    if lagging and v.synced:
+                        log.warning("live session %s: uplink %.1f s behind, skipping to the next keyframe",
+                                    s.session, v.lag_s(now))
+                        v.synced = False
+                        enc.request_keyframe()
+                    v.skipped += 1
+                    continue
+                v.synced = True
+                self._send_fragment(s, media_header(self._base(s), enc, group, data, moment, ch.fps), data)
+        ch.adapt(now)
+
+    def _base(self, s: LiveSession) -> dict[str, Any]:
+        return {"device": self.device_id, "site": self.site_id, "session": s.session, "nonce": s.nonce,
+                "officer": s.officer, "seq": s.seq}
+
+    def _send_fragment(self, s: LiveSession, header: dict[str, Any], data: bytes) -> None:
+        msg = pack_message(header, self.signer, data)
+        seq = s.seq
+        s.hashes.append({"seq": seq, "kind": header["kind"], "data_sha256": header["data_sha256"],
+                         "capture_wall_us": header.get("capture_start_wall_us"),
+                         "message_sha256": hashlib.sha256(msg).hexdigest()})
+        s.seq += 1
+        v = s.video
+        with v.lock:
+            v.inflight[seq] = self.clock.mono_ns()
+        try:
+            self.publish(s.topic, msg, 1, on_done=lambda _r, seq=seq: v.acked(seq))
+        except Exception:  # a lost fragment must not end the session
+            v.acked(seq)
+            log.exception("live fragment publish failed on %s", s.topic)
+
     def _end(self, s: LiveSession, reason: str) -> SealedItem | None:
         """Seal the session, then tell the officer (the end message names the sealed record)."""
         with self._send_lock:
@@ -240,6 +327,12 @@ class LiveManager:
                 if self._sessions.pop(s.session, None) is None:
                     return None  # someone else ended it
                 last = not self._sessions
+            ch = self._channels.get(s.channel) if s.channel is not None else None
+            if ch is not None and s.channel is not None:
+                ch.sessions.pop(s.session, None)
+                if not ch.sessions:
+                    self._channels.pop(s.channel, None)
+                    ch.close()
             if last:
                 self._notify(False)
             end = self.moment()
@@ -321,6 +414,7 @@ class LiveManager:
 
 def _encode(frame: Frame, width: int, height: int, quality: int) -> bytes:
     img: Any = frame.image
+    width, height = fit_size(img.shape[1], img.shape[0], width, height)  # keep the camera's aspect
     if img.shape[1] != width or img.shape[0] != height:
         img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])

@@ -35,8 +35,8 @@ class LiveConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
-    max_width: int = Field(default=1280, ge=16, le=4096)
-    max_height: int = Field(default=720, ge=16, le=4096)
+    max_width: int = Field(default=1920, ge=16, le=4096)
+    max_height: int = Field(default=1080, ge=16, le=4096)
     default_width: int = Field(default=640, ge=16, le=4096)
     default_height: int = Field(default=480, ge=16, le=4096)
     max_fps: float = Field(default=15.0, gt=0, le=60)
@@ -44,11 +44,21 @@ class LiveConfig(BaseModel):
     min_quality: int = Field(default=30, ge=1, le=100)
     max_quality: int = Field(default=90, ge=1, le=100)
     default_quality: int = Field(default=75, ge=1, le=100)
-    max_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    max_seconds: float = Field(default=1800.0, gt=0, le=86_400, description="an inspection takes ~25 minutes")
     default_seconds: float = Field(default=60.0, gt=0, le=86_400)
     keepalive_timeout_s: float = Field(default=10.0, gt=0, le=600,
                                        description="stop a session after this long without a keepalive")
     max_sessions: int = Field(default=4, ge=1, le=32)
+    h264: bool = Field(default=True, description="offer the H.264 fMP4 rendition (else JPEG only)")
+    video_width: int = Field(default=1280, ge=16, le=4096, description="default H.264 size (camera aspect kept)")
+    video_height: int = Field(default=720, ge=16, le=4096)
+    bitrate_kbps: int = Field(default=2000, ge=50, le=20_000, description="H.264 target at 1280x720 "
+                              "(scaled by pixel count); steps down when the uplink falls behind")
+    min_bitrate_kbps: int = Field(default=250, ge=50, le=20_000)
+    fragment_ms: int = Field(default=200, ge=40, le=2000, description="frames per signed fragment")
+    gop_s: float = Field(default=2.0, gt=0, le=10, description="keyframe interval (a viewer joins at once "
+                         "anyway: a keyframe is forced)")
+    encoder_preset: str = Field(default="ultrafast", pattern=r"^(ultrafast|superfast|veryfast|faster|fast)$")
 
     @model_validator(mode="after")
     def _defaults_within_bounds(self) -> LiveConfig:

@@ -11,6 +11,12 @@ header bytes. Footage recorded earlier cannot pass as live: it cannot carry the 
 chose. The session id is ``sha256(nonce)[:24]`` so the officer can subscribe before asking and lose no
 first frame. The last message of a session has ``typ`` ``evidence-live-end/1`` and no JPEG. When a
 session ends, its frame hashes are sealed as a "live" item, so what the officer saw is evidence too.
+
+HD live video uses the same framing with ``typ`` ``evidence-live-fragment/1`` and fragmented-MP4 bytes
+instead of a JPEG: ``kind`` ``init`` (``ftyp+moov``, once per encoder) or ``media`` (``moof+mdat`` of a
+few hundred milliseconds of frames). The header also carries the capture time range, a list of
+``[media_time_us, capture_wall_us]`` pairs (so a player can say when each shown frame was captured),
+whether it starts with a keyframe, the codec string and ``data_sha256``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ MAGIC: Final = b"EVLF"
 VERSION: Final = 1
 FRAME_TYP: Final = "evidence-live-frame/1"
 END_TYP: Final = "evidence-live-end/1"
+FRAGMENT_TYP: Final = "evidence-live-fragment/1"
+MAX_FRAGMENT_FRAMES: Final = 240  # a signed header never lists more frames than this
 _HEAD = struct.Struct(">4sBI")
 _SIGLEN = struct.Struct(">H")
 
@@ -68,8 +76,16 @@ def unpack_message(payload: bytes) -> tuple[bytes, bytes, bytes]:
 @dataclass(frozen=True)
 class VerifiedFrame:
     header: dict[str, Any]
-    jpeg: bytes
+    jpeg: bytes  # the JPEG, or the fMP4 bytes of a fragment
     end: bool
+
+    @property
+    def data(self) -> bytes:
+        return self.jpeg
+
+    @property
+    def fragment(self) -> bool:
+        return self.header.get("typ") == FRAGMENT_TYP
 
 
 def verify_message(payload: bytes, device_key: ec.EllipticCurvePublicKey, *, device: str, session: str,
@@ -81,12 +97,35 @@ def verify_message(payload: bytes, device_key: ec.EllipticCurvePublicKey, *, dev
     except InvalidSignature:
         raise VerificationError("live frame signature does not match") from None
     header = json.loads(head)
-    if not isinstance(header, dict) or header.get("typ") not in (FRAME_TYP, END_TYP):
+    if not isinstance(header, dict) or header.get("typ") not in (FRAME_TYP, FRAGMENT_TYP, END_TYP):
         raise VerificationError("live header has an unknown typ")
     for key, want in (("device", device), ("session", session), ("nonce", nonce)):
         if header.get(key) != want:
             raise VerificationError(f"live frame {key} is {header.get(key)!r}, expected {want!r}")
     end = header["typ"] == END_TYP
-    if not end and header.get("jpeg_sha256") != hashlib.sha256(jpeg).hexdigest():
+    if header["typ"] == FRAGMENT_TYP:
+        _check_fragment_header(header)
+        if header.get("data_sha256") != hashlib.sha256(jpeg).hexdigest():
+            raise VerificationError("fragment bytes do not match the signed hash")
+    elif not end and header.get("jpeg_sha256") != hashlib.sha256(jpeg).hexdigest():
         raise VerificationError("JPEG does not match the signed hash")
     return VerifiedFrame(header, jpeg, end)
+
+
+def _check_fragment_header(h: dict[str, Any]) -> None:
+    """Shapes a player relies on: a device could sign nonsense, the officer side must not trust it blindly."""
+    if h.get("kind") not in ("init", "media"):
+        raise VerificationError(f"fragment kind {h.get('kind')!r} is neither init nor media")
+    if not isinstance(h.get("seq"), int) or h["seq"] < 0:
+        raise VerificationError("fragment seq is not a non-negative integer")
+    if h["kind"] == "init":
+        return
+    frames = h.get("frames")
+    if not isinstance(frames, list) or not 0 < len(frames) <= MAX_FRAGMENT_FRAMES or not all(
+            isinstance(f, list) and len(f) == 2 and all(isinstance(x, int) for x in f) for f in frames):
+        raise VerificationError(f"fragment frames must be 1..{MAX_FRAGMENT_FRAMES} [media_us, wall_us] pairs")
+    start, end = h.get("capture_start_wall_us"), h.get("capture_end_wall_us")
+    if not isinstance(start, int) or not isinstance(end, int) or not start <= end:
+        raise VerificationError("fragment capture time range is missing or reversed")
+    if frames[0][1] != start or frames[-1][1] != end:
+        raise VerificationError("fragment capture time range does not match its frames")

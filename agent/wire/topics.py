@@ -21,7 +21,7 @@ CHANNELS: dict[str, int] = {
     "alert": 1,  # records of alert kinds, repeated here for dashboards
     "receipt": 1,  # anchor receipts
     "cmd": 1,  # officer commands in
-    "live/{session}": 0,  # live frames
+    "live/{session}": 0,  # live JPEG frames (H.264 fragments go at QoS 1: their PUBACKs pace the bitrate)
 }
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

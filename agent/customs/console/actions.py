@@ -1,0 +1,52 @@
+"""Officer actions from the live page: a sealed full-resolution still, a mark with a note (both signed commands).
+
+The device answers with a device-signed reply, checked by ``OfficerClient`` before anything is shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.core.errors import AgentError
+from agent.customs.console.deps import Services
+from agent.wire.topics import check_segment
+
+router = APIRouter(prefix="/api/devices/{site}/{device}", tags=["actions"])
+
+
+class MarkBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(min_length=1, max_length=2000)
+
+
+def _ids(site: str, device: str) -> None:
+    try:
+        check_segment(site, "site id")
+        check_segment(device, "device id")
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+async def _command(services: Services, site: str, device: str, command: str, args: dict[str, Any]) -> dict[str, Any]:
+    _ids(site, device)
+    try:
+        reply = await asyncio.to_thread(services.client.request, site, device, command, args, timeout=15.0)
+    except AgentError as exc:
+        raise HTTPException(502, f"{device}: {command}: {exc}") from None
+    return {"ok": True, "verified": True, "result": reply.get("result") or {}}
+
+
+@router.post("/snapshot")
+async def snapshot(site: str, device: str, services: Services) -> dict[str, Any]:
+    """The device seals a full-resolution still (with C2PA where enabled) and names its record."""
+    return await _command(services, site, device, "snapshot", {})
+
+
+@router.post("/mark")
+async def mark(site: str, device: str, body: MarkBody, services: Services) -> dict[str, Any]:
+    """The note is sealed into the device's evidence chain at this moment."""
+    return await _command(services, site, device, "mark", {"note": body.note})

@@ -1,0 +1,82 @@
+"""``evidence-officer console --config FILE``: run the officer console on 127.0.0.1 (uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from agent.core.errors import ConfigError
+from agent.customs.cmd_cmd import OfficerClient
+from agent.customs.console.config import ConsoleConfig, load_console_config
+from agent.customs.console.deps import ConsoleServices
+from agent.customs.console.fleet import FleetTracker
+from agent.customs.keys import load_officer
+from agent.wire.mqtt import MqttLink
+from agent.wire.mqtt_settings import MqttConfig, TlsConfig
+
+log = logging.getLogger(__name__)
+
+
+def build_services(cfg: ConsoleConfig) -> ConsoleServices:
+    """Officer key, device CAs, the broker link (not started) and the fleet table."""
+    officer = load_officer(cfg.officer.keys)
+    cas = None
+    if cfg.officer.device_ca is not None:
+        try:
+            cas = x509.load_pem_x509_certificates(cfg.officer.device_ca.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"officer.device_ca {cfg.officer.device_ca}: {exc}") from None
+    b = cfg.broker
+    tls = None if b.ca_file is None else TlsConfig(ca_file=b.ca_file, cert_file=b.cert_file, key_file=b.key_file)
+    try:
+        mqtt = MqttConfig.model_validate({"broker": b.url, "tls": tls, "session_expiry_s": 0,
+                                          "client_id": b.client_id or f"{officer.officer_id}-console-"
+                                                                      f"{secrets.token_hex(3)}"})
+    except ValueError as exc:
+        raise ConfigError(f"broker: {exc}") from None
+    link = MqttLink(mqtt, name="console")
+    fleet = FleetTracker(cas)
+    fleet.subscribe_to(link)
+    return ConsoleServices(cfg=cfg, link=link, client=OfficerClient(link, officer, device_cas=cas), fleet=fleet,
+                           device_cas=cas, extra={})
+
+
+def _cmd_console(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from agent.customs.console.app import create_app
+
+    cfg = load_console_config(Path(args.config))
+    if args.port is not None:
+        cfg = cfg.model_copy(update={"listen": cfg.listen.model_copy(update={"port": args.port})})
+    if cfg.officer.device_ca is None:
+        print("warning: no officer.device_ca: device certificates are only checked to name the device",
+              file=sys.stderr)
+    services = build_services(cfg)
+    services.link.start()
+    if not services.link.wait_connected(10):
+        print(f"warning: not connected to {cfg.broker.url} yet ({services.link.last_error or 'timeout'}); "
+              "retrying in the background", file=sys.stderr)
+    app = create_app(services)
+    host, port = cfg.listen.host, cfg.listen.port
+    print(f"console: http://{host}:{port}/ (officer {services.client.officer.officer_id}, broker {cfg.broker.url})",
+          flush=True)
+    try:
+        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", ws_ping_interval=20)).run()
+    finally:
+        services.link.close(offline=False)
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """``evidence-officer console --config FILE [--port N]``."""
+    p = subparsers.add_parser("console", help="the officer console: fleet and verified live HD video in a browser")
+    p.add_argument("--config", required=True, help="console TOML (broker, officer keys, CAs, listen address)")
+    p.add_argument("--port", type=int, help="override listen.port")
+    p.set_defaults(func=_cmd_console)

@@ -1,0 +1,99 @@
+"""``evidence-officer console --config FILE``: a TOML file naming the broker, the officer's keys and the CAs.
+
+Example::
+
+    [broker]
+    url = "mqtts://broker.customs.example:8883"
+    ca_file = "/etc/evidence-officer/broker-ca.pem"
+    cert_file = "/home/officer/.evidence-officer/tls.crt"
+    key_file = "/home/officer/.evidence-officer/tls.key"
+
+    [officer]
+    keys = "/home/officer/.evidence-officer"
+    device_ca = "/etc/evidence-officer/device-ca.pem"
+
+    [listen]
+    host = "127.0.0.1"
+    port = 8470
+
+    [live]
+    width = 1280
+    height = 720
+    fps = 15
+    seconds = 1500
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.core.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BrokerSection(_Section):
+    url: str = Field(description="mqtt://host:port or mqtts://host:port")
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_id: str | None = None
+
+
+class OfficerSection(_Section):
+    keys: Path = Field(description="officer key directory (evidence-officer keys init)")
+    device_ca: Path | None = Field(default=None, description="CA certificate(s) devices must chain to")
+
+
+class ListenSection(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8470, ge=0, le=65535)
+
+
+class LiveSection(_Section):
+    width: int = Field(default=1280, ge=16, le=1920)
+    height: int = Field(default=720, ge=16, le=1080)
+    fps: float = Field(default=15.0, gt=0, le=30)
+    seconds: float = Field(default=1500.0, gt=0, le=7200, description="an inspection lasts ~25 minutes")
+    max_age_s: float = Field(default=15.0, gt=0, le=600,
+                             description="refuse fragments captured longer ago than this (not live)")
+    max_skew_s: float = Field(default=5.0, ge=0, le=600, description="tolerated device clock ahead of ours")
+
+
+class ConsoleConfig(_Section):
+    broker: BrokerSection
+    officer: OfficerSection
+    listen: ListenSection = Field(default_factory=ListenSection)
+    live: LiveSection = Field(default_factory=LiveSection)
+
+
+def load_console_config(path: Path) -> ConsoleConfig:
+    """Parse and validate; ConfigError naming the file and the key for anything wrong."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        cfg = ConsoleConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "(top level)"
+        raise ConfigError(f"{path}: {where}: {first.get('msg')}") from None
+    base = path.parent
+    return cfg.model_copy(update={
+        "broker": cfg.broker.model_copy(update={k: _rel(base, getattr(cfg.broker, k))
+                                                for k in ("ca_file", "cert_file", "key_file")}),
+        "officer": cfg.officer.model_copy(update={"keys": _rel(base, cfg.officer.keys),
+                                                  "device_ca": _rel(base, cfg.officer.device_ca)})})
+
+
+def _rel(base: Path, p: Path | None) -> Path | None:
+    """Relative paths in the file are relative to the file."""
+    return None if p is None else (p if p.is_absolute() else base / p).expanduser()

@@ -1,0 +1,226 @@
+"""Fleet state from the retained availability/status topics and the alert channel, pushed to pages live.
+
+Everything here came from the wire: values are copied into a fixed shape with bounded strings, never
+passed through as they came. Alerts are signed evidence records; an alert is shown only if its
+signature verifies and its certificate names the device (and chains to the device CA when one is set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from agent.core.errors import SigningError, VerificationError
+from agent.customs.console.deps import Services
+from agent.signing.keys import verify_with
+from agent.signing.records import parse_sidecar
+from agent.wire.mqtt import Inbound
+from agent.wire.replies import check_chain
+from agent.wire.topics import fleet_filter, parse_device_topic
+
+log = logging.getLogger(__name__)
+
+MAX_STATUS_BYTES = 64 * 1024
+MAX_ALERTS = 20
+ANTI_FALSIFICATION = ("covered", "dark", "frozen", "moved", "outside_site", "geofence", "tamper")
+
+
+def _s(value: Any, limit: int = 120) -> str | None:
+    return None if value is None else str(value)[:limit]
+
+
+@dataclass
+class DeviceView:
+    """What the fleet page shows for one device."""
+
+    site: str
+    device: str
+    online: bool | None = None
+    last_seen: float | None = None  # epoch seconds: last message of any kind from it
+    gps: dict[str, Any] | None = None
+    clock: dict[str, Any] | None = None
+    selftest: dict[str, Any] | None = None
+    camera: str | None = None
+    status_time: str | None = None
+    alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_ALERTS))
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["alerts"] = list(self.alerts)
+        return out
+
+
+def _gps(doc: Any) -> dict[str, Any] | None:
+    """A GpsReading record: ``{"fix": "3d", "lat", "lon", ...}`` or ``{"fix": "none", "status"}``."""
+    if not isinstance(doc, dict):
+        return None
+    if doc.get("fix") in (None, "none"):
+        return {"fix": False, "status": _s(doc.get("status") or "no fix", 60)}
+    try:
+        return {"fix": True, "mode": _s(doc.get("fix"), 4), "lat": float(doc["lat"]), "lon": float(doc["lon"]),
+                "hdop": None if doc.get("hdop") is None else float(doc["hdop"]),
+                "age_s": float(doc["age_s"]) if isinstance(doc.get("age_s"), int | float) else None}
+    except (KeyError, TypeError, ValueError):
+        return {"fix": False, "status": "malformed GPS in status"}
+
+
+def _clock(doc: Any) -> dict[str, Any] | None:
+    if not isinstance(doc, dict):
+        return None
+    return {"source": _s(doc.get("source"), 20), "synced": bool(doc.get("synced")),
+            "est_error_s": doc.get("est_error_s") if isinstance(doc.get("est_error_s"), int | float) else None}
+
+
+def _selftest(doc: Any) -> dict[str, Any] | None:
+    if not isinstance(doc, dict):
+        return None
+    return {"ok": doc.get("ok") if isinstance(doc.get("ok"), bool) else None, "time": _s(doc.get("time"), 40),
+            "summary": _s(doc.get("summary"), 200)}
+
+
+class FleetTracker:
+    """Thread-safe device table fed by MQTT handlers; async listeners get each changed device."""
+
+    def __init__(self, device_cas: list[x509.Certificate] | None) -> None:
+        self.device_cas = device_cas
+        self._lock = threading.Lock()
+        self._devices: dict[tuple[str, str], DeviceView] = {}
+        self._listeners: list[Callable[[dict[str, Any]], None]] = []
+
+    def subscribe_to(self, link: Any) -> None:
+        for channel in ("availability", "status", "alert"):
+            link.subscribe(fleet_filter(channel), self.handle, qos=1)
+
+    def add_listener(self, fn: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        with self._lock:
+            self._listeners.append(fn)
+
+        def remove() -> None:
+            with self._lock:
+                if fn in self._listeners:
+                    self._listeners.remove(fn)
+        return remove
+
+    def devices(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [d.as_json() for _k, d in sorted(self._devices.items())]
+
+    def device(self, site: str, device: str) -> dict[str, Any] | None:
+        with self._lock:
+            d = self._devices.get((site, device))
+            return None if d is None else d.as_json()
+
+    def handle(self, msg: Inbound) -> None:
+        """MQTT handler (link worker thread); a bad message is logged and dropped, never raised."""
+        try:
+            site, device, channel = parse_device_topic(msg.topic)
+        except ValueError:
+            return
+        try:
+            event = self._apply(site, device, channel, bytes(msg.payload))
+        except (ValueError, VerificationError, SigningError) as exc:
+            log.warning("fleet: %s message from %s/%s refused: %s", channel, site, device, exc)
+            return
+        if event is None:
+            return
+        with self._lock:
+            listeners = list(self._listeners)
+        for fn in listeners:
+            fn(event)
+
+    def _apply(self, site: str, device: str, channel: str, payload: bytes) -> dict[str, Any] | None:
+        alert: dict[str, Any] | None = None
+        if channel == "alert":
+            alert = self._verify_alert(device, payload)
+        elif channel == "status" and len(payload) > MAX_STATUS_BYTES:
+            raise ValueError(f"status document of {len(payload)} bytes is over {MAX_STATUS_BYTES}")
+        elif channel not in ("availability", "status"):
+            return None
+        doc = json.loads(payload) if channel == "status" and payload else None
+        with self._lock:
+            d = self._devices.setdefault((site, device), DeviceView(site, device))
+            if channel == "availability":
+                text = payload.decode(errors="replace").strip()
+                d.online = text == "online"
+                if d.online:
+                    d.last_seen = time.time()
+            elif channel == "status" and isinstance(doc, dict):
+                d.last_seen, d.online = time.time(), True if d.online is None else d.online
+                d.gps, d.clock = _gps(doc.get("gps")), _clock(doc.get("clock"))
+                d.selftest = _selftest(doc.get("selftest") or doc.get("last_selftest"))
+                cam = doc.get("camera")
+                d.camera = _s(cam.get("source") if isinstance(cam, dict) else cam)
+                d.status_time = _s(doc.get("time"), 40)
+            elif alert is not None:
+                d.last_seen = time.time()
+                d.alerts.appendleft(alert)
+            view = d.as_json()
+        return {"t": "device", "device": view, "alert": alert}
+
+    def _verify_alert(self, device: str, payload: bytes) -> dict[str, Any]:
+        signed = parse_sidecar(payload, "alert")
+        certs = signed.certificates()
+        if not certs:
+            raise VerificationError("alert has no signing certificate")
+        cns = certs[0].subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        if not cns or cns[0].value != device:
+            raise VerificationError(f"alert signed by {cns[0].value if cns else '?'!r}, not {device!r}")
+        key = certs[0].public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise VerificationError("alert certificate key is not ECDSA")
+        verify_with(key, signed.sig, signed.body)
+        if self.device_cas is not None:
+            check_chain(certs, self.device_cas)
+        rec = signed.record
+        extra: dict[str, Any] = rec["extra"] if isinstance(rec.get("extra"), dict) else {}
+        return {"kind": _s(rec.get("kind"), 30), "type": _s(extra.get("type") or extra.get("state") or rec.get("kind"),
+                                                            40),
+                "phase": _s(extra.get("phase"), 20), "seq": rec.get("seq") if isinstance(rec.get("seq"), int) else None,
+                "time": _s(captured.get("wall") if isinstance(captured := rec.get("captured"), dict) else None, 40),
+                "verified": True}
+
+
+router = APIRouter(tags=["fleet"])
+
+
+@router.get("/api/devices")
+def list_devices(services: Services) -> dict[str, Any]:
+    return {"devices": services.fleet.devices(), "connected": services.link.connected}
+
+
+@router.websocket("/ws/fleet")
+async def fleet_updates(ws: WebSocket, services: Services) -> None:
+    """Snapshot, then one message per change; the page never polls."""
+    await ws.accept()
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+
+    def push(event: dict[str, Any]) -> None:
+        loop.call_soon_threadsafe(_offer, queue, event)
+
+    remove = services.fleet.add_listener(push)
+    try:
+        await ws.send_json({"t": "snapshot", "devices": services.fleet.devices()})
+        while True:
+            await ws.send_json(await queue.get())
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        remove()
+
+
+def _offer(queue: asyncio.Queue[dict[str, Any]], item: dict[str, Any]) -> None:
+    with contextlib.suppress(asyncio.QueueFull):  # a stalled page loses updates, not the server's memory
+        queue.put_nowait(item)

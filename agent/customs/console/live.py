@@ -1,0 +1,293 @@
+"""Live page back end: one signed live session per open page, every fragment verified before the browser sees it.
+
+The page opens ``/ws/live/{site}/{device}``. The server picks the nonce, subscribes to the session topic,
+sends a signed ``live.start`` (codec h264) and checks the device-signed reply (certificate names the
+device and chains to the device CA). Each fragment must then carry a valid signature by that device's
+key, this nonce and session, a sequence number above every one seen (a replay is refused), a capture
+time that is recent (not recorded footage), a sane shape, and bytes matching the signed hash. Only then
+are its bytes forwarded, with the list of what was checked; a refused fragment is reported with the
+reason and the stream waits for the next keyframe so nothing undecodable is shown.
+
+The page sends a keepalive every few seconds; the server forwards ``live.keepalive`` to the device only
+while the page's keepalives arrive (a dead-man switch: a closed or frozen page ends the stream), and
+sends ``live.stop`` when the socket closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from agent.core.errors import AgentError, VerificationError
+from agent.customs.console.deps import ConsoleServices, Services
+from agent.wire.live_frames import FRAGMENT_TYP, session_id_for, verify_message
+from agent.wire.mqtt import Inbound
+from agent.wire.topics import DeviceTopics, check_segment
+
+log = logging.getLogger(__name__)
+
+PAGE_KEEPALIVE_TIMEOUT_S = 10.0
+_LEN = struct.Struct(">I")
+
+
+@dataclass
+class FragmentChecker:
+    """The officer-side checks of one session, in one place (used by the console and the benchmark)."""
+
+    device: str
+    session: str
+    nonce: str
+    key: ec.EllipticCurvePublicKey
+    max_age_s: float = 15.0
+    max_skew_s: float = 5.0
+    last_seq: int = -1
+    have_init: bool = False
+    need_keyframe: bool = True
+    refused: int = 0
+    passed: int = 0
+    waiting: int = 0  # verified but not decodable yet (before the next keyframe)
+
+    def check(self, payload: bytes, now_us: int) -> tuple[str, dict[str, Any], bytes]:
+        """("pass"|"wait"|"end", header, data); VerificationError says why a message is refused."""
+        try:
+            frame = verify_message(payload, self.key, device=self.device, session=self.session, nonce=self.nonce)
+        except ValueError as exc:  # JSON or key errors inside a well-signed frame
+            raise VerificationError(f"malformed live message: {exc}") from None
+        h = frame.header
+        if frame.end:
+            return "end", h, b""
+        if h.get("typ") != FRAGMENT_TYP:
+            raise VerificationError("a JPEG frame in an H.264 session")
+        seq = h["seq"]
+        if seq <= self.last_seq:
+            raise VerificationError(f"fragment {seq} replayed (already had up to {self.last_seq})")
+        if h["kind"] == "init":
+            self.last_seq, self.have_init, self.need_keyframe = seq, True, True
+            return "pass", h, frame.data
+        age_s = (now_us - h["capture_end_wall_us"]) / 1e6
+        if age_s > self.max_age_s:
+            raise VerificationError(f"fragment captured {age_s:.1f} s ago: not live")
+        if age_s < -self.max_skew_s:
+            raise VerificationError(f"fragment capture time is {-age_s:.1f} s in the future")
+        self.last_seq = seq
+        if not self.have_init or (self.need_keyframe and not h.get("keyframe")):
+            self.waiting += 1
+            return "wait", h, b""
+        self.need_keyframe = False
+        return "pass", h, frame.data
+
+    def refuse(self) -> None:
+        """After a refused fragment the next ones reference a frame we do not have: wait for a keyframe."""
+        self.refused += 1
+        self.need_keyframe = True
+
+
+def checks_of(h: dict[str, Any], now_us: int, chain_checked: bool) -> dict[str, Any]:
+    """What the badge shows: each check that passed, in words an officer can repeat."""
+    gps: dict[str, Any] = h["gps"] if isinstance(h.get("gps"), dict) else {}
+    fix = gps if gps.get("fix") not in (None, "none") and isinstance(gps.get("lat"), float) else None
+    time_q: dict[str, Any] = h["time"] if isinstance(h.get("time"), dict) else {}
+    out: dict[str, Any] = {
+        "device": h.get("device"), "chain": "device CA" if chain_checked else "named device only (no device CA)",
+        "signature": "ECDSA P-256 valid", "nonce": f"{str(h.get('nonce'))[:8]}… (ours)", "seq": h.get("seq"),
+        "kind": h.get("kind")}
+    if h.get("kind") == "media":
+        out["capture_start_us"] = h["capture_start_wall_us"]
+        out["age_ms"] = round((now_us - h["capture_end_wall_us"]) / 1000)
+        out["gps"] = (f"{fix['lat']:.5f},{fix['lon']:.5f} ({fix.get('fix')})" if fix is not None
+                      else f"no fix ({gps.get('status') or 'unknown'})")
+        out["time_source"] = (f"{time_q.get('source')} synced" if time_q.get("synced")
+                              else f"NOT synced (source: {time_q.get('source')})")
+    return out
+
+
+@dataclass
+class LiveViewer:
+    """One page's live session: MQTT in (link thread), verified binary frames out (asyncio)."""
+
+    services: ConsoleServices
+    site: str
+    device: str
+    loop: asyncio.AbstractEventLoop
+    out: asyncio.Queue[str | bytes] = field(default_factory=lambda: asyncio.Queue(maxsize=600))
+    nonce: str = field(default_factory=lambda: secrets.token_hex(16))
+    checker: FragmentChecker | None = None
+    chain_checked: bool = False
+    closed: bool = False
+    bytes_in: int = 0
+    _early: list[bytes] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def session(self) -> str:
+        return session_id_for(self.nonce)
+
+    def _emit(self, item: str | bytes) -> None:
+        self.loop.call_soon_threadsafe(self._put, item)
+
+    def _put(self, item: str | bytes) -> None:
+        try:
+            self.out.put_nowait(item)
+        except asyncio.QueueFull:  # the page is not keeping up: it will jump to the live edge
+            log.warning("live %s: page queue full, dropping", self.session)
+
+    def on_message(self, msg: Inbound) -> None:
+        """MQTT handler: verify, then forward; never raises."""
+        if self.closed:
+            return
+        payload = bytes(msg.payload)
+        with self._lock:
+            if self.checker is None:  # before the start reply: keep (bounded) until we know the key
+                if len(self._early) < 64:
+                    self._early.append(payload)
+                return
+            self._verify(payload)
+
+    def _verify(self, payload: bytes) -> None:
+        assert self.checker is not None
+        now_us = time.time_ns() // 1000
+        self.bytes_in += len(payload)
+        try:
+            verdict, h, data = self.checker.check(payload, now_us)
+        except VerificationError as exc:
+            self.checker.refuse()
+            log.warning("live %s/%s: fragment refused: %s", self.device, self.session, exc)
+            self._emit(json.dumps({"t": "refused", "reason": str(exc), "refused": self.checker.refused}))
+            return
+        if verdict == "end":
+            self._emit(json.dumps({"t": "end", "reason": _str(h.get("reason")), "sealed": h.get("sealed")}))
+            return
+        if verdict == "wait":
+            self._emit(json.dumps({"t": "wait", "seq": h["seq"]}))
+            return
+        meta = {"t": h["kind"], "seq": h["seq"], "codec": h.get("codec"), "width": h.get("width"),
+                "height": h.get("height"), "keyframe": h.get("keyframe"), "frames": h.get("frames"),
+                "bitrate_kbps": h.get("bitrate_kbps"), "checks": checks_of(h, now_us, self.chain_checked),
+                "bytes": len(payload)}
+        head = json.dumps(meta).encode()
+        self._emit(_LEN.pack(len(head)) + head + data)
+
+    async def start(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Subscribe, ask the device, check its signed reply; returns what the page shows at the top."""
+        s = self.services
+        topic = DeviceTopics(self.site, self.device).live(self.session)
+        codes = await asyncio.to_thread(s.link.subscribe_wait, topic, self.on_message, 0)
+        if any(c >= 0x80 for c in codes):
+            raise AgentError(f"the broker refused our subscription to {topic}")
+        reply, leaf = await asyncio.to_thread(s.client.request_signed, self.site, self.device, "live.start",
+                                              params, nonce=self.nonce, timeout=10.0)
+        result = reply.get("result") or {}
+        if result.get("session") != self.session:
+            raise VerificationError(f"device answered with session {result.get('session')!r}")
+        key = leaf.public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise VerificationError("device certificate key is not ECDSA")
+        self.chain_checked = s.device_cas is not None
+        live = s.cfg.live
+        with self._lock:
+            self.checker = FragmentChecker(self.device, self.session, self.nonce, key, max_age_s=live.max_age_s,
+                                           max_skew_s=live.max_skew_s)
+            early, self._early = self._early, []
+            for payload in early:
+                self._verify(payload)
+        return {"t": "started", "session": self.session, "device": self.device, "site": self.site,
+                "officer": s.client.officer.officer_id, "subject": leaf.subject.rfc4514_string(),
+                "chain_checked": self.chain_checked, "width": result.get("width"), "height": result.get("height"),
+                "fps": result.get("fps"), "seconds": result.get("seconds"),
+                "keepalive_timeout_s": result.get("keepalive_timeout_s")}
+
+    async def stop(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await asyncio.to_thread(self.services.client.send, self.site, self.device, "live.stop",
+                                    {"session": self.session})
+        except AgentError as exc:  # the device's keepalive timeout ends it anyway
+            log.warning("live %s: stop not sent: %s", self.session, exc)
+
+
+def _str(v: Any) -> str | None:
+    return None if v is None else str(v)[:200]
+
+
+router = APIRouter(tags=["live"])
+
+
+@router.websocket("/ws/live/{site}/{device}")
+async def live_socket(ws: WebSocket, site: str, device: str, services: Services) -> None:
+    await ws.accept()
+    try:
+        check_segment(site, "site id")
+        check_segment(device, "device id")
+    except ValueError as exc:
+        await ws.send_json({"t": "error", "message": str(exc)})
+        await ws.close()
+        return
+    live = services.cfg.live
+    params = {"codec": "h264", "width": live.width, "height": live.height, "fps": live.fps,
+              "seconds": live.seconds}
+    viewer = LiveViewer(services, site, device, asyncio.get_running_loop())
+    remove = services.fleet.add_listener(lambda ev: _alert_for(viewer, ev))
+    try:
+        try:
+            started = await viewer.start(params)
+        except AgentError as exc:
+            await ws.send_json({"t": "error", "message": str(exc)})
+            return
+        await ws.send_json(started)
+        every = float(started.get("keepalive_timeout_s") or 10.0) / 3
+        await _pump(ws, viewer, every)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        remove()
+        await viewer.stop()
+
+
+def _alert_for(viewer: LiveViewer, event: dict[str, Any]) -> None:
+    dev = event.get("device") or {}
+    if event.get("alert") and dev.get("device") == viewer.device and dev.get("site") == viewer.site:
+        viewer._emit(json.dumps({"t": "alert", "alert": event["alert"]}))
+
+
+async def _pump(ws: WebSocket, viewer: LiveViewer, keepalive_every: float) -> None:
+    """Forward verified fragments; relay the page's keepalives to the device while they arrive."""
+    last_page = time.monotonic()
+    next_keepalive = time.monotonic() + keepalive_every
+    recv = asyncio.ensure_future(ws.receive_text())
+    get = asyncio.ensure_future(viewer.out.get())
+    try:
+        while True:
+            done, _ = await asyncio.wait({get, recv}, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
+            if get in done:
+                item = get.result()
+                get = asyncio.ensure_future(viewer.out.get())
+                await (ws.send_bytes(item) if isinstance(item, bytes) else ws.send_text(item))
+            if recv in done:
+                text = recv.result()
+                if '"stop"' in text:
+                    return
+                last_page = time.monotonic()
+                recv = asyncio.ensure_future(ws.receive_text())
+            now = time.monotonic()
+            if now - last_page > PAGE_KEEPALIVE_TIMEOUT_S:
+                log.info("live %s: the page stopped sending keepalives; ending the stream", viewer.session)
+                return
+            if now >= next_keepalive:
+                next_keepalive = now + keepalive_every
+                viewer.services.client.send(viewer.site, viewer.device, "live.keepalive",
+                                            {"session": viewer.session})
+    finally:
+        recv.cancel()
+        get.cancel()

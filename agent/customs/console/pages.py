@@ -1,0 +1,33 @@
+"""HTML pages and static files, served from the package (no build step)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse, RedirectResponse
+
+from agent.wire.topics import check_segment
+
+STATIC = Path(__file__).resolve().parent / "static"
+router = APIRouter(tags=["pages"])
+
+
+@router.get("/", include_in_schema=False)
+def home() -> RedirectResponse:
+    return RedirectResponse("/fleet")
+
+
+@router.get("/fleet", include_in_schema=False)
+def fleet_page() -> FileResponse:
+    return FileResponse(STATIC / "fleet.html")
+
+
+@router.get("/live/{site}/{device}", include_in_schema=False)
+def live_page(site: str, device: str) -> FileResponse:
+    try:
+        check_segment(site, "site id")
+        check_segment(device, "device id")
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return FileResponse(STATIC / "live.html")

@@ -1,0 +1,179 @@
+// Live page: verified fMP4 fragments from /ws/live/... into Media Source Extensions.
+// The server verifies every fragment before sending it; this page only shows what it was told was checked,
+// keeps to the live edge (jumps forward when it falls behind), and measures when each frame is presented.
+"use strict";
+const [, , site, device] = location.pathname.split("/").map(decodeURIComponent);
+const video = document.getElementById("video");
+const stats = window.consoleStats = {arrivals: [], verified: 0, refused: 0, waiting: 0, presented: 0, jumps: 0, bytes: 0,
+  latencies: [], lastLatencyMs: null, lastReason: null, ended: null, started: null, behindS: 0};
+const frameWall = new Map();  // media time (us, rounded to ms) -> capture wall time (ms)
+let mediaSource = null, sourceBuffer = null, codec = null;
+const pending = [];
+let lastRefusedAt = 0;
+
+document.getElementById("title").textContent = `Live — ${device} @ ${site}`;
+
+function setBadge(kind, title, why) {
+  const b = document.getElementById("badge");
+  b.className = "badge " + kind;
+  document.getElementById("badge-title").textContent = title;
+  document.getElementById("badge-why").textContent = why || "";
+}
+function showChecks(c) {
+  const ul = document.getElementById("checks");
+  const age = c.age_ms != null ? `${(c.age_ms / 1000).toFixed(2)} s ago` : "";
+  ul.replaceChildren(
+    el("li", {}, `Device ${c.device} (${c.chain})`), el("li", {}, `Signature: ${c.signature}`),
+    el("li", {}, `Nonce ${c.nonce}, seq ${c.seq} in order`),
+    el("li", {}, `Captured ${c.capture_start_us ? new Date(c.capture_start_us / 1000).toISOString().slice(11, 23) + "Z" : "—"} ${age}`),
+    el("li", {}, `GPS ${c.gps || "—"}`), el("li", {}, `Clock ${c.time_source || "—"}`));
+}
+function logEvent(text, cls) {
+  const ul = document.getElementById("events");
+  if (ul.firstElementChild && ul.firstElementChild.classList.contains("muted")) ul.replaceChildren();
+  ul.prepend(el("li", {class: cls || ""}, `${new Date().toISOString().slice(11, 19)} ${text}`));
+  while (ul.children.length > 50) ul.lastChild.remove();
+}
+
+function appendNext() {
+  if (!sourceBuffer || sourceBuffer.updating || !pending.length) return;
+  try { sourceBuffer.appendBuffer(pending.shift()); }
+  catch (e) { logEvent(`player: ${e.name}`, "bad"); trim(true); }
+}
+function trim(force) {
+  // keep ~20 s behind the playhead: a 25-minute session must not fill the browser's memory
+  if (!sourceBuffer || sourceBuffer.updating || !video.buffered.length) return;
+  const start = video.buffered.start(0);
+  if (force || video.currentTime - start > 30) sourceBuffer.remove(start, Math.max(start, video.currentTime - 20));
+}
+function onInit(meta, data) {
+  if (!mediaSource) {
+    codec = `video/mp4; codecs="${meta.codec}"`;
+    mediaSource = new MediaSource();
+    video.src = URL.createObjectURL(mediaSource);
+    mediaSource.addEventListener("sourceopen", () => {
+      sourceBuffer = mediaSource.addSourceBuffer(codec);
+      sourceBuffer.mode = "segments";
+      sourceBuffer.addEventListener("updateend", () => { appendNext(); });
+      appendNext();
+    }, {once: true});
+  }
+  pending.push(data);
+}
+function onMedia(meta, data) {
+  // capture of the fragment's last frame -> verified and in this tab (before decoding)
+  stats.arrivals.push(Date.now() - meta.frames[meta.frames.length - 1][1] / 1000);
+  if (stats.arrivals.length > 20000) stats.arrivals.splice(0, 10000);
+  for (const [pts, wall] of meta.frames) frameWall.set(Math.round(pts / 1000), wall / 1000);
+  if (frameWall.size > 2000) { const it = frameWall.keys(); for (let i = 0; i < 500; i++) frameWall.delete(it.next().value); }
+  pending.push(data);
+  appendNext();
+}
+
+// Live edge: MSE players drift seconds behind over long sessions unless told otherwise. Play slightly faster
+// while more than TARGET_S is buffered ahead, and jump when more than JUMP_S is.
+const TARGET_S = 0.3, JUMP_S = 1.5;
+function keepToEdge() {
+  if (!video.buffered.length) return;
+  const end = video.buffered.end(video.buffered.length - 1);
+  stats.behindS = end - video.currentTime;
+  if (video.paused && end > 0) {
+    if (video.currentTime < video.buffered.start(0)) video.currentTime = Math.max(video.buffered.start(0), end - TARGET_S);
+    video.play().catch(() => {});
+  }
+  if (stats.behindS > JUMP_S) { video.currentTime = end - TARGET_S; stats.jumps += 1; }
+  else video.playbackRate = stats.behindS > TARGET_S + 0.15 ? 1.1 : 1.0;
+  document.getElementById("edge").textContent = stats.behindS < 1.0 ? `LIVE (${Math.round(stats.behindS * 1000)} ms buffered)` : `behind ${stats.behindS.toFixed(1)} s`;
+  trim(false);
+}
+setInterval(keepToEdge, 250);
+
+function onFrame(now, md) {
+  stats.presented += 1;
+  const ms = Math.round(md.mediaTime * 1000);
+  const wall = frameWall.get(ms) ?? frameWall.get(ms - 1) ?? frameWall.get(ms + 1);
+  if (wall !== undefined) {
+    const lat = performance.timeOrigin + md.expectedDisplayTime - wall;
+    stats.lastLatencyMs = lat;
+    stats.latencies.push(lat);
+    if (stats.latencies.length > 20000) stats.latencies.splice(0, 10000);
+  }
+  video.requestVideoFrameCallback(onFrame);
+}
+video.requestVideoFrameCallback(onFrame);
+
+setInterval(() => {
+  const q = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : {totalVideoFrames: 0, droppedVideoFrames: 0};
+  stats.decoded = q.totalVideoFrames;
+  const lat = stats.lastLatencyMs != null ? `${Math.round(stats.lastLatencyMs)} ms capture→screen` : "";
+  document.getElementById("stats").textContent = `${video.videoWidth}x${video.videoHeight} · ${stats.verified} fragments verified · ` +
+    `${stats.refused} refused · ${q.totalVideoFrames} frames decoded, ${q.droppedVideoFrames} dropped · ${lat} · ` +
+    `${(stats.bytes * 8 / 1e6 / Math.max(1, (Date.now() - (stats.started || Date.now())) / 1000)).toFixed(2)} Mbit/s`;
+  if (stats.refused && Date.now() - lastRefusedAt > 8000 && stats.verified && !stats.ended) {
+    setBadge("ok", "VERIFIED LIVE", `${stats.refused} fragment(s) refused earlier, never shown`);
+  }
+}, 1000);
+
+const alertsBox = document.getElementById("alerts");
+function showAlert(a) {
+  const d = el("div", {}, `⚠ ${alertText(a)} — signed by the device${a.time ? " at " + a.time.slice(11, 19) : ""}`);
+  alertsBox.prepend(d);
+  setTimeout(() => d.remove(), 20000);
+  logEvent(`alert: ${alertText(a)}`, "bad");
+}
+
+const ws = new WebSocket(wsUrl(`/ws/live/${encodeURIComponent(site)}/${encodeURIComponent(device)}`));
+ws.binaryType = "arraybuffer";
+ws.onmessage = (ev) => {
+  if (typeof ev.data !== "string") {
+    const view = new DataView(ev.data);
+    const n = view.getUint32(0);
+    const meta = JSON.parse(new TextDecoder().decode(new Uint8Array(ev.data, 4, n)));
+    const data = new Uint8Array(ev.data, 4 + n);
+    stats.verified += 1;
+    stats.bytes += meta.bytes || data.length;
+    if (meta.t === "init") onInit(meta, data); else onMedia(meta, data);
+    showChecks(meta.checks);
+    if (Date.now() - lastRefusedAt > 8000) setBadge("ok", "VERIFIED LIVE", `${meta.width}x${meta.height} H.264, ${meta.bitrate_kbps || "?"} kbit/s`);
+    return;
+  }
+  const m = JSON.parse(ev.data);
+  if (m.t === "started") {
+    stats.started = Date.now();
+    stats.session = m.session;
+    document.getElementById("session").textContent = `session ${m.session.slice(0, 8)}… · officer ${m.officer} · ${m.subject}`;
+    setBadge("wait", "Waiting for the first verified fragment", m.chain_checked ? "device certificate chains to the device CA" : "no device CA configured");
+  } else if (m.t === "refused") {
+    stats.refused = m.refused; stats.lastReason = m.reason; lastRefusedAt = Date.now();
+    setBadge("bad", "FRAGMENT REFUSED — NOT SHOWN", m.reason);
+    logEvent(`refused: ${m.reason}`, "bad");
+  } else if (m.t === "wait") {
+    stats.waiting += 1;
+  } else if (m.t === "alert") {
+    showAlert(m.alert);
+  } else if (m.t === "end") {
+    stats.ended = m.reason;
+    setBadge("bad", "STREAM ENDED", `device ended the session: ${m.reason}${m.sealed ? ", sealed as record " + m.sealed.seq : ""}`);
+  } else if (m.t === "error") {
+    stats.ended = m.message;
+    setBadge("bad", "NO LIVE VIEW", m.message);
+  }
+};
+ws.onclose = () => { if (!stats.ended) { stats.ended = "connection closed"; setBadge("bad", "DISCONNECTED", "the console connection closed"); } };
+setInterval(() => { if (ws.readyState === 1) ws.send(JSON.stringify({t: "keepalive"})); }, 3000);
+window.addEventListener("pagehide", () => { try { ws.send(JSON.stringify({t: "stop"})); } catch (e) { /* closing anyway */ } });
+
+async function action(path, body) {
+  const out = document.getElementById("actions");
+  const r = await fetch(`/api/devices/${encodeURIComponent(site)}/${encodeURIComponent(device)}/${path}`,
+    {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body || {})});
+  const j = await r.json();
+  const text = r.ok ? `${path}: sealed as record ${j.result.seq} (device-signed reply verified)` : `${path} failed: ${j.detail}`;
+  out.prepend(el("li", {class: r.ok ? "" : "bad"}, text));
+  return j;
+}
+document.getElementById("snapshot").onclick = () => action("snapshot");
+document.getElementById("mark").onclick = () => {
+  const note = document.getElementById("note").value.trim();
+  if (note) action("mark", {note}).then(() => { document.getElementById("note").value = ""; });
+};

@@ -1,0 +1,211 @@
+"""The officer console end to end: Mosquitto with TLS, a real device process, the console process, Chromium.
+
+Used by tests/console and benchmarks/console_latency.py. The device runs ``evidence-agent run --config``
+(synthetic camera, simulated GPS) with its own mTLS identity; the console runs
+``evidence-officer console --config``; the browser is Debian's chromium driven by Playwright.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from agent.customs.keys import init_officer
+from agent.signing.keys import CERT_FILE, init_identity, load_identity
+from tests.support.broker import Mosquitto, free_port
+from tests.support.helpers import REPO
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required",
+                 "--mute-audio"]
+OFFICERS = ("officer-alice", "officer-bob")
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def need_browser() -> None:
+    """Skip with the reason when the system browser or Playwright is missing (nothing is downloaded)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); the console tests need a real browser")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("playwright (Python package) not installed")
+    if not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()):
+        pytest.skip("mosquitto not installed")
+
+
+@dataclass
+class Proc:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self, sig_kill: bool = False) -> None:
+        if self.proc.poll() is None:
+            (self.proc.kill if sig_kill else self.proc.terminate)()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def spawn(name: str, args: list[str], log: Path) -> Proc:
+    out = log.open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=ENV, stdout=out, stderr=subprocess.STDOUT)
+    out.close()
+    return Proc(name, proc, log)
+
+
+@dataclass
+class ConsoleStack:
+    root: Path
+    broker: Mosquitto
+    trust: Path
+    officer_dirs: dict[str, Path]
+    device_ca: Path
+    procs: list[Proc] = field(default_factory=list)
+
+    def device_config(self, device: str, site: str, *, width: int = 1280, height: int = 720, fps: float = 15,
+                      overlay: bool = True, video: bool = True, live: dict[str, Any] | None = None) -> Path:
+        base = self.root / device
+        keys = base / "keys"
+        if not (keys / CERT_FILE).exists():
+            init_identity(keys, device, "Test Enterprise")
+        tls = self.broker.pki.client(device)  # type: ignore[union-attr]
+        live_lines = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in (live or {}).items())
+        text = f"""
+[device]
+id = "{device}"
+site_id = "{site}"
+[identity]
+key_dir = "{keys}"
+[vault]
+path = "{base / 'vault'}"
+[capture]
+backend = "synthetic"
+width = {width}
+height = {height}
+fps = {fps}
+still_interval_s = 3600
+[gps]
+source = "simulated"
+[video]
+enabled = {str(video).lower()}
+segment_seconds = 10
+overlay = {str(overlay).lower()}
+[anchor]
+enabled = false
+[uplink]
+enabled = true
+outbox_path = "{base / 'outbox.sqlite'}"
+require_subscriber = false
+status_interval_s = 2
+[uplink.mqtt]
+broker = "{self.broker.url}"
+client_id = "{device}"
+reconnect_min_s = 1
+reconnect_max_s = 2
+[uplink.mqtt.tls]
+ca_file = "{tls.ca}"
+cert_file = "{tls.cert}"
+key_file = "{tls.key}"
+[uplink.commands]
+trust_dir = "{self.trust}"
+[uplink.live]
+keepalive_timeout_s = 6
+{live_lines}"""
+        path = base / "agent.toml"
+        path.write_text(text)
+        # the console checks device certificates against this device's development CA
+        with self.device_ca.open("ab") as f:
+            f.write(load_identity(keys).chain[-1].public_bytes(serialization.Encoding.PEM))
+        return path
+
+    def start_device(self, config: Path) -> Proc:
+        p = spawn(config.parent.name, ["agent.device.cli", "run", "--config", str(config)],
+                  config.parent / "agent.log")
+        self.procs.append(p)
+        return p
+
+    def start_console(self, officer: str = "officer-alice", **live: Any) -> tuple[Proc, str]:
+        tls = self.broker.pki.client(officer)  # type: ignore[union-attr]
+        port = free_port()
+        live_lines = "".join(f"{k} = {v}\n" for k, v in live.items())
+        cfg = self.root / f"console-{officer}.toml"
+        cfg.write_text(f"""
+[broker]
+url = "{self.broker.url}"
+ca_file = "{tls.ca}"
+cert_file = "{tls.cert}"
+key_file = "{tls.key}"
+[officer]
+keys = "{self.officer_dirs[officer]}"
+device_ca = "{self.device_ca}"
+[listen]
+port = {port}
+[live]
+{live_lines}""")
+        p = spawn(f"console-{officer}", ["agent.customs.cli", "console", "--config", str(cfg)],
+                  self.root / f"console-{officer}.log")
+        self.procs.append(p)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if p.proc.poll() is not None:
+                raise RuntimeError(f"console exited {p.proc.returncode}: {p.text()}")
+            try:
+                with urllib.request.urlopen(url + "/api/devices", timeout=1):
+                    return p, url
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"console did not answer on {url}: {p.text()}")
+
+    def close(self) -> None:
+        for p in reversed(self.procs):
+            p.stop()
+        self.broker.stop()
+
+
+def build_console_stack(root: Path) -> ConsoleStack:
+    broker = Mosquitto(root / "broker", officers=OFFICERS)
+    broker.start()
+    trust = root / "trust"
+    trust.mkdir(parents=True)
+    dirs = {}
+    for name in OFFICERS:
+        key = init_officer(root / "officers" / name, name)
+        (trust / f"{name}.pem").write_bytes(key.cert.public_bytes(serialization.Encoding.PEM))
+        dirs[name] = root / "officers" / name
+    device_ca = root / "device-ca.pem"
+    device_ca.write_bytes(b"")
+    return ConsoleStack(root, broker, trust, dirs, device_ca)
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Debian chromium through Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
