@@ -3,9 +3,9 @@
 Run:  PYTHONPATH=. /work/main/.venv/bin/python benchmarks/inspection_report_bench.py [--minutes 25] [--json]
 
 Simulates the items such an inspection leaves in the evidence (stills every --still-interval s at 1280x720,
-segments every --segment-seconds s of --segment-kb each, a checkpoint a minute, check-in stills, marks,
-alerts, two decisions), sealed by the real sealer on a manual clock, then builds the report exactly as
-`evidence-officer inspection report` does (device seal included) and verifies the bundle.
+segments every --segment-seconds s of --segment-kb each, check-in stills, marks, alerts, two decisions; no
+anchoring checkpoints, which need a real signed note), sealed by the real sealer on a manual clock, then
+builds the report exactly as `evidence-officer inspection report` does (device seal included) and verifies the bundle.
 Peers, same run: Debian's chromium printing the same HTML to PDF (vs WeasyPrint), and `verify` of the same
 bundle without the report check (what the report check adds). x86 figures, never Pi figures.
 """
@@ -95,8 +95,6 @@ def simulate(tmp: Path, minutes: float, still_s: float, segment_s: float, segmen
         if t_ms % int(segment_s * 1000) == 0:
             sealer.seal("segment", moment(clock), media=segment, media_type="video/mp4", ext="mp4",
                         extra={"frames": int(segment_s * 10)})
-        if t_ms % 60_000 == 0:
-            sealer.seal("checkpoint", moment(clock), extra={"size": t_ms})
         if t_ms in (30_000, 45_000, 60_000, 75_000):
             label = ("location", "identity_document", "power_of_attorney", "credentials")[t_ms // 15_000 - 2]
             item = sealer.seal("still", moment(clock), media=stills[0], media_type="image/jpeg", ext="jpg",
@@ -169,7 +167,8 @@ def main() -> int:
                "report_check_overhead": round(verify_s / plain_s, 3), "verified": full.ok,
                "weasyprint_pdf_s": round(res.seconds["pdf_s"], 2),
                "chromium_pdf_s": None if chrome_s is None else round(chrome_s, 2),
-               "weasyprint_vs_chromium": None if not chrome_s else round(res.seconds["pdf_s"] / chrome_s, 2)}
+               "weasyprint_vs_chromium": None if not chrome_s else round(res.seconds["pdf_s"] / chrome_s, 2),
+               "problems": full.problems[:5]}
     if args.json:
         print(json.dumps(out, indent=2))
     else:

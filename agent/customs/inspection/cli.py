@@ -44,8 +44,9 @@ def _print_entry(entry: Entry, as_json: bool) -> None:
           f"record {entry.record_hash or '-'}")
     loc = entry.details.get("location")
     if loc:
-        print(f"  location: {'inside' if loc['inside'] else 'OUTSIDE'} the site, {loc['distance_m']} m from the "
-              f"boundary, quality {loc['quality']}{' (' + '; '.join(loc['reasons']) + ')' if loc['reasons'] else ''}")
+        dist = "" if loc["distance_m"] is None else f", {abs(loc['distance_m'])} m from the boundary"
+        why = f" ({'; '.join(loc['reasons'])})" if loc["reasons"] else ""
+        print(f"  location: {'inside' if loc['inside'] else 'OUTSIDE'} the site{dist}, quality {loc['quality']}{why}")
     if entry.note:
         print(f"  {entry.note}")
 

@@ -149,8 +149,10 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
         if step == "location":
             lv = e.details.get("location") or {}
             side = "inside" if lv.get("inside") else ("outside" if lv.get("inside") is False else "unknown")
-            desc += (f"<br>{_gps_text(e.details.get('gps'))}<br>{side} the site polygon, {_v(lv.get('distance_m'))} m"
-                     f" from the boundary; fix quality {_v(lv.get('quality'))}"
+            dist = lv.get("distance_m")
+            desc += (f"<br>{_gps_text(e.details.get('gps'))}<br>{side} the site polygon"
+                     + (f", {abs(float(dist)):.1f} m from the boundary" if isinstance(dist, int | float) else "")
+                     + f"; fix quality {_v(lv.get('quality'))}"
                      + (f" ({_v('; '.join(lv.get('reasons') or []))})" if lv.get("reasons") else ""))
         thumb = thumbnail(by_seq[e.seq].media) if e.seq in by_seq else None
         img = f'<img class="thumb" src="{thumb}">' if thumb else '<span class="small">media not received</span>'
