@@ -123,11 +123,23 @@ def device(plain_mosquitto: Mosquitto, tmp_path: Path) -> Iterator[tuple[Officer
                               stdout=subprocess.DEVNULL, stderr=open(tmp_path / "ingest.log", "w"))]  # noqa: SIM115
     time.sleep(1.0)
     cfg = agent_config(tmp_path, plain_mosquitto.url, gps.path, clip)
-    procs.append(subprocess.Popen([sys.executable, "-m", "agent.device.cli", "run", "--config", str(cfg)], env=ENV,
-                                  cwd=REPO, stdout=subprocess.DEVNULL,
-                                  stderr=open(tmp_path / "agent.log", "w")))  # noqa: SIM115
+
+    def start_agent() -> None:
+        procs.append(subprocess.Popen([sys.executable, "-m", "agent.device.cli", "run", "--config", str(cfg)],
+                                      env=ENV, cwd=REPO, stdout=subprocess.DEVNULL,
+                                      stderr=open(tmp_path / "agent.log", "a")))  # noqa: SIM115
+
+    def restart_agent() -> None:
+        agent = procs.pop()
+        agent.terminate()
+        agent.wait(60)
+        start_agent()
+
+    start_agent()
+    off = Officer(tmp_path, plain_mosquitto.url)
+    off.restart_agent = restart_agent  # type: ignore[attr-defined]
     try:
-        yield Officer(tmp_path, plain_mosquitto.url), received, gps
+        yield off, received, gps
     finally:
         for p in reversed(procs):
             p.terminate()
@@ -166,6 +178,21 @@ def test_whole_inspection_to_a_verified_signed_report(device: tuple[Officer, Pat
         r = off.inspection("checkin", CASE, step, "--note", f"{step} shown to the camera")
         assert r.returncode == 0, r.stdout + r.stderr
     assert off.inspection("mark", CASE, "--note", "inputs store: 40 bags of urea").returncode == 0
+    # The agent restarts mid-inspection: the open case comes back from its own chain.
+    off.restart_agent()  # type: ignore[attr-defined]
+    again = json.loads(started.stdout)["seq"]
+
+    def answers() -> bool:
+        res = officer("cmd", DEVICE, "inspection.start", "--args", json.dumps(
+            {"case": CASE, "enterprise": "Green Fields Ltd"}), "--broker", off.broker, "--site", SITE, "--keys",
+            str(off.keys), "--json", "--timeout", "3")
+        return res.returncode == 0 and json.loads(res.stdout)["result"] == {"case": CASE, "seq": again,
+                                                                            "already_open": True}
+
+    assert wait_until(answers, timeout=60, step=1.0)
+    restarts = [json.loads(p.read_bytes().split(b"\n")[0]) for p in
+                sorted((tmp_path / "vault" / "items").rglob("*.restart.rec"))]
+    assert restarts[-1]["extra"]["inspection"] == {"case": CASE, "start_seq": again}
     # The clip covers the lens 45-53 s after the agent started: the device seals it, the officer sees an alert.
     assert wait_until(lambda: any(a["type"] in ("too_dark", "uniform") for a in off.show(received)["alerts"]),
                       timeout=90, step=1.0), off.show(received)["alerts"]
