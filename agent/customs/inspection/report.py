@@ -129,10 +129,10 @@ def build_report(service: InspectionService, evidence_root: Path, out_dir: Path,
     html = render(insp, items, verification, officer=officer.officer_id, officer_key_id=officer.key_id).encode()
     timings["html_s"] = time.perf_counter() - t
     t = time.perf_counter()
+    for name in ("weasyprint", "weasyprint.progress", "fontTools"):  # before the import: it logs while loading
+        logging.getLogger(name).setLevel(logging.WARNING)
     import weasyprint
 
-    for name in ("weasyprint", "weasyprint.progress", "fontTools"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     pdf = weasyprint.HTML(string=html.decode()).write_pdf()
     assert pdf is not None
     timings["pdf_s"] = time.perf_counter() - t
