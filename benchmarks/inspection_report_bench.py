@@ -149,12 +149,14 @@ def main() -> int:
         res = build_report(service, tmp / "evidence", tmp / "out", officer, wait_s=0)
         build_s = time.perf_counter() - t
         vault.close()
-        t = time.perf_counter()
-        full = check(res.bundle, checkers=[anchor_checker(), report_checker()])
-        verify_s = time.perf_counter() - t
-        t = time.perf_counter()
-        check(res.bundle, checkers=[anchor_checker()])
-        plain_s = time.perf_counter() - t
+        verify_s, plain_s = float("inf"), float("inf")
+        for _ in range(3):  # alternate, keep the best of three: the page cache favours whichever runs second
+            t = time.perf_counter()
+            full = check(res.bundle, checkers=[anchor_checker(), report_checker()])
+            verify_s = min(verify_s, time.perf_counter() - t)
+            t = time.perf_counter()
+            check(res.bundle, checkers=[anchor_checker()])
+            plain_s = min(plain_s, time.perf_counter() - t)
         chrome_s = chromium_pdf(res.html, tmp / "chromium.pdf")
         pages = None
         if shutil.which("pdfinfo"):
