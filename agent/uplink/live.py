@@ -146,7 +146,7 @@ class LiveManager:
         if self._stop.is_set():
             raise CommandRejected("busy", "the device is shutting down")
         if args.codec == "h264" and not c.h264:
-            raise CommandRejected("unsupported", "this device offers JPEG live view only (live.h264 is off)")
+            raise CommandRejected("bad_args", "codec: this device offers JPEG live view only (live.h264 is off)")
         sid = session_id_for(request.nonce)
         now = self.clock.mono_ns()
         seconds = min(float(args.seconds or c.default_seconds), c.max_seconds)

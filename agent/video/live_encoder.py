@@ -68,8 +68,9 @@ class _Sink:
 
 
 def fit_size(src_w: int, src_h: int, max_w: int, max_h: int) -> tuple[int, int]:
-    """The largest even size within (max_w, max_h) that keeps the camera's aspect (never stretched)."""
-    scale = min(max_w / src_w, max_h / src_h)
+    """The largest even size within (max_w, max_h) that keeps the camera's aspect (never stretched, never
+    enlarged: upscaling would only spend the uplink on pixels the camera did not see)."""
+    scale = min(1.0, max_w / src_w, max_h / src_h)
     w = max(16, int(src_w * scale) // 2 * 2)
     h = max(16, int(src_h * scale) // 2 * 2)
     return w, h

@@ -27,6 +27,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ConsoleSta
     st = build_console_stack(tmp_path_factory.mktemp("console"))
     try:
         st.start_device(st.device_config("cam-1", SITE))
+        for other in ("cam-2", "cam-3"):  # their CAs go into the console's device CA file before it starts
+            st.device_config(other, SITE)
         _proc, url = st.start_console("officer-alice")
         yield st, url
     finally:
@@ -84,7 +86,8 @@ def test_live_page_plays_verified_hd_video(stack: tuple[ConsoleStack, str], brow
     _st, url = stack
     page = open_live(browser, url)
     first = stats(page)
-    page.wait_for_function("() => document.getElementById('video').currentTime > 2", timeout=30_000)
+    page.wait_for_function("() => document.getElementById('video').currentTime > 2"
+                           " && window.consoleStats.presented >= 20", timeout=60_000)
     later = stats(page)
     assert later["currentTime"] > first["currentTime"]  # it plays
     assert later["decoded"] >= 20 and later["presented"] >= 20  # frames decoded and presented
@@ -200,3 +203,24 @@ def test_device_alert_is_shown_on_the_video_and_a_forged_one_is_not(stack: tuple
     finally:
         link.close(offline=False)
         page.close()
+
+
+def test_a_device_without_h264_falls_back_to_verified_jpeg(stack: tuple[ConsoleStack, str], browser: Any) -> None:
+    st, url = stack
+    dev = st.start_device(st.device_config("cam-3", SITE, width=640, height=360, fps=10, video=False,
+                                           live={"h264": False}))
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        wait_for(lambda: "connected" in dev.text(), timeout=30)
+        page.goto(f"{url}/live/{SITE}/cam-3")
+        try:
+            page.wait_for_function("() => window.consoleStats && window.consoleStats.presented >= 5", timeout=30_000)
+        except Exception as exc:
+            raise AssertionError(f"{page.inner_text('#badge')}\n{dev.text()[-3000:]}") from exc
+        assert page.evaluate("() => { const i = document.querySelector('.stage img');"
+                             " return i ? [i.naturalWidth, i.naturalHeight] : null; }") == [640, 360]  # aspect kept
+        assert "VERIFIED LIVE" in page.inner_text("#badge")
+        assert page.evaluate("() => window.consoleStats.refused") == 0
+        page.close()
+    finally:
+        dev.stop()

@@ -7,6 +7,7 @@ Used by tests/console and benchmarks/console_latency.py. The device runs ``evide
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -89,7 +90,7 @@ class ConsoleStack:
         if not (keys / CERT_FILE).exists():
             init_identity(keys, device, "Test Enterprise")
         tls = self.broker.pki.client(device)  # type: ignore[union-attr]
-        live_lines = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in (live or {}).items())
+        live_lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in (live or {}).items())
         text = f"""
 [device]
 id = "{device}"

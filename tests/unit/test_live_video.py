@@ -159,4 +159,15 @@ def test_bitrate_steps_down_when_acks_lag_and_back_up(identity: DeviceIdentity, 
 def test_fit_size_keeps_aspect() -> None:
     assert fit_size(1920, 1080, 1280, 720) == (1280, 720)
     assert fit_size(640, 360, 640, 480) == (640, 360)
-    assert fit_size(640, 480, 1280, 720) == (960, 720)
+    assert fit_size(640, 480, 1280, 720) == (640, 480)  # never enlarged
+    assert fit_size(1280, 960, 1280, 720) == (960, 720)
+
+
+def test_a_device_with_h264_off_refuses_it_naming_the_codec(identity: DeviceIdentity,
+                                                            manual_clock: ManualClock) -> None:
+    from agent.wire.commands import CommandRejected
+
+    mgr = manager(Sent(), identity, manual_clock, h264=False)
+    with pytest.raises(CommandRejected, match="codec") as err:
+        mgr.start(request(secrets.token_hex(16)), LiveStartArgs(codec="h264"))
+    assert err.value.code == "bad_args"

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from agent.core.errors import AgentError, VerificationError
+from agent.customs.cmd_cmd import CommandRefused
 from agent.customs.console.deps import ConsoleServices, Services
 from agent.wire.live_frames import FRAGMENT_TYP, session_id_for, verify_message
 from agent.wire.mqtt import Inbound
@@ -53,6 +54,7 @@ class FragmentChecker:
     last_seq: int = -1
     have_init: bool = False
     need_keyframe: bool = True
+    codec: str = "h264"  # "jpeg": the fallback for devices without a second encoder
     refused: int = 0
     passed: int = 0
     waiting: int = 0  # verified but not decodable yet (before the next keyframe)
@@ -66,6 +68,8 @@ class FragmentChecker:
         h = frame.header
         if frame.end:
             return "end", h, b""
+        if self.codec == "jpeg":
+            return self._check_jpeg(h, frame.data, now_us)
         if h.get("typ") != FRAGMENT_TYP:
             raise VerificationError("a JPEG frame in an H.264 session")
         seq = h["seq"]
@@ -74,17 +78,31 @@ class FragmentChecker:
         if h["kind"] == "init":
             self.last_seq, self.have_init, self.need_keyframe = seq, True, True
             return "pass", h, frame.data
-        age_s = (now_us - h["capture_end_wall_us"]) / 1e6
-        if age_s > self.max_age_s:
-            raise VerificationError(f"fragment captured {age_s:.1f} s ago: not live")
-        if age_s < -self.max_skew_s:
-            raise VerificationError(f"fragment capture time is {-age_s:.1f} s in the future")
+        self._fresh(now_us, h["capture_end_wall_us"])
         self.last_seq = seq
         if not self.have_init or (self.need_keyframe and not h.get("keyframe")):
             self.waiting += 1
             return "wait", h, b""
         self.need_keyframe = False
         return "pass", h, frame.data
+
+    def _check_jpeg(self, h: dict[str, Any], data: bytes, now_us: int) -> tuple[str, dict[str, Any], bytes]:
+        seq, wall = h.get("seq"), h.get("capture_wall_us")
+        if h.get("typ") == FRAGMENT_TYP or not isinstance(seq, int) or not isinstance(wall, int):
+            raise VerificationError("not a JPEG live frame")
+        if seq <= self.last_seq:
+            raise VerificationError(f"frame {seq} replayed (already had up to {self.last_seq})")
+        self._fresh(now_us, wall)
+        self.last_seq = seq
+        h = {**h, "kind": "jpeg", "capture_start_wall_us": wall, "capture_end_wall_us": wall}
+        return "pass", h, data
+
+    def _fresh(self, now_us: int, wall_us: int) -> None:
+        age_s = (now_us - wall_us) / 1e6
+        if age_s > self.max_age_s:
+            raise VerificationError(f"fragment captured {age_s:.1f} s ago: not live")
+        if age_s < -self.max_skew_s:
+            raise VerificationError(f"fragment capture time is {-age_s:.1f} s in the future")
 
     def refuse(self) -> None:
         """After a refused fragment the next ones reference a frame we do not have: wait for a keyframe."""
@@ -101,7 +119,7 @@ def checks_of(h: dict[str, Any], now_us: int, chain_checked: bool) -> dict[str, 
         "device": h.get("device"), "chain": "device CA" if chain_checked else "named device only (no device CA)",
         "signature": "ECDSA P-256 valid", "nonce": f"{str(h.get('nonce'))[:8]}… (ours)", "seq": h.get("seq"),
         "kind": h.get("kind")}
-    if h.get("kind") == "media":
+    if h.get("kind") in ("media", "jpeg"):
         out["capture_start_us"] = h["capture_start_wall_us"]
         out["age_ms"] = round((now_us - h["capture_end_wall_us"]) / 1000)
         out["gps"] = (f"{fix['lat']:.5f},{fix['lon']:.5f} ({fix.get('fix')})" if fix is not None
@@ -170,7 +188,8 @@ class LiveViewer:
         if verdict == "wait":
             self._emit(json.dumps({"t": "wait", "seq": h["seq"]}))
             return
-        meta = {"t": h["kind"], "seq": h["seq"], "codec": h.get("codec"), "width": h.get("width"),
+        meta = {"t": h["kind"], "seq": h["seq"], "codec": h.get("codec") or self.checker.codec,
+                "width": h.get("width"), "capture_wall_us": h.get("capture_end_wall_us"),
                 "height": h.get("height"), "keyframe": h.get("keyframe"), "frames": h.get("frames"),
                 "bitrate_kbps": h.get("bitrate_kbps"), "checks": checks_of(h, now_us, self.chain_checked),
                 "bytes": len(payload)}
@@ -184,8 +203,22 @@ class LiveViewer:
         codes = await asyncio.to_thread(s.link.subscribe_wait, topic, self.on_message, 0)
         if any(c >= 0x80 for c in codes):
             raise AgentError(f"the broker refused our subscription to {topic}")
-        reply, leaf = await asyncio.to_thread(s.client.request_signed, self.site, self.device, "live.start",
-                                              params, nonce=self.nonce, timeout=10.0)
+        codec = "h264"
+        try:
+            reply, leaf = await asyncio.to_thread(s.client.request_signed, self.site, self.device, "live.start",
+                                                  params, nonce=self.nonce, timeout=10.0)
+        except CommandRefused as exc:
+            if exc.code != "bad_args" or "codec" not in str(exc):
+                raise
+            # a device without a second encoder (or older firmware): its signed JPEG frames instead
+            log.info("live %s: %s; falling back to JPEG", self.device, exc)
+            codec = "jpeg"
+            self.nonce = secrets.token_hex(16)  # a fresh request, a fresh session
+            topic = DeviceTopics(self.site, self.device).live(self.session)
+            await asyncio.to_thread(s.link.subscribe_wait, topic, self.on_message, 0)
+            jpeg = {k: v for k, v in params.items() if k != "codec"}
+            reply, leaf = await asyncio.to_thread(s.client.request_signed, self.site, self.device, "live.start",
+                                                  jpeg, nonce=self.nonce, timeout=10.0)
         result = reply.get("result") or {}
         if result.get("session") != self.session:
             raise VerificationError(f"device answered with session {result.get('session')!r}")
@@ -196,13 +229,14 @@ class LiveViewer:
         live = s.cfg.live
         with self._lock:
             self.checker = FragmentChecker(self.device, self.session, self.nonce, key, max_age_s=live.max_age_s,
-                                           max_skew_s=live.max_skew_s)
+                                           max_skew_s=live.max_skew_s, codec=codec)
             early, self._early = self._early, []
             for payload in early:
                 self._verify(payload)
         return {"t": "started", "session": self.session, "device": self.device, "site": self.site,
                 "officer": s.client.officer.officer_id, "subject": leaf.subject.rfc4514_string(),
-                "chain_checked": self.chain_checked, "width": result.get("width"), "height": result.get("height"),
+                "chain_checked": self.chain_checked, "codec": codec, "width": result.get("width"),
+                "height": result.get("height"),
                 "fps": result.get("fps"), "seconds": result.get("seconds"),
                 "keepalive_timeout_s": result.get("keepalive_timeout_s")}
 

@@ -18,6 +18,8 @@ function setBadge(kind, title, why) {
   b.className = "badge " + kind;
   document.getElementById("badge-title").textContent = title;
   document.getElementById("badge-why").textContent = why || "";
+  document.getElementById("checks-title").textContent = kind === "ok" ? "Checked for the fragment on screen:"
+    : kind === "bad" ? "The last fragment shown had passed:" : "";
 }
 function showChecks(c) {
   const ul = document.getElementById("checks");
@@ -73,6 +75,23 @@ function onMedia(meta, data) {
 // Live edge: MSE players drift seconds behind over long sessions unless told otherwise. Play slightly faster
 // while more than TARGET_S is buffered ahead, and jump when more than JUMP_S is.
 const TARGET_S = 0.3, JUMP_S = 1.5;
+// JPEG fallback (a device without a second encoder): each verified frame replaces the picture.
+let jpegImg = null;
+function onJpeg(meta, data) {
+  if (!jpegImg) {
+    jpegImg = el("img", {alt: "verified live JPEG frame", style: "display:block;width:100%"});
+    video.replaceWith(jpegImg);
+  }
+  const url = URL.createObjectURL(new Blob([data], {type: "image/jpeg"}));
+  jpegImg.onload = () => {
+    URL.revokeObjectURL(url);
+    stats.presented += 1;
+    stats.lastLatencyMs = Date.now() - meta.capture_wall_us / 1000;
+    stats.latencies.push(stats.lastLatencyMs);
+  };
+  jpegImg.src = url;
+}
+
 function keepToEdge() {
   if (!video.buffered.length) return;
   const end = video.buffered.end(video.buffered.length - 1);
@@ -132,9 +151,11 @@ ws.onmessage = (ev) => {
     const data = new Uint8Array(ev.data, 4 + n);
     stats.verified += 1;
     stats.bytes += meta.bytes || data.length;
-    if (meta.t === "init") onInit(meta, data); else onMedia(meta, data);
+    if (meta.t === "init") onInit(meta, data); else if (meta.t === "jpeg") onJpeg(meta, data); else onMedia(meta, data);
     showChecks(meta.checks);
-    if (Date.now() - lastRefusedAt > 8000) setBadge("ok", "VERIFIED LIVE", `${meta.width}x${meta.height} H.264, ${meta.bitrate_kbps || "?"} kbit/s`);
+    const what = meta.t === "jpeg" ? `${meta.width}x${meta.height} JPEG frames (device has no H.264 live stream)`
+      : `${meta.width}x${meta.height} H.264, ${meta.bitrate_kbps || "?"} kbit/s`;
+    if (Date.now() - lastRefusedAt > 8000) setBadge("ok", "VERIFIED LIVE", what);
     return;
   }
   const m = JSON.parse(ev.data);
