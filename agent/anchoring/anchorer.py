@@ -135,13 +135,18 @@ class Anchorer:
             self._wake.wait(self.poll_s)
             self._wake.clear()
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def stop(self) -> None:
+        """Stop the worker thread (``run_once`` still works); idempotent."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+            self._thread = None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.stop()
         for a in self.anchors:
             a.close()

@@ -58,11 +58,21 @@ class AnchorService:
         self.anchorer.start()
 
     def final_checkpoint(self) -> None:
-        """At a clean stop, sign a checkpoint over everything sealed so far (anchored now or on next start)."""
+        """At a clean stop: a checkpoint over everything sealed so far, anchored now when the anchors answer.
+
+        The anchor worker is stopped first, so the final submission is made once, here; its receipt is
+        sealed and logged before the log closes. The final checkpoint's own record and its receipt cannot
+        be inside that checkpoint (they name it): the next start's first checkpoint covers them.
+        """
         self.log.pump()
         self.log.checkpoint()
+        self.anchorer.stop()
+        self.anchorer.reset_backoff()
+        self.anchorer.run_once()
+        self.log.pump()
 
     def close(self) -> None:
-        self.log.close()
+        """Anchorer first (it may still seal a receipt), then the log, which takes what is queued."""
         self.anchorer.close()
+        self.log.close()
 

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -51,6 +52,22 @@ CREATE TABLE IF NOT EXISTS media (item TEXT PRIMARY KEY, device TEXT NOT NULL, s
 CREATE TABLE IF NOT EXISTS counters (device TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,
   PRIMARY KEY (device, name)) WITHOUT ROWID;
 """
+
+
+_WORD = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
+
+
+def alert_summary(payload: bytes) -> str:
+    """Which event an alert announces ("frozen onset"), from its record; the record itself is verified when it
+    arrives on the record topic. Only short plain words from the wire are echoed into the log."""
+    try:
+        record = json.loads(payload.split(b"\n", 1)[0])
+        extra = record.get("extra") or {}
+        words = [str(extra.get(k)) for k in ("type", "state", "phase") if extra.get(k) is not None]
+    except (ValueError, AttributeError):
+        return "(unreadable alert payload)"
+    shown = [w if _WORD.match(w) else "?" for w in words[:2]]
+    return " ".join(shown) or "(no event type)"
 
 
 class Refused(Exception):
@@ -134,7 +151,8 @@ class Ingest:
             elif channel == "media":
                 self._media(site, device, msg)
             elif channel == "alert":
-                log.warning("ALERT from %s/%s: seq %s %s", site, device, msg.prop("seq"), msg.prop("kind"))
+                log.warning("ALERT from %s/%s: seq %s %s %s", site, device, msg.prop("seq"), msg.prop("kind"),
+                            alert_summary(msg.payload))
             elif channel == "receipt":
                 name = hashlib.sha256(msg.payload).hexdigest()
                 atomic_write(self.out / device / "receipts" / f"{name}.json", msg.payload)

@@ -1,6 +1,8 @@
 """`evidence-agent` command line: demo, run, check-config, keys, verify, export, reindex.
 
-Exit codes: 0 success, 1 evidence problems or a failed run, 2 usage or configuration errors.
+Exit codes: 0 success; 1 evidence problems, a failed run, or evidence left undelivered at
+``--drain-timeout``; 2 usage or configuration errors (a missing or wrong file, certificate or key, a
+path that does not exist), always as one line naming the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -8,18 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from cryptography import x509
 
 from agent import __version__
 from agent.core.errors import AgentError, ConfigError, VerificationError
-from agent.device.config import AgentConfig, example_toml, load_config, parse_config
+from agent.device.config import example_toml, load_config, parse_config
+from agent.device.runner import run_agent
 
 if TYPE_CHECKING:
     from agent.anchor.verify import AnchorTrust
@@ -28,47 +29,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("evidence-agent")
 
 
-def _install_signal_handlers(stop: object) -> None:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        stop.stop()  # type: ignore[attr-defined]
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
-def _run_agent(cfg: AgentConfig, seconds: float | None, drain_timeout: float | None = None) -> int:
-    """Run until the time is up or a signal; with ``drain_timeout``, wait for the uplink to deliver everything."""
-    from agent.device.runtime import Agent
-
-    agent = Agent(cfg)
-    _install_signal_handlers(agent)
-    drained = True
-    try:
-        agent.start()
-        agent.run(seconds)
-        if drain_timeout is not None and agent.uplink is not None:
-            agent.stop_capture()
-            print(f"capture stopped; waiting up to {drain_timeout:g} s for the broker to acknowledge everything")
-            drained = agent.drain(drain_timeout)
-            stats = agent.uplink.outbox.stats()
-            print(f"uplink: {'all delivered' if drained else 'NOT all delivered'} ({stats})")
-    finally:
-        agent.close()
-    kinds = ", ".join(f"{n} {k}" for k, n in sorted(agent.stats.sealed.items()))
-    print(f"sealed {sum(agent.stats.sealed.values())} items ({kinds}) into {cfg.vault.path}")
-    if agent.stats.last is not None:
-        print(f"last: seq {agent.stats.last.seq} {agent.stats.last.kind} {agent.stats.last.record_hash}")
-    if not drained:
-        return 1
-    return 1 if agent.stats.errors and not agent.stats.sealed else 0
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from agent.signing.keys import KEY_FILE, init_identity
 
     vault = Path(args.vault).resolve()
     keys = Path(args.keys).resolve() if args.keys else vault.with_name(vault.name + "-keys")
+    for folder, what in ((vault, "vault"), (keys, "key")):
+        _writable_or_exit(folder, what)
     settings: dict[str, object] = {
         "device": {"id": args.device_id, "site_id": args.site_id},
         "identity": {"key_dir": str(keys)},
@@ -87,7 +54,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"created device identity in {keys} (development CA)")
     print(f"demo: device {cfg.device.id} at site {cfg.device.site_id}, synthetic camera, simulated GPS, "
           f"{args.seconds:g} s into {vault}")
-    rc = _run_agent(cfg, args.seconds, args.drain_timeout if args.broker else None)
+    rc = run_agent(cfg, args.seconds, args.drain_timeout if args.broker else None)
     from agent.signing.verify import check
 
     report = check(vault, checkers=default_checkers())
@@ -98,6 +65,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"verify: {'OK' if report.ok else 'FAILED'} — {report.items} items, "
           f"{len(report.problems)} problems (run `evidence-agent verify {vault}` for details)")
     return rc if report.ok else 1
+
+
+def _writable_or_exit(folder: Path, what: str) -> None:
+    """The demo creates its folders: say which one cannot be written, and how to choose another."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write the {what} folder {folder}: {exc.strerror or exc} "
+                          f"(read-only? choose another with --{'vault' if what == 'vault' else 'keys'} PATH)") from None
 
 
 def _demo_uplink(args: argparse.Namespace, vault: Path, keys: Path) -> dict[str, object]:
@@ -120,11 +99,19 @@ def _demo_uplink(args: argparse.Namespace, vault: Path, keys: Path) -> dict[str,
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(Path(args.config))
-    return _run_agent(cfg, args.seconds)
+    return run_agent(cfg, args.seconds, args.drain_timeout)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """Syntax and values, then everything the service needs (files, key, certificate): exit 2 on a problem."""
+    from agent.device.preflight import preflight
+
     cfg = load_config(Path(args.file))
+    problems = preflight(cfg)
+    for p in problems:
+        print(f"{'error' if p.fatal else 'warning'}: {args.file}: {p.text}", file=sys.stderr)
+    if any(p.fatal for p in problems):
+        return 2
     print(f"{args.file}: OK (device {cfg.device.id}, site {cfg.device.site_id}, camera {cfg.capture.backend}, "
           f"gps {cfg.gps.source})")
     return 0
@@ -221,6 +208,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             raise ConfigError(f"--ca {ca}: cannot read a PEM certificate: {exc}") from None
     from agent.anchor.commands import trust_from
 
+    if not Path(args.path).exists():
+        raise ConfigError(f"{args.path} does not exist (give a vault folder, a copy of its files, an item or a bundle)")
     witness = [Path(w).read_text() for w in args.ledger_checkpoint or []]
     checkers = default_checkers(trust_from(args.tsa_ca, args.ledger_key, witness))
     try:
@@ -285,9 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run as a service from a config file")
     r.add_argument("--config", required=True)
     r.add_argument("--seconds", type=float, default=None, help="stop after N seconds (default: until SIGTERM)")
+    r.add_argument("--drain-timeout", type=float, default=None,
+                   help="at the stop, wait up to N seconds for the broker to acknowledge everything; "
+                        "exit 1 if evidence is left undelivered")
     r.set_defaults(func=cmd_run)
 
-    c = sub.add_parser("check-config", help="validate a config file (exit 2 on errors)")
+    c = sub.add_parser("check-config", help="validate a config file and the files it names: key, certificate "
+                                            "(CN, extended key usages, expiry), TLS files (exit 2 on errors)")
     c.add_argument("file")
     c.set_defaults(func=cmd_check_config)
     sub.add_parser("example-config", help="print an example config").set_defaults(func=cmd_example_config)
@@ -331,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.set_defaults(func=cmd_reindex)
 
     from agent.anchor import commands as anchor_commands
+    from agent.device import requeue
     from agent.gps import commands as gps_commands
     from agent.hostsetup import provision
     from agent.hostsetup.install_system import register as register_install_system
@@ -341,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     selftest_cmd.register(sub)
     provision.register(sub)
     register_install_system(sub)
+    requeue.register(sub)
     return p
 
 
@@ -357,6 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except AgentError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file the command needs: one line naming it, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

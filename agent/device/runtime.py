@@ -8,26 +8,27 @@ whatever was sealed before a stop (Ctrl-C, SIGTERM) stays intact.
 from __future__ import annotations
 
 import concurrent.futures
-import errno
 import logging
 import queue
-import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.anchor.log import LogFiles
 from agent.capture.base import CaptureBackend, backend_class, encode_jpeg
 from agent.core.clock import Clock, SystemClock
-from agent.core.errors import AgentError, VaultError
+from agent.core.errors import AgentError
 from agent.core.model import Frame, Moment, SealedItem
 from agent.device.config import AgentConfig
 from agent.device.pipeline import FrameHub, Subscription
+from agent.device.quota import QuotaSealer
 from agent.device.sealer import Sealer
 from agent.device.sensors import Sensors
+from agent.device.summary import RunStats
 from agent.evidence.vault import IndexRow, Vault, VaultFullError
 from agent.gps.provider import GpsProvider
 from agent.gps.settings import open_gps
@@ -38,6 +39,7 @@ from agent.signing.keys import DeviceIdentity, load_identity
 
 if TYPE_CHECKING:
     from agent.anchoring.service import AnchorService
+    from agent.selftest.in_service import ServiceProbes
     from agent.uplink.device_commands import DeviceCommandService
     from agent.uplink.service import Uplink
     from agent.uplink.settings import UplinkConfig
@@ -45,45 +47,6 @@ if TYPE_CHECKING:
     from agent.wire.commands import CommandRequest
 
 log = logging.getLogger(__name__)
-DISK_RESERVE_MAX = 16 * 1024 * 1024
-
-
-def _no_space(exc: BaseException | None) -> bool:
-    """True when ``exc`` (or what caused it) is the filesystem running out of space."""
-    while exc is not None:
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
-@dataclass
-class RunStats:
-    sealed: dict[str, int] = field(default_factory=dict)
-    last: SealedItem | None = None
-    errors: list[str] = field(default_factory=list)
-
-    def count(self, item: SealedItem) -> None:
-        self.sealed[item.kind] = self.sealed.get(item.kind, 0) + 1
-        self.last = item
-
-
-class _QuotaAwareSealer:
-    """What the video sealer calls: media goes through the quota's eviction rule first."""
-
-    def __init__(self, agent: Agent) -> None:
-        self._agent = agent
-
-    def seal(self, kind: str, moment: Moment, **kw: Any) -> SealedItem:
-        try:
-            return self._agent.seal_media(kind, moment, **kw)
-        except VaultFullError as exc:
-            if isinstance(kw.get("media"), Path):  # a closed segment stays in staging and is sealed later
-                self._agent.defer_media(kind, moment, kw)
-            self._agent._on_vault_full(exc)
-            raise
 
 
 class Agent:
@@ -99,6 +62,8 @@ class Agent:
         self.stats = RunStats()
         self.sealer = Sealer(self.vault, self.identity, device_id=cfg.device.id, site_id=cfg.device.site_id,
                              listeners=[self.stats.count])
+        # the one sealing path of the running agent: media passes the quota, records go straight through
+        self.store = QuotaSealer(self.sealer, self.vault, moment=self.moment, evictable=lambda r: self.evictable(r))
         self.gps = gps or open_gps(cfg.gps, self.clock)
         self.sensors = Sensors(self.clock, self.gps, TimeQualityProbe(self.clock, cfg.time))
         self.video: VideoService | None = None
@@ -108,7 +73,7 @@ class Agent:
 
             vcfg = cfg.video.model_copy(update={"fps": cfg.capture.fps, "still_interval_s": 0.0})
             self.video = VideoService(
-                vcfg, sealer=_QuotaAwareSealer(self), vault=self.vault, identity=self.identity,
+                vcfg, sealer=self.store, vault=self.vault, identity=self.identity,
                 sensors=self.sensors, device_id=cfg.device.id, site_id=cfg.device.site_id,
                 camera=camera.describe() if camera is not None else cfg.capture.backend,
                 picamera2=(cfg.capture.to_settings(), self.clock, cfg.capture.picamera2) if native else None)
@@ -141,11 +106,6 @@ class Agent:
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
         self._closed = False
-        self._vault_full = False
-        self._deferred: list[tuple[str, Moment, dict[str, Any]]] = []
-        self._deferred_lock = threading.Lock()
-        total = shutil.disk_usage(self.vault.path).total
-        self.disk_reserve_bytes = max(64 * 1024, min(DISK_RESERVE_MAX, total // 20))  # room kept for records
         self._ready = False
         self._final_checkpoint = False
         self.on_close: list[Callable[[], None]] = []
@@ -159,7 +119,7 @@ class Agent:
         self.sealer.add_listener(self.uplink.on_sealed)  # before start(): the restart record goes out too
         self.commands = DeviceCommandService(
             self.uplink.link, self.uplink.topics, self.identity, self.clock, commands=ucfg.commands,
-            live=ucfg.live, frames=self.hub, moment=self.sensors.moment, seal=self.sealer.seal,
+            live=ucfg.live, frames=self.hub, moment=self.sensors.moment, seal=self.store.seal,
             replay_path=Path(ucfg.outbox_path).parent / "replay.sqlite", snapshot=self._snapshot_command,
             open_inspection=lambda: self.sealer.inspection, status=self.health, selftest=self._selftest_command,
             on_live=self.device.set_live, overlay=self._live_overlay())
@@ -199,8 +159,13 @@ class Agent:
         self._threads.append(t)
 
     def run(self, seconds: float | None = None) -> None:
-        """Block until ``stop()`` (signal handler), the camera ends, or ``seconds`` pass."""
-        self.stop_event.wait(seconds)
+        """Block until ``stop()`` (signal handler), the camera source ends (a file), or ``seconds`` pass."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while not self.stop_event.is_set() and not self.hub.ended.is_set():
+            left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+            if left <= 0:
+                return
+            self.stop_event.wait(left)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -258,25 +223,28 @@ class Agent:
         """The recorder's frame source: None once capture has stopped and the queue is empty."""
         while True:
             frame = sub.get(timeout=0.5)
-            if self._vault_full and frame is not None:
+            if self.store.full and frame is not None:
                 continue  # no room: recording pauses (the open segment gets no frames) until space returns
             if frame is not None or self.stop_event.is_set() or self.hub.ended.is_set():
                 return frame
 
+    @property
+    def disk_reserve_bytes(self) -> int:
+        return self.store.disk_reserve_bytes
+
     def take_still(self, reason: str = "schedule", extra: dict[str, Any] | None = None) -> SealedItem | None:
-        """Seal the newest frame as a JPEG still; None when no frame has arrived yet.
+        """Seal the newest frame as a JPEG still; None when no frame has arrived yet or the vault is full.
 
         While video records, the still comes from the recorder's own frame stream (same overlay, C2PA
         Content Credentials), without interrupting the recording.
         """
-        if self._vault_full and not self._try_recover():
+        if self.store.full and not self.store.try_recover():
             return None
         if self.video is not None and not self.stop_event.is_set():
             try:
                 return self.video.request_still(reason, extra).result(timeout=10)
-            except VaultFullError as exc:
-                self._on_vault_full(exc)
-                return None
+            except VaultFullError:
+                return None  # the quota policy sealed vault_full; retried with the next still
             except (TimeoutError, concurrent.futures.TimeoutError):
                 raise AgentError("the recorder delivered no frame for the still within 10 s") from None
         frame = self.hub.latest
@@ -287,42 +255,11 @@ class Agent:
         info = {"reason": reason, "frame_index": frame.index, "width": frame.image.shape[1],
                 "height": frame.image.shape[0], "camera": self.hub.camera.describe(), **(extra or {})}
         try:
-            item = self.seal_media("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg", extra=info)
-        except VaultFullError as exc:
-            self._on_vault_full(exc)
-            return None
-        if self._vault_full:
-            self._on_vault_recovered()
-        return item
-
-    def seal_media(self, kind: str, moment: Moment, **kw: Any) -> SealedItem:
-        """Seal media; when the quota is reached, first evict what may go (delivered and anchored).
-
-        A filesystem with less than the reserve left counts as full too: media stops while records
-        (events, receipts, checkpoints) still fit, and a write that fails for lack of space is a VaultFullError.
-        """
-        media = kw.get("media")
-        if media is None:  # a record without media (a video analytics event) needs no room check
-            return self.sealer.seal(kind, moment, **kw)
-        size = len(media) if isinstance(media, bytes) else Path(str(media)).stat().st_size
-        try:
-            self._check_disk(size)
-            return self.sealer.seal(kind, moment, **kw)
+            item = self.store.seal("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg", extra=info)
         except VaultFullError:
-            if not self.make_room(size):
-                raise
-            self._check_disk(size)
-            return self.sealer.seal(kind, moment, **kw)
-        except VaultError as exc:
-            if _no_space(exc):
-                raise VaultFullError(f"vault filesystem full: {exc}") from exc
-            raise
-
-    def _check_disk(self, nbytes: int) -> None:
-        free = shutil.disk_usage(self.vault.path).free
-        if free - nbytes < self.disk_reserve_bytes:
-            raise VaultFullError(f"vault filesystem has {free} bytes free; {nbytes} bytes of media would leave less "
-                                 f"than the {self.disk_reserve_bytes}-byte reserve kept for records")
+            return None
+        self.store.recovered()
+        return item
 
     def evictable(self, row: IndexRow) -> bool:
         """Media may leave the device only once the broker acknowledged it and an anchor covers its record."""
@@ -331,79 +268,6 @@ class Agent:
         if self.anchoring is None:
             return False
         return row.seq < LogFiles(self.vault.path / "log").anchored_size()
-
-    def make_room(self, nbytes: int) -> bool:
-        """Evict the oldest evictable media until ``nbytes`` fit; the eviction is sealed before any delete."""
-        quota = self.vault.quota_bytes
-        free = shutil.disk_usage(self.vault.path).free  # the filesystem may fill before the quota does
-        need = max(0 if quota is None else self.vault.usage_bytes() + nbytes - quota,
-                   self.disk_reserve_bytes + nbytes - free)
-        if need <= 0:
-            return True
-        chosen: list[IndexRow] = []
-        for row in self.vault.rows():
-            if need <= 0:
-                break
-            if row.media_path is not None and row.media_size > 0 and self.evictable(row):
-                chosen.append(row)
-                need -= row.media_size
-        if need > 0:
-            return False
-        self.sealer.seal("event", self.sensors.moment(), extra={
-            "type": "media_evicted", "phase": "onset", "rule": "delivered and anchored",
-            "items": [{"seq": r.seq, "name": Path(r.media_path or "").name, "size": r.media_size} for r in chosen]})
-        self.vault.evict_media(chosen)
-        log.info("quota: evicted %d delivered and anchored media file(s)", len(chosen))
-        return True
-
-    def _on_vault_full(self, exc: VaultFullError) -> None:
-        """Media stops (sealed event, an alert via the uplink); stills are retried each interval."""
-        if not self._vault_full:
-            log.error("%s", exc)
-            try:
-                self.sealer.seal("event", self.sensors.moment(),
-                                 extra={"type": "vault_full", "phase": "onset", "details": str(exc)})
-            except AgentError as err:  # retried with the next still
-                log.error("could not seal the vault_full event: %s", err)
-                return
-            self._vault_full = True
-
-    def defer_media(self, kind: str, moment: Moment, kw: dict[str, Any]) -> None:
-        """A media file (already in staging) that did not fit: sealed, in order, once there is room."""
-        with self._deferred_lock:
-            self._deferred.append((kind, moment, kw))
-
-    def _try_recover(self) -> bool:
-        """While full: is there room again (space freed, or evictable media)? Seal deferred media first."""
-        with self._deferred_lock:
-            deferred = list(self._deferred)
-        probe = max([Path(str(kw["media"])).stat().st_size for _, _, kw in deferred] + [256 * 1024])
-        try:
-            self._check_disk(probe)
-            self.vault.check_room(probe)
-        except VaultFullError:
-            if not self.make_room(probe):
-                return False
-        for entry in deferred:
-            kind, moment, kw = entry
-            try:
-                self.seal_media(kind, moment, **kw)
-            except VaultFullError:
-                return False
-            with self._deferred_lock:
-                self._deferred.remove(entry)
-        self._on_vault_recovered()
-        return True
-
-    def _on_vault_recovered(self) -> None:
-        if not self._vault_full:
-            return
-        self._vault_full = False
-        log.warning("vault has room again: media capture resumed")
-        try:
-            self.sealer.seal("event", self.sensors.moment(), extra={"type": "vault_full", "phase": "end"})
-        except AgentError as err:
-            log.error("could not seal the vault_full end event: %s", err)
 
     def _still_loop(self) -> None:
         interval = self.cfg.capture.still_interval_s
@@ -425,8 +289,12 @@ class Agent:
             "camera": {"source": self.hub.camera.describe(), "frames": self.hub.frames_read,
                        "error": None if self.hub.error is None else str(self.hub.error)},
             "vault": {"items": self.vault.count(), "media_bytes": self.vault.usage_bytes(),
-                      "quota_bytes": self.vault.quota_bytes, "full": self._vault_full},
+                      "quota_bytes": self.vault.quota_bytes, "full": self.store.full},
             "last_item": None if last is None else {"seq": last.seq, "kind": last.kind, "hash": last.record_hash},
+            # what a run's summary says too: alarms raised, media sealed without C2PA, errors
+            "evidence": {"alarms": dict(self.stats.alarms), "c2pa_failures": self.stats.c2pa_failures,
+                         "last_c2pa_error": self.stats.last_c2pa_error, "errors": len(self.stats.errors),
+                         "last_error": self.stats.errors[-1] if self.stats.errors else None},
         }
 
     def _snapshot_command(self, request: CommandRequest, args: Any = None) -> dict[str, Any]:
@@ -442,10 +310,35 @@ class Agent:
                 "label": extra.get("label"), "gps": item.record["gps"], "time": item.record["time"],
                 "captured": item.record["captured"]["wall"]}
 
-    def _selftest_command(self) -> dict[str, Any]:
-        from agent.selftest.command import selftest_in_agent
+    def selftest_probes(self) -> ServiceProbes:
+        """What the in-service self-test reads: the live hub, sensors, link and vault, never this object."""
+        from agent.gps.provider import DisabledGps
+        from agent.selftest.command import frames_from_hub, tls_note
+        from agent.selftest.in_service import BrokerProbe, ServiceProbes
 
-        record: dict[str, Any] = selftest_in_agent(self).as_record()
+        broker = None
+        ucfg = self.cfg.uplink
+        if self.uplink is not None and ucfg is not None:
+            link = self.uplink.link
+
+            def connected(timeout: float) -> str | None:
+                return None if link.wait_connected(timeout) else (link.last_error or "not connected")
+
+            broker = BrokerProbe(connected, ucfg.mqtt.broker, ucfg.mqtt.url.tls,
+                                 tls_note(ucfg, self.cfg.identity.key_dir))
+        camera = self.hub.camera
+        return ServiceProbes(
+            camera=camera.describe(), simulated_camera=camera.name == "synthetic",
+            frames=lambda: frames_from_hub(self.hub), gps=self.sensors.gps or DisabledGps(),
+            time_quality=self.sensors.time_quality.read, broker=broker, vault_path=self.vault.path,
+            quota_bytes=self.vault.quota_bytes or self.cfg.vault.quota_mb * 1024 * 1024,
+            used_bytes=self.vault.usage_bytes, identity=lambda: self.identity, clock=self.clock,
+            seal=lambda extra: self.store.seal("selftest", self.sensors.moment(), extra=extra))
+
+    def _selftest_command(self) -> dict[str, Any]:
+        from agent.selftest.in_service import selftest_in_service
+
+        record: dict[str, Any] = selftest_in_service(self.selftest_probes()).as_record()
         return record
 
     def _on_frame(self, frame: Frame) -> None:
@@ -462,11 +355,11 @@ class Agent:
                 moment = replace(self.sensors.moment(), wall_ns=ev.wall_ns, mono_ns=ev.mono_ns)
                 if isinstance(ev, TamperEvent):
                     log.warning("enclosure tamper switch: %s", ev.state)
-                    self.sealer.seal("tamper", moment, extra=ev.as_extra())
+                    self.store.seal("tamper", moment, extra=ev.as_extra())
                 elif ev.action == "snapshot":
                     self.take_still("button")
                 else:
-                    self.sealer.seal("mark", moment, extra={"source": "button", "pin": ev.pin,
+                    self.store.seal("mark", moment, extra={"source": "button", "pin": ev.pin,
                                                             "note": "button pressed at the device"})
             except AgentError as exc:
                 log.error("could not seal device event %s: %s", ev, exc)
@@ -480,7 +373,7 @@ class Agent:
             for alarm in watch.observe(moment):
                 log.warning("clock alarm: %s", alarm.as_record())
                 try:
-                    self.sealer.seal("event", moment, extra={"type": "clock_alarm", "phase": "onset",
+                    self.store.seal("event", moment, extra={"type": "clock_alarm", "phase": "onset",
                                                              **alarm.as_record()})
                 except AgentError as exc:
                     log.error("could not seal clock alarm: %s", exc)
@@ -492,8 +385,8 @@ class Agent:
         if lost:
             self.stats.errors.append(str(details.get("details")))
         try:
-            self.sealer.seal("event", self.sensors.moment(),
-                             extra={"type": kind, "phase": "onset" if lost else "end", **details})
+            self.store.seal("event", self.sensors.moment(),
+                            extra={"type": kind, "phase": "onset" if lost else "end", **details})
         except AgentError:
             log.exception("could not seal %s", kind)
 
@@ -501,7 +394,7 @@ class Agent:
         self.stats.errors.append(str(exc))
         self.device.set_error(True)
         try:
-            self.sealer.seal("event", self.sensors.moment(),
-                             extra={"type": "camera_failed", "phase": "onset", "details": str(exc)})
+            self.store.seal("event", self.sensors.moment(),
+                            extra={"type": "camera_failed", "phase": "onset", "details": str(exc)})
         except AgentError:
             log.exception("could not seal the camera failure")

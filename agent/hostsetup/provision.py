@@ -330,6 +330,15 @@ def hand_over(plan: Plan, user: str) -> Change:
 
 
 # -- the command -------------------------------------------------------------------------------
+def _refuse_unfit(cert: x509.Certificate, path: Path, device_id: str) -> None:
+    """The checks `check-config` makes: a certificate the service could not use is refused here already."""
+    from agent.device.preflight import check_certificate
+
+    fatal = [p.text for p in check_certificate(cert, path, device_id, c2pa=True) if p.fatal]
+    if fatal:
+        raise ConfigError("; ".join(fatal))
+
+
 def provision(args: argparse.Namespace) -> list[Change]:
     args.enroll_cmd = args.enroll_cmd or None  # an empty value (unset variable in a unit file) means none
     device_id = args.device_id or socket.gethostname().split(".")[0]
@@ -360,12 +369,15 @@ def provision(args: argparse.Namespace) -> list[Change]:
     existing = _read_existing(config_path)
     organization = args.organization or existing.get("device", {}).get("organization") or DEFAULT_ORG
 
+    if cert_pem is not None:  # before anything is installed: CN, extended key usages, validity
+        _refuse_unfit(x509.load_pem_x509_certificate(cert_pem), Path(args.cert), device_id)
     changes = ensure_key(key_dir, device_id, organization, dev_ca=args.dev_ca)
     cert_change = ensure_certificate(key_dir, cert_pem, chain_pem, args.enroll_cmd)
     changes.append(cert_change)
     ready = cert_change.action != "pending"
     if ready:
-        keys.load_identity(key_dir)  # key and certificate belong together and parse
+        identity = keys.load_identity(key_dir)  # key and certificate belong together and parse
+        _refuse_unfit(identity.cert, key_dir / keys.CERT_FILE, device_id)
     changes.append(put_file(plan.local(plan.broker_ca), ca_pem, note="broker CA"))
     officers = plan.local(plan.officers)
     if officers.is_dir():

@@ -3,7 +3,8 @@
 The command line opens the configured camera, GPS, time source and broker itself, prints the table,
 seals the result (kind ``selftest``) and exits 0 (pass) or 1 (fail). While the agent service runs it
 holds the vault (and usually the camera): the command then still reports but does not seal, and
-points at the officer's MQTT ``selftest`` command, which runs :func:`selftest_in_agent` inside the
+points at the officer's MQTT ``selftest`` command, which runs
+:func:`agent.selftest.in_service.selftest_in_service` inside the
 service against the live frame hub and sensors and seals from there.
 """
 
@@ -43,12 +44,12 @@ from agent.selftest.checks import (
 )
 from agent.signing.keys import key_id_of, load_identity
 from agent.uplink.settings import UplinkConfig
+from agent.wire.errors import connect_error_text, tls_file_problem
 from agent.wire.mqtt import MqttLink
 from agent.wire.mqtt_settings import MqttConfig
 
 if TYPE_CHECKING:
     from agent.device.pipeline import FrameHub
-    from agent.device.runtime import Agent
 
 log = logging.getLogger(__name__)
 
@@ -132,20 +133,16 @@ def diagnose_broker(mqtt: MqttConfig, timeout: float = 5.0) -> str | None:
             if tls.cert_file is not None and tls.key_file is not None:
                 ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
         except (OSError, ssl.SSLError) as exc:
-            return f"cannot load the TLS files (CA {tls.ca_file}, certificate {tls.cert_file}): {exc}"
+            return (f"cannot load the TLS files (CA {tls.ca_file}, certificate {tls.cert_file}): "
+                    f"{tls_file_problem(tls) or exc}")
         try:
             with ctx.wrap_socket(sock, server_hostname=url.host) as conn:
                 # TLS 1.3: a broker that rejects our certificate says so with an alert after the handshake.
                 conn.settimeout(min(timeout, 0.5))
                 with contextlib.suppress(TimeoutError):  # timeout: the broker awaits CONNECT, TLS is fine
                     conn.recv(1)
-        except ssl.SSLCertVerificationError as exc:
-            return f"TLS: the broker's certificate is not trusted with {tls.ca_file}: {exc.verify_message}"
-        except ssl.SSLError as exc:
-            return f"TLS handshake refused: {exc.reason or exc} (is the device certificate issued by a CA the " \
-                   "broker trusts?)"
-        except OSError as exc:
-            return f"TLS connection dropped: {exc}"
+        except OSError as exc:  # the same words as run and ingest (agent.wire.errors)
+            return connect_error_text(exc, host=url.host, port=url.port, ca_file=tls.ca_file)
     return None
 
 
@@ -159,8 +156,8 @@ def broker_connect(mqtt: MqttConfig) -> Callable[[float], str | None]:
         cfg = mqtt.model_copy(update={"client_id": f"{mqtt.client_id}-selftest", "session_expiry_s": 0})
         try:
             link = MqttLink(cfg, name="selftest-mqtt")
-        except (OSError, ValueError, ssl.SSLError) as exc:
-            return f"cannot load the TLS files: {exc}"
+        except (OSError, ValueError, ssl.SSLError, AgentError) as exc:
+            return str(exc) if isinstance(exc, AgentError) else f"cannot load the TLS files: {exc}"
         try:
             link.start()
             deadline = time.monotonic() + timeout
@@ -214,6 +211,20 @@ def _existing(path: Path) -> Path:
     return path
 
 
+# -- what the service needs ----------------------------------------------------------------------
+def preflight_check(cfg: AgentConfig) -> CheckResult:
+    """The files and certificate checks of `check-config`: CN = device.id, EKUs, expiry, readable files."""
+    from agent.device.preflight import preflight
+
+    problems = preflight(cfg)
+    fatal = [p.text for p in problems if p.fatal]
+    if fatal:
+        return CheckResult("config", "fail", "; ".join(fatal))
+    if problems:
+        return CheckResult("config", "warn", "; ".join(p.text for p in problems))
+    return CheckResult("config", "pass", "files readable; certificate CN, extended key usages and validity fit")
+
+
 # -- the command -------------------------------------------------------------------------------
 def selftest_from_config(cfg: AgentConfig, *, clock: Clock | None = None, gps_wait: float = 20.0,
                          broker_timeout: float = 10.0, seal: bool = True) -> tuple[SelftestReport, str]:
@@ -261,6 +272,7 @@ def selftest_from_config(cfg: AgentConfig, *, clock: Clock | None = None, gps_wa
             camera, gps_check, lambda: check_clock(probe.read()),
             lambda: _broker_check(cfg.uplink, cfg.identity.key_dir, broker_timeout), disk,
             lambda: check_identity(lambda: load_identity(cfg.identity.key_dir), clock),
+            lambda: preflight_check(cfg),
         ])
         if not seal:
             return report, "not sealed (--no-seal)"
@@ -286,47 +298,6 @@ def selftest_from_config(cfg: AgentConfig, *, clock: Clock | None = None, gps_wa
             gps.close()
         if vault is not None:
             vault.close()
-
-
-def selftest_in_agent(agent: Agent, *, gps_wait: float = 3.0, broker_timeout: float = 5.0,
-                      seal: bool = True) -> SelftestReport:
-    """The same checks inside the running service (officer's MQTT ``selftest``), sealed by its sealer.
-
-    Reads the live frame hub and sensors rather than opening devices the service already owns; the
-    broker check is the service's own link. Runs on the command worker thread, never a paho callback.
-    """
-    from agent.gps.provider import DisabledGps
-
-    camera = agent.hub.camera
-    gps: GpsProvider = agent.sensors.gps or DisabledGps()
-
-    def broker() -> CheckResult:
-        uplink = agent.cfg.uplink
-        if agent.uplink is None or uplink is None:
-            return check_broker(None, broker_timeout)
-        link = agent.uplink.link
-
-        def connected(timeout: float) -> str | None:
-            return None if link.wait_connected(timeout) else (link.last_error or "not connected")
-
-        return check_broker(connected, broker_timeout, target=uplink.mqtt.broker, tls=uplink.mqtt.url.tls,
-                            note=tls_note(uplink, agent.cfg.identity.key_dir))
-
-    report = run_selftest([
-        lambda: check_camera(lambda: frames_from_hub(agent.hub), camera.describe(),
-                             simulated=camera.name == "synthetic"),
-        lambda: check_gps(gps, gps_wait),
-        lambda: check_clock(agent.sensors.time_quality.read()),
-        broker,
-        lambda: check_disk(agent.vault.path, agent.vault.quota_bytes or agent.cfg.vault.quota_mb * 1024 * 1024,
-                           agent.vault.usage_bytes()),
-        lambda: check_identity(lambda: agent.identity, agent.clock),
-    ])
-    if not seal:
-        return report
-    item = agent.sealer.seal("selftest", agent.sensors.moment(), extra=report.as_record())
-    log.info("selftest %s, sealed as seq %d", "passed" if report.passed else "FAILED", item.seq)
-    return replace(report, sealed={"seq": item.seq, "record_hash": item.record_hash})
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:

@@ -8,6 +8,8 @@ an onset and an end (with hold times, so one odd frame is not an alarm) and each
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -23,6 +25,8 @@ EventType = Literal["too_dark", "uniform", "frozen", "scene_change", "geofence"]
 Phase = Literal["onset", "end"]
 EARTH_RADIUS_M = 6_371_008.8
 FROZEN_SAMPLE_WIDTH = 320
+CONTENT_WIDTH = 40
+MAX_REPEAT_GAP_NS = 2_000_000_000  # longest stretch without an exact repeat a frozen re-encoded feed shows
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,13 @@ class Analyzer:
         self._moved = _Hysteresis(int(cfg.scene_settle_seconds * s), int(cfg.end_seconds * s))
         self._prev: npt.NDArray[np.uint8] | None = None
         self._still_since: int | None = None
+        self._content_ref: npt.NDArray[np.int16] | None = None
+        self._seen: collections.deque[tuple[int, bytes]] = collections.deque()  # recent samples' digests
+        self._repeat_since: int | None = None  # first exact repeat of the current still stretch
+        self._last_repeat: int | None = None
+        self._run = 0  # consecutive analysed frames that were not exact repeats
+        self._max_run = 0  # the longest such run since _repeat_since (the encoder's keyframe rhythm)
+        self._allowed_run = 0  # fixed at the onset: a longer run means the picture is live again
         self._ref: npt.NDArray[np.float32] | None = None
         self._prev_z: npt.NDArray[np.float32] | None = None
         self._window: npt.NDArray[np.float32] | None = None
@@ -148,26 +159,65 @@ class Analyzer:
         return events
 
     def _check_frozen(self, image: npt.NDArray[np.uint8], t: int, emit: Any) -> None:
-        """Unchanged = almost no sampled pixel changed at all.
+        """Frozen = no new content, and exact frame repeats, for ``frozen_seconds``.
 
-        Sampled (nearest neighbour), not averaged: averaging would wash a live sensor's noise out and
-        make a static but live scene look frozen; a frozen feed repeats its pixels exactly.
+        A frozen picture that went through an encoder again (an IP camera or recorder replaying a still
+        image, a looped clip) is not pixel-identical: keyframes and rate control add flicker of a few grey
+        levels. Between keyframes, though, its decoded frames repeat exactly, which a live sensor never
+        does (its noise changes some pixels every frame; measured: not one exact repeat in the shared real
+        clips). An MPEG-4 encoder refines every P-frame, but decodes each GOP of the same picture to the
+        same frames, so a frame equal to any of the last few seconds' frames counts as a repeat too. The
+        condition is: content unchanged on a 40-pixel-wide averaged copy (flicker averages out, a moving
+        object does not), and exact repeats on a nearest-neighbour sample (averaging would hide a live
+        sensor's noise) at least every ``MAX_REPEAT_GAP_NS``. It ends when the content changes
+        or when frames stop repeating for longer than the feed's own keyframe rhythm seen before the onset.
         """
         h, w = image.shape[:2]
         sw = min(w, FROZEN_SAMPLE_WIDTH)
-        sample = cv2.resize(image, (sw, max(1, round(h * sw / w))), interpolation=cv2.INTER_NEAREST)
-        prev, self._prev = self._prev, np.asarray(sample, dtype=np.uint8)
-        if prev is None or prev.shape != sample.shape:
-            self._still_since = t
+        sample = np.asarray(cv2.resize(image, (sw, max(1, round(h * sw / w))), interpolation=cv2.INTER_NEAREST),
+                            dtype=np.uint8)
+        grey = sample if sample.ndim == 2 else cv2.cvtColor(sample, cv2.COLOR_BGR2GRAY)
+        content = np.asarray(cv2.resize(grey, (CONTENT_WIDTH, max(1, round(h * CONTENT_WIDTH / w))),
+                                        interpolation=cv2.INTER_AREA), dtype=np.int16)
+        prev, self._prev = self._prev, sample
+        ref = self._content_ref
+        if prev is None or prev.shape != sample.shape or ref is None or ref.shape != content.shape:
+            self._content_ref, self._repeat_since = content, None
             return
         changed = float(np.count_nonzero(cv2.absdiff(sample, prev))) / sample.size
-        self.last_metrics["changed"] = changed
-        if changed > self.cfg.frozen_changed_fraction:
-            self._still_since = t
-        assert self._still_since is not None
-        still_s = (t - self._still_since) / 1e9
-        emit("frozen", self._frozen.update(still_s >= self.cfg.frozen_seconds, t), still_s=round(still_s, 2),
-             changed=round(changed, 6))
+        delta = float(np.abs(content - ref).max())
+        digest = hashlib.blake2b(sample.tobytes(), digest_size=16).digest()
+        # an encoder fed the same picture decodes to the same frames GOP after GOP: an exact match with any
+        # recent frame is a repeat too (MPEG-4 refines every P-frame, so consecutive frames differ)
+        repeat = changed <= self.cfg.frozen_changed_fraction or any(d == digest for _, d in self._seen)
+        self._seen.append((t, digest))
+        while self._seen and self._seen[0][0] < t - 2 * MAX_REPEAT_GAP_NS:
+            self._seen.popleft()
+        self.last_metrics.update(changed=changed, content_delta=delta, repeat=float(repeat))
+        live = False
+        if delta > self.cfg.frozen_content_delta:  # new content: a new reference, a new still stretch
+            self._content_ref, self._repeat_since, live = content, None, True
+        elif repeat:
+            if self._repeat_since is None:
+                self._repeat_since, self._max_run = t, 0
+            self._last_repeat, self._run = t, 0
+        else:
+            self._run += 1
+            if self._frozen.active:
+                live = self._run > self._allowed_run
+            elif self._repeat_since is not None:
+                if t - (self._last_repeat or t) > MAX_REPEAT_GAP_NS:
+                    self._repeat_since = None
+                else:
+                    self._max_run = max(self._max_run, self._run)
+        if live:
+            self._repeat_since = None
+        still_s = 0.0 if self._repeat_since is None else (t - self._repeat_since) / 1e9
+        raw = not live and (self._frozen.active or still_s >= self.cfg.frozen_seconds)
+        phase = self._frozen.update(raw, t)
+        if phase == "onset":
+            self._allowed_run = self._max_run
+        emit("frozen", phase, still_s=round(still_s, 2), changed=round(changed, 6), content_delta=round(delta, 2))
 
     def _check_scene(self, grey: npt.NDArray[np.uint8], t: int, emit: Any) -> None:
         """Moved/turned = a *settled* view that differs from the reference (or is shifted against it).

@@ -53,7 +53,11 @@ class AnalyticsConfig(BaseModel):
                                   description="no change for this long while the clock runs = frozen feed")
     frozen_changed_fraction: float = Field(
         default=0.001, ge=0, le=1,
-        description="share of sampled pixels that changed at all, at or below which a frame counts as unchanged")
+        description="share of sampled pixels that changed at all, at or below which a frame is an exact repeat")
+    frozen_content_delta: float = Field(
+        default=12.0, gt=0, le=255,
+        description="grey levels (on a 40-pixel-wide averaged copy) a region must change by to count as new "
+                    "content; encoder flicker on a frozen picture stays below it")
     scene_change_score: float = Field(default=0.5, gt=0, le=2,
                                       description="1 - correlation with the settled scene above this = camera moved")
     scene_shift_px: float = Field(default=3.0, gt=0, le=100,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from agent.core.errors import UplinkError
+from agent.core.errors import ConfigError, UplinkError
+from agent.wire.errors import connect_error_text, tls_file_problem
 from agent.wire.messages import (
     NO_MATCHING_SUBSCRIBERS,
     PACKET_TOO_LARGE,
@@ -89,6 +91,7 @@ class MqttLink:
         self.max_packet_size = MQTT_MAX_PACKET
         self.receive_maximum = 65535
         self.last_error: str | None = None
+        self._socket_error: str | None = None  # what paho logged when the socket failed (the OpenSSL reason)
         self.connects = 0
         self._client = self._make_client()
         self._worker = threading.Thread(target=self._work, name=f"{name}-handlers", daemon=True)
@@ -101,10 +104,14 @@ class MqttLink:
         if url.tls:
             tls = self.cfg.tls
             assert tls is not None  # validated by MqttConfig
-            c.tls_set(ca_certs=str(tls.ca_file),
-                      certfile=None if tls.cert_file is None else str(tls.cert_file),
-                      keyfile=None if tls.key_file is None else str(tls.key_file),
-                      cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            try:
+                c.tls_set(ca_certs=str(tls.ca_file),
+                          certfile=None if tls.cert_file is None else str(tls.cert_file),
+                          keyfile=None if tls.key_file is None else str(tls.key_file),
+                          cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            except (OSError, ssl.SSLError, ValueError) as exc:  # a configuration mistake: one line, no traceback
+                raise ConfigError(f"cannot load the TLS files (CA {tls.ca_file}, certificate {tls.cert_file}, "
+                                  f"key {tls.key_file}): {tls_file_problem(tls) or exc}") from None
         if self._will is not None:
             c.will_set(self._will.topic, self._will.payload, qos=self._will.qos, retain=self._will.retain)
         c.reconnect_delay_set(max(1, int(self.cfg.reconnect_min_s)), max(1, int(self.cfg.reconnect_max_s)))
@@ -115,6 +122,7 @@ class MqttLink:
         c.on_publish = self._on_publish
         c.on_subscribe = self._on_subscribe
         c.on_message = self._on_message
+        c.on_log = self._on_log
         return c
 
     def start(self) -> None:
@@ -167,17 +175,33 @@ class MqttLink:
             except Exception:
                 log.exception("%s: connect listener failed", self.name)
 
+    def _on_log(self, _c: paho.Client, _u: Any, level: int, message: str) -> None:
+        if level == paho.MQTT_LOG_ERR and "socket" in message:
+            self._socket_error = message
+
+    def _explain(self, err: BaseException | str) -> str:
+        url = self.cfg.url
+        return connect_error_text(err, host=url.host, port=url.port,
+                                  ca_file=None if self.cfg.tls is None else self.cfg.tls.ca_file)
+
     def _on_connect_fail(self, _c: paho.Client, _u: Any) -> None:
-        self.last_error = f"cannot reach {self.cfg.broker} (TCP/TLS failed); retrying with backoff"
-        log.warning("%s: %s", self.name, self.last_error)
+        exc = sys.exc_info()[1]  # paho calls this inside its ``except OSError`` around the connect
+        self.last_error = self._explain(exc) if exc is not None else f"cannot reach {self.cfg.broker} (TCP/TLS failed)"
+        log.warning("%s: %s; retrying with backoff", self.name, self.last_error)
 
     def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, rc: ReasonCode,
                        _p: Properties | None) -> None:
+        was_connected = self._connected.is_set()
         self._connected.clear()
         if not self._stop.is_set():
-            self.last_error = f"disconnected: {rc.getName()} (0x{rc.value:02x})"
+            socket_error, self._socket_error = self._socket_error, None
+            if socket_error is not None and not was_connected:  # never got in: the handshake was refused
+                self.last_error = self._explain(socket_error)
+            else:
+                self.last_error = f"disconnected: {rc.getName()} (0x{rc.value:02x})" + (
+                    f": {self._explain(socket_error)}" if socket_error else "")
             log.warning("%s: disconnected from %s: %s; reconnecting with backoff", self.name,
-                        self.cfg.broker, rc.getName())
+                        self.cfg.broker, self.last_error)
 
     def _on_publish(self, _c: paho.Client, _u: Any, mid: int, rc: ReasonCode, _p: Properties | None) -> None:
         result = PublishResult(mid, int(rc.value), rc.getName())

@@ -79,7 +79,8 @@ def test_usage_and_config_errors_exit_2(tmp_path: Path) -> None:
     res = cli("check-config", str(bad))
     assert res.returncode == 2
     assert "capture.backend" in res.stderr and "capture.fsp: unknown key" in res.stderr and str(bad) in res.stderr
-    assert cli("verify", str(tmp_path / "nothing-here")).returncode == 1
+    res = cli("verify", str(tmp_path / "nothing-here"))
+    assert res.returncode == 2 and "does not exist" in res.stderr and "Traceback" not in res.stderr
 
 
 def _config(tmp_path: Path, capture: str) -> Path:
@@ -90,11 +91,21 @@ def _config(tmp_path: Path, capture: str) -> Path:
     return cfg
 
 
-def test_unreadable_camera_is_a_clear_error_and_keeps_what_was_sealed(tmp_path: Path) -> None:
+def test_missing_camera_file_is_a_config_error_naming_it(tmp_path: Path) -> None:
     cfg = _config(tmp_path, 'backend = "opencv"\nsource = "/nonexistent/camera.mp4"')
+    for res in (cli("check-config", str(cfg)), cli("run", "--config", str(cfg), "--seconds", "2")):
+        assert res.returncode == 2, res.stderr
+        assert "capture.source /nonexistent/camera.mp4 does not exist" in res.stderr
+        assert "Traceback" not in res.stderr
+
+
+def test_unreadable_camera_is_a_clear_error_and_keeps_what_was_sealed(tmp_path: Path) -> None:
+    notvideo = tmp_path / "camera.mp4"
+    notvideo.write_text("not a video")
+    cfg = _config(tmp_path, f'backend = "opencv"\nsource = "{notvideo}"')
     assert cli("check-config", str(cfg)).returncode == 0
     res = cli("run", "--config", str(cfg), "--seconds", "2")
-    assert res.returncode == 1 and "/nonexistent/camera.mp4" in res.stderr
+    assert res.returncode == 1 and str(notvideo) in res.stderr
     assert cli("verify", str(tmp_path / "vault")).returncode == 0
 
 
@@ -112,3 +123,10 @@ def test_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert "sealed" in out
     res = cli("verify", str(tmp_path / "vault"), "--json")
     assert res.returncode == 0 and json.loads(res.stdout)["kinds"]["still"] >= 3
+
+
+def test_demo_on_a_read_only_location_is_one_clear_line() -> None:
+    res = cli("demo", "--vault", "/sys/evidence-demo-vault", "--seconds", "1")  # sysfs: no folders may be made
+    assert res.returncode == 2, res.stderr
+    assert "cannot write the vault folder /sys/evidence-demo-vault" in res.stderr and "--vault" in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -72,17 +72,17 @@ def test_quota_evicts_only_what_may_go_and_seals_it_first(tmp_path: Path) -> Non
         big = {"pad": "x"}
         jpeg = b"\xff\xd8" + b"\x00" * 400_000
         moment = agent.moment()
-        first = agent.seal_media("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg", extra=big)
-        agent.seal_media("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg", extra=big)
+        first = agent.store.seal("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg", extra=big)
+        agent.store.seal("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg", extra=big)
         # nothing delivered or anchored (no uplink): the vault refuses instead of deleting evidence
         from agent.evidence.vault import VaultFullError
 
         with pytest.raises(VaultFullError):
-            agent.seal_media("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg")
+            agent.store.seal("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg")
         assert Path(first.media_path or "").exists()
         # once the oldest is delivered and anchored, it may go — and the eviction is sealed first
         agent.evictable = lambda row: row.seq == first.seq  # type: ignore[method-assign]
-        agent.seal_media("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg")
+        agent.store.seal("still", moment, media=jpeg, media_type="image/jpeg", ext="jpg")
         assert not Path(first.media_path or "").exists()
     finally:
         agent.close()

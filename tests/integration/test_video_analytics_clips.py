@@ -19,8 +19,9 @@ import pytest
 from agent.core.model import Frame
 from agent.video.analytics import Analyzer, VideoEvent
 from agent.video.settings import AnalyticsConfig
+from tests.support.helpers import SHARED
 
-VIDEO_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "video"
+VIDEO_DIR = SHARED / "data" / "video"
 CLIPS = ["car-detection.mp4", "one-by-one-person-detection.mp4", "bottle-detection.mp4"]
 Image = npt.NDArray[np.uint8]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,8 @@ from agent.core.clock import ManualClock
 from agent.core.model import GpsFix, GpsReading, Moment, TimeQuality
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
+# beside the checkout; EVIDENCE_AGENT_SHARED points elsewhere (a git worktree, a CI cache)
+SHARED = Path(os.environ.get("EVIDENCE_AGENT_SHARED") or REPO.parent / "shared")
 
 
 def shared_path(*parts: str) -> Path:

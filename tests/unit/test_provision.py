@@ -204,3 +204,24 @@ def test_dev_ca_later_issues_for_the_existing_key(
     assert "issued by a development CA for the existing key" in out
     assert (key_dir / "device.key").read_bytes() == key_before
     assert keys.load_identity(key_dir).cert.subject.rfc4514_string().endswith("CN=cam-7")
+
+
+@pytest.mark.parametrize(("subject", "eku", "days", "words"), [
+    ("CN=cam-8", None, 825, "CN=cam-8 but device.id is 'cam-7'"),
+    ("CN=cam-7", (x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH,), 825, "emailProtection"),
+    ("CN=cam-7", None, 0, "expired"),
+])
+def test_a_certificate_the_service_could_not_use_is_refused(
+        tmp_path: Path, customs_ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate],
+        capsys: pytest.CaptureFixture[str], subject: str, eku: tuple[x509.ObjectIdentifier, ...] | None,
+        days: int, words: str) -> None:
+    root = tmp_path / "root"
+    run(capsys, root)
+    csr = x509.load_pem_x509_csr((root / "var/lib/evidence-agent/keys/device.csr").read_bytes())
+    leaf = keys.issue_leaf(customs_ca[0], customs_ca[1], x509.Name.from_rfc4514_string(subject),
+                           csr.public_key(), days=days, eku=eku)  # type: ignore[arg-type]
+    (tmp_path / "unfit.pem").write_bytes(leaf.public_bytes(PEM))
+    (tmp_path / "chain.pem").write_bytes(customs_ca[1].public_bytes(PEM))
+    with pytest.raises(ConfigError, match=words.replace("'", ".")):
+        run(capsys, root, "--cert", str(tmp_path / "unfit.pem"), "--chain", str(tmp_path / "chain.pem"))
+    assert not (root / "var/lib/evidence-agent/keys/device.pem").exists()

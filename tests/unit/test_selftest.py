@@ -155,7 +155,8 @@ def test_selftest_from_config_passes_and_seals(tmp_path: Path, key_dir: Path) ->
     report, sealing = selftest_cmd.selftest_from_config(config(tmp_path, key_dir), gps_wait=2)
     names = {r.name: r for r in report.results}
     assert report.passed, report.table()
-    assert list(names) == ["camera", "gps", "clock", "broker", "disk", "identity"]
+    assert list(names) == ["camera", "gps", "clock", "broker", "disk", "identity", "config"]
+    assert names["config"].status == "pass", names["config"].detail
     assert names["camera"].status == "warn" and "SYNTHETIC" in names["camera"].detail
     assert names["broker"].status == "warn" and "no uplink" in names["broker"].detail
     assert report.sealed is not None and sealing.startswith(f"sealed as seq {report.sealed['seq']}")
@@ -231,8 +232,9 @@ def test_broker_down_says_why() -> None:
 
 
 # -- inside the running service ----------------------------------------------------------------------------
-def test_selftest_in_agent_uses_the_live_hub_and_seals(tmp_path: Path, key_dir: Path) -> None:
+def test_selftest_in_service_uses_the_live_hub_and_seals(tmp_path: Path, key_dir: Path) -> None:
     from agent.device.runtime import Agent
+    from agent.selftest.in_service import selftest_in_service
 
     agent = Agent(config(tmp_path, key_dir))
     try:
@@ -241,7 +243,7 @@ def test_selftest_in_agent_uses_the_live_hub_and_seals(tmp_path: Path, key_dir: 
         while agent.hub.latest is None:
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        report = selftest_cmd.selftest_in_agent(agent, gps_wait=2)
+        report = selftest_in_service(agent.selftest_probes(), gps_wait=2)
         record = agent._selftest_command()  # what the officer's MQTT command replies
     finally:
         agent.close()
