@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-
-pkgs=(mosquitto mosquitto-clients gpsd gpsd-clients ffmpeg openssl systemd python3-venv chromium libimage-exiftool-perl)
+pkgs=(mosquitto mosquitto-clients gpsd gpsd-clients ffmpeg openssl systemd python3-venv chromium libimage-exiftool-perl
+      libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core poppler-utils)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

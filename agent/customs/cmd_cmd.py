@@ -1,4 +1,4 @@
-"""``evidence-officer cmd DEVICE snapshot|mark|status|selftest``: signed commands with verified replies.
+"""``evidence-officer cmd DEVICE snapshot|mark|status|selftest|inspection.*``: signed commands with verified replies.
 
 The officer signs each command with the key from ``evidence-officer keys init``; the device answers on
 ``officer/{officer}/reply/{device}/{client}`` (MQTT v5 response topic, correlation data = the command's
@@ -214,13 +214,35 @@ def connect(args: argparse.Namespace) -> tuple[MqttLink, OfficerClient, str]:
     return link, client, site
 
 
-def _cmd(args: argparse.Namespace) -> int:
+COMMANDS = ("snapshot", "mark", "status", "selftest", "inspection.start", "inspection.end",
+            "inspection.decision", "inspection.report")
+
+
+def command_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The command's arguments from ``--args JSON`` plus ``--note``/``--label``; ConfigError if malformed."""
     cmd_args: dict[str, Any] = {}
-    if args.cmd_name == "mark":
-        if not args.note:
-            print("mark needs --note TEXT", file=sys.stderr)
-            return 2
-        cmd_args = {"note": args.note}
+    if args.args:
+        try:
+            cmd_args = json.loads(args.args)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--args: not JSON: {exc}") from None
+        if not isinstance(cmd_args, dict):
+            raise ConfigError("--args: must be a JSON object")
+    if args.cmd_name == "mark" and not (args.note or cmd_args.get("note")):
+        raise ConfigError("mark needs --note TEXT")
+    if args.note:
+        cmd_args["note"] = args.note
+    if args.label:
+        cmd_args["label"] = args.label
+    return cmd_args
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    try:
+        cmd_args = command_args(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     link, client, site = connect(args)
     try:
         reply = client.request(site, args.device, args.cmd_name, cmd_args, timeout=args.timeout)
@@ -243,8 +265,12 @@ def register(subparsers: Any) -> None:
     """``evidence-officer cmd DEVICE snapshot|mark|status|selftest --broker URL [--note TEXT]``."""
     p = subparsers.add_parser("cmd", help="send a signed command to a device and verify its reply")
     add_connection_args(p)
-    p.add_argument("cmd_name", metavar="COMMAND", choices=["snapshot", "mark", "status", "selftest"],
-                   help="snapshot: seal a still now; mark: seal an officer's note (--note); status: the device's "
-                        "state; selftest: run the self-test and seal its result")
-    p.add_argument("--note", help="mark: the note sealed into the device's evidence chain")
+    p.add_argument("cmd_name", metavar="COMMAND", choices=COMMANDS,
+                   help="snapshot: seal a still now (--label, --note); mark: seal an officer's note (--note); "
+                        "status: the device's state; selftest: run the self-test and seal its result; "
+                        "inspection.start/end/decision/report: inspection steps (--args JSON)")
+    p.add_argument("--note", help="mark/snapshot: the note sealed into the device's evidence chain")
+    p.add_argument("--label", help="snapshot: what the still shows (identity_document, power_of_attorney, "
+                                   "credentials, location, inspection, other)")
+    p.add_argument("--args", help='further arguments as a JSON object, e.g. \'{"case": "C-1", "enterprise": "X"}\'')
     p.set_defaults(func=_cmd)

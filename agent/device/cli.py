@@ -180,6 +180,14 @@ def _print_report(report_json: dict[str, object]) -> None:
             proof = (f"existed no later than {c['existed_no_later_than']} ({c['anchor']})"
                      if c.get("existed_no_later_than") else "not yet anchored")
             print(f"    seq {c['seq_from']}..{c['seq_to']}: {proof}")
+    rep = r.get("report")
+    if isinstance(rep, dict):
+        sealed = rep.get("sealed_at_seq")
+        print(f"  report: case {rep.get('case')}, signed by {rep.get('officer')} "
+              f"({'signature valid' if rep.get('signature_valid') else 'signature NOT valid'}), "
+              f"{rep.get('items_present')}/{rep.get('items_listed')} listed items present, "
+              + (f"hash sealed by the device at seq {sealed}" if sealed is not None
+                 else "hash not sealed by the device"))
     for seg in r.get("segments") or []:  # type: ignore[attr-defined]
         gps = seg.get("gps_coverage")
         print(f"    segment seq {seg['seq']}: {seg['duration_s']} s, {seg['frames']} frames, {seg['start']} .. "
@@ -191,11 +199,13 @@ def _print_report(report_json: dict[str, object]) -> None:
 
 
 def default_checkers(trust: AnchorTrust | None = None) -> list[Checker]:
-    """Core checks plus anchoring and video segments (duration, frames, GPS coverage, events, gaps)."""
+    """Core checks plus anchoring, video segments (duration, frames, GPS coverage, events, gaps) and a
+    signed inspection report when the evidence carries one."""
     from agent.anchor.verify import AnchorTrust, anchor_checker
+    from agent.signing.report import report_checker
     from agent.video.verify_segments import segment_checker
 
-    return [anchor_checker(trust or AnchorTrust()), segment_checker()]
+    return [anchor_checker(trust or AnchorTrust()), segment_checker(), report_checker()]
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

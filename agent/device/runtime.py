@@ -136,8 +136,8 @@ class Agent:
             self.uplink.link, self.uplink.topics, self.identity, self.clock, commands=ucfg.commands,
             live=ucfg.live, frames=self.hub, moment=self.sensors.moment, seal=self.store.seal,
             replay_path=Path(ucfg.outbox_path).parent / "replay.sqlite", snapshot=self._snapshot_command,
-            status=self.health, selftest=self._selftest_command, on_live=self.device.set_live,
-            overlay=self._live_overlay())
+            open_inspection=lambda: self.sealer.inspection, status=self.health, selftest=self._selftest_command,
+            on_live=self.device.set_live, overlay=self._live_overlay())
 
     def _live_overlay(self) -> Callable[[Frame, Moment], Frame] | None:
         """Live view carries the same burn-in as the recording when the config turns it on."""
@@ -323,11 +323,18 @@ class Agent:
                          "last_error": self.stats.errors[-1] if self.stats.errors else None},
         }
 
-    def _snapshot_command(self, request: CommandRequest) -> dict[str, Any]:
-        item = self.take_still("officer", extra={"officer": request.officer, "nonce": request.nonce})
+    def _snapshot_command(self, request: CommandRequest, args: Any = None) -> dict[str, Any]:
+        """An officer's still; a label (identity_document, ...) and note are sealed with it."""
+        extra: dict[str, Any] = {"officer": request.officer, "nonce": request.nonce}
+        for key in ("label", "note"):
+            if getattr(args, key, None) is not None:
+                extra[key] = getattr(args, key)
+        item = self.take_still("officer", extra=extra)
         if item is None:
             raise AgentError("no camera frame available yet")
-        return {"seq": item.seq, "record_hash": item.record_hash, "media": item.record["media"]}
+        return {"seq": item.seq, "record_hash": item.record_hash, "media": item.record["media"],
+                "label": extra.get("label"), "gps": item.record["gps"], "time": item.record["time"],
+                "captured": item.record["captured"]["wall"]}
 
     def selftest_probes(self) -> ServiceProbes:
         """What the in-service self-test reads: the live hub, sensors, link and vault, never this object."""

@@ -20,16 +20,18 @@ from cryptography.hazmat.primitives import serialization
 
 import agent
 from agent.core.clock import Clock, SystemClock, boot_id, iso_utc
+from agent.core.errors import VerificationError
 from agent.core.model import Moment, SealedItem
 from agent.evidence.vault import Vault
 from agent.signing.keys import DeviceIdentity
-from agent.signing.records import GENESIS_PREV, RECORD_VERSION, sign_record
+from agent.signing.layout import bucket_of
+from agent.signing.records import GENESIS_PREV, RECORD_VERSION, parse_sidecar, sign_record
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[SealedItem], None]
 KINDS = frozenset({"restart", "still", "segment", "event", "mark", "live", "checkpoint", "receipt",
-                   "selftest", "tamper", "alert"})
+                   "selftest", "tamper", "alert", "inspection_start", "inspection_end", "decision", "report"})
 
 
 def hash_file(path: Path) -> tuple[str, int]:
@@ -40,6 +42,30 @@ def hash_file(path: Path) -> tuple[str, int]:
             return hashlib.sha256(b"").hexdigest(), 0
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             return hashlib.sha256(mapped).hexdigest(), size
+
+
+def open_inspection(vault: Vault, last: tuple[int, str] | None) -> dict[str, Any] | None:
+    """The inspection open at the newest record, read from the chain itself (so it survives a restart).
+
+    Every record sealed while an inspection is open carries ``extra.inspection``; ``inspection_end``
+    closes it. So the newest record alone says whether one is open: no second state file to disagree.
+    """
+    if last is None:
+        return None
+    seq = last[0]
+    for path in (vault.path / "items" / bucket_of(seq)).glob(f"{seq:012d}.*.rec"):
+        try:
+            rec = parse_sidecar(path.read_bytes(), str(path)).record
+        except (OSError, VerificationError):
+            return None
+        extra = rec.get("extra") or {}
+        if rec.get("kind") == "inspection_start":
+            return {"case": extra.get("case"), "start_seq": rec.get("seq")}
+        if rec.get("kind") == "inspection_end":
+            return None
+        stamp = extra.get("inspection")
+        return dict(stamp) if isinstance(stamp, dict) and isinstance(stamp.get("case"), str) else None
+    return None
 
 
 def moment_record(m: Moment) -> dict[str, Any]:
@@ -65,6 +91,7 @@ class Sealer:
         self._cert_sha256 = hashlib.sha256(identity.cert.public_bytes(serialization.Encoding.DER)).hexdigest()
         last = vault.last()
         self._next_seq, self._prev = (0, GENESIS_PREV) if last is None else (last[0] + 1, last[1])
+        self._inspection = open_inspection(vault, last)
         self._started = False
 
     def add_listener(self, listener: Listener) -> None:
@@ -73,6 +100,12 @@ class Sealer:
     @property
     def next_seq(self) -> int:
         return self._next_seq
+
+    @property
+    def inspection(self) -> dict[str, Any] | None:
+        """``{"case", "start_seq"}`` of the open inspection, or None."""
+        with self._lock:
+            return None if self._inspection is None else dict(self._inspection)
 
     def start(self, moment: Moment, reason: str = "start") -> SealedItem:
         """Write the restart record that opens this run (and lists any crash leftovers)."""
@@ -129,10 +162,19 @@ class Sealer:
             }
             if end is not None:
                 record["end"] = moment_record(end)
+            inspection = self._inspection
+            if kind == "inspection_start":
+                if inspection is not None:
+                    raise ValueError(f"inspection {inspection['case']} is still open")
+                inspection = {"case": str(record["extra"]["case"]), "start_seq": seq}
+            elif inspection is not None:
+                # Every item sealed while an inspection is open names its case (and where it began).
+                record["extra"]["inspection"] = dict(inspection)
             signed = sign_record(record, self.identity)
             record_path, media_path = self.vault.store(signed, media, ext)
             self._next_seq = seq + 1
             self._prev = signed.hash
+            self._inspection = None if kind == "inspection_end" else inspection
             item = SealedItem(seq=seq, kind=kind, record_hash=signed.hash, record=record,
                               record_path=str(record_path),
                               media_path=None if media_path is None else str(media_path))

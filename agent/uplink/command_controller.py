@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -56,9 +56,53 @@ class LiveSessionArgs(_Args):
     session: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+CASE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
+SNAPSHOT_LABELS = ("location", "identity_document", "power_of_attorney", "credentials", "inspection", "other")
+
+
+class SnapshotArgs(_Args):
+    """An officer's still; a label says what it shows (a check-in document, the site, ...)."""
+
+    label: Literal["location", "identity_document", "power_of_attorney", "credentials", "inspection",
+                   "other"] | None = None
+    note: str | None = Field(default=None, min_length=1, max_length=2000)
+
+
+class InspectionStartArgs(_Args):
+    case: str = Field(pattern=CASE_PATTERN)
+    enterprise: str = Field(min_length=1, max_length=200)
+    officers: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]] = Field(
+        default_factory=list, max_length=16)
+    planned_minutes: int = Field(default=25, ge=1, le=24 * 60)
+    registered_site: str | None = Field(default=None, max_length=200)
+
+
+class InspectionEndArgs(_Args):
+    case: str = Field(pattern=CASE_PATTERN)
+    outcome: Literal["completed", "shift_to_onsite", "aborted"] = "completed"
+    note: str | None = Field(default=None, min_length=1, max_length=2000)
+
+
+class DecisionArgs(_Args):
+    case: str = Field(pattern=CASE_PATTERN)
+    decision: Literal["continue", "shift_to_onsite"]
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ReportArgs(_Args):
+    """The hash of the officer-signed report manifest, sealed so the device's chain vouches for it too."""
+
+    case: str = Field(pattern=CASE_PATTERN)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=1, le=1 << 40)
+    items: int = Field(ge=0, le=10_000_000)
+
+
 ARG_MODELS: Final[dict[str, type[_Args]]] = {
-    "snapshot": NoArgs, "status": NoArgs, "selftest": NoArgs, "mark": MarkArgs,
+    "snapshot": SnapshotArgs, "status": NoArgs, "selftest": NoArgs, "mark": MarkArgs,
     "live.start": LiveStartArgs, "live.stop": LiveSessionArgs, "live.keepalive": LiveSessionArgs,
+    "inspection.start": InspectionStartArgs, "inspection.end": InspectionEndArgs,
+    "inspection.decision": DecisionArgs, "inspection.report": ReportArgs,
 }
 
 Handler = Callable[[CommandRequest, Any], Mapping[str, Any]]
@@ -180,6 +224,55 @@ def mark_handler(seal: Callable[..., SealedItem], moment: Callable[[], Moment]) 
         return {"seq": item.seq, "record_hash": item.record_hash}
 
     return handle
+
+
+def inspection_handlers(seal: Callable[..., SealedItem], moment: Callable[[], Moment],
+                        open_inspection: Callable[[], dict[str, Any] | None]) -> dict[str, Handler]:
+    """``inspection.start/end/decision/report``: each seals the officer's signed command with its record.
+
+    Start is idempotent for the case already open (a console retrying after a reconnect gets the same
+    answer); a second case cannot start while one is open, and end/decision must name the open case.
+    """
+
+    def officer(request: CommandRequest) -> dict[str, Any]:
+        return {"officer": request.officer, "officer_key_id": request.key_id, "command": dict(request.wire)}
+
+    def require_open(case: str) -> dict[str, Any]:
+        current = open_inspection()
+        if current is None:
+            raise CommandRejected("conflict", "no inspection is open on this device")
+        if current["case"] != case:
+            raise CommandRejected("conflict", f"inspection {current['case']} is open, not {case}")
+        return current
+
+    def start(request: CommandRequest, args: InspectionStartArgs) -> Mapping[str, Any]:
+        current = open_inspection()
+        if current is not None:
+            if current["case"] == args.case:
+                return {"case": args.case, "seq": current["start_seq"], "already_open": True}
+            raise CommandRejected("conflict", f"inspection {current['case']} is still open")
+        item = seal("inspection_start", moment(), extra={**args.model_dump(), **officer(request)})
+        return {"case": args.case, "seq": item.seq, "record_hash": item.record_hash,
+                "gps": item.record["gps"], "time": item.record["time"]}
+
+    def end(request: CommandRequest, args: InspectionEndArgs) -> Mapping[str, Any]:
+        current = require_open(args.case)
+        item = seal("inspection_end", moment(), extra={**args.model_dump(exclude_none=True), **officer(request),
+                                                       "start_seq": current["start_seq"]})
+        return {"case": args.case, "seq": item.seq, "record_hash": item.record_hash,
+                "start_seq": current["start_seq"]}
+
+    def decision(request: CommandRequest, args: DecisionArgs) -> Mapping[str, Any]:
+        require_open(args.case)
+        item = seal("decision", moment(), extra={**args.model_dump(), **officer(request)})
+        return {"case": args.case, "seq": item.seq, "record_hash": item.record_hash}
+
+    def report(request: CommandRequest, args: ReportArgs) -> Mapping[str, Any]:
+        item = seal("report", moment(), extra={**args.model_dump(), **officer(request)})
+        return {"case": args.case, "seq": item.seq, "record_hash": item.record_hash}
+
+    return {"inspection.start": start, "inspection.end": end, "inspection.decision": decision,
+            "inspection.report": report}
 
 
 def simple_handler(fn: Callable[[], Mapping[str, Any]]) -> Handler:

@@ -13,7 +13,13 @@ from typing import Any
 
 from agent.core.clock import Clock
 from agent.core.model import Moment, SealedItem
-from agent.uplink.command_controller import CommandController, Handler, mark_handler
+from agent.uplink.command_controller import (
+    CommandController,
+    Handler,
+    SnapshotArgs,
+    inspection_handlers,
+    mark_handler,
+)
 from agent.uplink.live import FrameSource, LiveManager
 from agent.uplink.settings_commands import CommandsConfig, LiveConfig
 from agent.wire.commands import CommandRequest, CommandVerifier, ReplayCache, TrustStore
@@ -31,7 +37,8 @@ class DeviceCommandService:
                  commands: CommandsConfig, live: LiveConfig, frames: FrameSource,
                  moment: Callable[[], Moment], seal: Callable[..., SealedItem] | None,
                  replay_path: Path,
-                 snapshot: Callable[[CommandRequest], Mapping[str, Any]] | None = None,
+                 snapshot: Callable[[CommandRequest, SnapshotArgs], Mapping[str, Any]] | None = None,
+                 open_inspection: Callable[[], dict[str, Any] | None] | None = None,
                  status: Callable[[], Mapping[str, Any]] | None = None,
                  selftest: Callable[[], Mapping[str, Any]] | None = None,
                  on_live: Callable[[bool], None] | None = None,
@@ -47,8 +54,10 @@ class DeviceCommandService:
         handlers: dict[str, Handler] = dict(self.live.handlers())
         if seal is not None:
             handlers["mark"] = mark_handler(seal, moment)
+            if open_inspection is not None:
+                handlers.update(inspection_handlers(seal, moment, open_inspection))
         if snapshot is not None:
-            handlers["snapshot"] = lambda req, _args: snapshot(req)
+            handlers["snapshot"] = snapshot
         if status is not None:
             handlers["status"] = lambda _req, _args: status()
         if selftest is not None:

@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 COMMAND_TYP: Final = "evidence-command/1"
 ALG: Final = "ES256"
 COMMANDS: Final = frozenset(
-    {"snapshot", "mark", "live.start", "live.stop", "live.keepalive", "status", "selftest"})
+    {"snapshot", "mark", "live.start", "live.stop", "live.keepalive", "status", "selftest",
+     "inspection.start", "inspection.end", "inspection.decision", "inspection.report"})
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _NONCE_RE = re.compile(r"^[0-9a-f]{32,128}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -60,6 +61,7 @@ class CommandRejected(CommandError):
     CODES: Final = frozenset({
         "too_large", "malformed", "unsigned", "untrusted", "bad_signature", "unauthorized", "wrong_device",
         "expired", "not_yet_valid", "bad_expiry", "replay", "unknown_command", "bad_args", "failed", "busy",
+        "conflict",
     })
 
     def __init__(self, code: str, message: str) -> None:

@@ -103,15 +103,17 @@ def build_stack(root: Path, *, live: LiveConfig | None = None, fps: float = 20.0
     def status() -> dict[str, Any]:
         return {"frames_read": hub.frames_read, "sealed_next_seq": sealer.next_seq}
 
-    def snapshot(req: Any) -> dict[str, Any]:
+    def snapshot(req: Any, args: Any = None) -> dict[str, Any]:
+        label = {} if getattr(args, "label", None) is None else {"label": args.label}
         item = sealer.seal("still", moment(), media=b"\xff\xd8fake-jpeg\xff\xd9", media_type="image/jpeg",
-                           ext="jpg", extra={"requested_by": req.officer})
+                           ext="jpg", extra={"requested_by": req.officer, **label})
         return {"seq": item.seq}
 
     service = DeviceCommandService(
         link, topics, identity, clock, commands=CommandsConfig(trust_dir=trust), live=live or LiveConfig(),
         frames=hub, moment=moment, seal=sealer.seal, replay_path=root / "state" / "replay.sqlite",
-        snapshot=snapshot, status=status, selftest=lambda: {"camera": "ok"})
+        snapshot=snapshot, status=status, selftest=lambda: {"camera": "ok"},
+        open_inspection=lambda: sealer.inspection)
     service.start()
     link.start()
     assert link.wait_connected(10), link.last_error

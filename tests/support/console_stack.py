@@ -145,7 +145,7 @@ keepalive_timeout_s = 6
         self.procs.append(p)
         return p
 
-    def start_console(self, officer: str = "officer-alice", **live: Any) -> tuple[Proc, str]:
+    def start_console(self, officer: str = "officer-alice", extra_toml: str = "", **live: Any) -> tuple[Proc, str]:
         tls = self.broker.pki.client(officer)  # type: ignore[union-attr]
         port = free_port()
         live_lines = "".join(f"{k} = {v}\n" for k, v in live.items())
@@ -162,7 +162,8 @@ device_ca = "{self.device_ca}"
 [listen]
 port = {port}
 [live]
-{live_lines}""")
+{live_lines}
+{extra_toml}""")
         p = spawn(f"console-{officer}", ["agent.customs.cli", "console", "--config", str(cfg)],
                   self.root / f"console-{officer}.log")
         self.procs.append(p)

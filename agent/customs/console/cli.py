@@ -43,8 +43,11 @@ def build_services(cfg: ConsoleConfig) -> ConsoleServices:
     link = MqttLink(mqtt, name="console")
     fleet = FleetTracker(cas)
     fleet.subscribe_to(link)
+    from agent.customs.inspection.model import InspectionStore
+
+    extra = {"inspections": InspectionStore(cfg.inspections.data), "evidence": cfg.inspections.evidence}
     return ConsoleServices(cfg=cfg, link=link, client=OfficerClient(link, officer, device_cas=cas), fleet=fleet,
-                           device_cas=cas, extra={})
+                           device_cas=cas, extra=extra)
 
 
 def _cmd_console(args: argparse.Namespace) -> int:
@@ -66,7 +69,9 @@ def _cmd_console(args: argparse.Namespace) -> int:
     if not services.link.wait_connected(10):
         print(f"warning: not connected to {cfg.broker.url} yet ({services.link.last_error or 'timeout'}); "
               "retrying in the background", file=sys.stderr)
-    app = create_app(services)
+    from agent.customs.inspection.web import router as inspections
+
+    app = create_app(services, extra_routers=[inspections])
     host, port = cfg.listen.host, cfg.listen.port
     print(f"console: http://{host}:{port}/ (officer {services.client.officer.officer_id}, broker {cfg.broker.url})",
           flush=True)

@@ -16,6 +16,10 @@ Example::
     host = "127.0.0.1"
     port = 8470
 
+    [inspections]
+    data = "/var/lib/evidence-officer/console"      # sessions and reports
+    evidence = "/var/lib/evidence-officer/received" # what `evidence-officer ingest --out` writes
+
     [live]
     width = 1280
     height = 720
@@ -65,11 +69,17 @@ class LiveSection(_Section):
     max_skew_s: float = Field(default=5.0, ge=0, le=600, description="tolerated device clock ahead of ours")
 
 
+class InspectionsSection(_Section):
+    data: Path = Field(default=Path("console-data"), description="inspection sessions and reports")
+    evidence: Path | None = Field(default=None, description="the ingest output folder (evidence-officer ingest --out)")
+
+
 class ConsoleConfig(_Section):
     broker: BrokerSection
     officer: OfficerSection
     listen: ListenSection = Field(default_factory=ListenSection)
     live: LiveSection = Field(default_factory=LiveSection)
+    inspections: InspectionsSection = Field(default_factory=InspectionsSection)
 
 
 def load_console_config(path: Path) -> ConsoleConfig:
@@ -91,7 +101,9 @@ def load_console_config(path: Path) -> ConsoleConfig:
         "broker": cfg.broker.model_copy(update={k: _rel(base, getattr(cfg.broker, k))
                                                 for k in ("ca_file", "cert_file", "key_file")}),
         "officer": cfg.officer.model_copy(update={"keys": _rel(base, cfg.officer.keys),
-                                                  "device_ca": _rel(base, cfg.officer.device_ca)})})
+                                                  "device_ca": _rel(base, cfg.officer.device_ca)}),
+        "inspections": cfg.inspections.model_copy(update={"data": _rel(base, cfg.inspections.data),
+                                                          "evidence": _rel(base, cfg.inspections.evidence)})})
 
 
 def _rel(base: Path, p: Path | None) -> Path | None:

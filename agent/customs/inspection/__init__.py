@@ -1,0 +1,1 @@
+"""Remote inspections: sessions, guided check-in, alerts, decisions and the signed report."""

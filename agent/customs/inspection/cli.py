@@ -1,0 +1,225 @@
+"""``evidence-officer inspection ...``: a whole remote inspection from the command line (no browser needed).
+
+    inspection open CASE --enterprise NAME --device ID --site SITE --polygon "lat,lon;lat,lon;lat,lon"
+    inspection ready|start CASE --broker URL          (self-test, then inspection.start on the device)
+    inspection checkin CASE location|identity_document|power_of_attorney|credentials --broker URL
+    inspection mark CASE --note TEXT | snapshot CASE [--note TEXT] | decision CASE continue|shift_to_onsite --reason
+    inspection alerts|show CASE --evidence DIR        (what the ingested evidence says)
+    inspection end CASE --broker URL;  inspection report CASE --evidence DIR --out DIR --broker URL
+
+Exit codes: 0 done, 1 the device refused or the evidence did not verify, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from agent.core.errors import AgentError, CommandError, ConfigError, UplinkError, VerificationError
+from agent.customs.inspection.geo import parse_polygon
+from agent.customs.inspection.model import CHECKIN_STEPS, Entry, Inspection, InspectionStore
+from agent.customs.inspection.service import InspectionService
+from agent.customs.keys import DEFAULT_DIR, load_officer
+
+DEFAULT_DATA = Path(os.environ.get("EVIDENCE_CONSOLE_DATA", "~/.evidence-officer/console")).expanduser()
+
+
+def _store(args: argparse.Namespace) -> InspectionStore:
+    return InspectionStore(Path(args.data))
+
+
+def _print_entry(entry: Entry, as_json: bool) -> None:
+    if as_json:
+        print(entry.model_dump_json())
+        return
+    state = "" if entry.ok is None else (" ok" if entry.ok else " NOT OK")
+    print(f"{entry.kind}{' ' + entry.label if entry.label else ''}:{state} seq {entry.seq} "
+          f"record {entry.record_hash or '-'}")
+    loc = entry.details.get("location")
+    if loc:
+        dist = "" if loc["distance_m"] is None else f", {abs(loc['distance_m'])} m from the boundary"
+        why = f" ({'; '.join(loc['reasons'])})" if loc["reasons"] else ""
+        print(f"  location: {'inside' if loc['inside'] else 'OUTSIDE'} the site{dist}, quality {loc['quality']}{why}")
+    if entry.note:
+        print(f"  {entry.note}")
+
+
+def _cmd_open(args: argparse.Namespace) -> int:
+    try:
+        polygon = parse_polygon(Path(args.polygon[1:]).read_text() if args.polygon.startswith("@") else args.polygon)
+        insp = Inspection(case=args.case, enterprise=args.enterprise, representative=args.representative,
+                          device=args.device, site=args.site, registered_site=args.registered_site or args.site,
+                          polygon=polygon, officers=args.officer or [], planned_minutes=args.planned_minutes)
+    except (ValueError, OSError) as exc:  # pydantic's ValidationError is a ValueError
+        msg = exc.errors()[0] if isinstance(exc, ValidationError) else None
+        where = ".".join(map(str, msg["loc"])) + ": " + msg["msg"] if msg else str(exc)
+        raise ConfigError(f"inspection open: {where}") from None
+    _store(args).create(insp)
+    print(f"inspection {insp.case} opened for {insp.enterprise} (device {insp.device}, site {insp.site}, "
+          f"{len(insp.polygon)}-vertex site polygon, {insp.planned_minutes} min planned)")
+    return 0
+
+
+def _with_device(args: argparse.Namespace, step: Callable[[InspectionService], Entry | dict[str, Any]]) -> int:
+    """Connect as the officer, run one step, print the device-verified result."""
+    from agent.customs.cmd_cmd import connect
+
+    store = _store(args)
+    insp = store.load(args.case)
+    args.device, args.site = insp.device, insp.site
+    link, client, _site = connect(args)
+    try:
+        service = InspectionService(store, args.case, client, officer=client.officer.officer_id,
+                                    timeout=args.timeout)
+        result = step(service)
+    except (CommandError, UplinkError, VerificationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        link.close(offline=False)
+    if isinstance(result, Entry):
+        _print_entry(result, args.json)
+        return 0 if result.ok is not False else 1
+    print(json.dumps(result, indent=None if args.json else 2, sort_keys=True))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from agent.customs.inspection.report import build_report
+
+    officer = load_officer(args.keys)
+
+    def step(service: InspectionService) -> dict[str, Any]:
+        res = build_report(service, Path(args.evidence), Path(args.out), officer, seal=not args.no_seal,
+                           wait_s=args.wait)
+        return {"bundle": str(res.bundle), "pdf": str(res.pdf), "html": str(res.html), "items": res.items,
+                "manifest_sha256": res.manifest_sha256, "sealed_seq": res.sealed_seq, "verified": res.verify["ok"],
+                "problems": res.verify["problems"], "seconds": {k: round(v, 3) for k, v in res.seconds.items()}}
+
+    if args.no_seal:
+        result = step(InspectionService(_store(args), args.case, None, officer=officer.officer_id))
+        print(json.dumps(result, indent=2, sort_keys=True))
+        return 0 if result["verified"] else 1
+    rc = _with_device(args, step)
+    insp = _store(args).load(args.case)
+    return rc if rc else (0 if (insp.report or {}).get("verified") else 1)
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    service = InspectionService(_store(args), args.case)
+    insp = service.inspection
+    out: dict[str, Any] = {"inspection": json.loads(insp.model_dump_json()), "timer": insp.timer(),
+                           "checkin_complete": insp.checkin_complete()}
+    if args.evidence:
+        out["alerts"] = service.alerts(Path(args.evidence))
+    if args.json:
+        print(json.dumps(out, indent=2, sort_keys=True))
+        return 0
+    timer = insp.timer()
+    print(f"case {insp.case}: {insp.state}, {insp.enterprise}, device {insp.device}")
+    if timer["elapsed_s"] is not None:
+        over = " (OVER)" if timer["over"] else ""
+        print(f"  timer: {timer['elapsed_s'] / 60:.1f} of {insp.planned_minutes} min{over}")
+    print(f"  check-in: {', '.join(f'{s} {_mark(insp.checkin.get(s))}' for s in CHECKIN_STEPS)}")
+    for e in insp.entries:
+        print(f"  {e.at} {e.kind}{' ' + e.label if e.label else ''} seq {e.seq}{': ' + e.note if e.note else ''}")
+    for a in out.get("alerts", []):
+        print(f"  ALERT seq {a['seq']} {a['type']} at {a['at']}: {a['advice']}")
+    return 0
+
+
+def _mark(entry: Entry | None) -> str:
+    return "-" if entry is None else ("ok" if entry.ok is not False else "FAILED")
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    for insp in _store(args).list():
+        print(f"{insp.case}\t{insp.state}\t{insp.enterprise}\t{insp.device}\t{insp.created}")
+    return 0
+
+
+def _connection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("case", help="case number")
+    p.add_argument("--broker", required=True, help="mqtt://host:port or mqtts://host:port")
+    p.add_argument("--keys", type=Path, default=DEFAULT_DIR, help="officer key directory (default %(default)s)")
+    p.add_argument("--cafile", type=Path, help="broker CA (mqtts)")
+    p.add_argument("--cert", type=Path, help="officer TLS client certificate (mqtts)")
+    p.add_argument("--key", type=Path, help="officer TLS client key (mqtts)")
+    p.add_argument("--device-ca", type=Path, help="CA certificate(s) the device's certificate must chain to")
+    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the device's reply")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def register(subparsers: Any) -> None:
+    """``evidence-officer inspection open|ready|start|checkin|mark|snapshot|decision|end|report|show|list``."""
+    top = subparsers.add_parser("inspection", help="run a remote inspection: check-in, decisions, signed report",
+                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    top.add_argument("--data", default=str(DEFAULT_DATA), help="session folder (default %(default)s)")
+    sub = top.add_subparsers(dest="inspection_command", required=True)
+    o = sub.add_parser("open", help="open a session for a case")
+    o.add_argument("case")
+    o.add_argument("--enterprise", required=True)
+    o.add_argument("--device", required=True, help="device id")
+    o.add_argument("--site", required=True, help="the device's site id (MQTT topic level)")
+    o.add_argument("--polygon", required=True, help='registered site: "lat,lon;lat,lon;..." or @FILE')
+    o.add_argument("--registered-site", help="the site's registered name or address")
+    o.add_argument("--representative", help="the enterprise's representative")
+    o.add_argument("--officer", action="append", help="officer id (repeatable)")
+    o.add_argument("--planned-minutes", type=int, default=25)
+    o.set_defaults(func=_cmd_open)
+    for name, helptext, fn in (
+            ("ready", "request the device self-test and record it", lambda s, a: s.readiness()),
+            ("start", "seal inspection_start on the device", lambda s, a: s.start()),
+            ("end", "seal inspection_end on the device", lambda s, a: s.end(a.outcome, a.note))):
+        p = sub.add_parser(name, help=helptext)
+        _connection(p)
+        if name == "end":
+            p.add_argument("--outcome", choices=["completed", "shift_to_onsite", "aborted"])
+            p.add_argument("--note")
+        p.set_defaults(func=lambda a, fn=fn: _with_device(a, lambda s: fn(s, a)))
+    c = sub.add_parser("checkin", help="one guided check-in step (a labelled, sealed still)")
+    _connection(c)
+    c.add_argument("step", choices=CHECKIN_STEPS)
+    c.add_argument("--note")
+    c.set_defaults(func=lambda a: _with_device(a, lambda s: s.checkin(a.step, a.note)))
+    m = sub.add_parser("mark", help="seal a note")
+    _connection(m)
+    m.add_argument("--note", required=True)
+    m.set_defaults(func=lambda a: _with_device(a, lambda s: s.mark(a.note)))
+    s = sub.add_parser("snapshot", help="seal a full-resolution still with a note")
+    _connection(s)
+    s.add_argument("--note")
+    s.set_defaults(func=lambda a: _with_device(a, lambda sv: sv.snapshot(a.note)))
+    d = sub.add_parser("decision", help='seal "continue" or "shift_to_onsite" with a reason')
+    _connection(d)
+    d.add_argument("decision", choices=["continue", "shift_to_onsite"])
+    d.add_argument("--reason", required=True)
+    d.set_defaults(func=lambda a: _with_device(a, lambda sv: sv.decision(a.decision, a.reason)))
+    r = sub.add_parser("report", help="build, sign and seal the report; write the verified evidence bundle")
+    _connection(r)
+    r.set_defaults(broker=None)
+    for action in r._actions:
+        if action.dest == "broker":
+            action.required = False
+    r.add_argument("--evidence", required=True, type=Path,
+                   help="the ingest output folder (evidence-officer ingest --out)")
+    r.add_argument("--out", required=True, type=Path, help="where the report files and the bundle go")
+    r.add_argument("--no-seal", action="store_true", help="do not ask the device to seal the report's hash")
+    r.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the evidence to arrive")
+    r.set_defaults(func=_cmd_report)
+    w = sub.add_parser("show", help="the session, its timer and (with --evidence) the alerts")
+    w.add_argument("case")
+    w.add_argument("--evidence", type=Path, help="the ingest output folder, to list alerts")
+    w.add_argument("--json", action="store_true")
+    w.set_defaults(func=_cmd_show)
+    sub.add_parser("list", help="all sessions").set_defaults(func=_cmd_list)
+
+
+__all__ = ["AgentError", "register"]

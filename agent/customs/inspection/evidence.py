@@ -1,0 +1,115 @@
+"""What the ingested evidence says about one inspection: its items, the device's track, the alerts.
+
+Reads ``OUT/<device>/`` as written by ``evidence-officer ingest`` (the device vault's layout). Names and
+numbers come from the signed records, which the ingest already checked; nothing here trusts a file
+name beyond the ``NNNNNNNNNNNN.kind.rec`` pattern, and each media path is the record's own name in the
+record's own bucket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.core.errors import VerificationError
+from agent.signing.layout import ITEM_RE, bucket_of
+from agent.signing.records import parse_sidecar
+
+# The anti-falsification alerts a device seals, with what the officer should do about each.
+ADVICE = {
+    "too_dark": "Lens covered or lights off: ask the representative to uncover the camera and show the scene "
+                "again; if it recurs, record a decision to shift to an on-site inspection.",
+    "uniform": "The picture is uniform (lens covered or pointed at a wall): ask for the camera to be turned "
+               "back to the site; repeated obstruction is a reason to shift on-site.",
+    "frozen": "The picture stopped moving (frozen or replayed footage): ask the representative to move in "
+              "front of the camera; misleading footage is a reason to shift on-site.",
+    "scene_change": "The camera was moved or the scene swapped: ask where the camera points now and re-check "
+                    "the location.",
+    "geofence": "The device left the registered site: re-check the location against the site map.",
+    "camera_lost": "The camera stopped delivering frames: wait for it to return; note the gap.",
+    "camera_failed": "The camera failed: the inspection cannot continue remotely without it.",
+    "clock_alarm": "The device's clock jumped or disagrees with GPS: rely on sealing order, note the alarm.",
+    "vault_full": "The device's storage is full: evidence capture is paused.",
+    "tamper": "The enclosure was opened: ask why, and consider shifting on-site.",
+}
+ALERT_KINDS = ("event", "tamper", "alert")
+
+
+@dataclass(frozen=True)
+class Item:
+    seq: int
+    kind: str
+    record_hash: str
+    record: dict[str, Any]
+    media: Path | None  # the ingested media file, when it has arrived
+
+    @property
+    def wall(self) -> str:
+        return str(self.record["captured"]["wall"])
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return dict(self.record.get("extra") or {})
+
+
+def load_items(device_dir: Path, first_seq: int, last_seq: int | None = None) -> list[Item]:
+    """The ingested items with ``first_seq <= seq <= last_seq`` (in seq order); unreadable ones skipped."""
+    items_dir = device_dir / "items"
+    if not items_dir.is_dir():
+        return []
+    out: list[Item] = []
+    for bucket in sorted(p for p in items_dir.iterdir() if p.is_dir() and p.name >= bucket_of(first_seq)):
+        if last_seq is not None and bucket.name > bucket_of(last_seq):
+            break
+        for rec_path in sorted(bucket.glob("*.rec")):
+            m = ITEM_RE.match(rec_path.name)
+            if m is None:
+                continue
+            seq = int(m.group(1))
+            if seq < first_seq or (last_seq is not None and seq > last_seq):
+                continue
+            try:
+                signed = parse_sidecar(rec_path.read_bytes(), str(rec_path))
+            except (OSError, VerificationError):
+                continue
+            rec = signed.record
+            if rec.get("seq") != seq or rec.get("kind") != m.group(2):
+                continue
+            media = rec.get("media") or {}
+            name = media.get("name")
+            path = bucket / str(name) if isinstance(name, str) and ITEM_RE.match(name) else None
+            out.append(Item(seq, str(rec["kind"]), signed.hash, rec,
+                            path if path is not None and path.is_file() else None))
+    return out
+
+
+def alert_of(item: Item) -> dict[str, Any] | None:
+    """An alert for the officer from an event/tamper/alert record (onsets only), with what to do."""
+    if item.kind not in ALERT_KINDS:
+        return None
+    extra = item.extra
+    kind = "tamper" if item.kind == "tamper" else str(extra.get("type") or item.kind)
+    if extra.get("phase") not in (None, "onset"):
+        return None
+    return {"seq": item.seq, "at": item.wall, "type": kind, "record_hash": item.record_hash,
+            "details": {k: v for k, v in extra.items() if k not in ("inspection", "type", "phase")},
+            "advice": ADVICE.get(kind, "Check the live view and the evidence around this time.")}
+
+
+def alerts(items: list[Item]) -> list[dict[str, Any]]:
+    return [a for a in (alert_of(it) for it in items) if a is not None]
+
+
+def track(items: list[Item]) -> list[tuple[float, float]]:
+    """Every sealed GPS fix in order (no fix is left out, never filled in)."""
+    out = []
+    for it in items:
+        gps = it.record.get("gps") or {}
+        if isinstance(gps.get("lat"), int | float) and isinstance(gps.get("lon"), int | float):
+            out.append((float(gps["lat"]), float(gps["lon"])))
+    return out
+
+
+def device_dir_of(evidence_root: Path, device: str) -> Path:
+    return evidence_root / device

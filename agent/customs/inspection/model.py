@@ -1,0 +1,139 @@
+"""An inspection session as customs keeps it: one JSON file per case, rewritten atomically on each step.
+
+The session is the officer's log (what was asked, when, and the device-signed answer's seq and record
+hash); the evidence itself stays in the ingested vault. A console or CLI restart reloads the file, and
+the device's own chain keeps the open case across a device restart, so a session resumes either way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.core.errors import ConfigError
+from agent.core.fsutil import atomic_write
+
+CASE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+CHECKIN_STEPS = ("location", "identity_document", "power_of_attorney", "credentials")
+STEP_TITLES = {"location": "Location of the registered site", "identity_document": "Representative's identity document",
+               "power_of_attorney": "Power of attorney", "credentials": "Officers' credentials presented"}
+State = Literal["open", "started", "ended", "reported"]
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Entry(_Model):
+    """One step of the timeline: what the officer did and the device-signed item it produced."""
+
+    at: str
+    kind: Literal["readiness", "start", "checkin", "mark", "snapshot", "decision", "end", "report", "note"]
+    seq: int | None = None
+    record_hash: str | None = None
+    label: str | None = None
+    note: str | None = None
+    officer: str | None = None
+    ok: bool | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Inspection(_Model):
+    case: str = Field(pattern=CASE_PATTERN)
+    enterprise: str = Field(min_length=1, max_length=200)
+    representative: str | None = Field(default=None, max_length=200)
+    device: str = Field(pattern=ID_PATTERN)
+    site: str = Field(pattern=ID_PATTERN, description="the device's MQTT site id")
+    registered_site: str = Field(default="registered site", max_length=200)
+    polygon: list[tuple[float, float]] = Field(min_length=3, max_length=1000)
+    officers: list[str] = Field(default_factory=list, max_length=16)
+    planned_minutes: int = Field(default=25, ge=1, le=24 * 60)
+    state: State = "open"
+    created: str = Field(default_factory=now_iso)
+    started_at: str | None = None
+    ended_at: str | None = None
+    start_seq: int | None = None
+    end_seq: int | None = None
+    outcome: str | None = None
+    readiness: dict[str, Any] | None = None
+    checkin: dict[str, Entry] = Field(default_factory=dict)
+    entries: list[Entry] = Field(default_factory=list)
+    report: dict[str, Any] | None = None
+
+    def elapsed_s(self, now: dt.datetime | None = None) -> float | None:
+        if self.started_at is None:
+            return None
+        start = dt.datetime.fromisoformat(self.started_at.replace("Z", "+00:00"))
+        end = dt.datetime.fromisoformat(self.ended_at.replace("Z", "+00:00")) if self.ended_at else \
+            (now or dt.datetime.now(dt.UTC))
+        return max(0.0, (end - start).total_seconds())
+
+    def timer(self) -> dict[str, Any]:
+        """Elapsed against planned; ``over`` once the planned duration has passed."""
+        elapsed = self.elapsed_s()
+        planned = self.planned_minutes * 60
+        return {"elapsed_s": None if elapsed is None else round(elapsed, 1), "planned_s": planned,
+                "remaining_s": None if elapsed is None else round(planned - elapsed, 1),
+                "over": elapsed is not None and elapsed > planned}
+
+    def checkin_complete(self) -> bool:
+        return all(step in self.checkin for step in CHECKIN_STEPS)
+
+
+def case_file_name(case: str) -> str:
+    """A file name for a case number that may hold '/': readable part plus a hash against collisions."""
+    return f"{case.replace('/', '_')}-{hashlib.sha256(case.encode()).hexdigest()[:8]}.json"
+
+
+class InspectionStore:
+    """``DATA/inspections/*.json``; one lock per store, atomic replace on every save."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.dir = Path(data_dir) / "inspections"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+
+    def path(self, case: str) -> Path:
+        return self.dir / case_file_name(case)
+
+    def create(self, inspection: Inspection) -> Inspection:
+        with self._lock:
+            if self.path(inspection.case).exists():
+                raise ConfigError(f"inspection {inspection.case} already exists ({self.path(inspection.case)})")
+            self.save(inspection)
+            return inspection
+
+    def save(self, inspection: Inspection) -> None:
+        with self._lock:
+            atomic_write(self.path(inspection.case), inspection.model_dump_json(indent=1).encode())
+
+    def load(self, case: str) -> Inspection:
+        path = self.path(case)
+        try:
+            return Inspection.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            raise ConfigError(f"no inspection {case!r} (no {path})") from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "file"
+            raise ConfigError(f"{path}: {where}: {first.get('msg')}") from None
+
+    def list(self) -> list[Inspection]:
+        out = []
+        for p in sorted(self.dir.glob("*.json")):
+            try:
+                out.append(Inspection.model_validate(json.loads(p.read_bytes())))
+            except (ValueError, OSError):
+                continue  # a damaged file is reported when that case is opened
+        return sorted(out, key=lambda i: i.created, reverse=True)

@@ -1,0 +1,172 @@
+"""Build the inspection report (HTML + PDF), sign its manifest with the officer's key, have the device seal
+the manifest's hash, and pack everything into an evidence bundle that ``evidence-agent verify`` checks.
+
+The bundle uses the export format (``device/``, ``items/``, ``MANIFEST.json``, ``README.txt``) plus
+``report/``; its range runs from the ``inspection_start`` record to the device's ``report`` record, so the
+chain is continuous and the seal of the report is inside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.anchor.verify import anchor_checker
+from agent.core.errors import ConfigError
+from agent.core.fsutil import atomic_write, fsync_dir
+from agent.customs.inspection import evidence as ev
+from agent.customs.inspection.html import render
+from agent.customs.inspection.model import Entry, now_iso
+from agent.customs.inspection.service import InspectionService
+from agent.customs.keys import OfficerKey
+from agent.evidence.export import README
+from agent.signing.layout import bucket_of
+from agent.signing.report import MANIFEST, REPORT_DIR, REPORT_TYP, file_entry, report_checker, sign_report
+from agent.signing.verify import Report, check
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    bundle: Path
+    pdf: Path
+    html: Path
+    manifest_sha256: str
+    items: int
+    sealed_seq: int | None
+    verify: dict[str, Any]
+    seconds: dict[str, float]
+
+
+def wait_for_items(device_dir: Path, first: int, last: int, timeout: float,
+                   sleep: Callable[[float], None] = time.sleep) -> list[ev.Item]:
+    """The items first..last once all records and their media have arrived (or what is there at timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        items = ev.load_items(device_dir, first, last)
+        complete = len(items) == last - first + 1 and all(it.media is not None or not it.record.get("media")
+                                                          for it in items)
+        if complete or time.monotonic() >= deadline:
+            return items
+        sleep(0.25)
+
+
+def write_bundle(device_dir: Path, items: list[ev.Item], out: Path, extra: dict[str, bytes]) -> None:
+    """An export-format zip of ``items`` (plus ``extra`` members), written atomically."""
+    if not items:
+        raise ConfigError(f"{device_dir}: no evidence items of this inspection have been received")
+    files: dict[str, str] = {}
+    tmp = out.with_name(f".{out.name}.tmp")
+    with zipfile.ZipFile(tmp, "w") as z:
+        for name in ("cert.pem", "chain.pem"):
+            src = device_dir / "device" / name
+            if src.exists():
+                data = src.read_bytes()
+                z.writestr(f"device/{name}", data, compress_type=zipfile.ZIP_DEFLATED)
+                files[f"device/{name}"] = hashlib.sha256(data).hexdigest()
+        for it in items:
+            rec_rel = f"items/{bucket_of(it.seq)}/{it.seq:012d}.{it.kind}.rec"
+            data = (device_dir / rec_rel).read_bytes()
+            z.writestr(rec_rel, data, compress_type=zipfile.ZIP_DEFLATED)
+            files[rec_rel] = hashlib.sha256(data).hexdigest()
+            if it.media is not None:
+                rel = f"items/{bucket_of(it.seq)}/{it.media.name}"
+                z.write(it.media, rel, compress_type=zipfile.ZIP_STORED)
+                files[rel] = str((it.record.get("media") or {}).get("sha256"))
+        for name, data in extra.items():
+            z.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
+            files[name] = hashlib.sha256(data).hexdigest()
+        first, last = items[0], items[-1]
+        z.writestr("MANIFEST.json", json.dumps({
+            "format": "evidence-bundle/1", "first_seq": first.seq, "last_seq": last.seq, "items": len(items),
+            "since": first.wall, "until": last.wall, "created": now_iso(), "files": files}, indent=2, sort_keys=True))
+        z.writestr("README.txt", README.format(name=out.name, first=first.seq, last=last.seq, since=first.wall,
+                                               until=last.wall, device=first.record.get("device_id")))
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, out)
+    fsync_dir(out.parent)
+
+
+def verify_bundle(path: Path) -> Report:
+    """The checks of ``evidence-agent verify`` that the foundation offers: records, chain, anchors, report."""
+    return check(path, checkers=[anchor_checker(), report_checker()])
+
+
+def _verification(report: Report, items: list[ev.Item]) -> dict[str, Any]:
+    out = report.to_json()
+    out["receipts"] = [{"seq": it.seq, "kind": it.kind, "at": it.wall, "record_hash": it.record_hash}
+                       for it in items if it.kind in ("checkpoint", "receipt")]
+    return out
+
+
+def build_report(service: InspectionService, evidence_root: Path, out_dir: Path, officer: OfficerKey, *,
+                 seal: bool = True, wait_s: float = 30.0) -> ReportResult:
+    """The whole end of an inspection: report files, signed manifest, device seal, verified bundle."""
+    insp = service.inspection
+    if insp.state not in ("ended", "reported") or insp.start_seq is None or insp.end_seq is None:
+        raise ConfigError(f"inspection {insp.case} is {insp.state}: end it before building the report")
+    device_dir = ev.device_dir_of(evidence_root, insp.device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    items = wait_for_items(device_dir, insp.start_seq, insp.end_seq, wait_s)
+    timings["collect_s"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    pre = out_dir / ".pre-bundle.zip"
+    write_bundle(device_dir, items, pre, {})
+    verification = _verification(verify_bundle(pre), items)
+    pre.unlink()
+    timings["verify_evidence_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    html = render(insp, items, verification, officer=officer.officer_id, officer_key_id=officer.key_id).encode()
+    timings["html_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for name in ("weasyprint", "weasyprint.progress", "fontTools"):  # before the import: it logs while loading
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import weasyprint
+
+    pdf = weasyprint.HTML(string=html.decode()).write_pdf()
+    assert pdf is not None
+    timings["pdf_s"] = time.perf_counter() - t
+    body = {"typ": REPORT_TYP, "case": insp.case, "device_id": insp.device, "site_id": insp.site,
+            "enterprise": insp.enterprise, "officer": officer.officer_id, "created": now_iso(),
+            "started": insp.started_at, "ended": insp.ended_at, "outcome": insp.outcome,
+            "range": {"first_seq": insp.start_seq, "last_seq": insp.end_seq},
+            "files": {"report.pdf": file_entry(pdf), "report.html": file_entry(html)},
+            "verification": {"ok": verification["ok"], "problems": len(verification["problems"])},
+            "items": [{"seq": it.seq, "kind": it.kind, "record_hash": it.record_hash,
+                       "media_sha256": (it.record.get("media") or {}).get("sha256")} for it in items]}
+    manifest = sign_report(body, officer.private_key, officer.cert)
+    sha = hashlib.sha256(manifest).hexdigest()
+    safe = insp.case.replace("/", "_")
+    for name, data in (("report.pdf", pdf), ("report.html", html), (MANIFEST, manifest)):
+        atomic_write(out_dir / f"{safe}-{name}", data)
+    sealed_seq: int | None = None
+    last = insp.end_seq
+    if seal:
+        sealed_seq = int(service.seal_report(sha, len(manifest), len(items))["seq"])
+        last = max(last, sealed_seq)
+    t = time.perf_counter()
+    final_items = wait_for_items(device_dir, insp.start_seq, last, wait_s)
+    timings["wait_seal_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    bundle = out_dir / f"{safe}-bundle.zip"
+    write_bundle(device_dir, final_items, bundle, {f"{REPORT_DIR}/report.pdf": pdf, f"{REPORT_DIR}/report.html": html,
+                                                   f"{REPORT_DIR}/{MANIFEST}": manifest})
+    final = verify_bundle(bundle).to_json()
+    timings["bundle_and_verify_s"] = time.perf_counter() - t
+    insp.state = "reported"
+    insp.report = {"at": now_iso(), "bundle": str(bundle), "manifest_sha256": sha, "sealed_seq": sealed_seq,
+                   "items": len(items), "verified": final["ok"]}
+    service._add(Entry(at=now_iso(), kind="report", seq=sealed_seq, officer=officer.officer_id, ok=final["ok"],
+                       note=f"report signed; manifest SHA-256 {sha}", details={"bundle": str(bundle)}))
+    return ReportResult(bundle, out_dir / f"{safe}-report.pdf", out_dir / f"{safe}-report.html", sha, len(items),
+                        sealed_seq, final, timings)

@@ -1,0 +1,163 @@
+"""The signed report in a bundle (agent/signing/report.py), the site check, and sessions that survive a restart."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.core.clock import ManualClock
+from agent.core.errors import ConfigError
+from agent.customs.inspection.geo import check_fix, contains, parse_polygon, site_map_svg
+from agent.customs.inspection.model import Entry, Inspection, InspectionStore
+from agent.customs.inspection.report import build_report
+from agent.customs.inspection.service import InspectionService
+from agent.customs.keys import init_officer
+from agent.device.sealer import Sealer
+from agent.evidence.vault import Vault
+from agent.signing.keys import DeviceIdentity
+from agent.signing.report import REPORT_TYP, report_checker, sign_report
+from agent.signing.verify import check
+from tests.support.helpers import moment
+
+SQUARE = [(31.0, 121.0), (31.0, 121.01), (31.01, 121.01), (31.01, 121.0)]
+CASE = "C-9/1"
+
+
+def test_point_in_polygon_and_fix_quality() -> None:
+    assert contains(SQUARE, (31.005, 121.005)) and not contains(SQUARE, (31.02, 121.005))
+    inside = check_fix(SQUARE, {"fix": "3d", "lat": 31.005, "lon": 121.005, "hdop": 0.9, "satellites": 9,
+                                "age_s": 0.2})
+    assert inside.inside and inside.quality == "good" and inside.distance_m is not None and inside.distance_m < 0
+    outside = check_fix(SQUARE, {"fix": "2d", "lat": 31.02, "lon": 121.005, "hdop": 6.0, "satellites": 4})
+    assert outside.inside is False and outside.quality == "poor" and 1000 < (outside.distance_m or 0) < 1200
+    none = check_fix(SQUARE, {"fix": "none", "status": "no fix"})
+    assert none.inside is None and none.quality == "no fix"
+    edge = check_fix(SQUARE, {"fix": "3d", "lat": 31.00002, "lon": 121.005, "hdop": 1.0})
+    assert any("boundary" in r for r in edge.reasons)
+    svg = site_map_svg(SQUARE, [(31.005, 121.005), (31.02, 121.005)], [((31.02, 121.005), "re-check <1>")])
+    assert svg.startswith("<svg") and "re-check &lt;1&gt;" in svg and "polyline" in svg
+
+
+@pytest.mark.parametrize("text", ["31,121;31,122", "31,121;x,122;1,1", "31,121;91,1;1,1", "nan,1;1,1;2,2"])
+def test_bad_polygons_are_named(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_polygon(text)
+
+
+def test_session_survives_a_restart_and_damage_is_one_line(tmp_path: Path) -> None:
+    store = InspectionStore(tmp_path)
+    insp = store.create(Inspection(case=CASE, enterprise="E", device="dev-1", site="s-1", polygon=SQUARE))
+    insp.entries.append(Entry(at="2026-01-01T00:00:00Z", kind="mark", seq=3, note="n"))
+    store.save(insp)
+    again = InspectionStore(tmp_path).load(CASE)
+    assert again.entries[0].seq == 3 and again.polygon[0] == SQUARE[0]
+    with pytest.raises(ConfigError, match="already exists"):
+        store.create(insp)
+    store.path(CASE).write_text(json.dumps({**json.loads(store.path(CASE).read_text()), "planned_minutes": -1}))
+    with pytest.raises(ConfigError, match="planned_minutes"):
+        store.load(CASE)
+    with pytest.raises(ValueError):
+        Inspection(case="../x", enterprise="E", device="d", site="s", polygon=SQUARE)
+
+
+class FakeDevice:
+    """Stands in for the broker + device for the report's seal step: seals with the real sealer."""
+
+    def __init__(self, sealer: Sealer, clock: ManualClock) -> None:
+        self.sealer, self.clock = sealer, clock
+
+    def request(self, site: str, device: str, command: str, args: dict[str, Any] | None = None, *,
+                nonce: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
+        assert command == "inspection.report" and args is not None
+        item = self.sealer.seal("report", moment(self.clock), extra=dict(args))
+        return {"ok": True, "result": {"seq": item.seq, "record_hash": item.record_hash}}
+
+
+def jpeg_bytes() -> bytes:
+    """A real JPEG, so the thumbnail path runs."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 60, 40)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def reported(tmp_path: Path, identity: DeviceIdentity, manual_clock: ManualClock) -> dict[str, Any]:
+    """A device vault (laid out like the ingest output) with an ended inspection, and its built report."""
+    vault = Vault(tmp_path / "evidence" / "test-device")
+    sealer = Sealer(vault, identity, device_id="test-device", site_id="s-1")
+    sealer.start(moment(manual_clock))
+    start = sealer.seal("inspection_start", moment(manual_clock), extra={"case": CASE})
+    for label in ("location", "identity_document"):
+        manual_clock.advance(1)
+        sealer.seal("still", moment(manual_clock), media=jpeg_bytes(), media_type="image/jpeg", ext="jpg",
+                    extra={"label": label})
+    sealer.seal("event", moment(manual_clock), extra={"type": "too_dark", "phase": "onset"})
+    end = sealer.seal("inspection_end", moment(manual_clock), extra={"case": CASE})
+    store = InspectionStore(tmp_path / "console")
+    insp = Inspection(case=CASE, enterprise="E", device="test-device", site="s-1", polygon=SQUARE, state="ended",
+                      started_at="2026-01-01T00:00:00Z", ended_at="2026-01-01T00:25:00Z", start_seq=start.seq,
+                      end_seq=end.seq)
+    insp.checkin["location"] = Entry(at="2026-01-01T00:01:00Z", kind="checkin", label="location", seq=2, ok=True,
+                                     details={"gps": {"fix": "3d", "lat": 31.005, "lon": 121.005}})
+    store.create(insp)
+    officer = init_officer(tmp_path / "officer", "officer-bob")
+    service = InspectionService(store, CASE, FakeDevice(sealer, manual_clock), officer="officer-bob")
+    result = build_report(service, tmp_path / "evidence", tmp_path / "out", officer, wait_s=0)
+    vault.close()
+    return {"result": result, "officer": officer, "tmp": tmp_path}
+
+
+def test_report_bundle_verifies_and_names_every_tamper(reported: dict[str, Any], tmp_path: Path) -> None:
+    res = reported["result"]
+    assert res.verify["ok"], res.verify["problems"]
+    rep = res.verify["report"]
+    assert rep["signature_valid"] and rep["items_present"] == rep["items_listed"] == 5
+    assert rep["sealed_at_seq"] == res.sealed_seq == 6
+    assert "ALERT too_dark" in res.html.read_text()
+
+    def variant(name: str, member: str, change: Any) -> dict[str, Any]:
+        out = tmp_path / f"{name}.zip"
+        with zipfile.ZipFile(res.bundle) as zin, zipfile.ZipFile(out, "w") as zout:
+            for info in zin.infolist():
+                data = zin.read(info.filename)
+                if info.filename == member or (member.endswith("*") and info.filename.startswith(member[:-1])):
+                    if change is None:
+                        continue
+                    data = change(data)
+                zout.writestr(info, data)
+        return check(out, checkers=[report_checker()]).to_json()
+
+    html = variant("html", "report/report.html", lambda b: b.replace(b"VERIFIED", b"VERIFIED!", 1))
+    assert any(p["item"] == "report/report.html" for p in html["problems"])
+    names = zipfile.ZipFile(res.bundle).namelist()
+    rec = next(n for n in names if n.endswith(".still.rec"))
+    gone = variant("gone", rec[:-4] + "*", None)  # record and media of one listed still removed
+    assert any("listed in the report but missing" in p["problem"] for p in gone["problems"])
+
+    def forge(data: bytes) -> bytes:
+        env = json.loads(data)
+        env["body"]["outcome"] = "completed"
+        return json.dumps(env).encode()
+
+    forged = variant("forged", "report/manifest.json", forge)
+    assert not forged["report"]["signature_valid"]
+    assert any("signature is invalid" in p["problem"] for p in forged["problems"])
+
+    other = init_officer(tmp_path / "mallory", "officer-mallory")
+
+    def resign(data: bytes) -> bytes:  # a different officer re-signs the same body under bob's name
+        return sign_report(json.loads(data)["body"], other.private_key, other.cert)
+
+    resigned = variant("resigned", "report/manifest.json", resign)
+    assert any("signed by 'officer-mallory'" in p["problem"] for p in resigned["problems"])
+    assert not any(p for p in check(res.bundle, checkers=[report_checker([other.cert])]).to_json()["problems"]
+                   if "trusted officer CA" not in p["problem"])
+    assert json.loads(zipfile.ZipFile(res.bundle).read("report/manifest.json"))["body"]["typ"] == REPORT_TYP
