@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.errors import AgentError
+from agent.customs.flow import FlowLimits, Intake
 from agent.customs.ingest import Ingest
 from agent.wire.mqtt import MqttLink
 from agent.wire.mqtt_settings import MqttConfig, TlsConfig
@@ -54,10 +55,20 @@ def report_json(ingest: Ingest) -> dict[str, Any]:
     return {"messages": ingest.messages, "devices": {d: asdict(r) for d, r in sorted(ingest.report().items())}}
 
 
+def attach_intake(link: MqttLink, ingest: Ingest, limits: FlowLimits | None = None) -> Intake:
+    """Flow control between the link and the store: bounded in flight, acknowledged once durable."""
+    limits = limits or FlowLimits()
+    intake = Intake(ingest.handle_batch, limits=limits, name=link.name)
+    link.set_receiver(intake, limits.window)
+    intake.start(link.ack)
+    return intake
+
+
 def _cmd_ingest(args: argparse.Namespace) -> int:
     ingest = Ingest(args.out, trusted_ca=args.trust_ca or ())
     link = ingest_link(args)
     subscribe_ingest(link, ingest, args.share, args.site)
+    intake = attach_intake(link, ingest, FlowLimits(window=args.window, batch=args.batch))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     link.start()
@@ -75,8 +86,10 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        intake.close()
         link.close(offline=False)
     rep = report_json(ingest)
+    rep["flow"] = asdict(intake.stats)
     ingest.close()
     text = json.dumps(rep, indent=2, sort_keys=True)
     if args.report is not None:
@@ -103,6 +116,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seconds", type=float, help="stop after this long")
     p.add_argument("--idle", type=float, help="stop after this many seconds without a message")
     p.add_argument("--report", type=Path, help="also write the JSON report here")
+    p.add_argument("--window", type=int, default=FlowLimits.window,
+                   help="messages taken from the broker but not yet stored (reading pauses at this bound)")
+    p.add_argument("--batch", type=int, default=FlowLimits.batch,
+                   help="messages stored per transaction and round of fsyncs (acknowledged after it)")
     p.set_defaults(func=_cmd_ingest)
 
 

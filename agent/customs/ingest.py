@@ -117,6 +117,34 @@ class Ingest:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def handle_batch(self, msgs: Sequence[Inbound]) -> list[bool]:
+        """Many messages in one transaction (one commit); per message: stored or refused (True) or not.
+
+        A message whose handling raises (not a refusal: a full disk, an I/O error) is rolled back to
+        its savepoint and answered False, so flow control keeps it unacknowledged and retries it.
+        """
+        done: list[bool] = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for msg in msgs:
+                    self.messages += 1
+                    self._db.execute("SAVEPOINT msg")
+                    try:
+                        self._dispatch(msg)
+                    except Exception:
+                        log.exception("storing the message on %s failed; it stays unacknowledged", msg.topic)
+                        self._db.execute("ROLLBACK TO msg")
+                        done.append(False)
+                    else:
+                        done.append(True)
+                    self._db.execute("RELEASE msg")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return done
+
     def _dispatch(self, msg: Inbound) -> None:
         try:
             site, device, channel = parse_device_topic(msg.topic)

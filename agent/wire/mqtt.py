@@ -5,6 +5,10 @@ assumed; the broker's Maximum Packet Size and Receive Maximum from CONNACK bound
 subscriptions are re-made on every connect; inbound messages are handed to a named worker thread
 (never handled inside a paho callback) and acknowledged only after the handler returned, so a crash
 mid-handling means redelivery, not loss.
+
+Receive side at scale (``set_receiver``): a receiver (the customs ingest's flow control) takes every
+message and acknowledges it itself via :meth:`MqttLink.ack` once it is stored; while the receiver has
+no room the link does not read its socket, so TCP holds the broker back and nothing is dropped.
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -47,6 +51,31 @@ __all__ = ["NO_MATCHING_SUBSCRIBERS", "PACKET_TOO_LARGE", "ConnectListener", "Do
 log = logging.getLogger(__name__)
 
 ConnectListener = Callable[[bool], None]  # session_present
+PAUSE_POLL_S = 0.05  # how long one paused read waits for room before the loop writes acks and pings
+
+
+class Receiver(Protocol):
+    """Takes every inbound message (on the paho thread: must not block) and acknowledges it itself."""
+
+    def offer(self, inbound: Inbound, mid: int, qos: int) -> None: ...
+
+    def has_room(self, timeout: float) -> bool: ...
+
+
+class _PacedClient(paho.Client):
+    """paho client whose socket reads pause while the receiver is full (TCP backpressure, no drops).
+
+    Only reading waits, and at most PAUSE_POLL_S at a time: the same loop still writes our PUBACKs,
+    sends PINGREQs and handles reconnects in between.
+    """
+
+    receiver: Receiver | None = None
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        receiver = self.receiver
+        if receiver is not None and not receiver.has_room(PAUSE_POLL_S):
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return super().loop_read(max_packets)
 
 
 @dataclass
@@ -90,12 +119,14 @@ class MqttLink:
         self.receive_maximum = 65535
         self.last_error: str | None = None
         self.connects = 0
+        self._receiver: Receiver | None = None
+        self._receiver_window = 0
         self._client = self._make_client()
         self._worker = threading.Thread(target=self._work, name=f"{name}-handlers", daemon=True)
 
     # -- set-up ---------------------------------------------------------------------------------
-    def _make_client(self) -> paho.Client:
-        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.cfg.client_id,
+    def _make_client(self) -> _PacedClient:
+        c = _PacedClient(CallbackAPIVersion.VERSION2, client_id=self.cfg.client_id,
                         protocol=paho.MQTTv5, manual_ack=True)
         url = self.cfg.url
         if url.tls:
@@ -124,6 +155,8 @@ class MqttLink:
         self._started = True
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.cfg.session_expiry_s
+        if self._receiver_window:
+            props.ReceiveMaximum = min(65535, self._receiver_window)  # honoured by some brokers; not relied on
         url = self.cfg.url
         self._worker.start()
         self._client.connect_async(url.host, url.port, keepalive=self.cfg.keepalive_s,
@@ -217,6 +250,10 @@ class MqttLink:
             response_topic=getattr(props, "ResponseTopic", None),
             correlation_data=getattr(props, "CorrelationData", None),
             content_type=getattr(props, "ContentType", None))
+        receiver = self._receiver
+        if receiver is not None:
+            receiver.offer(inbound, msg.mid, msg.qos)
+            return
         try:
             self._inbox.put_nowait((inbound, msg.mid, msg.qos))
         except queue.Full:
@@ -247,6 +284,23 @@ class MqttLink:
                 self._client.ack(mid, qos)
 
     # -- API ------------------------------------------------------------------------------------
+    def set_receiver(self, receiver: Receiver, window: int) -> None:
+        """Route every inbound message to ``receiver`` (before start()); it acknowledges via ack().
+
+        Subscription handlers are then not called: the receiver dispatches. ``window`` is sent as our
+        Receive Maximum in CONNECT (a hint for brokers that honour it); the pause on reads holds anyway.
+        """
+        if self._started:
+            raise UplinkError("set_receiver() must be called before start()")
+        self._receiver = receiver
+        self._receiver_window = window
+        self._client.receiver = receiver
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge a message the receiver has stored (any thread; the paho loop sends the PUBACK)."""
+        if qos > 0 and not self._stop.is_set():
+            self._client.ack(mid, qos)
+
     def subscribe(self, filter_: str, handler: Handler, qos: int = 1, *, no_local: bool = False) -> _Sub:
         """Register a handler; the subscription is (re)made on every connect.
 
