@@ -28,11 +28,12 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from agent.core.errors import SigningError, VerificationError
+from agent.core.errors import VerificationError
 from agent.core.fsutil import atomic_write, fsync_dir
-from agent.signing.keys import key_id_of, verify_with
+from agent.signing.keys import key_id_of
 from agent.signing.layout import bucket_of, item_stem
 from agent.signing.records import SignedRecord, parse_sidecar
+from agent.signing.trust import verify_chain, verify_signature
 from agent.wire.chunks import Chunk, parse_chunk, props_dict
 from agent.wire.mqtt import Inbound
 from agent.wire.topics import check_segment, parse_device_topic
@@ -187,29 +188,20 @@ class Ingest:
         if not certs:
             raise Refused("record envelope carries no certificate", 0x83)
         try:
-            verify_with(certs[0].public_key(), signed.sig, signed.body)  # type: ignore[arg-type]
-        except SigningError as exc:
-            raise Refused(f"record signature invalid: {exc}", 0x83) from exc
-        if key_id_of(certs[0].public_key()) != signed.key_id:  # type: ignore[arg-type]
-            raise Refused("record key_id is not the certificate's key", 0x83)
-        self._check_trust(device, certs)
+            verify_signature(certs[0], signed.sig, signed.body)
+            if key_id_of(certs[0].public_key()) != signed.key_id:  # type: ignore[arg-type]
+                raise VerificationError("record key_id is not the certificate's key")
+            verify_chain(certs, self.cas, device=device)
+        except VerificationError as exc:
+            raise Refused(f"record of {device}: {exc}", 0x87) from exc
+        self._pin(device, certs)
         int(record["seq"])
         check_segment(str(record["kind"]), "record kind")
         return record
 
-    def _check_trust(self, device: str, certs: list[x509.Certificate]) -> None:
+    def _pin(self, device: str, certs: list[x509.Certificate]) -> None:
         vault = self.out / device / "device"
         leaf_pem = certs[0].public_bytes(serialization.Encoding.PEM)
-        if self.cas:
-            issuer = certs[1] if len(certs) > 1 else None
-            try:
-                ok = any(ca == issuer or (issuer is not None and issuer.subject == ca.subject
-                                           and issuer.public_key() == ca.public_key()) for ca in self.cas)
-                if issuer is None or not ok:
-                    raise Refused(f"certificate of {device} does not chain to a trusted CA", 0x87)
-                certs[0].verify_directly_issued_by(issuer)
-            except (ValueError, TypeError) as exc:
-                raise Refused(f"certificate of {device} not issued by its chain: {exc}", 0x87) from exc
         pinned = vault / "cert.pem"
         if pinned.exists():
             if pinned.read_bytes() != leaf_pem:

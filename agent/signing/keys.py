@@ -15,12 +15,11 @@ from functools import cached_property
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from agent.core.errors import SigningError
+from agent.core.errors import SigningError, VerificationError
 from agent.core.fsutil import atomic_write
 
 KEY_FILE = "device.key"
@@ -49,9 +48,11 @@ def sign_with(private_key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
 
 def verify_with(public_key: ec.EllipticCurvePublicKey, signature: bytes, data: bytes) -> None:
     """Raise SigningError unless ``signature`` is valid for ``data``."""
+    from agent.signing.trust import verify_key_signature
+
     try:
-        public_key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature as exc:
+        verify_key_signature(public_key, signature, data)
+    except VerificationError as exc:
         raise SigningError("signature does not match") from exc
 
 

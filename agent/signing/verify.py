@@ -21,11 +21,12 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.core.errors import SigningError, VerificationError
-from agent.signing.keys import key_id_of, verify_with
+from agent.core.errors import VerificationError
+from agent.signing.keys import key_id_of
 from agent.signing.layout import ITEM_RE
 from agent.signing.records import GENESIS_PREV, SignedRecord, parse_sidecar
 from agent.signing.sources import ZIP_ERRORS, Entry, EvidenceSource, open_source
+from agent.signing.trust import verify_chain, verify_signature
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class Report:
     device_id: str | None = None
     key_id: str | None = None
     trusted_ca: bool = False
+    trusted: bool = False  # every record's chain leads to a CA the caller supplied
+    issuer: str | None = None  # subject of the CA the chains end at
     first_seq: int | None = None
     last_seq: int | None = None
     kinds: dict[str, int] = field(default_factory=dict)
@@ -72,6 +75,7 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "path": self.path, "mode": self.mode, "items": self.items,
                 "device_id": self.device_id, "key_id": self.key_id, "trusted_ca": self.trusted_ca,
+                "trusted": self.trusted, "issuer": self.issuer,
                 "first_seq": self.first_seq, "last_seq": self.last_seq, "kinds": self.kinds,
                 "first_time": self.first_time, "last_time": self.last_time,
                 "problems": self.problems, "warnings": self.warnings, **self.sections}
@@ -103,62 +107,33 @@ def _check_signature(name: str, signed: SignedRecord, report: Report) -> bool:
         return False
     try:
         certs = signed.certificates()
-    except ValueError as exc:
-        report.problem(name, f"signing certificate unreadable: {exc}")
-        return False
-    try:
         pub = certs[0].public_key()
-    except (ValueError, UnsupportedAlgorithm) as exc:  # a garbled key in a parseable certificate
-        report.problem(name, f"signing certificate's public key unreadable: {exc}")
+    except (ValueError, UnsupportedAlgorithm) as exc:  # a garbled certificate or key
+        report.problem(name, f"signing certificate unreadable: {exc}")
         return False
     if not isinstance(pub, ec.EllipticCurvePublicKey) or key_id_of(pub) != signed.key_id:
         report.problem(name, "signing certificate does not hold the record's key")
         return False
     try:
-        verify_with(pub, signed.sig, signed.body)
-    except SigningError:
+        verify_signature(certs[0], signed.sig, signed.body)
+    except VerificationError:
         report.problem(name, "signature is invalid (record altered or signed by another key)")
         return False
     return True
 
 
-def _subject(cert: x509.Certificate) -> str:
+def _check_chain(name: str, signed: SignedRecord, trusted: list[x509.Certificate],
+                 when: dt.datetime, report: Report) -> bool:
+    """The one chain check (agent.signing.trust); True when the chain leads to a supplied CA."""
     try:
-        return cert.subject.rfc4514_string()
-    except ValueError:
-        return "(unreadable subject)"
-
-
-def _check_chain(name: str, certs: list[x509.Certificate], trusted: list[x509.Certificate],
-                 when: dt.datetime, report: Report) -> None:
-    for child, parent in itertools.pairwise(certs):
-        try:
-            child.verify_directly_issued_by(parent)
-        except (ValueError, TypeError, Exception) as exc:  # InvalidSignature has no common base
-            report.problem(name, f"certificate chain broken at {_subject(child)}: {exc!r}")
-            return
-    leaf = certs[0]
-    try:
-        valid = leaf.not_valid_before_utc <= when <= leaf.not_valid_after_utc
-    except ValueError as exc:  # fields are parsed lazily: a garbled certificate fails here, not at load
-        report.problem(name, f"signing certificate unreadable: {exc}")
-        return
-    if not valid:
-        report.problem(name, "capture time is outside the signing certificate's validity")
-    if trusted:
-        top = certs[-1]
-        ok = False
-        for anchor in trusted:
-            if top.public_bytes(serialization.Encoding.DER) == anchor.public_bytes(serialization.Encoding.DER):
-                ok = True
-            else:
-                try:
-                    top.verify_directly_issued_by(anchor)
-                    ok = True
-                except Exception:
-                    pass
-        if not ok:
-            report.problem(name, "certificate chain does not lead to the trusted CA")
+        result = verify_chain(signed.certificates(), trusted, at=when,
+                              device=str(signed.record.get("device_id")))
+    except VerificationError as exc:
+        report.problem(name, str(exc))
+        return False
+    if report.issuer is None:
+        report.issuer = result.issuer
+    return result.trusted
 
 
 def _evicted(items: list[CheckedItem]) -> dict[int, int]:
@@ -209,6 +184,7 @@ def _load(src: EvidenceSource, entries: list[Entry], report: Report,
         except ValueError as exc:
             report.problem("device/cert.pem", f"device certificate unreadable: {exc}")
     items: list[CheckedItem] = []
+    untrusted = 0
     for entry in entries:
         try:
             signed = parse_sidecar(entry.sidecar, entry.name)
@@ -226,10 +202,22 @@ def _load(src: EvidenceSource, entries: list[Entry], report: Report,
         if device_key_id is not None and signed.key_id != device_key_id:
             report.problem(entry.name, f"signed by key {signed.key_id[:16]}…, not this device's key "
                                        f"{device_key_id[:16]}… (foreign item or replaced certificate)")
-        when = dt.datetime.fromtimestamp(int(rec["captured"]["wall_us"]) / 1e6, dt.UTC)
-        _check_chain(entry.name, signed.certificates(), trusted, when, report)
+        when = _captured_at(rec)
+        if when is None:
+            report.problem(entry.name, "record has no readable capture time (captured.wall_us)")
+            continue
+        if not _check_chain(entry.name, signed, trusted, when, report):
+            untrusted += 1
         items.append(CheckedItem(entry.name, entry.folder, signed, rec))
+    report.trusted = bool(trusted) and bool(items) and untrusted == 0
     return items
+
+
+def _captured_at(rec: dict[str, Any]) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromtimestamp(int(rec["captured"]["wall_us"]) / 1e6, dt.UTC)
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 def _check_sequence(src: EvidenceSource, items: list[CheckedItem], report: Report) -> None:

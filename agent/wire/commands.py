@@ -30,13 +30,13 @@ from typing import Any, Final
 
 import rfc8785
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.core.clock import Clock
-from agent.core.errors import CommandError
+from agent.core.errors import CommandError, VerificationError
 from agent.signing.keys import key_id_of
+from agent.signing.trust import verify_key_signature
 
 log = logging.getLogger(__name__)
 
@@ -340,8 +340,8 @@ class CommandVerifier:
         except (binascii.Error, ValueError, rfc8785.CanonicalizationError) as exc:
             raise CommandRejected("malformed", f"cannot check signature: {exc}") from None
         try:
-            officer.public_key.verify(sig, signed, ec.ECDSA(hashes.SHA256()))
-        except InvalidSignature:
+            verify_key_signature(officer.public_key, sig, signed)
+        except VerificationError:
             raise CommandRejected("bad_signature", "signature does not match the body") from None
         now = self.clock.wall_ns() // 1_000_000
         if off != officer.officer_id:

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import itertools
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.core.errors import VerificationError
+from agent.signing.trust import verify_chain, verify_signature
 from agent.wire.commands import canonical
 
 REPLY_TYP: Final = "evidence-reply/1"
@@ -45,8 +42,9 @@ def verify_device_object(wire: Mapping[str, Any], *, typ: str, device: str,
                          trusted_cas: list[x509.Certificate] | None = None) -> tuple[dict[str, Any], x509.Certificate]:
     """Check a device-signed object; returns (body, leaf). Raises VerificationError naming the problem.
 
-    With ``trusted_cas`` the x5c chain must lead to one of them; without, the leaf is only
-    checked to name ``device`` (trust on first use — the caller should pin it).
+    The leaf must be ``device``'s (subject CN, see agent.signing.trust) and its chain must be intact; with
+    ``trusted_cas`` it must also lead to one of them. Without, the caller gets trust on first use and
+    should pin the leaf.
     """
     try:
         body, sig = wire["body"], base64.b64decode(wire["sig"], validate=True)
@@ -55,36 +53,15 @@ def verify_device_object(wire: Mapping[str, Any], *, typ: str, device: str,
         raise VerificationError(f"malformed signed object: {exc}") from None
     if not isinstance(body, dict) or body.get("typ") != typ or not chain:
         raise VerificationError(f"not a {typ} object with a certificate chain")
-    leaf = chain[0]
-    cns = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    if not cns or cns[0].value != device or body.get("device") != device:
-        raise VerificationError(f"signed by {cns[0].value if cns else '?'!r}, expected device {device!r}")
-    key = leaf.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise VerificationError("device certificate key is not ECDSA")
+    if body.get("device") != device:
+        raise VerificationError(f"{typ} body names device {body.get('device')!r}, expected device {device!r}")
     try:
-        key.verify(sig, canonical(body), ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
+        data = canonical(body)
+    except (ValueError, TypeError) as exc:
+        raise VerificationError(f"{typ} body cannot be canonicalised: {exc}") from None
+    verify_chain(chain, trusted_cas or [], device=device)
+    try:
+        verify_signature(chain[0], sig, data)
+    except VerificationError:
         raise VerificationError(f"{typ} signature does not match") from None
-    if trusted_cas is not None:
-        check_chain(chain, trusted_cas)
-    return body, leaf
-
-
-def check_chain(chain: list[x509.Certificate], trusted: list[x509.Certificate]) -> None:
-    """Each certificate issued by the next, the last issued by (or equal to) a trusted CA."""
-    try:
-        for child, parent in itertools.pairwise(chain):
-            child.verify_directly_issued_by(parent)
-        last = chain[-1]
-        if any(last == ca for ca in trusted):
-            return
-        for ca in trusted:
-            try:
-                last.verify_directly_issued_by(ca)
-                return
-            except (ValueError, TypeError, InvalidSignature):
-                continue
-    except (ValueError, TypeError, InvalidSignature) as exc:
-        raise VerificationError(f"device certificate chain is broken: {exc}") from None
-    raise VerificationError("device certificate chain does not lead to a trusted CA")
+    return body, chain[0]

@@ -16,9 +16,10 @@ from agent.core.errors import CaptureError, VerificationError
 from agent.customs.keys import OfficerKey, init_officer
 from agent.device.sealer import Sealer
 from agent.signing.keys import DeviceIdentity
+from agent.signing.trust import verify_chain
 from agent.uplink.command_controller import CommandController, mark_handler
 from agent.wire.commands import CommandVerifier, ReplayCache, TrustStore, sign_command
-from agent.wire.replies import REPLY_TYP, check_chain, verify_device_object
+from agent.wire.replies import REPLY_TYP, verify_device_object
 from tests.support.helpers import moment
 
 DEVICE = "test-device"
@@ -158,5 +159,7 @@ def test_reply_verification_failures(controller: CommandController, box: Box, al
 
 def test_check_chain_accepts_the_root_itself(identity: DeviceIdentity) -> None:
     chain: list[x509.Certificate] = list(identity.chain)
-    check_chain(chain, [chain[-1]])
-    check_chain(chain[:1], [chain[-1]])
+    assert verify_chain(chain, [chain[-1]], device=DEVICE).trusted
+    assert verify_chain(chain[:1], [chain[-1]], device=DEVICE).trusted
+    with pytest.raises(VerificationError, match="not 'another'"):
+        verify_chain(chain, [chain[-1]], device="another")
