@@ -29,7 +29,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from agent.core.errors import VerificationError
-from agent.core.fsutil import atomic_write, fsync_dir
+from agent.core.fsutil import atomic_write
+from agent.customs.store.chain import Link, SqliteLinks
+from agent.customs.store.durable import SyncBatch
 from agent.signing.keys import key_id_of
 from agent.signing.layout import bucket_of, item_stem
 from agent.signing.records import SignedRecord, parse_sidecar
@@ -102,6 +104,10 @@ class Ingest:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._links = SqliteLinks(self._db)
+        self._sync = SyncBatch()  # files of the current transaction, fsynced once before it commits
+        self._trusted: set[tuple[str, tuple[bytes, ...]]] = set()  # (device, x5c) chains already verified
+        self._pinned: dict[str, bytes] = {}
         self._live: dict[str, dict[str, Any]] = {}
         self.messages = 0
 
@@ -113,8 +119,10 @@ class Ingest:
             self._db.execute("BEGIN IMMEDIATE")  # other workers of a --share group use the same OUT
             try:
                 self._dispatch(msg)
+                self._sync.flush()
                 self._db.execute("COMMIT")
             except BaseException:
+                self._sync.discard()
                 self._db.execute("ROLLBACK")
                 raise
 
@@ -140,8 +148,10 @@ class Ingest:
                     else:
                         done.append(True)
                     self._db.execute("RELEASE msg")
+                self._sync.flush()  # one round of fsyncs for the batch, before the commit and any ack
                 self._db.execute("COMMIT")
             except BaseException:
+                self._sync.discard()
                 self._db.execute("ROLLBACK")
                 raise
         return done
@@ -191,7 +201,10 @@ class Ingest:
             verify_signature(certs[0], signed.sig, signed.body)
             if key_id_of(certs[0].public_key()) != signed.key_id:  # type: ignore[arg-type]
                 raise VerificationError("record key_id is not the certificate's key")
-            verify_chain(certs, self.cas, device=device)
+            chain_key = (device, signed.x5c)
+            if chain_key not in self._trusted:  # a device sends the same chain every time: check it once
+                verify_chain(certs, self.cas, device=device)
+                self._trusted.add(chain_key)
         except VerificationError as exc:
             raise Refused(f"record of {device}: {exc}", 0x87) from exc
         self._pin(device, certs)
@@ -203,8 +216,11 @@ class Ingest:
         vault = self.out / device / "device"
         leaf_pem = certs[0].public_bytes(serialization.Encoding.PEM)
         pinned = vault / "cert.pem"
+        if self._pinned.get(device) == leaf_pem:
+            return
         if pinned.exists():
-            if pinned.read_bytes() != leaf_pem:
+            self._pinned[device] = pinned.read_bytes()
+            if self._pinned[device] != leaf_pem:
                 raise Refused(f"record of {device} is signed with another certificate than the one on file "
                               f"({pinned}); a re-keyed device needs a new vault", 0x87)
             return
@@ -225,16 +241,15 @@ class Ingest:
         record = self._check_signed(site, device, signed, msg)
         seq, kind = int(record["seq"]), str(record["kind"])
         bucket = self.out / device / "items" / bucket_of(seq)
-        atomic_write(bucket / f"{item_stem(seq, kind)}.rec", msg.payload, sync_dir=False)
-        fsync_dir(bucket)
+        self._sync.write(bucket / f"{item_stem(seq, kind)}.rec", msg.payload)
         media = record.get("media") or None
         self._db.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?)",
                          (signed.hash, site, device, seq, kind, media and media["name"],
                           media and media["sha256"], 0 if media else 1, time.time_ns()))
+        if self.verify_items:
+            self._check_chain(device, Link.of(signed.hash, record))
         if media:
             self._place_media(signed.hash)
-        elif self.verify_items:
-            self._verify(device, bucket / f"{item_stem(seq, kind)}.rec")
 
     def _known(self, item: str) -> bool:
         return self._db.execute("SELECT 1 FROM records WHERE item=?", (item,)).fetchone() is not None
@@ -282,9 +297,9 @@ class Ingest:
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             os.pwrite(fd, chunk.data, chunk.offset)
-            os.fsync(fd)
         finally:
             os.close(fd)
+        self._sync.written(partial)
         self._db.execute("INSERT OR IGNORE INTO chunks VALUES (?,?,?)", (chunk.item, chunk.total, chunk.index))
         have = self._db.execute("SELECT COUNT(*) FROM chunks WHERE item=? AND total=?",
                                 (chunk.item, chunk.total)).fetchone()[0]
@@ -300,6 +315,7 @@ class Ingest:
             raise Refused(f"reassembled media of item {chunk.item[:12]} does not match its SHA-256", 0x83)
         final = self.state / "partial" / f"{chunk.item}.done"
         os.replace(partial, final)
+        self._sync.moved(final)
         return final
 
     def _place_media(self, item: str) -> None:
@@ -309,26 +325,21 @@ class Ingest:
         med = self._db.execute("SELECT sha256, path FROM media WHERE item=?", (item,)).fetchone()
         if rec is None or med is None or rec[5]:
             return
-        device, seq, kind, name, sha = rec[0], rec[1], rec[2], rec[3], rec[4]
+        device, seq, name, sha = rec[0], rec[1], rec[3], rec[4]
         if med[0] != sha:
             raise Refused(f"media of seq {seq} has SHA-256 {med[0][:12]}, its record says {sha[:12]}", 0x83)
         bucket = self.out / device / "items" / bucket_of(seq)
         os.replace(med[1], bucket / name)
-        fsync_dir(bucket)
+        self._sync.moved(bucket / name)
         self._db.execute("UPDATE records SET media_done=1 WHERE item=?", (item,))
         self._db.execute("UPDATE media SET path=? WHERE item=?", (str(bucket / name), item))
-        if self.verify_items:
-            self._verify(device, bucket / f"{item_stem(seq, kind)}.rec")
 
-    def _verify(self, device: str, rec_path: Path) -> None:
-        """Single-item verification with the same code as `evidence-agent verify`."""
-        from agent.signing.verify import check
-
-        report = check(rec_path, trusted_ca=self.cas)
-        if not report.ok:
+    def _check_chain(self, device: str, link: Link) -> None:
+        """Incremental verification: this record against its stored neighbours, once (store/chain.py)."""
+        found = self._links.add(device, link)
+        if found:
             self._count(device, "refused")
-            log.error("%s: stored item fails verification: %s", rec_path,
-                      "; ".join(str(p.get("problem")) for p in report.problems))
+            log.error("%s seq %d: %s", device, link.seq, "; ".join(found))
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def _count(self, device: str, name: str) -> None:
