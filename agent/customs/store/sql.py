@@ -180,7 +180,7 @@ class SqlIndex(Index):
         rows = self._x(f"SELECT {ITEM_COLS} FROM items WHERE {' AND '.join(where)} "
                        f"ORDER BY captured_us DESC, item DESC LIMIT ?", (*args, query.limit)).fetchall()
         self.conn.rollback()  # end the read transaction: a long-lived reader must not hold a snapshot
-        return [ItemRow(*r[:15], bool(r[15])) for r in rows]
+        return [_item(r) for r in rows]
 
     def devices(self, site: str | None = None) -> list[DeviceRow]:
         q, args = "SELECT device, site, records, max_seq, first_us, last_us FROM devices", tuple[str, ...]()
@@ -202,6 +202,12 @@ class SqlIndex(Index):
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+
+def _item(r: Any) -> ItemRow:
+    return ItemRow(device=r[0], site=r[1], seq=r[2], item=r[3], kind=r[4], captured_us=r[5], sealed_us=r[6],
+                   media_name=r[7], media_sha256=r[8], media_size=r[9], event_type=r[10], case_id=r[11],
+                   lat=r[12], lon=r[13], body=r[14], media_done=bool(r[15]))
 
 
 def _s(value: Any) -> str | None:
