@@ -20,9 +20,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from agent.core.errors import AgentError
+from agent.core.errors import AgentError, ConfigError, VerificationError
 from agent.customs.flow import FlowLimits, Intake
-from agent.customs.ingest import Ingest
+from agent.customs.ingest import Ingest, Limits
 from agent.wire.mqtt import MqttLink
 from agent.wire.mqtt_settings import MqttConfig, TlsConfig
 from agent.wire.topics import fleet_filter, shared
@@ -52,7 +52,11 @@ def subscribe_ingest(link: MqttLink, ingest: Ingest, share: str | None, site: st
 
 
 def report_json(ingest: Ingest) -> dict[str, Any]:
-    return {"messages": ingest.messages, "devices": {d: asdict(r) for d, r in sorted(ingest.report().items())}}
+    devices = sorted(ingest.report().items())
+    return {"messages": ingest.messages, "slowest_message_ms": round(ingest.slowest_ms, 3),
+            "slowest_topic": ingest.slowest_topic,
+            "findings": [d for d, r in devices if r.findings],
+            "devices": {d: asdict(r) for d, r in devices}}
 
 
 def attach_intake(link: MqttLink, ingest: Ingest, limits: FlowLimits | None = None) -> Intake:
@@ -65,7 +69,14 @@ def attach_intake(link: MqttLink, ingest: Ingest, limits: FlowLimits | None = No
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    ingest = Ingest(args.out, trusted_ca=args.trust_ca or ())
+    try:
+        limits = Limits.parse(args.limit or [])
+    except ValueError as exc:
+        raise ConfigError(f"--limit: {exc}") from None
+    try:
+        ingest = Ingest(args.out, trusted_ca=args.trust_ca or (), limits=limits)
+    except VerificationError as exc:
+        raise ConfigError(f"--trust-ca: {exc}") from None
     link = ingest_link(args)
     subscribe_ingest(link, ingest, args.share, args.site)
     intake = attach_intake(link, ingest, FlowLimits(window=args.window, batch=args.batch))
@@ -95,8 +106,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     if args.report is not None:
         Path(args.report).write_text(text + "\n")
     print(text)
-    missing = any(d["missing"] or d["incomplete"] or d["refused"] for d in rep["devices"].values())
-    return 1 if missing else 0
+    return 1 if rep["findings"] else 0
 
 
 def register(subparsers: Any) -> None:
@@ -113,6 +123,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--session-expiry", type=int, default=7 * 24 * 3600, help="seconds the broker keeps our queue")
     p.add_argument("--trust-ca", type=Path, action="append", help="device CA certificate(s) (repeatable); "
                    "without it each device's certificate is pinned on first use")
+    p.add_argument("--limit", action="append", metavar="NAME=VALUE",
+                   help="ingest limit (repeatable), e.g. max_item_bytes=2000000000; see agent/customs/guard.py")
     p.add_argument("--seconds", type=float, help="stop after this long")
     p.add_argument("--idle", type=float, help="stop after this many seconds without a message")
     p.add_argument("--report", type=Path, help="also write the JSON report here")

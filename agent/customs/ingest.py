@@ -2,12 +2,20 @@
 
 Output: ``OUT/<device>/`` is laid out like the device vault (``items/<bucket>/<seq>.<kind>.<ext>``
 + ``.rec``, ``device/cert.pem`` + ``chain.pem``) so ``evidence-agent verify OUT/<device>`` works.
-``OUT/.ingest/`` holds the state database, partial media and a quarantine of refused messages.
+``OUT/<device>/forks/`` keeps (bounded) second records claimed for an already stored seq, so that
+verify of the received vault shows the fork. ``OUT/.ingest/`` holds the state database, partial
+media per device and a bounded quarantine of refused messages per device.
 
-Delivery is at-least-once: duplicates are recognised by record hash. A message is acknowledged
-to the broker only after it is stored (the handler returns first), so a crash means redelivery.
-Workers of one ``--share`` group must share OUT (same filesystem): chunks of one file may reach
-different workers, and SQLite serialises them.
+The customs side trusts nothing a device sends (see agent.customs.guard and docs/security.md):
+paths come from validated values only, every table is keyed by device, evidence is write-once, and
+every message is stored, refused with a counted reason, or quarantined; ``handle`` never raises, so
+no message is left unacknowledged to stall the fleet.
+Workers of one ``--share`` group must share OUT (same filesystem); SQLite serialises them per batch.
+
+Per record the cost is flat (see docs/deploy-customs.md): ``handle_batch`` stores many messages in one
+transaction with one round of fsyncs (store/durable.py), each record's chain is checked once against
+its stored neighbours (store/chain.py) instead of re-verifying the item from disk, and a device's
+certificate chain is verified once per worker, not per record (its signature always is).
 """
 
 from __future__ import annotations
@@ -21,116 +29,108 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from agent.core.errors import VerificationError
+from agent.core.errors import ConfigError, VerificationError
 from agent.core.fsutil import atomic_write
+from agent.customs.guard import (
+    Limits,
+    Refused,
+    canonical_media_name,
+    check_chunk,
+    check_json_size,
+    check_kind,
+    check_media,
+    check_seq,
+)
+from agent.customs.ingest_state import SCHEMA, SCHEMA_VERSION, DeviceReport, Quarantine, build_report, count
 from agent.customs.store.chain import Link, SqliteLinks
 from agent.customs.store.durable import SyncBatch
 from agent.signing.keys import key_id_of
 from agent.signing.layout import bucket_of, item_stem
 from agent.signing.records import SignedRecord, parse_sidecar
-from agent.signing.trust import verify_chain, verify_signature
+from agent.signing.trust import load_anchors, verify_chain, verify_signature
 from agent.wire.chunks import Chunk, parse_chunk, props_dict
 from agent.wire.mqtt import Inbound
-from agent.wire.topics import check_segment, parse_device_topic
+from agent.wire.topics import parse_device_topic
+
+__all__ = ["DeviceReport", "Ingest", "Limits", "Refused"]
 
 log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (item TEXT PRIMARY KEY, site TEXT NOT NULL, device TEXT NOT NULL,
-  seq INTEGER NOT NULL, kind TEXT NOT NULL, media_name TEXT, media_sha256 TEXT, media_done INTEGER NOT NULL,
-  at_ns INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS records_dev ON records(device, seq);
-CREATE TABLE IF NOT EXISTS chunks (item TEXT NOT NULL, total INTEGER NOT NULL, idx INTEGER NOT NULL,
-  PRIMARY KEY (item, total, idx)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS media (item TEXT PRIMARY KEY, device TEXT NOT NULL, sha256 TEXT NOT NULL,
-  path TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS counters (device TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,
-  PRIMARY KEY (device, name)) WITHOUT ROWID;
-"""
-
-
-class Refused(Exception):
-    """A message that cannot be accepted; ``code`` is the MQTT v5 reason it maps to."""
-
-    def __init__(self, message: str, code: int = 0x99) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-REASONS = {0x99: "Payload format invalid", 0x83: "Implementation specific error", 0x87: "Not authorized",
-           0x90: "Topic Name invalid"}
-
-
-@dataclass
-class DeviceReport:
-    site: str
-    records: int = 0
-    max_seq: int = -1
-    missing: list[int] = field(default_factory=list)
-    incomplete: list[int] = field(default_factory=list)  # record stored, media not (yet) complete
-    duplicates: int = 0
-    refused: int = 0
-    status: dict[str, Any] | None = None
-    availability: str | None = None
-
-
-def _load_cas(paths: Sequence[Path]) -> list[x509.Certificate]:
-    cas: list[x509.Certificate] = []
-    for p in paths:
-        cas += x509.load_pem_x509_certificates(Path(p).read_bytes())
-    return cas
 
 
 class Ingest:
     """Handlers for record/media/alert/receipt/status/availability messages; thread-safe."""
 
-    def __init__(self, out: Path, *, trusted_ca: Sequence[Path] = (), verify_items: bool = True) -> None:
+    def __init__(self, out: Path, *, trusted_ca: Sequence[Path] = (), verify_items: bool = True,
+                 limits: Limits | None = None) -> None:
         self.out = Path(out)
         self.state = self.out / ".ingest"
-        for sub in ("partial", "quarantine", "receipts"):
+        for sub in ("partial", "quarantine"):
             (self.state / sub).mkdir(parents=True, exist_ok=True)
-        self.cas = _load_cas(trusted_ca)
+        self.cas = load_anchors(trusted_ca)
         self.verify_items = verify_items
+        self.limits = limits or Limits()
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.state / "state.sqlite", check_same_thread=False, isolation_level=None,
                                    timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        old = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if old < SCHEMA_VERSION and self._db.execute("SELECT 1 FROM sqlite_master WHERE name='records'").fetchone():
+            self._db.close()
+            raise ConfigError(f"{self.state / 'state.sqlite'} was written by an older ingest (schema {old}); "
+                              "ingest into a new --out")
         self._db.executescript(SCHEMA)
+        self._quarantine = Quarantine(self._db, self.state / "quarantine", self.limits)
         self._links = SqliteLinks(self._db)
         self._sync = SyncBatch()  # files of the current transaction, fsynced once before it commits
         self._trusted: set[tuple[str, tuple[bytes, ...]]] = set()  # (device, x5c) chains already verified
         self._pinned: dict[str, bytes] = {}
         self._live: dict[str, dict[str, Any]] = {}
         self.messages = 0
+        self.slowest_ms = 0.0
+        self.slowest_topic = ""
 
     # -- entry point ----------------------------------------------------------------------------
     def handle(self, msg: Inbound) -> None:
-        """One message; refusals are quarantined and counted, never dropped silently."""
+        """One message: stored, refused with a counted reason, or quarantined. Never raises."""
         with self._lock:
+            started = time.perf_counter()
             self.messages += 1
-            self._db.execute("BEGIN IMMEDIATE")  # other workers of a --share group use the same OUT
             try:
-                self._dispatch(msg)
-                self._sync.flush()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._sync.discard()
-                self._db.execute("ROLLBACK")
-                raise
+                self._in_transaction(lambda: self._dispatch(msg))
+            except Exception as exc:  # a handler failure is a refusal, never a message left to stall ingest
+                log.exception("ingest failed on a message on %s; refusing it", msg.topic[:200])
+                refusal = Refused(f"internal error: {type(exc).__name__}: {exc}", 0x83, "internal_error")
+                try:
+                    self._in_transaction(lambda: self._refuse(msg, self._device_of(msg), refusal))
+                except Exception:
+                    log.exception("could not even record the refusal of a message on %s", msg.topic[:200])
+            took = (time.perf_counter() - started) * 1000
+            if took > self.slowest_ms:
+                self.slowest_ms, self.slowest_topic = took, msg.topic[:200]
+
+    def _in_transaction(self, work: Any) -> None:
+        self._db.execute("BEGIN IMMEDIATE")  # other workers of a --share group use the same OUT
+        try:
+            work()
+            self._sync.flush()
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._sync.discard()
+            self._db.execute("ROLLBACK")
+            raise
 
     def handle_batch(self, msgs: Sequence[Inbound]) -> list[bool]:
-        """Many messages in one transaction (one commit); per message: stored or refused (True) or not.
+        """Many messages in one transaction and one round of fsyncs; per message True = stored or refused.
 
-        A message whose handling raises (not a refusal: a full disk, an I/O error) is rolled back to
-        its savepoint and answered False, so flow control keeps it unacknowledged and retries it.
+        False (kept unacknowledged, retried by flow control) only for what may pass: an I/O error or a
+        busy/locked database. Any other failure is a refusal, as in ``handle``.
         """
         done: list[bool] = []
         with self._lock:
@@ -138,17 +138,8 @@ class Ingest:
             try:
                 for msg in msgs:
                     self.messages += 1
-                    self._db.execute("SAVEPOINT msg")
-                    try:
-                        self._dispatch(msg)
-                    except Exception:
-                        log.exception("storing the message on %s failed; it stays unacknowledged", msg.topic)
-                        self._db.execute("ROLLBACK TO msg")
-                        done.append(False)
-                    else:
-                        done.append(True)
-                    self._db.execute("RELEASE msg")
-                self._sync.flush()  # one round of fsyncs for the batch, before the commit and any ack
+                    done.append(self._one_of_batch(msg))
+                self._sync.flush()  # before the commit, and before flow control acknowledges anything
                 self._db.execute("COMMIT")
             except BaseException:
                 self._sync.discard()
@@ -156,61 +147,93 @@ class Ingest:
                 raise
         return done
 
+    def _one_of_batch(self, msg: Inbound) -> bool:
+        self._db.execute("SAVEPOINT msg")
+        try:
+            self._dispatch(msg)
+        except (OSError, sqlite3.OperationalError):
+            log.exception("could not store the message on %.200s now; it stays unacknowledged", msg.topic)
+            self._db.execute("ROLLBACK TO msg")
+            self._db.execute("RELEASE msg")
+            return False
+        except Exception as exc:  # as in handle(): a handler failure is a refusal
+            log.exception("ingest failed on a message on %s; refusing it", msg.topic[:200])
+            self._db.execute("ROLLBACK TO msg")
+            self._refuse(msg, self._device_of(msg),
+                         Refused(f"internal error: {type(exc).__name__}: {exc}", 0x83, "internal_error"))
+        self._db.execute("RELEASE msg")
+        return True
+
+    @staticmethod
+    def _device_of(msg: Inbound) -> str:
+        try:
+            return parse_device_topic(msg.topic)[1]
+        except ValueError:
+            return "?"
+
     def _dispatch(self, msg: Inbound) -> None:
         try:
             site, device, channel = parse_device_topic(msg.topic)
         except ValueError as exc:
-            self._quarantine(msg, "?", Refused(str(exc), 0x90))
+            self._refuse(msg, "?", Refused(str(exc), 0x90, "bad_topic"))
             return
         try:
+            self._expire_partials(device)
             if channel in ("record", "alert") and msg.prop("index") is not None:
-                whole = self._chunked_record(msg)
+                whole = self._chunked_record(device, msg)
                 if whole is None:
                     return
                 msg = whole
             if channel == "record":
                 self._record(site, device, msg)
             elif channel == "media":
-                self._media(site, device, msg)
+                self._media(device, msg)
             elif channel == "alert":
-                log.warning("ALERT from %s/%s: seq %s %s", site, device, msg.prop("seq"), msg.prop("kind"))
+                check_json_size(msg.payload, self.limits.max_record_bytes, self.limits, "alert")
+                log.warning("ALERT from %s/%s: seq %.20r %.40r", site, device, msg.prop("seq"), msg.prop("kind"))
+                count(self._db, device, "alerts")
             elif channel == "receipt":
+                check_json_size(msg.payload, self.limits.max_receipt_bytes, self.limits, "receipt")
                 name = hashlib.sha256(msg.payload).hexdigest()
                 atomic_write(self.out / device / "receipts" / f"{name}.json", msg.payload)
             elif channel == "status":
+                check_json_size(msg.payload, self.limits.max_status_bytes, self.limits, "status")
                 self._live.setdefault(device, {})["status"] = json.loads(msg.payload or b"null")
             elif channel == "availability":
-                self._live.setdefault(device, {})["availability"] = msg.payload.decode(errors="replace")
+                self._live.setdefault(device, {})["availability"] = msg.payload[:64].decode(errors="replace")
+            else:
+                raise Refused(f"unknown channel {channel[:40]!r}", 0x90, "bad_topic")
         except Refused as exc:
-            self._quarantine(msg, device, exc)
-        except (ValueError, KeyError, TypeError) as exc:
-            self._quarantine(msg, device, Refused(f"{type(exc).__name__}: {exc}", 0x99))
+            self._refuse(msg, device, exc)
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            self._refuse(msg, device, Refused(f"{type(exc).__name__}: {exc}", 0x99))
 
     # -- records --------------------------------------------------------------------------------
-    def _check_signed(self, site: str, device: str, signed: SignedRecord, msg: Inbound) -> dict[str, Any]:
+    def _check_signed(self, site: str, device: str, signed: SignedRecord, msg: Inbound) -> None:
         record = signed.record
         if record.get("device_id") != device or record.get("site_id") != site:
-            raise Refused(f"record says device {record.get('device_id')!r} at site {record.get('site_id')!r} "
-                          f"but came on the topic of {device} at {site}", 0x87)
+            raise Refused(f"record says device {str(record.get('device_id'))[:64]!r} at site "
+                          f"{str(record.get('site_id'))[:64]!r} but came on the topic of {device} at {site}",
+                          0x87, "wrong_device")
         if msg.prop("item") not in (None, signed.hash):
             raise Refused("record hash does not match the message's item property")
-        certs = signed.certificates()
-        if not certs:
-            raise Refused("record envelope carries no certificate", 0x83)
         try:
+            certs = signed.certificates()
+            if not certs:
+                raise VerificationError("record envelope carries no certificate")
             verify_signature(certs[0], signed.sig, signed.body)
             if key_id_of(certs[0].public_key()) != signed.key_id:  # type: ignore[arg-type]
                 raise VerificationError("record key_id is not the certificate's key")
-            chain_key = (device, signed.x5c)
-            if chain_key not in self._trusted:  # a device sends the same chain every time: check it once
+        except (VerificationError, ValueError) as exc:
+            raise Refused(f"record of {device}: {exc}", 0x83, "bad_signature") from exc
+        chain_key = (device, signed.x5c)
+        if chain_key not in self._trusted:  # a device sends the same chain every time: check it once
+            try:
                 verify_chain(certs, self.cas, device=device)
-                self._trusted.add(chain_key)
-        except VerificationError as exc:
-            raise Refused(f"record of {device}: {exc}", 0x87) from exc
+            except VerificationError as exc:
+                raise Refused(f"record of {device}: {exc}", 0x87, "untrusted") from exc
+            self._trusted.add(chain_key)
         self._pin(device, certs)
-        int(record["seq"])
-        check_segment(str(record["kind"]), "record kind")
-        return record
 
     def _pin(self, device: str, certs: list[x509.Certificate]) -> None:
         vault = self.out / device / "device"
@@ -222,7 +245,7 @@ class Ingest:
             self._pinned[device] = pinned.read_bytes()
             if self._pinned[device] != leaf_pem:
                 raise Refused(f"record of {device} is signed with another certificate than the one on file "
-                              f"({pinned}); a re-keyed device needs a new vault", 0x87)
+                              f"({pinned}); a re-keyed device needs a new vault", 0x87, "untrusted")
             return
         chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs[1:])
         atomic_write(vault / "chain.pem", chain_pem)
@@ -231,148 +254,181 @@ class Ingest:
             log.warning("%s: certificate pinned on first use (no --trust-ca given)", device)
 
     def _record(self, site: str, device: str, msg: Inbound) -> None:
+        check_json_size(msg.payload, self.limits.max_record_bytes, self.limits, "record")
         try:
-            signed = parse_sidecar(msg.payload, msg.topic)
-        except VerificationError as exc:
+            signed = parse_sidecar(msg.payload, "record")
+            record = signed.record
+        except (VerificationError, ValueError) as exc:
             raise Refused(str(exc)) from exc
-        if self._known(signed.hash):
-            self._count(device, "duplicates")
+        seq, kind = check_seq(record.get("seq")), check_kind(record.get("kind"))
+        media = check_media(record, seq, kind, self.limits)
+        first = self._db.execute("SELECT item FROM records WHERE device=? AND seq=?", (device, seq)).fetchone()
+        if first is not None and first[0] == signed.hash:
+            count(self._db, device, "duplicates")
             return
-        record = self._check_signed(site, device, signed, msg)
-        seq, kind = int(record["seq"]), str(record["kind"])
+        self._check_signed(site, device, signed, msg)
+        if first is not None:
+            self._fork(device, seq, kind, signed, msg.payload)
+            return
         bucket = self.out / device / "items" / bucket_of(seq)
         self._sync.write(bucket / f"{item_stem(seq, kind)}.rec", msg.payload)
-        media = record.get("media") or None
         self._db.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?)",
-                         (signed.hash, site, device, seq, kind, media and media["name"],
+                         (device, signed.hash, site, seq, kind, media and media["name"],
                           media and media["sha256"], 0 if media else 1, time.time_ns()))
         if self.verify_items:
             self._check_chain(device, Link.of(signed.hash, record))
         if media:
-            self._place_media(signed.hash)
+            self._place_media(device, signed.hash)
 
-    def _known(self, item: str) -> bool:
-        return self._db.execute("SELECT 1 FROM records WHERE item=?", (item,)).fetchone() is not None
+    def _fork(self, device: str, seq: int, kind: str, signed: SignedRecord, payload: bytes) -> None:
+        """A second, validly signed record for a stored seq: the first stands; this one is kept as a finding."""
+        count(self._db, device, "forks")
+        log.error("ALERT %s forked its history: a different signed record for seq %d (item %s…); the first "
+                  "record stands", device, seq, signed.hash[:16])
+        if self._db.execute("SELECT 1 FROM forks WHERE device=? AND item=?", (device, signed.hash)).fetchone():
+            return
+        kept = self._db.execute("SELECT COUNT(*) FROM forks WHERE device=? AND path IS NOT NULL",
+                                (device,)).fetchone()[0]
+        path = None
+        if kept < self.limits.max_forks:
+            path = self.out / device / "forks" / signed.hash[:16] / f"{item_stem(seq, kind)}.rec"
+            atomic_write(path, payload)
+        self._db.execute("INSERT INTO forks VALUES (?,?,?,?,?)",
+                         (device, seq, signed.hash, path and str(path), time.time_ns()))
 
     # -- media ----------------------------------------------------------------------------------
-    def _media(self, site: str, device: str, msg: Inbound) -> None:
+    def _parse_chunk(self, msg: Inbound, max_size: int) -> Chunk:
         try:
             chunk = parse_chunk(props_dict(msg.user_props), msg.payload)
         except ValueError as exc:
-            raise Refused(str(exc)) from exc
-        done = self._db.execute("SELECT 1 FROM media WHERE item=?", (chunk.item,)).fetchone()
-        if done is not None:
-            self._count(device, "duplicates")
+            raise Refused(str(exc), reason="bad_chunk") from exc
+        check_chunk(chunk, self.limits, max_size=max_size)
+        return chunk
+
+    def _media(self, device: str, msg: Inbound) -> None:
+        chunk = self._parse_chunk(msg, self.limits.max_item_bytes)
+        canonical_media_name(chunk.seq, chunk.kind, chunk.name)
+        if self._db.execute("SELECT 1 FROM media WHERE device=? AND item=?", (device, chunk.item)).fetchone():
+            count(self._db, device, "duplicates")
             return
-        final = self._reassemble(chunk)
+        rec = self._db.execute("SELECT media_sha256 FROM records WHERE device=? AND item=?",
+                               (device, chunk.item)).fetchone()
+        if rec is not None and rec[0] != chunk.sha256:
+            raise Refused(f"media chunk of item {chunk.item[:12]} names SHA-256 {chunk.sha256[:12]}, its record "
+                          f"says {str(rec[0])[:12]}", 0x83, "media_mismatch")
+        final = self._reassemble(device, chunk)
         if final is None:
             return
-        self._db.execute("INSERT INTO media VALUES (?,?,?,?)", (chunk.item, device, chunk.sha256, str(final)))
-        self._db.execute("DELETE FROM chunks WHERE item=?", (chunk.item,))
-        self._place_media(chunk.item)
+        self._db.execute("INSERT INTO media VALUES (?,?,?,?)", (device, chunk.item, chunk.sha256, str(final)))
+        self._place_media(device, chunk.item)
 
-    def _chunked_record(self, msg: Inbound) -> Inbound | None:
+    def _chunked_record(self, device: str, msg: Inbound) -> Inbound | None:
         """A record larger than the broker's packet limit arrives in chunks: the whole sidecar, once complete."""
-        try:
-            chunk = parse_chunk(props_dict(msg.user_props), msg.payload)
-        except ValueError as exc:
-            raise Refused(str(exc)) from exc
-        final = self._reassemble(chunk)
+        chunk = self._parse_chunk(msg, self.limits.max_record_bytes)
+        final = self._reassemble(device, chunk)
         if final is None:
             return None
-        self._db.execute("DELETE FROM chunks WHERE item=?", (chunk.item,))
         payload = final.read_bytes()
         final.unlink()
-        try:
-            record_hash = parse_sidecar(payload, msg.topic).hash
-        except VerificationError as exc:
-            raise Refused(str(exc)) from exc
-        props = (("item", record_hash), ("seq", str(chunk.seq)), ("kind", chunk.kind))
+        props = (("seq", str(chunk.seq)), ("kind", chunk.kind))
         return dataclasses.replace(msg, payload=payload, user_props=props)
 
-    def _reassemble(self, chunk: Chunk) -> Path | None:
+    def _partial_dir(self, device: str) -> Path:
+        return self.state / "partial" / device
+
+    def _drop_partial(self, device: str, item: str, total: int, reason: str) -> None:
+        self._db.execute("DELETE FROM chunks WHERE device=? AND item=? AND total=?", (device, item, total))
+        self._db.execute("DELETE FROM partials WHERE device=? AND item=? AND total=?", (device, item, total))
+        (self._partial_dir(device) / f"{item}.{total}").unlink(missing_ok=True)
+        count(self._db, device, reason)
+
+    def _expire_partials(self, device: str) -> None:
+        cutoff = time.time_ns() - int(self.limits.partial_max_age_s * 1e9)
+        for item, total in self._db.execute("SELECT item, total FROM partials WHERE device=? AND started_ns<?",
+                                            (device, cutoff)).fetchall():
+            self._drop_partial(device, item, total, "partial_expired")
+
+    def _reassemble(self, device: str, chunk: Chunk) -> Path | None:
         """Store one chunk durably; the whole file (checked against its SHA-256) once every chunk is here."""
-        check_segment(chunk.name, "media name")
-        partial = self.state / "partial" / f"{chunk.item}.{chunk.total}"
+        key = (device, chunk.item, chunk.total)
+        known = self._db.execute("SELECT size, sha256 FROM partials WHERE device=? AND item=? AND total=?",
+                                 key).fetchone()
+        if known is None:
+            sets = self._db.execute("SELECT item, total FROM partials WHERE device=? ORDER BY started_ns",
+                                    (device,)).fetchall()
+            for item, total in sets[:max(0, len(sets) - self.limits.max_partial_sets + 1)]:
+                self._drop_partial(device, item, total, "partial_evicted")
+            self._db.execute("INSERT INTO partials VALUES (?,?,?,?,?,?)", (*key, chunk.size, chunk.sha256,
+                                                                         time.time_ns()))
+        elif tuple(known) != (chunk.size, chunk.sha256):
+            raise Refused(f"chunk of item {chunk.item[:12]} disagrees with earlier chunks about size/SHA-256",
+                          reason="bad_chunk")
+        folder = self._partial_dir(device)
+        folder.mkdir(exist_ok=True)
+        partial = folder / f"{chunk.item}.{chunk.total}"
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             os.pwrite(fd, chunk.data, chunk.offset)
         finally:
             os.close(fd)
         self._sync.written(partial)
-        self._db.execute("INSERT OR IGNORE INTO chunks VALUES (?,?,?)", (chunk.item, chunk.total, chunk.index))
-        have = self._db.execute("SELECT COUNT(*) FROM chunks WHERE item=? AND total=?",
-                                (chunk.item, chunk.total)).fetchone()[0]
+        self._db.execute("INSERT OR IGNORE INTO chunks VALUES (?,?,?,?)", (*key, chunk.index))
+        have = self._db.execute("SELECT COUNT(*) FROM chunks WHERE device=? AND item=? AND total=?",
+                                key).fetchone()[0]
         if have < chunk.total:
             return None
         digest = hashlib.sha256()
         with open(partial, "rb") as fh:
             while block := fh.read(1 << 20):
                 digest.update(block)
+        self._db.execute("DELETE FROM chunks WHERE device=? AND item=? AND total=?", key)
+        self._db.execute("DELETE FROM partials WHERE device=? AND item=? AND total=?", key)
         if os.path.getsize(partial) != chunk.size or digest.hexdigest() != chunk.sha256:
-            self._db.execute("DELETE FROM chunks WHERE item=? AND total=?", (chunk.item, chunk.total))
             partial.unlink()
-            raise Refused(f"reassembled media of item {chunk.item[:12]} does not match its SHA-256", 0x83)
-        final = self.state / "partial" / f"{chunk.item}.done"
+            raise Refused(f"reassembled file of item {chunk.item[:12]} does not match its SHA-256", 0x83,
+                          "media_mismatch")
+        final = folder / f"{chunk.item}.done"
         os.replace(partial, final)
         self._sync.moved(final)
         return final
 
-    def _place_media(self, item: str) -> None:
+    def _place_media(self, device: str, item: str) -> None:
         """Move complete media next to its record once both are here (either may come first)."""
-        rec = self._db.execute("SELECT device, seq, kind, media_name, media_sha256, media_done FROM records "
-                               "WHERE item=?", (item,)).fetchone()
-        med = self._db.execute("SELECT sha256, path FROM media WHERE item=?", (item,)).fetchone()
-        if rec is None or med is None or rec[5]:
+        rec = self._db.execute("SELECT seq, kind, media_name, media_sha256, media_done FROM records "
+                               "WHERE device=? AND item=?", (device, item)).fetchone()
+        med = self._db.execute("SELECT sha256, path FROM media WHERE device=? AND item=?", (device, item)).fetchone()
+        if rec is None or med is None or rec[4]:
             return
-        device, seq, name, sha = rec[0], rec[1], rec[3], rec[4]
+        seq, kind, sha = rec[0], rec[1], rec[3]
+        name = canonical_media_name(seq, kind, rec[2])  # checked when stored; checked again before a write
         if med[0] != sha:
-            raise Refused(f"media of seq {seq} has SHA-256 {med[0][:12]}, its record says {sha[:12]}", 0x83)
+            raise Refused(f"media of seq {seq} has SHA-256 {med[0][:12]}, its record says {sha[:12]}", 0x83,
+                          "media_mismatch")
         bucket = self.out / device / "items" / bucket_of(seq)
         os.replace(med[1], bucket / name)
         self._sync.moved(bucket / name)
-        self._db.execute("UPDATE records SET media_done=1 WHERE item=?", (item,))
-        self._db.execute("UPDATE media SET path=? WHERE item=?", (str(bucket / name), item))
+        self._db.execute("UPDATE records SET media_done=1 WHERE device=? AND item=?", (device, item))
+        self._db.execute("UPDATE media SET path=? WHERE device=? AND item=?", (str(bucket / name), device, item))
 
     def _check_chain(self, device: str, link: Link) -> None:
         """Incremental verification: this record against its stored neighbours, once (store/chain.py)."""
         found = self._links.add(device, link)
         if found:
-            self._count(device, "refused")
+            count(self._db, device, "refused")
+            count(self._db, device, "refused:chain_broken")
             log.error("%s seq %d: %s", device, link.seq, "; ".join(found))
 
     # -- bookkeeping ----------------------------------------------------------------------------
-    def _count(self, device: str, name: str) -> None:
-        self._db.execute("INSERT INTO counters VALUES (?,?,1) ON CONFLICT(device, name) DO UPDATE SET n=n+1",
-                         (device, name))
-
-    def _quarantine(self, msg: Inbound, device: str, exc: Refused) -> None:
-        reason = REASONS.get(exc.code, "Unspecified error")
-        log.error("refused message on %s: %s (%s, 0x%02x)", msg.topic, exc, reason, exc.code)
-        name = f"{time.time_ns()}-{hashlib.sha256(msg.payload).hexdigest()[:16]}"
-        q = self.state / "quarantine"
-        atomic_write(q / f"{name}.bin", msg.payload, sync_dir=False)
-        atomic_write(q / f"{name}.json", json.dumps({
-            "topic": msg.topic, "user_properties": msg.user_props, "problem": str(exc),
-            "reason_code": exc.code, "reason": reason}, indent=1).encode())
-        self._count(device, "refused")
+    def _refuse(self, msg: Inbound, device: str, exc: Refused) -> None:
+        log.error("refused message on %.200s: %.300s (%s, 0x%02x)", msg.topic, exc, exc.reason, exc.code)
+        count(self._db, device, "refused")
+        count(self._db, device, f"refused:{exc.reason}")
+        self._quarantine.put(device, msg, exc)
 
     def report(self) -> dict[str, DeviceReport]:
-        """Per device: records stored, missing sequence numbers, incomplete media, duplicates."""
+        """Per device: records, missing sequence numbers, incomplete media, duplicates, forks, refusals."""
         with self._lock:
-            out: dict[str, DeviceReport] = {}
-            for device, site in self._db.execute("SELECT DISTINCT device, site FROM records"):
-                seqs = [r[0] for r in self._db.execute("SELECT seq FROM records WHERE device=? ORDER BY seq",
-                                                       (device,))]
-                have = set(seqs)
-                rep = DeviceReport(site=site, records=len(seqs), max_seq=seqs[-1] if seqs else -1)
-                rep.missing = [s for s in range(0, rep.max_seq + 1) if s not in have]
-                rep.incomplete = [r[0] for r in self._db.execute(
-                    "SELECT seq FROM records WHERE device=? AND media_done=0 ORDER BY seq", (device,))]
-                out[device] = rep
-            for device, name, n in self._db.execute("SELECT device, name, n FROM counters"):
-                rep = out.setdefault(device, DeviceReport(site="?"))
-                setattr(rep, name, n)
+            out = build_report(self._db)
             for device, live in self._live.items():
                 rep = out.setdefault(device, DeviceReport(site="?"))
                 rep.status = live.get("status")

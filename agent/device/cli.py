@@ -168,7 +168,13 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 
 def _print_report(report_json: dict[str, object]) -> None:
     r = report_json
-    print(f"{r['path']}: {'OK' if r['ok'] else 'FAILED'}")
+    if not r["ok"]:
+        print(f"{r['path']}: FAILED — {len(r['problems'])} problem(s)")  # type: ignore[arg-type]
+    elif r.get("trusted"):
+        print(f"{r['path']}: OK — intact and signed under the trusted CA {r.get('issuer')}")
+    else:
+        print(f"{r['path']}: INTACT BUT NOT TRUSTED — signatures and chain hold, but no --ca vouches for the "
+              f"signer (self-asserted issuer {r.get('issuer')}); anyone with a key could have made this")
     print(f"  {r['items']} items ({r['mode']}), seq {r['first_seq']}..{r['last_seq']}, "
           f"{r['first_time']} .. {r['last_time']}")
     print(f"  device {r['device_id']}, key {str(r['key_id'])[:16]}…, "
@@ -220,11 +226,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
                        "problems": [{"item": args.path, "problem": str(exc)}]}
         print(json.dumps(report_json, indent=2) if args.json else f"{args.path}: FAILED — {exc}")
         return 1
+    doc = report.to_json()
+    doc["exit_code"] = code = verify_exit_code(report.ok, report.trusted, args.allow_untrusted)
     if args.json:
-        print(json.dumps(report.to_json(), indent=2))
+        print(json.dumps(doc, indent=2))
     else:
-        _print_report(report.to_json())
-    return 0 if report.ok else 1
+        _print_report(doc)
+    return code
+
+
+#: ``evidence-agent verify`` exit codes: intact and trusted, problems found, bad usage, intact but untrusted.
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_UNTRUSTED = 0, 1, 2, 3
+
+
+def verify_exit_code(ok: bool, trusted: bool, allow_untrusted: bool) -> int:
+    """0 only for intact *and* trusted evidence (or intact with --allow-untrusted)."""
+    if not ok:
+        return EXIT_PROBLEMS
+    return EXIT_OK if trusted or allow_untrusted else EXIT_UNTRUSTED
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -302,7 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="verify a vault, a copy of its files, one item or an export bundle")
     v.add_argument("path")
     v.add_argument("--json", action="store_true", help="machine-readable report")
-    v.add_argument("--ca", action="append", help="trusted CA certificate (PEM); may repeat")
+    v.add_argument("--ca", action="append", help="trusted CA certificate (PEM); may repeat. Without it intact "
+                   "evidence exits 3 (intact but not trusted)")
+    v.add_argument("--allow-untrusted", action="store_true",
+                   help="exit 0 for intact evidence even when no --ca vouches for the signer")
     v.add_argument("--tsa-ca", action="append", help="trusted RFC 3161 TSA root (PEM); may repeat")
     v.add_argument("--ledger-key", action="append", help="the ledger's signed-note verifier key; may repeat")
     v.add_argument("--ledger-checkpoint", action="append",

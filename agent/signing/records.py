@@ -92,12 +92,14 @@ def parse_sidecar(data: bytes, where: str) -> SignedRecord:
         envelope = json.loads(env_line)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise VerificationError(f"{where}: sidecar is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise VerificationError(f"{where}: sidecar JSON is nested too deeply") from None
     if not isinstance(record, dict) or not isinstance(envelope, dict):
         raise VerificationError(f"{where}: record and envelope must be JSON objects")
     try:
         if canonical(record) != body:
             raise VerificationError(f"{where}: record line is not in canonical (RFC 8785) form")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise VerificationError(f"{where}: {exc}") from exc
     if envelope.get("alg") != ALG:
         raise VerificationError(f"{where}: unsupported signature algorithm {envelope.get('alg')!r}")

@@ -25,7 +25,7 @@ from agent.core.errors import VerificationError
 from agent.signing.keys import key_id_of
 from agent.signing.layout import ITEM_RE
 from agent.signing.records import GENESIS_PREV, SignedRecord, parse_sidecar
-from agent.signing.sources import ZIP_ERRORS, Entry, EvidenceSource, open_source
+from agent.signing.sources import ZIP_ERRORS, Entry, EvidenceSource, open_source, plain_name
 from agent.signing.trust import verify_chain, verify_signature
 
 
@@ -194,6 +194,10 @@ def _load(src: EvidenceSource, entries: list[Entry], report: Report,
         if not _check_signature(entry.name, signed, report):
             continue
         rec = signed.record
+        shape = _shape_problem(rec)
+        if shape:
+            report.problem(entry.name, shape)
+            continue
         fname = entry.name.rsplit("/", 1)[-1]
         m = ITEM_RE.match(fname)
         if not m or int(m.group(1)) != rec.get("seq") or m.group(2) != rec.get("kind"):
@@ -211,6 +215,23 @@ def _load(src: EvidenceSource, entries: list[Entry], report: Report,
         items.append(CheckedItem(entry.name, entry.folder, signed, rec))
     report.trusted = bool(trusted) and bool(items) and untrusted == 0
     return items
+
+
+def _shape_problem(rec: dict[str, Any]) -> str | None:
+    """What the later checks rely on, checked once: a validly signed record can still be malformed."""
+    seq, kind, media = rec.get("seq"), rec.get("kind"), rec.get("media")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        return f"record seq {str(seq)[:40]!r} is not a non-negative integer"
+    if not isinstance(kind, str) or not isinstance(rec.get("captured"), dict):
+        return "record has no kind or no capture block"
+    if rec.get("extra") is not None and not isinstance(rec.get("extra"), dict):
+        return "record extra is not an object"
+    if media is not None and media != {}:
+        if not isinstance(media, dict) or not isinstance(media.get("name"), str):
+            return "record media is not an object with a name"
+        if not plain_name(media["name"]) or not media["name"].startswith(f"{seq:012d}.{kind}."):
+            return f"media name {media['name'][:80]!r} is not this item's name (path-like names refused)"
+    return None
 
 
 def _captured_at(rec: dict[str, Any]) -> dt.datetime | None:
@@ -239,7 +260,13 @@ def _check_sequence(src: EvidenceSource, items: list[CheckedItem], report: Repor
         return
     seqs = sorted(by_seq)
     first = seqs[0]
-    allowed_first = int((src.manifest or {}).get("first_seq", 0)) if src.mode == "bundle" else 0
+    allowed_first = 0
+    if src.mode == "bundle":
+        declared = (src.manifest or {}).get("first_seq", 0)
+        if not isinstance(declared, int) or isinstance(declared, bool):
+            report.problem("MANIFEST.json", f"first_seq {str(declared)[:40]!r} is not an integer")
+        else:
+            allowed_first = declared
     if first != allowed_first:
         report.problem(f"seq {allowed_first}", f"items before seq {first} are missing")
     for a, b in itertools.pairwise(seqs):
@@ -307,27 +334,46 @@ def _check_unsealed(src: EvidenceSource, entries: list[Entry], items: list[Check
             report.problem(name, "media file has no sealed record (unsealed or injected)")
 
 
+def _guarded(report: Report, where: str, step: Callable[[], None]) -> None:
+    """Run one stage; a hostile input that still trips it becomes a named problem, never a traceback."""
+    try:
+        step()
+    except VerificationError as exc:
+        report.problem(where, str(exc))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError,
+            UnicodeError, *ZIP_ERRORS) as exc:
+        report.problem(where, f"could not be checked: malformed input ({type(exc).__name__}: {str(exc)[:200]})")
+
+
 def check(path: Path, *, trusted_ca: Sequence[x509.Certificate] = (),
           checkers: Sequence[Checker] = ()) -> Report:
     """Run every check and return the report (never raises for bad evidence, only for bad paths)."""
     src = open_source(Path(path))
     report = Report(path=str(path), mode=src.mode, trusted_ca=bool(trusted_ca))
     try:
-        entries = src.entries()
-        items = _load(src, entries, report, list(trusted_ca))
+        entries: list[Entry] = []
+        items: list[CheckedItem] = []
+
+        def load() -> None:
+            entries.extend(src.entries())
+            items.extend(_load(src, entries, report, list(trusted_ca)))
+
+        _guarded(report, str(path), load)
+        for name, why in src.refused:
+            report.problem(name, why)
         evicted = _evicted(items)
         for it in items:
-            _check_media(src, it, report, evicted)
+            _guarded(report, _where(it), lambda it=it: _check_media(src, it, report, evicted))  # type: ignore[misc]
         if src.mode != "single":
-            _check_unsealed(src, entries, items, report)
-        _check_sequence(src, items, report)
-        _check_restarts(src, items, report)
+            _guarded(report, str(path), lambda: _check_unsealed(src, entries, items, report))
+        _guarded(report, "sequence", lambda: _check_sequence(src, items, report))
+        _guarded(report, "restart records", lambda: _check_restarts(src, items, report))
         items.sort(key=lambda i: i.seq)
         report.items = len(items)
         if items:
             report.first_seq, report.last_seq = items[0].seq, items[-1].seq
-            report.first_time = items[0].record["captured"]["wall"]
-            report.last_time = items[-1].record["captured"]["wall"]
+            report.first_time = str(items[0].record["captured"].get("wall"))
+            report.last_time = str(items[-1].record["captured"].get("wall"))
             report.device_id = str(items[0].record.get("device_id"))
             report.key_id = items[0].signed.key_id
             report.kinds = dict(Counter(str(i.record.get("kind")) for i in items))
@@ -335,7 +381,8 @@ def check(path: Path, *, trusted_ca: Sequence[x509.Certificate] = (),
             report.problem(str(path), "no evidence records found")
         ctx = Context(src, items, report)
         for checker in checkers:
-            checker(ctx)
+            name = getattr(checker, "__qualname__", "checker").split(".")[0]
+            _guarded(report, name.replace("_checker", "").replace("_", " "), lambda c=checker: c(ctx))  # type: ignore[misc]
     finally:
         src.close()
     return report

@@ -31,9 +31,11 @@ def demo_vault(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_demo_then_verify_json(demo_vault: Path) -> None:
-    res = cli("verify", str(demo_vault), "--json")
+    dev_ca = demo_vault.with_name("vault-keys") / "ca.pem"  # the device's development CA, kept beside its key
+    res = cli("verify", str(demo_vault), "--json", "--ca", str(dev_ca))
     assert res.returncode == 0, res.stdout
     report = json.loads(res.stdout)
+    assert report["trusted"] is True and "Development CA" in report["issuer"]
     assert report["ok"] is True and report["items"] >= 4 and report["problems"] == []
     assert report["kinds"]["restart"] == 1 and report["kinds"]["still"] >= 3
     keys = demo_vault.with_name("vault-keys")
@@ -61,7 +63,7 @@ def test_export_bundle_and_reindex(demo_vault: Path, tmp_path: Path) -> None:
     assert "chain checked against the trusted CA" in res.stdout
     for f in demo_vault.glob("index.sqlite*"):
         f.unlink()
-    assert cli("verify", str(demo_vault)).returncode == 0
+    assert cli("verify", str(demo_vault), "--allow-untrusted").returncode == 0
     res = cli("reindex", str(demo_vault))
     assert res.returncode == 0 and "reindexed" in res.stdout
 
@@ -70,6 +72,16 @@ def test_verify_with_wrong_ca_fails(demo_vault: Path, tmp_path: Path) -> None:
     assert cli("keys", "init", "--key-dir", str(tmp_path / "k"), "--device-id", "x").returncode == 0
     res = cli("verify", str(demo_vault), "--ca", str(tmp_path / "k" / "ca.pem"))
     assert res.returncode == 1 and "trusted CA" in res.stdout
+
+
+def test_intact_but_untrusted_exits_3_and_says_so_first(demo_vault: Path) -> None:
+    """Without --ca a fabricated vault would verify just as well: that is not exit 0 (it was, before)."""
+    res = cli("verify", str(demo_vault))
+    assert res.returncode == 3, res.stdout
+    assert "INTACT BUT NOT TRUSTED" in res.stdout.splitlines()[0]
+    doc = json.loads(cli("verify", str(demo_vault), "--json").stdout)
+    assert doc["ok"] is True and doc["trusted"] is False and doc["exit_code"] == 3
+    assert cli("verify", str(demo_vault), "--allow-untrusted").returncode == 0
 
 
 def test_usage_and_config_errors_exit_2(tmp_path: Path) -> None:
@@ -95,7 +107,7 @@ def test_unreadable_camera_is_a_clear_error_and_keeps_what_was_sealed(tmp_path: 
     assert cli("check-config", str(cfg)).returncode == 0
     res = cli("run", "--config", str(cfg), "--seconds", "2")
     assert res.returncode == 1 and "/nonexistent/camera.mp4" in res.stderr
-    assert cli("verify", str(tmp_path / "vault")).returncode == 0
+    assert cli("verify", str(tmp_path / "vault"), "--ca", str(tmp_path / "keys" / "ca.pem")).returncode == 0
 
 
 def test_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
@@ -110,5 +122,5 @@ def test_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "sealed" in out
-    res = cli("verify", str(tmp_path / "vault"), "--json")
+    res = cli("verify", str(tmp_path / "vault"), "--json", "--ca", str(tmp_path / "keys" / "ca.pem"))
     assert res.returncode == 0 and json.loads(res.stdout)["kinds"]["still"] >= 3

@@ -84,7 +84,8 @@ def test_malformed_messages_are_quarantined_with_reason_codes(mosquitto: Mosquit
             assert dev.publish_wait(topic, payload, user_props=props).ok
         assert wait_until(lambda: ingest.ingest.report().get("dev-mal") is not None
                      and ingest.ingest.report()["dev-mal"].refused == len(sends))
-        notes = [json.loads(p.read_text()) for p in (tmp_path / "out" / ".ingest" / "quarantine").glob("*.json")]
+        qdir = tmp_path / "out" / ".ingest" / "quarantine" / "dev-mal"
+        notes = [json.loads(p.read_text()) for p in qdir.glob("*.json")]
         codes = sorted(n["reason_code"] for n in notes)
         assert codes == sorted([0x99, 0x87, 0x83, 0x99, 0x99]), notes
         assert all(n["problem"] and n["reason"] for n in notes)

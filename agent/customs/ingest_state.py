@@ -1,0 +1,139 @@
+"""Ingest bookkeeping: the state schema (every table keyed by device), counters, the bounded quarantine
+and the streamed per-device report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.core.fsutil import atomic_write
+
+if TYPE_CHECKING:
+    from agent.customs.guard import Limits, Refused
+    from agent.wire.mqtt import Inbound
+
+SCHEMA_VERSION = 2
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS records (device TEXT NOT NULL, item TEXT NOT NULL, site TEXT NOT NULL,
+  seq INTEGER NOT NULL, kind TEXT NOT NULL, media_name TEXT, media_sha256 TEXT, media_done INTEGER NOT NULL,
+  at_ns INTEGER NOT NULL, PRIMARY KEY (device, item), UNIQUE (device, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS forks (device TEXT NOT NULL, seq INTEGER NOT NULL, item TEXT NOT NULL, path TEXT,
+  at_ns INTEGER NOT NULL, PRIMARY KEY (device, item)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS partials (device TEXT NOT NULL, item TEXT NOT NULL, total INTEGER NOT NULL,
+  size INTEGER NOT NULL, sha256 TEXT NOT NULL, started_ns INTEGER NOT NULL,
+  PRIMARY KEY (device, item, total)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chunks (device TEXT NOT NULL, item TEXT NOT NULL, total INTEGER NOT NULL,
+  idx INTEGER NOT NULL, PRIMARY KEY (device, item, total, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS media (device TEXT NOT NULL, item TEXT NOT NULL, sha256 TEXT NOT NULL,
+  path TEXT NOT NULL, PRIMARY KEY (device, item)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (device TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,
+  PRIMARY KEY (device, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quarantine_use (device TEXT PRIMARY KEY, files INTEGER NOT NULL,
+  bytes INTEGER NOT NULL) WITHOUT ROWID;
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+REPORT_LIST_CAP = 1000  # seq lists in the report are cut here; the counts are always complete
+REASON_NAMES = {0x99: "Payload format invalid", 0x83: "Implementation specific error", 0x87: "Not authorized",
+                0x90: "Topic Name invalid"}
+
+
+@dataclass
+class DeviceReport:
+    site: str
+    records: int = 0
+    max_seq: int = -1
+    missing: list[int] = field(default_factory=list)  # first REPORT_LIST_CAP missing seqs
+    missing_count: int = 0
+    incomplete: list[int] = field(default_factory=list)  # record stored, media not (yet) complete
+    duplicates: int = 0
+    refused: int = 0
+    refusals: dict[str, int] = field(default_factory=dict)  # reason -> count
+    forks: list[dict[str, Any]] = field(default_factory=list)  # second records for a stored seq (findings)
+    fork_count: int = 0
+    alerts: int = 0
+    partials_dropped: int = 0
+    status: dict[str, Any] | None = None
+    availability: str | None = None
+
+    @property
+    def findings(self) -> bool:
+        """Anything an officer must look at (the ingest exits 1)."""
+        return bool(self.missing_count or self.incomplete or self.refused or self.fork_count)
+
+
+def count(db: sqlite3.Connection, device: str, name: str, n: int = 1) -> None:
+    db.execute("INSERT INTO counters VALUES (?,?,?) ON CONFLICT(device, name) DO UPDATE SET n=n+excluded.n",
+               (device, name, n))
+
+
+class Quarantine:
+    """Refused messages kept for an officer to look at, per device, within a byte and a file budget."""
+
+    def __init__(self, db: sqlite3.Connection, root: Path, limits: Limits) -> None:
+        self.db, self.root, self.limits = db, root, limits
+
+    def put(self, device: str, msg: Inbound, exc: Refused) -> None:
+        row = self.db.execute("SELECT files, bytes FROM quarantine_use WHERE device=?", (device,)).fetchone()
+        files, used = row if row is not None else (0, 0)
+        if files >= self.limits.quarantine_files:
+            count(self.db, device, "quarantine_full")
+            return
+        keep_payload = used + len(msg.payload) <= self.limits.quarantine_bytes
+        folder = self.root / (device if device != "?" else "_bad_topic")
+        name = f"{time.time_ns()}-{hashlib.sha256(msg.payload).hexdigest()[:16]}"
+        if keep_payload:
+            atomic_write(folder / f"{name}.bin", msg.payload, sync_dir=False)
+        meta = json.dumps({"topic": msg.topic[:512], "user_properties": [list(p) for p in msg.user_props[:32]],
+                           "problem": str(exc)[:2000], "reason": exc.reason, "reason_code": exc.code,
+                           "mqtt_reason": REASON_NAMES.get(exc.code, "Unspecified error"),
+                           "payload_bytes": len(msg.payload), "payload_kept": keep_payload}, indent=1).encode()
+        atomic_write(folder / f"{name}.json", meta)
+        self.db.execute("INSERT INTO quarantine_use VALUES (?,?,?) ON CONFLICT(device) DO UPDATE SET "
+                        "files=files+1, bytes=bytes+?",
+                        (device, 1, len(msg.payload) if keep_payload else 0,
+                         len(msg.payload) if keep_payload else 0))
+
+
+def _gaps(db: sqlite3.Connection, device: str, rep: DeviceReport) -> None:
+    """Missing seqs by walking the stored ones in order (never a range over a device-chosen maximum)."""
+    expect = 0
+    for (seq,) in db.execute("SELECT seq FROM records WHERE device=? ORDER BY seq", (device,)):
+        if seq > expect:
+            rep.missing_count += seq - expect
+            room = REPORT_LIST_CAP - len(rep.missing)
+            if room > 0:
+                rep.missing.extend(range(expect, min(seq, expect + room)))
+        expect = seq + 1
+        rep.records += 1
+        rep.max_seq = seq
+
+
+def build_report(db: sqlite3.Connection) -> dict[str, DeviceReport]:
+    out: dict[str, DeviceReport] = {}
+    for device, site in db.execute("SELECT device, MIN(site) FROM records GROUP BY device").fetchall():
+        rep = out[device] = DeviceReport(site=site)
+        _gaps(db, device, rep)
+        rep.incomplete = [r[0] for r in db.execute(
+            "SELECT seq FROM records WHERE device=? AND media_done=0 ORDER BY seq LIMIT ?",
+            (device, REPORT_LIST_CAP))]
+    for device, seq, item, path in db.execute(
+            "SELECT device, seq, item, path FROM forks ORDER BY device, seq").fetchall():
+        rep = out.setdefault(device, DeviceReport(site="?"))
+        rep.fork_count += 1
+        if len(rep.forks) < REPORT_LIST_CAP:
+            rep.forks.append({"seq": seq, "item": item, "kept": path})
+    for device, name, n in db.execute("SELECT device, name, n FROM counters").fetchall():
+        rep = out.setdefault(device, DeviceReport(site="?"))
+        if name.startswith("refused:"):
+            rep.refusals[name.split(":", 1)[1]] = n
+        elif name in ("duplicates", "refused", "alerts"):
+            setattr(rep, name, n)
+        elif name.startswith("partial_"):
+            rep.partials_dropped += n
+    return out

@@ -1,0 +1,151 @@
+"""Ingest against a compromised device, message by message (the same attacks go through the broker and the
+real CLI in tests/security). Every one of these wrote, stalled or replaced before the trust-boundary work."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.customs.guard import Limits, json_depth
+from agent.customs.ingest import Ingest
+from agent.wire.mqtt import Inbound
+from tests.support.hostile import Device, chunk_msgs, raw_chunk, record_msg, sidecar
+
+
+@pytest.fixture
+def ingest(tmp_path: Path) -> Iterator[Ingest]:
+    ing = Ingest(tmp_path / "out", limits=Limits(max_partial_sets=4, quarantine_files=50, max_forks=2))
+    yield ing
+    ing.close()
+
+
+@pytest.fixture
+def mal(tmp_path: Path) -> Iterator[Device]:
+    dev = Device(tmp_path / "mal", "dev-mal")
+    yield dev
+    dev.close()
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> Iterator[Device]:
+    dev = Device(tmp_path / "good", "dev-good")
+    yield dev
+    dev.close()
+
+
+def _refusals(ingest: Ingest, device: str) -> dict[str, int]:
+    return ingest.report()[device].refusals
+
+
+@pytest.mark.parametrize("name", ["../../../escaped.jpg", "/tmp/absolute-evil.jpg", "000000000001.still.sh",
+                                  "000000000001.still.jpg/../../x.jpg", "000000000002.still.jpg"])
+def test_media_name_must_be_canonical(ingest: Ingest, mal: Device, tmp_path: Path, name: str) -> None:
+    item = mal.still(b"jpeg" * 100)
+    forged = mal.forge(item, media={**item.record["media"], "name": name})
+    ingest.handle(record_msg(mal, forged))
+    assert _refusals(ingest, "dev-mal") == {"bad_media_name": 1}
+    assert not (tmp_path / "escaped.jpg").exists() and not Path("/tmp/absolute-evil.jpg").exists()
+    assert not list((tmp_path / "out" / "dev-mal").rglob("*.rec")) if (tmp_path / "out" / "dev-mal").exists() \
+        else True
+
+
+def test_fork_keeps_the_first_record_and_reports_the_second(ingest: Ingest, mal: Device, tmp_path: Path) -> None:
+    first = mal.event()
+    ingest.handle(record_msg(mal, sidecar(first)))
+    for i in range(4):
+        ingest.handle(record_msg(mal, mal.forge(first, extra={"type": f"rewritten-{i}"})))
+    ingest.handle(record_msg(mal, sidecar(first)))  # a plain redelivery is a duplicate, not a fork
+    stored = tmp_path / "out" / "dev-mal" / "items" / "000000" / f"{first.seq:012d}.event.rec"
+    assert stored.read_bytes() == sidecar(first)
+    rep = ingest.report()["dev-mal"]
+    assert rep.fork_count == 4 and rep.duplicates == 1 and rep.findings
+    assert len(list((tmp_path / "out" / "dev-mal" / "forks").rglob("*.rec"))) == 2  # max_forks bounds the copies
+
+
+def test_poison_messages_are_refused_and_never_raise(ingest: Ingest, mal: Device) -> None:
+    item = mal.event()
+    deep = b"[" * 100_000 + b"]" * 100_000
+    sends = [
+        record_msg(mal, deep + b"\n{}"),
+        record_msg(mal, mal.forge(item, seq=1.5)),
+        record_msg(mal, mal.forge(item, seq=2**53 - 1)),
+        record_msg(mal, mal.forge(item, seq=-1)),
+        record_msg(mal, mal.forge(item, kind="k" * 500)),
+        raw_chunk(mal, offset=2**62, size=2**63),
+        raw_chunk(mal, seq="9" * 40, name="x.jpg"),
+        raw_chunk(mal, name="n" * 10_000),
+        Inbound(f"{mal.topic}/status", b"[" * 50_000, 1, False),
+        Inbound(f"{mal.topic}/nonsense", b"", 1, False),
+        Inbound("evidence/../x/record", b"", 1, False),
+    ]
+    for msg in sends:
+        ingest.handle(msg)  # must not raise: an exception would leave the message unacknowledged
+    rep = ingest.report()["dev-mal"]
+    assert rep.refused == len(sends) - 1
+    assert set(rep.refusals) >= {"too_deep", "bad_seq", "bad_kind", "too_large", "bad_media_name",
+                                 "bad_topic"}
+
+
+def test_a_handler_crash_is_a_counted_refusal(ingest: Ingest, mal: Device, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*_a: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(ingest, "_record", boom)
+    ingest.handle(record_msg(mal, sidecar(mal.event())))
+    assert _refusals(ingest, "dev-mal") == {"internal_error": 1}
+
+
+def test_chunk_metadata_must_describe_the_file(ingest: Ingest, mal: Device, tmp_path: Path) -> None:
+    """A 100-byte chunk declaring gigabytes, or a chunk count that does not fit the size, is refused at once."""
+    ingest.handle(raw_chunk(mal, size=2 * 10**9, total=1))
+    ingest.handle(raw_chunk(mal, size=10**9, total=10**7, index=5, offset=500))
+    ingest.handle(raw_chunk(mal, size=5000, total=3, index=1, offset=4000, data=b"y" * 1000))
+    assert _refusals(ingest, "dev-mal") == {"bad_chunk": 2, "too_large": 1}
+    assert not any((tmp_path / "out" / ".ingest" / "partial").rglob("*.*"))
+
+
+def test_unfinished_chunk_sets_are_bounded_per_device(ingest: Ingest, mal: Device, tmp_path: Path) -> None:
+    for i in range(10):
+        ingest.handle(raw_chunk(mal, item=f"{i:064x}", size=8192, total=2, data=b"z" * 4096))
+    assert len(list((tmp_path / "out" / ".ingest" / "partial" / "dev-mal").iterdir())) == 4
+    assert ingest.report()["dev-mal"].partials_dropped == 6
+
+
+def test_one_device_cannot_suppress_anothers_media(ingest: Ingest, good: Device, mal: Device,
+                                                   tmp_path: Path) -> None:
+    data = os.urandom(10_000)
+    item = good.still(data)
+    # the hostile device claims the good item's hash first (it is public: it is on the record topic)
+    ingest.handle(raw_chunk(mal, item=item.record_hash, sha256=item.record["media"]["sha256"], size=100))
+    ingest.handle(record_msg(good, sidecar(item)))
+    for msg in chunk_msgs(good, item, data):
+        ingest.handle(msg)
+    media = tmp_path / "out" / "dev-good" / "items" / "000000" / item.record["media"]["name"]
+    assert media.read_bytes() == data
+    assert ingest.report()["dev-good"].incomplete == []
+
+
+def test_report_streams_a_huge_seq(ingest: Ingest, mal: Device) -> None:
+    item = mal.event()
+    ingest.handle(record_msg(mal, sidecar(item)))
+    ingest.handle(record_msg(mal, mal.forge(item, seq=10**11)))
+    rep = ingest.report()["dev-mal"]
+    assert rep.missing_count == 10**11 - 1 and len(rep.missing) == 1000 and rep.max_seq == 10**11
+
+
+def test_quarantine_is_bounded(ingest: Ingest, mal: Device, tmp_path: Path) -> None:
+    for i in range(80):
+        ingest.handle(record_msg(mal, b"junk %d" % i))
+    assert ingest.report()["dev-mal"].refused == 80
+    assert len(list((tmp_path / "out" / ".ingest" / "quarantine" / "dev-mal").glob("*.json"))) == 50
+
+
+def test_json_depth_scanner() -> None:
+    assert json_depth(b'{"a": [1, {"b": "[[[["}]}') == 3
+    assert json_depth(b'"\\"[["') == 0
+    assert Limits.parse(["max_chunks=10", "partial-max-age-s=1.5"]) == Limits(max_chunks=10, partial_max_age_s=1.5)
+    with pytest.raises(ValueError, match="unknown"):
+        Limits.parse(["nope=1"])
