@@ -164,7 +164,7 @@ class Publisher:
         self.client.max_queued_messages_set(0)
         self._acked = 0
         self._lock = threading.Lock()
-        self.sent_at: dict[str, float] = {}  # record hash -> monotonic publish time
+        self.sent_at: dict[str, int] = {}  # record hash -> wall-clock publish time (ns; compared across processes)
         self.client.on_publish = self._on_publish
         self.client.connect(host, port)
         self.client.loop_start()
@@ -178,12 +178,19 @@ class Publisher:
         with self._lock:
             return self._acked
 
-    def send(self, messages: list[Message] | Iterator[Message]) -> int:
-        n = 0
+    def send(self, messages: list[Message] | Iterator[Message], rate: float | None = None) -> int:
+        """Publish everything (QoS 1); with ``rate``, at most that many records per second."""
+        n = records = 0
+        started = time.monotonic()
         for m in messages:
             props = make_properties(PacketTypes.PUBLISH, user_props=m.props)
             if m.is_record:
-                self.sent_at.setdefault(m.item, time.monotonic())
+                records += 1
+                if rate:
+                    ahead = started + records / rate - time.monotonic()
+                    if ahead > 0:
+                        time.sleep(ahead)
+                self.sent_at.setdefault(m.item, time.time_ns())
             self.client.publish(m.topic, m.payload, qos=1, properties=props)
             n += 1
         return n
