@@ -23,6 +23,8 @@ from typing import Any
 from agent.core.errors import AgentError, ConfigError, VerificationError
 from agent.customs.flow import FlowLimits, Intake
 from agent.customs.ingest import Ingest, Limits
+from agent.customs.store.base import IndexError_
+from agent.customs.store.opening import open_index
 from agent.wire.mqtt import MqttLink
 from agent.wire.mqtt_settings import MqttConfig, TlsConfig
 from agent.wire.topics import fleet_filter, shared
@@ -74,7 +76,11 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(f"--limit: {exc}") from None
     try:
-        ingest = Ingest(args.out, trusted_ca=args.trust_ca or (), limits=limits)
+        index = None if args.index is None else open_index(args.index)
+    except IndexError_ as exc:
+        raise ConfigError(f"--index: {exc}") from None
+    try:
+        ingest = Ingest(args.out, trusted_ca=args.trust_ca or (), limits=limits, index=index)
     except VerificationError as exc:
         raise ConfigError(f"--trust-ca: {exc}") from None
     link = ingest_link(args)
@@ -102,6 +108,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     rep = report_json(ingest)
     rep["flow"] = asdict(intake.stats)
     ingest.close()
+    if index is not None:
+        index.close()
     text = json.dumps(rep, indent=2, sort_keys=True)
     if args.report is not None:
         Path(args.report).write_text(text + "\n")
@@ -128,6 +136,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seconds", type=float, help="stop after this long")
     p.add_argument("--idle", type=float, help="stop after this many seconds without a message")
     p.add_argument("--report", type=Path, help="also write the JSON report here")
+    p.add_argument("--index", help="also index every record for search: postgresql://user@host/db (shared by "
+                   "the workers of a region) or a SQLite file path")
     p.add_argument("--window", type=int, default=FlowLimits.window,
                    help="messages taken from the broker but not yet stored (reading pauses at this bound)")
     p.add_argument("--batch", type=int, default=FlowLimits.batch,

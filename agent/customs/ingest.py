@@ -29,6 +29,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,10 @@ from agent.customs.guard import (
     check_seq,
 )
 from agent.customs.ingest_state import SCHEMA, SCHEMA_VERSION, DeviceReport, Quarantine, build_report, count
+from agent.customs.store.base import Index
 from agent.customs.store.chain import Link, SqliteLinks
 from agent.customs.store.durable import SyncBatch
+from agent.customs.store.model import ItemRow
 from agent.signing.keys import key_id_of
 from agent.signing.layout import bucket_of, item_stem
 from agent.signing.records import SignedRecord, parse_sidecar
@@ -67,8 +70,9 @@ class Ingest:
     """Handlers for record/media/alert/receipt/status/availability messages; thread-safe."""
 
     def __init__(self, out: Path, *, trusted_ca: Sequence[Path] = (), verify_items: bool = True,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, index: Index | None = None) -> None:
         self.out = Path(out)
+        self.index = index  # the searchable customs index (SQLite or PostgreSQL), written in the same batch
         self.state = self.out / ".ingest"
         for sub in ("partial", "quarantine"):
             (self.state / sub).mkdir(parents=True, exist_ok=True)
@@ -118,8 +122,9 @@ class Ingest:
     def _in_transaction(self, work: Any) -> None:
         self._db.execute("BEGIN IMMEDIATE")  # other workers of a --share group use the same OUT
         try:
-            work()
-            self._sync.flush()
+            with self._index_transaction():
+                work()
+                self._sync.flush()
             self._db.execute("COMMIT")
         except BaseException:
             self._sync.discard()
@@ -136,16 +141,21 @@ class Ingest:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for msg in msgs:
-                    self.messages += 1
-                    done.append(self._one_of_batch(msg))
-                self._sync.flush()  # before the commit, and before flow control acknowledges anything
+                with self._index_transaction():
+                    for msg in msgs:
+                        self.messages += 1
+                        done.append(self._one_of_batch(msg))
+                    self._sync.flush()  # before the commits, and before flow control acknowledges anything
+                # the index committed first: if the state commit fails, redelivery finds the index rows (no-op)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._sync.discard()
                 self._db.execute("ROLLBACK")
                 raise
         return done
+
+    def _index_transaction(self) -> AbstractContextManager[None]:
+        return self.index.transaction() if self.index is not None else nullcontext()
 
     def _one_of_batch(self, msg: Inbound) -> bool:
         self._db.execute("SAVEPOINT msg")
@@ -275,8 +285,11 @@ class Ingest:
         self._db.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?)",
                          (device, signed.hash, site, seq, kind, media and media["name"],
                           media and media["sha256"], 0 if media else 1, time.time_ns()))
+        link = Link.of(signed.hash, record)
         if self.verify_items:
-            self._check_chain(device, Link.of(signed.hash, record))
+            self._check_chain(device, link)
+        if self.index is not None:
+            self.index.put_item(ItemRow.of(signed.hash, signed.body, record), link)
         if media:
             self._place_media(device, signed.hash)
 
@@ -408,6 +421,8 @@ class Ingest:
         os.replace(med[1], bucket / name)
         self._sync.moved(bucket / name)
         self._db.execute("UPDATE records SET media_done=1 WHERE device=? AND item=?", (device, item))
+        if self.index is not None:
+            self.index.media_stored(device, item, str((bucket / name).relative_to(self.out)))
         self._db.execute("UPDATE media SET path=? WHERE device=? AND item=?", (str(bucket / name), device, item))
 
     def _check_chain(self, device: str, link: Link) -> None:
