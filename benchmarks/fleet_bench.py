@@ -39,7 +39,7 @@ import paho.mqtt.client as paho  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from tests.support.broker import Mosquitto  # noqa: E402
-from tests.support.fleet import Fleet, Message, Publisher  # noqa: E402
+from tests.support.sim_fleet import Fleet, Message, Publisher  # noqa: E402
 
 
 def cpu_s(pid: int) -> float:

@@ -31,7 +31,8 @@ from agent.wire.topics import fleet_filter, shared
 
 log = logging.getLogger(__name__)
 
-SUBCOMMAND_MODULES = ("agent.customs.live_cmd", "agent.customs.cmd_cmd", "agent.customs.keys")
+SUBCOMMAND_MODULES = ("agent.customs.live_cmd", "agent.customs.cmd_cmd", "agent.customs.keys",
+                      "agent.customs.broker.setup")
 INGEST_CHANNELS = ("record", "media", "alert", "receipt")
 RETAINED_CHANNELS = ("status", "availability")  # retained messages never go to shared subscriptions
 

@@ -1,8 +1,9 @@
 """``evidence-officer cmd DEVICE snapshot|mark|status|selftest``: signed commands with verified replies.
 
 The officer signs each command with the key from ``evidence-officer keys init``; the device answers on
-``officer/{officer}/reply/{client}`` (MQTT v5 response topic, correlation data = the command's nonce),
-and its reply is signed by the device key and checked here (against ``--device-ca`` when given).
+``officer/{officer}/reply/{device}/{client}`` (MQTT v5 response topic, correlation data = the command's
+nonce; the broker ACL lets only that device write there), and its reply must be signed by the addressed
+device (certificate CN) under the device CA from ``--device-ca`` or the officer's ``device-ca.pem``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cryptography import x509
 from agent.core.clock import Clock, SystemClock
 from agent.core.errors import AgentError, CommandError, ConfigError, UplinkError, VerificationError
 from agent.customs.keys import DEFAULT_DIR, OfficerKey, load_officer
+from agent.signing.trust import load_anchors
 from agent.wire.commands import canonical, sign_command
 from agent.wire.mqtt import Inbound, MqttLink
 from agent.wire.mqtt_settings import MqttConfig, TlsConfig
@@ -29,6 +31,7 @@ from agent.wire.replies import REPLY_TYP, verify_device_object
 from agent.wire.topics import DeviceTopics, fleet_filter, officer_reply
 
 log = logging.getLogger(__name__)
+DEVICE_CA_FILE = "device-ca.pem"  # in the officer key directory: the fleet's device CA (officer config)
 
 
 class CommandRefused(CommandError):
@@ -58,7 +61,8 @@ class OfficerClient:
                  device_cas: list[x509.Certificate] | None = None, ttl_s: float = 60.0) -> None:
         self.link, self.officer, self.clock = link, officer, clock or SystemClock()
         self.device_cas, self.ttl_s = device_cas, ttl_s
-        self.reply_topic = officer_reply(officer.officer_id, secrets.token_hex(6))
+        self.reply_token, self._reply_officer = secrets.token_hex(6), officer.officer_id
+        self.reply_topic = officer_reply(officer.officer_id, f"+/{self.reply_token}")
         self._pending: dict[bytes, tuple[Pending, str]] = {}
         self._lock = threading.Lock()
         self._subscribed = False
@@ -78,6 +82,8 @@ class OfficerClient:
             return
         pending, device = entry
         try:
+            if msg.topic != self.reply_topic_for(device):
+                raise VerificationError(f"reply arrived on {msg.topic}, not the reply slot of {device}")
             wire = json.loads(msg.payload)
             body, leaf = verify_device_object(wire, typ=REPLY_TYP, device=device, trusted_cas=self.device_cas)
             if pending.check_nonce and body.get("nonce") not in (pending.nonce, None):
@@ -86,6 +92,10 @@ class OfficerClient:
         except (ValueError, VerificationError) as exc:
             pending.error = f"reply failed verification: {exc}"
         pending.done.set()
+
+    def reply_topic_for(self, device: str) -> str:
+        """The response topic for a command to ``device``: only that device may publish there (ACL)."""
+        return officer_reply(self._reply_officer, f"{device}/{self.reply_token}")
 
     def send(self, site: str, device: str, command: str, args: dict[str, Any] | None = None, *,
              nonce: str | None = None) -> Pending:
@@ -102,8 +112,8 @@ class OfficerClient:
         corr = pending.nonce.encode()
         with self._lock:
             self._pending[corr] = (pending, device)
-        self.link.publish(DeviceTopics(site, device).cmd, payload, qos=1,
-                          response_topic=self.reply_topic, correlation=corr, content_type="application/json")
+        self.link.publish(DeviceTopics(site, device).cmd, payload, qos=1, response_topic=self.reply_topic_for(device),
+                          correlation=corr, content_type="application/json")
         return pending
 
     def request(self, site: str, device: str, command: str, args: dict[str, Any] | None = None, *,
@@ -159,9 +169,23 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cafile", type=Path, help="broker CA (mqtts)")
     p.add_argument("--cert", type=Path, help="officer TLS client certificate (mqtts)")
     p.add_argument("--key", type=Path, help="officer TLS client key (mqtts)")
-    p.add_argument("--device-ca", type=Path, help="CA certificate(s) the device's certificate must chain to")
+    p.add_argument("--device-ca", type=Path, help="CA certificate(s) the device's certificate must chain to "
+                   f"(default: {DEVICE_CA_FILE} in the --keys directory)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a reply")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def device_cas(args: argparse.Namespace) -> list[x509.Certificate] | None:
+    """The device CA from ``--device-ca``, else from ``<keys>/device-ca.pem``; None (with a warning) if neither."""
+    path = args.device_ca if args.device_ca is not None else Path(args.keys) / DEVICE_CA_FILE
+    if args.device_ca is None and not path.exists():
+        print(f"warning: no --device-ca and no {path}: a reply is only checked to be signed by a certificate "
+              "naming the device (trust on first use)", file=sys.stderr)
+        return None
+    try:
+        return load_anchors([path])
+    except VerificationError as exc:
+        raise ConfigError(f"device CA: {exc}") from None
 
 
 def connect(args: argparse.Namespace) -> tuple[MqttLink, OfficerClient, str]:
@@ -175,15 +199,7 @@ def connect(args: argparse.Namespace) -> tuple[MqttLink, OfficerClient, str]:
                                          "client_id": f"{officer.officer_id}-{secrets.token_hex(4)}"})
     except ValueError as exc:
         raise ConfigError(f"broker settings: {exc}") from None
-    cas = None
-    if args.device_ca is not None:
-        try:
-            cas = x509.load_pem_x509_certificates(Path(args.device_ca).read_bytes())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"--device-ca {args.device_ca}: {exc}") from None
-    else:
-        print("warning: no --device-ca: the device's certificate is only checked to name the device",
-              file=sys.stderr)
+    cas = device_cas(args)
     link = MqttLink(cfg, name="officer")
     link.start()
     if not link.wait_connected(args.timeout):

@@ -128,32 +128,32 @@ def check_chunk(chunk: Chunk, limits: Limits, *, max_size: int) -> None:
                       f"{chunk.size}-byte file evenly", reason="bad_chunk")
 
 
-def json_depth(data: bytes) -> int:
-    """Nesting depth of a JSON text without parsing it (a deep document would blow the parser's stack)."""
-    if data.count(b"[") + data.count(b"{") == 0:
-        return 0
-    depth = deepest = 0
-    in_string = escaped = False
-    for byte in data:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return deepest
+_JSON_STRING = re.compile(rb'"[^"]*"')
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_ONE_KIND = bytes.maketrans(b"{}", b"[]")
+
+
+def too_deep(data: bytes, limit: int) -> bool:
+    """True if the JSON text nests deeper than ``limit`` (or its brackets do not balance), without parsing it.
+
+    Escapes and strings are cut out and only brackets kept, as one kind; each round then removes every
+    innermost ``[]`` (``bytes.replace`` does not rescan what it joined), so a text of depth d is empty after
+    d rounds. All of it runs at C speed: a byte-by-byte scan in Python cost a second per MiB (measured).
+    """
+    text = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = _JSON_STRING.sub(b"", text).translate(_ONE_KIND, _NOT_BRACKET)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        shorter = brackets.replace(b"[]", b"")
+        if len(shorter) == len(brackets):
+            return True  # no innermost pair left to remove: unbalanced
+        brackets = shorter
+    return bool(brackets)
 
 
 def check_json_size(data: bytes, limit_bytes: int, limits: Limits, what: str) -> None:
     if len(data) > limit_bytes:
         raise Refused(f"{what} of {len(data)} bytes is over the limit of {limit_bytes}", reason="too_large")
-    if data.count(b"[") + data.count(b"{") > limits.max_json_depth and json_depth(data) > limits.max_json_depth:
+    if too_deep(data, limits.max_json_depth):
         raise Refused(f"{what} is nested deeper than {limits.max_json_depth} levels", reason="too_deep")

@@ -318,7 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     ks.add_argument("--key-dir", required=True)
     ks.set_defaults(func=cmd_keys_show)
 
-    v = sub.add_parser("verify", help="verify a vault, a copy of its files, one item or an export bundle")
+    v = sub.add_parser("verify", help="verify a vault, a copy of its files, one item or an export bundle",
+                       epilog="exit codes: 0 intact and trusted (--ca), 1 problems found, 2 bad usage, "
+                              "3 intact but not trusted (no --ca vouches for the signer; --allow-untrusted "
+                              "turns this into 0)")
     v.add_argument("path")
     v.add_argument("--json", action="store_true", help="machine-readable report")
     v.add_argument("--ca", action="append", help="trusted CA certificate (PEM); may repeat. Without it intact "

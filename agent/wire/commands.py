@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import re
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,14 +111,15 @@ class TrustStore:
     """A directory of officer certificates or public keys (``*.pem``) and an optional ``permissions.json``.
 
     A certificate's officer id is its subject CN; a bare public key's is its file stem.
-    ``permissions.json`` maps officer id (or ``"*"``) to the list of commands allowed. The directory is
-    re-read when its modification time changes, so revoking an officer is deleting a file.
+    ``permissions.json`` maps officer id (or ``"*"``) to the list of commands allowed. The files are
+    re-read whenever their names or contents change (checked at each lookup; a few small files), so
+    revoking an officer is deleting or overwriting a file, and editing permissions.json takes effect.
     """
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self._lock = threading.Lock()
-        self._stamp: int | None = None
+        self._stamp: str | None = None
         self._by_key: dict[str, Officer] = {}
 
     def lookup(self, key_id: str) -> Officer | None:
@@ -129,9 +132,22 @@ class TrustStore:
             self._reload_if_changed()
             return list(self._by_key.values())
 
+    def _fingerprint(self) -> str:
+        """Digest of every file's name and content: an edit in place (same folder mtime) is a change too."""
+        digest = hashlib.sha256()
+        for path in sorted([*self.directory.glob("*.pem"), self.directory / "permissions.json"]):
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            digest.update(path.name.encode() + b"\0" + hashlib.sha256(data).digest())
+        return digest.hexdigest()
+
     def _reload_if_changed(self) -> None:
         try:
-            stamp = self.directory.stat().st_mtime_ns
+            if not self.directory.is_dir():
+                raise NotADirectoryError(str(self.directory))
+            stamp = self._fingerprint()
         except OSError:
             if self._stamp is not None or self._by_key:
                 log.warning("officer trust store %s is unreadable: trusting no officer", self.directory)
@@ -197,11 +213,13 @@ def _load_officer(path: Path, perms: Mapping[str, frozenset[str]]) -> Officer:
 class ReplayCache:
     """Nonces of accepted commands, in SQLite so a replay is refused after a restart too.
 
-    An entry is kept until its command's expiry plus the tolerated skew: after that the expiry check
-    refuses the command anyway, so the cache stays bounded by rate x max_ttl.
+    A nonce is kept until its command's expiry (plus the tolerated skew) has passed **by the monotonic
+    clock**: a wall-clock step (forward, then back) cannot prune a nonce early and revive its command.
+    Rows from an earlier process are re-based on start to a full command lifetime from now. The cache
+    stays bounded by rate x max_ttl.
     """
 
-    def __init__(self, path: Path, skew_ms: int = 30_000) -> None:
+    def __init__(self, path: Path, skew_ms: int = 30_000, max_ttl_ms: int = 300_000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._skew_ms = skew_ms
@@ -211,21 +229,40 @@ class ReplayCache:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, key_id TEXT NOT NULL,"
                          " expires_ms INTEGER NOT NULL)")
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(nonces)")}
+        for col in ("epoch", "keep_mono_ns"):
+            if col not in cols:
+                self._db.execute(f"ALTER TABLE nonces ADD COLUMN {col}")
+        self._epoch = secrets.token_hex(8)  # monotonic readings only compare within one process
+        rebase = time.monotonic_ns() + (max_ttl_ms + 2 * skew_ms) * 1_000_000
+        self._db.execute("UPDATE nonces SET epoch=?, keep_mono_ns=?", (self._epoch, rebase))
         self._inserts = 0
 
-    def claim(self, nonce: str, key_id: str, expires_ms: int, now_ms: int) -> bool:
+    def claim(self, nonce: str, key_id: str, expires_ms: int, now_ms: int, mono_ns: int | None = None) -> bool:
         """Record ``nonce``; False if it was already accepted once (a replay)."""
+        mono = time.monotonic_ns() if mono_ns is None else mono_ns
+        keep = mono + (max(0, expires_ms - now_ms) + self._skew_ms) * 1_000_000
         with self._lock:
             if self._db is None:
                 raise CommandRejected("failed", "replay cache is closed")
             try:
-                self._db.execute("INSERT INTO nonces VALUES (?, ?, ?)", (nonce, key_id, expires_ms))
+                self._db.execute("INSERT INTO nonces VALUES (?, ?, ?, ?, ?)",
+                                 (nonce, key_id, expires_ms, self._epoch, keep))
             except sqlite3.IntegrityError:
                 return False
             self._inserts += 1
             if self._inserts % 256 == 0:
-                self._db.execute("DELETE FROM nonces WHERE expires_ms < ?", (now_ms - self._skew_ms,))
+                self._prune(mono)
             return True
+
+    def prune(self, mono_ns: int | None = None) -> None:
+        """Drop nonces whose command expired (by the monotonic clock) for certain."""
+        with self._lock:
+            self._prune(time.monotonic_ns() if mono_ns is None else mono_ns)
+
+    def _prune(self, mono_ns: int) -> None:
+        if self._db is not None:
+            self._db.execute("DELETE FROM nonces WHERE epoch=? AND keep_mono_ns < ?", (self._epoch, mono_ns))
 
     def __len__(self) -> int:
         with self._lock:
@@ -362,6 +399,6 @@ class CommandVerifier:
             raise CommandRejected("unknown_command", f"{cmd[:40]!r} is not one of {sorted(COMMANDS)}")
         if officer.commands is not None and cmd not in officer.commands:
             raise CommandRejected("unauthorized", f"{off!r} may not send {cmd!r}")
-        if not self.replay.claim(nonce, key_id, exp, now):
+        if not self.replay.claim(nonce, key_id, exp, now, self.clock.mono_ns()):
             raise CommandRejected("replay", f"nonce {nonce[:16]}… was already used")
         return CommandRequest(cmd, args, dev, off, key_id, iss, exp, nonce, wire)

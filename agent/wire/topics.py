@@ -2,7 +2,8 @@
 
 Every device publishes under ``evidence/{site}/{device}/`` so one broker ACL pattern
 (``pattern write evidence/+/%u/#``, identity = certificate CN = device id) confines a device to its
-own topics. Officers get their replies under ``officer/{officer_id}/reply/...``.
+own topics. Officers get their replies under ``officer/{officer_id}/reply/{device}/...``, a slot only
+that device may write (agent/customs/broker/acl.conf).
 """
 
 from __future__ import annotations
@@ -115,4 +116,4 @@ def parse_device_topic(topic: str) -> tuple[str, str, str]:
 def documented_addresses() -> list[str]:
     """Every address template the code uses (compared with docs/asyncapi.yaml by a test)."""
     device = [f"{ROOT}/{{site}}/{{device}}/{name}" for name in CHANNELS]
-    return [*device, f"{OFFICER_ROOT}/{{officer}}/reply/{{request}}"]
+    return [*device, f"{OFFICER_ROOT}/{{officer}}/reply/{{device}}/{{request}}"]

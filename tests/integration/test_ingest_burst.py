@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from tests.support.broker import Mosquitto
-from tests.support.fleet import Fleet, Publisher
+from tests.support.sim_fleet import Fleet, Publisher
 from tests.support.helpers import REPO
 
 RECORDS = 10_000

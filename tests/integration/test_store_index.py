@@ -14,7 +14,7 @@ from agent.customs.store.chain import Link
 from agent.customs.store.model import ItemRow, Query
 from agent.customs.store.sqlite import SqliteIndex
 from agent.signing.records import parse_sidecar
-from tests.support.fleet import Fleet, Message
+from tests.support.sim_fleet import Fleet, Message
 from tests.support.postgres import Postgres, postgres_or_skip
 
 

@@ -25,7 +25,7 @@ def test_documented_topics_match_the_code() -> None:
 def test_code_builds_the_documented_topics() -> None:
     t = DeviceTopics("site-1", "dev-1")
     built = {t.availability, t.status, t.record, t.media, t.alert, t.receipt, t.cmd, t.live("s1"),
-             officer_reply("officer-alice", "r1")}
+             officer_reply("officer-alice", "cam-1/r1")}
     patterns = [re.compile("^" + re.sub(r"\\\{[a-z]+\\\}", "[^/]+", re.escape(a)) + "$")
                 for a in _doc_addresses()]
     for topic in built:

@@ -1,7 +1,8 @@
 """A real Mosquitto for tests and benchmarks: test PKI, generated config, free loopback port.
 
 TLS mode (default) is what a customs broker runs: ``require_certificate``, the certificate CN as
-the username, and per-device pattern ACLs. Plain mode (``tls=False``) is an anonymous TCP listener
+the username, and the least-privilege ACL shipped in agent/customs/broker/acl.conf.
+Plain mode (``tls=False``) is an anonymous TCP listener
 for local use and benchmarks.
 """
 
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from agent.customs.broker import render_acl
 from agent.wire.mqtt_settings import MqttConfig, TlsConfig
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -94,26 +96,6 @@ class Pki:
         return self._clients[cn]
 
 
-def acl_text(officers: Sequence[str], ingests: Sequence[str]) -> str:
-    """Per-identity rules; ``pattern`` lines apply to every client, %u = certificate CN."""
-    lines: list[str] = []
-    for ingest in ingests:
-        lines += [f"user {ingest}", "topic read evidence/#", ""]
-    for officer in officers:
-        lines += [f"user {officer}", "topic read evidence/#", "topic write evidence/+/+/cmd", ""]
-    lines += [
-        "# devices: CN = device id",
-        "pattern write evidence/+/%u/#",
-        "pattern read evidence/+/%u/cmd",
-        "# devices answer officers on the response topic the officer chose",
-        "pattern write officer/+/reply/#",
-        "# officers read their own replies",
-        "pattern read officer/%u/#",
-        "pattern write officer/%u/#",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 class Mosquitto:
     """One broker process with its own directory, config and port."""
 
@@ -158,7 +140,7 @@ class Mosquitto:
         if self.tls:
             assert self.pki is not None
             acl = self.dir / "acl"
-            acl.write_text(acl_text(self.officers, self.ingests))
+            acl.write_text(render_acl(self.officers, self.ingests))  # the shipped ACL
             lines += [
                 f"cafile {self.pki.ca}", f"certfile {self.pki.server.cert}", f"keyfile {self.pki.server.key}",
                 "require_certificate true", "use_identity_as_username true", "allow_anonymous false",

@@ -159,10 +159,10 @@ def test_replay_rejected_also_after_restart(tmp_path: Path, trust_dir: Path, ali
 def test_replay_cache_prunes_expired(tmp_path: Path) -> None:
     cache = ReplayCache(tmp_path / "r.sqlite", skew_ms=0)
     for i in range(300):
-        assert cache.claim(f"{i:032x}", "k", expires_ms=1000, now_ms=500)
-    assert cache.claim("f" * 32, "k", expires_ms=10_000_000, now_ms=5000)
+        assert cache.claim(f"{i:032x}", "k", expires_ms=1000, now_ms=500, mono_ns=0)
+    assert cache.claim("f" * 32, "k", expires_ms=10_000_000, now_ms=5000, mono_ns=10**9)  # 1 s later (monotonic)
     for i in range(300, 512):
-        cache.claim(f"{i:032x}", "k", expires_ms=10_000_000, now_ms=5000)
+        cache.claim(f"{i:032x}", "k", expires_ms=10_000_000, now_ms=5000, mono_ns=10**9)
     assert len(cache) < 300
     cache.close()
 
@@ -214,3 +214,37 @@ def test_officer_keys_roundtrip(tmp_path: Path) -> None:
         init_officer(tmp_path / "k", "officer-dan")
     with pytest.raises(SigningError, match="officer id"):
         init_officer(tmp_path / "k2", "bad/id")
+
+
+def test_a_wall_clock_step_cannot_revive_a_used_command(trust_dir: Path, replay: ReplayCache, alice: OfficerKey,
+                                                        manual_clock: ManualClock) -> None:
+    """Before: the nonce was pruned by the wall clock (stepped forward), then the clock stepped back."""
+    v = CommandVerifier(DEVICE, TrustStore(trust_dir), replay, manual_clock)
+    wire = raw(signed(alice, manual_clock))
+    v.verify(wire)
+    manual_clock.wall += 3600 * 10**9  # the wall clock jumps an hour ahead; monotonic time does not move
+    replay.prune(manual_clock.mono_ns())
+    manual_clock.wall -= 3600 * 10**9  # ... and back
+    assert code_of(v, wire) == "replay"
+    manual_clock.advance(400)  # now the command's lifetime has really passed
+    replay.prune(manual_clock.mono_ns())
+    assert len(replay) == 0 and code_of(v, wire) == "expired"
+
+
+def test_trust_store_reloads_on_content_change(trust_dir: Path, alice: OfficerKey, tmp_path: Path) -> None:
+    """Before: only a change of the folder's mtime reloaded it; edits in place were ignored."""
+    import os
+
+    store = TrustStore(trust_dir)
+    assert store.lookup(alice.key_id) is not None
+    stamp = trust_dir.stat().st_mtime_ns
+    perms = trust_dir / "permissions.json"
+    perms.write_text(json.dumps({"*": ["status"]}))
+    os.utime(trust_dir, ns=(stamp, stamp))
+    officer = store.lookup(alice.key_id)
+    assert officer is not None and officer.commands == frozenset({"status"})
+    mallory = init_officer(tmp_path / "mallory", "officer-alice")
+    pem = next(trust_dir.glob("*.pem"))
+    pem.write_bytes(mallory.cert.public_bytes(serialization.Encoding.PEM))  # overwritten in place
+    os.utime(trust_dir, ns=(stamp, stamp))
+    assert store.lookup(alice.key_id) is None and store.lookup(mallory.key_id) is not None

@@ -3,13 +3,14 @@ real CLI in tests/security). Every one of these wrote, stalled or replaced befor
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from agent.customs.guard import Limits, json_depth
+from agent.customs.guard import Limits, too_deep
 from agent.customs.ingest import Ingest
 from agent.wire.mqtt import Inbound
 from tests.support.hostile import Device, chunk_msgs, raw_chunk, record_msg, sidecar
@@ -119,7 +120,8 @@ def test_one_device_cannot_suppress_anothers_media(ingest: Ingest, good: Device,
     data = os.urandom(10_000)
     item = good.still(data)
     # the hostile device claims the good item's hash first (it is public: it is on the record topic)
-    ingest.handle(raw_chunk(mal, item=item.record_hash, sha256=item.record["media"]["sha256"], size=100))
+    bogus = b"x" * 100  # complete and self-consistent: before, it filled the media table under the good item
+    ingest.handle(raw_chunk(mal, item=item.record_hash, sha256=hashlib.sha256(bogus).hexdigest(), data=bogus))
     ingest.handle(record_msg(good, sidecar(item)))
     for msg in chunk_msgs(good, item, data):
         ingest.handle(msg)
@@ -143,9 +145,11 @@ def test_quarantine_is_bounded(ingest: Ingest, mal: Device, tmp_path: Path) -> N
     assert len(list((tmp_path / "out" / ".ingest" / "quarantine" / "dev-mal").glob("*.json"))) == 50
 
 
-def test_json_depth_scanner() -> None:
-    assert json_depth(b'{"a": [1, {"b": "[[[["}]}') == 3
-    assert json_depth(b'"\\"[["') == 0
+def test_json_depth_check() -> None:
+    doc = b'{"a": [1, {"b": "[[[[\\"]"}]}'
+    assert not too_deep(doc, 3) and too_deep(doc, 2)
+    assert not too_deep(b'"\\"[["', 1) and too_deep(b"[" * 100, 32) and too_deep(b"]]", 32)
+    assert not too_deep(b"[" + b"[]," * 1000 + b"[]]", 2)
     assert Limits.parse(["max_chunks=10", "partial-max-age-s=1.5"]) == Limits(max_chunks=10, partial_max_age_s=1.5)
     with pytest.raises(ValueError, match="unknown"):
         Limits.parse(["nope=1"])

@@ -10,7 +10,7 @@ from agent.customs.store.chain import Link, problems
 from agent.signing.records import GENESIS_PREV
 from agent.signing.verify import check
 from agent.wire.messages import Inbound
-from tests.support.fleet import Fleet, Message
+from tests.support.sim_fleet import Fleet, Message
 
 
 def _inbound(m: Message) -> Inbound:

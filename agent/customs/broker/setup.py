@@ -1,0 +1,158 @@
+"""``evidence-officer broker-setup OUTDIR``: a customs broker's mosquitto.conf, ACL and certificate layout.
+
+One fleet CA issues the broker's server certificate, the TLS client certificates of the ingest and
+officer accounts and (for a lab or a first batch) device identities whose subject CN is the device id:
+the same certificate signs the device's evidence and authenticates it to the broker, so ``%u`` in the
+ACL, the topic's device level and the record's ``device_id`` are one name. Re-running adds what is
+missing and keeps the CA (never a new CA under an existing fleet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import getpass
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from agent.core.errors import ConfigError
+from agent.core.fsutil import atomic_write
+from agent.customs.broker import render_acl, render_conf
+from agent.signing.keys import CA_FILE, CERT_FILE, KEY_FILE, issue_leaf, load_p256_key, make_ca
+from agent.wire.topics import check_segment
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    atomic_write(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()), mode=0o600)
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _fleet_ca(out: Path, org: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key_path, cert_path = out / "ca" / "ca.key", out / "ca" / "ca.pem"
+    if key_path.exists():
+        return load_p256_key(key_path, "fleet CA key", "evidence-officer broker-setup"), \
+            x509.load_pem_x509_certificate(cert_path.read_bytes())
+    (out / "ca").mkdir(parents=True, exist_ok=True)
+    os.chmod(out / "ca", 0o700)
+    key, cert = make_ca(f"{org} Evidence Fleet CA", org)
+    _write_key(key_path, key)
+    atomic_write(cert_path, _pem(cert))
+    return key, cert
+
+
+def _server(ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate], host: str
+            ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = [x509.DNSName(host)]
+    with contextlib.suppress(ValueError):
+        names = [x509.IPAddress(ipaddress.ip_address(host))]
+    if host == "localhost":
+        names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+            .issuer_name(ca[1].subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=825))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca[0].public_key()), critical=False)
+            .sign(ca[0], hashes.SHA256()))
+    return cert, key
+
+
+def _issue(ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate], folder: Path, cn: str, org: str, unit: str,
+           eku: tuple[x509.ObjectIdentifier, ...] | None, key_name: str, cert_name: str) -> bool:
+    if (folder / cert_name).exists():
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+                         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit)])
+    _write_key(folder / key_name, key)
+    atomic_write(folder / cert_name, _pem(issue_leaf(ca[0], ca[1], subject, key.public_key(), eku=eku)))
+    return True
+
+
+def broker_setup(out: Path, *, host: str = "localhost", port: int = 8883, bind: str = "0.0.0.0",
+                 officers: list[str], ingests: list[str], devices: list[str], org: str = "Customs",
+                 run_as: str | None = None, max_packet_size: int = 1 << 20) -> list[str]:
+    """Write (or complete) the layout; returns what was created, one line each."""
+    for name in [*officers, *ingests, *devices]:
+        try:
+            check_segment(name, "account/device name")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    done: list[str] = []
+    new_ca = not (out / "ca" / "ca.key").exists()
+    ca = _fleet_ca(out, org)
+    if new_ca:
+        done.append(f"fleet CA {out / 'ca' / 'ca.pem'} (key ca/ca.key, 0600: keep it offline)")
+    if not (out / "server" / "server.pem").exists():
+        cert, key = _server(ca, host)
+        (out / "server").mkdir(exist_ok=True)
+        _write_key(out / "server" / "server.key", key)
+        atomic_write(out / "server" / "server.pem", _pem(cert))
+        done.append(f"broker certificate for {host}")
+    client_eku = (ExtendedKeyUsageOID.CLIENT_AUTH,)
+    for role, names in (("ingest", ingests), ("officer", officers)):
+        for name in names:
+            if _issue(ca, out / "clients", name, org, f"evidence-{role}", client_eku, f"{name}.key", f"{name}.pem"):
+                done.append(f"{role} TLS certificate clients/{name}.pem")
+    for device in devices:
+        folder = out / "devices" / device
+        if _issue(ca, folder, device, org, "evidence-camera", None, KEY_FILE, CERT_FILE):
+            atomic_write(folder / CA_FILE, _pem(ca[1]))
+            done.append(f"device identity devices/{device}/ (key_dir for the device: signs evidence, TLS client)")
+    atomic_write(out / "acl.conf", render_acl(officers, ingests).encode())
+    (out / "data").mkdir(exist_ok=True)
+    user = run_as or getpass.getuser()
+    conf = render_conf({"user_line": f"user {user}", "data_dir": out / "data", "log_file": out / "mosquitto.log",
+                        "port": port, "bind": bind, "cafile": out / "ca" / "ca.pem",
+                        "certfile": out / "server" / "server.pem", "keyfile": out / "server" / "server.key",
+                        "acl_file": out / "acl.conf", "max_packet_size": max_packet_size})
+    atomic_write(out / "mosquitto.conf", conf.encode())
+    done.append(f"{out / 'mosquitto.conf'} and {out / 'acl.conf'} ({len(officers)} officer(s), "
+                f"{len(ingests)} ingest account(s); devices by pattern)")
+    return done
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    done = broker_setup(Path(args.outdir), host=args.host, port=args.port, bind=args.bind,
+                        officers=args.officer or [], ingests=args.ingest or ["ingest-1"], devices=args.device or [],
+                        org=args.org, run_as=args.run_as, max_packet_size=args.max_packet_size)
+    for line in done:
+        print(f"wrote {line}")
+    print(f"start it: mosquitto -c {Path(args.outdir).resolve() / 'mosquitto.conf'}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """``evidence-officer broker-setup OUTDIR [--officer NAME]... [--ingest NAME]... [--device ID]...``."""
+    p = subparsers.add_parser("broker-setup", help="write a customs broker's mosquitto.conf, least-privilege "
+                              "ACL and fleet certificates")
+    p.add_argument("outdir", type=Path)
+    p.add_argument("--host", default="localhost", help="broker host name (server certificate)")
+    p.add_argument("--port", type=int, default=8883)
+    p.add_argument("--bind", default="0.0.0.0", help="listen address")
+    p.add_argument("--officer", action="append", help="officer account (TLS CN); repeatable")
+    p.add_argument("--ingest", action="append", help="ingest account (TLS CN); repeatable; default ingest-1")
+    p.add_argument("--device", action="append", help="issue a device identity (CN = device id); repeatable")
+    p.add_argument("--org", default="Customs", help="organisation in certificate subjects")
+    p.add_argument("--run-as", help="user mosquitto runs as (default: the current user)")
+    p.add_argument("--max-packet-size", type=int, default=1 << 20, help="bytes; devices chunk media to fit")
+    p.set_defaults(func=_cmd)

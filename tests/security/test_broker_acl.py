@@ -1,0 +1,57 @@
+"""The shipped least-privilege ACL, on Mosquitto started from `evidence-officer broker-setup` output.
+
+Before: every client could write ``officer/+/reply/#`` (forged replies) and officer/ingest accounts could
+publish under ``evidence/+/<their name>/`` like devices (both allowed by the old documented ACL).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.fleet import Fleet
+
+DENIED = 0x87
+
+CASES = [
+    # (identity, topic, allowed?)
+    ("cam-good", "evidence/site-1/cam-good/record", True),
+    ("cam-good", "evidence/site-1/cam-good/status", True),
+    ("cam-good", "officer/officer-alice/reply/cam-good/abc", True),  # its own reply slot
+    ("cam-good", "evidence/site-1/cam-victim/record", False),  # another device's subtree
+    ("cam-good", "officer/officer-alice/reply/cam-victim/abc", False),  # another device's reply slot
+    ("cam-good", "evidence/site-1/cam-victim/cmd", False),  # commands are the officers'
+    ("officer-alice", "evidence/site-1/cam-good/cmd", True),
+    ("officer-alice", "evidence/site-1/officer-alice/record", False),  # not a device
+    ("officer-alice", "officer/officer-alice/reply/cam-good/abc", False),  # cannot forge a device's reply
+    ("officer-alice", "officer/officer-alice/reply/officer-alice/abc", False),
+    ("officer-alice", "evidence/site-1/cam-good/record", False),
+    ("ingest-1", "evidence/site-1/ingest-1/record", False),  # ingest reads only
+    ("ingest-1", "evidence/site-1/cam-good/record", False),
+    ("ingest-1", "officer/officer-alice/reply/ingest-1/x", False),
+]
+
+
+@pytest.mark.parametrize(("identity", "topic", "allowed"), CASES)
+def test_acl_write(fleet: Fleet, identity: str, topic: str, allowed: bool) -> None:
+    link = fleet.link(identity, client_id=f"acl-{identity}-{abs(hash(topic)) % 10**6}")
+    try:
+        result = link.publish_wait(topic, b"{}", qos=1)
+    finally:
+        link.close(offline=False)
+    assert (result.code < 0x80) is allowed, (identity, topic, result)
+    if not allowed:
+        assert result.code == DENIED
+
+
+def test_broker_setup_layout_and_rerun_keeps_the_ca(fleet: Fleet) -> None:
+    from tests.support.fleet import officer_cli
+
+    ca_before = fleet.ca.read_bytes()
+    assert oct((fleet.root / "ca" / "ca.key").stat().st_mode & 0o777) == "0o600"
+    assert (fleet.root / "devices" / "cam-good" / "ca.pem").read_bytes() == ca_before
+    res = officer_cli("broker-setup", str(fleet.root), "--port", str(fleet.port), "--bind", "127.0.0.1",
+                      "--officer", "officer-alice", "--device", "cam-new")
+    assert res.returncode == 0, res.stderr
+    assert fleet.ca.read_bytes() == ca_before and (fleet.root / "devices" / "cam-new" / "device.pem").exists()
+    bad = officer_cli("broker-setup", str(fleet.root / "x"), "--officer", "bad/name")
+    assert bad.returncode == 2 and "bad/name" in bad.stderr and "Traceback" not in bad.stderr
