@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from tests.support.broker import Mosquitto
-from tests.support.sim_fleet import Fleet, Publisher
 from tests.support.helpers import REPO
+from tests.support.sim_fleet import Fleet, Publisher
 
 RECORDS = 10_000
 DEVICES = 20

@@ -19,9 +19,9 @@ import pytest
 from agent.customs.store.model import Query
 from agent.customs.store.postgres import PostgresIndex
 from tests.support.broker import Mosquitto
-from tests.support.sim_fleet import Fleet, Publisher
 from tests.support.helpers import REPO
 from tests.support.postgres import Postgres, postgres_or_skip
+from tests.support.sim_fleet import Fleet, Publisher
 
 RECORDS = 1500
 DEVICES = 30
