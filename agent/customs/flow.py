@@ -36,9 +36,9 @@ Acker = Callable[[int, int], None]  # (mid, qos)
 class FlowLimits:
     """Bounds of the receive path; memory in use is at most about ``window_bytes`` plus one packet."""
 
-    window: int = 512  # messages received but not yet acknowledged
+    window: int = 1024  # messages received but not yet acknowledged
     window_bytes: int = 64 << 20
-    batch: int = 128  # messages per store transaction / round of fsyncs
+    batch: int = 256  # messages per store transaction / round of fsyncs
     retry_min_s: float = 0.5
     retry_max_s: float = 30.0
 

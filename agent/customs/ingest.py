@@ -158,6 +158,15 @@ class Ingest:
         return self.index.transaction() if self.index is not None else nullcontext()
 
     def _one_of_batch(self, msg: Inbound) -> bool:
+        started = time.perf_counter()
+        try:
+            return self._one_in_savepoint(msg)
+        finally:
+            took = (time.perf_counter() - started) * 1000
+            if took > self.slowest_ms:
+                self.slowest_ms, self.slowest_topic = took, msg.topic[:200]
+
+    def _one_in_savepoint(self, msg: Inbound) -> bool:
         self._db.execute("SAVEPOINT msg")
         try:
             self._dispatch(msg)
@@ -258,8 +267,9 @@ class Ingest:
                               f"({pinned}); a re-keyed device needs a new vault", 0x87, "untrusted")
             return
         chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs[1:])
-        atomic_write(vault / "chain.pem", chain_pem)
-        atomic_write(pinned, leaf_pem)
+        self._sync.write(vault / "chain.pem", chain_pem)  # durable with the batch, before any ack
+        self._sync.write(pinned, leaf_pem)
+        self._pinned[device] = leaf_pem
         if not self.cas:
             log.warning("%s: certificate pinned on first use (no --trust-ca given)", device)
 

@@ -17,7 +17,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
-import tempfile
 from pathlib import Path
 
 SYNCFS_FROM = 8  # files in a batch from which one syncfs beats fsyncing each
@@ -58,10 +57,15 @@ class SyncBatch:
 
     def write(self, path: Path, data: bytes, *, mode: int = 0o644) -> None:
         """Write ``data`` to ``path`` atomically (temp file + rename); durable after flush()."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # One writer per process and path at a time (the ingest lock): a fixed temp name is enough and
+        # much cheaper than mkstemp's random names; O_EXCL-free so a crashed run's leftover is reused.
+        tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
         try:
-            os.fchmod(fd, mode)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, path)
