@@ -13,7 +13,8 @@ and a *burst* (``--burst`` records at once, as after an outage: records/s until 
 Zero loss is checked per phase (every record indexed, no missing seq, nothing refused).
 
 Usage: ``python benchmarks/fleet_bench.py [--devices 1000] [--rate 350] [--seconds 20] [--burst 10000]
-[--workers 1,2,3] [--kill] [--only-burst 100000]``  (x86 figures; say what the machine is).
+[--workers 1,2,3] [--kill] [--only-burst 100000] [--store-only 3000]``  (x86 figures; say what the machine is).
+``--store-only`` measures the store path in process (CPU ms per record, one commit per message vs batches).
 """
 
 from __future__ import annotations
@@ -233,6 +234,32 @@ def run_config(name: str, workers: int, broker: Mosquitto, fleet_ca: Path, phase
     return out
 
 
+def store_only(records: int, devices: int, media_kb: int, tmp: Path) -> dict[str, object]:
+    """The ingest's store path alone (no broker): CPU and wall per record, one message per commit vs batches.
+
+    CPU time is the robust figure on a shared machine (wall time includes waiting for a core).
+    """
+    from agent.customs.ingest import Ingest
+    from agent.wire.messages import Inbound
+
+    fleet = Fleet(devices, tmp / "store-ca.pem")
+    msgs = fleet.restart_messages() + list(fleet.burst(records - devices, 3, media_kb * 1024))
+    inbound = [Inbound(topic=m.topic, payload=m.payload, qos=1, retain=False, user_props=m.props) for m in msgs]
+    out: dict[str, object] = {}
+    for batch in (1, 256):
+        ingest = Ingest(tmp / f"store-{batch}", trusted_ca=[fleet.ca_file])
+        wall, cpu = time.perf_counter(), time.process_time()
+        for i in range(0, len(inbound), batch):
+            ingest.handle_batch(inbound[i:i + batch])
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        ok = all(r.refused == 0 and not r.missing and not r.incomplete for r in ingest.report().values())
+        ingest.close()
+        out[f"batch_{batch}"] = {"records": records, "cpu_ms_per_record": round(cpu * 1000 / records, 2),
+                                 "wall_ms_per_record": round(wall * 1000 / records, 2),
+                                 "records_per_cpu_s": round(records / cpu, 1), "all_stored": ok}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bare-sub", nargs=3, help=argparse.SUPPRESS)
@@ -245,7 +272,12 @@ def main() -> None:
     ap.add_argument("--no-bare", action="store_true")
     ap.add_argument("--kill", action="store_true", help="SIGKILL one of 2 workers mid-burst and restart it")
     ap.add_argument("--only-burst", type=int, help="one worker, one burst of this many records (no sustained phase)")
+    ap.add_argument("--store-only", type=int, help="only the store path, in process, for this many records")
     args = ap.parse_args()
+    if args.store_only:
+        with tempfile.TemporaryDirectory(prefix="fleet-store-") as d:
+            print(json.dumps(store_only(args.store_only, min(args.devices, 200), args.media_kb, Path(d)), indent=1))
+        return
     if args.bare_sub:
         bare_sub(int(args.bare_sub[0]), int(args.bare_sub[1]), Path(args.bare_sub[2]))
         return
