@@ -156,4 +156,5 @@ def check_json_size(data: bytes, limit_bytes: int, limits: Limits, what: str) ->
     if len(data) > limit_bytes:
         raise Refused(f"{what} of {len(data)} bytes is over the limit of {limit_bytes}", reason="too_large")
     if too_deep(data, limits.max_json_depth):
-        raise Refused(f"{what} is nested deeper than {limits.max_json_depth} levels", reason="too_deep")
+        raise Refused(f"{what} is nested deeper than {limits.max_json_depth} levels (or its brackets do not "
+                      "balance)", reason="too_deep")

@@ -17,7 +17,7 @@ from tests.support.helpers import moment
 def test_index_is_a_cache_rebuilt_from_files(tmp_path: Path, identity: DeviceIdentity,
                                              manual_clock: ManualClock) -> None:
     v = Vault(tmp_path / "v")
-    s = Sealer(v, identity, device_id="d", site_id="s")
+    s = Sealer(v, identity, device_id="test-device", site_id="s")
     s.start(moment(manual_clock))
     for _ in range(3):
         s.seal("still", moment(manual_clock), media=b"abc", media_type="image/jpeg", ext="jpg")
@@ -35,7 +35,7 @@ def test_index_is_a_cache_rebuilt_from_files(tmp_path: Path, identity: DeviceIde
         f.unlink()
     v3 = Vault(tmp_path / "v")
     assert v3.count() == 4
-    s3 = Sealer(v3, identity, device_id="d", site_id="s")
+    s3 = Sealer(v3, identity, device_id="test-device", site_id="s")
     assert s3.next_seq == 4  # the chain continues from the files alone
     v3.close()
 
@@ -43,7 +43,7 @@ def test_index_is_a_cache_rebuilt_from_files(tmp_path: Path, identity: DeviceIde
 def test_quota_stops_new_media_and_deletes_nothing(tmp_path: Path, identity: DeviceIdentity,
                                                    manual_clock: ManualClock) -> None:
     v = Vault(tmp_path / "v", quota_bytes=250)
-    s = Sealer(v, identity, device_id="d", site_id="s")
+    s = Sealer(v, identity, device_id="test-device", site_id="s")
     s.start(moment(manual_clock))
     for _ in range(2):
         s.seal("still", moment(manual_clock), media=b"x" * 100, media_type="image/jpeg", ext="jpg")
@@ -58,10 +58,10 @@ def test_quota_stops_new_media_and_deletes_nothing(tmp_path: Path, identity: Dev
 def test_vault_refuses_a_different_device_key(tmp_path: Path, identity: DeviceIdentity,
                                               manual_clock: ManualClock) -> None:
     v = Vault(tmp_path / "v")
-    Sealer(v, identity, device_id="d", site_id="s").start(moment(manual_clock))
-    init_identity(tmp_path / "k2", "d", "o")
+    Sealer(v, identity, device_id="test-device", site_id="s").start(moment(manual_clock))
+    init_identity(tmp_path / "k2", "test-device", "o")
     with pytest.raises(VaultError, match="another device certificate"):
-        Sealer(v, load_identity(tmp_path / "k2"), device_id="d", site_id="s")
+        Sealer(v, load_identity(tmp_path / "k2"), device_id="test-device", site_id="s")
     v.close()
 
 
