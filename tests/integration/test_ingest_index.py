@@ -90,3 +90,13 @@ def test_two_workers_and_a_sigkill_fill_one_postgres_index(pg: Postgres, tmp_pat
     assert [r.seq for r in index.search(Query(device=one, limit=5))] == [49, 48, 47, 46, 45]
     assert index.search(Query(kind="still", limit=1))[0].media_done
     index.close()
+
+
+def test_an_unreachable_index_is_one_clear_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent.customs.cli", "ingest", "--broker", "mqtt://127.0.0.1:1", "--out",
+         str(tmp_path / "out"), "--index", "postgresql://ingest:secret@127.0.0.1:1/customs"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("evidence-officer: --index: cannot open the PostgreSQL index"), proc.stderr
+    assert "Traceback" not in proc.stderr and "secret" not in proc.stderr
