@@ -57,7 +57,8 @@ PAUSE_POLL_S = 0.05  # how long one paused read waits for room before the loop w
 class Receiver(Protocol):
     """Takes every inbound message (on the paho thread: must not block) and acknowledges it itself."""
 
-    def offer(self, inbound: Inbound, mid: int, qos: int) -> None: ...
+    def offer(self, inbound: Inbound, token: int, qos: int) -> None:
+        """``token`` identifies the delivery for MqttLink.ack (packet id and connection)."""
 
     def has_room(self, timeout: float) -> bool: ...
 
@@ -252,7 +253,8 @@ class MqttLink:
             content_type=getattr(props, "ContentType", None))
         receiver = self._receiver
         if receiver is not None:
-            receiver.offer(inbound, msg.mid, msg.qos)
+            # The token carries the connection it came on: a packet id is only meaningful there.
+            receiver.offer(inbound, (self.connects << 16) | msg.mid, msg.qos)
             return
         try:
             self._inbox.put_nowait((inbound, msg.mid, msg.qos))
@@ -296,10 +298,15 @@ class MqttLink:
         self._receiver_window = window
         self._client.receiver = receiver
 
-    def ack(self, mid: int, qos: int) -> None:
-        """Acknowledge a message the receiver has stored (any thread; the paho loop sends the PUBACK)."""
-        if qos > 0 and not self._stop.is_set():
-            self._client.ack(mid, qos)
+    def ack(self, token: int, qos: int) -> None:
+        """Acknowledge a message the receiver has stored (any thread; the paho loop sends the PUBACK).
+
+        ``token`` is what offer() was given. A message taken on an earlier connection is not acked on
+        this one: the broker resends it after the reconnect (same session) and its packet id may by
+        now name another message; the resent copy is stored as a duplicate and acknowledged then.
+        """
+        if qos > 0 and not self._stop.is_set() and token >> 16 == self.connects:
+            self._client.ack(token & 0xFFFF, qos)
 
     def subscribe(self, filter_: str, handler: Handler, qos: int = 1, *, no_local: bool = False) -> _Sub:
         """Register a handler; the subscription is (re)made on every connect.
