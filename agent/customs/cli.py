@@ -43,7 +43,9 @@ def ingest_link(args: argparse.Namespace) -> MqttLink:
         tls = TlsConfig(ca_file=args.cafile, cert_file=args.cert, key_file=args.key)
     cfg = MqttConfig.model_validate({
         "broker": args.broker, "tls": tls, "client_id": args.client_id or f"ingest-{secrets.token_hex(4)}",
-        "session_expiry_s": args.session_expiry, "handler_queue": 10000})
+        "session_expiry_s": args.session_expiry, "handler_queue": 10000,
+        # flow control pauses reading (PINGRESPs too) while the store catches up: allow long pauses
+        "keepalive_s": 300})
     return MqttLink(cfg, name="ingest")
 
 
