@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.errors import AgentError, ConfigError, VerificationError
+from agent.customs.flow import FlowLimits, Intake
 from agent.customs.ingest import Ingest, Limits
+from agent.customs.store.base import IndexError_
+from agent.customs.store.opening import open_index
 from agent.wire.mqtt import MqttLink
 from agent.wire.mqtt_settings import MqttConfig, TlsConfig
 from agent.wire.topics import fleet_filter, shared
@@ -41,7 +44,9 @@ def ingest_link(args: argparse.Namespace) -> MqttLink:
         tls = TlsConfig(ca_file=args.cafile, cert_file=args.cert, key_file=args.key)
     cfg = MqttConfig.model_validate({
         "broker": args.broker, "tls": tls, "client_id": args.client_id or f"ingest-{secrets.token_hex(4)}",
-        "session_expiry_s": args.session_expiry, "handler_queue": 10000})
+        "session_expiry_s": args.session_expiry, "handler_queue": 10000,
+        # flow control pauses reading (PINGRESPs too) while the store catches up: allow long pauses
+        "keepalive_s": 300})
     return MqttLink(cfg, name="ingest")
 
 
@@ -60,17 +65,31 @@ def report_json(ingest: Ingest) -> dict[str, Any]:
             "devices": {d: asdict(r) for d, r in devices}}
 
 
+def attach_intake(link: MqttLink, ingest: Ingest, limits: FlowLimits | None = None) -> Intake:
+    """Flow control between the link and the store: bounded in flight, acknowledged once durable."""
+    limits = limits or FlowLimits()
+    intake = Intake(ingest.handle_batch, limits=limits, name=link.name)
+    link.set_receiver(intake, limits.window)
+    intake.start(link.ack)
+    return intake
+
+
 def _cmd_ingest(args: argparse.Namespace) -> int:
     try:
         limits = Limits.parse(args.limit or [])
     except ValueError as exc:
         raise ConfigError(f"--limit: {exc}") from None
     try:
-        ingest = Ingest(args.out, trusted_ca=args.trust_ca or (), limits=limits)
+        index = None if args.index is None else open_index(args.index)
+    except IndexError_ as exc:
+        raise ConfigError(f"--index: {exc}") from None
+    try:
+        ingest = Ingest(args.out, trusted_ca=args.trust_ca or (), limits=limits, index=index)
     except VerificationError as exc:
         raise ConfigError(f"--trust-ca: {exc}") from None
     link = ingest_link(args)
     subscribe_ingest(link, ingest, args.share, args.site)
+    intake = attach_intake(link, ingest, FlowLimits(window=args.window, batch=args.batch))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     link.start()
@@ -88,9 +107,13 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        intake.close()
         link.close(offline=False)
     rep = report_json(ingest)
+    rep["flow"] = asdict(intake.stats)
     ingest.close()
+    if index is not None:
+        index.close()
     text = json.dumps(rep, indent=2, sort_keys=True)
     if args.report is not None:
         Path(args.report).write_text(text + "\n")
@@ -117,6 +140,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seconds", type=float, help="stop after this long")
     p.add_argument("--idle", type=float, help="stop after this many seconds without a message")
     p.add_argument("--report", type=Path, help="also write the JSON report here")
+    p.add_argument("--index", help="also index every record for search: postgresql://user@host/db (shared by "
+                   "the workers of a region) or a SQLite file path")
+    p.add_argument("--window", type=int, default=FlowLimits.window,
+                   help="messages taken from the broker but not yet stored (reading pauses at this bound)")
+    p.add_argument("--batch", type=int, default=FlowLimits.batch,
+                   help="messages stored per transaction and round of fsyncs (acknowledged after it)")
     p.set_defaults(func=_cmd_ingest)
 
 

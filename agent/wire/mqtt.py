@@ -5,6 +5,10 @@ assumed; the broker's Maximum Packet Size and Receive Maximum from CONNACK bound
 subscriptions are re-made on every connect; inbound messages are handed to a named worker thread
 (never handled inside a paho callback) and acknowledged only after the handler returned, so a crash
 mid-handling means redelivery, not loss.
+
+Receive side at scale (``set_receiver``): a receiver (the customs ingest's flow control) takes every
+message and acknowledges it itself via :meth:`MqttLink.ack` once it is stored; while the receiver has
+no room the link does not read its socket, so TCP holds the broker back and nothing is dropped.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -50,6 +54,32 @@ __all__ = ["NO_MATCHING_SUBSCRIBERS", "PACKET_TOO_LARGE", "ConnectListener", "Do
 log = logging.getLogger(__name__)
 
 ConnectListener = Callable[[bool], None]  # session_present
+PAUSE_POLL_S = 0.05  # how long one paused read waits for room before the loop writes acks and pings
+
+
+class Receiver(Protocol):
+    """Takes every inbound message (on the paho thread: must not block) and acknowledges it itself."""
+
+    def offer(self, inbound: Inbound, token: int, qos: int) -> None:
+        """``token`` identifies the delivery for MqttLink.ack (packet id and connection)."""
+
+    def has_room(self, timeout: float) -> bool: ...
+
+
+class _PacedClient(paho.Client):
+    """paho client whose socket reads pause while the receiver is full (TCP backpressure, no drops).
+
+    Only reading waits, and at most PAUSE_POLL_S at a time: the same loop still writes our PUBACKs,
+    sends PINGREQs and handles reconnects in between.
+    """
+
+    receiver: Receiver | None = None
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        receiver = self.receiver
+        if receiver is not None and not receiver.has_room(PAUSE_POLL_S):
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return super().loop_read(max_packets)
 
 
 @dataclass
@@ -94,12 +124,14 @@ class MqttLink:
         self.last_error: str | None = None
         self._socket_error: str | None = None  # what paho logged when the socket failed (the OpenSSL reason)
         self.connects = 0
+        self._receiver: Receiver | None = None
+        self._receiver_window = 0
         self._client = self._make_client()
         self._worker = Worker(f"{name}-handlers", self._work, stopping=self._stop)
 
     # -- set-up ---------------------------------------------------------------------------------
-    def _make_client(self) -> paho.Client:
-        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.cfg.client_id,
+    def _make_client(self) -> _PacedClient:
+        c = _PacedClient(CallbackAPIVersion.VERSION2, client_id=self.cfg.client_id,
                         protocol=paho.MQTTv5, manual_ack=True)
         url = self.cfg.url
         if url.tls:
@@ -133,6 +165,8 @@ class MqttLink:
         self._started = True
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.cfg.session_expiry_s
+        if self._receiver_window:
+            props.ReceiveMaximum = min(65535, self._receiver_window)  # honoured by some brokers; not relied on
         url = self.cfg.url
         self._worker.start()
         self._client.connect_async(url.host, url.port, keepalive=self.cfg.keepalive_s,
@@ -242,6 +276,11 @@ class MqttLink:
             response_topic=getattr(props, "ResponseTopic", None),
             correlation_data=getattr(props, "CorrelationData", None),
             content_type=getattr(props, "ContentType", None))
+        receiver = self._receiver
+        if receiver is not None:
+            # The token carries the connection it came on: a packet id is only meaningful there.
+            receiver.offer(inbound, (self.connects << 16) | msg.mid, msg.qos)
+            return
         try:
             self._inbox.put_nowait((inbound, msg.mid, msg.qos))
         except queue.Full:
@@ -272,6 +311,28 @@ class MqttLink:
                 self._client.ack(mid, qos)
 
     # -- API ------------------------------------------------------------------------------------
+    def set_receiver(self, receiver: Receiver, window: int) -> None:
+        """Route every inbound message to ``receiver`` (before start()); it acknowledges via ack().
+
+        Subscription handlers are then not called: the receiver dispatches. ``window`` is sent as our
+        Receive Maximum in CONNECT (a hint for brokers that honour it); the pause on reads holds anyway.
+        """
+        if self._started:
+            raise UplinkError("set_receiver() must be called before start()")
+        self._receiver = receiver
+        self._receiver_window = window
+        self._client.receiver = receiver
+
+    def ack(self, token: int, qos: int) -> None:
+        """Acknowledge a message the receiver has stored (any thread; the paho loop sends the PUBACK).
+
+        ``token`` is what offer() was given. A message taken on an earlier connection is not acked on
+        this one: the broker resends it after the reconnect (same session) and its packet id may by
+        now name another message; the resent copy is stored as a duplicate and acknowledged then.
+        """
+        if qos > 0 and not self._stop.is_set() and token >> 16 == self.connects:
+            self._client.ack(token & 0xFFFF, qos)
+
     def subscribe(self, filter_: str, handler: Handler, qos: int = 1, *, no_local: bool = False) -> _Sub:
         """Register a handler; the subscription is (re)made on every connect.
 

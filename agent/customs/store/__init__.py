@@ -1,0 +1,1 @@
+"""Customs-side storage: the index (SQLite for one officer, PostgreSQL for a fleet) and evidence blobs."""
