@@ -88,7 +88,8 @@ def write_bundle(device_dir: Path, items: list[ev.Item], out: Path, extra: dict[
             "format": "evidence-bundle/1", "first_seq": first.seq, "last_seq": last.seq, "items": len(items),
             "since": first.wall, "until": last.wall, "created": now_iso(), "files": files}, indent=2, sort_keys=True))
         z.writestr("README.txt", README.format(name=out.name, first=first.seq, last=last.seq, since=first.wall,
-                                               until=last.wall, device=first.record.get("device_id")))
+                                               until=last.wall, first_time=first.wall, last_time=last.wall,
+                                               device=first.record.get("device_id")))
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, out)
