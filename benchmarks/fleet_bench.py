@@ -43,6 +43,14 @@ from tests.support.broker import Mosquitto  # noqa: E402
 from tests.support.sim_fleet import Fleet, Message, Publisher  # noqa: E402
 
 
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set (VmHWM) of a live process, MiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -153,6 +161,9 @@ class Consumers:
     def cpu(self) -> float:
         return sum(cpu_s(p.pid) - c0 for p, c0 in zip(self.procs, self.cpu0, strict=True) if p.poll() is None)
 
+    def peak_rss_mb(self) -> list[float]:
+        return [peak_rss_mb(p.pid) for p in self.procs if p.poll() is None]
+
     def close(self) -> dict[str, object]:
         reports: dict[str, object] = {}
         for p in self.procs:
@@ -214,6 +225,9 @@ def run_config(name: str, workers: int, broker: Mosquitto, fleet_ca: Path, phase
 
             took = wait_all(cons, done + n, 1800, kill_one if (kill and label == "burst") else None)
             sender.join()
+            # Every message handed to paho must have been acknowledged by the broker (else loss is ours).
+            if not pub.wait_acked(pub.sent, 60) or pub.failed:
+                raise RuntimeError(f"broker acknowledged {pub.acked}/{pub.sent} messages, {pub.failed} refused")
             done += n
             indexed = cons.indexed()
             lat = sorted((indexed[m.item] - pub.sent_at[m.item]) / 1e6 for m in msgs
@@ -225,6 +239,9 @@ def run_config(name: str, workers: int, broker: Mosquitto, fleet_ca: Path, phase
                           "first_to_last_s": round((max(indexed[m.item] for m in msgs if m.is_record)
                                                     - first_ns) / 1e9, 2) if lat else None}
         wall = time.monotonic() - wall0
+        out["published"] = {"messages": pub.sent, "acked_by_broker": pub.acked}
+        out["peak_rss_mb"] = {"consumers": cons.peak_rss_mb(),
+                              "broker": peak_rss_mb(broker.proc.pid)}  # type: ignore[union-attr]
         out["cpu_share"] = {"consumers": round(cons.cpu() / wall, 2),
                             "broker": round((cpu_s(broker.proc.pid) - bcpu0) / wall, 2),  # type: ignore[union-attr]
                             "publisher_and_bench": round((time.process_time() - t0) / wall, 2)}

@@ -126,7 +126,7 @@ class Mosquitto:
             "persistence true",
             f"persistence_location {data}/",
             "autosave_interval 1",
-            "max_queued_messages 1000000",
+            "max_queued_messages 1000000",  # as the shipped template (Mosquitto default 1000 drops bursts)
             "max_inflight_messages 64",
             f"log_dest file {self.log}",
             "log_type error", "log_type warning", "log_type notice", "log_type information",
