@@ -35,7 +35,7 @@ def client(tmp_path: Path) -> TestClient:
     services = ConsoleServices(cfg=None, link=None, client=DeadClient(), fleet=None,  # type: ignore[arg-type]
                                device_cas=None, extra={"inspections": InspectionStore(tmp_path / "data"),
                                                        "evidence": tmp_path / "received"})
-    return TestClient(create_app(services, extra_routers=[router]))
+    return TestClient(create_app(services, extra_routers=[router]), base_url="http://127.0.0.1")  # Host check
 
 
 def test_open_list_and_refusals(client: TestClient, tmp_path: Path) -> None:

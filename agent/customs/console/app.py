@@ -21,5 +21,5 @@ def create_app(services: ConsoleServices, extra_routers: Iterable[APIRouter] = (
     for router in (*ROUTERS, *extra_routers):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
-    app.add_middleware(SameOriginOnly, hosts=(*LOOPBACK_NAMES, services.cfg.listen.host))
+    app.add_middleware(SameOriginOnly, hosts=(*LOOPBACK_NAMES, *((services.cfg.listen.host,) if services.cfg else ())))
     return app
