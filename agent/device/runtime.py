@@ -240,6 +240,8 @@ class Agent:
         while True:
             frame = sub.get(timeout=0.5)
             if self.store.full and frame is not None:
+                if self.stop_event.is_set():
+                    return None  # stopping while full: end the stream rather than wait for room forever
                 continue  # no room: recording pauses (the open segment gets no frames) until space returns
             if frame is not None or self.stop_event.is_set() or self.hub.ended.is_set():
                 return frame
