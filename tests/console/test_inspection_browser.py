@@ -125,7 +125,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 def verify(path: Path) -> tuple[int, dict[str, Any]]:
     res = subprocess.run([ENV_PY, "-m", "agent.device.cli", "verify", str(path), "--json", "--allow-untrusted"],
-                         capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
+                         capture_output=True, text=True, cwd=REPO,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
     return res.returncode, json.loads(res.stdout)
 
 
