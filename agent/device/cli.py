@@ -57,13 +57,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rc = run_agent(cfg, args.seconds, args.drain_timeout if args.broker else None)
     from agent.signing.verify import check
 
-    report = check(vault, checkers=default_checkers())
+    ca_file = keys / "ca.pem"
+    trusted = x509.load_pem_x509_certificates(ca_file.read_bytes()) if ca_file.exists() else []
+    report = check(vault, trusted_ca=trusted, checkers=default_checkers())
     segments = report.sections.get("segments") or []
     if segments:
         seconds = sum(float(s.get("duration_s") or 0) for s in segments)
         print(f"video: {len(segments)} sealed segments, {seconds:.1f} s")
     print(f"verify: {'OK' if report.ok else 'FAILED'} — {report.items} items, "
-          f"{len(report.problems)} problems (run `evidence-agent verify {vault}` for details)")
+          f"{len(report.problems)} problems (run `evidence-agent verify {vault} --ca {ca_file}` for details)")
     return rc if report.ok else 1
 
 
