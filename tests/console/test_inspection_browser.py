@@ -6,7 +6,6 @@ report's bundle through `evidence-agent verify`, untouched, tampered and with an
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from agent.signing.keys import init_identity, load_identity
 from tests.support.console_stack import ConsoleStack, build_console_stack, chromium, need_browser, spawn
 from tests.support.helpers import REPO
+from tests.support.media import covered_lens_clip
 from tests.support.nmea_pty import PtyGps
 
 ENV_PY = sys.executable
@@ -37,13 +37,7 @@ T = 60_000  # ms: every wait in the page is bounded
 
 def make_clip(path: Path) -> None:
     """Test pattern at 10 fps with the lens 'covered' (black) 50-58 s into the clip."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed")
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    "testsrc2=size=640x360:rate=10:duration=600", "-vf",
-                    "drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='between(t,50,58)'",
-                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-pix_fmt", "yuv420p", str(path)],
-                   check=True, timeout=180)
+    covered_lens_clip(path, size="640x360", seconds=600, covered=(50, 58), timeout=180)
 
 
 def device_config(st: ConsoleStack, gps: str, clip: Path) -> Path:

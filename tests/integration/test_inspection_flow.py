@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.broker import Mosquitto
 from tests.support.helpers import REPO, wait_until
+from tests.support.media import covered_lens_clip
 from tests.support.nmea_pty import PtyGps
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -43,13 +44,7 @@ def officer(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
 
 def make_clip(path: Path) -> None:
     """Test pattern, 10 fps, with the lens 'covered' (black) from 45 s to 53 s of the clip."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed")
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    "testsrc2=size=320x240:rate=10:duration=400", "-vf",
-                    "drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='between(t,45,53)'",
-                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-pix_fmt", "yuv420p", str(path)],
-                   check=True, timeout=120)
+    covered_lens_clip(path, size="320x240", seconds=400, covered=(45, 53), timeout=120)
 
 
 def agent_config(tmp: Path, broker: str, gps_device: str, clip: Path) -> Path:

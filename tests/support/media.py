@@ -40,3 +40,16 @@ def ffprobe(path: Path) -> dict[str, Any]:
     s = data["streams"][0]
     return {"codec": s["codec_name"], "frames": int(s["nb_read_frames"]), "width": s["width"],
             "duration": float(data["format"]["duration"])}
+
+
+def covered_lens_clip(path: Path, *, size: str, seconds: int, covered: tuple[int, int], timeout: float = 180) -> None:
+    """An H.264 test-pattern clip at 10 fps whose picture is black ("lens covered") from ``covered[0]`` to
+    ``covered[1]`` seconds, made with the ffmpeg CLI (skips the test without it)."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    start, end = covered
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=size={size}:rate=10:duration={seconds}", "-vf",
+                    f"drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='between(t,{start},{end})'",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-pix_fmt", "yuv420p", str(path)],
+                   check=True, timeout=timeout)
