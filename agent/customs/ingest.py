@@ -37,7 +37,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from agent.core.errors import ConfigError, VerificationError
+from agent.core.errors import ConfigError
 from agent.core.fsutil import atomic_write
 from agent.customs.guard import (
     Limits,
@@ -45,19 +45,17 @@ from agent.customs.guard import (
     canonical_media_name,
     check_chunk,
     check_json_size,
-    check_kind,
-    check_media,
-    check_seq,
 )
 from agent.customs.ingest_state import SCHEMA, SCHEMA_VERSION, DeviceReport, Quarantine, build_report, count
+from agent.customs.record_check import CheckedRecord, RecordChecker
 from agent.customs.store.base import Index
+from agent.customs.store.blobs import BlobStore
 from agent.customs.store.chain import Link, SqliteLinks
-from agent.customs.store.durable import SyncBatch
+from agent.customs.store.durable import StoreLock, SyncBatch
 from agent.customs.store.model import ItemRow
-from agent.signing.keys import key_id_of
 from agent.signing.layout import bucket_of, item_stem
-from agent.signing.records import SignedRecord, parse_sidecar
-from agent.signing.trust import load_anchors, verify_chain, verify_signature
+from agent.signing.records import SignedRecord
+from agent.signing.trust import load_anchors
 from agent.wire.chunks import Chunk, parse_chunk, props_dict
 from agent.wire.mqtt import Inbound
 from agent.wire.topics import parse_device_topic
@@ -87,9 +85,10 @@ class Ingest:
     """Handlers for record/media/alert/receipt/status/availability messages; thread-safe."""
 
     def __init__(self, out: Path, *, trusted_ca: Sequence[Path] = (), verify_items: bool = True,
-                 limits: Limits | None = None, index: Index | None = None) -> None:
+                 limits: Limits | None = None, index: Index | None = None, blobs: BlobStore | None = None) -> None:
         self.out = Path(out)
         self.index = index  # the searchable customs index (SQLite or PostgreSQL), written in the same batch
+        self.blobs = blobs  # content-addressed write-once copy of every media file (folder or S3), same batch
         self.state = self.out / ".ingest"
         for sub in ("partial", "quarantine"):
             (self.state / sub).mkdir(parents=True, exist_ok=True)
@@ -110,7 +109,10 @@ class Ingest:
         self._quarantine = Quarantine(self._db, self.state / "quarantine", self.limits)
         self._links = SqliteLinks(self._db)
         self._sync = SyncBatch()  # files of the current transaction, fsynced once before it commits
-        self._trusted: set[tuple[str, tuple[bytes, ...]]] = set()  # (device, x5c) chains already verified
+        self._store_lock = StoreLock(self.state / "store.lock")  # one batch at a time across the --share group
+        self._partial_dirs: set[str] = set()
+        self._staged: dict[str, Path] = {}  # record hash -> its sidecar, written before the lock
+        self._checker = RecordChecker(self.cas, self.limits)  # the lock-free part of a record's checks
         self._pinned: dict[str, bytes] = {}
         self._live: dict[str, dict[str, Any]] = {}
         self.messages = 0
@@ -137,16 +139,17 @@ class Ingest:
                 self.slowest_ms, self.slowest_topic = took, msg.topic[:200]
 
     def _in_transaction(self, work: Any) -> None:
-        self._db.execute("BEGIN IMMEDIATE")  # other workers of a --share group use the same OUT
-        try:
-            with self._index_transaction():
-                work()
-                self._sync.flush()
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._sync.discard()
-            self._db.execute("ROLLBACK")
-            raise
+        with self._store_lock.held():  # other workers of a --share group use the same OUT
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                with self._index_transaction():
+                    work()
+                    self._sync.flush()
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._sync.discard()
+                self._db.execute("ROLLBACK")
+                raise
 
     def handle_batch(self, msgs: Sequence[Inbound]) -> list[bool]:
         """Many messages in one transaction and one round of fsyncs; per message True = stored or refused.
@@ -156,37 +159,61 @@ class Ingest:
         """
         done: list[bool] = []
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            # CPU-bound checks and sidecar writes first, outside the store lock the whole group shares
+            pre = [self._checker.precheck(msg) for msg in msgs]
+            for msg, checked in zip(msgs, pre, strict=True):
+                if isinstance(checked, CheckedRecord):
+                    self._stage(checked, msg.payload)
             try:
-                with self._index_transaction():
-                    for msg in msgs:
-                        self.messages += 1
-                        done.append(self._one_of_batch(msg))
-                    self._sync.flush()  # before the commits, and before flow control acknowledges anything
-                # the index committed first: if the state commit fails, redelivery finds the index rows (no-op)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._sync.discard()
-                self._db.execute("ROLLBACK")
-                raise
+                with self._store_lock.held():
+                    self._db.execute("BEGIN IMMEDIATE")
+                    try:
+                        with self._index_transaction():
+                            for msg, checked in zip(msgs, pre, strict=True):
+                                self.messages += 1
+                                done.append(self._one_of_batch(msg, checked))
+                            self._sync.flush()  # before the commits, and before flow control acknowledges
+                        # the index committed first: if the state commit fails, redelivery finds its rows
+                        self._db.execute("COMMIT")
+                    except BaseException:
+                        self._sync.discard()
+                        self._db.execute("ROLLBACK")
+                        raise
+            finally:
+                self._unstage()
         return done
+
+    def _stage(self, checked: CheckedRecord, payload: bytes) -> None:
+        """Write the sidecar under a hidden name now; under the lock it is only renamed into place."""
+        name = f"{item_stem(checked.seq, checked.kind)}.rec"
+        final = self.out / checked.device / "items" / bucket_of(checked.seq) / name
+        try:  # named by the record hash: a fork of the same seq in this batch gets its own file
+            self._staged[checked.signed.hash] = SyncBatch.stage(final, payload, checked.signed.hash[:32])
+        except OSError:
+            log.exception("could not stage %s; it is written under the lock instead", final)
+
+    def _unstage(self) -> None:
+        """Staged sidecars not placed (duplicates, forks, refusals, a rolled-back batch) are removed."""
+        for path in self._staged.values():
+            path.unlink(missing_ok=True)
+        self._staged.clear()
 
     def _index_transaction(self) -> AbstractContextManager[None]:
         return self.index.transaction() if self.index is not None else nullcontext()
 
-    def _one_of_batch(self, msg: Inbound) -> bool:
+    def _one_of_batch(self, msg: Inbound, pre: CheckedRecord | Refused | None) -> bool:
         started = time.perf_counter()
         try:
-            return self._one_in_savepoint(msg)
+            return self._one_in_savepoint(msg, pre)
         finally:
             took = (time.perf_counter() - started) * 1000
             if took > self.slowest_ms:
                 self.slowest_ms, self.slowest_topic = took, msg.topic[:200]
 
-    def _one_in_savepoint(self, msg: Inbound) -> bool:
+    def _one_in_savepoint(self, msg: Inbound, pre: CheckedRecord | Refused | None) -> bool:
         self._db.execute("SAVEPOINT msg")
         try:
-            self._dispatch(msg)
+            self._dispatch(msg, pre)
         except (OSError, sqlite3.OperationalError):
             log.exception("could not store the message on %.200s now; it stays unacknowledged", msg.topic)
             self._db.execute("ROLLBACK TO msg")
@@ -207,7 +234,7 @@ class Ingest:
         except ValueError:
             return "?"
 
-    def _dispatch(self, msg: Inbound) -> None:
+    def _dispatch(self, msg: Inbound, pre: CheckedRecord | Refused | None = None) -> None:
         try:
             site, device, channel = parse_device_topic(msg.topic)
         except ValueError as exc:
@@ -221,7 +248,7 @@ class Ingest:
                     return
                 msg = whole
             if channel == "record":
-                self._record(site, device, msg)
+                self._record(site, device, msg, pre)
             elif channel == "media":
                 self._media(device, msg)
             elif channel == "alert":
@@ -246,32 +273,6 @@ class Ingest:
             self._refuse(msg, device, Refused(f"{type(exc).__name__}: {exc}", 0x99))
 
     # -- records --------------------------------------------------------------------------------
-    def _check_signed(self, site: str, device: str, signed: SignedRecord, msg: Inbound) -> None:
-        record = signed.record
-        if record.get("device_id") != device or record.get("site_id") != site:
-            raise Refused(f"record says device {str(record.get('device_id'))[:64]!r} at site "
-                          f"{str(record.get('site_id'))[:64]!r} but came on the topic of {device} at {site}",
-                          0x87, "wrong_device")
-        if msg.prop("item") not in (None, signed.hash):
-            raise Refused("record hash does not match the message's item property")
-        try:
-            certs = signed.certificates()
-            if not certs:
-                raise VerificationError("record envelope carries no certificate")
-            verify_signature(certs[0], signed.sig, signed.body)
-            if key_id_of(certs[0].public_key()) != signed.key_id:  # type: ignore[arg-type]
-                raise VerificationError("record key_id is not the certificate's key")
-        except (VerificationError, ValueError) as exc:
-            raise Refused(f"record of {device}: {exc}", 0x83, "bad_signature") from exc
-        chain_key = (device, signed.x5c)
-        if chain_key not in self._trusted:  # a device sends the same chain every time: check it once
-            try:
-                verify_chain(certs, self.cas, device=device)
-            except VerificationError as exc:
-                raise Refused(f"record of {device}: {exc}", 0x87, "untrusted") from exc
-            self._trusted.add(chain_key)
-        self._pin(device, certs)
-
     def _pin(self, device: str, certs: list[x509.Certificate]) -> None:
         vault = self.out / device / "device"
         leaf_pem = certs[0].public_bytes(serialization.Encoding.PEM)
@@ -291,25 +292,26 @@ class Ingest:
         if not self.cas:
             log.warning("%s: certificate pinned on first use (no --trust-ca given)", device)
 
-    def _record(self, site: str, device: str, msg: Inbound) -> None:
-        check_json_size(msg.payload, self.limits.max_record_bytes, self.limits, "record")
-        try:
-            signed = parse_sidecar(msg.payload, "record")
-            record = signed.record
-        except (VerificationError, ValueError) as exc:
-            raise Refused(str(exc)) from exc
-        seq, kind = check_seq(record.get("seq")), check_kind(record.get("kind"))
-        media = check_media(record, seq, kind, self.limits)
+    def _record(self, site: str, device: str, msg: Inbound, pre: CheckedRecord | Refused | None = None) -> None:
+        if isinstance(pre, Refused):
+            raise pre
+        checked = pre if pre is not None else self._checker.check(site, device, msg)
+        signed, seq, kind, media = checked.signed, checked.seq, checked.kind, checked.media
+        record = signed.record
         first = self._db.execute("SELECT item FROM records WHERE device=? AND seq=?", (device, seq)).fetchone()
         if first is not None and first[0] == signed.hash:
             count(self._db, device, "duplicates")
             return
-        self._check_signed(site, device, signed, msg)
+        self._pin(device, list(checked.certs))
         if first is not None:
             self._fork(device, seq, kind, signed, msg.payload)
             return
         bucket = self.out / device / "items" / bucket_of(seq)
-        self._sync.write(bucket / f"{item_stem(seq, kind)}.rec", msg.payload)
+        staged = self._staged.pop(signed.hash, None)
+        if staged is not None:
+            self._sync.place(staged, bucket / f"{item_stem(seq, kind)}.rec")
+        else:
+            self._sync.write(bucket / f"{item_stem(seq, kind)}.rec", msg.payload)
         self._db.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?)",
                          (device, signed.hash, site, seq, kind, media and media["name"],
                           media and media["sha256"], 0 if media else 1, time.time_ns()))
@@ -405,7 +407,9 @@ class Ingest:
             raise Refused(f"chunk of item {chunk.item[:12]} disagrees with earlier chunks about size/SHA-256",
                           reason="bad_chunk")
         folder = self._partial_dir(device)
-        folder.mkdir(exist_ok=True)
+        if device not in self._partial_dirs:
+            folder.mkdir(exist_ok=True)
+            self._partial_dirs.add(device)
         partial = folder / f"{chunk.item}.{chunk.total}"
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
@@ -446,11 +450,14 @@ class Ingest:
             raise Refused(f"media of seq {seq} has SHA-256 {med[0][:12]}, its record says {sha[:12]}", 0x83,
                           "media_mismatch")
         bucket = self.out / device / "items" / bucket_of(seq)
+        # Blob first: if the store cannot take it now (BlobError is an OSError), nothing has moved and the
+        # message stays unacknowledged for a retry.
+        blob = None if self.blobs is None else self.blobs.put_file(sha, Path(med[1]), self._sync)
         os.replace(med[1], bucket / name)
         self._sync.moved(bucket / name)
         self._db.execute("UPDATE records SET media_done=1 WHERE device=? AND item=?", (device, item))
         if self.index is not None:
-            self.index.media_stored(device, item, str((bucket / name).relative_to(self.out)))
+            self.index.media_stored(device, item, blob or str((bucket / name).relative_to(self.out)))
         self._db.execute("UPDATE media SET path=? WHERE device=? AND item=?", (str(bucket / name), device, item))
 
     def _check_chain(self, device: str, link: Link) -> None:
@@ -481,3 +488,4 @@ class Ingest:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._store_lock.close()

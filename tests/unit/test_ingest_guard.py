@@ -66,6 +66,21 @@ def test_fork_keeps_the_first_record_and_reports_the_second(ingest: Ingest, mal:
     assert len(list((tmp_path / "out" / "dev-mal" / "forks").rglob("*.rec"))) == 2  # max_forks bounds the copies
 
 
+def test_fork_in_the_same_batch_never_replaces_the_first(ingest: Ingest, mal: Device, tmp_path: Path) -> None:
+    """Sidecars are written before the store lock (staged): a record and its forks for one seq in one batch
+    must each get their own staged file, and only the first reaches the vault."""
+    first = mal.event()
+    forks = [mal.forge(first, extra={"type": f"rewritten-{i}"}) for i in range(3)]
+    done = ingest.handle_batch([record_msg(mal, sidecar(first)), record_msg(mal, sidecar(first)),
+                                *(record_msg(mal, f) for f in forks)])
+    assert done == [True] * 5
+    items = tmp_path / "out" / "dev-mal" / "items"
+    assert (items / "000000" / f"{first.seq:012d}.event.rec").read_bytes() == sidecar(first)
+    assert [p.name for p in items.rglob("*") if p.is_file()] == [f"{first.seq:012d}.event.rec"]  # no leftovers
+    rep = ingest.report()["dev-mal"]
+    assert rep.fork_count == 3 and rep.duplicates == 1
+
+
 def test_poison_messages_are_refused_and_never_raise(ingest: Ingest, mal: Device) -> None:
     item = mal.event()
     deep = b"[" * 100_000 + b"]" * 100_000
