@@ -24,7 +24,8 @@ from agent.core.errors import AgentError, ConfigError, VerificationError
 from agent.customs.flow import FlowLimits, Intake
 from agent.customs.ingest import Ingest, Limits
 from agent.customs.store.base import IndexError_
-from agent.customs.store.opening import open_index
+from agent.customs.store.blobs import BlobError
+from agent.customs.store.opening import open_blobs, open_index
 from agent.wire.mqtt import MqttLink
 from agent.wire.mqtt_settings import MqttConfig, TlsConfig
 from agent.wire.topics import fleet_filter, shared
@@ -84,7 +85,11 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     except IndexError_ as exc:
         raise ConfigError(f"--index: {exc}") from None
     try:
-        ingest = Ingest(args.out, trusted_ca=args.trust_ca or (), limits=limits, index=index)
+        blobs = None if args.blobs is None else open_blobs(args.blobs)
+    except BlobError as exc:
+        raise ConfigError(f"--blobs: {exc}") from None
+    try:
+        ingest = Ingest(args.out, trusted_ca=args.trust_ca or (), limits=limits, index=index, blobs=blobs)
     except VerificationError as exc:
         raise ConfigError(f"--trust-ca: {exc}") from None
     link = ingest_link(args)
@@ -142,6 +147,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--report", type=Path, help="also write the JSON report here")
     p.add_argument("--index", help="also index every record for search: postgresql://user@host/db (shared by "
                    "the workers of a region) or a SQLite file path")
+    p.add_argument("--blobs", help="also keep every media file in a content-addressed, write-once store: a "
+                   "folder (a shared mount for many workers; hard links when on OUT's filesystem) or "
+                   "s3://bucket/prefix (object-lock bucket; AWS_* environment); the index points at the blob")
     p.add_argument("--window", type=int, default=FlowLimits.window,
                    help="messages taken from the broker but not yet stored (reading pauses at this bound)")
     p.add_argument("--batch", type=int, default=FlowLimits.batch,

@@ -14,9 +14,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from agent.customs.store.blobs import BlobError, BlobStore, blob_key
+
+if TYPE_CHECKING:
+    from agent.customs.store.durable import SyncBatch
 
 
 class S3Blobs(BlobStore):
@@ -34,8 +37,12 @@ class S3Blobs(BlobStore):
     def key_of(self, sha256: str) -> str:
         return self.prefix + blob_key(sha256)
 
-    def put_file(self, sha256: str, path: Path) -> str:
-        from botocore.exceptions import ClientError
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def put_file(self, sha256: str, path: Path, batch: SyncBatch | None = None) -> str:
+        """Durable when S3 answers (``batch`` is not needed)."""
+        from botocore.exceptions import BotoCoreError, ClientError
 
         key = self.key_of(sha256)
         args: dict[str, Any] = {
@@ -53,6 +60,8 @@ class S3Blobs(BlobStore):
             if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
                 return key  # already stored (by us earlier, or another worker): write-once holds
             raise BlobError(f"s3://{self.bucket}/{key}: {code or exc}") from exc
+        except BotoCoreError as exc:  # endpoint unreachable, credentials missing: try again later
+            raise BlobError(f"s3://{self.bucket}/{key}: {exc}") from exc
         return key
 
     def exists(self, sha256: str) -> bool:
