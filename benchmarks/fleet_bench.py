@@ -69,11 +69,16 @@ def bare_sub(port: int, expect: int, out: Path) -> None:
             with lock:
                 recv.setdefault(item, time.time_ns())
 
-    c = paho.Client(CallbackAPIVersion.VERSION2, client_id="bare-sub", protocol=paho.MQTTv5)
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bare-sub-{out.parent.name}", protocol=paho.MQTTv5)
     c.on_message = on_message
     c.on_connect = lambda cl, *_a: cl.subscribe([("$share/bare/evidence/+/+/record", 1),
                                                  ("$share/bare/evidence/+/+/media", 1)])
-    c.connect("127.0.0.1", port)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600  # a persistent session, like the ingest's: a drain queues for it
+    c.connect("127.0.0.1", port, clean_start=False, properties=props)
     c.loop_start()
     while True:
         with lock:
@@ -96,14 +101,34 @@ class Consumers:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.group = f"g{os.getpid()}{int(time.time() * 1000) % 100000}"
         self.bare = workers == 0
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self._seen: dict[str, int] = {}
         if self.bare:
             self.recv_file = root / "bare.json"
-            self.procs.append(subprocess.Popen([sys.executable, __file__, "--bare-sub", str(broker.port),
-                                                str(expect), str(self.recv_file)], cwd=REPO, env=env))
-            self._wait_log("as bare-sub")
+            self.start_bare()
         else:
             for i in range(workers):
+                self.start_worker(i)
+        self.cpu0 = [cpu_s(p.pid) for p in self.procs]
+
+    def start_bare(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        p = subprocess.Popen([sys.executable, __file__, "--bare-sub", str(self.broker.port), str(self.expect),
+                              str(self.recv_file)], cwd=REPO, env=env)
+        self.procs[:1] = [p]
+        self._wait_log(f"as bare-sub-{self.root.name}")
+
+    def pause(self) -> None:
+        """Stop every consumer; their persistent sessions keep their share of what arrives meanwhile."""
+        for p in self.procs:
+            p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            p.wait(120)
+
+    def resume(self) -> None:
+        if self.bare:
+            self.start_bare()
+        else:
+            for i in range(len(self.procs)):
                 self.start_worker(i)
         self.cpu0 = [cpu_s(p.pid) for p in self.procs]
 
@@ -122,11 +147,13 @@ class Consumers:
         self._wait_log(f"as {cid}")
 
     def _wait_log(self, text: str) -> None:
-        deadline = time.monotonic() + 30
-        while text not in self.broker.log_text():
+        deadline = time.monotonic() + 120  # a broker saving a large backlog to disk answers CONNECT late
+        seen = self._seen.get(text, 0)
+        while self.broker.log_text().count(text) <= seen:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{text!r} never connected")
             time.sleep(0.1)
+        self._seen[text] = seen + 1
         time.sleep(0.3)
 
     def indexed(self) -> dict[str, int]:
@@ -251,6 +278,39 @@ def run_config(name: str, workers: int, broker: Mosquitto, fleet_ca: Path, phase
     return out
 
 
+def run_drain(name: str, workers: int, broker: Mosquitto, fleet_ca: Path, msgs: list[Message],
+              tmp: Path) -> dict[str, object]:
+    """A backlog queued while the consumers were away (an outage), then drained: the publisher is idle
+    while the consumers work, so the figure is theirs and the broker's alone."""
+    n = sum(1 for m in msgs if m.is_record)
+    root = tmp / name
+    root.mkdir()
+    cons = Consumers(broker, root, workers, fleet_ca, n)
+    cons.pause()
+    pub = Publisher("127.0.0.1", broker.port, f"pub-{name}", inflight=500)
+    out: dict[str, object] = {"consumer": name, "records": n, "messages": len(msgs)}
+    try:
+        pub.send(msgs)
+        if not pub.wait_acked(pub.sent, 600) or pub.failed:
+            raise RuntimeError(f"broker acknowledged {pub.acked}/{pub.sent} messages, {pub.failed} refused")
+        pub.close()
+        bcpu0 = cpu_s(broker.proc.pid)  # type: ignore[union-attr]
+        cons.resume()
+        took = wait_all(cons, n, 1800)
+        stamps = sorted(cons.indexed().values())
+        span = (stamps[-1] - stamps[0]) / 1e9  # first to last stored: worker start-up (imports) left out
+        out["seconds_with_startup"] = round(took, 2)
+        out["seconds"] = round(span, 2)
+        out["records_per_s"] = round(n / max(span, 1e-9), 1)
+        out["cpu_share"] = {"consumers": round(cons.cpu() / took, 2),
+                            "broker": round((cpu_s(broker.proc.pid) - bcpu0) / took, 2)}  # type: ignore[union-attr]
+        out["peak_rss_mb"] = {"consumers": cons.peak_rss_mb(),
+                              "broker": peak_rss_mb(broker.proc.pid)}  # type: ignore[union-attr]
+    finally:
+        out["loss_check"] = cons.close()
+    return out
+
+
 def store_only(records: int, devices: int, media_kb: int, tmp: Path) -> dict[str, object]:
     """The ingest's store path alone (no broker): CPU and wall per record, one message per commit vs batches.
 
@@ -289,6 +349,8 @@ def main() -> None:
     ap.add_argument("--no-bare", action="store_true")
     ap.add_argument("--kill", action="store_true", help="SIGKILL one of 2 workers mid-burst and restart it")
     ap.add_argument("--only-burst", type=int, help="one worker, one burst of this many records (no sustained phase)")
+    ap.add_argument("--drain", type=int, help="a backlog of this many records queued while every consumer is "
+                    "away, then drained by bare paho and by 1, 2, 3 workers (publisher idle meanwhile)")
     ap.add_argument("--store-only", type=int, help="only the store path, in process, for this many records")
     args = ap.parse_args()
     if args.store_only:
@@ -304,6 +366,22 @@ def main() -> None:
         fleet = Fleet(args.devices, tmp / "fleet-ca.pem")
         restarts = fleet.restart_messages()
         media = args.media_kb * 1024
+        if args.drain:
+            backlog = restarts + list(fleet.burst(args.drain - len(restarts), 3, media))
+            drained = []
+            with Mosquitto(tmp / "broker", tls=False) as broker:
+                for name, workers in ([] if args.no_bare else [("bare-paho", 0)]) + \
+                        [(f"{w}-worker", int(w)) for w in args.workers.split(",")]:
+                    drained.append(run_drain(name, workers, broker, fleet.ca_file, backlog, tmp))
+                    print(json.dumps(drained[-1]), file=sys.stderr)
+            rate = {str(r["consumer"]): float(r["records_per_s"]) for r in drained}  # type: ignore[arg-type]
+            ratios = {f"{k}_vs_bare_paho": round(v / rate["bare-paho"], 2) for k, v in rate.items()
+                      if "bare-paho" in rate and k != "bare-paho"}
+            ratios.update({f"{k}_vs_1_worker": round(v / rate["1-worker"], 2) for k, v in rate.items()
+                           if "1-worker" in rate and k not in ("bare-paho", "1-worker")})
+            print(json.dumps({"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
+                              "drain": drained, "ratios": ratios}, indent=1))
+            return
         if args.only_burst:
             phases = [[], restarts + list(fleet.burst(args.only_burst - len(restarts), 3, media))]
         else:
