@@ -432,10 +432,9 @@ class Ingest:
             partial.unlink()
             raise Refused(f"reassembled file of item {chunk.item[:12]} does not match its SHA-256", 0x83,
                           "media_mismatch")
-        final = folder / f"{chunk.item}.done"
-        os.replace(partial, final)
-        self._sync.moved(final)
-        return final
+        # The complete file stays where it is (not renamed): if placing it fails now (a blob store that is
+        # down) the savepoint brings its chunk rows back, and the retried last chunk finds the file whole.
+        return partial
 
     def _place_media(self, device: str, item: str) -> None:
         """Move complete media next to its record once both are here (either may come first)."""

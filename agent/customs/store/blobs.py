@@ -63,7 +63,7 @@ class BlobStore(abc.ABC):
         """The blob's bytes (a file object the caller closes)."""
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):
@@ -88,7 +88,7 @@ class FileBlobs(BlobStore):
         key = blob_key(sha256)
         final = self.root / key
         if final.exists():
-            if _sha256_of(path) != sha256:
+            if sha256_of(path) != sha256:
                 raise BlobError(f"{path} does not hash to {sha256[:16]}… (not stored)")
             return key
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -124,7 +124,7 @@ class FileBlobs(BlobStore):
     def _link_into(sha256: str, path: Path, final: Path, batch: SyncBatch) -> bool:
         """Same filesystem: the checked file itself becomes the blob (a hard link, no copy); its data and
         the new folder entry are made durable by the batch. False: another filesystem, copy instead."""
-        if _sha256_of(path) != sha256:
+        if sha256_of(path) != sha256:
             raise BlobError(f"{path} does not hash to {sha256[:16]}… (not stored)")
         try:
             os.link(path, final)
@@ -149,4 +149,4 @@ class FileBlobs(BlobStore):
 
     def check(self, sha256: str) -> bool:
         """Re-hash a stored blob (audits): True when its bytes still match its name."""
-        return _sha256_of(self.path_of(sha256)) == sha256
+        return sha256_of(self.path_of(sha256)) == sha256

@@ -16,7 +16,7 @@ import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-from agent.customs.store.blobs import BlobError, BlobStore, blob_key
+from agent.customs.store.blobs import BlobError, BlobStore, blob_key, sha256_of
 
 if TYPE_CHECKING:
     from agent.customs.store.durable import SyncBatch
@@ -27,8 +27,12 @@ class S3Blobs(BlobStore):
                  client: Any = None, endpoint_url: str | None = None) -> None:
         if client is None:
             import boto3
+            from botocore.config import Config
 
-            client = boto3.client("s3", endpoint_url=endpoint_url)
+            # few, quick retries: an unreachable store keeps the message unacknowledged and the ingest's
+            # flow control retries it with its own backoff, without holding the store lock for minutes
+            client = boto3.client("s3", endpoint_url=endpoint_url, config=Config(
+                retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=120))
         self.s3 = client
         self.bucket = bucket
         self.prefix = prefix
@@ -45,8 +49,12 @@ class S3Blobs(BlobStore):
         from botocore.exceptions import BotoCoreError, ClientError
 
         key = self.key_of(sha256)
+        if sha256_of(path) != sha256:  # S3 checks it too; MinIO/moto-style servers may not
+            raise BlobError(f"{path} does not hash to {sha256[:16]}… (not stored)")
         args: dict[str, Any] = {
             "Bucket": self.bucket, "Key": key, "IfNoneMatch": "*",
+            # an object-lock bucket refuses a put without a checksum *algorithm* header (Content-MD5 or this)
+            "ChecksumAlgorithm": "SHA256",
             "ChecksumSHA256": base64.b64encode(bytes.fromhex(sha256)).decode(),
         }
         if self.retention_days is not None:
