@@ -74,8 +74,8 @@ def test_s3_put_is_conditional_checksummed_and_locked(tmp_path: Path) -> None:
     src, sha = _file(tmp_path, b"media")
     stub.add_response("put_object", {}, {
         "Bucket": "customs-evidence", "Key": f"evidence/{blob_key(sha)}", "Body": ANY, "IfNoneMatch": "*",
-        "ChecksumAlgorithm": "SHA256", "ChecksumSHA256": base64.b64encode(bytes.fromhex(sha)).decode(), "ObjectLockMode": "COMPLIANCE",
-        "ObjectLockRetainUntilDate": ANY})
+        "ChecksumAlgorithm": "SHA256", "ChecksumSHA256": base64.b64encode(bytes.fromhex(sha)).decode(),
+        "ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": ANY})
     stub.add_client_error("put_object", service_error_code="PreconditionFailed", http_status_code=412)
     with stub:
         assert blobs.put_file(sha, src) == f"evidence/{blob_key(sha)}"
