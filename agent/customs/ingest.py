@@ -114,6 +114,7 @@ class Ingest:
         self._staged: dict[str, Path] = {}  # record hash -> its sidecar, written before the lock
         self._checker = RecordChecker(self.cas, self.limits)  # the lock-free part of a record's checks
         self._pinned: dict[str, bytes] = {}
+        self._pinned_der: dict[str, bytes] = {}  # device -> leaf DER already checked against its pinned file
         self._live: dict[str, dict[str, Any]] = {}
         self.messages = 0
         self.slowest_ms = 0.0
@@ -273,7 +274,13 @@ class Ingest:
             self._refuse(msg, device, Refused(f"{type(exc).__name__}: {exc}", 0x99))
 
     # -- records --------------------------------------------------------------------------------
-    def _pin(self, device: str, certs: list[x509.Certificate]) -> None:
+    def _pin(self, device: str, certs: list[x509.Certificate], leaf_der: bytes) -> None:
+        if self._pinned_der.get(device) == leaf_der:  # the usual case, without re-encoding the certificate
+            return
+        self._pin_pem(device, certs)
+        self._pinned_der[device] = leaf_der
+
+    def _pin_pem(self, device: str, certs: list[x509.Certificate]) -> None:
         vault = self.out / device / "device"
         leaf_pem = certs[0].public_bytes(serialization.Encoding.PEM)
         pinned = vault / "cert.pem"
@@ -302,7 +309,7 @@ class Ingest:
         if first is not None and first[0] == signed.hash:
             count(self._db, device, "duplicates")
             return
-        self._pin(device, list(checked.certs))
+        self._pin(device, list(checked.certs), signed.x5c[0])
         if first is not None:
             self._fork(device, seq, kind, signed, msg.payload)
             return

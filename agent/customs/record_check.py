@@ -22,6 +22,8 @@ from agent.signing.trust import verify_chain, verify_signature
 from agent.wire.mqtt import Inbound
 from agent.wire.topics import parse_device_topic
 
+CERT_CACHE = 4096  # distinct certificate chains kept parsed (one per device in a region, with room)
+
 
 @dataclass(frozen=True)
 class CheckedRecord:
@@ -43,6 +45,7 @@ class RecordChecker:
         self.cas = cas
         self.limits = limits
         self._trusted: set[tuple[str, tuple[bytes, ...]]] = set()
+        self._certs: dict[tuple[bytes, ...], tuple[list[x509.Certificate], str]] = {}
 
     def check(self, site: str, device: str, msg: Inbound) -> CheckedRecord:
         """Every check of one whole record message; raises Refused with the reason."""
@@ -61,11 +64,9 @@ class RecordChecker:
         if msg.prop("item") not in (None, signed.hash):
             raise Refused("record hash does not match the message's item property")
         try:
-            certs = signed.certificates()
-            if not certs:
-                raise VerificationError("record envelope carries no certificate")
+            certs, key_id = self._parsed(signed.x5c)
             verify_signature(certs[0], signed.sig, signed.body)
-            if key_id_of(certs[0].public_key()) != signed.key_id:  # type: ignore[arg-type]
+            if key_id != signed.key_id:
                 raise VerificationError("record key_id is not the certificate's key")
         except (VerificationError, ValueError) as exc:
             raise Refused(f"record of {device}: {exc}", 0x83, "bad_signature") from exc
@@ -77,6 +78,20 @@ class RecordChecker:
                 raise Refused(f"record of {device}: {exc}", 0x87, "untrusted") from exc
             self._trusted.add(chain_key)
         return CheckedRecord(site, device, signed, tuple(certs), seq, kind, media)
+
+    def _parsed(self, x5c: tuple[bytes, ...]) -> tuple[list[x509.Certificate], str]:
+        """The envelope's certificates and the leaf's key id, parsed once per distinct chain (a bounded cache:
+        a device sends the same chain every time; junk from an attacker only cycles it)."""
+        hit = self._certs.get(x5c)
+        if hit is None:
+            certs = [x509.load_der_x509_certificate(der) for der in x5c]
+            if not certs:
+                raise VerificationError("record envelope carries no certificate")
+            hit = (certs, key_id_of(certs[0].public_key()))  # type: ignore[arg-type]
+            if len(self._certs) >= CERT_CACHE:
+                self._certs.pop(next(iter(self._certs)))
+            self._certs[x5c] = hit
+        return hit
 
     def precheck(self, msg: Inbound) -> CheckedRecord | Refused | None:
         """For a whole record message: its result (or its refusal); None for anything checked under the lock
