@@ -42,6 +42,8 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from tests.support.broker import Mosquitto  # noqa: E402
 from tests.support.sim_fleet import Fleet, Message, Publisher  # noqa: E402
 
+AUTOSAVE_S = 60  # as the shipped mosquitto.conf: the test default (1 s) rewrites a backlog of 300 MB every second
+
 
 def peak_rss_mb(pid: int) -> float:
     """Peak resident set (VmHWM) of a live process, MiB (Linux /proc)."""
@@ -369,7 +371,7 @@ def main() -> None:
         if args.drain:
             backlog = restarts + list(fleet.burst(args.drain - len(restarts), 3, media))
             drained = []
-            with Mosquitto(tmp / "broker", tls=False) as broker:
+            with Mosquitto(tmp / "broker", tls=False, autosave_interval=AUTOSAVE_S) as broker:
                 for name, workers in ([] if args.no_bare else [("bare-paho", 0)]) + \
                         [(f"{w}-worker", int(w)) for w in args.workers.split(",")]:
                     drained.append(run_drain(name, workers, broker, fleet.ca_file, backlog, tmp))
@@ -392,7 +394,7 @@ def main() -> None:
         configs = [] if args.no_bare or args.only_burst else [("bare-paho", 0)]
         configs += [(f"{w}-worker", int(w)) for w in ([1] if args.only_burst else args.workers.split(","))]
         results = []
-        with Mosquitto(tmp / "broker", tls=False) as broker:
+        with Mosquitto(tmp / "broker", tls=False, autosave_interval=AUTOSAVE_S) as broker:
             for name, workers in configs:
                 results.append(run_config(name, workers, broker, fleet.ca_file, phases, args.rate, tmp, False))
                 print(json.dumps(results[-1]), file=sys.stderr)

@@ -10,12 +10,14 @@ The customs side trusts nothing a device sends (see agent.customs.guard and docs
 paths come from validated values only, every table is keyed by device, evidence is write-once, and
 every message is stored, refused with a counted reason, or quarantined; ``handle`` never raises, so
 no message is left unacknowledged to stall the fleet.
-Workers of one ``--share`` group must share OUT (same filesystem); SQLite serialises them per batch.
+Workers of one ``--share`` group must share OUT (same filesystem); they take turns per batch on the
+store lock (an ``flock``, store/durable.py) and do a record's CPU work before it (record_check.py).
 
 Per record the cost is flat (see docs/deploy-customs.md): ``handle_batch`` stores many messages in one
 transaction with one round of fsyncs (store/durable.py), each record's chain is checked once against
 its stored neighbours (store/chain.py) instead of re-verifying the item from disk, and a device's
-certificate chain is verified once per worker, not per record (its signature always is).
+certificate chain is verified once per worker, not per record (its signature always is). Chunked media
+are reassembled by reassembly.py; complete media also go to the blob store (``--blobs``).
 """
 
 from __future__ import annotations
@@ -43,10 +45,10 @@ from agent.customs.guard import (
     Limits,
     Refused,
     canonical_media_name,
-    check_chunk,
     check_json_size,
 )
 from agent.customs.ingest_state import SCHEMA, SCHEMA_VERSION, DeviceReport, Quarantine, build_report, count
+from agent.customs.reassembly import Reassembly
 from agent.customs.record_check import CheckedRecord, RecordChecker
 from agent.customs.store.base import Index
 from agent.customs.store.blobs import BlobStore
@@ -56,7 +58,6 @@ from agent.customs.store.model import ItemRow
 from agent.signing.layout import bucket_of, item_stem
 from agent.signing.records import SignedRecord
 from agent.signing.trust import load_anchors
-from agent.wire.chunks import Chunk, parse_chunk, props_dict
 from agent.wire.mqtt import Inbound
 from agent.wire.topics import parse_device_topic
 
@@ -109,8 +110,8 @@ class Ingest:
         self._quarantine = Quarantine(self._db, self.state / "quarantine", self.limits)
         self._links = SqliteLinks(self._db)
         self._sync = SyncBatch()  # files of the current transaction, fsynced once before it commits
+        self._parts = Reassembly(self._db, self.state / "partial", self.limits, self._sync)
         self._store_lock = StoreLock(self.state / "store.lock")  # one batch at a time across the --share group
-        self._partial_dirs: set[str] = set()
         self._staged: dict[str, Path] = {}  # record hash -> its sidecar, written before the lock
         self._checker = RecordChecker(self.cas, self.limits)  # the lock-free part of a record's checks
         self._pinned: dict[str, bytes] = {}
@@ -242,7 +243,7 @@ class Ingest:
             self._refuse(msg, "?", Refused(str(exc), 0x90, "bad_topic"))
             return
         try:
-            self._expire_partials(device)
+            self._parts.expire(device)
             if channel in ("record", "alert") and msg.prop("index") is not None:
                 whole = self._chunked_record(device, msg)
                 if whole is None:
@@ -347,16 +348,8 @@ class Ingest:
                          (device, seq, signed.hash, path and str(path), time.time_ns()))
 
     # -- media ----------------------------------------------------------------------------------
-    def _parse_chunk(self, msg: Inbound, max_size: int) -> Chunk:
-        try:
-            chunk = parse_chunk(props_dict(msg.user_props), msg.payload)
-        except ValueError as exc:
-            raise Refused(str(exc), reason="bad_chunk") from exc
-        check_chunk(chunk, self.limits, max_size=max_size)
-        return chunk
-
     def _media(self, device: str, msg: Inbound) -> None:
-        chunk = self._parse_chunk(msg, self.limits.max_item_bytes)
+        chunk = self._parts.parse(msg, self.limits.max_item_bytes)
         canonical_media_name(chunk.seq, chunk.kind, chunk.name)
         if self._db.execute("SELECT 1 FROM media WHERE device=? AND item=?", (device, chunk.item)).fetchone():
             count(self._db, device, "duplicates")
@@ -366,7 +359,7 @@ class Ingest:
         if rec is not None and rec[0] != chunk.sha256:
             raise Refused(f"media chunk of item {chunk.item[:12]} names SHA-256 {chunk.sha256[:12]}, its record "
                           f"says {str(rec[0])[:12]}", 0x83, "media_mismatch")
-        final = self._reassemble(device, chunk)
+        final = self._parts.add(device, chunk)
         if final is None:
             return
         self._db.execute("INSERT INTO media VALUES (?,?,?,?)", (device, chunk.item, chunk.sha256, str(final)))
@@ -374,74 +367,14 @@ class Ingest:
 
     def _chunked_record(self, device: str, msg: Inbound) -> Inbound | None:
         """A record larger than the broker's packet limit arrives in chunks: the whole sidecar, once complete."""
-        chunk = self._parse_chunk(msg, self.limits.max_record_bytes)
-        final = self._reassemble(device, chunk)
+        chunk = self._parts.parse(msg, self.limits.max_record_bytes)
+        final = self._parts.add(device, chunk)
         if final is None:
             return None
         payload = final.read_bytes()
         final.unlink()
         props = (("seq", str(chunk.seq)), ("kind", chunk.kind))
         return dataclasses.replace(msg, payload=payload, user_props=props)
-
-    def _partial_dir(self, device: str) -> Path:
-        return self.state / "partial" / device
-
-    def _drop_partial(self, device: str, item: str, total: int, reason: str) -> None:
-        self._db.execute("DELETE FROM chunks WHERE device=? AND item=? AND total=?", (device, item, total))
-        self._db.execute("DELETE FROM partials WHERE device=? AND item=? AND total=?", (device, item, total))
-        (self._partial_dir(device) / f"{item}.{total}").unlink(missing_ok=True)
-        count(self._db, device, reason)
-
-    def _expire_partials(self, device: str) -> None:
-        cutoff = time.time_ns() - int(self.limits.partial_max_age_s * 1e9)
-        for item, total in self._db.execute("SELECT item, total FROM partials WHERE device=? AND started_ns<?",
-                                            (device, cutoff)).fetchall():
-            self._drop_partial(device, item, total, "partial_expired")
-
-    def _reassemble(self, device: str, chunk: Chunk) -> Path | None:
-        """Store one chunk durably; the whole file (checked against its SHA-256) once every chunk is here."""
-        key = (device, chunk.item, chunk.total)
-        known = self._db.execute("SELECT size, sha256 FROM partials WHERE device=? AND item=? AND total=?",
-                                 key).fetchone()
-        if known is None:
-            sets = self._db.execute("SELECT item, total FROM partials WHERE device=? ORDER BY started_ns",
-                                    (device,)).fetchall()
-            for item, total in sets[:max(0, len(sets) - self.limits.max_partial_sets + 1)]:
-                self._drop_partial(device, item, total, "partial_evicted")
-            self._db.execute("INSERT INTO partials VALUES (?,?,?,?,?,?)", (*key, chunk.size, chunk.sha256,
-                                                                         time.time_ns()))
-        elif tuple(known) != (chunk.size, chunk.sha256):
-            raise Refused(f"chunk of item {chunk.item[:12]} disagrees with earlier chunks about size/SHA-256",
-                          reason="bad_chunk")
-        folder = self._partial_dir(device)
-        if device not in self._partial_dirs:
-            folder.mkdir(exist_ok=True)
-            self._partial_dirs.add(device)
-        partial = folder / f"{chunk.item}.{chunk.total}"
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT, 0o644)
-        try:
-            os.pwrite(fd, chunk.data, chunk.offset)
-        finally:
-            os.close(fd)
-        self._sync.written(partial)
-        self._db.execute("INSERT OR IGNORE INTO chunks VALUES (?,?,?,?)", (*key, chunk.index))
-        have = self._db.execute("SELECT COUNT(*) FROM chunks WHERE device=? AND item=? AND total=?",
-                                key).fetchone()[0]
-        if have < chunk.total:
-            return None
-        digest = hashlib.sha256()
-        with open(partial, "rb") as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
-        self._db.execute("DELETE FROM chunks WHERE device=? AND item=? AND total=?", key)
-        self._db.execute("DELETE FROM partials WHERE device=? AND item=? AND total=?", key)
-        if os.path.getsize(partial) != chunk.size or digest.hexdigest() != chunk.sha256:
-            partial.unlink()
-            raise Refused(f"reassembled file of item {chunk.item[:12]} does not match its SHA-256", 0x83,
-                          "media_mismatch")
-        # The complete file stays where it is (not renamed): if placing it fails now (a blob store that is
-        # down) the savepoint brings its chunk rows back, and the retried last chunk finds the file whole.
-        return partial
 
     def _place_media(self, device: str, item: str) -> None:
         """Move complete media next to its record once both are here (either may come first)."""

@@ -102,8 +102,11 @@ class Mosquitto:
     def __init__(self, workdir: Path, *, tls: bool = True, pki: Pki | None = None,
                  officers: Sequence[str] = ("officer-alice",), ingests: Sequence[str] = ("ingest-1",),
                  max_packet_size: int | None = None, message_size_limit: int | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, autosave_interval: int = 1) -> None:
         self.dir = workdir
+        # 1 s keeps what tests restart the broker over; benchmarks pass the shipped template's 60 s (with a
+        # large backlog, saving every second rewrites it all and floods the disk every fsync then waits on)
+        self.autosave_interval = autosave_interval
         workdir.mkdir(parents=True, exist_ok=True)
         self.tls = tls
         self.pki = pki or (Pki(workdir / "pki") if tls else None)
@@ -125,7 +128,7 @@ class Mosquitto:
             f"user {getpass.getuser()}",  # as root, mosquitto would switch to "mosquitto" and lose its files
             "persistence true",
             f"persistence_location {data}/",
-            "autosave_interval 1",
+            f"autosave_interval {self.autosave_interval}",
             "max_queued_messages 1000000",  # as the shipped template (Mosquitto default 1000 drops bursts)
             "max_inflight_messages 64",
             f"log_dest file {self.log}",
