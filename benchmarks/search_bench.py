@@ -6,8 +6,8 @@ Same run, same index, same filters, same rows for every contender:
   the rows — what someone would write without our layer;
 * **store**: ``Index.search`` (the shared SQL in ``agent/customs/store/sql.py``) returning ``ItemRow``s;
 * **API**: what ``GET /api/search`` does — ``parse_query`` of the officer's parameters, the read-only
-  ``IndexReader``, ``Index.search`` + ``Index.count`` on a first page, rows to JSON — through FastAPI's
-  ``TestClient`` (HTTP framing included, no socket).
+  ``IndexReader``, ``Index.search`` + the capped ``Index.count`` of a first page, rows to JSON — through
+  FastAPI's ``TestClient`` (HTTP framing included, no socket); "HTTP floor" is a 404 through the same client.
 
 The index is filled through the store API the ingest uses (``put_item`` in transactions of 1000): synthetic
 ``ItemRow``s for ``--devices`` devices over 30 days, every 4th a still, events typed, a few with a case number.
@@ -170,19 +170,24 @@ def run_backend(name: str, spec: str, args: argparse.Namespace) -> list[dict[str
             r = client.get("/api/search", params={**params, "limit": str(args.limit)})
             return len(r.json()["rows"])
 
+        def floor() -> int:  # the HTTP framing alone (TestClient, middleware, routing): a 404 under /api
+            return client.get("/api/nothing-here").status_code
+
         n_plain, n_store, n_api = plain(), store(), api()
         assert n_plain == n_store == n_api, (label, n_plain, n_store, n_api)  # the same rows
         p = timed(plain, args.repeat)
         s = timed(store, args.repeat)
         a = timed(api, args.repeat)
+        f = timed(floor, args.repeat)
         count = reader.index.count(query)
         out.append({"backend": name, "filter": label, "rows": n_plain, "matching": count,
                     "plain_p50_ms": round(p[0], 2), "plain_p95_ms": round(p[1], 2),
                     "store_p50_ms": round(s[0], 2), "store_p95_ms": round(s[1], 2),
-                    "api_p50_ms": round(a[0], 2), "api_p95_ms": round(a[1], 2),
+                    "api_p50_ms": round(a[0], 2), "api_p95_ms": round(a[1], 2), "http_floor_p50_ms": round(f[0], 2),
                     "store_ratio": round(s[0] / p[0], 2), "api_ratio": round(a[0] / p[0], 2)})
         print(f"[{name}] {label:26s} {n_plain:4d} of {count:6d} | plain {p[0]:7.2f}/{p[1]:7.2f} ms | store "
-              f"{s[0]:7.2f}/{s[1]:7.2f} ms x{s[0] / p[0]:.2f} | API {a[0]:7.2f}/{a[1]:7.2f} ms x{a[0] / p[0]:.2f}",
+              f"{s[0]:7.2f}/{s[1]:7.2f} ms x{s[0] / p[0]:.2f} | API {a[0]:7.2f}/{a[1]:7.2f} ms x{a[0] / p[0]:.2f} "
+              f"(HTTP floor {f[0]:.2f} ms)",
               flush=True)
     peer.close()
     reader.close()

@@ -274,6 +274,7 @@ def test_fleet_page_shows_the_index_figures(setup: Setup, browser: Any) -> None:
     page.wait_for_selector("#fleet td.idx[data-records]", timeout=20_000)
     text = page.inner_text("#fleet")
     assert f"{PER_DEVICE + 1} records" in text and f"newest #{PER_DEVICE}" in text
+    page.screenshot(path=str(setup.st.root / f"fleet-{setup.backend}.png"))
     page.click("#fleet td.idx a >> nth=0")
     _settled(page)
     assert "/search?device=cam-0000" in page.url

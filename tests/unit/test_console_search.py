@@ -195,3 +195,37 @@ def test_index_config_errors_name_the_key(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("evidence-officer: ") and "index.url: " in last and "index.sqlite" in last, proc.stderr
+
+
+def test_postgres_reader_is_read_only_and_refuses_an_unmigrated_database() -> None:
+    from tests.support.postgres import postgres_or_skip
+
+    pg = postgres_or_skip()
+    try:
+        import psycopg
+
+        with pytest.raises(ConfigError, match=r"^index\.url: no index schema yet"):
+            open_reader(pg.dsn)  # nothing migrated it: the console does not create the ingest's tables
+        writer = open_index(pg.dsn)
+        with writer.transaction():
+            for row, link in _rows("cam-a", 3):
+                writer.put_item(row, link)
+        writer.close()
+        reader = open_reader(pg.dsn)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            reader.index.conn.execute("DELETE FROM items")
+        reader.index.conn.rollback()
+        assert reader.call(lambda ix: ix.count(parse_query([]))) == 3
+        reader.close()
+    finally:
+        pg.stop()
+
+
+def test_a_broad_count_stops_at_the_cap(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.customs.console import search
+
+    monkeypatch.setattr(search, "COUNT_CAP", 10)
+    page = client.get("/api/search", params={"device": "cam-a", "limit": 5}).json()
+    assert page["count"] == 10 and page["count_capped"] is True and len(page["rows"]) == 5
+    page = client.get("/api/search", params={"device": "cam-a", "kind": "still"}).json()
+    assert page["count"] == 9 and page["count_capped"] is False

@@ -31,6 +31,7 @@ T = TypeVar("T")
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 MAX_FINDINGS = 500
+COUNT_CAP = 10_000  # "10 000+": an exact count of a broad filter would scan the whole index
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # device and site ids (MQTT topic levels)
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _EVENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
@@ -180,8 +181,10 @@ async def search(request: Request, services: Services) -> dict[str, Any]:
         raise _bad(exc) from None
     reader = reader_of(services)
     rows = await asyncio.to_thread(reader.call, lambda ix: ix.search(query))
-    count = None if query.after is not None else await asyncio.to_thread(reader.call, lambda ix: ix.count(query))
-    return {"rows": [row_json(r) for r in rows], "count": count,
+    count = None if query.after is not None else \
+        await asyncio.to_thread(reader.call, lambda ix: ix.count(query, COUNT_CAP + 1))
+    return {"rows": [row_json(r) for r in rows], "count": None if count is None else min(count, COUNT_CAP),
+            "count_capped": count is not None and count > COUNT_CAP,
             "next": make_cursor(rows[-1]) if len(rows) == query.limit else None}
 
 

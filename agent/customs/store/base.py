@@ -62,8 +62,8 @@ class Index(abc.ABC):
         """Items matching ``query``, newest capture first."""
 
     @abc.abstractmethod
-    def count(self, query: Query) -> int:
-        """How many items match ``query`` (its ``after`` and ``limit`` ignored)."""
+    def count(self, query: Query, cap: int | None = None) -> int:
+        """How many items match ``query`` (its ``after`` and ``limit`` ignored), at most ``cap`` when given."""
 
     @abc.abstractmethod
     def get_item(self, device: str, item: str) -> ItemRow | None:

@@ -199,9 +199,13 @@ class SqlIndex(Index):
         self.conn.rollback()  # end the read transaction: a long-lived reader must not hold a snapshot
         return [_item(r) for r in rows]
 
-    def count(self, query: Query) -> int:
+    def count(self, query: Query, cap: int | None = None) -> int:
         where, args = self._where(query)
-        row = self._x(f"SELECT COUNT(*) FROM items WHERE {where}", tuple(args)).fetchone()
+        if cap is None:
+            row = self._x(f"SELECT COUNT(*) FROM items WHERE {where}", tuple(args)).fetchone()
+        else:  # stop counting at the cap: a broad filter over millions of rows stays cheap
+            row = self._x(f"SELECT COUNT(*) FROM (SELECT 1 FROM items WHERE {where} LIMIT ?) AS capped",
+                          (*args, cap)).fetchone()
         self.conn.rollback()
         return int(row[0])
 

@@ -74,7 +74,7 @@ function row(r) {
 function counts() {
   const s = window.searchStats;
   document.getElementById("counts").textContent = s.count == null ? `${s.rows} shown` :
-    `${s.rows} of ${s.count} record${s.count === 1 ? "" : "s"} shown, newest first`;
+    `${s.rows} of ${s.count}${s.capped ? "+" : ""} record${s.count === 1 ? "" : "s"} shown, newest first`;
 }
 
 async function search(p, append) {
@@ -84,7 +84,7 @@ async function search(p, append) {
     const q = new URLSearchParams(p);
     if (append && next) q.set("after", next);
     const page = await getJson("/api/search?" + q);
-    if (!append) { tbody.replaceChildren(); window.searchStats.rows = 0; window.searchStats.count = page.count; window.searchStats.pages = 0; }
+    if (!append) { tbody.replaceChildren(); window.searchStats.rows = 0; window.searchStats.count = page.count; window.searchStats.capped = page.count_capped; window.searchStats.pages = 0; }
     for (const r of page.rows) tbody.append(row(r));
     if (!append && !page.rows.length) tbody.append(el("tr", {class: "empty"}, el("td", {colspan: 10, class: "muted"}, "No record matches.")));
     window.searchStats.rows += page.rows.length;
