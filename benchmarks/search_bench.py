@@ -144,6 +144,8 @@ def run_backend(name: str, spec: str, args: argparse.Namespace) -> list[dict[str
     print(f"[{name}] filled {args.rows} rows through put_item in {fill_s:.1f} s "
           f"({args.rows / fill_s:.0f} rows/s)", flush=True)
     reader = IndexReader(open_index_reader(spec), name)
+    ours = reader.index
+    assert ours is not None
     peer = open_index_reader(spec)  # its own connection: the plain SELECT shares nothing with our layer
     conn: Any = peer.conn  # type: ignore[attr-defined]
     param = "%s" if spec.startswith("postgres") else "?"
@@ -164,7 +166,7 @@ def run_backend(name: str, spec: str, args: argparse.Namespace) -> list[dict[str
             return n
 
         def store(query: Any = query) -> int:
-            return len(reader.index.search(query))
+            return len(ours.search(query))
 
         def api(params: dict[str, str] = params) -> int:
             r = client.get("/api/search", params={**params, "limit": str(args.limit)})
@@ -179,7 +181,7 @@ def run_backend(name: str, spec: str, args: argparse.Namespace) -> list[dict[str
         s = timed(store, args.repeat)
         a = timed(api, args.repeat)
         f = timed(floor, args.repeat)
-        count = reader.index.count(query)
+        count = ours.count(query)
         out.append({"backend": name, "filter": label, "rows": n_plain, "matching": count,
                     "plain_p50_ms": round(p[0], 2), "plain_p95_ms": round(p[1], 2),
                     "store_p50_ms": round(s[0], 2), "store_p95_ms": round(s[1], 2),

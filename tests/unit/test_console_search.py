@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import HTTPException
 from fastapi.testclient import TestClient
 
 from agent.core.errors import ConfigError
@@ -215,6 +216,14 @@ def test_postgres_reader_is_read_only_and_refuses_an_unmigrated_database() -> No
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             reader.index.conn.execute("DELETE FROM items")
         reader.index.conn.rollback()
+        assert reader.call(lambda ix: ix.count(parse_query([]))) == 3
+        # the server drops the console's connection (restart, failover): one 503, then a fresh connection
+        pid = reader.index.conn.info.backend_pid
+        with psycopg.connect(pg.dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(HTTPException) as failed:
+            reader.call(lambda ix: ix.count(parse_query([])))
+        assert failed.value.status_code == 503 and "secret" not in str(failed.value.detail)
         assert reader.call(lambda ix: ix.count(parse_query([]))) == 3
         reader.close()
     finally:

@@ -61,7 +61,7 @@ def open_reader(url: str) -> Any:
     from agent.customs.store.postgres import _redact
 
     try:
-        return IndexReader(open_index_reader(url), _redact(url))
+        return IndexReader(open_index_reader(url), _redact(url), opener=lambda: open_index_reader(url))
     except IndexError_ as exc:
         raise ConfigError(f"index.url: {exc}") from None
 
