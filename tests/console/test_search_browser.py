@@ -258,6 +258,10 @@ def test_row_detail_shows_the_record_findings_and_how_to_verify(setup: Setup, br
     assert hint == f"evidence-agent verify {setup.out}/cam-00000 --ca {setup.st.device_ca}", hint
     assert "chain" in page.inner_text("#detail-findings")  # the twin's record after a seq 24 it did not seal
     assert "chain" in page.inner_text("#findings")
+    page.screenshot(path=str(setup.st.root / f"search-findings-{setup.backend}.png"), full_page=True)
+    page.click("#findings a.open-record")  # the finding names the record that broke the chain
+    page.wait_for_function("() => window.searchStats.detail.seq === 25", timeout=10_000)
+    assert "cam-00000 #25 — event" in page.inner_text("#detail-title")
     _submit(page, kind="still", device="cam-00002")
     page.click("#results tbody tr[data-item]")
     page.wait_for_function("() => window.searchStats.detail && window.searchStats.detail.device === 'cam-00002'",

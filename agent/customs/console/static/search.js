@@ -101,8 +101,8 @@ async function search(p, append) {
 
 async function detail(r, tr) {
   if (selected) selected.classList.remove("selected");
-  selected = tr;
-  tr.classList.add("selected");
+  selected = tr || null;
+  if (tr) tr.classList.add("selected");
   try {
     const d = await getJson(`/api/search/item/${encodeURIComponent(r.device)}/${encodeURIComponent(r.item)}`);
     const rec = d.record;
@@ -127,8 +127,15 @@ async function detail(r, tr) {
 }
 
 function findingList(ul, list, empty) {
-  ul.replaceChildren(...list.map((f) => el("li", {class: "kind-" + f.kind},
-    el("b", {}, f.kind), ` ${f.device}${f.seq != null ? " #" + f.seq : ""}: ${f.detail}`)));
+  ul.replaceChildren(...list.map((f) => {
+    const li = el("li", {class: "kind-" + f.kind}, el("b", {}, f.kind), ` ${f.device}${f.seq != null ? " #" + f.seq : ""}: ${f.detail} `);
+    if (f.item && /^[0-9a-f]{64}$/.test(f.item)) {  // a stored record: open it (a fork's record is kept aside, not here)
+      const a = el("a", {href: "#", class: "open-record"}, "open record");
+      a.addEventListener("click", (ev) => { ev.preventDefault(); detail({device: f.device, item: f.item}, null); });
+      li.append(a);
+    }
+    return li;
+  }));
   if (!list.length) ul.append(el("li", {class: "muted"}, empty));
 }
 
