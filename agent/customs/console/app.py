@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from agent.customs.console import actions, fleet, live, pages
+from agent.customs.console import actions, fleet, live, pages, search
 from agent.customs.console.deps import ConsoleServices
 from agent.customs.console.origin import LOOPBACK_NAMES, SameOriginOnly
 
-ROUTERS: tuple[APIRouter, ...] = (pages.router, fleet.router, live.router, actions.router)
+ROUTERS: tuple[APIRouter, ...] = (pages.router, fleet.router, live.router, actions.router, search.router)
 
 
 def create_app(services: ConsoleServices, extra_routers: Iterable[APIRouter] = ()) -> FastAPI:

@@ -45,9 +45,25 @@ def build_services(cfg: ConsoleConfig) -> ConsoleServices:
     fleet.subscribe_to(link)
     from agent.customs.inspection.model import InspectionStore
 
-    extra = {"inspections": InspectionStore(cfg.inspections.data), "evidence": cfg.inspections.evidence}
+    extra: dict[str, Any] = {"inspections": InspectionStore(cfg.inspections.data),
+                             "evidence": cfg.inspections.evidence}
+    if cfg.index.url is not None:
+        extra["index"] = open_reader(cfg.index.url)
     return ConsoleServices(cfg=cfg, link=link, client=OfficerClient(link, officer, device_cas=cas), fleet=fleet,
                            device_cas=cas, extra=extra)
+
+
+def open_reader(url: str) -> Any:
+    """The ingest's index, read-only; ConfigError naming ``index.url`` when it cannot be used."""
+    from agent.customs.console.search import IndexReader
+    from agent.customs.store.base import IndexError_
+    from agent.customs.store.opening import open_index_reader
+    from agent.customs.store.postgres import _redact
+
+    try:
+        return IndexReader(open_index_reader(url), _redact(url), opener=lambda: open_index_reader(url))
+    except IndexError_ as exc:
+        raise ConfigError(f"index.url: {exc}") from None
 
 
 def _cmd_console(args: argparse.Namespace) -> int:
@@ -79,6 +95,9 @@ def _cmd_console(args: argparse.Namespace) -> int:
         uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", ws_ping_interval=20)).run()
     finally:
         services.link.close(offline=False)
+        index = services.extra.get("index")
+        if index is not None:
+            index.close()
     return 0
 
 

@@ -20,6 +20,9 @@ Example::
     data = "/var/lib/evidence-officer/console"      # sessions and reports
     evidence = "/var/lib/evidence-officer/received" # what `evidence-officer ingest --out` writes
 
+    [index]
+    url = "/var/lib/evidence-officer/index.sqlite"  # or "postgresql://console@db.customs.example/evidence"
+
     [live]
     width = 1280
     height = 720
@@ -74,12 +77,22 @@ class InspectionsSection(_Section):
     evidence: Path | None = Field(default=None, description="the ingest output folder (evidence-officer ingest --out)")
 
 
+class IndexSection(_Section):
+    url: str | None = Field(default=None, min_length=1, max_length=2000,
+                            description="the ingest's --index: a SQLite file or postgresql://... (read-only here)")
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.url is not None and self.url.startswith(("postgresql://", "postgres://"))
+
+
 class ConsoleConfig(_Section):
     broker: BrokerSection
     officer: OfficerSection
     listen: ListenSection = Field(default_factory=ListenSection)
     live: LiveSection = Field(default_factory=LiveSection)
     inspections: InspectionsSection = Field(default_factory=InspectionsSection)
+    index: IndexSection = Field(default_factory=IndexSection)
 
 
 def load_console_config(path: Path) -> ConsoleConfig:
@@ -103,7 +116,9 @@ def load_console_config(path: Path) -> ConsoleConfig:
         "officer": cfg.officer.model_copy(update={"keys": _rel(base, cfg.officer.keys),
                                                   "device_ca": _rel(base, cfg.officer.device_ca)}),
         "inspections": cfg.inspections.model_copy(update={"data": _rel(base, cfg.inspections.data),
-                                                          "evidence": _rel(base, cfg.inspections.evidence)})})
+                                                          "evidence": _rel(base, cfg.inspections.evidence)}),
+        "index": cfg.index if cfg.index.url is None or cfg.index.is_postgres else
+        cfg.index.model_copy(update={"url": str(_rel(base, Path(cfg.index.url)))})})
 
 
 def _rel(base: Path, p: Path | None) -> Path | None:

@@ -188,7 +188,11 @@ router = APIRouter(tags=["fleet"])
 
 @router.get("/api/devices")
 def list_devices(services: Services) -> dict[str, Any]:
-    return {"devices": services.fleet.devices(), "connected": services.link.connected}
+    """Live state; ``index`` has the customs index's figures per device (None without ``[index]``)."""
+    from agent.customs.console.search import index_devices
+
+    return {"devices": services.fleet.devices(), "connected": services.link.connected,
+            "index": index_devices(services)}
 
 
 @router.websocket("/ws/fleet")

@@ -23,6 +23,11 @@ def fleet_page() -> FileResponse:
     return FileResponse(STATIC / "fleet.html")
 
 
+@router.get("/search", include_in_schema=False)
+def search_page() -> FileResponse:
+    return FileResponse(STATIC / "search.html")
+
+
 @router.get("/live/{site}/{device}", include_in_schema=False)
 def live_page(site: str, device: str) -> FileResponse:
     try:

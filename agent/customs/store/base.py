@@ -13,7 +13,8 @@ What a backend must do:
   the batch (``ON CONFLICT DO NOTHING``).
 * **Migrations.** :meth:`Index.migrate` brings the schema to :data:`SCHEMA_VERSION`, safely when several
   workers start at once, and refuses a database newer than the code.
-* **Queries for the console** (:meth:`search`, :meth:`devices`, :meth:`findings`): by device, site, time
+* **Queries for the console** (:meth:`search`, :meth:`count`, :meth:`get_item`, :meth:`devices`,
+  :meth:`findings`): by device, site, time
   range, kind, event type and case, newest first, keyset-paginated.
 """
 
@@ -61,12 +62,24 @@ class Index(abc.ABC):
         """Items matching ``query``, newest capture first."""
 
     @abc.abstractmethod
+    def count(self, query: Query, cap: int | None = None) -> int:
+        """How many items match ``query`` (its ``after`` and ``limit`` ignored), at most ``cap`` when given."""
+
+    @abc.abstractmethod
+    def get_item(self, device: str, item: str) -> ItemRow | None:
+        """One stored record by device and record hash, or None."""
+
+    @abc.abstractmethod
     def devices(self, site: str | None = None) -> list[DeviceRow]:
         """Every device with its record count, newest sequence number and time span."""
 
     @abc.abstractmethod
     def findings(self, device: str | None = None) -> list[Finding]:
         """Problems kept for a device (or all)."""
+
+    @abc.abstractmethod
+    def schema_version(self) -> int | None:
+        """The newest applied migration, or None when the index was never migrated (read-only check)."""
 
     @abc.abstractmethod
     def close(self) -> None:

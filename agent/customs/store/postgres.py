@@ -19,11 +19,13 @@ MIGRATION_LOCK = 0x45564944  # "EVID": pg_advisory_xact_lock key for schema migr
 
 
 class PostgresIndex(SqlIndex):
-    def __init__(self, dsn: str, *, connect_timeout: int = 10) -> None:
+    def __init__(self, dsn: str, *, connect_timeout: int = 10, readonly: bool = False) -> None:
         import psycopg
+        from psycopg.conninfo import make_conninfo
 
         try:
-            conn: Any = psycopg.connect(dsn, connect_timeout=connect_timeout, autocommit=False)
+            conninfo = make_conninfo(dsn, options="-c default_transaction_read_only=on") if readonly else dsn
+            conn: Any = psycopg.connect(conninfo, connect_timeout=connect_timeout, autocommit=False)
         except psycopg.Error as exc:
             raise IndexError_(f"cannot open the PostgreSQL index {_redact(dsn)}: {exc}".strip()) from exc
         super().__init__(conn, POSTGRES)

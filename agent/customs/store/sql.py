@@ -99,6 +99,17 @@ class SqlIndex(Index):
                 self._x("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time_ns()))
         return SCHEMA_VERSION
 
+    def schema_version(self) -> int | None:
+        try:
+            row = self._x("SELECT MAX(version) FROM schema_migrations").fetchone()
+        except Exception as exc:  # either driver's error type; only a missing table means "never migrated"
+            self.conn.rollback()
+            if "schema_migrations" in str(exc):
+                return None
+            raise IndexError_(f"not a readable index: {str(exc).strip().splitlines()[0][:200]}") from exc
+        self.conn.rollback()
+        return None if row is None or row[0] is None else int(row[0])
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         try:
@@ -161,7 +172,9 @@ class SqlIndex(Index):
                 (finding.device, finding.seq, finding.item, finding.kind, finding.detail, time.time_ns()))
 
     # -- queries ----------------------------------------------------------------------------------
-    def search(self, query: Query) -> list[ItemRow]:
+    @staticmethod
+    def _where(query: Query) -> tuple[str, list[Any]]:
+        """The filter of ``query`` as a WHERE clause with placeholders: values travel only as parameters."""
         where, args = ["1=1"], list[Any]()
         for col, val in (("device", query.device), ("site", query.site), ("kind", query.kind),
                          ("event_type", query.event_type), ("case_id", query.case_id)):
@@ -174,13 +187,32 @@ class SqlIndex(Index):
         if query.until_us is not None:
             where.append("captured_us <= ?")
             args.append(query.until_us)
+        return " AND ".join(where), args
+
+    def search(self, query: Query) -> list[ItemRow]:
+        where, args = self._where(query)
         if query.after is not None:
-            where.append("(captured_us < ? OR (captured_us = ? AND item < ?))")
+            where += " AND (captured_us < ? OR (captured_us = ? AND item < ?))"
             args += [query.after[0], query.after[0], query.after[1]]
-        rows = self._x(f"SELECT {ITEM_COLS} FROM items WHERE {' AND '.join(where)} "
+        rows = self._x(f"SELECT {ITEM_COLS} FROM items WHERE {where} "
                        f"ORDER BY captured_us DESC, item DESC LIMIT ?", (*args, query.limit)).fetchall()
         self.conn.rollback()  # end the read transaction: a long-lived reader must not hold a snapshot
         return [_item(r) for r in rows]
+
+    def count(self, query: Query, cap: int | None = None) -> int:
+        where, args = self._where(query)
+        if cap is None:
+            row = self._x(f"SELECT COUNT(*) FROM items WHERE {where}", tuple(args)).fetchone()
+        else:  # stop counting at the cap: a broad filter over millions of rows stays cheap
+            row = self._x(f"SELECT COUNT(*) FROM (SELECT 1 FROM items WHERE {where} LIMIT ?) AS capped",
+                          (*args, cap)).fetchone()
+        self.conn.rollback()
+        return int(row[0])
+
+    def get_item(self, device: str, item: str) -> ItemRow | None:
+        row = self._x(f"SELECT {ITEM_COLS} FROM items WHERE device = ? AND item = ?", (device, item)).fetchone()
+        self.conn.rollback()
+        return None if row is None else _item(row)
 
     def devices(self, site: str | None = None) -> list[DeviceRow]:
         q, args = "SELECT device, site, records, max_seq, first_us, last_us FROM devices", tuple[str, ...]()

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from agent.customs.store.base import IndexError_
 from agent.customs.store.sql import Dialect, SqlIndex
 
 SQLITE = Dialect(big="INTEGER", json="TEXT", real="REAL", serial="INTEGER PRIMARY KEY AUTOINCREMENT",
@@ -18,11 +19,17 @@ SQLITE = Dialect(big="INTEGER", json="TEXT", real="REAL", serial="INTEGER PRIMAR
 
 
 class SqliteIndex(SqlIndex):
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        if readonly:  # a reader (the console): the file must exist and this connection can never write
+            if not path.is_file():
+                raise IndexError_(f"{path}: no such index file (evidence-officer ingest --index creates it)")
+            conn = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
+            conn.execute("PRAGMA query_only=ON")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
         super().__init__(conn, SQLITE)
         self.path = path
 

@@ -1,6 +1,8 @@
 // Fleet page: a snapshot, then one message per changed device over /ws/fleet.
 "use strict";
 const devices = new Map();
+const indexed = new Map();  // site/device -> the customs index's figures (records, newest seq, last capture)
+let hasIndex = false;
 const body = document.querySelector("#fleet tbody");
 
 function row(d) {
@@ -16,15 +18,40 @@ function row(d) {
     // an offline device's position and clock are what it last reported, never shown as current
     el("td", state === "online" ? {text: gpsText(d.gps)} : {class: "muted", text: d.gps ? `last reported: ${gpsText(d.gps)}` : "—"}),
     el("td", state === "online" ? {text: clockText(d.clock)} : {class: "muted", text: d.clock ? `last reported: ${clockText(d.clock)}` : "—"}),
-    el("td", {text: self}), alerts,
+    el("td", {text: self}), alerts, indexCell(d),
     el("td", {}, state === "offline" ? el("span", {class: "muted"}, "offline") : link));
   return tr;
 }
 
+function indexCell(d) {
+  const f = indexed.get(d.site + "/" + d.device);
+  if (!hasIndex) return el("td", {class: "muted idx"}, "no index");
+  if (!f) return el("td", {class: "muted idx"}, "nothing indexed");
+  const q = new URLSearchParams({device: d.device});
+  return el("td", {class: "idx", "data-records": String(f.records)},
+    el("a", {href: "/search?" + q}, `${f.records} records`), ` · newest #${f.max_seq} · last capture ${f.last.replace("T", " ").slice(0, 19)} UTC`);
+}
+
 function render() {
   body.replaceChildren();
-  if (!devices.size) body.append(el("tr", {class: "empty"}, el("td", {colspan: 9, class: "muted"}, "No device has reported yet.")));
-  for (const key of [...devices.keys()].sort()) body.append(row(devices.get(key)));
+  const keys = new Set([...devices.keys(), ...indexed.keys()]);
+  if (!keys.size) body.append(el("tr", {class: "empty"}, el("td", {colspan: 10, class: "muted"}, "No device has reported yet.")));
+  for (const key of [...keys].sort()) {
+    const f = indexed.get(key);
+    body.append(row(devices.get(key) || {site: f.site, device: f.device, online: null, alerts: []}));
+  }
+}
+
+async function loadIndex() {  // the index changes with every record: a light poll, not a push
+  try {
+    const r = await fetch("/api/devices");
+    const j = await r.json();
+    hasIndex = Array.isArray(j.index);
+    indexed.clear();
+    for (const f of j.index || []) indexed.set(f.site + "/" + f.device, f);
+    document.getElementById("index-note").textContent = hasIndex ? "Index figures: from the customs index (records the ingest stored)." : "";
+    render();
+  } catch (err) { /* the live part of the page goes on */ }
 }
 
 function connect() {
@@ -41,3 +68,5 @@ function connect() {
 }
 setInterval(() => document.querySelectorAll("td.seen").forEach((td) => { td.textContent = ago(Number(td.dataset.seen) || 0); }), 1000);
 connect();
+loadIndex();
+setInterval(loadIndex, 10000);

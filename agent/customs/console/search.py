@@ -1,0 +1,268 @@
+"""Search over the customs index (``[index] url``): records by device, site, time range, kind, event type, case.
+
+The console only reads the index the ingest fills (``open_index_reader``: no migration, a read-only
+connection). Officer input is untrusted too: every parameter is checked against a charset and a length,
+times must be ISO-8601 or a date, the page size is bounded and the keyset cursor has one strict shape;
+anything else is a 400 with a one-line reason. Values reach the database only as query parameters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, HTTPException, Request
+
+from agent.customs.console.deps import Services
+from agent.customs.store.base import Index
+from agent.customs.store.model import DeviceRow, Finding, ItemRow, Query
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/search", tags=["search"])
+T = TypeVar("T")
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+MAX_FINDINGS = 500
+COUNT_CAP = 10_000  # "10 000+": an exact count of a broad filter would scan the whole index
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # device and site ids (MQTT topic levels)
+_KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_EVENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+_CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")  # the inspections' case number pattern
+_HASH = re.compile(r"[0-9a-f]{64}")
+_CURSOR = re.compile(r"(\d{1,19})\.([0-9a-f]{64})")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+FIELDS = {"device": _ID, "site": _ID, "kind": _KIND, "event_type": _EVENT, "case": _CASE}
+PARAMS = (*FIELDS, "since", "until", "limit", "after")
+
+
+class BadQuery(ValueError):
+    """A search parameter the console refuses; the message is the one line the officer sees."""
+
+
+def _text(name: str, value: str, pattern: re.Pattern[str]) -> str:
+    if len(value) > 64 or not pattern.fullmatch(value):
+        raise BadQuery(f"{name}: {value[:40]!r} is not a valid {name.replace('_', ' ')} "
+                       "(letters, digits and . _ - only, at most 64 characters)")
+    return value
+
+
+def parse_time(name: str, value: str, *, end_of_day: bool = False) -> int:
+    """ISO-8601 (naive means UTC) or a date (the whole day) to µs since the epoch."""
+    if len(value) > 40:
+        raise BadQuery(f"{name}: too long for a time")
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise BadQuery(f"{name}: {value[:40]!r} is not an ISO-8601 time or a date (2026-11-20 or "
+                       "2026-11-20T08:00:00Z)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    try:
+        if _DATE.fullmatch(value) and end_of_day:
+            when += dt.timedelta(days=1, microseconds=-1)
+        return (when.astimezone(dt.UTC) - EPOCH) // dt.timedelta(microseconds=1)
+    except OverflowError:
+        raise BadQuery(f"{name}: {value[:40]!r} is out of range") from None
+
+
+def iso(us: int) -> str:
+    return (EPOCH + dt.timedelta(microseconds=us)).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def make_cursor(row: ItemRow) -> str:
+    return f"{row.captured_us}.{row.item}"
+
+
+def parse_cursor(value: str) -> tuple[int, str]:
+    m = _CURSOR.fullmatch(value)
+    if m is None:
+        raise BadQuery("after: not a cursor this console made (use the 'next' value of the previous page)")
+    return int(m.group(1)), m.group(2)
+
+
+def parse_query(items: Iterable[tuple[str, str]]) -> Query:
+    """Query-string pairs to a ``Query``; ``BadQuery`` for unknown, repeated or malformed parameters."""
+    seen: dict[str, str] = {}
+    for key, value in items:
+        if key not in PARAMS:
+            raise BadQuery(f"unknown parameter {key[:40]!r} (known: {', '.join(PARAMS)})")
+        if key in seen:
+            raise BadQuery(f"{key}: given more than once")
+        seen[key] = value
+    args: dict[str, Any] = {}
+    for key, pattern in FIELDS.items():
+        if seen.get(key):
+            args["case_id" if key == "case" else key] = _text(key, seen[key], pattern)
+    if seen.get("since"):
+        args["since_us"] = parse_time("since", seen["since"])
+    if seen.get("until"):
+        args["until_us"] = parse_time("until", seen["until"], end_of_day=True)
+    if "since_us" in args and "until_us" in args and args["since_us"] > args["until_us"]:
+        raise BadQuery("since: after until")
+    limit = seen.get("limit") or str(DEFAULT_LIMIT)
+    if not (limit.isascii() and limit.isdigit() and len(limit) <= 4 and 1 <= int(limit) <= MAX_LIMIT):
+        raise BadQuery(f"limit: {limit[:20]!r} is not a whole number from 1 to {MAX_LIMIT}")
+    args["limit"] = int(limit)
+    if seen.get("after"):
+        args["after"] = parse_cursor(seen["after"])
+    return Query(**args)
+
+
+class IndexReader:
+    """The console's one read-only index handle; one query at a time (a DB-API connection is not shared).
+
+    A failed query (the database restarted, the network dropped) closes the handle; the next request
+    opens a fresh one through ``opener``, so the page recovers without restarting the console.
+    """
+
+    def __init__(self, index: Index, label: str, opener: Callable[[], Index] | None = None) -> None:
+        self.index: Index | None = index
+        self.label = label  # for messages: a path, or a URL without its password
+        self.opener = opener
+        self._lock = threading.Lock()
+
+    def call(self, fn: Callable[[Index], T]) -> T:
+        with self._lock:
+            try:
+                if self.index is None:
+                    if self.opener is None:
+                        raise RuntimeError("closed")
+                    self.index = self.opener()
+                return fn(self.index)
+            except Exception as exc:  # either driver's errors: the page gets one line, the log the detail
+                log.warning("index %s: query failed: %s", self.label, exc, exc_info=True)
+                if self.index is not None and self.opener is not None:
+                    with contextlib.suppress(Exception):
+                        self.index.close()
+                    self.index = None
+                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                raise HTTPException(503, f"index {self.label}: {first}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            if self.index is not None:
+                self.index.close()
+                self.index = None
+
+
+def reader_of(services: Services) -> IndexReader:
+    reader = services.extra.get("index")
+    if not isinstance(reader, IndexReader):
+        raise HTTPException(503, "no index is configured ([index] url = the ingest's --index, in the console "
+                                 "config)")
+    return reader
+
+
+def row_json(r: ItemRow) -> dict[str, Any]:
+    media = None if r.media_name is None else {"name": r.media_name, "sha256": r.media_sha256,
+                                                "size": r.media_size, "stored": r.media_done}
+    return {"device": r.device, "site": r.site, "seq": r.seq, "kind": r.kind, "item": r.item,
+            "captured": iso(r.captured_us), "captured_us": r.captured_us, "event_type": r.event_type,
+            "case": r.case_id, "lat": r.lat, "lon": r.lon, "media": media}
+
+
+def device_json(d: DeviceRow) -> dict[str, Any]:
+    return {"device": d.device, "site": d.site, "records": d.records, "max_seq": d.max_seq,
+            "first": iso(d.first_us), "last": iso(d.last_us), "first_us": d.first_us, "last_us": d.last_us}
+
+
+def finding_json(f: Finding) -> dict[str, Any]:
+    return {"device": f.device, "seq": f.seq, "item": f.item, "kind": f.kind, "detail": f.detail}
+
+
+def _bad(exc: BadQuery) -> HTTPException:
+    return HTTPException(400, str(exc))
+
+
+@router.get("")
+async def search(request: Request, services: Services) -> dict[str, Any]:
+    """One page of records, newest capture first; ``next`` is the cursor of the following page."""
+    try:
+        query = parse_query(request.query_params.multi_items())
+    except BadQuery as exc:
+        raise _bad(exc) from None
+    reader = reader_of(services)
+    rows = await asyncio.to_thread(reader.call, lambda ix: ix.search(query))
+    count = None if query.after is not None else \
+        await asyncio.to_thread(reader.call, lambda ix: ix.count(query, COUNT_CAP + 1))
+    return {"rows": [row_json(r) for r in rows], "count": None if count is None else min(count, COUNT_CAP),
+            "count_capped": count is not None and count > COUNT_CAP,
+            "next": make_cursor(rows[-1]) if len(rows) == query.limit else None}
+
+
+@router.get("/devices")
+async def devices(request: Request, services: Services) -> dict[str, Any]:
+    """Every indexed device with its counters, and the sites (for the filter lists)."""
+    if any(k != "site" for k in request.query_params):
+        raise HTTPException(400, "only the site parameter is known here")
+    site = request.query_params.get("site") or None
+    try:
+        site = None if site is None else _text("site", site, _ID)
+    except BadQuery as exc:
+        raise _bad(exc) from None
+    rows = await asyncio.to_thread(reader_of(services).call, lambda ix: ix.devices(site))
+    return {"devices": [device_json(d) for d in rows], "sites": sorted({d.site for d in rows})}
+
+
+@router.get("/findings")
+async def findings(request: Request, services: Services) -> dict[str, Any]:
+    """Forks, broken chain links and refusals kept by the ingest (all, or one device's), first 500."""
+    try:
+        if any(k not in ("device", "kind") for k in request.query_params):
+            raise BadQuery("only the device and kind parameters are known here")
+        device = request.query_params.get("device") or None
+        kind = request.query_params.get("kind") or None
+        device = None if device is None else _text("device", device, _ID)
+        kind = None if kind is None else _text("kind", kind, _KIND)
+    except BadQuery as exc:
+        raise _bad(exc) from None
+    found = await asyncio.to_thread(reader_of(services).call, lambda ix: ix.findings(device))
+    found = [f for f in found if kind is None or f.kind == kind]
+    return {"findings": [finding_json(f) for f in found[:MAX_FINDINGS]], "total": len(found)}
+
+
+@router.get("/item/{device}/{item}")
+async def item(device: str, item: str, services: Services) -> dict[str, Any]:
+    """The stored record (its canonical, signed body), the device's findings and how to verify its folder."""
+    try:
+        _text("device", device, _ID)
+        if not _HASH.fullmatch(item):
+            raise BadQuery("item: not a record hash (64 lowercase hex digits)")
+    except BadQuery as exc:
+        raise _bad(exc) from None
+    reader = reader_of(services)
+    row = await asyncio.to_thread(reader.call, lambda ix: ix.get_item(device, item))
+    if row is None:
+        raise HTTPException(404, f"no record {item[:16]}… of {device} in the index")
+    found = await asyncio.to_thread(reader.call, lambda ix: ix.findings(device))
+    return {"row": row_json(row), "record": json.loads(row.body), "canonical": row.body,
+            "findings": [finding_json(f) for f in found[:MAX_FINDINGS]], "verify": verify_hint(services, device)}
+
+
+def verify_hint(services: Services, device: str) -> str:
+    """The command that checks the device's folder as the ingest wrote it (``ingest --out DIR``)."""
+    cfg = services.cfg
+    root = cfg.inspections.evidence if cfg is not None and cfg.inspections.evidence is not None else None
+    folder = f"{root}/{device}" if root is not None else f"<ingest --out folder>/{device}"
+    ca = cfg.officer.device_ca if cfg is not None and cfg.officer.device_ca is not None else "<device-ca.pem>"
+    return f"evidence-agent verify {folder} --ca {ca}"
+
+
+def index_devices(services: Services) -> list[dict[str, Any]] | None:
+    """For the fleet page: the index's figures per device, or None when no index is configured."""
+    reader = services.extra.get("index")
+    if not isinstance(reader, IndexReader):
+        return None
+    try:
+        return [device_json(d) for d in reader.call(lambda ix: ix.devices())]
+    except HTTPException:
+        return None

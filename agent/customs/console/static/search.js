@@ -1,0 +1,187 @@
+// Search page: filters in the URL (a shareable link), keyset pages from /api/search, a detail panel per record.
+"use strict";
+const KINDS = ["restart", "still", "segment", "event", "mark", "live", "checkpoint", "receipt", "selftest", "tamper",
+  "alert", "inspection_start", "inspection_end", "decision", "report"];
+const FILTERS = ["device", "site", "since", "until", "kind", "event_type", "case"];
+const form = document.getElementById("filters");
+const tbody = document.querySelector("#results tbody");
+const more = document.getElementById("btn-more");
+window.searchStats = {rows: 0, count: null, pages: 0, loading: false, error: null, detail: null};
+let next = null;
+let current = new URLSearchParams();
+let selected = null;
+
+function showError(text) {
+  const e = document.getElementById("error");
+  e.hidden = !text;
+  e.textContent = text || "";
+  window.searchStats.error = text || null;
+}
+
+async function getJson(url) {
+  const r = await fetch(url);
+  const body = await r.json().catch(() => ({detail: `${r.status} ${r.statusText}`}));
+  if (!r.ok) throw new Error(typeof body.detail === "string" ? body.detail : `${r.status} ${r.statusText}`);
+  return body;
+}
+
+function option(select, value, label) {
+  if (![...select.options].some((o) => o.value === value)) select.append(el("option", {value}, label || value));
+}
+
+function inputTime(v, endOfDay) {  // what the URL holds -> what a datetime-local input shows (UTC)
+  if (!v) return "";
+  if (/^\d{4}-\d\d-\d\d$/.test(v)) return v + (endOfDay ? "T23:59:59" : "T00:00:00");
+  const d = new Date(/[zZ]|[+-]\d\d:\d\d$/.test(v) ? v : v + "Z");
+  return isNaN(d) ? "" : d.toISOString().slice(0, 19);
+}
+
+function fromUrl() {
+  const p = new URLSearchParams(location.search);
+  for (const name of FILTERS) {
+    const field = form.elements[name];
+    const v = p.get(name) || "";
+    if (field.tagName === "SELECT" && v) option(field, v);
+    field.value = field.type === "datetime-local" ? inputTime(v, name === "until") : v;
+  }
+  return p;
+}
+
+function params() {
+  const p = new URLSearchParams();
+  for (const name of FILTERS) {
+    const v = form.elements[name].value.trim();
+    if (v) p.set(name, v);
+  }
+  return p;
+}
+
+function size(n) { return n == null ? "" : n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1048576).toFixed(1)} MiB`; }
+function gps(r) { return r.lat == null || r.lon == null ? "no fix" : `${r.lat.toFixed(5)}, ${r.lon.toFixed(5)}`; }
+
+function row(r) {
+  const tr = el("tr", {"data-item": r.item, "data-device": r.device, "data-seq": String(r.seq)});
+  const media = r.media ? el("td", {}, `${r.media.name} (${size(r.media.size)}) `,
+    el("span", {class: r.media.stored ? "stored" : "pending"}, r.media.stored ? "stored" : "not yet received")) : el("td", {class: "muted"}, "—");
+  tr.append(el("td", {text: r.captured.replace("T", " ").replace(/\.000000Z$|Z$/, "")}), el("td", {text: r.device}),
+    el("td", {text: r.site}), el("td", {text: String(r.seq)}), el("td", {text: r.kind}),
+    el("td", {text: r.event_type || ""}), el("td", {text: r.case || ""}), el("td", {text: gps(r)}), media,
+    el("td", {class: "mono", title: r.item}, r.item.slice(0, 12) + "…"));
+  tr.addEventListener("click", () => detail(r, tr));
+  return tr;
+}
+
+function counts() {
+  const s = window.searchStats;
+  document.getElementById("counts").textContent = s.count == null ? `${s.rows} shown` :
+    `${s.rows} of ${s.count}${s.capped ? "+" : ""} record${s.count === 1 ? "" : "s"} shown, newest first`;
+}
+
+async function search(p, append) {
+  window.searchStats.loading = true;
+  showError(null);
+  try {
+    const q = new URLSearchParams(p);
+    if (append && next) q.set("after", next);
+    const page = await getJson("/api/search?" + q);
+    if (!append) { tbody.replaceChildren(); window.searchStats.rows = 0; window.searchStats.count = page.count; window.searchStats.capped = page.count_capped; window.searchStats.pages = 0; }
+    for (const r of page.rows) tbody.append(row(r));
+    if (!append && !page.rows.length) tbody.append(el("tr", {class: "empty"}, el("td", {colspan: 10, class: "muted"}, "No record matches.")));
+    window.searchStats.rows += page.rows.length;
+    window.searchStats.pages += 1;
+    next = page.next;
+    more.hidden = !next;
+    counts();
+  } catch (err) {
+    showError(err.message);
+  } finally {
+    window.searchStats.loading = false;
+  }
+}
+
+async function detail(r, tr) {
+  if (selected) selected.classList.remove("selected");
+  selected = tr || null;
+  if (tr) tr.classList.add("selected");
+  try {
+    const d = await getJson(`/api/search/item/${encodeURIComponent(r.device)}/${encodeURIComponent(r.item)}`);
+    const rec = d.record;
+    document.getElementById("detail-title").textContent = `${rec.device_id} #${rec.seq} — ${rec.kind}`;
+    const fields = [["Device", rec.device_id], ["Site", rec.site_id], ["Sequence", rec.seq], ["Kind", rec.kind],
+      ["Captured", d.row.captured], ["Event type", d.row.event_type], ["Case", d.row.case], ["GPS", gps(d.row)],
+      ["Media", d.row.media ? `${d.row.media.name}, ${size(d.row.media.size)}, ${d.row.media.stored ? "stored" : "not yet received"}` : "none"],
+      ["Media SHA-256", d.row.media ? d.row.media.sha256 : ""], ["Record hash", d.row.item], ["Previous", rec.prev],
+      ["Key id", rec.key_id], ["Extra", rec.extra && Object.keys(rec.extra).length ? JSON.stringify(rec.extra) : ""]];
+    const body = document.querySelector("#detail-fields tbody");
+    body.replaceChildren(...fields.filter(([, v]) => v !== undefined && v !== null && v !== "")
+      .map(([k, v]) => el("tr", {}, el("th", {text: k}), el("td", {text: String(v)}))));
+    document.getElementById("verify-hint").textContent = d.verify;
+    findingList(document.getElementById("detail-findings"), d.findings, "No findings for this device.");
+    document.getElementById("detail-record").textContent = JSON.stringify(JSON.parse(d.canonical), null, 2);
+    document.getElementById("detail").hidden = false;
+    document.querySelector(".search-cols").classList.add("with-detail");
+    window.searchStats.detail = {device: rec.device_id, seq: rec.seq, item: d.row.item};
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+function findingList(ul, list, empty) {
+  ul.replaceChildren(...list.map((f) => {
+    const li = el("li", {class: "kind-" + f.kind}, el("b", {}, f.kind), ` ${f.device}${f.seq != null ? " #" + f.seq : ""}: ${f.detail} `);
+    if (f.item && /^[0-9a-f]{64}$/.test(f.item)) {  // a stored record: open it (a fork's record is kept aside, not here)
+      const a = el("a", {href: "#", class: "open-record"}, "open record");
+      a.addEventListener("click", (ev) => { ev.preventDefault(); detail({device: f.device, item: f.item}, null); });
+      li.append(a);
+    }
+    return li;
+  }));
+  if (!list.length) ul.append(el("li", {class: "muted"}, empty));
+}
+
+async function findings(p) {
+  const device = p.get("device");
+  document.getElementById("findings-scope").textContent = device ? `— ${device}` : "— all devices";
+  try {
+    const f = await getJson("/api/search/findings" + (device ? "?device=" + encodeURIComponent(device) : ""));
+    findingList(document.getElementById("findings"), f.findings, "None kept.");
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+async function filterLists() {
+  try {
+    const d = await getJson("/api/search/devices");
+    for (const dev of d.devices) option(form.elements.device, dev.device, `${dev.device} (${dev.records})`);
+    for (const site of d.sites) option(form.elements.site, site);
+    document.getElementById("status").textContent = `${d.devices.length} devices in the index`;
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+function run(p) {
+  current = p;
+  document.getElementById("detail").hidden = true;
+  document.querySelector(".search-cols").classList.remove("with-detail");
+  window.searchStats.detail = null;
+  search(p, false);
+  findings(p);
+}
+
+for (const k of KINDS) option(form.elements.kind, k);
+form.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const p = params();
+  history.pushState(null, "", p.toString() ? "?" + p : location.pathname);
+  run(p);
+});
+document.getElementById("btn-clear").addEventListener("click", () => {
+  form.reset();
+  history.pushState(null, "", location.pathname);
+  run(new URLSearchParams());
+});
+more.addEventListener("click", () => search(current, true));
+window.addEventListener("popstate", () => run(fromUrl()));
+filterLists().then(() => run(fromUrl()));
