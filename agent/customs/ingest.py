@@ -54,7 +54,7 @@ from agent.customs.store.base import Index
 from agent.customs.store.blobs import BlobStore
 from agent.customs.store.chain import Link, SqliteLinks
 from agent.customs.store.durable import StoreLock, SyncBatch
-from agent.customs.store.model import ItemRow
+from agent.customs.store.model import Finding, ItemRow
 from agent.signing.layout import bucket_of, item_stem
 from agent.signing.records import SignedRecord
 from agent.signing.trust import load_anchors
@@ -97,21 +97,17 @@ class Ingest:
         self.verify_items = verify_items
         self.limits = limits or Limits()
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.state / "state.sqlite", check_same_thread=False, isolation_level=None,
-                                   timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        old = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if old < SCHEMA_VERSION and self._db.execute("SELECT 1 FROM sqlite_master WHERE name='records'").fetchone():
-            self._db.close()
-            raise ConfigError(f"{self.state / 'state.sqlite'} was written by an older ingest (schema {old}); "
-                              "ingest into a new --out")
-        self._db.executescript(SCHEMA)
+        self._store_lock = StoreLock(self.state / "store.lock")  # one batch at a time across the --share group
+        try:
+            with self._store_lock.held():  # workers starting together: one sets WAL mode and the schema at a time
+                self._db = self._open_state()
+                self._links = SqliteLinks(self._db)
+        except BaseException:
+            self._store_lock.close()
+            raise
         self._quarantine = Quarantine(self._db, self.state / "quarantine", self.limits)
-        self._links = SqliteLinks(self._db)
         self._sync = SyncBatch()  # files of the current transaction, fsynced once before it commits
         self._parts = Reassembly(self._db, self.state / "partial", self.limits, self._sync)
-        self._store_lock = StoreLock(self.state / "store.lock")  # one batch at a time across the --share group
         self._staged: dict[str, Path] = {}  # record hash -> its sidecar, written before the lock
         self._checker = RecordChecker(self.cas, self.limits)  # the lock-free part of a record's checks
         self._pinned: dict[str, bytes] = {}
@@ -120,6 +116,18 @@ class Ingest:
         self.messages = 0
         self.slowest_ms = 0.0
         self.slowest_topic = ""
+
+    def _open_state(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.state / "state.sqlite", check_same_thread=False, isolation_level=None, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        old = db.execute("PRAGMA user_version").fetchone()[0]
+        if old < SCHEMA_VERSION and db.execute("SELECT 1 FROM sqlite_master WHERE name='records'").fetchone():
+            db.close()
+            raise ConfigError(f"{self.state / 'state.sqlite'} was written by an older ingest (schema {old}); "
+                              "ingest into a new --out")
+        db.executescript(SCHEMA)
+        return db
 
     # -- entry point ----------------------------------------------------------------------------
     def handle(self, msg: Inbound) -> None:
@@ -346,6 +354,11 @@ class Ingest:
             atomic_write(path, payload)
         self._db.execute("INSERT INTO forks VALUES (?,?,?,?,?)",
                          (device, seq, signed.hash, path and str(path), time.time_ns()))
+        if self.index is not None and path is not None:  # as many as are kept: a forger cannot flood the index
+            self.index.add_finding(Finding(device, seq, signed.hash, "fork",
+                                           f"a second, different signed record for seq {seq} (item "
+                                           f"{signed.hash[:16]}…); the first stands; kept in "
+                                           f"{path.relative_to(self.out)}"))
 
     # -- media ----------------------------------------------------------------------------------
     def _media(self, device: str, msg: Inbound) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.customs.store.base import Index
+from agent.customs.store.base import SCHEMA_VERSION, Index
 from agent.customs.store.chain import Link
 from agent.customs.store.model import ItemRow, Query
 from agent.customs.store.sqlite import SqliteIndex
@@ -69,8 +69,8 @@ def test_items_are_write_once_chains_checked_and_searchable(make_index, tmp_path
     fleet = Fleet(2, tmp_path / "ca.pem")
     rows = _rows(fleet.restart_messages() + list(fleet.burst(20, media_every=5)))
     index = make_index()
-    assert index.migrate() == 1
-    assert make_index().migrate() == 1  # a second worker: nothing to do
+    assert index.migrate() == SCHEMA_VERSION
+    assert make_index().migrate() == SCHEMA_VERSION  # a second worker: nothing to do
     with index.transaction():
         for row, link in reversed(rows):  # any arrival order
             assert index.put_item(row, link) == (True, [])

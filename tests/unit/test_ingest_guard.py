@@ -12,6 +12,7 @@ import pytest
 
 from agent.customs.guard import Limits, too_deep
 from agent.customs.ingest import Ingest
+from agent.customs.store.sqlite import SqliteIndex
 from agent.wire.mqtt import Inbound
 from tests.support.hostile import Device, chunk_msgs, raw_chunk, record_msg, sidecar
 
@@ -64,6 +65,23 @@ def test_fork_keeps_the_first_record_and_reports_the_second(ingest: Ingest, mal:
     rep = ingest.report()["dev-mal"]
     assert rep.fork_count == 4 and rep.duplicates == 1 and rep.findings
     assert len(list((tmp_path / "out" / "dev-mal" / "forks").rglob("*.rec"))) == 2  # max_forks bounds the copies
+
+
+def test_forks_are_findings_in_the_index_as_many_as_are_kept(mal: Device, tmp_path: Path) -> None:
+    index = SqliteIndex(tmp_path / "index.sqlite")
+    index.migrate()
+    ingest = Ingest(tmp_path / "out", limits=Limits(max_forks=2), index=index)
+    try:
+        first = mal.event()
+        ingest.handle(record_msg(mal, sidecar(first)))
+        for i in range(5):  # a forger with the device key: the report counts all, the index keeps max_forks
+            ingest.handle(record_msg(mal, mal.forge(first, extra={"type": f"rewritten-{i}"})))
+        forks = [f for f in index.findings("dev-mal") if f.kind == "fork"]
+        assert ingest.report()["dev-mal"].fork_count == 5
+    finally:
+        ingest.close()
+        index.close()
+    assert len(forks) == 2 and all(f.seq == first.seq and "the first stands" in f.detail for f in forks)
 
 
 def test_fork_in_the_same_batch_never_replaces_the_first(ingest: Ingest, mal: Device, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from contextlib import AbstractContextManager
 from agent.customs.store.chain import Link
 from agent.customs.store.model import DeviceRow, Finding, ItemRow, Query
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class IndexError_(Exception):
