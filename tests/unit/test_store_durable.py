@@ -22,6 +22,6 @@ def test_flush_makes_a_batch_durable(tmp_path: Path, files: int) -> None:
     batch.flush()
     expected = 1 if files >= durable.SYNCFS_FROM and durable._SYNCFS is not None else files + 2
     assert batch.fsyncs == expected
-    assert list(tmp_path.rglob("*.tmp")) == []
+    assert list(tmp_path.rglob("*.tmp")) == [] and list(tmp_path.rglob(".*.in")) == []
     batch.flush()  # nothing pending: no-op
     assert batch.fsyncs == expected

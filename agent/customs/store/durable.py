@@ -59,42 +59,38 @@ class SyncBatch:
 
     def write(self, path: Path, data: bytes, *, mode: int = 0o644) -> None:
         """Write ``data`` to ``path`` atomically (temp file + rename); durable after flush()."""
-        # One writer per process and path at a time (the ingest lock): a fixed temp name is enough and
-        # much cheaper than mkstemp's random names; O_EXCL-free so a crashed run's leftover is reused.
-        tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        self.written(path)
+        self.place(self.stage(path, data, "w", mode=mode), path)
 
     @staticmethod
     def stage(path: Path, data: bytes, tag: str, *, mode: int = 0o644) -> Path:
         """Write ``data`` next to ``path`` under a hidden name, not yet in place (work done before a lock);
         :meth:`place` puts it there, or the caller unlinks it. ``tag`` tells apart two candidates for one
         path in a batch (a record and its fork): it must be a plain word, such as a hash prefix."""
+        # One writer per process and name at a time (the ingest lock): a fixed temp name is enough and much
+        # cheaper than mkstemp's random names; O_EXCL-free so a crashed run's leftover is reused.
         staged = path.parent / f".{path.name}.{tag}.{os.getpid()}.in"
         try:
             fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         except FileNotFoundError:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staged)
+            raise
         return staged
 
     def place(self, staged: Path, path: Path) -> None:
         """Rename a staged file into ``path``; durable after flush()."""
-        os.replace(staged, path)
+        try:
+            os.replace(staged, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staged)
+            raise
         self.written(path)
 
     def written(self, path: Path) -> None:
