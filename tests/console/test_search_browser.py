@@ -258,6 +258,10 @@ def test_row_detail_shows_the_record_findings_and_how_to_verify(setup: Setup, br
     assert hint == f"evidence-agent verify {setup.out}/cam-00000 --ca {setup.st.device_ca}", hint
     assert "chain" in page.inner_text("#detail-findings")  # the twin's record after a seq 24 it did not seal
     assert "chain" in page.inner_text("#findings")
+    # the twin's seq 0 is a fork: the ingest puts it in the index's findings; its record is kept aside
+    # (forks/), so it is listed without an "open record" link
+    assert page.locator("#findings li.kind-fork").count() == 1
+    assert page.locator("#findings li.kind-fork a.open-record").count() == 0
     page.screenshot(path=str(setup.st.root / f"search-findings-{setup.backend}.png"), full_page=True)
     page.click("#findings a.open-record")  # the finding names the record that broke the chain
     page.wait_for_function("() => window.searchStats.detail.seq === 25", timeout=10_000)

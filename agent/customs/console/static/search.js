@@ -129,7 +129,7 @@ async function detail(r, tr) {
 function findingList(ul, list, empty) {
   ul.replaceChildren(...list.map((f) => {
     const li = el("li", {class: "kind-" + f.kind}, el("b", {}, f.kind), ` ${f.device}${f.seq != null ? " #" + f.seq : ""}: ${f.detail} `);
-    if (f.item && /^[0-9a-f]{64}$/.test(f.item)) {  // a stored record: open it (a fork's record is kept aside, not here)
+    if (f.kind !== "fork" && f.item && /^[0-9a-f]{64}$/.test(f.item)) {  // a stored record: open it (a fork's record is kept aside in forks/, not in the index)
       const a = el("a", {href: "#", class: "open-record"}, "open record");
       a.addEventListener("click", (ev) => { ev.preventDefault(); detail({device: f.device, item: f.item}, null); });
       li.append(a);
