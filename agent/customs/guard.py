@@ -8,6 +8,7 @@ Every check raises :class:`Refused` with the MQTT v5 reason code it maps to.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -158,3 +159,19 @@ def check_json_size(data: bytes, limit_bytes: int, limits: Limits, what: str) ->
     if too_deep(data, limits.max_json_depth):
         raise Refused(f"{what} is nested deeper than {limits.max_json_depth} levels (or its brackets do not "
                       "balance)", reason="too_deep")
+
+
+_WORD = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
+
+
+def alert_summary(payload: bytes) -> str:
+    """Which event an alert announces ("frozen onset"), from its record; the record itself is verified when it
+    arrives on the record topic. Only short plain words from the wire are echoed into the log."""
+    try:
+        record = json.loads(payload.split(b"\n", 1)[0])
+        extra = record.get("extra") or {}
+        words = [str(extra.get(k)) for k in ("type", "state", "phase") if extra.get(k) is not None]
+    except (ValueError, AttributeError):
+        return "(unreadable alert payload)"
+    shown = [w if _WORD.match(w) else "?" for w in words[:2]]
+    return " ".join(shown) or "(no event type)"

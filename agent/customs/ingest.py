@@ -27,7 +27,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -36,18 +35,17 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 from agent.core.errors import ConfigError
 from agent.core.fsutil import atomic_write
 from agent.customs.guard import (
     Limits,
     Refused,
+    alert_summary,
     canonical_media_name,
     check_json_size,
 )
 from agent.customs.ingest_state import SCHEMA, SCHEMA_VERSION, DeviceReport, Quarantine, build_report, count
+from agent.customs.pinning import Pins
 from agent.customs.reassembly import Reassembly
 from agent.customs.record_check import CheckedRecord, RecordChecker
 from agent.customs.store.base import Index
@@ -64,23 +62,6 @@ from agent.wire.topics import parse_device_topic
 __all__ = ["DeviceReport", "Ingest", "Limits", "Refused"]
 
 log = logging.getLogger(__name__)
-
-_WORD = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
-
-
-def alert_summary(payload: bytes) -> str:
-    """Which event an alert announces ("frozen onset"), from its record; the record itself is verified when it
-    arrives on the record topic. Only short plain words from the wire are echoed into the log."""
-    try:
-        record = json.loads(payload.split(b"\n", 1)[0])
-        extra = record.get("extra") or {}
-        words = [str(extra.get(k)) for k in ("type", "state", "phase") if extra.get(k) is not None]
-    except (ValueError, AttributeError):
-        return "(unreadable alert payload)"
-    shown = [w if _WORD.match(w) else "?" for w in words[:2]]
-    return " ".join(shown) or "(no event type)"
-
-
 
 class Ingest:
     """Handlers for record/media/alert/receipt/status/availability messages; thread-safe."""
@@ -110,8 +91,7 @@ class Ingest:
         self._parts = Reassembly(self._db, self.state / "partial", self.limits, self._sync)
         self._staged: dict[str, Path] = {}  # record hash -> its sidecar, written before the lock
         self._checker = RecordChecker(self.cas, self.limits)  # the lock-free part of a record's checks
-        self._pinned: dict[str, bytes] = {}
-        self._pinned_der: dict[str, bytes] = {}  # device -> leaf DER already checked against its pinned file
+        self._pins = Pins(self.out, self._sync, trust_on_first_use=not self.cas)
         self._live: dict[str, dict[str, Any]] = {}
         self.messages = 0
         self.slowest_ms = 0.0
@@ -283,31 +263,6 @@ class Ingest:
             self._refuse(msg, device, Refused(f"{type(exc).__name__}: {exc}", 0x99))
 
     # -- records --------------------------------------------------------------------------------
-    def _pin(self, device: str, certs: list[x509.Certificate], leaf_der: bytes) -> None:
-        if self._pinned_der.get(device) == leaf_der:  # the usual case, without re-encoding the certificate
-            return
-        self._pin_pem(device, certs)
-        self._pinned_der[device] = leaf_der
-
-    def _pin_pem(self, device: str, certs: list[x509.Certificate]) -> None:
-        vault = self.out / device / "device"
-        leaf_pem = certs[0].public_bytes(serialization.Encoding.PEM)
-        pinned = vault / "cert.pem"
-        if self._pinned.get(device) == leaf_pem:
-            return
-        if pinned.exists():
-            self._pinned[device] = pinned.read_bytes()
-            if self._pinned[device] != leaf_pem:
-                raise Refused(f"record of {device} is signed with another certificate than the one on file "
-                              f"({pinned}); a re-keyed device needs a new vault", 0x87, "untrusted")
-            return
-        chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs[1:])
-        self._sync.write(vault / "chain.pem", chain_pem)  # durable with the batch, before any ack
-        self._sync.write(pinned, leaf_pem)
-        self._pinned[device] = leaf_pem
-        if not self.cas:
-            log.warning("%s: certificate pinned on first use (no --trust-ca given)", device)
-
     def _record(self, site: str, device: str, msg: Inbound, pre: CheckedRecord | Refused | None = None) -> None:
         if isinstance(pre, Refused):
             raise pre
@@ -318,7 +273,7 @@ class Ingest:
         if first is not None and first[0] == signed.hash:
             count(self._db, device, "duplicates")
             return
-        self._pin(device, list(checked.certs), signed.x5c[0])
+        self._pins.pin(device, list(checked.certs), signed.x5c[0])
         if first is not None:
             self._fork(device, seq, kind, signed, msg.payload)
             return

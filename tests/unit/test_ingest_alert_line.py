@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from agent.customs.ingest import alert_summary
+from agent.customs.guard import alert_summary
 
 
 def sidecar(extra: object) -> bytes:
