@@ -23,7 +23,9 @@ from typing import Any
 from agent.core.errors import AgentError, ConfigError, VerificationError
 from agent.customs.flow import FlowLimits, Intake
 from agent.customs.ingest import Ingest, Limits
-from agent.customs.store.base import IndexError_
+from agent.customs.state.base import GroupState, StateError
+from agent.customs.state.postgres import PostgresState
+from agent.customs.store.base import Index, IndexError_
 from agent.customs.store.blobs import BlobError
 from agent.customs.store.opening import open_blobs, open_index
 from agent.wire.mqtt import MqttLink
@@ -75,6 +77,14 @@ def attach_intake(link: MqttLink, ingest: Ingest, limits: FlowLimits | None = No
     return intake
 
 
+def group_state(index: Index | None) -> GroupState | None:
+    """With a PostgreSQL index the group's bookkeeping lives there too (workers on any machine, in parallel
+    per device); otherwise in ``OUT/.ingest/state.sqlite`` (workers on one machine, taking turns)."""
+    from agent.customs.store.postgres import PostgresIndex
+
+    return PostgresState(index) if isinstance(index, PostgresIndex) else None
+
+
 def _cmd_ingest(args: argparse.Namespace) -> int:
     try:
         limits = Limits.parse(args.limit or [])
@@ -89,9 +99,12 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     except BlobError as exc:
         raise ConfigError(f"--blobs: {exc}") from None
     try:
-        ingest = Ingest(args.out, trusted_ca=args.trust_ca or (), limits=limits, index=index, blobs=blobs)
+        ingest = Ingest(args.out, trusted_ca=args.trust_ca or (), limits=limits, index=index, blobs=blobs,
+                        state=group_state(index))
     except VerificationError as exc:
         raise ConfigError(f"--trust-ca: {exc}") from None
+    except StateError as exc:
+        raise ConfigError(f"--out: {exc}") from None
     link = ingest_link(args)
     subscribe_ingest(link, ingest, args.share, args.site)
     intake = attach_intake(link, ingest, FlowLimits(window=args.window, batch=args.batch))

@@ -28,7 +28,9 @@ from agent.wire.mqtt import Inbound
 
 log = logging.getLogger(__name__)
 
-BatchHandler = Callable[[Sequence[Inbound]], Sequence[bool]]  # per message: stored (or refused) durably
+# per message: True stored (or refused) durably; False failed, retry with backoff; None busy (another worker of
+# the group holds its device): offered again with the next batch, no backoff
+BatchHandler = Callable[[Sequence[Inbound]], Sequence[bool | None]]
 Acker = Callable[[int, int], None]  # (mid, qos)
 
 
@@ -56,6 +58,7 @@ class FlowStats:
     acked: int = 0
     batches: int = 0
     retries: int = 0
+    deferred: int = 0  # messages handed back because another worker held their device
     paused_s: float = 0.0  # time the link spent not reading because the window was full
     peak_in_flight: int = 0
 
@@ -124,8 +127,9 @@ class Intake:
             if not batch:
                 continue
             done = self._store(batch)
-            retry = [d for d, ok in zip(batch, done, strict=True) if not ok]
+            retry = [d for d, ok in zip(batch, done, strict=True) if ok is False]
             self._finish([d for d, ok in zip(batch, done, strict=True) if ok])
+            self._defer([d for d, ok in zip(batch, done, strict=True) if ok is None])
             if retry:
                 self.stats.retries += 1
                 log.warning("%d message(s) could not be stored; retrying in %.1f s (kept unacknowledged)",
@@ -135,7 +139,14 @@ class Intake:
             else:
                 delay = self.limits.retry_min_s
 
-    def _store(self, batch: list[Delivery]) -> list[bool]:
+    def _defer(self, busy: list[Delivery]) -> None:
+        """Busy elsewhere: first in line for the next batch (still in flight, still unacknowledged)."""
+        if busy:
+            with self._cond:
+                self._queue.extendleft(reversed(busy))
+                self.stats.deferred += len(busy)
+
+    def _store(self, batch: list[Delivery]) -> list[bool | None]:
         msgs = [d.inbound for d in batch]
         try:
             done = list(self._handle(msgs))
@@ -148,7 +159,7 @@ class Intake:
                 log.exception("storing the message on %s failed", batch[0].inbound.topic)
                 return [False]
             log.exception("storing a batch of %d failed; trying its messages one by one", len(batch))
-            return [self._store([d])[0] for d in batch]
+            return [self._store([d])[0] for d in batch]  # type: ignore[misc]
 
     def _finish(self, stored: list[Delivery]) -> None:
         """Acknowledge what is durable, then free its room (the link reads on)."""

@@ -10,8 +10,10 @@ The customs side trusts nothing a device sends (see agent.customs.guard and docs
 paths come from validated values only, every table is keyed by device, evidence is write-once, and
 every message is stored, refused with a counted reason, or quarantined; ``handle`` never raises, so
 no message is left unacknowledged to stall the fleet.
-Workers of one ``--share`` group must share OUT (same filesystem); they take turns per batch on the
-store lock (an ``flock``, store/durable.py) and do a record's CPU work before it (record_check.py).
+Workers of one ``--share`` group share OUT and the group's bookkeeping (agent.customs.state): with a
+SQLite state on one machine they take turns per batch on a lock; with ``--index postgresql://…`` the
+state is in the index and each batch holds only its own devices, so workers on several machines store
+in parallel. A record's CPU work is done before any lock (record_check.py).
 
 Per record the cost is flat (see docs/deploy-customs.md): ``handle_batch`` stores many messages in one
 transaction with one round of fsyncs (store/durable.py), each record's chain is checked once against
@@ -27,15 +29,13 @@ import hashlib
 import json
 import logging
 import os
-import sqlite3
 import threading
 import time
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from agent.core.errors import ConfigError
 from agent.core.fsutil import atomic_write
 from agent.customs.guard import (
     Limits,
@@ -44,14 +44,16 @@ from agent.customs.guard import (
     canonical_media_name,
     check_json_size,
 )
-from agent.customs.ingest_state import SCHEMA, SCHEMA_VERSION, DeviceReport, Quarantine, build_report, count
+from agent.customs.ingest_state import DeviceReport, Quarantine, build_report, count
 from agent.customs.pinning import Pins
 from agent.customs.reassembly import Reassembly
 from agent.customs.record_check import CheckedRecord, RecordChecker
+from agent.customs.state.base import GroupState
+from agent.customs.state.sqlite import SqliteState
 from agent.customs.store.base import Index
 from agent.customs.store.blobs import BlobStore
-from agent.customs.store.chain import Link, SqliteLinks
-from agent.customs.store.durable import StoreLock, SyncBatch
+from agent.customs.store.chain import Link, StateLinks
+from agent.customs.store.durable import SyncBatch
 from agent.customs.store.model import Finding, ItemRow
 from agent.signing.layout import bucket_of, item_stem
 from agent.signing.records import SignedRecord
@@ -67,7 +69,8 @@ class Ingest:
     """Handlers for record/media/alert/receipt/status/availability messages; thread-safe."""
 
     def __init__(self, out: Path, *, trusted_ca: Sequence[Path] = (), verify_items: bool = True,
-                 limits: Limits | None = None, index: Index | None = None, blobs: BlobStore | None = None) -> None:
+                 limits: Limits | None = None, index: Index | None = None, blobs: BlobStore | None = None,
+                 state: GroupState | None = None) -> None:
         self.out = Path(out)
         self.index = index  # the searchable customs index (SQLite or PostgreSQL), written in the same batch
         self.blobs = blobs  # content-addressed write-once copy of every media file (folder or S3), same batch
@@ -78,14 +81,8 @@ class Ingest:
         self.verify_items = verify_items
         self.limits = limits or Limits()
         self._lock = threading.Lock()
-        self._store_lock = StoreLock(self.state / "store.lock")  # one batch at a time across the --share group
-        try:
-            with self._store_lock.held():  # workers starting together: one sets WAL mode and the schema at a time
-                self._db = self._open_state()
-                self._links = SqliteLinks(self._db)
-        except BaseException:
-            self._store_lock.close()
-            raise
+        self._db = state if state is not None else SqliteState(self.state)  # the group's bookkeeping
+        self._links = StateLinks(self._db)
         self._quarantine = Quarantine(self._db, self.state / "quarantine", self.limits)
         self._sync = SyncBatch()  # files of the current transaction, fsynced once before it commits
         self._parts = Reassembly(self._db, self.state / "partial", self.limits, self._sync)
@@ -97,18 +94,6 @@ class Ingest:
         self.slowest_ms = 0.0
         self.slowest_topic = ""
 
-    def _open_state(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.state / "state.sqlite", check_same_thread=False, isolation_level=None, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        old = db.execute("PRAGMA user_version").fetchone()[0]
-        if old < SCHEMA_VERSION and db.execute("SELECT 1 FROM sqlite_master WHERE name='records'").fetchone():
-            db.close()
-            raise ConfigError(f"{self.state / 'state.sqlite'} was written by an older ingest (schema {old}); "
-                              "ingest into a new --out")
-        db.executescript(SCHEMA)
-        return db
-
     # -- entry point ----------------------------------------------------------------------------
     def handle(self, msg: Inbound) -> None:
         """One message: stored, refused with a counted reason, or quarantined. Never raises."""
@@ -116,59 +101,56 @@ class Ingest:
             started = time.perf_counter()
             self.messages += 1
             try:
-                self._in_transaction(lambda: self._dispatch(msg))
+                with self._transaction([self._device_of(msg)]):
+                    self._dispatch(msg)
             except Exception as exc:  # a handler failure is a refusal, never a message left to stall ingest
                 log.exception("ingest failed on a message on %s; refusing it", msg.topic[:200])
                 refusal = Refused(f"internal error: {type(exc).__name__}: {exc}", 0x83, "internal_error")
                 try:
-                    self._in_transaction(lambda: self._refuse(msg, self._device_of(msg), refusal))
+                    with self._transaction([self._device_of(msg)]):
+                        self._refuse(msg, self._device_of(msg), refusal)
                 except Exception:
                     log.exception("could not even record the refusal of a message on %s", msg.topic[:200])
             took = (time.perf_counter() - started) * 1000
             if took > self.slowest_ms:
                 self.slowest_ms, self.slowest_topic = took, msg.topic[:200]
 
-    def _in_transaction(self, work: Any) -> None:
-        with self._store_lock.held():  # other workers of a --share group use the same OUT
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                with self._index_transaction():
-                    work()
-                    self._sync.flush()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._sync.discard()
-                self._db.execute("ROLLBACK")
-                raise
+    @contextmanager
+    def _transaction(self, devices: Sequence[str]) -> Iterator[set[str]]:
+        """The group state's batch (holding ``devices``, or some of them) with the index and the files in it."""
+        try:
+            with self._db.batch(devices) as held, self._index_transaction():
+                yield held
+                self._sync.flush()  # before the commits, and before flow control acknowledges
+            # (a separate index commits first: if the state commit fails, redelivery finds its rows)
+        except BaseException:
+            self._sync.discard()
+            raise
 
-    def handle_batch(self, msgs: Sequence[Inbound]) -> list[bool]:
+    def handle_batch(self, msgs: Sequence[Inbound]) -> list[bool | None]:
         """Many messages in one transaction and one round of fsyncs; per message True = stored or refused.
 
         False (kept unacknowledged, retried by flow control) only for what may pass: an I/O error or a
-        busy/locked database. Any other failure is a refusal, as in ``handle``.
+        busy/locked database. None: the message's device is held by another worker of the group right
+        now; flow control offers it again with the next batch. Any other failure is a refusal, as in
+        ``handle``.
         """
-        done: list[bool] = []
+        done: list[bool | None] = []
         with self._lock:
-            # CPU-bound checks and sidecar writes first, outside the store lock the whole group shares
+            # CPU-bound checks and sidecar writes first, outside any lock the group shares
             pre = [self._checker.precheck(msg) for msg in msgs]
             for msg, checked in zip(msgs, pre, strict=True):
                 if isinstance(checked, CheckedRecord):
                     self._stage(checked, msg.payload)
+            devices = [self._device_of(msg) for msg in msgs]
             try:
-                with self._store_lock.held():
-                    self._db.execute("BEGIN IMMEDIATE")
-                    try:
-                        with self._index_transaction():
-                            for msg, checked in zip(msgs, pre, strict=True):
-                                self.messages += 1
-                                done.append(self._one_of_batch(msg, checked))
-                            self._sync.flush()  # before the commits, and before flow control acknowledges
-                        # the index committed first: if the state commit fails, redelivery finds its rows
-                        self._db.execute("COMMIT")
-                    except BaseException:
-                        self._sync.discard()
-                        self._db.execute("ROLLBACK")
-                        raise
+                with self._transaction(devices) as held:
+                    for msg, checked, device in zip(msgs, pre, devices, strict=True):
+                        if device not in held:
+                            done.append(None)
+                            continue
+                        self.messages += 1
+                        done.append(self._one_of_batch(msg, checked))
             finally:
                 self._unstage()
         return done
@@ -189,7 +171,10 @@ class Ingest:
         self._staged.clear()
 
     def _index_transaction(self) -> AbstractContextManager[None]:
-        return self.index.transaction() if self.index is not None else nullcontext()
+        """The index's own transaction, unless the group state already writes it in the batch's."""
+        if self.index is None or self._db.covers_index:
+            return nullcontext()
+        return self.index.transaction()
 
     def _one_of_batch(self, msg: Inbound, pre: CheckedRecord | Refused | None) -> bool:
         started = time.perf_counter()
@@ -204,7 +189,7 @@ class Ingest:
         self._db.execute("SAVEPOINT msg")
         try:
             self._dispatch(msg, pre)
-        except (OSError, sqlite3.OperationalError):
+        except self._db.retryable:
             log.exception("could not store the message on %.200s now; it stays unacknowledged", msg.topic)
             self._db.execute("ROLLBACK TO msg")
             self._db.execute("RELEASE msg")
@@ -384,7 +369,7 @@ class Ingest:
 
     def report(self) -> dict[str, DeviceReport]:
         """Per device: records, missing sequence numbers, incomplete media, duplicates, forks, refusals."""
-        with self._lock:
+        with self._lock, self._db.reading():
             out = build_report(self._db)
             for device, live in self._live.items():
                 rep = out.setdefault(device, DeviceReport(site="?"))
@@ -395,4 +380,3 @@ class Ingest:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-            self._store_lock.close()

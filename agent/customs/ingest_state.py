@@ -1,12 +1,11 @@
-"""Ingest bookkeeping: the state schema (every table keyed by device), counters, the bounded quarantine
-and the streamed per-device report.
+"""Ingest bookkeeping on the group state (agent.customs.state): counters, the bounded quarantine and the
+streamed per-device report.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,28 +15,9 @@ from agent.core.fsutil import atomic_write
 
 if TYPE_CHECKING:
     from agent.customs.guard import Limits, Refused
+    from agent.customs.state.base import GroupState
     from agent.wire.mqtt import Inbound
 
-SCHEMA_VERSION = 2
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS records (device TEXT NOT NULL, item TEXT NOT NULL, site TEXT NOT NULL,
-  seq INTEGER NOT NULL, kind TEXT NOT NULL, media_name TEXT, media_sha256 TEXT, media_done INTEGER NOT NULL,
-  at_ns INTEGER NOT NULL, PRIMARY KEY (device, item), UNIQUE (device, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS forks (device TEXT NOT NULL, seq INTEGER NOT NULL, item TEXT NOT NULL, path TEXT,
-  at_ns INTEGER NOT NULL, PRIMARY KEY (device, item)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS partials (device TEXT NOT NULL, item TEXT NOT NULL, total INTEGER NOT NULL,
-  size INTEGER NOT NULL, sha256 TEXT NOT NULL, started_ns INTEGER NOT NULL,
-  PRIMARY KEY (device, item, total)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS chunks (device TEXT NOT NULL, item TEXT NOT NULL, total INTEGER NOT NULL,
-  idx INTEGER NOT NULL, PRIMARY KEY (device, item, total, idx)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS media (device TEXT NOT NULL, item TEXT NOT NULL, sha256 TEXT NOT NULL,
-  path TEXT NOT NULL, PRIMARY KEY (device, item)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS counters (device TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,
-  PRIMARY KEY (device, name)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS quarantine_use (device TEXT PRIMARY KEY, files INTEGER NOT NULL,
-  bytes INTEGER NOT NULL) WITHOUT ROWID;
-PRAGMA user_version = {SCHEMA_VERSION};
-"""
 REPORT_LIST_CAP = 1000  # seq lists in the report are cut here; the counts are always complete
 REASON_NAMES = {0x99: "Payload format invalid", 0x83: "Implementation specific error", 0x87: "Not authorized",
                 0x90: "Topic Name invalid"}
@@ -67,15 +47,16 @@ class DeviceReport:
         return bool(self.missing_count or self.incomplete or self.refused or self.fork_count)
 
 
-def count(db: sqlite3.Connection, device: str, name: str, n: int = 1) -> None:
-    db.execute("INSERT INTO counters VALUES (?,?,?) ON CONFLICT(device, name) DO UPDATE SET n=n+excluded.n",
+def count(db: GroupState, device: str, name: str, n: int = 1) -> None:
+    db.execute("INSERT INTO counters VALUES (?,?,?) ON CONFLICT(device, name) DO UPDATE SET "
+               "n=counters.n+excluded.n",
                (device, name, n))
 
 
 class Quarantine:
     """Refused messages kept for an officer to look at, per device, within a byte and a file budget."""
 
-    def __init__(self, db: sqlite3.Connection, root: Path, limits: Limits) -> None:
+    def __init__(self, db: GroupState, root: Path, limits: Limits) -> None:
         self.db, self.root, self.limits = db, root, limits
 
     def put(self, device: str, msg: Inbound, exc: Refused) -> None:
@@ -95,12 +76,12 @@ class Quarantine:
                            "payload_bytes": len(msg.payload), "payload_kept": keep_payload}, indent=1).encode()
         atomic_write(folder / f"{name}.json", meta)
         self.db.execute("INSERT INTO quarantine_use VALUES (?,?,?) ON CONFLICT(device) DO UPDATE SET "
-                        "files=files+1, bytes=bytes+?",
+                        "files=quarantine_use.files+1, bytes=quarantine_use.bytes+?",
                         (device, 1, len(msg.payload) if keep_payload else 0,
                          len(msg.payload) if keep_payload else 0))
 
 
-def _gaps(db: sqlite3.Connection, device: str, rep: DeviceReport) -> None:
+def _gaps(db: GroupState, device: str, rep: DeviceReport) -> None:
     """Missing seqs by walking the stored ones in order (never a range over a device-chosen maximum)."""
     expect = 0
     for (seq,) in db.execute("SELECT seq FROM records WHERE device=? ORDER BY seq", (device,)):
@@ -114,7 +95,7 @@ def _gaps(db: sqlite3.Connection, device: str, rep: DeviceReport) -> None:
         rep.max_seq = seq
 
 
-def build_report(db: sqlite3.Connection) -> dict[str, DeviceReport]:
+def build_report(db: GroupState) -> dict[str, DeviceReport]:
     out: dict[str, DeviceReport] = {}
     for device, site in db.execute("SELECT device, MIN(site) FROM records GROUP BY device").fetchall():
         rep = out[device] = DeviceReport(site=site)

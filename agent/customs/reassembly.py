@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import time
 from pathlib import Path
 
 from agent.customs.guard import Limits, Refused, check_chunk
 from agent.customs.ingest_state import count
+from agent.customs.state.base import GroupState
 from agent.customs.store.durable import SyncBatch
 from agent.wire.chunks import Chunk, parse_chunk, props_dict
 from agent.wire.mqtt import Inbound
@@ -26,7 +26,7 @@ from agent.wire.mqtt import Inbound
 class Reassembly:
     """Chunk sets of every device in the ingest's state database (the caller owns the transaction)."""
 
-    def __init__(self, db: sqlite3.Connection, root: Path, limits: Limits, sync: SyncBatch) -> None:
+    def __init__(self, db: GroupState, root: Path, limits: Limits, sync: SyncBatch) -> None:
         self._db = db
         self.root = root
         self.limits = limits
@@ -84,7 +84,7 @@ class Reassembly:
         finally:
             os.close(fd)
         self.sync.written(partial)
-        self._db.execute("INSERT OR IGNORE INTO chunks VALUES (?,?,?,?)", (*key, chunk.index))
+        self._db.execute("INSERT INTO chunks VALUES (?,?,?,?) ON CONFLICT DO NOTHING", (*key, chunk.index))
         have = self._db.execute("SELECT COUNT(*) FROM chunks WHERE device=? AND item=? AND total=?",
                                 key).fetchone()[0]
         if have < chunk.total:

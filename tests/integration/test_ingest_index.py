@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from agent.customs.store.model import Query
@@ -89,7 +90,46 @@ def test_two_workers_and_a_sigkill_fill_one_postgres_index(pg: Postgres, tmp_pat
     one = devices[0].device
     assert [r.seq for r in index.search(Query(device=one, limit=5))] == [49, 48, 47, 46, 45]
     assert index.search(Query(kind="still", limit=1))[0].media_done
+    # the group's bookkeeping is in the index database, not in a file the workers must share
+    assert not (out / ".ingest" / "state.sqlite").exists()
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM ingest.records").fetchone() == (RECORDS,)
     index.close()
+
+
+def test_a_worker_whose_database_connection_is_dropped_reconnects_and_loses_nothing(
+        pg: Postgres, tmp_path: Path) -> None:
+    fleet = Fleet(10, tmp_path / "ca.pem", prefix="drop")
+    messages = fleet.restart_messages() + list(fleet.burst(290, media_every=3, media_size=4000))
+    index = PostgresIndex(pg.dsn)
+    with Mosquitto(tmp_path / "broker", tls=False) as broker:
+        worker = _worker(broker, tmp_path / "out", fleet.ca_file, pg.dsn, 0, tmp_path / "w0.log")
+        try:
+            _wait_log(broker, "as ingest-idx-0")
+            pub = Publisher("127.0.0.1", broker.port, "fleet-drop")
+            pub.send(messages[:len(messages) // 2])
+            _wait_stored(index, "drop-", 100)
+            with psycopg.connect(pg.dsn, autocommit=True) as conn:  # a failover, a restart, an idle-killer
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'evidence' "
+                             "AND pid <> pg_backend_pid() AND pid <> %s AND backend_type = 'client backend'",
+                             (index.connection().info.backend_pid,))
+            pub.send(messages[len(messages) // 2:])
+            _wait_stored(index, "drop-", 300)
+            pub.close()
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(60)
+    assert "reconnected to the PostgreSQL index" in (tmp_path / "w0.log").read_text()
+    mine = [d for d in index.devices() if d.device.startswith("drop-")]
+    assert len(mine) == 10 and all(d.records == 30 and d.max_seq == 29 for d in mine)
+    index.close()
+
+
+def _wait_stored(index: PostgresIndex, prefix: str, n: int) -> None:
+    deadline = time.monotonic() + 120
+    while sum(d.records for d in index.devices() if d.device.startswith(prefix)) < n:
+        assert time.monotonic() < deadline, f"fewer than {n} records of {prefix}* indexed: loss or stall"
+        time.sleep(0.3)
 
 
 def test_an_unreachable_index_is_one_clear_line(tmp_path: Path) -> None:

@@ -10,18 +10,16 @@ this is what ``evidence-agent verify`` would find — without reading anything e
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from agent.signing.records import GENESIS_PREV
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS chain_links (device TEXT NOT NULL, seq INTEGER NOT NULL, item TEXT NOT NULL,
-  prev TEXT NOT NULL, kind TEXT NOT NULL, boot TEXT, mono_us INTEGER, PRIMARY KEY (device, seq, item))
-  WITHOUT ROWID;
-"""
 
+class Executor(Protocol):
+    """Runs one statement with ``?`` placeholders (agent.customs.state.base.GroupState)."""
+
+    def execute(self, sql: str, args: Any = ..., /) -> Any: ...
 
 @dataclass(frozen=True)
 class Link:
@@ -71,12 +69,11 @@ def _backwards(a: Link, b: Link) -> bool:
     return b.mono_us < a.mono_us
 
 
-class SqliteLinks:
-    """Chain links in the ingest's SQLite state (the caller owns the transaction)."""
+class StateLinks:
+    """Chain links in the ingest's group state (agent.customs.state; the caller owns the transaction)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Executor) -> None:
         self.db = db
-        db.executescript(SCHEMA)
 
     def _get(self, device: str, seq: int) -> Link | None:
         row = self.db.execute("SELECT seq, item, prev, kind, boot, mono_us FROM chain_links WHERE device=? AND "
@@ -87,6 +84,6 @@ class SqliteLinks:
         """Store the link and return the problems it shows (empty: the chain holds so far)."""
         found = problems(link, self._get(device, link.seq - 1) if link.seq > 0 else None,
                          self._get(device, link.seq + 1))
-        self.db.execute("INSERT OR IGNORE INTO chain_links VALUES (?,?,?,?,?,?,?)",
+        self.db.execute("INSERT INTO chain_links VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                         (device, link.seq, link.item, link.prev, link.kind, link.boot, link.mono_us))
         return found
