@@ -15,6 +15,9 @@ Zero loss is checked per phase (every record indexed, no missing seq, nothing re
 Usage: ``python benchmarks/fleet_bench.py [--devices 1000] [--rate 350] [--seconds 20] [--burst 10000]
 [--workers 1,2,3] [--kill] [--only-burst 100000] [--store-only 3000]``  (x86 figures; say what the machine is).
 ``--store-only`` measures the store path in process (CPU ms per record, one commit per message vs batches).
+``--index pg`` gives every worker ``--index postgresql://…`` (a PostgreSQL server started by the bench,
+one database per configuration): the group's bookkeeping is then in PostgreSQL with per-device locks
+instead of ``OUT/.ingest/state.sqlite`` under one group lock; the server's CPU is reported beside.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import paho.mqtt.client as paho  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from tests.support.broker import Mosquitto  # noqa: E402
+from tests.support.postgres import Postgres  # noqa: E402
 from tests.support.sim_fleet import Fleet, Message, Publisher  # noqa: E402
 
 AUTOSAVE_S = 60  # as the shipped mosquitto.conf: the test default (1 s) rewrites a backlog of 300 MB every second
@@ -57,6 +61,39 @@ def cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def config_dsn(pg: Postgres | None, name: str) -> str | None:
+    """A database of its own for one consumer configuration (None: no --index)."""
+    if pg is None:
+        return None
+    import psycopg
+
+    db = "bench_" + name.replace("-", "_")
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    return pg.dsn.rsplit("/", 1)[0] + "/" + db
+
+
+def server_cpu_s(pg: Postgres | None) -> dict[int, float]:
+    """CPU seconds of the PostgreSQL server's processes (the postmaster and its children), by pid."""
+    if pg is None:
+        return {}
+    main = int((pg.data / "postmaster.pid").read_text().split()[0])
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            pid = int(stat.parent.name)
+            if pid == main or int(fields[1]) == main:
+                out[pid] = cpu_s(pid)
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def server_share(before: dict[int, float], after: dict[int, float], wall: float) -> float:
+    return round(sum(v - before.get(pid, 0.0) for pid, v in after.items()) / max(wall, 1e-9), 2)
 
 
 # -- the bare paho subscriber (a child process, like a worker) ----------------------------------------
@@ -97,8 +134,9 @@ def bare_sub(port: int, expect: int, out: Path) -> None:
 
 # -- one consumer configuration --------------------------------------------------------------------
 class Consumers:
-    def __init__(self, broker: Mosquitto, root: Path, workers: int, ca: Path, expect: int) -> None:
-        self.broker, self.root, self.ca, self.expect = broker, root, ca, expect
+    def __init__(self, broker: Mosquitto, root: Path, workers: int, ca: Path, expect: int,
+                 dsn: str | None = None) -> None:
+        self.broker, self.root, self.ca, self.expect, self.dsn = broker, root, ca, expect, dsn
         self.out = root / "out"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.group = f"g{os.getpid()}{int(time.time() * 1000) % 100000}"
@@ -140,7 +178,8 @@ class Consumers:
         with open(self.root / f"w{i}.log", "ab") as log:
             p = subprocess.Popen([sys.executable, "-m", "agent.customs.cli", "ingest", "--broker", self.broker.url,
                                   "--out", str(self.out), "--share", self.group, "--client-id", cid,
-                                  "--trust-ca", str(self.ca), "--report", str(self.root / f"report-{i}.json")],
+                                  "--trust-ca", str(self.ca), "--report", str(self.root / f"report-{i}.json"),
+                                  *(["--index", self.dsn] if self.dsn else [])],
                                  cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log)
         if i < len(self.procs):
             self.procs[i] = p
@@ -162,6 +201,8 @@ class Consumers:
         """record hash -> indexed time (ns) so far."""
         if self.bare:
             return json.loads(self.recv_file.read_text()) if self.recv_file.exists() else {}
+        if self.dsn:
+            return dict(self._pg("SELECT item, at_ns FROM ingest.records"))
         db_path = self.out / ".ingest" / "state.sqlite"
         if not db_path.exists():
             return {}
@@ -176,6 +217,9 @@ class Consumers:
     def count(self) -> int:
         if self.bare:
             return len(self.indexed())
+        if self.dsn:
+            rows = self._pg("SELECT COUNT(*) FROM ingest.records WHERE media_done=1")
+            return int(rows[0][0]) if rows else 0
         db_path = self.out / ".ingest" / "state.sqlite"
         if not db_path.exists():
             return 0
@@ -186,6 +230,15 @@ class Consumers:
             return 0
         finally:
             db.close()
+
+    def _pg(self, sql: str) -> list[tuple[object, ...]]:
+        import psycopg
+
+        try:
+            with psycopg.connect(str(self.dsn), autocommit=True) as conn:
+                return conn.execute(sql).fetchall()
+        except psycopg.errors.UndefinedTable:  # no worker has created the state tables yet
+            return []
 
     def cpu(self) -> float:
         return sum(cpu_s(p.pid) - c0 for p, c0 in zip(self.procs, self.cpu0, strict=True) if p.poll() is None)
@@ -225,11 +278,12 @@ def wait_all(cons: Consumers, expect: int, timeout: float, on_half: object = Non
 
 
 def run_config(name: str, workers: int, broker: Mosquitto, fleet_ca: Path, phases: list[list[Message]],
-               rate: float, tmp: Path, kill: bool) -> dict[str, object]:
+               rate: float, tmp: Path, kill: bool, pg: Postgres | None = None) -> dict[str, object]:
     total = sum(sum(1 for m in ph if m.is_record) for ph in phases)
     root = tmp / name
     root.mkdir()
-    cons = Consumers(broker, root, workers, fleet_ca, total)
+    cons = Consumers(broker, root, workers, fleet_ca, total, None if workers == 0 else config_dsn(pg, name))
+    pcpu0 = server_cpu_s(pg)
     pub = Publisher("127.0.0.1", broker.port, f"pub-{name}", inflight=500)
     out: dict[str, object] = {"consumer": name}
     bcpu0, t0 = cpu_s(broker.proc.pid), time.process_time()  # type: ignore[union-attr]
@@ -273,7 +327,8 @@ def run_config(name: str, workers: int, broker: Mosquitto, fleet_ca: Path, phase
                               "broker": peak_rss_mb(broker.proc.pid)}  # type: ignore[union-attr]
         out["cpu_share"] = {"consumers": round(cons.cpu() / wall, 2),
                             "broker": round((cpu_s(broker.proc.pid) - bcpu0) / wall, 2),  # type: ignore[union-attr]
-                            "publisher_and_bench": round((time.process_time() - t0) / wall, 2)}
+                            "publisher_and_bench": round((time.process_time() - t0) / wall, 2),
+                            **({"postgres": server_share(pcpu0, server_cpu_s(pg), wall)} if pg else {})}
     finally:
         pub.close()
         out["loss_check"] = cons.close()
@@ -281,13 +336,13 @@ def run_config(name: str, workers: int, broker: Mosquitto, fleet_ca: Path, phase
 
 
 def run_drain(name: str, workers: int, broker: Mosquitto, fleet_ca: Path, msgs: list[Message],
-              tmp: Path) -> dict[str, object]:
+              tmp: Path, pg: Postgres | None = None) -> dict[str, object]:
     """A backlog queued while the consumers were away (an outage), then drained: the publisher is idle
     while the consumers work, so the figure is theirs and the broker's alone."""
     n = sum(1 for m in msgs if m.is_record)
     root = tmp / name
     root.mkdir()
-    cons = Consumers(broker, root, workers, fleet_ca, n)
+    cons = Consumers(broker, root, workers, fleet_ca, n, None if workers == 0 else config_dsn(pg, name))
     cons.pause()
     pub = Publisher("127.0.0.1", broker.port, f"pub-{name}", inflight=500)
     out: dict[str, object] = {"consumer": name, "records": n, "messages": len(msgs)}
@@ -296,7 +351,7 @@ def run_drain(name: str, workers: int, broker: Mosquitto, fleet_ca: Path, msgs: 
         if not pub.wait_acked(pub.sent, 600) or pub.failed:
             raise RuntimeError(f"broker acknowledged {pub.acked}/{pub.sent} messages, {pub.failed} refused")
         pub.close()
-        bcpu0 = cpu_s(broker.proc.pid)  # type: ignore[union-attr]
+        bcpu0, pcpu0 = cpu_s(broker.proc.pid), server_cpu_s(pg)  # type: ignore[union-attr]
         cons.resume()
         took = wait_all(cons, n, 1800)
         stamps = sorted(cons.indexed().values())
@@ -305,7 +360,8 @@ def run_drain(name: str, workers: int, broker: Mosquitto, fleet_ca: Path, msgs: 
         out["seconds"] = round(span, 2)
         out["records_per_s"] = round(n / max(span, 1e-9), 1)
         out["cpu_share"] = {"consumers": round(cons.cpu() / took, 2),
-                            "broker": round((cpu_s(broker.proc.pid) - bcpu0) / took, 2)}  # type: ignore[union-attr]
+                            "broker": round((cpu_s(broker.proc.pid) - bcpu0) / took, 2),  # type: ignore[union-attr]
+                            **({"postgres": server_share(pcpu0, server_cpu_s(pg), took)} if pg else {})}
         out["peak_rss_mb"] = {"consumers": cons.peak_rss_mb(),
                               "broker": peak_rss_mb(broker.proc.pid)}  # type: ignore[union-attr]
     finally:
@@ -353,6 +409,8 @@ def main() -> None:
     ap.add_argument("--only-burst", type=int, help="one worker, one burst of this many records (no sustained phase)")
     ap.add_argument("--drain", type=int, help="a backlog of this many records queued while every consumer is "
                     "away, then drained by bare paho and by 1, 2, 3 workers (publisher idle meanwhile)")
+    ap.add_argument("--index", choices=("pg",), help="workers index into (and keep their group state in) a "
+                    "PostgreSQL server the bench starts")
     ap.add_argument("--store-only", type=int, help="only the store path, in process, for this many records")
     args = ap.parse_args()
     if args.store_only:
@@ -362,6 +420,15 @@ def main() -> None:
     if args.bare_sub:
         bare_sub(int(args.bare_sub[0]), int(args.bare_sub[1]), Path(args.bare_sub[2]))
         return
+    pg = Postgres().start() if args.index == "pg" else None
+    try:
+        run(args, pg)
+    finally:
+        if pg is not None:
+            pg.stop()
+
+
+def run(args: argparse.Namespace, pg: Postgres | None) -> None:
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as d:
         tmp = Path(d)
         t = time.monotonic()
@@ -374,7 +441,7 @@ def main() -> None:
             with Mosquitto(tmp / "broker", tls=False, autosave_interval=AUTOSAVE_S) as broker:
                 for name, workers in ([] if args.no_bare else [("bare-paho", 0)]) + \
                         [(f"{w}-worker", int(w)) for w in args.workers.split(",")]:
-                    drained.append(run_drain(name, workers, broker, fleet.ca_file, backlog, tmp))
+                    drained.append(run_drain(name, workers, broker, fleet.ca_file, backlog, tmp, pg))
                     print(json.dumps(drained[-1]), file=sys.stderr)
             rate = {str(r["consumer"]): float(r["records_per_s"]) for r in drained}  # type: ignore[arg-type]
             ratios = {f"{k}_vs_bare_paho": round(v / rate["bare-paho"], 2) for k, v in rate.items()
@@ -382,7 +449,8 @@ def main() -> None:
             ratios.update({f"{k}_vs_1_worker": round(v / rate["1-worker"], 2) for k, v in rate.items()
                            if "1-worker" in rate and k not in ("bare-paho", "1-worker")})
             print(json.dumps({"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
-                              "drain": drained, "ratios": ratios}, indent=1))
+                              "group_state": "postgresql" if pg else "sqlite", "drain": drained,
+                              "ratios": ratios}, indent=1))
             return
         if args.only_burst:
             phases = [[], restarts + list(fleet.burst(args.only_burst - len(restarts), 3, media))]
@@ -396,10 +464,11 @@ def main() -> None:
         results = []
         with Mosquitto(tmp / "broker", tls=False, autosave_interval=AUTOSAVE_S) as broker:
             for name, workers in configs:
-                results.append(run_config(name, workers, broker, fleet.ca_file, phases, args.rate, tmp, False))
+                results.append(run_config(name, workers, broker, fleet.ca_file, phases, args.rate, tmp, False, pg))
                 print(json.dumps(results[-1]), file=sys.stderr)
             if args.kill and not args.only_burst:
-                results.append(run_config("2-worker-kill9", 2, broker, fleet.ca_file, phases, args.rate, tmp, True))
+                results.append(run_config("2-worker-kill9", 2, broker, fleet.ca_file, phases, args.rate, tmp, True,
+                                          pg))
                 print(json.dumps(results[-1]), file=sys.stderr)
         by = {r["consumer"]: r for r in results}
 

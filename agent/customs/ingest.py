@@ -86,6 +86,7 @@ class Ingest:
         self._quarantine = Quarantine(self._db, self.state / "quarantine", self.limits)
         self._sync = SyncBatch()  # files of the current transaction, fsynced once before it commits
         self._parts = Reassembly(self._db, self.state / "partial", self.limits, self._sync)
+        self._expired: set[str] = set()  # devices whose old chunk sets were dropped in this batch
         self._staged: dict[str, Path] = {}  # record hash -> its sidecar, written before the lock
         self._checker = RecordChecker(self.cas, self.limits)  # the lock-free part of a record's checks
         self._pins = Pins(self.out, self._sync, trust_on_first_use=not self.cas)
@@ -118,6 +119,7 @@ class Ingest:
     @contextmanager
     def _transaction(self, devices: Sequence[str]) -> Iterator[set[str]]:
         """The group state's batch (holding ``devices``, or some of them) with the index and the files in it."""
+        self._expired.clear()
         try:
             with self._db.batch(devices) as held, self._index_transaction():
                 yield held
@@ -216,7 +218,9 @@ class Ingest:
             self._refuse(msg, "?", Refused(str(exc), 0x90, "bad_topic"))
             return
         try:
-            self._parts.expire(device)
+            if device not in self._expired:  # once per device and batch
+                self._expired.add(device)
+                self._parts.expire(device)
             if channel in ("record", "alert") and msg.prop("index") is not None:
                 whole = self._chunked_record(device, msg)
                 if whole is None:
@@ -254,13 +258,16 @@ class Ingest:
         checked = pre if pre is not None else self._checker.check(site, device, msg)
         signed, seq, kind, media = checked.signed, checked.seq, checked.kind, checked.media
         record = signed.record
-        first = self._db.execute("SELECT item FROM records WHERE device=? AND seq=?", (device, seq)).fetchone()
-        if first is not None and first[0] == signed.hash:
-            count(self._db, device, "duplicates")
-            return
-        self._pins.pin(device, list(checked.certs), signed.x5c[0])
-        if first is not None:
-            self._fork(device, seq, kind, signed, msg.payload)
+        self._pins.pin(device, list(checked.certs), signed.x5c[0])  # another certificate is refused first
+        new = self._db.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                               (device, signed.hash, site, seq, kind, media and media["name"],
+                                media and media["sha256"], 0 if media else 1, time.time_ns())).rowcount == 1
+        if not new:  # the seq (or this very record) is stored: a redelivery, or a fork
+            first = self._db.execute("SELECT item FROM records WHERE device=? AND seq=?", (device, seq)).fetchone()
+            if first is None or first[0] == signed.hash:
+                count(self._db, device, "duplicates")
+            else:
+                self._fork(device, seq, kind, signed, msg.payload)
             return
         bucket = self.out / device / "items" / bucket_of(seq)
         staged = self._staged.pop(signed.hash, None)
@@ -268,14 +275,14 @@ class Ingest:
             self._sync.place(staged, bucket / f"{item_stem(seq, kind)}.rec")
         else:
             self._sync.write(bucket / f"{item_stem(seq, kind)}.rec", msg.payload)
-        self._db.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?)",
-                         (device, signed.hash, site, seq, kind, media and media["name"],
-                          media and media["sha256"], 0 if media else 1, time.time_ns()))
         link = Link.of(signed.hash, record)
-        if self.verify_items:
-            self._check_chain(device, link)
-        if self.index is not None:
-            self.index.put_item(ItemRow.of(signed.hash, signed.body, record), link)
+        found: list[str] = []
+        if self.index is not None:  # the index checks the chain against its own stored neighbours
+            found = self.index.put_item(ItemRow.of(signed.hash, signed.body, record), link)[1]
+        elif self.verify_items:
+            found = self._links.add(device, link)
+        if found and self.verify_items:
+            self._chain_broken(device, link.seq, found)
         if media:
             self._place_media(device, signed.hash)
 
@@ -352,13 +359,11 @@ class Ingest:
             self.index.media_stored(device, item, blob or str((bucket / name).relative_to(self.out)))
         self._db.execute("UPDATE media SET path=? WHERE device=? AND item=?", (str(bucket / name), device, item))
 
-    def _check_chain(self, device: str, link: Link) -> None:
-        """Incremental verification: this record against its stored neighbours, once (store/chain.py)."""
-        found = self._links.add(device, link)
-        if found:
-            count(self._db, device, "refused")
-            count(self._db, device, "refused:chain_broken")
-            log.error("%s seq %d: %s", device, link.seq, "; ".join(found))
+    def _chain_broken(self, device: str, seq: int, found: list[str]) -> None:
+        """Incremental verification found this record at odds with its stored neighbours (store/chain.py)."""
+        count(self._db, device, "refused")
+        count(self._db, device, "refused:chain_broken")
+        log.error("%s seq %d: %s", device, seq, "; ".join(found))
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def _refuse(self, msg: Inbound, device: str, exc: Refused) -> None:
