@@ -260,6 +260,8 @@ class Consumers:
                        "missing": sum(len(d["missing"]) for d in devs),
                        "incomplete": sum(len(d["incomplete"]) for d in devs),
                        "refused": sum(d["refused"] for d in devs)}
+            flows = [json.loads(f.read_text()).get("flow", {}) for f in sorted(self.root.glob("report-*.json"))]
+            reports["flow"] = {k: sum(int(f.get(k, 0)) for f in flows) for k in ("batches", "deferred", "retries")}
         return reports
 
 
@@ -369,12 +371,15 @@ def run_drain(name: str, workers: int, broker: Mosquitto, fleet_ca: Path, msgs: 
     return out
 
 
-def store_only(records: int, devices: int, media_kb: int, tmp: Path) -> dict[str, object]:
+def store_only(records: int, devices: int, media_kb: int, tmp: Path, pg: Postgres | None = None) -> dict[str, object]:
     """The ingest's store path alone (no broker): CPU and wall per record, one message per commit vs batches.
 
-    CPU time is the robust figure on a shared machine (wall time includes waiting for a core).
+    CPU time is the robust figure on a shared machine (wall time includes waiting for a core). With ``pg``
+    the records are also indexed and the group state is kept in PostgreSQL (the server's CPU is beside).
     """
+    from agent.customs.cli import group_state
     from agent.customs.ingest import Ingest
+    from agent.customs.store.opening import open_index
     from agent.wire.messages import Inbound
 
     fleet = Fleet(devices, tmp / "store-ca.pem")
@@ -382,14 +387,19 @@ def store_only(records: int, devices: int, media_kb: int, tmp: Path) -> dict[str
     inbound = [Inbound(topic=m.topic, payload=m.payload, qos=1, retain=False, user_props=m.props) for m in msgs]
     out: dict[str, object] = {}
     for batch in (1, 256):
-        ingest = Ingest(tmp / f"store-{batch}", trusted_ca=[fleet.ca_file])
-        wall, cpu = time.perf_counter(), time.process_time()
+        index = None if pg is None else open_index(str(config_dsn(pg, f"store-{batch}")))
+        ingest = Ingest(tmp / f"store-{batch}", trusted_ca=[fleet.ca_file], index=index, state=group_state(index))
+        wall, cpu, server = time.perf_counter(), time.process_time(), server_cpu_s(pg)
         for i in range(0, len(inbound), batch):
             ingest.handle_batch(inbound[i:i + batch])
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         ok = all(r.refused == 0 and not r.missing and not r.incomplete for r in ingest.report().values())
+        server_ms = server_share(server, server_cpu_s(pg), 1.0) * 1000 / records
         ingest.close()
+        if index is not None:
+            index.close()
         out[f"batch_{batch}"] = {"records": records, "cpu_ms_per_record": round(cpu * 1000 / records, 2),
+                                 **({"postgres_cpu_ms_per_record": round(server_ms, 2)} if pg else {}),
                                  "wall_ms_per_record": round(wall * 1000 / records, 2),
                                  "records_per_cpu_s": round(records / cpu, 1), "all_stored": ok}
     return out
@@ -415,7 +425,13 @@ def main() -> None:
     args = ap.parse_args()
     if args.store_only:
         with tempfile.TemporaryDirectory(prefix="fleet-store-") as d:
-            print(json.dumps(store_only(args.store_only, min(args.devices, 200), args.media_kb, Path(d)), indent=1))
+            pg = Postgres().start() if args.index == "pg" else None
+            try:
+                print(json.dumps(store_only(args.store_only, min(args.devices, 200), args.media_kb, Path(d), pg),
+                                 indent=1))
+            finally:
+                if pg is not None:
+                    pg.stop()
         return
     if args.bare_sub:
         bare_sub(int(args.bare_sub[0]), int(args.bare_sub[1]), Path(args.bare_sub[2]))

@@ -58,8 +58,30 @@ class Reassembly:
                                             (device, cutoff)).fetchall():
             self.drop(device, item, total, "partial_expired")
 
+    def _file(self, device: str, chunk: Chunk) -> Path:
+        folder = self._dir(device)
+        if device not in self._dirs:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(device)
+        return folder / f"{chunk.item}.{chunk.total}"
+
+    def _whole(self, device: str, chunk: Chunk) -> Path:
+        """A file in one chunk (most stills) is complete on arrival: no chunk-set rows, checked from memory."""
+        if len(chunk.data) != chunk.size or hashlib.sha256(chunk.data).hexdigest() != chunk.sha256:
+            raise Refused(f"file of item {chunk.item[:12]} does not match its SHA-256", 0x83, "media_mismatch")
+        partial = self._file(device, chunk)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, chunk.data)
+        finally:
+            os.close(fd)
+        self.sync.written(partial)
+        return partial
+
     def add(self, device: str, chunk: Chunk) -> Path | None:
         """Store one chunk durably; the whole file (checked against its SHA-256) once every chunk is here."""
+        if chunk.total == 1:
+            return self._whole(device, chunk)
         key = (device, chunk.item, chunk.total)
         known = self._db.execute("SELECT size, sha256 FROM partials WHERE device=? AND item=? AND total=?",
                                  key).fetchone()
@@ -73,11 +95,7 @@ class Reassembly:
         elif tuple(known) != (chunk.size, chunk.sha256):
             raise Refused(f"chunk of item {chunk.item[:12]} disagrees with earlier chunks about size/SHA-256",
                           reason="bad_chunk")
-        folder = self._dir(device)
-        if device not in self._dirs:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._dirs.add(device)
-        partial = folder / f"{chunk.item}.{chunk.total}"
+        partial = self._file(device, chunk)
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             os.pwrite(fd, chunk.data, chunk.offset)

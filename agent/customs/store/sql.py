@@ -122,10 +122,11 @@ class SqlIndex(Index):
             raise
 
     # -- writing ----------------------------------------------------------------------------------
-    def _neighbour(self, device: str, seq: int) -> Link | None:
-        row = self._x("SELECT seq, item, prev, kind, boot, mono_us FROM items WHERE device=? AND seq=?",
-                      (device, seq)).fetchone()
-        return None if row is None else Link(int(row[0]), row[1], row[2], row[3], row[4], row[5])
+    def _neighbours(self, device: str, seq: int) -> dict[int, Link]:
+        """The stored seq-1 and seq+1 of a device, in one query."""
+        rows = self._x("SELECT seq, item, prev, kind, boot, mono_us FROM items WHERE device=? AND seq IN (?, ?)",
+                       (device, seq - 1, seq + 1)).fetchall()
+        return {int(r[0]): Link(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
     def put_item(self, row: ItemRow, link: Link) -> tuple[bool, list[str]]:
         cur = self._x(f"INSERT INTO items ({ITEM_COLS}, prev, boot, mono_us, stored_ns) VALUES "
@@ -140,8 +141,8 @@ class SqlIndex(Index):
             detail = f"a second, different record for seq {row.seq} (item {row.item[:16]}…) kept out"
             self.add_finding(Finding(row.device, row.seq, row.item, "fork", detail))
             return False, [detail]
-        found = problems(link, self._neighbour(row.device, row.seq - 1) if row.seq > 0 else None,
-                         self._neighbour(row.device, row.seq + 1))
+        near = self._neighbours(row.device, row.seq)
+        found = problems(link, near.get(row.seq - 1), near.get(row.seq + 1))
         for problem in found:
             self.add_finding(Finding(row.device, row.seq, row.item, "chain", problem))
         self._x(f"INSERT INTO devices VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET "
