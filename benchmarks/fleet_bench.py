@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import sqlite3
 import statistics
@@ -46,6 +47,7 @@ from tests.support.broker import Mosquitto  # noqa: E402
 from tests.support.postgres import Postgres  # noqa: E402
 from tests.support.sim_fleet import Fleet, Message, Publisher  # noqa: E402
 
+MIX = random.Random(16)  # devices publish in a random order (see Fleet.burst), the same in every run
 AUTOSAVE_S = 60  # as the shipped mosquitto.conf: the test default (1 s) rewrites a backlog of 300 MB every second
 
 
@@ -383,7 +385,7 @@ def store_only(records: int, devices: int, media_kb: int, tmp: Path, pg: Postgre
     from agent.wire.messages import Inbound
 
     fleet = Fleet(devices, tmp / "store-ca.pem")
-    msgs = fleet.restart_messages() + list(fleet.burst(records - devices, 3, media_kb * 1024))
+    msgs = fleet.restart_messages() + list(fleet.burst(records - devices, 3, media_kb * 1024, shuffle=MIX))
     inbound = [Inbound(topic=m.topic, payload=m.payload, qos=1, retain=False, user_props=m.props) for m in msgs]
     out: dict[str, object] = {}
     for batch in (1, 256):
@@ -452,7 +454,7 @@ def run(args: argparse.Namespace, pg: Postgres | None) -> None:
         restarts = fleet.restart_messages()
         media = args.media_kb * 1024
         if args.drain:
-            backlog = restarts + list(fleet.burst(args.drain - len(restarts), 3, media))
+            backlog = restarts + list(fleet.burst(args.drain - len(restarts), 3, media, shuffle=MIX))
             drained = []
             with Mosquitto(tmp / "broker", tls=False, autosave_interval=AUTOSAVE_S) as broker:
                 for name, workers in ([] if args.no_bare else [("bare-paho", 0)]) + \
@@ -469,10 +471,11 @@ def run(args: argparse.Namespace, pg: Postgres | None) -> None:
                               "ratios": ratios}, indent=1))
             return
         if args.only_burst:
-            phases = [[], restarts + list(fleet.burst(args.only_burst - len(restarts), 3, media))]
+            phases = [[], restarts + list(fleet.burst(args.only_burst - len(restarts), 3, media, shuffle=MIX))]
         else:
-            sustained = restarts + list(fleet.burst(int(args.rate * args.seconds) - len(restarts), 3, media))
-            phases = [sustained, list(fleet.burst(args.burst, 3, media))]
+            sustained = restarts + list(fleet.burst(int(args.rate * args.seconds) - len(restarts), 3, media,
+                                                    shuffle=MIX))
+            phases = [sustained, list(fleet.burst(args.burst, 3, media, shuffle=MIX))]
         print(f"# fleet of {args.devices} devices, {sum(len(p) for p in phases)} messages sealed in "
               f"{time.monotonic() - t:.1f} s; {os.cpu_count()} cores", file=sys.stderr)
         configs = [] if args.no_bare or args.only_burst else [("bare-paho", 0)]

@@ -86,6 +86,7 @@ class Ingest:
         self._quarantine = Quarantine(self._db, self.state / "quarantine", self.limits)
         self._sync = SyncBatch()  # files of the current transaction, fsynced once before it commits
         self._parts = Reassembly(self._db, self.state / "partial", self.limits, self._sync)
+        self._checked_before: dict[int, tuple[Inbound, CheckedRecord | Refused | None]] = {}  # handed back busy
         self._expired: set[str] = set()  # devices whose old chunk sets were dropped in this batch
         self._staged: dict[str, Path] = {}  # record hash -> its sidecar, written before the lock
         self._checker = RecordChecker(self.cas, self.limits)  # the lock-free part of a record's checks
@@ -140,7 +141,7 @@ class Ingest:
         done: list[bool | None] = []
         with self._lock:
             # CPU-bound checks and sidecar writes first, outside any lock the group shares
-            pre = [self._checker.precheck(msg) for msg in msgs]
+            pre = [self._precheck(msg) for msg in msgs]
             for msg, checked in zip(msgs, pre, strict=True):
                 if isinstance(checked, CheckedRecord):
                     self._stage(checked, msg.payload)
@@ -148,14 +149,24 @@ class Ingest:
             try:
                 with self._transaction(devices) as held:
                     for msg, checked, device in zip(msgs, pre, devices, strict=True):
-                        if device not in held:
+                        if device not in held:  # offered again with the next batch: keep its checks
                             done.append(None)
+                            self._checked_before[id(msg)] = (msg, checked)
                             continue
                         self.messages += 1
                         done.append(self._one_of_batch(msg, checked))
             finally:
                 self._unstage()
         return done
+
+    def _precheck(self, msg: Inbound) -> CheckedRecord | Refused | None:
+        """The lock-free checks, done once per message even when a busy device sends it round again."""
+        before = self._checked_before.pop(id(msg), None)
+        if before is not None and before[0] is msg:
+            return before[1]
+        if len(self._checked_before) > 4 * 1024:  # only messages in flight belong here; never let it grow
+            self._checked_before.clear()
+        return self._checker.precheck(msg)
 
     def _stage(self, checked: CheckedRecord, payload: bytes) -> None:
         """Write the sidecar under a hidden name now; under the lock it is only renamed into place."""

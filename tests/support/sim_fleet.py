@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -147,10 +148,16 @@ class Fleet:
             d.pending = []
         return out
 
-    def burst(self, records: int, media_every: int = 3, media_size: int = 2048) -> Iterator[Message]:
-        """``records`` sealed items round-robin over the fleet; every ``media_every``-th carries media."""
+    def burst(self, records: int, media_every: int = 3, media_size: int = 2048,
+              shuffle: random.Random | None = None) -> Iterator[Message]:
+        """``records`` sealed items round-robin over the fleet; every ``media_every``-th carries media.
+
+        With ``shuffle`` each item comes from a device drawn at random (each device's own order kept), as a
+        real fleet's traffic mixes: strict round robin over an even number of devices makes a broker's
+        round-robin shared subscription hand each worker a fixed half of the devices.
+        """
         for n in range(records):
-            dev = self.devices[n % len(self.devices)]
+            dev = self.devices[shuffle.randrange(len(self.devices)) if shuffle else n % len(self.devices)]
             media = os.urandom(media_size) if media_every and n % media_every == 0 else None
             yield from dev.seal("still" if media is not None else "event", media)
 
