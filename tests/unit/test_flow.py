@@ -69,3 +69,25 @@ def test_a_failing_message_is_retried_and_never_acknowledged_until_stored() -> N
         assert intake.stats.retries >= 1 and intake.in_flight == 0
     finally:
         intake.close()
+
+
+def test_a_busy_message_goes_first_into_the_next_batch_without_backoff_and_unacknowledged() -> None:
+    seen: list[list[str]] = []
+    acked: list[int] = []
+
+    def handle(msgs: Sequence[Inbound]) -> list[bool | None]:
+        seen.append([m.topic[-1] for m in msgs])
+        # the first time, message 1's device is held by another worker of the group
+        return [None if m.topic.endswith("/1") and len(seen) == 1 else True for m in msgs]
+
+    intake = Intake(handle, limits=FlowLimits(window=10, batch=2, retry_min_s=60))  # a backoff would hang here
+    for i in range(3):
+        intake.offer(_msg(i), i + 1, 1)
+    intake.start(lambda mid, qos: acked.append(mid))
+    try:
+        assert wait_until(lambda: len(acked) == 3, 10)
+        assert seen[:2] == [["0", "1"], ["1", "2"]]  # handed back, then first in line
+        assert acked[0] == 1 and sorted(acked) == [1, 2, 3]  # 2 acknowledged only once stored
+        assert intake.stats.deferred == 1 and intake.stats.retries == 0
+    finally:
+        intake.close()

@@ -141,6 +141,15 @@ def test_chunk_metadata_must_describe_the_file(ingest: Ingest, mal: Device, tmp_
     assert not any((tmp_path / "out" / ".ingest" / "partial").rglob("*.*"))
 
 
+def test_a_one_chunk_file_that_is_not_what_it_claims_is_refused_and_leaves_nothing(
+        ingest: Ingest, mal: Device, tmp_path: Path) -> None:
+    """A file in one chunk skips the chunk-set bookkeeping: its size and SHA-256 are checked on arrival."""
+    ingest.handle(raw_chunk(mal, size=100, sha256="b" * 64))  # right size, wrong hash
+    ingest.handle(raw_chunk(mal, item="c" * 64, size=100, sha256=hashlib.sha256(b"x" * 100).hexdigest()))
+    assert _refusals(ingest, "dev-mal") == {"media_mismatch": 1}
+    assert [p.name for p in (tmp_path / "out" / ".ingest" / "partial").rglob("*.*")] == ["c" * 64 + ".1"]
+
+
 def test_unfinished_chunk_sets_are_bounded_per_device(ingest: Ingest, mal: Device, tmp_path: Path) -> None:
     for i in range(10):
         ingest.handle(raw_chunk(mal, item=f"{i:064x}", size=8192, total=2, data=b"z" * 4096))
