@@ -13,6 +13,7 @@ from agent.device.sealer import Sealer
 from agent.evidence.vault import Vault
 from agent.signing.keys import DeviceIdentity, init_identity, load_identity
 from tests.support.helpers import REPO, SHARED, moment, shared_path  # noqa: F401  (fixtures' modules use these)
+from tests.support.postgres import Postgres, postgres_or_skip
 
 
 @pytest.fixture
@@ -43,3 +44,12 @@ def vault(tmp_path: Path) -> Iterator[Vault]:
 @pytest.fixture
 def sealer(vault: Vault, identity: DeviceIdentity) -> Sealer:
     return Sealer(vault, identity, device_id="test-device", site_id="test-site")
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Postgres]:
+    """A PostgreSQL server of the test module's own, started as an unprivileged user (skips saying why where
+    none can run)."""
+    server = postgres_or_skip()
+    yield server
+    server.stop()

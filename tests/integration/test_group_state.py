@@ -8,21 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from agent.customs.state.postgres import PostgresState
 from agent.customs.store.postgres import PostgresIndex
-from tests.support.postgres import Postgres, postgres_or_skip
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    server = postgres_or_skip()
-    yield server
-    server.stop()
+from tests.support.postgres import Postgres
 
 
 def _state(pg: Postgres) -> PostgresState:

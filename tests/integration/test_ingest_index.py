@@ -11,28 +11,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from agent.customs.store.model import Query
 from agent.customs.store.postgres import PostgresIndex
 from tests.support.broker import Mosquitto
 from tests.support.helpers import REPO
-from tests.support.postgres import Postgres, postgres_or_skip
+from tests.support.postgres import Postgres
 from tests.support.sim_fleet import Fleet, Publisher
 
 RECORDS = 1500
 DEVICES = 30
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    server = postgres_or_skip()
-    yield server
-    server.stop()
 
 
 def _worker(broker: Mosquitto, out: Path, ca: Path, dsn: str, i: int, log: Path) -> subprocess.Popen[bytes]:

@@ -14,15 +14,8 @@ from agent.customs.store.chain import Link
 from agent.customs.store.model import ItemRow, Query
 from agent.customs.store.sqlite import SqliteIndex
 from agent.signing.records import parse_sidecar
-from tests.support.postgres import Postgres, postgres_or_skip
+from tests.support.postgres import Postgres
 from tests.support.sim_fleet import Fleet, Message
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    server = postgres_or_skip()
-    yield server
-    server.stop()
 
 
 def _fresh_pg(pg: Postgres) -> str:

@@ -12,10 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -25,17 +24,10 @@ from agent.customs.store.model import Query
 from agent.customs.store.postgres import PostgresIndex
 from agent.signing.keys import DeviceIdentity, _name, issue_leaf, make_ca
 from agent.wire.mqtt import Inbound
-from tests.support.postgres import Postgres, postgres_or_skip
+from tests.support.postgres import Postgres
 from tests.support.sim_fleet import FleetDevice, Message
 
 SEQS = 40  # after each history's restart record (seq 0)
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    server = postgres_or_skip()
-    yield server
-    server.stop()
 
 
 def _histories(ca_file: Path) -> tuple[list[Message], list[Message]]:
