@@ -50,6 +50,20 @@ def test_busy_devices_are_handed_back_and_an_all_busy_batch_waits(pg: Postgres) 
         s.index.close()
 
 
+def test_the_wait_for_a_busy_device_is_bounded(pg: Postgres) -> None:
+    """A worker hung mid-batch holding its devices makes the others retry later, never wait forever."""
+    a, b = _state(pg), _state(pg)
+    b.wait_s = 0.2
+    with a.batch(["dev-h"]):
+        with pytest.raises(b.retryable) as failed, b.batch(["dev-h"]):
+            pass
+        assert isinstance(failed.value, psycopg.errors.LockNotAvailable)
+    with b.batch(["dev-h"]) as held:  # once it is free, the next try holds it
+        assert held == {"dev-h"}
+    for s in (a, b):
+        s.index.close()
+
+
 def _enter(state: PostgresState, devices: list[str]) -> set[str]:
     with state.batch(devices) as held:
         return held

@@ -5,7 +5,7 @@ index's own connection, so a batch's state rows and index rows commit together (
 Instead of one group-wide lock, a batch takes a transaction-scoped advisory lock per device
 (``pg_try_advisory_xact_lock``): devices another worker holds are handed back as busy and their
 messages wait for the next batch; only when every device of a batch is busy does the worker *wait*,
-for one device, holding none (so no two workers ever wait on each other). Workers then share only
+for one device, holding none (so no two workers ever wait on each other), and at most ``wait_s``. Workers then share only
 OUT — the evidence folders, partial media and quarantine — which may be a shared mount.
 """
 
@@ -41,6 +41,7 @@ class PostgresState(GroupState):
         self.index = index
         self.retryable = (OSError, psycopg.OperationalError, psycopg.errors.TransactionRollback,
                           psycopg.errors.LockNotAvailable)
+        self.wait_s = 60.0  # longest wait for a busy device; then LockNotAvailable (retryable, retried later)
         self.waits = 0  # batches that found every device busy and waited for one
         self.deferred = 0  # devices handed back busy
         with index.transaction():
@@ -83,6 +84,8 @@ class PostgresState(GroupState):
         held = self._try(devices, keys)
         if not held and devices:  # every device busy: wait for one, holding nothing
             self.waits += 1
+            # bounded: a worker hung mid-batch (alive, holding its devices) costs the others a retry, not a stall
+            self._cur("SELECT set_config('lock_timeout', %s, true)", (f"{int(self.wait_s * 1000)}ms",))
             self._cur("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, keys[0]))
             held = {devices[0]} | self._try(devices[1:], keys[1:])
         self.deferred += len(devices) - len(held)
