@@ -5,8 +5,9 @@ index's own connection, so a batch's state rows and index rows commit together (
 Instead of one group-wide lock, a batch takes a transaction-scoped advisory lock per device
 (``pg_try_advisory_xact_lock``): devices another worker holds are handed back as busy and their
 messages wait for the next batch; only when every device of a batch is busy does the worker *wait*,
-for one device, holding none (so no two workers ever wait on each other), and at most ``wait_s``. Workers then share only
-OUT — the evidence folders, partial media and quarantine — which may be a shared mount.
+for one device, holding none (so no two workers ever wait on each other), and at most ``wait_s``.
+Workers then share only OUT — the evidence folders, partial media and quarantine — which may be a
+shared mount.
 """
 
 from __future__ import annotations
