@@ -59,6 +59,9 @@ def finish(rig: Rig) -> dict[str, Any]:
     """Clean stop, a final in-process run that drains, then every sealed item must be at the ingest, verified."""
     assert rig.stop_agent() == 0
     drained, _ = final_run(rig)
+    # the broker's acknowledgement to the device is not the ingest's store: wait for the ingest to hold it all
+    upto = newest_seq(rig)
+    assert wait_until(lambda: received_complete(rig, upto), 60), f"the ingest never stored up to seq {upto}"
     ingest = rig.stop_ingest()
     records = rig.sealed()
     assert drained
