@@ -12,6 +12,7 @@ import time
 import psycopg
 import pytest
 
+from agent.customs.state.base import SCHEMA_VERSION, StateError
 from agent.customs.state.postgres import PostgresState
 from agent.customs.store.postgres import PostgresIndex
 from tests.support.postgres import Postgres
@@ -61,6 +62,19 @@ def test_the_wait_for_a_busy_device_is_bounded(pg: Postgres) -> None:
     with b.batch(["dev-h"]) as held:  # once it is free, the next try holds it
         assert held == {"dev-h"}
     for s in (a, b):
+        s.index.close()
+
+
+def test_a_state_schema_other_than_the_code_is_one_clear_line(pg: Postgres) -> None:
+    s = _state(pg)
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute("UPDATE ingest.state_version SET version = 1")
+    try:
+        with pytest.raises(StateError, match=r"^the index's ingest state has schema 1, .*; use a new index database$"):
+            PostgresState(s.index)
+    finally:
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            conn.execute("UPDATE ingest.state_version SET version = %s", (SCHEMA_VERSION,))
         s.index.close()
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 SCHEMA_VERSION = 2  # the state schema (chain links included); a SQLite file keeps it in user_version
@@ -71,8 +71,6 @@ class GroupState(abc.ABC):
 
     def reading(self) -> AbstractContextManager[None]:
         """A read outside any batch (the report): a backend ends its snapshot afterwards."""
-        from contextlib import nullcontext
-
         return nullcontext()
 
     @abc.abstractmethod

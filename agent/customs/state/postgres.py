@@ -44,16 +44,15 @@ class PostgresState(GroupState):
                           psycopg.errors.LockNotAvailable)
         self.wait_s = 60.0  # longest wait for a busy device; then LockNotAvailable (retryable, retried later)
         self.waits = 0  # batches that found every device busy and waited for one
-        self.deferred = 0  # devices handed back busy
         with index.transaction():
             index.lock_migrations()
             self._cur("CREATE SCHEMA IF NOT EXISTS ingest")
             self._cur("CREATE TABLE IF NOT EXISTS ingest.state_version (version INTEGER NOT NULL)")
             row = self._cur("SELECT MAX(version) FROM ingest.state_version").fetchone()
             if row[0] is not None and row[0] != SCHEMA_VERSION:
+                mend = "upgrade evidence-officer" if row[0] > SCHEMA_VERSION else "use a new index database"
                 raise StateError(f"the index's ingest state has schema {row[0]}, this software {SCHEMA_VERSION}; "
-                                 "upgrade evidence-officer" if row[0] > SCHEMA_VERSION else
-                                 "use a new index database")
+                                 f"{mend}")
             self._set_path()
             for stmt in self.statements("BIGINT", ""):
                 self._cur(stmt.replace("CREATE TABLE IF NOT EXISTS ", "CREATE TABLE IF NOT EXISTS ingest."))
@@ -89,7 +88,6 @@ class PostgresState(GroupState):
             self._cur("SELECT set_config('lock_timeout', %s, true)", (f"{int(self.wait_s * 1000)}ms",))
             self._cur("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, keys[0]))
             held = {devices[0]} | self._try(devices[1:], keys[1:])
-        self.deferred += len(devices) - len(held)
         return held
 
     def _try(self, devices: list[str], keys: list[int]) -> set[str]:
