@@ -17,6 +17,7 @@ import re
 import shlex
 import shutil
 import socket
+import stat
 import subprocess
 import time
 import tomllib
@@ -35,6 +36,7 @@ from agent.core.fsutil import atomic_write
 from agent.device.config import ID_PATTERN, parse_config
 from agent.hostsetup.changes import Change
 from agent.signing import keys
+from agent.wire.commands import PERMISSIONS_FILE
 from agent.wire.mqtt_settings import BrokerUrl
 
 SERVICE = "evidence-agent.service"
@@ -252,6 +254,70 @@ def _read_existing(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: existing config is unreadable ({exc}); fix or move it, then re-run") from None
 
 
+# -- folders and officers ----------------------------------------------------------------------
+def ensure_dir(path: Path, mode: int) -> Change | None:
+    """Create ``path`` (and missing parents, 0755) with exactly ``mode``, whatever the umask; an existing
+    folder is only tightened (bits beyond ``mode`` removed), never loosened. None when nothing was done."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for p in reversed(missing):
+        p.mkdir()
+        os.chmod(p, mode if p == path else 0o755)
+    if missing:
+        return Change("created", str(path), f"folder, mode {mode:04o}")
+    old = stat.S_IMODE(path.stat().st_mode)
+    if old & ~mode:
+        os.chmod(path, old & mode)
+        return Change("updated", str(path), f"mode {old:04o} -> {old & mode:04o}")
+    return None
+
+
+def _officer_cert(path: Path) -> tuple[str, bytes]:
+    """(officer id = certificate CN, PEM) of an ``--officer`` file; ConfigError naming it otherwise."""
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"--officer {path}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"--officer {path}: not a PEM certificate: {exc}") from None
+    officer_id = _cn(cert.subject)
+    if officer_id is None or not re.match(ID_PATTERN, officer_id):
+        raise ConfigError(f"--officer {path}: its CN {officer_id!r} is not an officer id "
+                          "(evidence-officer keys init writes one)")
+    if not isinstance(cert.public_key(), ec.EllipticCurvePublicKey):
+        raise ConfigError(f"--officer {path}: not an ECDSA P-256 officer key")
+    return officer_id, cert.public_bytes(serialization.Encoding.PEM)
+
+
+def ensure_officers(folder: Path, certs: list[str]) -> list[Change]:
+    """Install each ``--officer`` certificate as ``<id>.pem`` and list it in ``permissions.json`` with every
+    command; an officer already listed keeps what the file grants it. The device grants only what this file
+    lists (no file: nothing), so it is always written, ``{}`` when no officer is given."""
+    changes = []
+    perms_path = folder / PERMISSIONS_FILE
+    grants: dict[str, Any] = {}
+    if perms_path.exists():
+        try:
+            grants = json.loads(perms_path.read_text())
+            if not isinstance(grants, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ConfigError(f"{perms_path}: unreadable ({exc}); fix or move it, then re-run") from None
+    added = []
+    for path in certs:
+        officer_id, pem = _officer_cert(Path(path))
+        changes.append(put_file(folder / f"{officer_id}.pem", pem, note=f"trusted officer {officer_id}"))
+        if officer_id not in grants:
+            grants[officer_id] = ["*"]
+            added.append(officer_id)
+    note = (f"grants every command to {', '.join(added)}" if added else
+            "grants only what it lists" if grants else
+            "grants no command yet: re-run with --officer OFFICER.pem, or list officers in it by hand")
+    data = (json.dumps(grants, indent=2, sort_keys=True) + "\n").encode()
+    same = perms_path.exists() and json.loads(perms_path.read_text()) == grants
+    changes.append(put_file(perms_path, data, note=f"{PERMISSIONS_FILE}: {note}", same=same))
+    return changes
+
+
 # -- system ------------------------------------------------------------------------------------
 def enable_service(plan: Plan, *, enable: bool, ready: bool) -> Change:
     cmd = ["systemctl", "enable", SERVICE]
@@ -306,6 +372,15 @@ def _refuse_unfit(cert: x509.Certificate, path: Path, device_id: str) -> None:
 
 
 def provision(args: argparse.Namespace) -> list[Change]:
+    """Every folder and file gets an explicit mode; the umask is 022 meanwhile so nothing else can be looser."""
+    old = os.umask(0o022)
+    try:
+        return _provision(args)
+    finally:
+        os.umask(old)
+
+
+def _provision(args: argparse.Namespace) -> list[Change]:
     args.enroll_cmd = args.enroll_cmd or None  # an empty value (unset variable in a unit file) means none
     device_id = args.device_id or socket.gethostname().split(".")[0]
     for name, value in (("--site", args.site), ("--device-id", device_id)):
@@ -337,7 +412,12 @@ def provision(args: argparse.Namespace) -> list[Change]:
 
     if cert_pem is not None:  # before anything is installed: CN, extended key usages, validity
         _refuse_unfit(x509.load_pem_x509_certificate(cert_pem), Path(args.cert), device_id)
-    changes = ensure_key(key_dir, device_id, organization, dev_ca=args.dev_ca)
+    for path in args.officer or []:
+        _officer_cert(Path(path))  # refused before anything is written
+    folders = [ensure_dir(config_path.parent, 0o755), ensure_dir(plan.local(plan.state_dir), 0o700),
+               ensure_dir(key_dir, 0o700)]
+    changes = [c for c in folders if c is not None]
+    changes += ensure_key(key_dir, device_id, organization, dev_ca=args.dev_ca)
     cert_change = ensure_certificate(key_dir, cert_pem, chain_pem, args.enroll_cmd)
     changes.append(cert_change)
     ready = cert_change.action != "pending"
@@ -346,11 +426,9 @@ def provision(args: argparse.Namespace) -> list[Change]:
         _refuse_unfit(identity.cert, key_dir / keys.CERT_FILE, device_id)
     changes.append(put_file(plan.local(plan.broker_ca), ca_pem, note="broker CA"))
     officers = plan.local(plan.officers)
-    if officers.is_dir():
-        changes.append(Change("unchanged", str(officers), "officer certificates"))
-    else:
-        officers.mkdir(parents=True, mode=0o750)
-        changes.append(Change("created", str(officers), "put trusted officer certificates (*.pem) here"))
+    made = ensure_dir(officers, 0o755)
+    changes.append(made or Change("unchanged", str(officers), "officer certificates (*.pem) and permissions"))
+    changes += ensure_officers(officers, args.officer or [])
 
     data = build_config(existing, plan, device_id=device_id, site_id=args.site, organization=organization,
                         broker=str(url), camera=args.camera, gps=args.gps)
@@ -404,6 +482,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="capture backend (default: picamera2, or what the config already says)")
     p.add_argument("--gps", choices=["gpsd", "serial", "simulated", "disabled"],
                    help="GPS source (default: gpsd, or what the config already says)")
+    p.add_argument("--officer", action="append", metavar="CERT",
+                   help="an officer certificate (evidence-officer keys init) to trust with every command; "
+                        "repeatable; listed in officers/permissions.json (which grants only what it lists)")
     p.add_argument("--user", default="evidence", help="service user that must own the state (default %(default)s)")
     p.add_argument("--no-enable", action="store_true", help="do not run systemctl enable")
     p.add_argument("--root", help="prefix for every path written (preparing an image, tests); implies no systemctl")
