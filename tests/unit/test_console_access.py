@@ -76,5 +76,5 @@ def test_mutual_tls_settings_reach_uvicorn(tmp_path: Path) -> None:
     kw = uvicorn_tls(listen)
     assert kw["ssl_cert_reqs"] == ssl.CERT_REQUIRED and kw["ssl_ca_certs"] == str(tmp_path / "ca" / "ca.pem")
     assert server_names(tmp_path / "c.pem") == ("console.customs.example",)
-    with pytest.raises(ConfigError, match="listen.client_ca"):
+    with pytest.raises(ConfigError, match=r"listen\.client_ca"):
         uvicorn_tls(listen.model_copy(update={"client_ca": tmp_path / "missing.pem"}))
