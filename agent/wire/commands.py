@@ -46,6 +46,7 @@ ALG: Final = "ES256"
 COMMANDS: Final = frozenset(
     {"snapshot", "mark", "live.start", "live.stop", "live.keepalive", "status", "selftest",
      "inspection.start", "inspection.end", "inspection.decision", "inspection.report"})
+LIVE_SESSION: Final = frozenset({"live.keepalive", "live.stop"})
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _NONCE_RE = re.compile(r"^[0-9a-f]{32,128}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -129,7 +130,8 @@ class Permissions:
     """``permissions.json``: officer id (or ``"*"``: every trusted officer) -> list of command names.
 
     It grants only what it lists: an officer who is not listed (and no ``"*"`` entry) may send nothing;
-    the command name ``"*"`` grants every command. A missing, unreadable or invalid file grants nothing,
+    the command name ``"*"`` grants every command, and ``live.start`` brings the session's own
+    ``live.keepalive``/``live.stop``. A missing, unreadable or invalid file grants nothing,
     and ``problem`` says so in a line a technician can act on (``refusal``: the shorter words sent back to
     the officer).
     """
@@ -163,7 +165,10 @@ class Permissions:
             if unknown:
                 log.warning("%s: %s lists unknown command(s) %s (ignored); known: %s", path, officer_id,
                             sorted(unknown), sorted(COMMANDS))
-            grants[str(officer_id)] = COMMANDS if "*" in names else frozenset(names) & COMMANDS
+            granted = COMMANDS if "*" in names else frozenset(names) & COMMANDS
+            if "live.start" in granted:  # a session needs its keepalives and stop (they act on own sessions only)
+                granted |= LIVE_SESSION
+            grants[str(officer_id)] = granted
         return cls(grants)
 
     def for_officer(self, officer_id: str) -> tuple[frozenset[str], str]:

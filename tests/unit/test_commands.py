@@ -123,6 +123,9 @@ def test_star_entries_are_explicit_grants(trust_dir: Path, replay: ReplayCache, 
     v = CommandVerifier(DEVICE, TrustStore(trust_dir), replay, manual_clock)
     assert v.verify(raw(signed(alice, manual_clock, "status"))).command == "status"
     assert code_of(v, raw(signed(alice, manual_clock, "snapshot"))) == "unauthorized"
+    (trust_dir / "permissions.json").write_text(json.dumps({"officer-alice": ["live.start"]}))
+    officer = TrustStore(trust_dir).lookup(alice.key_id)
+    assert officer is not None and officer.commands == {"live.start", "live.keepalive", "live.stop"}
 
 
 def test_revocation_by_removing_the_file(verifier: CommandVerifier, trust_dir: Path, alice: OfficerKey,
