@@ -17,9 +17,7 @@ import re
 import shlex
 import shutil
 import socket
-import stat
 import subprocess
-import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +33,8 @@ from agent.core.errors import AgentError, ConfigError, SigningError
 from agent.core.fsutil import atomic_write
 from agent.device.config import ID_PATTERN, parse_config
 from agent.hostsetup.changes import Change
+from agent.hostsetup.device_files import ensure_dir, ensure_officers, officer_cert, put_file
 from agent.signing import keys
-from agent.wire.commands import PERMISSIONS_FILE
 from agent.wire.mqtt_settings import BrokerUrl
 
 SERVICE = "evidence-agent.service"
@@ -177,35 +175,6 @@ def ensure_certificate(key_dir: Path, cert_pem: bytes | None, chain_pem: bytes |
 
 
 # -- files -------------------------------------------------------------------------------------
-def _stamp() -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-
-
-def _backup(path: Path) -> Path:
-    candidate, n = path.with_name(f"{path.name}.bak-{_stamp()}"), 1
-    while candidate.exists():
-        candidate, n = path.with_name(f"{path.name}.bak-{_stamp()}.{n}"), n + 1
-    atomic_write(candidate, path.read_bytes(), mode=path.stat().st_mode & 0o7777)
-    return candidate
-
-
-def put_file(path: Path, data: bytes, *, mode: int = 0o644, note: str = "",
-             same: bool | None = None, backup: bool = True) -> Change:
-    """Write only when different; keep the previous version as a backup."""
-    if path.exists():
-        if same if same is not None else path.read_bytes() == data:
-            return Change("unchanged", str(path), note)
-        if not backup:
-            atomic_write(path, data, mode=mode)
-            return Change("updated", str(path), note)
-        saved = _backup(path)
-        atomic_write(path, data, mode=mode)
-        return Change("updated", str(path), f"{note}; previous saved as {saved.name}" if note else
-                      f"previous saved as {saved.name}")
-    atomic_write(path, data, mode=mode)
-    return Change("created", str(path), note)
-
-
 def to_toml(data: dict[str, Any]) -> str:
     """The config as TOML (tomli-w, the writer beside the standard library's tomllib reader)."""
     try:
@@ -252,70 +221,6 @@ def _read_existing(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: existing config is unreadable ({exc}); fix or move it, then re-run") from None
-
-
-# -- folders and officers ----------------------------------------------------------------------
-def ensure_dir(path: Path, mode: int) -> Change | None:
-    """Create ``path`` (and missing parents, 0755) with exactly ``mode``, whatever the umask; an existing
-    folder is only tightened (bits beyond ``mode`` removed), never loosened. None when nothing was done."""
-    missing = [p for p in (path, *path.parents) if not p.exists()]
-    for p in reversed(missing):
-        p.mkdir()
-        os.chmod(p, mode if p == path else 0o755)
-    if missing:
-        return Change("created", str(path), f"folder, mode {mode:04o}")
-    old = stat.S_IMODE(path.stat().st_mode)
-    if old & ~mode:
-        os.chmod(path, old & mode)
-        return Change("updated", str(path), f"mode {old:04o} -> {old & mode:04o}")
-    return None
-
-
-def _officer_cert(path: Path) -> tuple[str, bytes]:
-    """(officer id = certificate CN, PEM) of an ``--officer`` file; ConfigError naming it otherwise."""
-    try:
-        cert = x509.load_pem_x509_certificate(path.read_bytes())
-    except OSError as exc:
-        raise ConfigError(f"--officer {path}: cannot read: {exc.strerror}") from None
-    except ValueError as exc:
-        raise ConfigError(f"--officer {path}: not a PEM certificate: {exc}") from None
-    officer_id = _cn(cert.subject)
-    if officer_id is None or not re.match(ID_PATTERN, officer_id):
-        raise ConfigError(f"--officer {path}: its CN {officer_id!r} is not an officer id "
-                          "(evidence-officer keys init writes one)")
-    if not isinstance(cert.public_key(), ec.EllipticCurvePublicKey):
-        raise ConfigError(f"--officer {path}: not an ECDSA P-256 officer key")
-    return officer_id, cert.public_bytes(serialization.Encoding.PEM)
-
-
-def ensure_officers(folder: Path, certs: list[str]) -> list[Change]:
-    """Install each ``--officer`` certificate as ``<id>.pem`` and list it in ``permissions.json`` with every
-    command; an officer already listed keeps what the file grants it. The device grants only what this file
-    lists (no file: nothing), so it is always written, ``{}`` when no officer is given."""
-    changes = []
-    perms_path = folder / PERMISSIONS_FILE
-    grants: dict[str, Any] = {}
-    if perms_path.exists():
-        try:
-            grants = json.loads(perms_path.read_text())
-            if not isinstance(grants, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ConfigError(f"{perms_path}: unreadable ({exc}); fix or move it, then re-run") from None
-    added = []
-    for path in certs:
-        officer_id, pem = _officer_cert(Path(path))
-        changes.append(put_file(folder / f"{officer_id}.pem", pem, note=f"trusted officer {officer_id}"))
-        if officer_id not in grants:
-            grants[officer_id] = ["*"]
-            added.append(officer_id)
-    note = (f"grants every command to {', '.join(added)}" if added else
-            "grants only what it lists" if grants else
-            "grants no command yet: re-run with --officer OFFICER.pem, or list officers in it by hand")
-    data = (json.dumps(grants, indent=2, sort_keys=True) + "\n").encode()
-    same = perms_path.exists() and json.loads(perms_path.read_text()) == grants
-    changes.append(put_file(perms_path, data, note=f"{PERMISSIONS_FILE}: {note}", same=same))
-    return changes
 
 
 # -- system ------------------------------------------------------------------------------------
@@ -413,7 +318,7 @@ def _provision(args: argparse.Namespace) -> list[Change]:
     if cert_pem is not None:  # before anything is installed: CN, extended key usages, validity
         _refuse_unfit(x509.load_pem_x509_certificate(cert_pem), Path(args.cert), device_id)
     for path in args.officer or []:
-        _officer_cert(Path(path))  # refused before anything is written
+        officer_cert(Path(path))  # refused before anything is written
     folders = [ensure_dir(config_path.parent, 0o755), ensure_dir(plan.local(plan.state_dir), 0o700),
                ensure_dir(key_dir, 0o700)]
     changes = [c for c in folders if c is not None]
