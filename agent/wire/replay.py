@@ -9,7 +9,8 @@ A nonce is held until its command's expiry (plus the tolerated skew) has passed 
 
 A wall clock can still be stepped back *after* a nonce went, so the store also keeps a floor: the latest
 expiry of any nonce it pruned (persisted). A command expiring at or before the floor is refused as a possible
-replay whatever the clocks say now; a genuine new command always expires later than the pruned ones.
+replay whatever the clocks say now. Pruned rows expired more than the skew before the wall clock at pruning,
+so while that clock only moves forward the floor refuses nothing the expiry check would not refuse anyway.
 
 Rows from an earlier process are re-based on start to a full command lifetime from now (monotonic readings
 only compare within one process). The store stays bounded by rate x (max_ttl + skew) while the clocks agree.
