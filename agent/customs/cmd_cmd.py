@@ -47,7 +47,7 @@ class Pending:
     """A command waiting for its reply."""
 
     nonce: str  # also the correlation data
-    check_nonce: bool = True  # the reply must name this nonce (False for raw payloads)
+    check_nonce: bool = True  # the reply must name exactly this nonce (False only for raw diagnostic payloads)
     done: threading.Event = field(default_factory=threading.Event)
     reply: dict[str, Any] | None = None
     leaf: x509.Certificate | None = None  # the device certificate that signed the reply
@@ -86,8 +86,8 @@ class OfficerClient:
                 raise VerificationError(f"reply arrived on {msg.topic}, not the reply slot of {device}")
             wire = json.loads(msg.payload)
             body, leaf = verify_device_object(wire, typ=REPLY_TYP, device=device, trusted_cas=self.device_cas)
-            if pending.check_nonce and body.get("nonce") not in (pending.nonce, None):
-                raise VerificationError("reply names another command's nonce")
+            if pending.check_nonce and body.get("nonce") != pending.nonce:
+                raise VerificationError(_nonce_mismatch(body))
             pending.reply, pending.leaf = body, leaf
         except (ValueError, VerificationError) as exc:
             pending.error = f"reply failed verification: {exc}"
@@ -141,6 +141,15 @@ class OfficerClient:
             err = pending.reply.get("error") or {}
             raise CommandRefused(device, command, str(err.get("code")), str(err.get("message")))
         return pending.reply, pending.leaf
+
+
+def _nonce_mismatch(body: dict[str, Any]) -> str:
+    """Why a device-signed reply is not the answer to this command (it names no nonce, or another one)."""
+    err = body.get("error") if isinstance(body.get("error"), dict) else None
+    said = f" (the device answered an unverifiable command: {str(err.get('code'))[:40]})" if err else ""
+    if body.get("nonce") is None:
+        return f"reply names no nonce, so it is not the answer to this command{said}"
+    return f"reply names another command's nonce, not this one{said}"
 
 
 def discover_site(link: MqttLink, device: str, timeout: float = 5.0) -> str:

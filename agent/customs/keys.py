@@ -106,8 +106,10 @@ def _cmd_init(args: argparse.Namespace) -> int:
     cert_path = Path(args.dir) / CERT_FILE
     print(f"officer {officer.officer_id}: key id {officer.key_id}")
     print(f"certificate: {cert_path}")
-    print("install it on each device: copy it into the device's officer trust store directory "
-          "(commands.trust_dir), e.g. as <officer-id>.pem")
+    print("install it on each device: `evidence-agent provision ... --officer "
+          f"{cert_path}` (trusts it with every command), or copy it into the device's officer trust store "
+          f"(uplink.commands.trust_dir) as {officer.officer_id}.pem and list it in permissions.json there, e.g. "
+          f'{{"{officer.officer_id}": ["status", "snapshot", "mark"]}} — the device grants only what that file lists')
     return 0
 
 

@@ -49,6 +49,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.broker:
         settings["uplink"] = _demo_uplink(args, vault, keys)
     cfg = parse_config(settings, "demo")
+    if cfg.uplink is not None:
+        _demo_permissions(cfg.uplink.commands.trust_dir)
     if not (keys / KEY_FILE).exists():
         init_identity(keys, cfg.device.id, cfg.device.organization)
         print(f"created device identity in {keys} (development CA)")
@@ -97,6 +99,18 @@ def _demo_uplink(args: argparse.Namespace, vault: Path, keys: Path) -> dict[str,
             "require_subscriber": not args.no_subscriber_ok,
             "commands": {"trust_dir": str(Path(args.officers).resolve()) if args.officers else
                          str(vault.with_name(vault.name + "-officers"))}}
+
+
+def _demo_permissions(folder: Path) -> None:
+    """A demo device grants every command to the officer certificates put in its folder; a provisioned device
+    grants only what its permissions.json lists (commands fail closed without one)."""
+    from agent.core.fsutil import atomic_write
+    from agent.wire.commands import PERMISSIONS_FILE
+
+    path = folder / PERMISSIONS_FILE
+    if not path.exists():
+        atomic_write(path, b'{"*": ["*"]}\n')
+        print(f"demo: {path} grants every command to each officer certificate (*.pem) in {folder}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

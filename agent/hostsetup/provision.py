@@ -18,7 +18,6 @@ import shlex
 import shutil
 import socket
 import subprocess
-import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from agent.core.errors import AgentError, ConfigError, SigningError
 from agent.core.fsutil import atomic_write
 from agent.device.config import ID_PATTERN, parse_config
 from agent.hostsetup.changes import Change
+from agent.hostsetup.device_files import ensure_dir, ensure_officers, officer_cert, put_file
 from agent.signing import keys
 from agent.wire.mqtt_settings import BrokerUrl
 
@@ -175,35 +175,6 @@ def ensure_certificate(key_dir: Path, cert_pem: bytes | None, chain_pem: bytes |
 
 
 # -- files -------------------------------------------------------------------------------------
-def _stamp() -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-
-
-def _backup(path: Path) -> Path:
-    candidate, n = path.with_name(f"{path.name}.bak-{_stamp()}"), 1
-    while candidate.exists():
-        candidate, n = path.with_name(f"{path.name}.bak-{_stamp()}.{n}"), n + 1
-    atomic_write(candidate, path.read_bytes(), mode=path.stat().st_mode & 0o7777)
-    return candidate
-
-
-def put_file(path: Path, data: bytes, *, mode: int = 0o644, note: str = "",
-             same: bool | None = None, backup: bool = True) -> Change:
-    """Write only when different; keep the previous version as a backup."""
-    if path.exists():
-        if same if same is not None else path.read_bytes() == data:
-            return Change("unchanged", str(path), note)
-        if not backup:
-            atomic_write(path, data, mode=mode)
-            return Change("updated", str(path), note)
-        saved = _backup(path)
-        atomic_write(path, data, mode=mode)
-        return Change("updated", str(path), f"{note}; previous saved as {saved.name}" if note else
-                      f"previous saved as {saved.name}")
-    atomic_write(path, data, mode=mode)
-    return Change("created", str(path), note)
-
-
 def to_toml(data: dict[str, Any]) -> str:
     """The config as TOML (tomli-w, the writer beside the standard library's tomllib reader)."""
     try:
@@ -306,6 +277,15 @@ def _refuse_unfit(cert: x509.Certificate, path: Path, device_id: str) -> None:
 
 
 def provision(args: argparse.Namespace) -> list[Change]:
+    """Every folder and file gets an explicit mode; the umask is 022 meanwhile so nothing else can be looser."""
+    old = os.umask(0o022)
+    try:
+        return _provision(args)
+    finally:
+        os.umask(old)
+
+
+def _provision(args: argparse.Namespace) -> list[Change]:
     args.enroll_cmd = args.enroll_cmd or None  # an empty value (unset variable in a unit file) means none
     device_id = args.device_id or socket.gethostname().split(".")[0]
     for name, value in (("--site", args.site), ("--device-id", device_id)):
@@ -337,7 +317,12 @@ def provision(args: argparse.Namespace) -> list[Change]:
 
     if cert_pem is not None:  # before anything is installed: CN, extended key usages, validity
         _refuse_unfit(x509.load_pem_x509_certificate(cert_pem), Path(args.cert), device_id)
-    changes = ensure_key(key_dir, device_id, organization, dev_ca=args.dev_ca)
+    for path in args.officer or []:
+        officer_cert(Path(path))  # refused before anything is written
+    folders = [ensure_dir(config_path.parent, 0o755), ensure_dir(plan.local(plan.state_dir), 0o700),
+               ensure_dir(key_dir, 0o700)]
+    changes = [c for c in folders if c is not None]
+    changes += ensure_key(key_dir, device_id, organization, dev_ca=args.dev_ca)
     cert_change = ensure_certificate(key_dir, cert_pem, chain_pem, args.enroll_cmd)
     changes.append(cert_change)
     ready = cert_change.action != "pending"
@@ -346,11 +331,9 @@ def provision(args: argparse.Namespace) -> list[Change]:
         _refuse_unfit(identity.cert, key_dir / keys.CERT_FILE, device_id)
     changes.append(put_file(plan.local(plan.broker_ca), ca_pem, note="broker CA"))
     officers = plan.local(plan.officers)
-    if officers.is_dir():
-        changes.append(Change("unchanged", str(officers), "officer certificates"))
-    else:
-        officers.mkdir(parents=True, mode=0o750)
-        changes.append(Change("created", str(officers), "put trusted officer certificates (*.pem) here"))
+    made = ensure_dir(officers, 0o755)
+    changes.append(made or Change("unchanged", str(officers), "officer certificates (*.pem) and permissions"))
+    changes += ensure_officers(officers, args.officer or [])
 
     data = build_config(existing, plan, device_id=device_id, site_id=args.site, organization=organization,
                         broker=str(url), camera=args.camera, gps=args.gps)
@@ -404,6 +387,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="capture backend (default: picamera2, or what the config already says)")
     p.add_argument("--gps", choices=["gpsd", "serial", "simulated", "disabled"],
                    help="GPS source (default: gpsd, or what the config already says)")
+    p.add_argument("--officer", action="append", metavar="CERT",
+                   help="an officer certificate (evidence-officer keys init) to trust with every command; "
+                        "repeatable; listed in officers/permissions.json (which grants only what it lists)")
     p.add_argument("--user", default="evidence", help="service user that must own the state (default %(default)s)")
     p.add_argument("--no-enable", action="store_true", help="do not run systemctl enable")
     p.add_argument("--root", help="prefix for every path written (preparing an image, tests); implies no systemctl")

@@ -144,12 +144,12 @@ class CommandController:
             log.info("command %s from %s accepted (nonce %s)", request.command, request.officer,
                      request.nonce[:12])
         except CommandRejected as exc:
-            body = self._reply(request, False, error=exc, payload=payload)
+            body = self._reply(request, False, error=exc)
             log.warning("command rejected: %s [officer=%s topic=%s]", exc,
-                        request.officer if request else body.get("officer", "?"), response_topic)
+                        request.officer if request else body.get("officer") or "unverified", response_topic)
         except Exception as exc:  # a command must never take the device down
             log.exception("command handler crashed")
-            body = self._reply(request, False, error=CommandRejected("failed", type(exc).__name__), payload=payload)
+            body = self._reply(request, False, error=CommandRejected("failed", type(exc).__name__))
         self._send(body, response_topic, correlation)
         return body
 
@@ -173,13 +173,16 @@ class CommandController:
             raise CommandRejected("failed", str(exc)) from None
 
     def _reply(self, request: CommandRequest | None, ok: bool, *, result: dict[str, Any] | None = None,
-               error: CommandRejected | None = None, payload: bytes = b"") -> dict[str, Any]:
-        claimed = _claimed_fields(payload) if request is None else {}
+               error: CommandRejected | None = None) -> dict[str, Any]:
+        """The reply body. Command, nonce and officer are named only when the officer's signature verified:
+        a forged command cannot make the device sign a nonce (or command) it claims, so an error for it can
+        never pass for the answer to someone else's command."""
+        known = request if request is not None else (error.verified if error is not None else None)
         return {
             "typ": REPLY_TYP, "device": self.device_id, "ok": ok,
-            "command": request.command if request else claimed.get("command"),
-            "nonce": request.nonce if request else claimed.get("nonce"),
-            "officer": request.officer if request else claimed.get("officer"),
+            "command": known.command if known else None,
+            "nonce": known.nonce if known else None,
+            "officer": known.officer if known else None,
             "time_ms": self.clock.wall_ns() // 1_000_000,
             "result": result,
             "error": None if error is None else {"code": error.code, "message": error.detail[:300]},
@@ -192,22 +195,13 @@ class CommandController:
         if not _REPLY_TOPIC.match(topic):
             log.warning("refusing to reply on %r: not an officer reply topic", topic[:120])
             return
+        if body["officer"] is not None and topic.split("/")[1] != body["officer"]:
+            log.warning("refusing to reply on %r: the command was signed by %s", topic[:120], body["officer"])
+            return
         try:
             self.publish(topic, sign_object(self.signer, body), correlation)
         except Exception:  # publishing a reply must not crash the command path
             log.exception("could not publish reply on %s", topic)
-
-
-def _claimed_fields(payload: bytes) -> dict[str, str]:
-    """Best-effort, unverified fields of a rejected command, only to help the officer correlate."""
-    import json
-
-    try:
-        body = json.loads(payload)["body"]
-        return {k: body[k][:64] for k in ("command", "nonce", "officer")
-                if isinstance(body.get(k), str)}
-    except Exception:  # anything unparsable simply has no claimed fields
-        return {}
 
 
 # --------------------------------------------------------------------------- stock handlers

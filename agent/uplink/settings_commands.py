@@ -19,7 +19,8 @@ class CommandsConfig(BaseModel):
     enabled: bool = Field(default=True, description="Accept signed officer commands.")
     trust_dir: Path = Field(
         default=Path("/etc/evidence-agent/officers"),
-        description="directory of officer certificates / public keys (*.pem); optional permissions.json",
+        description="directory of officer certificates / public keys (*.pem) and permissions.json, which grants "
+                    "only what it lists (no file: no command)",
     )
     replay_db: Path | None = Field(
         default=None, description="SQLite replay cache; default <vault>/state/replay.sqlite"

@@ -22,9 +22,7 @@ import json
 import logging
 import re
 import secrets
-import sqlite3
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +37,7 @@ from agent.core.clock import Clock
 from agent.core.errors import CommandError, VerificationError
 from agent.signing.keys import key_id_of
 from agent.signing.trust import verify_key_signature
+from agent.wire.replay import ReplayCache as ReplayCache  # the verifier's store, re-exported
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +46,7 @@ ALG: Final = "ES256"
 COMMANDS: Final = frozenset(
     {"snapshot", "mark", "live.start", "live.stop", "live.keepalive", "status", "selftest",
      "inspection.start", "inspection.end", "inspection.decision", "inspection.report"})
+LIVE_SESSION: Final = frozenset({"live.keepalive", "live.stop"})
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _NONCE_RE = re.compile(r"^[0-9a-f]{32,128}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -69,6 +69,16 @@ class CommandRejected(CommandError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.detail = message
+        self.verified: VerifiedFields | None = None  # set once the officer's signature checked out
+
+
+@dataclass(frozen=True)
+class VerifiedFields:
+    """Fields of a refused command whose signature verified: a reply may name them (never unverified ones)."""
+
+    command: str
+    nonce: str
+    officer: str
 
 
 def canonical(obj: Mapping[str, Any]) -> bytes:
@@ -96,9 +106,15 @@ def sign_command(
 # --------------------------------------------------------------------------- trust store
 
 
+PERMISSIONS_FILE: Final = "permissions.json"
+
+
 @dataclass(frozen=True)
 class Officer:
-    """One trusted officer key; ``commands`` None means every command."""
+    """One trusted officer key and the commands ``permissions.json`` grants it (empty: none).
+
+    ``denied`` says why a command outside ``commands`` is refused, in words a technician can act on.
+    """
 
     officer_id: str
     key_id: str
@@ -106,16 +122,75 @@ class Officer:
     source: str
     not_before_ms: int | None = None
     not_after_ms: int | None = None
-    commands: frozenset[str] | None = None
+    commands: frozenset[str] = frozenset()
+    denied: str = "not granted by the device's permissions.json"
+
+
+class Permissions:
+    """``permissions.json``: officer id (or ``"*"``: every trusted officer) -> list of command names.
+
+    It grants only what it lists: an officer who is not listed (and no ``"*"`` entry) may send nothing;
+    the command name ``"*"`` grants every command, and ``live.start`` brings the session's own
+    ``live.keepalive``/``live.stop``. A missing, unreadable or invalid file grants nothing,
+    and ``problem`` says so in a line a technician can act on (``refusal``: the shorter words sent back to
+    the officer).
+    """
+
+    def __init__(self, grants: Mapping[str, frozenset[str]], problem: str | None = None,
+                 refusal: str | None = None) -> None:
+        self.grants, self.problem, self.refusal = dict(grants), problem, refusal or problem
+
+    @classmethod
+    def load(cls, directory: Path) -> Permissions:
+        path = directory / PERMISSIONS_FILE
+        example = '{"officer-alice": ["*"], "officer-bob": ["status", "snapshot"]}'
+        if not path.exists():
+            return cls({}, f"this device has no {PERMISSIONS_FILE} in its officer trust store {directory}: "
+                           f"it grants no command; list the officers there, e.g. {example}",
+                       f"this device has no {PERMISSIONS_FILE}, so it grants no command (its technician lists "
+                       f"officers in {PERMISSIONS_FILE} beside their certificates)")
+        try:
+            raw = json.loads(path.read_text(), object_pairs_hook=_no_duplicates)
+            if not isinstance(raw, dict) or not all(
+                isinstance(v, list) and all(isinstance(c, str) for c in v) for v in raw.values()
+            ):
+                raise ValueError("expected an object of officer id -> list of command names")
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return cls({}, f"{path} is invalid ({exc}): it grants no command until it is fixed, e.g. {example}",
+                       f"the device's {PERMISSIONS_FILE} is invalid, so it grants no command (its technician "
+                       "fixes it)")
+        grants: dict[str, frozenset[str]] = {}
+        for officer_id, names in raw.items():
+            unknown = set(names) - COMMANDS - {"*"}
+            if unknown:
+                log.warning("%s: %s lists unknown command(s) %s (ignored); known: %s", path, officer_id,
+                            sorted(unknown), sorted(COMMANDS))
+            granted = COMMANDS if "*" in names else frozenset(names) & COMMANDS
+            if "live.start" in granted:  # a session needs its keepalives and stop (they act on own sessions only)
+                granted |= LIVE_SESSION
+            grants[str(officer_id)] = granted
+        return cls(grants)
+
+    def for_officer(self, officer_id: str) -> tuple[frozenset[str], str]:
+        """(granted commands, why anything else is refused)."""
+        if self.refusal is not None:
+            return frozenset(), self.refusal
+        if officer_id in self.grants:
+            return self.grants[officer_id], f"not granted to {officer_id} by the device's {PERMISSIONS_FILE}"
+        if "*" in self.grants:
+            return self.grants["*"], f"not granted by the \"*\" entry of the device's {PERMISSIONS_FILE}"
+        return frozenset(), (f"{officer_id} is not listed in the device's {PERMISSIONS_FILE}: it grants only what "
+                             "it lists; the technician adds the officer there")
 
 
 class TrustStore:
-    """A directory of officer certificates or public keys (``*.pem``) and an optional ``permissions.json``.
+    """A directory of officer certificates or public keys (``*.pem``) and its ``permissions.json``.
 
-    A certificate's officer id is its subject CN; a bare public key's is its file stem.
-    ``permissions.json`` maps officer id (or ``"*"``) to the list of commands allowed. The files are
-    re-read whenever their names or contents change (checked at each lookup; a few small files), so
-    revoking an officer is deleting or overwriting a file, and editing permissions.json takes effect.
+    A certificate's officer id is its subject CN; a bare public key's is its file stem. What each officer
+    may send comes from :class:`Permissions` (fail closed: no file, no command). The files are re-read
+    whenever their names or contents change (checked at each lookup; a few small files), so revoking an
+    officer is deleting or overwriting a file, and editing permissions.json takes effect. Extend it by
+    overriding ``_admit`` (e.g. a revocation list): it sees each loaded officer and may drop it.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -123,6 +198,7 @@ class TrustStore:
         self._lock = threading.Lock()
         self._stamp: str | None = None
         self._by_key: dict[str, Officer] = {}
+        self.problem: str | None = None  # why the store grants less than it could (for start-up logs)
 
     def lookup(self, key_id: str) -> Officer | None:
         with self._lock:
@@ -134,10 +210,14 @@ class TrustStore:
             self._reload_if_changed()
             return list(self._by_key.values())
 
+    def _files(self) -> list[Path]:
+        """The files whose change reloads the store (a subclass may add its own)."""
+        return [*self.directory.glob("*.pem"), self.directory / PERMISSIONS_FILE]
+
     def _fingerprint(self) -> str:
         """Digest of every file's name and content: an edit in place (same folder mtime) is a change too."""
         digest = hashlib.sha256()
-        for path in sorted([*self.directory.glob("*.pem"), self.directory / "permissions.json"]):
+        for path in sorted(self._files()):
             try:
                 data = path.read_bytes()
             except FileNotFoundError:
@@ -154,39 +234,37 @@ class TrustStore:
             if self._stamp is not None or self._by_key:
                 log.warning("officer trust store %s is unreadable: trusting no officer", self.directory)
             self._stamp, self._by_key = None, {}
+            self.problem = f"officer trust store {self.directory} is missing or unreadable: trusting no officer"
             return
         if stamp == self._stamp:
             return
         self._stamp = stamp
-        perms = self._load_permissions()
+        perms = Permissions.load(self.directory)
         loaded: dict[str, Officer] = {}
         for path in sorted(self.directory.glob("*.pem")):
             try:
-                officer = _load_officer(path, perms)
+                officer = self._admit(_load_officer(path, perms))
             except (OSError, ValueError) as exc:
                 log.warning("officer trust store: skipping %s: %s", path, exc)
                 continue
+            if officer is None:
+                continue
+            if not officer.commands:
+                log.warning("officer trust store: %s (%s) may send no command: %s", officer.officer_id, path.name,
+                            officer.denied)
             loaded[officer.key_id] = officer
         self._by_key = loaded
+        self.problem = perms.problem
+        if perms.problem:
+            log.error("%s", perms.problem)
         log.info("officer trust store %s: %d key(s)", self.directory, len(loaded))
 
-    def _load_permissions(self) -> dict[str, frozenset[str]]:
-        path = self.directory / "permissions.json"
-        if not path.exists():
-            return {}
-        try:
-            raw = json.loads(path.read_text())
-            if not isinstance(raw, dict) or not all(
-                isinstance(v, list) and all(isinstance(c, str) for c in v) for v in raw.values()
-            ):
-                raise ValueError("expected an object of officer id -> list of command names")
-        except (OSError, ValueError) as exc:
-            log.warning("officer trust store: %s is invalid (%s): allowing no command", path, exc)
-            return {"*": frozenset()}
-        return {str(k): frozenset(v) for k, v in raw.items()}
+    def _admit(self, officer: Officer) -> Officer | None:
+        """Hook for further checks on a loaded officer (None drops it); the base store admits everyone."""
+        return officer
 
 
-def _load_officer(path: Path, perms: Mapping[str, frozenset[str]]) -> Officer:
+def _load_officer(path: Path, perms: Permissions) -> Officer:
     data = path.read_bytes()
     nb = na = None
     if b"BEGIN CERTIFICATE" in data:
@@ -205,77 +283,8 @@ def _load_officer(path: Path, perms: Mapping[str, frozenset[str]]) -> Officer:
         raise ValueError("not an ECDSA P-256 key")
     if not _ID_RE.match(officer_id):
         raise ValueError(f"officer id {officer_id!r} is not a plain identifier")
-    allowed = perms.get(officer_id, perms.get("*"))
-    return Officer(officer_id, key_id_of(key), key, str(path), nb, na, allowed)
-
-
-# --------------------------------------------------------------------------- replay cache
-
-
-class ReplayCache:
-    """Nonces of accepted commands, in SQLite so a replay is refused after a restart too.
-
-    A nonce is kept until its command's expiry (plus the tolerated skew) has passed **by the monotonic
-    clock**: a wall-clock step (forward, then back) cannot prune a nonce early and revive its command.
-    Rows from an earlier process are re-based on start to a full command lifetime from now. The cache
-    stays bounded by rate x max_ttl.
-    """
-
-    def __init__(self, path: Path, skew_ms: int = 30_000, max_ttl_ms: int = 300_000) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._skew_ms = skew_ms
-        self._db: sqlite3.Connection | None = sqlite3.connect(str(path), check_same_thread=False,
-                                                              isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, key_id TEXT NOT NULL,"
-                         " expires_ms INTEGER NOT NULL)")
-        cols = {r[1] for r in self._db.execute("PRAGMA table_info(nonces)")}
-        for col in ("epoch", "keep_mono_ns"):
-            if col not in cols:
-                self._db.execute(f"ALTER TABLE nonces ADD COLUMN {col}")
-        self._epoch = secrets.token_hex(8)  # monotonic readings only compare within one process
-        rebase = time.monotonic_ns() + (max_ttl_ms + 2 * skew_ms) * 1_000_000
-        self._db.execute("UPDATE nonces SET epoch=?, keep_mono_ns=?", (self._epoch, rebase))
-        self._inserts = 0
-
-    def claim(self, nonce: str, key_id: str, expires_ms: int, now_ms: int, mono_ns: int | None = None) -> bool:
-        """Record ``nonce``; False if it was already accepted once (a replay)."""
-        mono = time.monotonic_ns() if mono_ns is None else mono_ns
-        keep = mono + (max(0, expires_ms - now_ms) + self._skew_ms) * 1_000_000
-        with self._lock:
-            if self._db is None:
-                raise CommandRejected("failed", "replay cache is closed")
-            try:
-                self._db.execute("INSERT INTO nonces VALUES (?, ?, ?, ?, ?)",
-                                 (nonce, key_id, expires_ms, self._epoch, keep))
-            except sqlite3.IntegrityError:
-                return False
-            self._inserts += 1
-            if self._inserts % 256 == 0:
-                self._prune(mono)
-            return True
-
-    def prune(self, mono_ns: int | None = None) -> None:
-        """Drop nonces whose command expired (by the monotonic clock) for certain."""
-        with self._lock:
-            self._prune(time.monotonic_ns() if mono_ns is None else mono_ns)
-
-    def _prune(self, mono_ns: int) -> None:
-        if self._db is not None:
-            self._db.execute("DELETE FROM nonces WHERE epoch=? AND keep_mono_ns < ?", (self._epoch, mono_ns))
-
-    def __len__(self) -> int:
-        with self._lock:
-            assert self._db is not None
-            return int(self._db.execute("SELECT COUNT(*) FROM nonces").fetchone()[0])
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+    allowed, denied = perms.for_officer(officer_id)
+    return Officer(officer_id, key_id_of(key), key, str(path), nb, na, allowed, denied)
 
 
 # --------------------------------------------------------------------------- device side: parse and verify
@@ -382,6 +391,17 @@ class CommandVerifier:
             verify_key_signature(officer.public_key, sig, signed)
         except VerificationError:
             raise CommandRejected("bad_signature", "signature does not match the body") from None
+        try:
+            self._check(officer, cmd, dev, off, iss, exp, nonce, key_id)
+        except CommandRejected as exc:
+            if off == officer.officer_id:  # the signature verified and the key is this officer's
+                exc.verified = VerifiedFields(cmd, nonce, off)
+            raise
+        return CommandRequest(cmd, args, dev, off, key_id, iss, exp, nonce, wire)
+
+    def _check(self, officer: Officer, cmd: str, dev: str, off: str, iss: int, exp: int, nonce: str,
+               key_id: str) -> None:
+        """Everything after the signature: identity, validity, device, lifetime, permission, nonce."""
         now = self.clock.wall_ns() // 1_000_000
         if off != officer.officer_id:
             raise CommandRejected("unauthorized",
@@ -399,8 +419,8 @@ class CommandVerifier:
             raise CommandRejected("not_yet_valid", f"issued {(iss - now) / 1000:.1f} s in the future")
         if cmd not in COMMANDS:
             raise CommandRejected("unknown_command", f"{cmd[:40]!r} is not one of {sorted(COMMANDS)}")
-        if officer.commands is not None and cmd not in officer.commands:
-            raise CommandRejected("unauthorized", f"{off!r} may not send {cmd!r}")
+        if cmd not in officer.commands:
+            raise CommandRejected("unauthorized", f"{off} may not send {cmd}: {officer.denied}")
         if not self.replay.claim(nonce, key_id, exp, now, self.clock.mono_ns()):
-            raise CommandRejected("replay", f"nonce {nonce[:16]}… was already used")
-        return CommandRequest(cmd, args, dev, off, key_id, iss, exp, nonce, wire)
+            raise CommandRejected("replay", f"nonce {nonce[:16]}… was already used, or the command expires before "
+                                            "commands this device has already forgotten (send a new one)")

@@ -92,6 +92,7 @@ class Rig:
 
     def write_config(self) -> None:
         (self.root / "officers").mkdir(exist_ok=True)
+        (self.root / "officers" / "permissions.json").write_text('{"*": ["*"]}')  # commands fail closed without it
         self.config.write_text(to_toml(self.settings()))
 
     # -- the agent as a child process ---------------------------------------------------------

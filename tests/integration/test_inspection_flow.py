@@ -111,6 +111,7 @@ def device(plain_mosquitto: Mosquitto, tmp_path: Path) -> Iterator[tuple[Officer
     assert res.returncode == 0, res.stderr
     (tmp_path / "officers").mkdir()
     shutil.copy(tmp_path / "officer-keys" / "officer.pem", tmp_path / "officers" / "officer-alice.pem")
+    (tmp_path / "officers" / "permissions.json").write_text('{"officer-alice": ["*"]}')
     gps = PtyGps(LAT, LON)
     received = tmp_path / "received"
     procs = [subprocess.Popen([sys.executable, "-m", "agent.customs.cli", "ingest", "--broker", plain_mosquitto.url,

@@ -174,6 +174,7 @@ def test_officer_selftest_command_runs_inside_the_service_and_seals(
     assert cfg.uplink is not None
     alice_key = init_officer(site.state.parent / "alice", "officer-alice")
     (cfg.uplink.commands.trust_dir / "officer-alice.pem").write_bytes(alice_key.cert.public_bytes(PEM))
+    (cfg.uplink.commands.trust_dir / "permissions.json").write_text('{"officer-alice": ["*"]}')
     agent = Agent(cfg)
     link = MqttLink(site.broker.mqtt_config("officer-alice", client_id=f"alice-{secrets.token_hex(3)}",
                                             session_expiry_s=0), name="alice")

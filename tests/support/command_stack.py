@@ -5,6 +5,7 @@ Helpers only (no tests here): the command and live test modules each build one s
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import threading
@@ -93,6 +94,7 @@ def build_stack(root: Path, *, live: LiveConfig | None = None, fps: float = 20.0
     keys = {name: init_officer(root / "officers" / name, name) for name in OFFICERS}
     for name in TRUSTED:
         (trust / f"{name}.pem").write_bytes(keys[name].cert.public_bytes(serialization.Encoding.PEM))
+    (trust / "permissions.json").write_text(json.dumps({name: ["*"] for name in TRUSTED}))
     topics = DeviceTopics(SITE, DEVICE)
     link = MqttLink(broker.mqtt_config(DEVICE), will=Will(topics.availability, b"offline"), name="device")
 

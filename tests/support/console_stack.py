@@ -195,6 +195,7 @@ def build_console_stack(root: Path) -> ConsoleStack:
         key = init_officer(root / "officers" / name, name)
         (trust / f"{name}.pem").write_bytes(key.cert.public_bytes(serialization.Encoding.PEM))
         dirs[name] = root / "officers" / name
+    (trust / "permissions.json").write_text(json.dumps({name: ["*"] for name in OFFICERS}))
     device_ca = root / "device-ca.pem"
     device_ca.write_bytes(b"")
     return ConsoleStack(root, broker, trust, dirs, device_ca)

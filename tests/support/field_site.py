@@ -81,6 +81,9 @@ class FieldSite:
         if not (key_dir / keys.KEY_FILE).exists():
             self.issue(key_dir, cert_cn or device_id)
         (folder / "officers").mkdir(parents=True, exist_ok=True)
+        grants = folder / "officers" / "permissions.json"
+        if not grants.exists():  # the device grants only what this lists: here every trusted officer, every command
+            grants.write_text('{"*": ["*"]}')
         assert self.broker.pki is not None
         data: dict[str, Any] = {
             "device": {"id": device_id, "site_id": self.site_id},

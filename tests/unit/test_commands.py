@@ -30,6 +30,7 @@ def trust_dir(tmp_path: Path, alice: OfficerKey) -> Path:
     d = tmp_path / "trust"
     d.mkdir()
     (d / "officer-alice.pem").write_bytes(alice.cert.public_bytes(serialization.Encoding.PEM))
+    (d / "permissions.json").write_text(json.dumps({"officer-alice": ["*"]}))
     return d
 
 
@@ -97,6 +98,36 @@ def test_permissions_restrict_commands(trust_dir: Path, replay: ReplayCache, ali
     assert code_of(v, raw(signed(alice, manual_clock, "snapshot"))) == "unauthorized"
 
 
+@pytest.mark.parametrize("perms, why", [
+    (None, "has no permissions.json"),
+    ({"officer-bob": ["*"]}, "not listed"),
+    ({"officer-alice": "status"}, "is invalid"),
+    ({"officer-alice": []}, "not granted to officer-alice"),
+], ids=["missing", "unlisted", "invalid", "empty"])
+def test_permissions_fail_closed(trust_dir: Path, replay: ReplayCache, alice: OfficerKey, manual_clock: ManualClock,
+                                 perms: Any, why: str) -> None:
+    path = trust_dir / "permissions.json"
+    path.unlink()
+    if perms is not None:
+        path.write_text(json.dumps(perms))
+    v = CommandVerifier(DEVICE, TrustStore(trust_dir), replay, manual_clock)
+    with pytest.raises(CommandRejected) as info:
+        v.verify(raw(signed(alice, manual_clock, "status")))
+    assert info.value.code == "unauthorized" and why in info.value.detail, info.value.detail
+    assert info.value.verified is not None and info.value.verified.officer == "officer-alice"
+
+
+def test_star_entries_are_explicit_grants(trust_dir: Path, replay: ReplayCache, alice: OfficerKey,
+                                          manual_clock: ManualClock) -> None:
+    (trust_dir / "permissions.json").write_text(json.dumps({"*": ["status"], "officer-bob": ["*"]}))
+    v = CommandVerifier(DEVICE, TrustStore(trust_dir), replay, manual_clock)
+    assert v.verify(raw(signed(alice, manual_clock, "status"))).command == "status"
+    assert code_of(v, raw(signed(alice, manual_clock, "snapshot"))) == "unauthorized"
+    (trust_dir / "permissions.json").write_text(json.dumps({"officer-alice": ["live.start"]}))
+    officer = TrustStore(trust_dir).lookup(alice.key_id)
+    assert officer is not None and officer.commands == {"live.start", "live.keepalive", "live.stop"}
+
+
 def test_revocation_by_removing_the_file(verifier: CommandVerifier, trust_dir: Path, alice: OfficerKey,
                                          manual_clock: ManualClock) -> None:
     verifier.verify(raw(signed(alice, manual_clock)))
@@ -111,6 +142,7 @@ def test_bare_public_key_in_trust_store(tmp_path: Path, replay: ReplayCache, man
     (d / "officer-carol.pem").write_bytes(key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     (d / "junk.pem").write_text("not a key")  # skipped with a log line, not fatal
+    (d / "permissions.json").write_text(json.dumps({"officer-carol": ["status"]}))
     v = CommandVerifier(DEVICE, TrustStore(d), replay, manual_clock)
     wire = sign_command(key, officer="officer-carol", device=DEVICE, command="status", args={},
                         now_ms=manual_clock.wall_ns() // 1_000_000)
@@ -227,7 +259,7 @@ def test_a_wall_clock_step_cannot_revive_a_used_command(trust_dir: Path, replay:
     manual_clock.wall -= 3600 * 10**9  # ... and back
     assert code_of(v, wire) == "replay"
     manual_clock.advance(400)  # now the command's lifetime has really passed
-    replay.prune(manual_clock.mono_ns())
+    replay.prune(manual_clock.mono_ns(), manual_clock.wall_ns() // 1_000_000)
     assert len(replay) == 0 and code_of(v, wire) == "expired"
 
 

@@ -50,6 +50,7 @@ def controller(tmp_path: Path, alice: OfficerKey, identity: DeviceIdentity, manu
     trust = tmp_path / "trust"
     trust.mkdir()
     (trust / "a.pem").write_bytes(alice.cert.public_bytes(serialization.Encoding.PEM))
+    (trust / "permissions.json").write_text(json.dumps({"officer-alice": ["*"]}))
     replay = ReplayCache(tmp_path / "replay.sqlite")
     verifier = CommandVerifier(DEVICE, TrustStore(trust), replay, manual_clock)
 
@@ -65,8 +66,9 @@ def controller(tmp_path: Path, alice: OfficerKey, identity: DeviceIdentity, manu
     replay.close()
 
 
-def cmd(alice: OfficerKey, clock: ManualClock, command: str, args: dict[str, Any] | None = None) -> bytes:
-    return json.dumps(sign_command(alice.private_key, officer=alice.officer_id, device=DEVICE, command=command,
+def cmd(alice: OfficerKey, clock: ManualClock, command: str, args: dict[str, Any] | None = None,
+        device: str = DEVICE) -> bytes:
+    return json.dumps(sign_command(alice.private_key, officer=alice.officer_id, device=device, command=command,
                                    args=args, now_ms=clock.wall_ns() // 1_000_000)).encode()
 
 
@@ -102,12 +104,23 @@ def test_error_replies(controller: CommandController, box: Box, alice: OfficerKe
     assert controller.handle(cmd(alice, manual_clock, "status"), REPLY_TOPIC, b"3")["ok"]
 
 
-def test_rejection_echoes_claimed_nonce(controller: CommandController, alice: OfficerKey,
-                                        manual_clock: ManualClock) -> None:
+def test_a_rejection_names_only_a_verified_nonce(controller: CommandController, alice: OfficerKey,
+                                                 manual_clock: ManualClock) -> None:
+    """Before: the nonce an unverifiable command claimed was copied into the device-signed reply."""
     wire = json.loads(cmd(alice, manual_clock, "status"))
     wire["body"]["device"] = "someone-else"
     body = controller.handle(json.dumps(wire).encode(), REPLY_TOPIC, b"c")
-    assert body["error"]["code"] == "bad_signature" and body["nonce"] == wire["body"]["nonce"]
+    assert body["error"]["code"] == "bad_signature" and body["nonce"] is None and body["officer"] is None
+    verified = json.loads(cmd(alice, manual_clock, "status", device="someone-else"))  # signed, wrong device
+    body = controller.handle(json.dumps(verified).encode(), REPLY_TOPIC, b"d")
+    assert body["error"]["code"] == "wrong_device" and body["nonce"] == verified["body"]["nonce"]
+
+
+def test_a_verified_command_is_answered_only_on_its_officers_topic(controller: CommandController, box: Box,
+                                                                   alice: OfficerKey,
+                                                                   manual_clock: ManualClock) -> None:
+    controller.handle(cmd(alice, manual_clock, "status"), "officer/officer-bob/reply/dev/x", b"c")
+    assert box.sent == []
 
 
 def test_reply_only_to_officer_topics(controller: CommandController, box: Box, alice: OfficerKey,

@@ -37,6 +37,7 @@ def controller(tmp_path: Path, alice: OfficerKey, identity: DeviceIdentity, manu
     trust = tmp_path / "trust"
     trust.mkdir()
     (trust / "a.pem").write_bytes(alice.cert.public_bytes(serialization.Encoding.PEM))
+    (trust / "permissions.json").write_text('{"officer-alice": ["*"]}')
     replay = ReplayCache(tmp_path / "replay.sqlite")
     handlers = inspection_handlers(sealer.seal, lambda: moment(manual_clock), lambda: sealer.inspection)
     yield CommandController(DEVICE, CommandVerifier(DEVICE, TrustStore(trust), replay, manual_clock), identity,

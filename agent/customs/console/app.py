@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -10,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from agent.customs.console import actions, fleet, live, pages, search
 from agent.customs.console.deps import ConsoleServices
 from agent.customs.console.origin import LOOPBACK_NAMES, SameOriginOnly
+from agent.customs.console.tls import server_names
 
 ROUTERS: tuple[APIRouter, ...] = (pages.router, fleet.router, live.router, actions.router, search.router)
 
@@ -21,5 +23,15 @@ def create_app(services: ConsoleServices, extra_routers: Iterable[APIRouter] = (
     for router in (*ROUTERS, *extra_routers):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
-    app.add_middleware(SameOriginOnly, hosts=(*LOOPBACK_NAMES, *((services.cfg.listen.host,) if services.cfg else ())))
+    app.add_middleware(SameOriginOnly, **access(services))
     return app
+
+
+def access(services: ConsoleServices) -> dict[str, Any]:
+    """Who may use this console (see ``SameOriginOnly``): with mutual TLS only its officer's certificate, by
+    the names in the console's certificate; else loopback peers, by loopback names."""
+    listen = services.cfg.listen if services.cfg else None
+    if listen is None:
+        return {"hosts": LOOPBACK_NAMES}
+    names = (*LOOPBACK_NAMES, listen.host, *(server_names(listen.tls_cert) if listen.tls_cert else ()))
+    return {"hosts": names, "officer": services.client.officer.officer_id if listen.mutual_tls else None}

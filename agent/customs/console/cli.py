@@ -1,4 +1,5 @@
-"""``evidence-officer console --config FILE``: run the officer console on 127.0.0.1 (uvicorn)."""
+"""``evidence-officer console --config FILE``: run the officer console (uvicorn): on 127.0.0.1, or on another
+address only with mutual TLS (the officer's certificate; see origin.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from agent.customs.cmd_cmd import OfficerClient
 from agent.customs.console.config import ConsoleConfig, load_console_config
 from agent.customs.console.deps import ConsoleServices
 from agent.customs.console.fleet import FleetTracker
+from agent.customs.console.tls import uvicorn_tls
 from agent.customs.keys import load_officer
 from agent.wire.mqtt import MqttLink
 from agent.wire.mqtt_settings import MqttConfig, TlsConfig
@@ -74,9 +76,7 @@ def _cmd_console(args: argparse.Namespace) -> int:
     cfg = load_console_config(Path(args.config))
     if args.port is not None:
         cfg = cfg.model_copy(update={"listen": cfg.listen.model_copy(update={"port": args.port})})
-    if cfg.listen.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: listening on {cfg.listen.host}: the console has no login of its own and acts with the "
-              "officer's credentials; keep it on 127.0.0.1", file=sys.stderr)
+    tls = uvicorn_tls(cfg.listen)  # the files behind listen.* are usable (load_console_config checked the keys)
     if cfg.officer.device_ca is None:
         print("warning: no officer.device_ca: device certificates are only checked to name the device",
               file=sys.stderr)
@@ -89,10 +89,14 @@ def _cmd_console(args: argparse.Namespace) -> int:
 
     app = create_app(services, extra_routers=[inspections])
     host, port = cfg.listen.host, cfg.listen.port
-    print(f"console: http://{host}:{port}/ (officer {services.client.officer.officer_id}, broker {cfg.broker.url})",
-          flush=True)
+    scheme = "https" if tls else "http"
+    who = (f"mutual TLS: only {services.client.officer.officer_id}'s certificate from {cfg.listen.client_ca}"
+           if cfg.listen.mutual_tls else "loopback clients only")
+    print(f"console: {scheme}://{host}:{port}/ (officer {services.client.officer.officer_id}, broker "
+          f"{cfg.broker.url}; {who})", flush=True)
     try:
-        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", ws_ping_interval=20)).run()
+        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", ws_ping_interval=20,
+                                      **tls)).run()
     finally:
         services.link.close(offline=False)
         index = services.extra.get("index")

@@ -13,8 +13,11 @@ Example::
     device_ca = "/etc/evidence-officer/device-ca.pem"
 
     [listen]
-    host = "127.0.0.1"
+    host = "127.0.0.1"            # loopback; any other address also needs the three keys below
     port = 8470
+    # tls_cert = "console.pem"    # the console's own server certificate (and key)
+    # tls_key = "console.key"
+    # client_ca = "customs-ca.pem" # officer TLS certificates chain to it; only this console's officer gets in
 
     [inspections]
     data = "/var/lib/evidence-officer/console"      # sessions and reports
@@ -32,6 +35,7 @@ Example::
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 
@@ -60,6 +64,23 @@ class OfficerSection(_Section):
 class ListenSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8470, ge=0, le=65535)
+    tls_cert: Path | None = Field(default=None, description="the console's HTTPS server certificate (PEM)")
+    tls_key: Path | None = Field(default=None, description="its private key (PEM)")
+    client_ca: Path | None = Field(default=None, description="CA of officer TLS client certificates (mutual TLS)")
+
+    @property
+    def loopback(self) -> bool:
+        """Only this machine can reach the address (127.0.0.0/8, ::1, localhost)."""
+        if self.host.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False  # a host name: whatever it resolves to, it is not known to be loopback
+
+    @property
+    def mutual_tls(self) -> bool:
+        return self.client_ca is not None
 
 
 class LiveSection(_Section):
@@ -95,6 +116,22 @@ class ConsoleConfig(_Section):
     index: IndexSection = Field(default_factory=IndexSection)
 
 
+def check_listen(listen: ListenSection, source: str) -> None:
+    """The console acts with the officer's keys, so any address but loopback needs the officer's TLS
+    certificate (mutual TLS); ConfigError naming the key otherwise."""
+    if (listen.tls_cert is None) != (listen.tls_key is None):
+        raise ConfigError(f"{source}: listen.{'tls_key' if listen.tls_key is None else 'tls_cert'}: "
+                          "listen.tls_cert and listen.tls_key go together")
+    if listen.client_ca is not None and listen.tls_cert is None:
+        raise ConfigError(f"{source}: listen.tls_cert: listen.client_ca needs HTTPS: set listen.tls_cert and "
+                          "listen.tls_key (the console's own certificate)")
+    if not listen.loopback and listen.client_ca is None:
+        raise ConfigError(f"{source}: listen.client_ca: required because listen.host = {listen.host!r} is not "
+                          "loopback: the console acts with the officer's keys, so it only leaves 127.0.0.1 with "
+                          "mutual TLS (listen.tls_cert, listen.tls_key, and listen.client_ca = the CA of officer "
+                          "certificates); see docs/console.md")
+
+
 def load_console_config(path: Path) -> ConsoleConfig:
     """Parse and validate; ConfigError naming the file and the key for anything wrong."""
     try:
@@ -110,7 +147,10 @@ def load_console_config(path: Path) -> ConsoleConfig:
         where = ".".join(str(p) for p in first.get("loc", ())) or "(top level)"
         raise ConfigError(f"{path}: {where}: {first.get('msg')}") from None
     base = path.parent
+    check_listen(cfg.listen, str(path))
     return cfg.model_copy(update={
+        "listen": cfg.listen.model_copy(update={k: _rel(base, getattr(cfg.listen, k))
+                                                for k in ("tls_cert", "tls_key", "client_ca")}),
         "broker": cfg.broker.model_copy(update={k: _rel(base, getattr(cfg.broker, k))
                                                 for k in ("ca_file", "cert_file", "key_file")}),
         "officer": cfg.officer.model_copy(update={"keys": _rel(base, cfg.officer.keys),
