@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 MAX_STATUS_BYTES = 64 * 1024
 MAX_ALERTS = 20
-ANTI_FALSIFICATION = ("covered", "dark", "frozen", "moved", "outside_site", "geofence", "tamper")
 
 
 def _s(value: Any, limit: int = 120) -> str | None:

@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Request
 
+from agent.core import vocab
+from agent.core.vocab import CASE_RE, EVENT_TYPE_RE, ID_RE, KIND_RE, SHA256_RE
 from agent.customs.console.deps import Services
 from agent.customs.store.base import Index
 from agent.customs.store.model import DeviceRow, Finding, ItemRow, Query
@@ -32,11 +34,7 @@ MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 MAX_FINDINGS = 500
 COUNT_CAP = 10_000  # "10 000+": an exact count of a broad filter would scan the whole index
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # device and site ids (MQTT topic levels)
-_KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
-_EVENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
-_CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")  # the inspections' case number pattern
-_HASH = re.compile(r"[0-9a-f]{64}")
+_ID, _KIND, _EVENT, _CASE, _HASH = ID_RE, KIND_RE, EVENT_TYPE_RE, CASE_RE, SHA256_RE
 _CURSOR = re.compile(r"(\d{1,19})\.([0-9a-f]{64})")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -51,7 +49,7 @@ class BadQuery(ValueError):
 def _text(name: str, value: str, pattern: re.Pattern[str]) -> str:
     if len(value) > 64 or not pattern.fullmatch(value):
         raise BadQuery(f"{name}: {value[:40]!r} is not a valid {name.replace('_', ' ')} "
-                       "(letters, digits and . _ - only, at most 64 characters)")
+                       f"(letters, digits and . _ - only, at most 64 characters; {vocab.ID_MAX} for ids)")
     return value
 
 

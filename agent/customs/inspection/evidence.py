@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.errors import VerificationError
+from agent.core.vocab import ALERT_KINDS
 from agent.signing.layout import ITEM_RE, bucket_of
 from agent.signing.records import parse_sidecar
 
@@ -33,7 +34,6 @@ ADVICE = {
     "vault_full": "The device's storage is full: evidence capture is paused.",
     "tamper": "The enclosure was opened: ask why, and consider shifting on-site.",
 }
-ALERT_KINDS = ("event", "tamper", "alert")
 
 
 @dataclass(frozen=True)

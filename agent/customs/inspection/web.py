@@ -18,11 +18,12 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.core.errors import AgentError, CommandError, ConfigError
+from agent.core.vocab import CASE_PATTERN, CHECKIN_STEPS, CheckinStep
 from agent.customs.console.deps import Services
 from agent.customs.console.pages import STATIC
 from agent.customs.inspection import evidence as ev
 from agent.customs.inspection.geo import parse_polygon, site_map_svg
-from agent.customs.inspection.model import CASE_PATTERN, CHECKIN_STEPS, Entry, Inspection, InspectionStore
+from agent.customs.inspection.model import Entry, Inspection, InspectionStore
 
 router = APIRouter(tags=["inspections"])
 _lock = threading.Lock()
@@ -43,7 +44,7 @@ class OpenBody(BaseModel):
 
 class StepBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    step: Literal["location", "identity_document", "power_of_attorney", "credentials"] | None = None
+    step: CheckinStep | None = None
     note: str | None = Field(default=None, max_length=2000)
     decision: Literal["continue", "shift_to_onsite"] | None = None
     reason: str | None = Field(default=None, max_length=2000)

@@ -2,8 +2,7 @@
 "use strict";
 const params = new URLSearchParams(location.search);
 const CASE = params.get("case");
-const TITLES = {location: "Location of the registered site", identity_document: "Representative's identity document",
-  power_of_attorney: "Power of attorney", credentials: "Officers' credentials presented"};
+let TITLES = {};  // the check-in steps' titles, from /api/vocab
 let current = null;
 
 function status(text, bad) {
@@ -105,7 +104,10 @@ function render(d) {
   tick();
 }
 async function refresh() {
-  try { render(await api("GET", `/api/inspection?case=${encodeURIComponent(CASE)}`)); }
+  try {
+    TITLES = (await vocab()).step_titles;
+    render(await api("GET", `/api/inspection?case=${encodeURIComponent(CASE)}`));
+  }
   catch (e) { status(e.message, true); }
 }
 async function listView() {
