@@ -213,6 +213,7 @@ class LiveViewer:
             # a device without a second encoder (or older firmware): its signed JPEG frames instead
             log.info("live %s: %s; falling back to JPEG", self.device, exc)
             codec = "jpeg"
+            await asyncio.to_thread(s.link.unsubscribe, topic, self.on_message)
             self.nonce = secrets.token_hex(16)  # a fresh request, a fresh session
             topic = DeviceTopics(self.site, self.device).live(self.session)
             await asyncio.to_thread(s.link.subscribe_wait, topic, self.on_message, 0)
@@ -241,9 +242,13 @@ class LiveViewer:
                 "keepalive_timeout_s": result.get("keepalive_timeout_s")}
 
     async def stop(self) -> None:
+        """The page left: release the session's subscription (and with it this viewer), then end the stream."""
         if self.closed:
             return
         self.closed = True
+        topic = DeviceTopics(self.site, self.device).live(self.session)
+        if await asyncio.to_thread(self.services.link.unsubscribe, topic, self.on_message):
+            log.info("live %s: unsubscribed from %s", self.session, topic)
         try:
             await asyncio.to_thread(self.services.client.send, self.site, self.device, "live.stop",
                                     {"session": self.session})
