@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.core.errors import AgentError
+from agent.customs.console.badges import chain_line, signature_scheme
 from agent.customs.console.deps import Services
 from agent.wire.topics import check_segment
 
@@ -34,10 +36,15 @@ def _ids(site: str, device: str) -> None:
 async def _command(services: Services, site: str, device: str, command: str, args: dict[str, Any]) -> dict[str, Any]:
     _ids(site, device)
     try:
-        reply = await asyncio.to_thread(services.client.request, site, device, command, args, timeout=15.0)
+        reply, leaf = await asyncio.to_thread(services.client.request_signed, site, device, command, args,
+                                              timeout=15.0)
     except AgentError as exc:
         raise HTTPException(502, f"{device}: {command}: {exc}") from None
-    return {"ok": True, "verified": True, "result": reply.get("result") or {}}
+    key = leaf.public_key()
+    scheme = signature_scheme(key) if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
+    checked = (f"reply to our nonce, {scheme} signature valid; "
+               f"{chain_line(leaf, device, services.device_cas is not None)}")
+    return {"ok": True, "verified": checked, "result": reply.get("result") or {}}
 
 
 @router.post("/snapshot")

@@ -19,9 +19,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from agent.core.errors import SigningError, VerificationError
+from agent.customs.console.badges import chain_line, signature_scheme
 from agent.customs.console.deps import Services
 from agent.signing.records import parse_sidecar
 from agent.signing.trust import verify_chain, verify_signature
@@ -171,15 +173,18 @@ class FleetTracker:
         certs = signed.certificates()
         if not certs:
             raise VerificationError("alert has no signing certificate")
-        verify_chain(certs, self.device_cas or [], device=device)  # identity, validity, chain (trusted if CAs given)
+        chain = verify_chain(certs, self.device_cas or [], device=device)  # identity, validity, chain
         verify_signature(certs[0], signed.sig, signed.body)
+        key = certs[0].public_key()
+        scheme = signature_scheme(key) if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
         rec = signed.record
         extra: dict[str, Any] = rec["extra"] if isinstance(rec.get("extra"), dict) else {}
         return {"kind": _s(rec.get("kind"), 30), "type": _s(extra.get("type") or extra.get("state") or rec.get("kind"),
                                                             40),
                 "phase": _s(extra.get("phase"), 20), "seq": rec.get("seq") if isinstance(rec.get("seq"), int) else None,
                 "time": _s(captured.get("wall") if isinstance(captured := rec.get("captured"), dict) else None, 40),
-                "verified": True}
+                # what the two checks above established, not a bare flag
+                "verified": f"{scheme} signature valid; {chain_line(chain.leaf, device, chain.trusted)}"}
 
 
 router = APIRouter(tags=["fleet"])
