@@ -87,6 +87,7 @@ function render(d) {
   const al = document.getElementById("alerts");
   al.replaceChildren(...(d.alerts.length ? d.alerts.map(a => el("li", {class: "alert", "data-type": a.type},
     el("b", {text: `${a.type} `}), el("span", {class: "muted", text: `${a.at.slice(11, 19)} seq ${a.seq}`}),
+    ...(a.summary ? [el("div", {text: a.summary})] : []),
     el("div", {text: a.advice}))) : [el("li", {class: "muted", text: "none"})]));
   document.getElementById("map").innerHTML = d.site_map;  // server-built SVG, every label escaped there
   const tl = document.getElementById("timeline");
