@@ -45,12 +45,10 @@ def build_services(cfg: ConsoleConfig) -> ConsoleServices:
     fleet.subscribe_to(link)
     from agent.customs.inspection.model import InspectionStore
 
-    extra: dict[str, Any] = {"inspections": InspectionStore(cfg.inspections.data),
-                             "evidence": cfg.inspections.evidence}
-    if cfg.index.url is not None:
-        extra["index"] = open_reader(cfg.index.url)
     return ConsoleServices(cfg=cfg, link=link, client=OfficerClient(link, officer, device_cas=cas), fleet=fleet,
-                           device_cas=cas, extra=extra)
+                           device_cas=cas, inspections=InspectionStore(cfg.inspections.data),
+                           evidence=cfg.inspections.evidence,
+                           index=None if cfg.index.url is None else open_reader(cfg.index.url))
 
 
 def open_reader(url: str) -> Any:
@@ -95,9 +93,8 @@ def _cmd_console(args: argparse.Namespace) -> int:
         uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", ws_ping_interval=20)).run()
     finally:
         services.link.close(offline=False)
-        index = services.extra.get("index")
-        if index is not None:
-            index.close()
+        if services.index is not None:
+            services.index.close()
     return 0
 
 

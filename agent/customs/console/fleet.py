@@ -16,15 +16,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 
 from agent.core.errors import SigningError, VerificationError
 from agent.customs.console.badges import chain_line, signature_scheme
-from agent.customs.console.deps import Services
+from agent.customs.console.deps import Link, get_fleet
+from agent.customs.console.search import OptionalIndex, index_devices
 from agent.signing.records import parse_sidecar
 from agent.signing.trust import verify_chain, verify_signature
 from agent.wire.mqtt import Inbound
@@ -190,17 +191,17 @@ class FleetTracker:
 router = APIRouter(tags=["fleet"])
 
 
-@router.get("/api/devices")
-def list_devices(services: Services) -> dict[str, Any]:
-    """Live state; ``index`` has the customs index's figures per device (None without ``[index]``)."""
-    from agent.customs.console.search import index_devices
+Fleet = Annotated[FleetTracker, Depends(get_fleet)]
 
-    return {"devices": services.fleet.devices(), "connected": services.link.connected,
-            "index": index_devices(services)}
+
+@router.get("/api/devices")
+def list_devices(fleet: Fleet, link: Link, index: OptionalIndex) -> dict[str, Any]:
+    """Live state; ``index`` has the customs index's figures per device (None without ``[index]``)."""
+    return {"devices": fleet.devices(), "connected": link.connected, "index": index_devices(index)}
 
 
 @router.websocket("/ws/fleet")
-async def fleet_updates(ws: WebSocket, services: Services) -> None:
+async def fleet_updates(ws: WebSocket, fleet: Fleet) -> None:
     """Snapshot, then one message per change; the page never polls."""
     await ws.accept()
     loop = asyncio.get_running_loop()
@@ -209,9 +210,9 @@ async def fleet_updates(ws: WebSocket, services: Services) -> None:
     def push(event: dict[str, Any]) -> None:
         loop.call_soon_threadsafe(_offer, queue, event)
 
-    remove = services.fleet.add_listener(push)
+    remove = fleet.add_listener(push)
     try:
-        await ws.send_json({"t": "snapshot", "devices": services.fleet.devices()})
+        await ws.send_json({"t": "snapshot", "devices": fleet.devices()})
         while True:
             await ws.send_json(await queue.get())
     except (WebSocketDisconnect, RuntimeError):
