@@ -28,7 +28,8 @@ def test_no_module_or_page_keeps_its_own_copy() -> None:
     copies = [re.compile(r"A-Za-z0-9\]\[A-Za-z0-9\._/?-\]\{0,6"),  # an id or case pattern
               re.compile(r"\"inspection_start\",\s*\"inspection_end\""),  # the record kinds
               re.compile(r"\"identity_document\",\s*\"power_of_attorney\""),  # the check-in steps
-              re.compile(r"Representative's identity document")]  # their titles
+              re.compile(r"Representative's identity document"),  # their titles
+              re.compile(r"\(\"event\",\s*\"tamper\",\s*\"alert\"\)")]  # the alert kinds
     found = []
     for path in sorted((REPO / "agent").rglob("*")):
         if path.suffix not in (".py", ".js", ".html") or path.name == "vocab.py":
