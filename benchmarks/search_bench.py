@@ -150,7 +150,7 @@ def run_backend(name: str, spec: str, args: argparse.Namespace) -> list[dict[str
     conn: Any = peer.conn  # type: ignore[attr-defined]
     param = "%s" if spec.startswith("postgres") else "?"
     services = ConsoleServices(cfg=None, link=None, client=None, fleet=None,  # type: ignore[arg-type]
-                               device_cas=None, extra={"index": reader})
+                               device_cas=None, index=reader)
     client = TestClient(create_app(services), base_url="http://127.0.0.1")
     out = []
     for label, params in filters(args.devices).items():

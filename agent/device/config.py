@@ -16,13 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from agent.anchoring.settings import AnchorConfig
 from agent.capture.settings import CaptureConfig
 from agent.core.errors import ConfigError
+from agent.core.vocab import ID_PATTERN
 from agent.gps.settings import GpsConfig
 from agent.gps.timequality import TimeConfig
 from agent.hardware.settings import GpioConfig
 from agent.uplink.settings import UplinkConfig
 from agent.video.settings import VideoConfig
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 #: keys the agent sets from another one, so there is one place for each (the recorder's copies are not settings)
 INHERITED = {"video.fps": "capture.fps", "video.still_interval_s": "capture.still_interval_s",
              "video.still_quality": "capture.jpeg_quality"}

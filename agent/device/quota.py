@@ -18,7 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from agent.core.errors import AgentError, VaultError
 from agent.core.model import Moment, SealedItem
@@ -41,6 +41,19 @@ def no_space(exc: BaseException | None) -> bool:
     return False
 
 
+class DiskUsage(Protocol):
+    """What a disk probe reports for the filesystem holding a path (``shutil.disk_usage``'s answer)."""
+
+    @property
+    def total(self) -> int: ...
+
+    @property
+    def free(self) -> int: ...
+
+
+DiskProbe = Callable[[Path], DiskUsage]
+
+
 def _size(media: Path | bytes) -> int:
     return len(media) if isinstance(media, bytes) else Path(media).stat().st_size
 
@@ -49,12 +62,13 @@ class QuotaSealer:
     """``seal()`` for everything the runtime produces; media passes the quota and disk-reserve rule."""
 
     def __init__(self, sealer: Sealer, vault: Vault, *, moment: Callable[[], Moment],
-                 evictable: Callable[[IndexRow], bool]) -> None:
+                 evictable: Callable[[IndexRow], bool], disk: DiskProbe = shutil.disk_usage) -> None:
         self.sealer = sealer
+        self.disk = disk  # the filesystem's size and free space (tests inject a full disk)
         self.vault = vault
         self.moment = moment
         self.evictable = evictable  # the runtime's rule: delivered and anchored
-        total = shutil.disk_usage(vault.path).total
+        total = disk(vault.path).total
         self.disk_reserve_bytes = max(64 * 1024, min(DISK_RESERVE_MAX, total // 20))  # room kept for records
         self.full = False
         self._deferred: list[tuple[str, Moment, dict[str, Any]]] = []
@@ -95,7 +109,7 @@ class QuotaSealer:
 
     # -- the rule ------------------------------------------------------------------------------
     def check_disk(self, nbytes: int) -> None:
-        free = shutil.disk_usage(self.vault.path).free
+        free = self.disk(self.vault.path).free
         if free - nbytes < self.disk_reserve_bytes:
             raise VaultFullError(f"vault filesystem has {free} bytes free; {nbytes} bytes of media would leave less "
                                  f"than the {self.disk_reserve_bytes}-byte reserve kept for records")
@@ -103,7 +117,7 @@ class QuotaSealer:
     def make_room(self, nbytes: int) -> bool:
         """Evict the oldest evictable media until ``nbytes`` fit; the eviction is sealed before any delete."""
         quota = self.vault.quota_bytes
-        free = shutil.disk_usage(self.vault.path).free  # the filesystem may fill before the quota does
+        free = self.disk(self.vault.path).free  # the filesystem may fill before the quota does
         need = max(0 if quota is None else self.vault.usage_bytes() + nbytes - quota,
                    self.disk_reserve_bytes + nbytes - free)
         if need <= 0:

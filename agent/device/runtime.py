@@ -64,7 +64,7 @@ class Agent:
         self.vault = Vault(cfg.vault.path, quota_bytes=cfg.vault.quota_mb * 1024 * 1024)
         self.stats = RunStats()
         self.sealer = Sealer(self.vault, self.identity, device_id=cfg.device.id, site_id=cfg.device.site_id,
-                             listeners=[self.stats.count])
+                             listeners=[self.stats.count], clock=self.clock)
         # the one sealing path of the running agent: media passes the quota, records go straight through
         self.store = QuotaSealer(self.sealer, self.vault, moment=self.moment, evictable=lambda r: self.evictable(r))
         self.gps = gps or open_gps(cfg.gps, self.clock)

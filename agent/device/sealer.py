@@ -22,6 +22,7 @@ import agent
 from agent.core.clock import Clock, SystemClock, boot_id, iso_utc
 from agent.core.errors import VerificationError
 from agent.core.model import Moment, SealedItem
+from agent.core.vocab import RECORD_KINDS
 from agent.evidence.vault import Vault
 from agent.signing.keys import DeviceIdentity
 from agent.signing.layout import bucket_of
@@ -30,8 +31,7 @@ from agent.signing.records import GENESIS_PREV, RECORD_VERSION, parse_sidecar, s
 log = logging.getLogger(__name__)
 
 Listener = Callable[[SealedItem], None]
-KINDS = frozenset({"restart", "still", "segment", "event", "mark", "live", "checkpoint", "receipt",
-                   "selftest", "tamper", "alert", "inspection_start", "inspection_end", "decision", "report"})
+KINDS = frozenset(RECORD_KINDS)
 
 
 def hash_file(path: Path) -> tuple[str, int]:

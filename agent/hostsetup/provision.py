@@ -31,7 +31,8 @@ from cryptography.x509.oid import NameOID
 
 from agent.core.errors import AgentError, ConfigError, SigningError
 from agent.core.fsutil import atomic_write
-from agent.device.config import ID_PATTERN, parse_config
+from agent.core.vocab import ID_PATTERN
+from agent.device.config import parse_config
 from agent.hostsetup.changes import Change
 from agent.hostsetup.device_files import ensure_dir, ensure_officers, officer_cert, put_file
 from agent.signing import keys

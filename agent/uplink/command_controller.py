@@ -19,12 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.core.clock import Clock
 from agent.core.errors import AgentError, CommandError
 from agent.core.model import Moment, SealedItem
+from agent.core.vocab import CASE_PATTERN, ID_PATTERN, SHA256_PATTERN, SnapshotLabel
 from agent.wire.commands import CommandRejected, CommandRequest, CommandVerifier
 from agent.wire.replies import REPLY_TYP, DeviceSigner, sign_object
 
 log = logging.getLogger(__name__)
 
-_REPLY_TOPIC = re.compile(r"^officer/[A-Za-z0-9][A-Za-z0-9._-]{0,63}/reply(/[A-Za-z0-9._-]{1,64}){0,4}$")
+_REPLY_TOPIC = re.compile(rf"^officer/{ID_PATTERN[1:-1]}/reply(/[A-Za-z0-9._-]{{1,64}}){{0,4}}\Z")
 
 
 # --------------------------------------------------------------------------- argument models
@@ -53,25 +54,20 @@ class LiveStartArgs(_Args):
 
 
 class LiveSessionArgs(_Args):
-    session: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-CASE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
-SNAPSHOT_LABELS = ("location", "identity_document", "power_of_attorney", "credentials", "inspection", "other")
+    session: str = Field(pattern=ID_PATTERN)
 
 
 class SnapshotArgs(_Args):
     """An officer's still; a label says what it shows (a check-in document, the site, ...)."""
 
-    label: Literal["location", "identity_document", "power_of_attorney", "credentials", "inspection",
-                   "other"] | None = None
+    label: SnapshotLabel | None = None
     note: str | None = Field(default=None, min_length=1, max_length=2000)
 
 
 class InspectionStartArgs(_Args):
     case: str = Field(pattern=CASE_PATTERN)
     enterprise: str = Field(min_length=1, max_length=200)
-    officers: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]] = Field(
+    officers: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(
         default_factory=list, max_length=16)
     planned_minutes: int = Field(default=25, ge=1, le=24 * 60)
     registered_site: str | None = Field(default=None, max_length=200)
@@ -93,7 +89,7 @@ class ReportArgs(_Args):
     """The hash of the officer-signed report manifest, sealed so the device's chain vouches for it too."""
 
     case: str = Field(pattern=CASE_PATTERN)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str = Field(pattern=SHA256_PATTERN)
     size: int = Field(ge=1, le=1 << 40)
     items: int = Field(ge=0, le=10_000_000)
 

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from agent.core.model import SealedItem
 from agent.core.threads import Worker
+from agent.core.vocab import ALERT_KINDS
 from agent.uplink.backlog import unqueued_items
 from agent.uplink.outbox_jobs import Ack, Job, Message, OutboxStats, RetryRejected
 from agent.uplink.outbox_store import PRIORITY, SIDECAR_TYPE, Entry, OutboxStore
@@ -56,7 +57,7 @@ class Outbox:
 
     def __init__(self, path: Path, link: MqttLink, topics: DeviceTopics, *, chunk_bytes: int = 256 * 1024,
                  window_bytes: int = 8 * 1024 * 1024, max_inflight: int = 32,
-                 alert_kinds: tuple[str, ...] = ("event", "tamper", "alert"), require_subscriber: bool = True,
+                 alert_kinds: tuple[str, ...] = ALERT_KINDS, require_subscriber: bool = True,
                  retry_after_s: float = 5.0, vault_dir: Path | None = None) -> None:
         self.path = Path(path)
         self.link = link

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.core.errors import ConfigError
+from agent.core.vocab import ALERT_KINDS
 from agent.uplink.settings_commands import CommandsConfig, LiveConfig
 from agent.wire.mqtt_settings import MqttConfig, TlsConfig
 
@@ -24,7 +25,7 @@ class UplinkConfig(BaseModel):
                              description="Media chunk size upper bound; the broker's maximum packet size may lower it.")
     window_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024, description="Bytes in flight (unacknowledged) at once.")
     status_interval_s: float = Field(60.0, gt=0, description="Seconds between retained status messages.")
-    alert_kinds: tuple[str, ...] = Field(("event", "tamper", "alert"),
+    alert_kinds: tuple[str, ...] = Field(ALERT_KINDS,
                                          description="Record kinds also published as alerts (ahead of media).")
     # "No matching subscribers" (0x10) is a success code; for evidence it means nobody will store it.
     require_subscriber: bool = Field(True, description="Treat MQTT 'no matching subscribers' as not delivered.")

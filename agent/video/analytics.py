@@ -19,9 +19,9 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.core.model import Frame, GpsReading
+from agent.core.vocab import AnalyticsEvent as EventType
 from agent.video.settings import AnalyticsConfig, GeofenceConfig
 
-EventType = Literal["too_dark", "uniform", "frozen", "scene_change", "geofence"]
 Phase = Literal["onset", "end"]
 EARTH_RADIUS_M = 6_371_008.8
 FROZEN_SAMPLE_WIDTH = 320

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from agent.core.errors import VerificationError
+from agent.core.vocab import GAP_EVENTS
 
 MAX_GAP_S = 2.0  # consecutive segments of one stream: the next starts one frame after the last
 
@@ -66,7 +67,6 @@ def _check_record(where: str, it: Any, problem: Callable[[str, str], None]) -> N
 
 # Sealed events after which recording resumes later: the camera went away, or the vault filled up. The
 # recorder seals the segment that was open only once frames return, so such an event may precede it in the chain.
-GAP_EVENTS = frozenset({"camera_lost", "camera_restored", "vault_full"})
 
 
 def _gap_times(items: Any) -> list[int]:

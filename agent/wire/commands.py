@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.core.clock import Clock
 from agent.core.errors import CommandError, VerificationError
+from agent.core.vocab import ID_RE as _ID_RE
 from agent.signing.keys import key_id_of
 from agent.signing.trust import verify_key_signature
 from agent.wire.replay import ReplayCache as ReplayCache  # the verifier's store, re-exported
@@ -47,7 +48,6 @@ COMMANDS: Final = frozenset(
     {"snapshot", "mark", "live.start", "live.stop", "live.keepalive", "status", "selftest",
      "inspection.start", "inspection.end", "inspection.decision", "inspection.report"})
 LIVE_SESSION: Final = frozenset({"live.keepalive", "live.stop"})
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _NONCE_RE = re.compile(r"^[0-9a-f]{32,128}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 _BODY_KEYS: Final = frozenset(

@@ -110,6 +110,7 @@ class MqttLink:
         self._online = online_payload
         self._lock = threading.Lock()
         self._subs: dict[str, _Sub] = {}
+        self._dropped: set[str] = set()  # unsubscribed while offline: the broker's session still holds them
         self._pending: dict[int, Done] = {}
         self._early: dict[int, PublishResult] = {}
         self._sub_mids: dict[int, _Sub] = {}
@@ -201,6 +202,9 @@ class MqttLink:
             client.publish(self._will.topic, self._online, qos=1, retain=True)
         with self._lock:
             subs = list(self._subs.values())
+            dropped, self._dropped = [f for f in self._dropped if f not in self._subs], set()
+        for filter_ in dropped:
+            self._send_unsubscribe(filter_)
         for sub in subs:
             self._send_subscribe(sub)
         self._connected.set()
@@ -353,6 +357,37 @@ class MqttLink:
         if not sub.granted.wait(timeout):
             raise UplinkError(f"no SUBACK for {filter_} within {timeout} s")
         return sub.codes
+
+    def unsubscribe(self, filter_: str, handler: Handler | None = None) -> bool:
+        """Drop a subscription and its handler; the broker hears UNSUBSCRIBE now or on the next connect.
+
+        With ``handler``, only if that handler still owns ``filter_`` (a later ``subscribe`` to the same
+        filter replaced it). True when a subscription was dropped.
+        """
+        with self._lock:
+            sub = self._subs.get(filter_)
+            if sub is None or (handler is not None and sub.handler != handler):
+                return False
+            del self._subs[filter_]
+            for mid in [m for m, s in self._sub_mids.items() if s is sub]:
+                del self._sub_mids[mid]
+            if not self.connected:  # the persistent session keeps it: drop it when we are back
+                self._dropped.add(filter_)
+                return True
+        self._send_unsubscribe(filter_)
+        return True
+
+    @property
+    def subscriptions(self) -> list[str]:
+        """The filters this link holds (and re-makes on every connect)."""
+        with self._lock:
+            return list(self._subs)
+
+    def _send_unsubscribe(self, filter_: str) -> None:
+        with self._lock:
+            rc, _mid = self._client.unsubscribe(filter_)
+            if rc != paho.MQTT_ERR_SUCCESS:  # not connected after all: try again on the next connect
+                self._dropped.add(filter_)
 
     def _send_subscribe(self, sub: _Sub) -> None:
         sub.granted.clear()

@@ -8,8 +8,9 @@ that device may write (agent/customs/broker/acl.conf).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from agent.core.vocab import ID_MAX, ID_RE
 
 ROOT = "evidence"
 OFFICER_ROOT = "officer"
@@ -24,14 +25,14 @@ CHANNELS: dict[str, int] = {
     "cmd": 1,  # officer commands in
     "live/{session}": 0,  # live JPEG frames (H.264 fragments go at QoS 1: their PUBACKs pace the bitrate)
 }
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_SEGMENT = ID_RE
 
 
 def check_segment(value: str, what: str) -> str:
     """Ids become topic levels: no wildcards, slashes, '$' or empty strings."""
     if not _SEGMENT.match(value):
         raise ValueError(f"{what} {value!r} is not usable as an MQTT topic level "
-                         "(letters, digits, '.', '_', '-'; 1-64 characters, not starting with a symbol)")
+                         f"(letters, digits, '.', '_', '-'; 1-{ID_MAX} characters, not starting with a symbol)")
     return value
 
 

@@ -97,7 +97,9 @@ def test_live_page_plays_verified_hd_video(stack: tuple[ConsoleStack, str], brow
                          "document.getElementById('video').videoHeight]") == [1280, 720]
     badge = page.inner_text("#badge")
     assert "VERIFIED LIVE" in badge
-    for word in ("Device cam-1 (device CA)", "Signature: ECDSA P-256 valid", "Nonce", "Captured", "GPS"):
+    for word in ("cam-1's certificate (issued by", "chains to the configured device CA",
+                 "ECDSA P-256 / SHA-256 signature valid", "(ours)", "in order (after", "bytes match the signed SHA-256",
+                 "s ago (live: at most", "Captured", "GPS (device-signed)"):
         assert word in badge, badge
     page.close()
 

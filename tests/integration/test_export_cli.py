@@ -24,15 +24,30 @@ CLI = [sys.executable, "-m", "agent.device.cli"]
 
 
 @pytest.fixture
-def big(sealer: Sealer, vault: Vault, manual_clock: ManualClock, tmp_path: Path) -> Path:
-    """A vault whose export takes a moment: 24 media files of 8 MiB."""
+def stalled(sealer: Sealer, vault: Vault, manual_clock: ManualClock) -> tuple[Path, Path]:
+    """A vault whose fourth media file is a FIFO: the export blocks reading it until the test lets it go."""
     sealer.start(moment(manual_clock))
-    blob = tmp_path / "blob"
-    for i in range(24):
-        blob.write_bytes(bytes([i]) * (8 << 20))
+    items = []
+    for i in range(6):
         manual_clock.advance(1)
-        sealer.seal("still", moment(manual_clock), media=blob, media_type="image/jpeg", ext="jpg")
-    return vault.path
+        items.append(sealer.seal("still", moment(manual_clock), media=bytes([i]) * 1000, media_type="image/jpeg",
+                                 ext="jpg"))
+    assert items[3].media_path is not None
+    media = vault.path / items[3].media_path
+    media.unlink()
+    os.mkfifo(media)
+    return vault.path, media
+
+
+def _export_reading(proc: subprocess.Popen[str], fifo: Path) -> int:
+    """Wait until the export has opened ``fifo`` for reading (it is then mid-bundle, blocked); the write end."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # succeeds only once a reader holds the FIFO open
+        except OSError:
+            time.sleep(0.01)
+    raise AssertionError(f"the export never reached {fifo.name} (exit {proc.poll()})")
 
 
 def test_export_refuses_to_overwrite_without_force(sealer: Sealer, vault: Vault, manual_clock: ManualClock,
@@ -50,17 +65,19 @@ def test_export_refuses_to_overwrite_without_force(sealer: Sealer, vault: Vault,
     assert out.read_bytes()[:2] == b"PK"
 
 
-def test_ctrl_c_during_export_leaves_no_temp_file(big: Path, tmp_path: Path) -> None:
+def test_ctrl_c_during_export_leaves_no_temp_file(stalled: tuple[Path, Path], tmp_path: Path) -> None:
+    vault, fifo = stalled
     out = tmp_path / "bundle.zip"
     tmp = tmp_path / ".bundle.zip.tmp"
-    proc = subprocess.Popen([*CLI, "export", str(big), "--out", str(out)], env=ENV, cwd=REPO,
+    proc = subprocess.Popen([*CLI, "export", str(vault), "--out", str(out)], env=ENV, cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not tmp.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
-    assert tmp.exists(), "export finished before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=60)
+    writer = _export_reading(proc, fifo)
+    try:
+        assert tmp.exists()  # the export is blocked mid-bundle: it cannot finish before the signal
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(writer)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert not tmp.exists() and not out.exists()

@@ -19,16 +19,16 @@ from fastapi import HTTPException
 from fastapi.testclient import TestClient
 
 from agent.core.errors import ConfigError
-from agent.customs.console.app import create_app
 from agent.customs.console.cli import open_reader
 from agent.customs.console.config import load_console_config
-from agent.customs.console.deps import ConsoleServices
+from agent.customs.console.deps import get_index, get_optional_index
 from agent.customs.console.search import BadQuery, IndexReader, parse_query, parse_time
 from agent.customs.keys import init_officer
 from agent.customs.store.chain import Link
 from agent.customs.store.model import ItemRow
 from agent.customs.store.opening import open_index, open_index_reader
 from agent.signing.records import GENESIS_PREV
+from tests.support.console_app import console_client
 from tests.support.helpers import REPO
 
 T0 = 1_795_000_000_000_000  # 2026-11-17T...Z in µs
@@ -66,9 +66,7 @@ def index_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def client(index_path: Path) -> Iterator[TestClient]:
     reader = IndexReader(open_index_reader(str(index_path)), str(index_path))
-    services = ConsoleServices(cfg=None, link=None, client=None, fleet=None,  # type: ignore[arg-type]
-                               device_cas=None, extra={"index": reader})
-    yield TestClient(create_app(services), base_url="http://127.0.0.1")
+    yield console_client({get_index: reader, get_optional_index: reader})
     reader.close()
 
 
@@ -172,9 +170,7 @@ def test_parse_query_accepts_what_the_page_sends() -> None:
 
 
 def test_no_index_configured_is_a_503(tmp_path: Path) -> None:
-    services = ConsoleServices(cfg=None, link=None, client=None, fleet=None,  # type: ignore[arg-type]
-                               device_cas=None, extra={})
-    r = TestClient(create_app(services), base_url="http://127.0.0.1").get("/api/search")
+    r = console_client({}).get("/api/search")  # the real provider: no index in the services
     assert r.status_code == 503 and "[index] url" in r.json()["detail"]
 
 

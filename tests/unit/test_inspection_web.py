@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from agent.core.errors import UplinkError
-from agent.customs.console.app import create_app
-from agent.customs.console.deps import ConsoleServices
+from agent.customs.console.deps import get_client, get_evidence, get_inspections
 from agent.customs.inspection.model import InspectionStore
 from agent.customs.inspection.web import router
+from tests.support.console_app import console_client
 
 POLY = "31.0,121.0;31.0,121.01;31.01,121.01"
 
@@ -32,10 +32,8 @@ class DeadClient:
 
 @pytest.fixture
 def client(tmp_path: Path) -> TestClient:
-    services = ConsoleServices(cfg=None, link=None, client=DeadClient(), fleet=None,  # type: ignore[arg-type]
-                               device_cas=None, extra={"inspections": InspectionStore(tmp_path / "data"),
-                                                       "evidence": tmp_path / "received"})
-    return TestClient(create_app(services, extra_routers=[router]), base_url="http://127.0.0.1")  # Host check
+    return console_client({get_inspections: InspectionStore(tmp_path / "data"), get_client: DeadClient(),
+                           get_evidence: tmp_path / "received"}, (router,))
 
 
 def test_open_list_and_refusals(client: TestClient, tmp_path: Path) -> None:
@@ -52,7 +50,13 @@ def test_open_list_and_refusals(client: TestClient, tmp_path: Path) -> None:
     assert client.get("/api/inspection", params={"case": "../x"}).status_code == 422
     assert client.get("/api/inspection", params={"case": "C-404"}).status_code == 404
     assert client.post("/api/inspection/ready", params={"case": "C-1/2026"}, json={}).status_code == 502
-    assert client.post("/api/inspection/checkin", params={"case": "C-1/2026"}, json={}).status_code == 400
+    assert client.post("/api/inspection/checkin", params={"case": "C-1/2026"}, json={}).status_code == 422
+    assert client.post("/api/inspection/checkin", params={"case": "C-1/2026"},
+                       json={"step": "passport"}).status_code == 422  # not a check-in step
+    assert client.post("/api/inspection/mark", params={"case": "C-1/2026"}, json={"note": ""}).status_code == 422
+    assert client.post("/api/inspection/decision", params={"case": "C-1/2026"},
+                       json={"decision": "continue"}).status_code == 422  # a decision needs its reason
+    assert client.post("/api/inspection/format-disk", params={"case": "C-1/2026"}, json={}).status_code in (404, 405)
     assert client.post("/api/inspection/start", params={"case": "C-1/2026"}, json={"x": 1}).status_code == 422
     out_of_order = client.post("/api/inspection/end", params={"case": "C-1/2026"}, json={})
     assert out_of_order.status_code == 409 and "open" in out_of_order.json()["detail"]
@@ -60,3 +64,10 @@ def test_open_list_and_refusals(client: TestClient, tmp_path: Path) -> None:
     assert client.get("/api/inspection/report/..%2Fsecret", params={"case": "C-1/2026"}).status_code in (404, 422)
     assert client.get("/inspections").status_code == 200
     assert not list((tmp_path / "data").rglob("passwd*"))
+
+
+def test_without_inspections_configured_every_route_says_which_setting() -> None:
+    client = console_client({get_client: DeadClient()}, (router,))  # the real providers for the rest
+    for r in (client.get("/api/inspections"), client.get("/api/inspection", params={"case": "C-1"}),
+              client.post("/api/inspection/mark", params={"case": "C-1"}, json={"note": "n"})):
+        assert r.status_code == 503 and "[inspections] data" in r.json()["detail"]

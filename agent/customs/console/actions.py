@@ -8,11 +8,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.core.errors import AgentError
-from agent.customs.console.deps import Services
+from agent.customs.cmd_cmd import OfficerClient
+from agent.customs.console.badges import chain_line, signature_scheme
+from agent.customs.console.deps import Client, DeviceCas
 from agent.wire.topics import check_segment
 
 router = APIRouter(prefix="/api/devices/{site}/{device}", tags=["actions"])
@@ -31,22 +35,27 @@ def _ids(site: str, device: str) -> None:
         raise HTTPException(400, str(exc)) from None
 
 
-async def _command(services: Services, site: str, device: str, command: str, args: dict[str, Any]) -> dict[str, Any]:
+async def _command(client: OfficerClient, cas: list[x509.Certificate] | None, site: str, device: str,
+                   command: str, args: dict[str, Any]) -> dict[str, Any]:
     _ids(site, device)
     try:
-        reply = await asyncio.to_thread(services.client.request, site, device, command, args, timeout=15.0)
+        reply, leaf = await asyncio.to_thread(client.request_signed, site, device, command, args, timeout=15.0)
     except AgentError as exc:
         raise HTTPException(502, f"{device}: {command}: {exc}") from None
-    return {"ok": True, "verified": True, "result": reply.get("result") or {}}
+    key = leaf.public_key()
+    scheme = signature_scheme(key) if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
+    checked = (f"reply to our nonce, {scheme} signature valid; "
+               f"{chain_line(leaf, device, cas is not None)}")
+    return {"ok": True, "verified": checked, "result": reply.get("result") or {}}
 
 
 @router.post("/snapshot")
-async def snapshot(site: str, device: str, services: Services) -> dict[str, Any]:
+async def snapshot(site: str, device: str, client: Client, cas: DeviceCas) -> dict[str, Any]:
     """The device seals a full-resolution still (with C2PA where enabled) and names its record."""
-    return await _command(services, site, device, "snapshot", {})
+    return await _command(client, cas, site, device, "snapshot", {})
 
 
 @router.post("/mark")
-async def mark(site: str, device: str, body: MarkBody, services: Services) -> dict[str, Any]:
+async def mark(site: str, device: str, body: MarkBody, client: Client, cas: DeviceCas) -> dict[str, Any]:
     """The note is sealed into the device's evidence chain at this moment."""
-    return await _command(services, site, device, "mark", {"note": body.note})
+    return await _command(client, cas, site, device, "mark", {"note": body.note})

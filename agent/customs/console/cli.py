@@ -47,12 +47,10 @@ def build_services(cfg: ConsoleConfig) -> ConsoleServices:
     fleet.subscribe_to(link)
     from agent.customs.inspection.model import InspectionStore
 
-    extra: dict[str, Any] = {"inspections": InspectionStore(cfg.inspections.data),
-                             "evidence": cfg.inspections.evidence}
-    if cfg.index.url is not None:
-        extra["index"] = open_reader(cfg.index.url)
     return ConsoleServices(cfg=cfg, link=link, client=OfficerClient(link, officer, device_cas=cas), fleet=fleet,
-                           device_cas=cas, extra=extra)
+                           device_cas=cas, inspections=InspectionStore(cfg.inspections.data),
+                           evidence=cfg.inspections.evidence,
+                           index=None if cfg.index.url is None else open_reader(cfg.index.url))
 
 
 def open_reader(url: str) -> Any:
@@ -99,9 +97,8 @@ def _cmd_console(args: argparse.Namespace) -> int:
                                       **tls)).run()
     finally:
         services.link.close(offline=False)
-        index = services.extra.get("index")
-        if index is not None:
-            index.close()
+        if services.index is not None:
+            services.index.close()
     return 0
 
 

@@ -1,31 +1,44 @@
-"""Typed dependencies: routers ask for ``Services`` (``Annotated``) instead of reaching for globals."""
+"""Typed dependencies: each route asks for the part it uses (``Annotated`` + ``Depends``), never for a bag.
+
+``create_app`` puts one ``ConsoleServices`` on ``app.state``; the providers below hand out its parts. Tests
+replace any part through FastAPI's ``app.dependency_overrides[get_client] = ...`` and so on. Aliases whose
+type lives in a module that itself imports this one (``Fleet``, ``Index``, ``Inspections``) are declared
+beside that type.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 from cryptography import x509
-from fastapi import Depends, Request, WebSocket
+from fastapi import Depends, HTTPException, Request, WebSocket
 from starlette.requests import HTTPConnection
 
+from agent.customs.cmd_cmd import OfficerClient
+from agent.customs.console.config import ConsoleConfig
+from agent.wire.mqtt import MqttLink
+
 if TYPE_CHECKING:
-    from agent.customs.cmd_cmd import OfficerClient
-    from agent.customs.console.config import ConsoleConfig
     from agent.customs.console.fleet import FleetTracker
-    from agent.wire.mqtt import MqttLink
+    from agent.customs.console.search import IndexReader
+    from agent.customs.inspection.model import InspectionStore
 
 
 @dataclass
 class ConsoleServices:
-    """What the pages need: the officer's broker link and signing client, the fleet table, the settings."""
+    """What the pages need: the settings, the officer's broker link and signing client, the fleet table, the
+    device CAs, and the optional parts a config may switch on (inspections, the evidence folder, the index)."""
 
     cfg: ConsoleConfig
     link: MqttLink
     client: OfficerClient
     fleet: FleetTracker
     device_cas: list[x509.Certificate] | None
-    extra: dict[str, Any]  # room for later pages (inspections, stores) without changing this class
+    inspections: InspectionStore | None = None  # [inspections] data
+    evidence: Path | None = None  # [inspections] evidence: the ingest's output folder
+    index: IndexReader | None = None  # [index] url
 
 
 def get_services(conn: HTTPConnection) -> ConsoleServices:
@@ -34,4 +47,56 @@ def get_services(conn: HTTPConnection) -> ConsoleServices:
 
 
 Services = Annotated[ConsoleServices, Depends(get_services)]
-__all__ = ["ConsoleServices", "Request", "Services", "WebSocket", "get_services"]
+
+
+def get_config(services: Services) -> ConsoleConfig:
+    return services.cfg
+
+
+def get_link(services: Services) -> MqttLink:
+    return services.link
+
+
+def get_client(services: Services) -> OfficerClient:
+    return services.client
+
+
+def get_device_cas(services: Services) -> list[x509.Certificate] | None:
+    return services.device_cas
+
+
+def get_fleet(services: Services) -> FleetTracker:
+    return services.fleet
+
+
+def get_index(services: Services) -> IndexReader:
+    """The customs index; 503 naming the setting when none is configured."""
+    if services.index is None:
+        raise HTTPException(503, "no index is configured ([index] url = the ingest's --index, in the console "
+                                 "config)")
+    return services.index
+
+
+def get_optional_index(services: Services) -> IndexReader | None:
+    return services.index
+
+
+def get_inspections(services: Services) -> InspectionStore:
+    """The inspection sessions; 503 naming the setting when none is configured."""
+    if services.inspections is None:
+        raise HTTPException(503, "inspections are not configured ([inspections] data = DIR in the console config)")
+    return services.inspections
+
+
+def get_evidence(services: Services) -> Path | None:
+    return services.evidence
+
+
+Config = Annotated[ConsoleConfig, Depends(get_config)]
+Link = Annotated[MqttLink, Depends(get_link)]
+Client = Annotated[OfficerClient, Depends(get_client)]
+DeviceCas = Annotated[list[x509.Certificate] | None, Depends(get_device_cas)]
+Evidence = Annotated[Path | None, Depends(get_evidence)]
+__all__ = ["Client", "Config", "ConsoleServices", "DeviceCas", "Evidence", "Link", "Request", "Services",
+           "WebSocket", "get_client", "get_config", "get_device_cas", "get_evidence", "get_fleet", "get_index",
+           "get_inspections", "get_link", "get_optional_index", "get_services"]

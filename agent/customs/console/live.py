@@ -30,6 +30,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from agent.core.errors import AgentError, VerificationError
 from agent.customs.cmd_cmd import CommandRefused
+from agent.customs.console.badges import chain_line, signature_scheme
 from agent.customs.console.deps import ConsoleServices, Services
 from agent.wire.live_frames import FRAGMENT_TYP, session_id_for, verify_message
 from agent.wire.mqtt import Inbound
@@ -39,6 +40,20 @@ log = logging.getLogger(__name__)
 
 PAGE_KEEPALIVE_TIMEOUT_S = 10.0
 _LEN = struct.Struct(">I")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the checks found for one fragment that passed, each in words an officer can repeat."""
+
+    signature: str
+    binding: str
+    data: str
+    order: str
+    fresh: str | None  # None for an init fragment (it carries no capture time)
+
+    def lines(self) -> list[str]:
+        return [x for x in (self.signature, self.binding, self.data, self.order, self.fresh) if x is not None]
 
 
 @dataclass
@@ -58,6 +73,7 @@ class FragmentChecker:
     refused: int = 0
     passed: int = 0
     waiting: int = 0  # verified but not decodable yet (before the next keyframe)
+    checked: Checked | None = None  # what the last fragment that passed was checked for
 
     def check(self, payload: bytes, now_us: int) -> tuple[str, dict[str, Any], bytes]:
         """("pass"|"wait"|"end", header, data); VerificationError says why a message is refused."""
@@ -75,15 +91,18 @@ class FragmentChecker:
         seq = h["seq"]
         if seq <= self.last_seq:
             raise VerificationError(f"fragment {seq} replayed (already had up to {self.last_seq})")
+        previous = self.last_seq
         if h["kind"] == "init":
             self.last_seq, self.have_init, self.need_keyframe = seq, True, True
+            self.checked = self._checked(h, frame.data, "data_sha256", previous, None)
             return "pass", h, frame.data
-        self._fresh(now_us, h["capture_end_wall_us"])
+        fresh = self._fresh(now_us, h["capture_end_wall_us"])
         self.last_seq = seq
         if not self.have_init or (self.need_keyframe and not h.get("keyframe")):
             self.waiting += 1
             return "wait", h, b""
         self.need_keyframe = False
+        self.checked = self._checked(h, frame.data, "data_sha256", previous, fresh)
         return "pass", h, frame.data
 
     def _check_jpeg(self, h: dict[str, Any], data: bytes, now_us: int) -> tuple[str, dict[str, Any], bytes]:
@@ -92,17 +111,29 @@ class FragmentChecker:
             raise VerificationError("not a JPEG live frame")
         if seq <= self.last_seq:
             raise VerificationError(f"frame {seq} replayed (already had up to {self.last_seq})")
-        self._fresh(now_us, wall)
+        fresh = self._fresh(now_us, wall)
+        self.checked = self._checked(h, data, "jpeg_sha256", self.last_seq, fresh)
         self.last_seq = seq
         h = {**h, "kind": "jpeg", "capture_start_wall_us": wall, "capture_end_wall_us": wall}
         return "pass", h, data
 
-    def _fresh(self, now_us: int, wall_us: int) -> None:
+    def _fresh(self, now_us: int, wall_us: int) -> str:
         age_s = (now_us - wall_us) / 1e6
         if age_s > self.max_age_s:
             raise VerificationError(f"fragment captured {age_s:.1f} s ago: not live")
         if age_s < -self.max_skew_s:
             raise VerificationError(f"fragment capture time is {-age_s:.1f} s in the future")
+        return f"captured {age_s:.2f} s ago (live: at most {self.max_age_s:g} s old, {self.max_skew_s:g} s ahead)"
+
+    def _checked(self, h: dict[str, Any], data: bytes, hash_field: str, previous: int, fresh: str | None) -> Checked:
+        """The lines for a fragment ``verify_message`` and these checks passed, from the values they compared."""
+        return Checked(
+            signature=f"{signature_scheme(self.key)} signature valid for {self.device}'s certificate key",
+            binding=f"device {h.get('device')}, session {str(h.get('session'))[:8]}…, "
+                    f"nonce {str(h.get('nonce'))[:8]}… (ours)",
+            data=f"{len(data)} bytes match the signed SHA-256 {str(h.get(hash_field))[:12]}…",
+            order=f"seq {h.get('seq')} in order (after {previous})" if previous >= 0 else f"seq {h.get('seq')} first",
+            fresh=fresh)
 
     def refuse(self) -> None:
         """After a refused fragment the next ones reference a frame we do not have: wait for a keyframe."""
@@ -110,15 +141,15 @@ class FragmentChecker:
         self.need_keyframe = True
 
 
-def checks_of(h: dict[str, Any], now_us: int, chain_checked: bool) -> dict[str, Any]:
-    """What the badge shows: each check that passed, in words an officer can repeat."""
+def checks_of(h: dict[str, Any], now_us: int, chain: str, checked: Checked) -> dict[str, Any]:
+    """What the badge shows: the lines of the checks that passed (``chain``: what the start reply's certificate
+    check established), then what the device signed about GPS and time."""
     gps: dict[str, Any] = h["gps"] if isinstance(h.get("gps"), dict) else {}
     fix = gps if gps.get("fix") not in (None, "none") and isinstance(gps.get("lat"), float) else None
     time_q: dict[str, Any] = h["time"] if isinstance(h.get("time"), dict) else {}
     out: dict[str, Any] = {
-        "device": h.get("device"), "chain": "device CA" if chain_checked else "named device only (no device CA)",
-        "signature": "ECDSA P-256 valid", "nonce": f"{str(h.get('nonce'))[:8]}… (ours)", "seq": h.get("seq"),
-        "kind": h.get("kind")}
+        "device": h.get("device"), "chain": chain, "signature": checked.signature, "lines": [chain, *checked.lines()],
+        "nonce": f"{str(h.get('nonce'))[:8]}… (ours)", "seq": h.get("seq"), "kind": h.get("kind")}
     if h.get("kind") in ("media", "jpeg"):
         out["capture_start_us"] = h["capture_start_wall_us"]
         out["age_ms"] = round((now_us - h["capture_end_wall_us"]) / 1000)
@@ -141,6 +172,7 @@ class LiveViewer:
     nonce: str = field(default_factory=lambda: secrets.token_hex(16))
     checker: FragmentChecker | None = None
     chain_checked: bool = False
+    chain: str = "device certificate not checked yet"
     closed: bool = False
     bytes_in: int = 0
     _early: list[bytes] = field(default_factory=list)
@@ -188,10 +220,12 @@ class LiveViewer:
         if verdict == "wait":
             self._emit(json.dumps({"t": "wait", "seq": h["seq"]}))
             return
+        checked = self.checker.checked
+        assert checked is not None  # every "pass" records what it checked
         meta = {"t": h["kind"], "seq": h["seq"], "codec": h.get("codec") or self.checker.codec,
                 "width": h.get("width"), "capture_wall_us": h.get("capture_end_wall_us"),
                 "height": h.get("height"), "keyframe": h.get("keyframe"), "frames": h.get("frames"),
-                "bitrate_kbps": h.get("bitrate_kbps"), "checks": checks_of(h, now_us, self.chain_checked),
+                "bitrate_kbps": h.get("bitrate_kbps"), "checks": checks_of(h, now_us, self.chain, checked),
                 "bytes": len(payload)}
         head = json.dumps(meta).encode()
         self._emit(_LEN.pack(len(head)) + head + data)
@@ -213,6 +247,7 @@ class LiveViewer:
             # a device without a second encoder (or older firmware): its signed JPEG frames instead
             log.info("live %s: %s; falling back to JPEG", self.device, exc)
             codec = "jpeg"
+            await asyncio.to_thread(s.link.unsubscribe, topic, self.on_message)
             self.nonce = secrets.token_hex(16)  # a fresh request, a fresh session
             topic = DeviceTopics(self.site, self.device).live(self.session)
             await asyncio.to_thread(s.link.subscribe_wait, topic, self.on_message, 0)
@@ -226,6 +261,7 @@ class LiveViewer:
         if not isinstance(key, ec.EllipticCurvePublicKey):
             raise VerificationError("device certificate key is not ECDSA")
         self.chain_checked = s.device_cas is not None
+        self.chain = chain_line(leaf, self.device, self.chain_checked)
         live = s.cfg.live
         with self._lock:
             self.checker = FragmentChecker(self.device, self.session, self.nonce, key, max_age_s=live.max_age_s,
@@ -241,9 +277,13 @@ class LiveViewer:
                 "keepalive_timeout_s": result.get("keepalive_timeout_s")}
 
     async def stop(self) -> None:
+        """The page left: release the session's subscription (and with it this viewer), then end the stream."""
         if self.closed:
             return
         self.closed = True
+        topic = DeviceTopics(self.site, self.device).live(self.session)
+        if await asyncio.to_thread(self.services.link.unsubscribe, topic, self.on_message):
+            log.info("live %s: unsubscribed from %s", self.session, topic)
         try:
             await asyncio.to_thread(self.services.client.send, self.site, self.device, "live.stop",
                                     {"session": self.session})

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, RedirectResponse
 
+from agent.core import vocab
 from agent.wire.topics import check_segment
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -16,6 +18,12 @@ router = APIRouter(tags=["pages"])
 @router.get("/", include_in_schema=False)
 def home() -> RedirectResponse:
     return RedirectResponse("/fleet")
+
+
+@router.get("/api/vocab")
+def vocabulary() -> dict[str, Any]:
+    """Record kinds, event types, labels and id patterns (agent/core/vocab.py): the pages hold no copy."""
+    return vocab.as_json()
 
 
 @router.get("/fleet", include_in_schema=False)

@@ -16,11 +16,14 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 
-from agent.customs.console.deps import Services
+from agent.core import vocab
+from agent.core.vocab import CASE_RE, EVENT_TYPE_RE, ID_RE, KIND_RE, SHA256_RE
+from agent.customs.console.config import ConsoleConfig
+from agent.customs.console.deps import Config, get_index, get_optional_index
 from agent.customs.store.base import Index
 from agent.customs.store.model import DeviceRow, Finding, ItemRow, Query
 
@@ -32,11 +35,7 @@ MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 MAX_FINDINGS = 500
 COUNT_CAP = 10_000  # "10 000+": an exact count of a broad filter would scan the whole index
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # device and site ids (MQTT topic levels)
-_KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
-_EVENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
-_CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")  # the inspections' case number pattern
-_HASH = re.compile(r"[0-9a-f]{64}")
+_ID, _KIND, _EVENT, _CASE, _HASH = ID_RE, KIND_RE, EVENT_TYPE_RE, CASE_RE, SHA256_RE
 _CURSOR = re.compile(r"(\d{1,19})\.([0-9a-f]{64})")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -51,7 +50,7 @@ class BadQuery(ValueError):
 def _text(name: str, value: str, pattern: re.Pattern[str]) -> str:
     if len(value) > 64 or not pattern.fullmatch(value):
         raise BadQuery(f"{name}: {value[:40]!r} is not a valid {name.replace('_', ' ')} "
-                       "(letters, digits and . _ - only, at most 64 characters)")
+                       f"(letters, digits and . _ - only, at most 64 characters; {vocab.ID_MAX} for ids)")
     return value
 
 
@@ -154,12 +153,8 @@ class IndexReader:
                 self.index = None
 
 
-def reader_of(services: Services) -> IndexReader:
-    reader = services.extra.get("index")
-    if not isinstance(reader, IndexReader):
-        raise HTTPException(503, "no index is configured ([index] url = the ingest's --index, in the console "
-                                 "config)")
-    return reader
+Reader = Annotated[IndexReader, Depends(get_index)]
+OptionalIndex = Annotated[IndexReader | None, Depends(get_optional_index)]
 
 
 def row_json(r: ItemRow) -> dict[str, Any]:
@@ -184,13 +179,12 @@ def _bad(exc: BadQuery) -> HTTPException:
 
 
 @router.get("")
-async def search(request: Request, services: Services) -> dict[str, Any]:
+async def search(request: Request, reader: Reader) -> dict[str, Any]:
     """One page of records, newest capture first; ``next`` is the cursor of the following page."""
     try:
         query = parse_query(request.query_params.multi_items())
     except BadQuery as exc:
         raise _bad(exc) from None
-    reader = reader_of(services)
     rows = await asyncio.to_thread(reader.call, lambda ix: ix.search(query))
     count = None if query.after is not None else \
         await asyncio.to_thread(reader.call, lambda ix: ix.count(query, COUNT_CAP + 1))
@@ -200,7 +194,7 @@ async def search(request: Request, services: Services) -> dict[str, Any]:
 
 
 @router.get("/devices")
-async def devices(request: Request, services: Services) -> dict[str, Any]:
+async def devices(request: Request, reader: Reader) -> dict[str, Any]:
     """Every indexed device with its counters, and the sites (for the filter lists)."""
     if any(k != "site" for k in request.query_params):
         raise HTTPException(400, "only the site parameter is known here")
@@ -209,12 +203,12 @@ async def devices(request: Request, services: Services) -> dict[str, Any]:
         site = None if site is None else _text("site", site, _ID)
     except BadQuery as exc:
         raise _bad(exc) from None
-    rows = await asyncio.to_thread(reader_of(services).call, lambda ix: ix.devices(site))
+    rows = await asyncio.to_thread(reader.call, lambda ix: ix.devices(site))
     return {"devices": [device_json(d) for d in rows], "sites": sorted({d.site for d in rows})}
 
 
 @router.get("/findings")
-async def findings(request: Request, services: Services) -> dict[str, Any]:
+async def findings(request: Request, reader: Reader) -> dict[str, Any]:
     """Forks, broken chain links and refusals kept by the ingest (all, or one device's), first 500."""
     try:
         if any(k not in ("device", "kind") for k in request.query_params):
@@ -225,13 +219,13 @@ async def findings(request: Request, services: Services) -> dict[str, Any]:
         kind = None if kind is None else _text("kind", kind, _KIND)
     except BadQuery as exc:
         raise _bad(exc) from None
-    found = await asyncio.to_thread(reader_of(services).call, lambda ix: ix.findings(device))
+    found = await asyncio.to_thread(reader.call, lambda ix: ix.findings(device))
     found = [f for f in found if kind is None or f.kind == kind]
     return {"findings": [finding_json(f) for f in found[:MAX_FINDINGS]], "total": len(found)}
 
 
 @router.get("/item/{device}/{item}")
-async def item(device: str, item: str, services: Services) -> dict[str, Any]:
+async def item(device: str, item: str, reader: Reader, cfg: Config) -> dict[str, Any]:
     """The stored record (its canonical, signed body), the device's findings and how to verify its folder."""
     try:
         _text("device", device, _ID)
@@ -239,28 +233,25 @@ async def item(device: str, item: str, services: Services) -> dict[str, Any]:
             raise BadQuery("item: not a record hash (64 lowercase hex digits)")
     except BadQuery as exc:
         raise _bad(exc) from None
-    reader = reader_of(services)
     row = await asyncio.to_thread(reader.call, lambda ix: ix.get_item(device, item))
     if row is None:
         raise HTTPException(404, f"no record {item[:16]}… of {device} in the index")
     found = await asyncio.to_thread(reader.call, lambda ix: ix.findings(device))
     return {"row": row_json(row), "record": json.loads(row.body), "canonical": row.body,
-            "findings": [finding_json(f) for f in found[:MAX_FINDINGS]], "verify": verify_hint(services, device)}
+            "findings": [finding_json(f) for f in found[:MAX_FINDINGS]], "verify": verify_hint(cfg, device)}
 
 
-def verify_hint(services: Services, device: str) -> str:
+def verify_hint(cfg: ConsoleConfig | None, device: str) -> str:
     """The command that checks the device's folder as the ingest wrote it (``ingest --out DIR``)."""
-    cfg = services.cfg
     root = cfg.inspections.evidence if cfg is not None and cfg.inspections.evidence is not None else None
     folder = f"{root}/{device}" if root is not None else f"<ingest --out folder>/{device}"
     ca = cfg.officer.device_ca if cfg is not None and cfg.officer.device_ca is not None else "<device-ca.pem>"
     return f"evidence-agent verify {folder} --ca {ca}"
 
 
-def index_devices(services: Services) -> list[dict[str, Any]] | None:
+def index_devices(reader: IndexReader | None) -> list[dict[str, Any]] | None:
     """For the fleet page: the index's figures per device, or None when no index is configured."""
-    reader = services.extra.get("index")
-    if not isinstance(reader, IndexReader):
+    if reader is None:
         return None
     try:
         return [device_json(d) for d in reader.call(lambda ix: ix.devices())]

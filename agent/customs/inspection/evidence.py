@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.errors import VerificationError
+from agent.core.vocab import ALERT_KINDS
 from agent.signing.layout import ITEM_RE, bucket_of
 from agent.signing.records import parse_sidecar
 
@@ -32,8 +33,10 @@ ADVICE = {
     "clock_alarm": "The device's clock jumped or disagrees with GPS: rely on sealing order, note the alarm.",
     "vault_full": "The device's storage is full: evidence capture is paused.",
     "tamper": "The enclosure was opened: ask why, and consider shifting on-site.",
+    "restart": "The device restarted during the inspection (power cut, crash, reboot or service restart): "
+               "nothing was recorded between its last record and the restart; ask the representative what "
+               "happened and note the gap; repeated restarts are a reason to shift on-site.",
 }
-ALERT_KINDS = ("event", "tamper", "alert")
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,33 @@ def load_items(device_dir: Path, first_seq: int, last_seq: int | None = None) ->
     return out
 
 
-def alert_of(item: Item) -> dict[str, Any] | None:
-    """An alert for the officer from an event/tamper/alert record (onsets only), with what to do."""
+def restart_alert(item: Item, before: Item | None) -> dict[str, Any]:
+    """A ``restart`` record inside the case: how long the device was silent and whether it rebooted."""
+    extra = item.extra
+    details: dict[str, Any] = {"reason": extra.get("reason"), "orphans": len(extra.get("orphans") or [])}
+    if before is not None:
+        gap_us = _wall_us(item) - _wall_us(before)
+        details["silent_s"] = round(gap_us / 1e6, 3) if gap_us >= 0 else None
+        details["previous_seq"] = before.seq
+        was, now = (before.record.get("captured") or {}).get("boot_id"), extra.get("boot_id")
+        details["rebooted"] = None if not was or not now else was != now
+    silent, rebooted = details.get("silent_s"), details.get("rebooted")
+    summary = ("the device rebooted" if rebooted else "the agent restarted (same boot)" if rebooted is False
+               else "the device restarted") + (f" after {silent:g} s without a record" if silent is not None else "")
+    return {"seq": item.seq, "at": item.wall, "type": "restart", "record_hash": item.record_hash,
+            "details": details, "summary": summary, "advice": ADVICE["restart"]}
+
+
+def _wall_us(item: Item) -> int:
+    wall = (item.record.get("captured") or {}).get("wall_us")
+    return wall if isinstance(wall, int) else 0
+
+
+def alert_of(item: Item, before: Item | None = None) -> dict[str, Any] | None:
+    """An alert for the officer, with what to do: an event/tamper/alert record (onsets only), or a restart of
+    the device (``before``: the item sealed just before it, when known)."""
+    if item.kind == "restart":
+        return restart_alert(item, before)
     if item.kind not in ALERT_KINDS:
         return None
     extra = item.extra
@@ -98,7 +126,14 @@ def alert_of(item: Item) -> dict[str, Any] | None:
 
 
 def alerts(items: list[Item]) -> list[dict[str, Any]]:
-    return [a for a in (alert_of(it) for it in items) if a is not None]
+    """Every alert among ``items`` (one case's records, in sequence order)."""
+    out = []
+    for i, it in enumerate(items):
+        before = items[i - 1] if i > 0 and items[i - 1].seq == it.seq - 1 else None
+        alert = alert_of(it, before)
+        if alert is not None:
+            out.append(alert)
+    return out
 
 
 def track(items: list[Item]) -> list[tuple[float, float]]:

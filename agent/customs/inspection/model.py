@@ -18,12 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.core.errors import ConfigError
 from agent.core.fsutil import atomic_write
+from agent.core.vocab import CASE_PATTERN, ID_PATTERN
+from agent.core.vocab import CHECKIN_STEPS as CHECKIN_STEPS  # the report and the CLI read these two here
+from agent.core.vocab import STEP_TITLES as STEP_TITLES
 
-CASE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-CHECKIN_STEPS = ("location", "identity_document", "power_of_attorney", "credentials")
-STEP_TITLES = {"location": "Location of the registered site", "identity_document": "Representative's identity document",
-               "power_of_attorney": "Power of attorney", "credentials": "Officers' credentials presented"}
 State = Literal["open", "started", "ended", "reported"]
 
 

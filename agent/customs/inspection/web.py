@@ -1,8 +1,9 @@
 """Console pages and JSON API for inspections: the same ``InspectionService`` steps as the CLI, one click each.
 
 Mounted by ``evidence-officer console`` (``create_app(services, extra_routers=[router])``); the session store
-and the ingest folder come from ``services.extra`` (``[inspections]`` in the console config). Every step
-runs the signed command in a worker thread, under one lock so two clicks never interleave a session file.
+and the ingest folder are typed dependencies (``[inspections]`` in the console config). One route and one body
+model per step; every step runs the signed command in a worker thread, under one lock so two clicks never
+interleave a session file.
 """
 
 from __future__ import annotations
@@ -11,18 +12,21 @@ import asyncio
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.core.errors import AgentError, CommandError, ConfigError
-from agent.customs.console.deps import Services
+from agent.core.vocab import CASE_PATTERN, CHECKIN_STEPS, CheckinStep
+from agent.customs.cmd_cmd import OfficerClient
+from agent.customs.console.deps import Client, Evidence, get_inspections
 from agent.customs.console.pages import STATIC
 from agent.customs.inspection import evidence as ev
 from agent.customs.inspection.geo import parse_polygon, site_map_svg
-from agent.customs.inspection.model import CASE_PATTERN, CHECKIN_STEPS, Entry, Inspection, InspectionStore
+from agent.customs.inspection.model import Entry, Inspection, InspectionStore
+from agent.customs.inspection.service import InspectionService
 
 router = APIRouter(tags=["inspections"])
 _lock = threading.Lock()
@@ -41,32 +45,44 @@ class OpenBody(BaseModel):
     planned_minutes: int = Field(default=25, ge=1, le=24 * 60)
 
 
-class StepBody(BaseModel):
+class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    step: Literal["location", "identity_document", "power_of_attorney", "credentials"] | None = None
+
+
+class NoBody(_Body):
+    """Steps that take nothing but the case (an empty JSON object; any field is refused)."""
+
+
+class CheckinBody(_Body):
+    step: CheckinStep
     note: str | None = Field(default=None, max_length=2000)
-    decision: Literal["continue", "shift_to_onsite"] | None = None
-    reason: str | None = Field(default=None, max_length=2000)
+
+
+class MarkBody(_Body):
+    note: str = Field(min_length=1, max_length=2000)
+
+
+class SnapshotBody(_Body):
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class DecisionBody(_Body):
+    decision: Literal["continue", "shift_to_onsite"]
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class EndBody(_Body):
     outcome: Literal["completed", "shift_to_onsite", "aborted"] | None = None
+    note: str | None = Field(default=None, max_length=2000)
 
 
-def _store(services: Services) -> InspectionStore:
-    store = services.extra.get("inspections")
-    if not isinstance(store, InspectionStore):
-        raise HTTPException(503, "inspections are not configured ([inspections] data = DIR in the console config)")
-    return store
+Inspections = Annotated[InspectionStore, Depends(get_inspections)]
+Case = Annotated[str, Query(pattern=CASE_PATTERN)]
 
 
-def _evidence(services: Services) -> Path | None:
-    root = services.extra.get("evidence")
-    return root if isinstance(root, Path) else None
-
-
-def _service(services: Services, case: str) -> Any:
-    from agent.customs.inspection.service import InspectionService
-
+def _service(store: InspectionStore, client: OfficerClient, case: str) -> InspectionService:
     try:
-        return InspectionService(_store(services), case, services.client, officer=services.client.officer.officer_id)
+        return InspectionService(store, case, client, officer=client.officer.officer_id)
     except ConfigError as exc:
         raise HTTPException(404, str(exc)) from None
 
@@ -90,13 +106,13 @@ def inspections_page() -> FileResponse:
 
 
 @router.get("/api/inspections")
-def list_inspections(services: Services) -> list[dict[str, Any]]:
+def list_inspections(store: Inspections) -> list[dict[str, Any]]:
     return [{"case": i.case, "state": i.state, "enterprise": i.enterprise, "device": i.device, "site": i.site,
-             "created": i.created} for i in _store(services).list()]
+             "created": i.created} for i in store.list()]
 
 
 @router.post("/api/inspections")
-def open_inspection(body: OpenBody, services: Services) -> dict[str, Any]:
+def open_inspection(body: OpenBody, store: Inspections) -> dict[str, Any]:
     try:
         insp = Inspection(case=body.case, enterprise=body.enterprise, representative=body.representative,
                           device=body.device, site=body.site, registered_site=body.registered_site or body.site,
@@ -106,18 +122,17 @@ def open_inspection(body: OpenBody, services: Services) -> dict[str, Any]:
         raise HTTPException(422, str(exc).splitlines()[0] if not isinstance(exc, ValidationError)
                             else f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
     try:
-        _store(services).create(insp)
+        store.create(insp)
     except ConfigError as exc:
         raise HTTPException(409, str(exc)) from None
     return {"case": insp.case}
 
 
 @router.get("/api/inspection")
-def get_inspection(services: Services, case: str = Query(pattern=CASE_PATTERN)) -> dict[str, Any]:
+def get_inspection(store: Inspections, client: Client, root: Evidence, case: Case) -> dict[str, Any]:
     """The session, its timer, the alerts from the ingested evidence and the site map."""
-    service = _service(services, case)
+    service = _service(store, client, case)
     insp: Inspection = service.inspection
-    root = _evidence(services)
     items = service.items(root) if root is not None else []
     loc = [e for e in insp.entries if e.kind == "checkin" and e.label == "location"]
     fixes = [((float(e.details["gps"]["lat"]), float(e.details["gps"]["lon"])), f"seq {e.seq}") for e in loc
@@ -129,55 +144,78 @@ def get_inspection(services: Services, case: str = Query(pattern=CASE_PATTERN)) 
             "site_map": site_map_svg(insp.polygon, ev.track(items), fixes)}
 
 
-def _entry(e: Entry) -> dict[str, Any]:
-    return e.model_dump()
+async def _step(fn: Callable[[], Entry]) -> dict[str, Any]:
+    entry: Entry = await _run(fn)
+    return entry.model_dump()
 
 
-@router.post("/api/inspection/{action}")
-async def step(action: str, body: StepBody, services: Services,
-               case: str = Query(pattern=CASE_PATTERN)) -> dict[str, Any]:
-    """One step: ready, start, checkin, mark, snapshot, decision, end, report."""
-    service = _service(services, case)
-    if action == "ready":
-        return _entry(await _run(service.readiness))
-    if action == "start":
-        return _entry(await _run(service.start))
-    if action == "checkin" and body.step is not None:
-        step_name = body.step
-        return _entry(await _run(lambda: service.checkin(step_name, body.note)))
-    if action == "mark" and body.note:
-        note = body.note
-        return _entry(await _run(lambda: service.mark(note)))
-    if action == "snapshot":
-        return _entry(await _run(lambda: service.snapshot(body.note)))
-    if action == "decision" and body.decision is not None and body.reason:
-        decision, reason = body.decision, body.reason
-        return _entry(await _run(lambda: service.decision(decision, reason)))
-    if action == "end":
-        return _entry(await _run(lambda: service.end(body.outcome, body.note)))
-    if action == "report":
-        result: dict[str, Any] = await _run(lambda: _report(services, service))
-        return result
-    raise HTTPException(400, f"unknown step {action!r} or missing fields (step, note, decision+reason)")
+# One route and one body model per step; each runs the signed command in a worker thread.
+@router.post("/api/inspection/ready")
+async def ready(_body: Annotated[NoBody, Body()], store: Inspections, client: Client, case: Case) -> dict[str, Any]:
+    """The device's self-test, recorded pass or fail."""
+    return await _step(_service(store, client, case).readiness)
 
 
-def _report(services: Services, service: Any) -> dict[str, Any]:
+@router.post("/api/inspection/start")
+async def start(_body: Annotated[NoBody, Body()], store: Inspections, client: Client, case: Case) -> dict[str, Any]:
+    return await _step(_service(store, client, case).start)
+
+
+@router.post("/api/inspection/checkin")
+async def checkin(body: CheckinBody, store: Inspections, client: Client, case: Case) -> dict[str, Any]:
+    service = _service(store, client, case)
+    return await _step(lambda: service.checkin(body.step, body.note))
+
+
+@router.post("/api/inspection/mark")
+async def mark(body: MarkBody, store: Inspections, client: Client, case: Case) -> dict[str, Any]:
+    service = _service(store, client, case)
+    return await _step(lambda: service.mark(body.note))
+
+
+@router.post("/api/inspection/snapshot")
+async def snapshot(body: SnapshotBody, store: Inspections, client: Client, case: Case) -> dict[str, Any]:
+    service = _service(store, client, case)
+    return await _step(lambda: service.snapshot(body.note))
+
+
+@router.post("/api/inspection/decision")
+async def decision(body: DecisionBody, store: Inspections, client: Client, case: Case) -> dict[str, Any]:
+    service = _service(store, client, case)
+    return await _step(lambda: service.decision(body.decision, body.reason))
+
+
+@router.post("/api/inspection/end")
+async def end(body: EndBody, store: Inspections, client: Client, case: Case) -> dict[str, Any]:
+    service = _service(store, client, case)
+    return await _step(lambda: service.end(body.outcome, body.note))
+
+
+@router.post("/api/inspection/report")
+async def report(_body: Annotated[NoBody, Body()], store: Inspections, client: Client, root: Evidence,
+                 case: Case) -> dict[str, Any]:
+    """Build, sign and seal the report; verify the bundle it travels in."""
+    service = _service(store, client, case)
+    result: dict[str, Any] = await _run(lambda: _report(store, client, root, service))
+    return result
+
+
+def _report(store: InspectionStore, client: OfficerClient, root: Path | None,
+            service: InspectionService) -> dict[str, Any]:
     from agent.customs.inspection.report import build_report
 
-    root = _evidence(services)
     if root is None:
         raise ConfigError("no evidence folder: set [inspections] evidence = INGEST_OUT in the console config")
-    out = _store(services).dir.parent / "reports"
-    res = build_report(service, root, out, services.client.officer, wait_s=60.0)
+    res = build_report(service, root, store.dir.parent / "reports", client.officer, wait_s=60.0)
     return {"verified": res.verify["ok"], "problems": res.verify["problems"], "items": res.items,
             "sealed_seq": res.sealed_seq, "manifest_sha256": res.manifest_sha256,
             "report_check": res.verify.get("report"), "seconds": res.seconds}
 
 
 @router.get("/api/inspection/report/{name}")
-def report_file(name: Literal["report.pdf", "report.html", "bundle.zip"], services: Services,
-                case: str = Query(pattern=CASE_PATTERN)) -> FileResponse:
-    insp = _service(services, case).inspection
+def report_file(name: Literal["report.pdf", "report.html", "bundle.zip"], store: Inspections, client: Client,
+                case: Case) -> FileResponse:
+    insp = _service(store, client, case).inspection
     if not insp.report:
         raise HTTPException(404, f"inspection {case} has no report yet")
     bundle = Path(str(insp.report["bundle"]))

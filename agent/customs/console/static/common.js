@@ -26,4 +26,13 @@ function clockText(c) {
   return c.synced ? `${c.source || "?"} synced${err}` : `NOT synced (source: ${c.source || "?"})`;
 }
 function alertText(a) { return `${a.type || a.kind}${a.phase ? " (" + a.phase + ")" : ""}`; }
+let vocabLoad = null;
+// The one vocabulary (record kinds, event types, labels, id patterns), from agent/core/vocab.py via /api/vocab.
+function vocab() {
+  vocabLoad = vocabLoad || fetch("/api/vocab").then((r) => {
+    if (!r.ok) throw new Error(`vocabulary: ${r.status} ${r.statusText}`);
+    return r.json();
+  });
+  return vocabLoad;
+}
 function wsUrl(path) { return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path; }

@@ -2,8 +2,7 @@
 "use strict";
 const params = new URLSearchParams(location.search);
 const CASE = params.get("case");
-const TITLES = {location: "Location of the registered site", identity_document: "Representative's identity document",
-  power_of_attorney: "Power of attorney", credentials: "Officers' credentials presented"};
+let TITLES = {};  // the check-in steps' titles, from /api/vocab
 let current = null;
 
 function status(text, bad) {
@@ -88,6 +87,7 @@ function render(d) {
   const al = document.getElementById("alerts");
   al.replaceChildren(...(d.alerts.length ? d.alerts.map(a => el("li", {class: "alert", "data-type": a.type},
     el("b", {text: `${a.type} `}), el("span", {class: "muted", text: `${a.at.slice(11, 19)} seq ${a.seq}`}),
+    ...(a.summary ? [el("div", {text: a.summary})] : []),
     el("div", {text: a.advice}))) : [el("li", {class: "muted", text: "none"})]));
   document.getElementById("map").innerHTML = d.site_map;  // server-built SVG, every label escaped there
   const tl = document.getElementById("timeline");
@@ -105,7 +105,10 @@ function render(d) {
   tick();
 }
 async function refresh() {
-  try { render(await api("GET", `/api/inspection?case=${encodeURIComponent(CASE)}`)); }
+  try {
+    TITLES = (await vocab()).step_titles;
+    render(await api("GET", `/api/inspection?case=${encodeURIComponent(CASE)}`));
+  }
   catch (e) { status(e.message, true); }
 }
 async function listView() {

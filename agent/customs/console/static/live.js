@@ -24,11 +24,10 @@ function setBadge(kind, title, why) {
 function showChecks(c) {
   const ul = document.getElementById("checks");
   const age = c.age_ms != null ? `${(c.age_ms / 1000).toFixed(2)} s ago` : "";
-  ul.replaceChildren(
-    el("li", {}, `Device ${c.device} (${c.chain})`), el("li", {}, `Signature: ${c.signature}`),
-    el("li", {}, `Nonce ${c.nonce}, seq ${c.seq} in order`),
+  // c.lines: each check that passed for this fragment, as the console computed it from what it compared
+  ul.replaceChildren(...(c.lines || []).map((line) => el("li", {}, line)),
     el("li", {}, `Captured ${c.capture_start_us ? new Date(c.capture_start_us / 1000).toISOString().slice(11, 23) + "Z" : "—"} ${age}`),
-    el("li", {}, `GPS ${c.gps || "—"}`), el("li", {}, `Clock ${c.time_source || "—"}`));
+    el("li", {}, `GPS (device-signed) ${c.gps || "—"}`), el("li", {}, `Clock (device-signed) ${c.time_source || "—"}`));
 }
 function logEvent(text, cls) {
   const ul = document.getElementById("events");
@@ -189,7 +188,7 @@ async function action(path, body) {
   const r = await fetch(`/api/devices/${encodeURIComponent(site)}/${encodeURIComponent(device)}/${path}`,
     {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body || {})});
   const j = await r.json();
-  const text = r.ok ? `${path}: sealed as record ${j.result.seq} (device-signed reply verified)` : `${path} failed: ${j.detail}`;
+  const text = r.ok ? `${path}: sealed as record ${j.result.seq} (${j.verified})` : `${path} failed: ${j.detail}`;
   out.prepend(el("li", {class: r.ok ? "" : "bad"}, text));
   return j;
 }

@@ -1,7 +1,5 @@
 // Search page: filters in the URL (a shareable link), keyset pages from /api/search, a detail panel per record.
 "use strict";
-const KINDS = ["restart", "still", "segment", "event", "mark", "live", "checkpoint", "receipt", "selftest", "tamper",
-  "alert", "inspection_start", "inspection_end", "decision", "report"];
 const FILTERS = ["device", "site", "since", "until", "kind", "event_type", "case"];
 const form = document.getElementById("filters");
 const tbody = document.querySelector("#results tbody");
@@ -152,6 +150,9 @@ async function findings(p) {
 
 async function filterLists() {
   try {
+    const v = await vocab();
+    for (const k of v.record_kinds) option(form.elements.kind, k);
+    document.getElementById("event-types").replaceChildren(...v.event_types.map((t) => el("option", {value: t})));
     const d = await getJson("/api/search/devices");
     for (const dev of d.devices) option(form.elements.device, dev.device, `${dev.device} (${dev.records})`);
     for (const site of d.sites) option(form.elements.site, site);
@@ -170,7 +171,6 @@ function run(p) {
   findings(p);
 }
 
-for (const k of KINDS) option(form.elements.kind, k);
 form.addEventListener("submit", (ev) => {
   ev.preventDefault();
   const p = params();

@@ -1,0 +1,84 @@
+"""The one vocabulary both wings and the console pages share: record kinds, event types, labels, id patterns.
+
+Every other module imports these names; the console serves :func:`as_json` at ``/api/vocab`` so its pages
+never carry a copy. Patterns are anchored regular expressions (Python ``re`` and JavaScript agree on them).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final, Literal, get_args
+
+# -- ids -------------------------------------------------------------------------------------------------
+#: Device, site and officer ids and live session ids: one MQTT topic level and a certificate CN. At most 63
+#: characters, as a device accepts at provisioning: its id defaults to its hostname, whose label is at most 63
+#: characters (RFC 1035), which also stays inside X.509's 64-character CN bound.
+ID_MAX: Final = 63
+ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+#: Inspection case numbers (may hold '/', e.g. "2026/0042"); never a topic level.
+CASE_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
+#: A record kind as the wire carries it (item names ``{seq:012d}.{kind}.{ext}``): plain lowercase.
+KIND_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,31}$"
+#: An event's ``extra.type`` as the console searches it.
+EVENT_TYPE_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+SHA256_PATTERN: Final = r"^[0-9a-f]{64}$"
+
+
+
+def _whole(pattern: str) -> re.Pattern[str]:
+    """Compiled so ``match`` takes the whole string: Python's ``$`` also matches before a final newline."""
+    return re.compile(pattern.removesuffix("$") + r"\Z")
+
+
+ID_RE: Final = _whole(ID_PATTERN)
+CASE_RE: Final = _whole(CASE_PATTERN)
+KIND_RE: Final = _whole(KIND_PATTERN)
+EVENT_TYPE_RE: Final = _whole(EVENT_TYPE_PATTERN)
+SHA256_RE: Final = _whole(SHA256_PATTERN)
+
+# -- record kinds ----------------------------------------------------------------------------------------
+#: Every kind a device seals.
+RECORD_KINDS: Final = ("restart", "still", "segment", "event", "mark", "live", "checkpoint", "receipt",
+                       "selftest", "tamper", "alert", "inspection_start", "inspection_end", "decision", "report")
+#: Kinds an officer hears of as alerts (also repeated on the device's ``alert`` topic).
+ALERT_KINDS: Final = ("event", "tamper", "alert")
+
+# -- event types (``extra.type`` of an ``event`` record) -------------------------------------------------
+AnalyticsEvent = Literal["too_dark", "uniform", "frozen", "scene_change", "geofence"]
+#: What the video analytics (anti-falsification) raise.
+ANALYTICS_EVENTS: Final[tuple[str, ...]] = get_args(AnalyticsEvent)
+#: The camera stopped delivering frames (onset) / came back (``camera_restored``) / gave up for good.
+CAMERA_LOST: Final = "camera_lost"
+CAMERA_RESTORED: Final = "camera_restored"
+CAMERA_FAILED: Final = "camera_failed"
+CAMERA_OUTAGE_EVENTS: Final = (CAMERA_LOST, CAMERA_FAILED)
+#: What the device itself raises about its own state.
+DEVICE_EVENTS: Final = (CAMERA_LOST, CAMERA_RESTORED, CAMERA_FAILED, "clock_alarm", "vault_full", "media_evicted")
+EVENT_TYPES: Final = (*ANALYTICS_EVENTS, *DEVICE_EVENTS)
+#: Events that mark a gap in the footage (segment verification expects one around a hole).
+GAP_EVENTS: Final = frozenset({CAMERA_LOST, CAMERA_RESTORED, "vault_full"})
+
+# -- labels ----------------------------------------------------------------------------------------------
+#: The check-in steps of a remote inspection, in order, with the title each shows.
+CheckinStep = Literal["location", "identity_document", "power_of_attorney", "credentials"]
+CHECKIN_STEPS: Final[tuple[str, ...]] = get_args(CheckinStep)
+STEP_TITLES: Final = {"location": "Location of the registered site",
+                      "identity_document": "Representative's identity document",
+                      "power_of_attorney": "Power of attorney", "credentials": "Officers' credentials presented"}
+SnapshotLabel = Literal[CheckinStep, "inspection", "other"]
+#: What an officer's still may say it shows.
+SNAPSHOT_LABELS: Final[tuple[str, ...]] = get_args(SnapshotLabel)
+
+
+def as_json() -> dict[str, Any]:
+    """The vocabulary as the console pages fetch it (``/api/vocab``)."""
+    return {
+        "patterns": {"id": ID_PATTERN, "case": CASE_PATTERN, "kind": KIND_PATTERN,
+                     "event_type": EVENT_TYPE_PATTERN, "sha256": SHA256_PATTERN},
+        "id_max": ID_MAX,
+        "record_kinds": list(RECORD_KINDS), "alert_kinds": list(ALERT_KINDS),
+        "event_types": list(EVENT_TYPES), "analytics_events": list(ANALYTICS_EVENTS),
+        "device_events": list(DEVICE_EVENTS),
+        "checkin_steps": list(CHECKIN_STEPS), "step_titles": dict(STEP_TITLES),
+        "snapshot_labels": list(SNAPSHOT_LABELS),
+    }
