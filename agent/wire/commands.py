@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from agent.core.clock import Clock
 from agent.core.errors import CommandError, VerificationError
 from agent.signing.keys import key_id_of
+from agent.signing.revocation import parse_crls_unchecked
 from agent.signing.trust import verify_key_signature
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 _BODY_KEYS: Final = frozenset(
     {"typ", "command", "args", "device", "officer", "issued_ms", "expires_ms", "nonce"})
 _WIRE_KEYS: Final = frozenset({"alg", "key_id", "sig", "body"})
+CRL_FILE: Final = "crl.pem"  # in the officer trust folder: the customs CA's CRL
 
 
 class CommandRejected(CommandError):
@@ -113,7 +115,9 @@ class TrustStore:
     """A directory of officer certificates or public keys (``*.pem``) and an optional ``permissions.json``.
 
     A certificate's officer id is its subject CN; a bare public key's is its file stem.
-    ``permissions.json`` maps officer id (or ``"*"``) to the list of commands allowed. The files are
+    ``permissions.json`` maps officer id (or ``"*"``) to the list of commands allowed. A ``crl.pem`` (the
+    customs CA's CRL, trusted as the folder is: it only takes trust away) removes every officer certificate
+    it lists; an unreadable one trusts no officer until it is fixed. The files are
     re-read whenever their names or contents change (checked at each lookup; a few small files), so
     revoking an officer is deleting or overwriting a file, and editing permissions.json takes effect.
     """
@@ -123,6 +127,13 @@ class TrustStore:
         self._lock = threading.Lock()
         self._stamp: str | None = None
         self._by_key: dict[str, Officer] = {}
+        self._revoked: dict[str, str] = {}  # key id -> why that officer is no longer trusted
+
+    def revoked(self, key_id: str) -> str | None:
+        """Why a key found in the folder is not trusted (its certificate is on crl.pem), or None."""
+        with self._lock:
+            self._reload_if_changed()
+            return self._revoked.get(key_id)
 
     def lookup(self, key_id: str) -> Officer | None:
         with self._lock:
@@ -161,13 +172,15 @@ class TrustStore:
         perms = self._load_permissions()
         loaded: dict[str, Officer] = {}
         for path in sorted(self.directory.glob("*.pem")):
+            if path.name == CRL_FILE:
+                continue
             try:
                 officer = _load_officer(path, perms)
             except (OSError, ValueError) as exc:
                 log.warning("officer trust store: skipping %s: %s", path, exc)
                 continue
             loaded[officer.key_id] = officer
-        self._by_key = loaded
+        self._by_key, self._revoked = _drop_revoked(self.directory / CRL_FILE, loaded)
         log.info("officer trust store %s: %d key(s)", self.directory, len(loaded))
 
     def _load_permissions(self) -> dict[str, frozenset[str]]:
@@ -184,6 +197,38 @@ class TrustStore:
             log.warning("officer trust store: %s is invalid (%s): allowing no command", path, exc)
             return {"*": frozenset()}
         return {str(k): frozenset(v) for k, v in raw.items()}
+
+
+def _drop_revoked(crl_path: Path, loaded: dict[str, Officer]) -> tuple[dict[str, Officer], dict[str, str]]:
+    """(officers still trusted, key id -> why not) under the folder's crl.pem; fails closed on a bad one."""
+    try:
+        data = crl_path.read_bytes()
+    except FileNotFoundError:
+        return loaded, {}
+    except OSError as exc:
+        data = str(exc).encode()
+    try:
+        revs = parse_crls_unchecked(data, str(crl_path))
+    except VerificationError as exc:
+        log.warning("officer trust store: %s: trusting no officer until it is fixed", exc)
+        return {}, {k: f"{crl_path} is unreadable: no officer is trusted" for k in loaded}
+    kept: dict[str, Officer] = {}
+    gone: dict[str, str] = {}
+    for key_id, officer in loaded.items():
+        entry = None
+        try:
+            data = Path(officer.source).read_bytes()
+            if b"BEGIN CERTIFICATE" in data:
+                entry = revs.revoked(x509.load_pem_x509_certificate(data))
+        except (OSError, ValueError) as exc:  # changed under us: the next lookup reloads; trust it not now
+            gone[key_id] = f"{officer.source} could not be checked against {crl_path}: {exc}"
+            continue
+        if entry is None:
+            kept[key_id] = officer
+        else:
+            gone[key_id] = f"certificate of {officer.officer_id!r} was revoked ({entry.describe()})"
+            log.warning("officer trust store: %s", gone[key_id])
+    return kept, gone
 
 
 def _load_officer(path: Path, perms: Mapping[str, frozenset[str]]) -> Officer:
@@ -372,7 +417,8 @@ class CommandVerifier:
         cmd, args, dev, off, iss, exp, nonce = _body_fields(wire["body"])
         officer = self.trust.lookup(key_id)
         if officer is None:
-            raise CommandRejected("untrusted", f"key {key_id[:16]}… is not in the officer trust store")
+            raise CommandRejected("untrusted", self.trust.revoked(key_id)
+                                  or f"key {key_id[:16]}… is not in the officer trust store")
         try:
             sig = base64.b64decode(sig_b64, validate=True)
             signed = canonical(wire["body"])

@@ -21,7 +21,7 @@ from agent.core.clock import SystemClock
 from agent.customs.keys import load_officer
 from agent.wire.commands import CommandRejected, CommandVerifier, ReplayCache, TrustStore, sign_command
 from agent.wire.mqtt import MqttLink
-from tests.support.fleet import Fleet, agent_cli, officer_cli
+from tests.support.fleet import Fleet, agent_cli
 from tests.support.hostile import Device, record_msg, sidecar
 from tests.support.revocation import broker_setup_with_crl, ca, crl_path, enroll, next_second
 
