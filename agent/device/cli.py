@@ -135,7 +135,8 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
     key_dir = Path(args.key_dir)
     out = init_identity(key_dir, args.device_id, args.organization, csr=args.csr, force=args.force)
     if args.csr:
-        print(f"wrote key and certificate signing request {out}; send it to the customs CA, then run "
+        print(f"wrote key and certificate signing request {out}; send it to the customs CA (`evidence-officer ca "
+              f"sign-csr {out.name} --device {args.device_id} --site SITE`, docs/ca.md), then run "
               f"`evidence-agent keys install-cert --key-dir {key_dir} CERT CHAIN`")
     else:
         ident = load_identity(key_dir)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,7 +88,7 @@ def test_a_stolen_device_key_keeps_publishing_after_revocation_and_ingest_refuse
     """The broker still lets it in (not yet restarted, or a second broker): the ingest refuses it from the
     revocation time on, and keeps what arrived before."""
     out = tmp_path / "out"
-    ingest = fleet.ingest(out, "--crl", str(crl_path(fleet)), idle=4.0, client_id="ingest-rev")
+    ingest = fleet.ingest(out, "--crl", str(crl_path(fleet)), idle=600.0, client_id="ingest-rev")
     thief = Device(tmp_path / "thief", "cam-stolen", keys=fleet.key_dir("cam-stolen"))
     link = fleet.link("cam-stolen")
     try:
@@ -106,6 +107,11 @@ def test_a_stolen_device_key_keeps_publishing_after_revocation_and_ingest_refuse
         after = [sidecar(thief.still(os.urandom(100))) for _ in range(3)]
         for payload in after:
             link.publish_wait(record_msg(thief, payload).topic, payload, qos=1, timeout=20)
+        log_file = tmp_path / "ingest.log"
+        while log_file.read_text(errors="replace").count("(revoked, 0x87)") < len(after):
+            assert time.monotonic() < deadline + 60, "the ingest did not refuse the records sent after revocation"
+            time.sleep(0.1)
+        ingest.send_signal(signal.SIGTERM)  # stops, prints its report
         report_text, _ = ingest.communicate(timeout=120)
     finally:
         ingest.kill()

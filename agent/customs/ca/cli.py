@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +40,19 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _issued(folder: CaFolder, cert: x509.Certificate, out: Path, role: str, identity: str, **extra: Any) -> None:
-    atomic_write(out, cert.public_bytes(serialization.Encoding.PEM))
+def _issued(folder: CaFolder, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate, out: Path, role: str,
+            identity: str, **extra: Any) -> None:
     kept = folder.keep(cert)
-    folder.log.append("issue", role=role, identity=identity, serial=serial_hex(cert.serial_number),
+    if str(out) == "-":  # the certificate then the CA chain on stdout: what `provision --enroll-cmd` reads
+        sys.stdout.buffer.write(cert.public_bytes(serialization.Encoding.PEM) + folder.cert_path.read_bytes())
+        sys.stdout.flush()
+    else:
+        atomic_write(out, cert.public_bytes(serialization.Encoding.PEM))
+    folder.log.append("issue", key, role=role, identity=identity, serial=serial_hex(cert.serial_number),
                       not_after=cert.not_valid_after_utc.isoformat(), file=str(kept.relative_to(folder.path)),
                       **extra)
     print(f"issued {role} certificate for {identity} (serial {serial_hex(cert.serial_number)}, until "
-          f"{cert.not_valid_after_utc:%Y-%m-%d}): {out}")
+          f"{cert.not_valid_after_utc:%Y-%m-%d}): {out}", file=sys.stderr if str(out) == "-" else sys.stdout)
 
 
 def _cmd_sign_csr(args: argparse.Namespace) -> int:
@@ -69,9 +75,9 @@ def _cmd_sign_csr(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(f"{args.csr}: {exc}") from None
     out = Path(args.out or f"{args.device}.pem")
-    _issued(folder, cert, out, "device", args.device, site=args.site)
+    _issued(folder, key, cert, out, "device", args.device, site=args.site)
     print(f"site bound as {SITE_URI_PREFIX}{args.site}; on the device: evidence-agent keys install-cert "
-          f"--key-dir KEY_DIR {out} {folder.cert_path}")
+          f"--key-dir KEY_DIR {out} {folder.cert_path}", file=sys.stderr if str(out) == "-" else sys.stdout)
     return 0
 
 
@@ -108,7 +114,7 @@ def _cmd_issue_officer(args: argparse.Namespace) -> int:
         target = out / CERT_FILE
     else:
         target = out if out.suffix == ".pem" else out.with_suffix(".pem")
-    _issued(folder, cert, target, "officer", args.name, legal_name=args.legal_name, badge=args.badge)
+    _issued(folder, key, cert, target, "officer", args.name, legal_name=args.legal_name, badge=args.badge)
     print(f"give the officer {out} (the `evidence-officer --keys` folder); devices trust {target} in their "
           "officer trust folder")
     return 0
@@ -164,7 +170,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", required=True, help="device id: must be the CSR's CN")
     p.add_argument("--site", required=True, help=f"registered site, bound as {SITE_URI_PREFIX}SITE")
     p.add_argument("--days", type=int, default=825, help="validity in days (default 825)")
-    p.add_argument("--out", help="certificate file to write (default ./<device>.pem)")
+    p.add_argument("--out", help="certificate file to write (default ./<device>.pem); '-': the certificate and "
+                   "the CA chain on stdout (for `evidence-agent provision --enroll-cmd`)")
     p.set_defaults(func=_cmd_sign_csr)
     p = sub.add_parser("issue-officer", parents=[common], help="issue an officer certificate (and key)")
     p.add_argument("name", help="officer id: the certificate CN, broker account and command signer")

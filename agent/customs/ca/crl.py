@@ -70,7 +70,7 @@ def revoke(folder: CaFolder, target: str, reason: str, invalid_since: dt.datetim
            ) -> list[dict[str, Any]]:
     """Log the revocation of every certificate ``target`` names (those already revoked are skipped)."""
     flag = reason_of(reason)
-    folder.load()  # only the CA's operator revokes: the key must be here
+    key, _ = folder.load()  # only the CA's operator revokes: the key must be here
     done = _revoked(folder)
     out = []
     for serial, ident in targets(folder, target):
@@ -79,7 +79,7 @@ def revoke(folder: CaFolder, target: str, reason: str, invalid_since: dt.datetim
         fields: dict[str, Any] = {"serial": serial, "identity": ident, "reason": flag.name}
         if invalid_since is not None:
             fields["invalid_since"] = invalid_since.isoformat()
-        out.append(folder.log.append("revoke", **fields))
+        out.append(folder.log.append("revoke", key, **fields))
     return out
 
 
@@ -104,6 +104,6 @@ def publish(folder: CaFolder, out: Path | None = None, days: int = 7) -> tuple[P
     crl = b.sign(key, hashes.SHA256())
     path = out or folder.crl_path
     atomic_write(path, crl.public_bytes(serialization.Encoding.PEM), mode=0o644)
-    folder.log.append("crl", number=number, revoked=len(revoked), path=str(path.resolve()),
+    folder.log.append("crl", key, number=number, revoked=len(revoked), path=str(path.resolve()),
                       next_update=(now + dt.timedelta(days=days)).isoformat())
     return path, len(revoked)

@@ -55,7 +55,7 @@ class CaFolder:
                                                            serialization.PrivateFormat.PKCS8,
                                                            serialization.NoEncryption()), mode=0o600)
         atomic_write(self.cert_path, cert.public_bytes(serialization.Encoding.PEM))
-        self.log.append("init", subject=cert.subject.rfc4514_string(), serial=serial_hex(cert.serial_number),
+        self.log.append("init", key, subject=cert.subject.rfc4514_string(), serial=serial_hex(cert.serial_number),
                         not_after=cert.not_valid_after_utc.isoformat())
         return cert
 
