@@ -137,8 +137,8 @@ def crl_line(crl: Path) -> str:
     """``crlfile`` for the listener: the CRL must exist, and hold a CRL of every CA issuing client certificates."""
     if not crl.is_file():
         raise ConfigError(f"--crl {crl}: no such file (publish one first: evidence-officer ca crl)")
-    return ("# Client certificates revoked by the customs CA (evidence-officer ca crl); Mosquitto reads it when\n"
-            "# the listener starts: restart the broker after publishing a new one (docs/ca.md).\n"
+    return ("# Client certificates revoked by the customs CA (evidence-officer ca crl); Mosquitto re-reads it on\n"
+            "# SIGHUP: `systemctl reload mosquitto` after publishing a new one (docs/ca.md).\n"
             f"crlfile {crl.resolve()}\n")
 
 

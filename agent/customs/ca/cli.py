@@ -141,8 +141,9 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
 
 def _cmd_crl(args: argparse.Namespace) -> int:
     path, n = publish(_folder(args), Path(args.out) if args.out else None, args.days)
-    print(f"wrote {path}: {n} revoked certificate(s), valid {args.days} day(s); give it to the broker "
-          "(crlfile, then restart), the ingest (--crl), verify (--crl) and the devices' officer trust folders")
+    print(f"wrote {path}: {n} revoked certificate(s), valid {args.days} day(s); give it to the broker (crlfile, "
+          "then `systemctl reload mosquitto`), the ingest (--crl), verify (--crl) and the devices' officer trust "
+          "folders (crl.pem)")
     return 0
 
 
@@ -190,7 +191,8 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_cmd_revoke)
     p = sub.add_parser("crl", parents=[common], help="sign and write the CRL (default <dir>/crl.pem)")
     p.add_argument("--out", help="where to write it (default <dir>/crl.pem)")
-    p.add_argument("--days", type=int, default=7, help="nextUpdate in days (default 7): publish again before")
+    p.add_argument("--days", type=int, default=30, help="nextUpdate in days (default 30); the broker refuses every "
+                   "client once it has passed: publish daily (docs/ca.md)")
     p.set_defaults(func=_cmd_crl)
     p = sub.add_parser("log", parents=[common], help="print the issuance log (its hash chain checked)")
     p.set_defaults(func=_cmd_log)

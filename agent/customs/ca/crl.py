@@ -83,7 +83,7 @@ def revoke(folder: CaFolder, target: str, reason: str, invalid_since: dt.datetim
     return out
 
 
-def publish(folder: CaFolder, out: Path | None = None, days: int = 7) -> tuple[Path, int]:
+def publish(folder: CaFolder, out: Path | None = None, days: int = 30) -> tuple[Path, int]:
     """Sign and write the CRL (default ``<ca>/crl.pem``); returns (path, revoked count)."""
     key, ca = folder.load()
     now = dt.datetime.now(dt.UTC)
