@@ -22,7 +22,7 @@ from agent.core.clock import SystemClock
 from agent.customs.keys import load_officer
 from agent.wire.commands import CommandRejected, CommandVerifier, ReplayCache, TrustStore, sign_command
 from agent.wire.mqtt import MqttLink
-from tests.support.fleet import Fleet, agent_cli
+from tests.support.fleet import Fleet, agent_cli, officer_cli
 from tests.support.hostile import Device, record_msg, sidecar
 from tests.support.revocation import broker_setup_with_crl, ca, crl_path, enroll, next_second
 
@@ -190,3 +190,33 @@ def test_a_revoked_officer_cannot_command_the_device(fleet: Fleet, tmp_path: Pat
     with pytest.raises(CommandRejected) as refused:
         verifier.verify(command())
     assert refused.value.code == "untrusted" and "revoked" in refused.value.detail
+
+
+def test_a_revoked_officer_is_refused_by_the_running_device_service(tmp_path: Path) -> None:
+    """The device's command service on Mosquitto, its trust folder fed by the real ``ca`` commands."""
+    from agent.customs.cmd_cmd import CommandRefused
+    from tests.support.command_stack import DEVICE, SITE, build_stack
+
+    ca_dir = tmp_path / "customs-ca"
+    assert officer_cli("ca", "init", "--dir", str(ca_dir)).returncode == 0
+    keys = tmp_path / "officer-mallory"  # an account the broker lets publish commands
+    issued = officer_cli("ca", "issue-officer", "officer-mallory", "--legal-name", "M. Allory", "--badge", "B-9",
+                         "--out", str(keys), "--dir", str(ca_dir))
+    assert issued.returncode == 0, issued.stderr
+    stack = build_stack(tmp_path / "stack")
+    try:
+        trust = stack.root / "trust"
+        shutil.copy(keys / "officer.pem", trust / "officer-mallory.pem")
+        assert officer_cli("ca", "crl", "--dir", str(ca_dir), "--out", str(trust / "crl.pem")).returncode == 0
+        stack.officer_keys["officer-mallory"] = load_officer(keys)
+        mallory = stack.officer("officer-mallory")
+        assert mallory.request(SITE, DEVICE, "status")["ok"]
+        assert officer_cli("ca", "revoke", "officer-mallory", "--reason", "privilege_withdrawn",
+                           "--dir", str(ca_dir)).returncode == 0
+        assert officer_cli("ca", "crl", "--dir", str(ca_dir), "--out", str(trust / "crl.pem")).returncode == 0
+        with pytest.raises(CommandRefused) as refused:
+            mallory.request(SITE, DEVICE, "snapshot")
+        assert refused.value.code == "untrusted" and "revoked" in str(refused.value)
+        assert stack.officer("officer-alice").request(SITE, DEVICE, "status")["ok"]  # the others still command
+    finally:
+        stack.close()
