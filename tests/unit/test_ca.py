@@ -113,3 +113,15 @@ def test_sign_csr_serves_as_the_provision_enroll_command(tmp_path: Path) -> None
     cert_pem, chain_pem = run_enroll(cmd, _csr(tmp_path, "cam-7"))
     cert = x509.load_pem_x509_certificate(cert_pem)
     assert site_of(cert) == "site-2" and chain_pem == (ca_dir / "ca.pem").read_bytes()
+
+
+def test_broker_setup_names_the_crl_or_refuses_a_missing_one(tmp_path: Path) -> None:
+    missing = officer_cli("broker-setup", str(tmp_path / "b"), "--crl", str(tmp_path / "none.pem"))
+    assert missing.returncode == 2 and "none.pem" in missing.stderr and "Traceback" not in missing.stderr
+    assert not (tmp_path / "b").exists()  # nothing written before the check
+    assert officer_cli("ca", "init", "--dir", str(tmp_path / "b" / "ca")).returncode == 0
+    assert officer_cli("ca", "crl", "--dir", str(tmp_path / "b" / "ca")).returncode == 0
+    ok = officer_cli("broker-setup", str(tmp_path / "b"), "--crl", str(tmp_path / "b" / "ca" / "crl.pem"))
+    assert ok.returncode == 0, ok.stderr
+    conf = (tmp_path / "b" / "mosquitto.conf").read_text()
+    assert f"crlfile {tmp_path / 'b' / 'ca' / 'crl.pem'}" in conf.splitlines()
