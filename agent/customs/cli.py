@@ -28,6 +28,8 @@ from agent.customs.state.postgres import PostgresState
 from agent.customs.store.base import Index, IndexError_
 from agent.customs.store.blobs import BlobError
 from agent.customs.store.opening import open_blobs, open_index
+from agent.signing.revocation import CrlFile
+from agent.signing.trust import load_anchors
 from agent.wire.mqtt import MqttLink
 from agent.wire.mqtt_settings import MqttConfig, TlsConfig
 from agent.wire.topics import fleet_filter, shared
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 
 SUBCOMMAND_MODULES = ("agent.customs.live_cmd", "agent.customs.cmd_cmd", "agent.customs.keys",
                       "agent.customs.console.cli", "agent.customs.inspection.cli",
-                      "agent.customs.broker.setup")
+                      "agent.customs.broker.setup", "agent.customs.ca.cli")
 INGEST_CHANNELS = ("record", "media", "alert", "receipt")
 RETAINED_CHANNELS = ("status", "availability")  # retained messages never go to shared subscriptions
 
@@ -85,6 +87,18 @@ def group_state(index: Index | None) -> GroupState | None:
     return PostgresState(index) if isinstance(index, PostgresIndex) else None
 
 
+def _crl_file(crl: Path | None, trust_ca: list[Path] | None) -> CrlFile | None:
+    """``--crl FILE``: checked against ``--trust-ca`` now, re-read whenever the file changes."""
+    if crl is None:
+        return None
+    if not trust_ca:
+        raise ConfigError(f"--crl {crl}: needs --trust-ca (the CA whose CRL it is)")
+    try:
+        return CrlFile(crl, load_anchors(trust_ca))
+    except VerificationError as exc:
+        raise ConfigError(f"--crl {exc}") from None
+
+
 def _cmd_ingest(args: argparse.Namespace) -> int:
     try:
         limits = Limits.parse(args.limit or [])
@@ -98,9 +112,10 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         blobs = None if args.blobs is None else open_blobs(args.blobs)
     except BlobError as exc:
         raise ConfigError(f"--blobs: {exc}") from None
+    revocations = _crl_file(args.crl, args.trust_ca)
     try:
         ingest = Ingest(args.out, trusted_ca=args.trust_ca or (), limits=limits, index=index, blobs=blobs,
-                        state=group_state(index))
+                        state=group_state(index), revocations=revocations)
     except VerificationError as exc:
         raise ConfigError(f"--trust-ca: {exc}") from None
     except StateError as exc:
@@ -153,6 +168,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--session-expiry", type=int, default=7 * 24 * 3600, help="seconds the broker keeps our queue")
     p.add_argument("--trust-ca", type=Path, action="append", help="device CA certificate(s) (repeatable); "
                    "without it each device's certificate is pinned on first use")
+    p.add_argument("--crl", type=Path, help="the customs CA's CRL (evidence-officer ca crl), re-read when it "
+                   "changes: records of a revoked device are refused from its revocation time on")
     p.add_argument("--limit", action="append", metavar="NAME=VALUE",
                    help="ingest limit (repeatable), e.g. max_item_bytes=2000000000; see agent/customs/guard.py")
     p.add_argument("--seconds", type=float, help="stop after this long")

@@ -57,6 +57,7 @@ from agent.customs.store.durable import SyncBatch
 from agent.customs.store.model import Finding, ItemRow
 from agent.signing.layout import bucket_of, item_stem
 from agent.signing.records import SignedRecord
+from agent.signing.revocation import CrlFile
 from agent.signing.trust import load_anchors
 from agent.wire.mqtt import Inbound
 from agent.wire.topics import parse_device_topic
@@ -70,7 +71,7 @@ class Ingest:
 
     def __init__(self, out: Path, *, trusted_ca: Sequence[Path] = (), verify_items: bool = True,
                  limits: Limits | None = None, index: Index | None = None, blobs: BlobStore | None = None,
-                 state: GroupState | None = None) -> None:
+                 state: GroupState | None = None, revocations: CrlFile | None = None) -> None:
         self.out = Path(out)
         self.index = index  # the searchable customs index (SQLite or PostgreSQL), written in the same batch
         self.blobs = blobs  # content-addressed write-once copy of every media file (folder or S3), same batch
@@ -90,7 +91,7 @@ class Ingest:
         self._expired: set[str] = set()  # devices whose old chunk sets were dropped in this batch
         self._staged: dict[str, Path] = {}  # record hash -> its sidecar, written before the lock
         self._checker = RecordChecker(self.cas, self.limits)  # the lock-free part of a record's checks
-        self._pins = Pins(self.out, self._sync, trust_on_first_use=not self.cas)
+        self._pins = Pins(self.out, self._sync, trust_on_first_use=not self.cas, revocations=revocations)
         self._live: dict[str, dict[str, Any]] = {}
         self.messages = 0
         self.slowest_ms = 0.0

@@ -149,7 +149,8 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
     key_dir = Path(args.key_dir)
     out = init_identity(key_dir, args.device_id, args.organization, csr=args.csr, force=args.force)
     if args.csr:
-        print(f"wrote key and certificate signing request {out}; send it to the customs CA, then run "
+        print(f"wrote key and certificate signing request {out}; send it to the customs CA (`evidence-officer ca "
+              f"sign-csr {out.name} --device {args.device_id} --site SITE`, docs/ca.md), then run "
               f"`evidence-agent keys install-cert --key-dir {key_dir} CERT CHAIN`")
     else:
         ident = load_identity(key_dir)
@@ -176,8 +177,12 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 
 def _print_report(report_json: dict[str, object]) -> None:
     r = report_json
+    rev = r.get("revocation")
     if not r["ok"]:
         print(f"{r['path']}: FAILED — {len(r['problems'])} problem(s)")  # type: ignore[arg-type]
+    elif isinstance(rev, dict) and rev.get("not_trusted"):
+        print(f"{r['path']}: INTACT BUT NOT TRUSTED — {len(rev['not_trusted'])} item(s) sealed after the "
+              f"signer's certificate was revoked ({rev['trusted_before']}); items before it are trusted")
     elif r.get("trusted"):
         print(f"{r['path']}: OK — intact and signed under the trusted CA {r.get('issuer')}")
     else:
@@ -239,6 +244,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.path} does not exist (give a vault folder, a copy of its files, an item or a bundle)")
     witness = [Path(w).read_text() for w in args.ledger_checkpoint or []]
     checkers = default_checkers(trust_from(args.tsa_ca, args.ledger_key, witness))
+    checkers += _crl_checkers(args.crl, trusted)
     from agent.signing.lone import is_lone_candidate
 
     if args.against or is_lone_candidate(Path(args.path)):
@@ -256,11 +262,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 1
     doc = report.to_json()
     doc["exit_code"] = code = verify_exit_code(report.ok, report.trusted, args.allow_untrusted)
+    if code == EXIT_OK and (doc.get("revocation") or {}).get("not_trusted"):  # type: ignore[union-attr]
+        doc["exit_code"] = code = EXIT_UNTRUSTED  # --allow-untrusted never vouches for a revoked signer
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
         _print_report(doc)
     return code
+
+
+def _crl_checkers(crl: str | None, trusted: list[x509.Certificate]) -> list[Checker]:
+    """``--crl FILE``: the customs CA's CRL, signed by a ``--ca``; items sealed after a revocation are not trusted."""
+    if crl is None:
+        return []
+    from agent.signing.revocation import load_crls
+    from agent.signing.revoked_items import revocation_checker
+
+    if not trusted:
+        raise ConfigError(f"--crl {crl}: needs the --ca that signed it")
+    try:
+        return [revocation_checker(load_crls(Path(crl), trusted))]
+    except VerificationError as exc:
+        raise ConfigError(f"--crl {exc}") from None
 
 
 #: ``evidence-agent verify`` exit codes: intact and trusted, problems found, bad usage, intact but untrusted.
@@ -389,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "evidence exits 3 (intact but not trusted)")
     v.add_argument("--allow-untrusted", action="store_true",
                    help="exit 0 for intact evidence even when no --ca vouches for the signer")
+    v.add_argument("--crl", help="the customs CA's CRL (signed by a --ca): items sealed after their signer's "
+                   "revocation are not trusted (exit 3)")
     v.add_argument("--tsa-ca", action="append", help="trusted RFC 3161 TSA root (PEM); may repeat")
     v.add_argument("--ledger-key", action="append", help="the ledger's signed-note verifier key; may repeat")
     v.add_argument("--ledger-checkpoint", action="append",

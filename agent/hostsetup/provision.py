@@ -171,8 +171,9 @@ def ensure_certificate(key_dir: Path, cert_pem: bytes | None, chain_pem: bytes |
         return Change("installed", str(cert_path), "issued certificate and CA chain")
     if cert_path.exists():
         return Change("unchanged", str(cert_path), "certificate present")
-    return Change("pending", str(cert_path), f"send {key_dir / keys.CSR_FILE} to the customs CA, then re-run with "
-                                             "--cert FILE --chain FILE (or --enroll-cmd)")
+    return Change("pending", str(cert_path), f"send {key_dir / keys.CSR_FILE} to the customs CA (it signs it with "
+                                             "`evidence-officer ca sign-csr CSR --device ID --site SITE`, docs/ca.md), "
+                                             "then re-run with --cert FILE --chain FILE (or --enroll-cmd)")
 
 
 # -- files -------------------------------------------------------------------------------------

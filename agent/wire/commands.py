@@ -37,6 +37,7 @@ from agent.core.clock import Clock
 from agent.core.errors import CommandError, VerificationError
 from agent.core.vocab import ID_RE as _ID_RE
 from agent.signing.keys import key_id_of
+from agent.signing.revocation import parse_crls_unchecked
 from agent.signing.trust import verify_key_signature
 from agent.wire.replay import ReplayCache as ReplayCache  # the verifier's store, re-exported
 
@@ -53,6 +54,7 @@ _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 _BODY_KEYS: Final = frozenset(
     {"typ", "command", "args", "device", "officer", "issued_ms", "expires_ms", "nonce"})
 _WIRE_KEYS: Final = frozenset({"alg", "key_id", "sig", "body"})
+CRL_FILE: Final = "crl.pem"  # in the officer trust folder: the customs CA's CRL
 
 
 class CommandRejected(CommandError):
@@ -187,10 +189,12 @@ class TrustStore:
     """A directory of officer certificates or public keys (``*.pem``) and its ``permissions.json``.
 
     A certificate's officer id is its subject CN; a bare public key's is its file stem. What each officer
-    may send comes from :class:`Permissions` (fail closed: no file, no command). The files are re-read
-    whenever their names or contents change (checked at each lookup; a few small files), so revoking an
-    officer is deleting or overwriting a file, and editing permissions.json takes effect. Extend it by
-    overriding ``_admit`` (e.g. a revocation list): it sees each loaded officer and may drop it.
+    may send comes from :class:`Permissions` (fail closed: no file, no command). A ``crl.pem`` (the customs
+    CA's CRL, trusted as the folder is: it only takes trust away) removes every officer certificate it lists;
+    an unreadable one trusts no officer until it is fixed. The files are re-read whenever their names or
+    contents change (checked at each lookup; a few small files), so revoking an officer is deleting or
+    overwriting a file, and editing permissions.json takes effect. Extend it by overriding ``_admit``: it
+    sees each loaded officer and may drop it.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -199,6 +203,13 @@ class TrustStore:
         self._stamp: str | None = None
         self._by_key: dict[str, Officer] = {}
         self.problem: str | None = None  # why the store grants less than it could (for start-up logs)
+        self._revoked: dict[str, str] = {}  # key id -> why that officer is no longer trusted
+
+    def revoked(self, key_id: str) -> str | None:
+        """Why a key found in the folder is not trusted (its certificate is on crl.pem), or None."""
+        with self._lock:
+            self._reload_if_changed()
+            return self._revoked.get(key_id)
 
     def lookup(self, key_id: str) -> Officer | None:
         with self._lock:
@@ -242,6 +253,8 @@ class TrustStore:
         perms = Permissions.load(self.directory)
         loaded: dict[str, Officer] = {}
         for path in sorted(self.directory.glob("*.pem")):
+            if path.name == CRL_FILE:
+                continue
             try:
                 officer = self._admit(_load_officer(path, perms))
             except (OSError, ValueError) as exc:
@@ -253,7 +266,7 @@ class TrustStore:
                 log.warning("officer trust store: %s (%s) may send no command: %s", officer.officer_id, path.name,
                             officer.denied)
             loaded[officer.key_id] = officer
-        self._by_key = loaded
+        self._by_key, self._revoked = _drop_revoked(self.directory / CRL_FILE, loaded)
         self.problem = perms.problem
         if perms.problem:
             log.error("%s", perms.problem)
@@ -262,6 +275,38 @@ class TrustStore:
     def _admit(self, officer: Officer) -> Officer | None:
         """Hook for further checks on a loaded officer (None drops it); the base store admits everyone."""
         return officer
+
+
+def _drop_revoked(crl_path: Path, loaded: dict[str, Officer]) -> tuple[dict[str, Officer], dict[str, str]]:
+    """(officers still trusted, key id -> why not) under the folder's crl.pem; fails closed on a bad one."""
+    try:
+        data = crl_path.read_bytes()
+    except FileNotFoundError:
+        return loaded, {}
+    except OSError as exc:
+        data = str(exc).encode()
+    try:
+        revs = parse_crls_unchecked(data, str(crl_path))
+    except VerificationError as exc:
+        log.warning("officer trust store: %s: trusting no officer until it is fixed", exc)
+        return {}, {k: f"{crl_path} is unreadable: no officer is trusted" for k in loaded}
+    kept: dict[str, Officer] = {}
+    gone: dict[str, str] = {}
+    for key_id, officer in loaded.items():
+        entry = None
+        try:
+            data = Path(officer.source).read_bytes()
+            if b"BEGIN CERTIFICATE" in data:
+                entry = revs.revoked(x509.load_pem_x509_certificate(data))
+        except (OSError, ValueError) as exc:  # changed under us: the next lookup reloads; trust it not now
+            gone[key_id] = f"{officer.source} could not be checked against {crl_path}: {exc}"
+            continue
+        if entry is None:
+            kept[key_id] = officer
+        else:
+            gone[key_id] = f"certificate of {officer.officer_id!r} was revoked ({entry.describe()})"
+            log.warning("officer trust store: %s", gone[key_id])
+    return kept, gone
 
 
 def _load_officer(path: Path, perms: Permissions) -> Officer:
@@ -381,7 +426,8 @@ class CommandVerifier:
         cmd, args, dev, off, iss, exp, nonce = _body_fields(wire["body"])
         officer = self.trust.lookup(key_id)
         if officer is None:
-            raise CommandRejected("untrusted", f"key {key_id[:16]}… is not in the officer trust store")
+            raise CommandRejected("untrusted", self.trust.revoked(key_id)
+                                  or f"key {key_id[:16]}… is not in the officer trust store")
         try:
             sig = base64.b64decode(sig_b64, validate=True)
             signed = canonical(wire["body"])

@@ -88,13 +88,14 @@ def _issue(ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate], folder: Path
 
 def broker_setup(out: Path, *, host: str = "localhost", port: int = 8883, bind: str = "0.0.0.0",
                  officers: list[str], ingests: list[str], devices: list[str], org: str = "Customs",
-                 run_as: str | None = None, max_packet_size: int = 1 << 20) -> list[str]:
+                 run_as: str | None = None, max_packet_size: int = 1 << 20, crl: Path | None = None) -> list[str]:
     """Write (or complete) the layout; returns what was created, one line each."""
     for name in [*officers, *ingests, *devices]:
         try:
             check_segment(name, "account/device name")
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    crl_text = "" if crl is None else crl_line(crl)
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     done: list[str] = []
@@ -125,16 +126,26 @@ def broker_setup(out: Path, *, host: str = "localhost", port: int = 8883, bind: 
                         "port": port, "bind": bind, "cafile": out / "ca" / "ca.pem",
                         "certfile": out / "server" / "server.pem", "keyfile": out / "server" / "server.key",
                         "acl_file": out / "acl.conf", "max_packet_size": max_packet_size})
+    conf += crl_text  # last: the listener block refuses client certificates the customs CA revoked
     atomic_write(out / "mosquitto.conf", conf.encode())
     done.append(f"{out / 'mosquitto.conf'} and {out / 'acl.conf'} ({len(officers)} officer(s), "
                 f"{len(ingests)} ingest account(s); devices by pattern)")
     return done
 
 
+def crl_line(crl: Path) -> str:
+    """``crlfile`` for the listener: the CRL must exist, and hold a CRL of every CA issuing client certificates."""
+    if not crl.is_file():
+        raise ConfigError(f"--crl {crl}: no such file (publish one first: evidence-officer ca crl)")
+    return ("# Client certificates revoked by the customs CA (evidence-officer ca crl); Mosquitto re-reads it on\n"
+            "# SIGHUP: `systemctl reload mosquitto` after publishing a new one (docs/ca.md).\n"
+            f"crlfile {crl.resolve()}\n")
+
+
 def _cmd(args: argparse.Namespace) -> int:
     done = broker_setup(Path(args.outdir), host=args.host, port=args.port, bind=args.bind,
                         officers=args.officer or [], ingests=args.ingest or ["ingest-1"], devices=args.device or [],
-                        org=args.org, run_as=args.run_as, max_packet_size=args.max_packet_size)
+                        org=args.org, run_as=args.run_as, max_packet_size=args.max_packet_size, crl=args.crl)
     for line in done:
         print(f"wrote {line}")
     print(f"start it: mosquitto -c {Path(args.outdir).resolve() / 'mosquitto.conf'}")
@@ -155,4 +166,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--org", default="Customs", help="organisation in certificate subjects")
     p.add_argument("--run-as", help="user mosquitto runs as (default: the current user)")
     p.add_argument("--max-packet-size", type=int, default=1 << 20, help="bytes; devices chunk media to fit")
+    p.add_argument("--crl", type=Path, help="the customs CA's CRL (evidence-officer ca crl): the broker refuses "
+                   "revoked client certificates (crlfile)")
     p.set_defaults(func=_cmd)
