@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from agent.core.errors import ConfigError
 from agent.core.fsutil import atomic_write
-from agent.device.config import ID_PATTERN
+from agent.core.vocab import ID_PATTERN
 from agent.hostsetup.changes import Change
 from agent.wire.commands import PERMISSIONS_FILE
 
