@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from agent.customs.inspection.model import InspectionStore
 from agent.signing.report import sign_report
 from tests.support.fleet import agent_cli
 from tests.support.helpers import REPO
@@ -222,7 +223,7 @@ def test_hostile_device_strings_render_as_text(tmp_path: Path, outside: str) -> 
     built.close()
     key_file = built.officer_keys / "officer.key"
     # the session stores what the device answered: hostile strings in its signed snapshot reply
-    session = next(built.data.glob("*.json"))
+    session = InspectionStore(built.data).path(CASE)
     doc = json.loads(session.read_text())
     for step in doc["checkin"].values():
         step["details"]["gps"].update(hostile_strings(key_file, outside)["gps"])

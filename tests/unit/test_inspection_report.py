@@ -140,7 +140,7 @@ def test_report_bundle_verifies_and_names_every_tamper(reported: dict[str, Any],
     names = zipfile.ZipFile(res.bundle).namelist()
     rec = next(n for n in names if n.endswith(".still.rec"))
     gone = variant("gone", rec[:-4] + "*", None)  # record and media of one listed still removed
-    assert any("listed in the report but missing" in p["problem"] for p in gone["problems"])
+    assert any("in the report's signed run but missing" in p["problem"] for p in gone["problems"])
 
     def forge(data: bytes) -> bytes:
         env = json.loads(data)

@@ -101,7 +101,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
                            wait_s=args.wait)
         return {"bundle": str(res.bundle), "pdf": str(res.pdf), "html": str(res.html), "items": res.items,
                 "manifest_sha256": res.manifest_sha256, "sealed_seq": res.sealed_seq, "verified": res.verify["ok"],
-                "problems": res.verify["problems"], "seconds": {k: round(v, 3) for k, v in res.seconds.items()}}
+                "problems": res.verify["problems"], "findings": list(res.findings),
+                "seconds": {k: round(v, 3) for k, v in res.seconds.items()}}
 
     if args.no_seal:
         result = step(InspectionService(_store(args), args.case, None, officer=officer.officer_id))

@@ -171,7 +171,7 @@ def _report(services: Services, service: Any) -> dict[str, Any]:
     res = build_report(service, root, out, services.client.officer, wait_s=60.0)
     return {"verified": res.verify["ok"], "problems": res.verify["problems"], "items": res.items,
             "sealed_seq": res.sealed_seq, "manifest_sha256": res.manifest_sha256,
-            "report_check": res.verify.get("report"), "seconds": res.seconds}
+            "report_check": res.verify.get("report"), "findings": list(res.findings), "seconds": res.seconds}
 
 
 @router.get("/api/inspection/report/{name}")
