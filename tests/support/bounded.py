@@ -14,7 +14,7 @@ import struct
 import subprocess
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,9 +56,11 @@ def agent(*args: str) -> list[str]:
     return [sys.executable, "-m", "agent.device.cli", *args]
 
 
-def zip_of_copies(path: Path, names: Sequence[str], size: int, ratio: int = 150) -> None:
+def zip_of_copies(path: Path, names: Sequence[str], size: int, ratio: int = 150,
+                  first: Mapping[str, bytes] | None = None) -> None:
     """A zip whose members (``names``) each inflate to ``size`` bytes at about ``ratio``:1 (under the 200x
-    bomb threshold), all sharing one deflate stream: written in seconds, ~size/ratio bytes per member."""
+    bomb threshold), all sharing one deflate stream: written in seconds, ~size/ratio bytes per member.
+    ``first`` members (a genuine bundle's) are stored ahead of them, uncompressed."""
     import random
 
     rnd = random.Random(7)
@@ -71,20 +73,23 @@ def zip_of_copies(path: Path, names: Sequence[str], size: int, ratio: int = 150)
     raw = comp.compress(data) + comp.flush()
     crc = zlib.crc32(data) & 0xFFFFFFFF
     central = []
+    members = [(name, 0, blob, zlib.crc32(blob) & 0xFFFFFFFF, len(blob), len(blob))
+               for name, blob in (first or {}).items()]
+    members += [(name, 8, raw, crc, len(raw), len(data)) for name in names]
     with open(path, "wb") as fh:
-        for name in names:
+        for name, method, payload, c, csize, usize in members:
             n = name.encode()
             offset = fh.tell()
-            fh.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(raw), len(data), len(n), 0)
+            fh.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, c, csize, usize, len(n), 0)
                      + n)
-            fh.write(raw)
-            central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc, len(raw),
-                                       len(data), len(n), 0, 0, 0, 0, 0o100644 << 16, offset) + n)
+            fh.write(payload)
+            central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21, c, csize,
+                                       usize, len(n), 0, 0, 0, 0, 0o100644 << 16, offset) + n)
         start = fh.tell()
         for c in central:
             fh.write(c)
         end = fh.tell()
-        fh.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(names), len(names), end - start, start, 0))
+        fh.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), end - start, start, 0))
 
 
 def sparse_file(path: Path, size: int) -> Path:
