@@ -171,7 +171,8 @@ def _officer(body: Mapping[str, Any], certs: list[x509.Certificate], ev: Evidenc
 
 def _run(body: Mapping[str, Any], ev: Evidence, out: ReportCheck, manifest_size: int) -> None:
     """The evidence holds exactly the signed run, then the items up to the device's seal of this manifest."""
-    rng = body.get("range") if isinstance(body.get("range"), dict) else {}
+    raw_range = body.get("range")
+    rng: dict[str, Any] = raw_range if isinstance(raw_range, dict) else {}
     first, last, count = _int(rng.get("first_seq")), _int(rng.get("last_seq")), _int(rng.get("count"))
     if first is None or last is None or count is None or last < first or count != last - first + 1:
         out.problem(_WHERE, f"the signed range is malformed ({json.dumps(rng)[:200]})")
@@ -224,7 +225,8 @@ def _run(body: Mapping[str, Any], ev: Evidence, out: ReportCheck, manifest_size:
 
 
 def _files(body: Mapping[str, Any], ev: Evidence, out: ReportCheck) -> None:
-    listed = body.get("files") if isinstance(body.get("files"), dict) else {}
+    raw_files = body.get("files")
+    listed: dict[str, Any] = raw_files if isinstance(raw_files, dict) else {}
     for name, meta in sorted(listed.items()):
         size = meta.get("size") if isinstance(meta, dict) else None
         if not isinstance(size, int) or not 0 <= size <= MAX_REPORT_FILE or name == MANIFEST or "/" in name:

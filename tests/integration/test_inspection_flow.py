@@ -208,8 +208,8 @@ def test_whole_inspection_to_a_verified_signed_report(device: tuple[Officer, Pat
     assert built["verified"] and built["sealed_seq"] is not None, built
     bundle = Path(built["bundle"])
 
-    verified = run("agent.device.cli", "verify", str(bundle), "--json", "--ca", str(tmp_path / "device-keys" / "ca.pem"),
-                   "--officer-ca", str(tmp_path / "officer-keys" / "ca.pem"))
+    verified = run("agent.device.cli", "verify", str(bundle), "--json", "--ca",
+                   str(tmp_path / "device-keys" / "ca.pem"), "--officer-ca", str(tmp_path / "officer-keys" / "ca.pem"))
     assert verified.returncode == 0, verified.stdout
     vj = json.loads(verified.stdout)
     assert vj["report"]["signature_valid"] and vj["report"]["officer"] == "officer-alice"

@@ -19,7 +19,7 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -171,9 +171,9 @@ def test_report_outside_the_manifest_run_is_refused(genuine: tuple[Built, Path],
 # --- what the report renders ------------------------------------------------------------------------------------
 
 class _Hits(http.server.BaseHTTPRequestHandler):
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         _Hits.hits.append(self.path)
         self.send_response(200)
         self.send_header("Content-Type", "text/css")

@@ -169,11 +169,11 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
     track = ev.track(items)
     checkin = []
     for step in CHECKIN_STEPS:
-        e = insp.checkin.get(step)
-        checkin.append({"title": STEP_TITLES[step], "entry": e,
-                        "gps": _gps(e.details.get("gps")) if e else {},
-                        "location": _location(e) if e is not None and step == "location" else None,
-                        "still": stills.get(e.seq, 320) if e is not None else None})
+        done = insp.checkin.get(step)
+        checkin.append({"title": STEP_TITLES[step], "entry": done,
+                        "gps": _gps(done.details.get("gps")) if done else {},
+                        "location": _location(done) if done is not None and step == "location" else None,
+                        "still": stills.get(done.seq, 320) if done is not None else None})
     rows: list[dict[str, Any]] = []
     for e in insp.entries:
         rows.append({"at": e.at, "kind": e.kind, "label": e.label, "note": e.note, "ok": e.ok,

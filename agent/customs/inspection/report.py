@@ -141,7 +141,8 @@ class _Fetcher:
     """WeasyPrint's URL fetcher for the report: the page's own resources from memory; everything else refused."""
 
     def __init__(self, resources: dict[str, tuple[bytes, str]]) -> None:
-        self.resources, self.refused = resources, []  # type: list[str]
+        self.resources = resources
+        self.refused: list[str] = []
 
     def build(self) -> Any:
         from weasyprint import urls
