@@ -154,7 +154,7 @@ def test_head_dropped_with_first_seq_edited(genuine: tuple[Built, Path], tmp_pat
 def test_duplicate_or_case_colliding_report_member(genuine: tuple[Built, Path], tmp_path: Path, name: str) -> None:
     built, bundle = genuine
     forged = b"%PDF-1.7 forged report: inspection completed, no findings\n%%EOF\n"
-    out = rewrite(bundle, tmp_path / "dup.zip", lambda n, d: d, extra=[(name, forged)])
+    out = rewrite(bundle, tmp_path / "dup.zip", lambda n, d: d, first=[(name, forged)])  # unzip takes the first
     rc, doc = verify(out, built)
     assert rc == 1 and ("duplicate" in problems(doc) or "collid" in problems(doc)), problems(doc)
 

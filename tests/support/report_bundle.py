@@ -12,7 +12,7 @@ import io
 import json
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,14 +167,17 @@ def build(built: Built, out: Path) -> Any:
 
 
 def rewrite(src: Path, dst: Path, change: Callable[[str, bytes], bytes | None],
-            extra: list[tuple[str, bytes]] = ()) -> Path:  # type: ignore[assignment]
+            extra: Sequence[tuple[str, bytes]] = (), first: Sequence[tuple[str, bytes]] = ()) -> Path:
     """Copy a zip member by member: ``change(name, data)`` returns new bytes, or None to drop the member;
-    ``extra`` members are appended (duplicate names allowed, as an attacker's zip tool would)."""
+    ``first`` members go before the copied ones, ``extra`` after (duplicate names allowed, as an
+    attacker's zip tool would write them: `unzip` extracts the first copy, Python's zipfile reads the last)."""
     import warnings
 
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout, \
             warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "Duplicate name": on purpose
+        for name, data in first:
+            zout.writestr(name, data)
         for info in zin.infolist():
             data = change(info.filename, zin.read(info.filename))
             if data is not None:
