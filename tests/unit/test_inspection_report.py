@@ -122,6 +122,8 @@ def test_report_bundle_verifies_and_names_every_tamper(reported: dict[str, Any],
     assert rep["signature_valid"] and rep["items_present"] == rep["items_listed"] == 5
     assert rep["sealed_at_seq"] == res.sealed_seq == 6
     assert "ALERT too_dark" in res.html.read_text()
+    how = res.html.read_text()
+    assert "Exit 0 means exactly this" in how and "--ca DEVICE_CA.pem --officer-ca OFFICER_CA.pem" in how
 
     def variant(name: str, member: str, change: Any) -> dict[str, Any]:
         out = tmp_path / f"{name}.zip"
