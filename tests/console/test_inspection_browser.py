@@ -222,4 +222,4 @@ def test_inspection_in_the_console_ends_in_a_verified_signed_report(stack: dict[
     missing = root / "missing.zip"
     rewrite(bundle, missing, still, None)
     rc, bad = verify(missing)
-    assert rc == 1 and any("listed in the report but missing" in p["problem"] for p in bad["problems"])
+    assert rc == 1 and any("signed run but missing" in p["problem"] for p in bad["problems"])
