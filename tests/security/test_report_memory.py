@@ -86,3 +86,25 @@ def test_png_bomb_still_verify_and_report_build(bomb_inspection: tuple[Built, Pa
     assert f"still seq {built.bomb_seq} could not be rendered" in Path(doc["html"]).read_text()
     print(f"report build with a PNG bomb: peak RSS {rep.peak_rss_mib:.0f} MiB")
     shutil.rmtree(out)
+
+
+def test_report_build_with_symlinked_and_huge_media(tmp_path: Path) -> None:
+    """Stills in the ingest folder replaced by symlinks to a 200 MiB file: the build reads nothing through
+    them (the stills count as not received, the bundle does not carry them) and stays in bounded memory."""
+    built = seal_inspection(tmp_path)
+    built.close()
+    big = sparse_file(tmp_path / "big.bin", 200 << 20)
+    stills = sorted((built.evidence / "cam-insp" / "items").rglob("*.still.jpg"))
+    for still in stills:
+        still.unlink()
+        still.symlink_to(big)
+    out = tmp_path / "out"
+    rep = run_bounded([sys.executable, "-m", "agent.customs.cli", "inspection", "--data", str(built.data), "report",
+                       CASE, "--evidence", str(built.evidence), "--out", str(out), "--keys", str(built.officer_keys),
+                       "--no-seal", "--wait", "0"])
+    _ok_exit(rep)
+    doc = json.loads(rep.stdout)
+    assert "media not received" in Path(doc["html"]).read_text()
+    assert Path(doc["bundle"]).stat().st_size < 10 << 20
+    assert any("missing" in p["problem"] for p in doc["problems"])
+    print(f"report build with symlinked stills: peak RSS {rep.peak_rss_mib:.0f} MiB")

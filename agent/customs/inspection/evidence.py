@@ -85,7 +85,7 @@ def load_items(device_dir: Path, first_seq: int, last_seq: int | None = None) ->
             name = media.get("name")
             path = bucket / str(name) if isinstance(name, str) and ITEM_RE.match(name) else None
             out.append(Item(seq, str(rec["kind"]), signed.hash, rec,
-                            path if path is not None and path.is_file() else None))
+                            path if path is not None and path.is_file() and not path.is_symlink() else None))
     return out
 
 
