@@ -243,3 +243,30 @@ def test_hostile_device_strings_render_as_text(tmp_path: Path, outside: str) -> 
     assert "ALERT too_dark" in flat and "Alerts and decisions" in flat  # before: hidden by the style
     html = Path(out["html"]).read_text()
     assert "<style>.bad" not in html and "&lt;style&gt;" in html and "<h1>ALL CLEAR" not in html
+
+
+def test_fuzzed_report_members_through_the_cli(genuine: tuple[Built, Path],
+                                               tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Hypothesis mutates the manifest (or a rendered file) of a genuine report bundle: always a named
+    problem (exit 1), never a traceback or an exit 0."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    built, bundle = genuine
+    members = ["report/manifest.json", "report/report.html"]
+
+    @settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(name=st.sampled_from(members), cut=st.integers(0, 3000), junk=st.binary(min_size=1, max_size=48))
+    def run(name: str, cut: int, junk: bytes) -> None:
+        def change(n: str, d: bytes) -> bytes:
+            if n != name:
+                return d
+            at = cut % (len(d) + 1)
+            out = d[:at] + junk + d[at + len(junk):]
+            return out if out != d else d + b" "
+        target = rewrite(bundle, tmp_path_factory.mktemp("fuzz") / "b.zip", change)
+        rc, doc = verify(target, built)
+        assert rc == 1, (name, doc.get("problems"))
+        assert doc["problems"]
+
+    run()

@@ -212,7 +212,9 @@ def register(subparsers: Any) -> None:
     r.add_argument("--evidence", required=True, type=Path,
                    help="the ingest output folder (evidence-officer ingest --out)")
     r.add_argument("--out", required=True, type=Path, help="where the report files and the bundle go")
-    r.add_argument("--no-seal", action="store_true", help="do not ask the device to seal the report's hash")
+    r.add_argument("--no-seal", action="store_true",
+                   help="do not ask the device to seal the report's hash (a draft: the bundle will not verify, "
+                        "the device's seal is required; exit 1)")
     r.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the evidence to arrive")
     r.set_defaults(func=_cmd_report)
     w = sub.add_parser("show", help="the session, its timer and (with --evidence) the alerts")
