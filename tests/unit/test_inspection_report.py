@@ -124,6 +124,7 @@ def test_report_bundle_verifies_and_names_every_tamper(reported: dict[str, Any],
     assert "ALERT too_dark" in res.html.read_text()
     how = res.html.read_text()
     assert "Exit 0 means exactly this" in how and "--ca DEVICE_CA.pem --officer-ca OFFICER_CA.pem" in how
+    assert "built-in method" not in how and "</span>: 5 items, seq 1..5" in how  # the pre-seal check's figures
 
     def variant(name: str, member: str, change: Any) -> dict[str, Any]:
         out = tmp_path / f"{name}.zip"
