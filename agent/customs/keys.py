@@ -1,32 +1,37 @@
 """Officer signing keys: ``evidence-officer keys init``.
 
 An officer key is ECDSA P-256 (like the device's, so it can live in a smart card or HSM later). Its
-certificate's subject CN is the officer id the device expects in every command. Without a customs CA
-the certificate is self-signed: the device pins the key itself (its trust store is a directory of
-these certificates), so self-signed is enough; with ``--ca-cert/--ca-key`` the customs CA issues it.
+certificate's subject CN is the officer id the device expects in every command, its OU is
+``evidence-officer``. With ``--ca-cert/--ca-key`` the customs CA issues it; without, a development
+officer CA is made beside the key (``ca.pem``/``ca.key``, like a device's development CA). Either way
+``ca.pem`` is the certificate a verifier gives as ``evidence-agent verify --officer-ca`` to trust the
+officer's signed reports. The device pins the officer certificate itself (its trust store is a directory
+of these certificates), whoever issued it.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from agent.core.errors import SigningError
 from agent.core.fsutil import atomic_write
-from agent.signing.keys import issue_leaf, key_id_of, load_p256_key
+from agent.signing.keys import issue_leaf, key_id_of, load_p256_key, make_ca
+from agent.signing.report import OFFICER_UNIT
 from agent.wire.topics import check_segment
 
 KEY_FILE = "officer.key"
 CERT_FILE = "officer.pem"
+CA_FILE = "ca.pem"  # the CA that issued officer.pem (what verifiers give as --officer-ca)
+CA_KEY_FILE = "ca.key"  # only for a development officer CA made by `keys init` without --ca-cert
 DEFAULT_DIR = Path(os.environ.get("EVIDENCE_OFFICER_HOME", "~/.evidence-officer")).expanduser()
 
 
@@ -37,6 +42,7 @@ class OfficerKey:
     officer_id: str
     private_key: ec.EllipticCurvePrivateKey
     cert: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()  # the CA certificates above ``cert`` (from ca.pem)
 
     @property
     def key_id(self) -> str:
@@ -58,7 +64,7 @@ def init_officer(key_dir: Path, officer_id: str, *, organization: str = "Customs
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, officer_id),
                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-                         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "evidence-officer")])
+                         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, OFFICER_UNIT)])
     if (ca_cert is None) != (ca_key is None):
         raise SigningError("--ca-cert and --ca-key go together")
     if ca_cert is not None and ca_key is not None:
@@ -66,21 +72,17 @@ def init_officer(key_dir: Path, officer_id: str, *, organization: str = "Customs
         issuer_key = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
         if not isinstance(issuer_key, ec.EllipticCurvePrivateKey):
             raise SigningError(f"{ca_key} is not an EC private key")
-        cert = issue_leaf(issuer_key, ca, subject, key.public_key(), days=days,
-                          eku=(ExtendedKeyUsageOID.CLIENT_AUTH,))
     else:
-        now = dt.datetime.now(dt.UTC)
-        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-                .sign(key, hashes.SHA256()))
+        issuer_key, ca = make_ca(f"Evidence Officer Development CA ({officer_id})", organization, days=days + 30)
+        atomic_write(key_dir / CA_KEY_FILE, issuer_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), mode=0o600)
+    cert = issue_leaf(issuer_key, ca, subject, key.public_key(), days=days, eku=(ExtendedKeyUsageOID.CLIENT_AUTH,))
+    atomic_write(key_dir / CA_FILE, ca.public_bytes(serialization.Encoding.PEM))
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     atomic_write(key_path, pem, mode=0o600)
     atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
-    return OfficerKey(officer_id, key, cert)
+    return OfficerKey(officer_id, key, cert, (ca,))
 
 
 def load_officer(key_dir: Path) -> OfficerKey:
@@ -97,7 +99,13 @@ def load_officer(key_dir: Path) -> OfficerKey:
     cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not cns:
         raise SigningError(f"{key_dir / CERT_FILE} has no CN (the officer id)")
-    return OfficerKey(str(cns[0].value), key, cert)
+    chain: tuple[x509.Certificate, ...] = ()
+    if (key_dir / CA_FILE).is_file():
+        try:
+            chain = tuple(x509.load_pem_x509_certificates((key_dir / CA_FILE).read_bytes()))
+        except ValueError as exc:
+            raise SigningError(f"{key_dir / CA_FILE} is unreadable: {exc}") from None
+    return OfficerKey(str(cns[0].value), key, cert, chain)
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -105,7 +113,8 @@ def _cmd_init(args: argparse.Namespace) -> int:
                            ca_cert=args.ca_cert, ca_key=args.ca_key, force=args.force)
     cert_path = Path(args.dir) / CERT_FILE
     print(f"officer {officer.officer_id}: key id {officer.key_id}")
-    print(f"certificate: {cert_path}")
+    print(f"certificate: {cert_path} (issued by {Path(args.dir) / CA_FILE}: give that to "
+          "`evidence-agent verify --officer-ca` to trust this officer's reports)")
     print("install it on each device: `evidence-agent provision ... --officer "
           f"{cert_path}` (trusts it with every command), or copy it into the device's officer trust store "
           f"(uplink.commands.trust_dir) as {officer.officer_id}.pem and list it in permissions.json there, e.g. "

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -185,9 +186,14 @@ def _print_report(report_json: dict[str, object]) -> None:
               f"signer's certificate was revoked ({rev['trusted_before']}); items before it are trusted")
     elif r.get("trusted"):
         print(f"{r['path']}: OK — intact and signed under the trusted CA {r.get('issuer')}")
-    else:
+    elif not r.get("devices_trusted"):
         print(f"{r['path']}: INTACT BUT NOT TRUSTED — signatures and chain hold, but no --ca vouches for the "
               f"signer (self-asserted issuer {r.get('issuer')}); anyone with a key could have made this")
+    else:
+        print(f"{r['path']}: INTACT BUT NOT TRUSTED — the device's records chain to the trusted CA "
+              f"{r.get('issuer')}, but not every part is vouched for:")
+        for u in r.get("untrusted") or []:  # type: ignore[attr-defined]
+            print(f"  NOT TRUSTED  {u['item']}: {u['why']}")
     print(f"  {r['items']} items ({r['mode']}), seq {r['first_seq']}..{r['last_seq']}, "
           f"{r['first_time']} .. {r['last_time']}")
     print(f"  device {r['device_id']}, key {str(r['key_id'])[:16]}…, "
@@ -206,6 +212,7 @@ def _print_report(report_json: dict[str, object]) -> None:
         sealed = rep.get("sealed_at_seq")
         print(f"  report: case {rep.get('case')}, signed by {rep.get('officer')} "
               f"({'signature valid' if rep.get('signature_valid') else 'signature NOT valid'}), "
+              f"{'officer CA ' + str(rep.get('officer_issuer')) if rep.get('officer_trusted') else 'NO officer CA'}, "
               f"{rep.get('items_present')}/{rep.get('items_listed')} listed items present, "
               + (f"hash sealed by the device at seq {sealed}" if sealed is not None
                  else "hash not sealed by the device"))
@@ -219,31 +226,50 @@ def _print_report(report_json: dict[str, object]) -> None:
         print(f"  warning  {w['item']}: {w['warning']}")
 
 
-def default_checkers(trust: AnchorTrust | None = None) -> list[Checker]:
+def default_checkers(trust: AnchorTrust | None = None,
+                     officer_cas: Sequence[x509.Certificate] = ()) -> list[Checker]:
     """Core checks plus anchoring, video segments (duration, frames, GPS coverage, events, gaps) and a
-    signed inspection report when the evidence carries one."""
+    signed inspection report when the evidence carries one (trusted only through ``officer_cas``)."""
     from agent.anchor.verify import AnchorTrust, anchor_checker
     from agent.signing.report import report_checker
     from agent.video.verify_segments import segment_checker
 
-    return [anchor_checker(trust or AnchorTrust()), segment_checker(), report_checker()]
+    return [anchor_checker(trust or AnchorTrust()), segment_checker(), report_checker(officer_cas)]
+
+
+@dataclass(frozen=True)
+class VerifyTrust:
+    """The trust anchors ``verify`` was given, one field per option (a new anchor option adds a field)."""
+
+    devices: list[x509.Certificate] = field(default_factory=list)  # --ca
+    officers: list[x509.Certificate] = field(default_factory=list)  # --officer-ca
+
+
+def _pem_certs(option: str, files: Sequence[str] | None) -> list[x509.Certificate]:
+    out: list[x509.Certificate] = []
+    for f in files or []:
+        try:
+            out.extend(x509.load_pem_x509_certificates(Path(f).read_bytes()))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{option} {f}: cannot read a PEM certificate: {exc}") from None
+    return out
+
+
+def verify_trust(args: argparse.Namespace) -> VerifyTrust:
+    return VerifyTrust(devices=_pem_certs("--ca", args.ca), officers=_pem_certs("--officer-ca", args.officer_ca))
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from agent.signing.verify import check
 
-    trusted = []
-    for ca in args.ca or []:
-        try:
-            trusted.extend(x509.load_pem_x509_certificates(Path(ca).read_bytes()))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"--ca {ca}: cannot read a PEM certificate: {exc}") from None
+    anchors = verify_trust(args)
+    trusted = anchors.devices
     from agent.anchor.commands import trust_from
 
     if not Path(args.path).exists():
         raise ConfigError(f"{args.path} does not exist (give a vault folder, a copy of its files, an item or a bundle)")
     witness = [Path(w).read_text() for w in args.ledger_checkpoint or []]
-    checkers = default_checkers(trust_from(args.tsa_ca, args.ledger_key, witness))
+    checkers = default_checkers(trust_from(args.tsa_ca, args.ledger_key, witness), anchors.officers)
     checkers += _crl_checkers(args.crl, trusted)
     from agent.signing.lone import is_lone_candidate
 
@@ -261,7 +287,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(json.dumps(report_json, indent=2) if args.json else f"{args.path}: FAILED — {exc}")
         return 1
     doc = report.to_json()
-    doc["exit_code"] = code = verify_exit_code(report.ok, report.trusted, args.allow_untrusted)
+    doc["exit_code"] = code = verify_exit_code(report.ok, report.fully_trusted, args.allow_untrusted)
     if code == EXIT_OK and (doc.get("revocation") or {}).get("not_trusted"):  # type: ignore[union-attr]
         doc["exit_code"] = code = EXIT_UNTRUSTED  # --allow-untrusted never vouches for a revoked signer
     if args.json:
@@ -401,15 +427,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="verify a vault, a copy of its files, one item, an export bundle, "
                                       "or a lone JPEG/MP4 from its embedded C2PA manifest",
-                       epilog="exit codes: 0 intact and trusted (--ca), 1 problems found, 2 bad usage, "
-                              "3 intact but not trusted (no --ca vouches for the signer; --allow-untrusted "
-                              "turns this into 0)")
+                       epilog="exit codes: 0 intact and trusted (every record's certificate chains to a --ca, "
+                              "and an inspection report's signer to an --officer-ca), 1 problems found, 2 bad "
+                              "usage, 3 intact but not trusted (no --ca / --officer-ca vouches for a signer; "
+                              "--allow-untrusted turns this into 0)")
     v.add_argument("path", help="vault folder, bundle zip, an item, or any JPEG/MP4 (renamed, without .rec)")
     v.add_argument("--against", metavar="VAULT_OR_BUNDLE",
                    help="lone file: also find its sealed record by SHA-256 here and check chain and anchoring")
     v.add_argument("--json", action="store_true", help="machine-readable report")
     v.add_argument("--ca", action="append", help="trusted CA certificate (PEM); may repeat. Without it intact "
                    "evidence exits 3 (intact but not trusted)")
+    v.add_argument("--officer-ca", action="append", metavar="OFFICER_CA",
+                   help="trusted officer CA certificate (PEM); may repeat. An inspection report is trusted only "
+                        "when its signer's certificate chains to one and names the officer; without it the "
+                        "report part is not trusted (exit 3)")
     v.add_argument("--allow-untrusted", action="store_true",
                    help="exit 0 for intact evidence even when no --ca vouches for the signer")
     v.add_argument("--crl", help="the customs CA's CRL (signed by a --ca): items sealed after their signer's "

@@ -2,14 +2,22 @@
 
 A bundle may hold ``report/``: the rendered report (``report.pdf``, ``report.html``) and
 ``report/manifest.json``, an officer-signed envelope ``{"body": {...}, "alg", "key_id", "sig", "x5c"}``.
-The body (``typ`` ``evidence-report/1``) names the case, the device, the officer, the SHA-256 of each
-rendered file and every evidence item the report relies on (seq, kind, record hash, media hash). The
-signature is ECDSA P-256 over the RFC 8785 bytes of the body, like a device record, so it can be checked
-with ``openssl dgst`` too. The device seals the SHA-256 of ``manifest.json`` (a ``report`` record), so
-the chain itself vouches that this report existed when that record was sealed.
+The body (``typ`` ``evidence-report/2``) names the case, the device, the officer, the SHA-256 and size of
+each rendered file, the exact run of evidence items the report covers (``range``: first seq = the
+``inspection_start`` record, last seq = ``inspection_end``, and their count) and every one of those items
+(seq, kind, record hash, media hash). The signature is ECDSA P-256 over the RFC 8785 bytes of the body,
+like a device record, so ``openssl dgst`` can check it too; ``x5c`` holds the officer's certificate and
+the CAs above it. The device seals the SHA-256 of ``manifest.json`` (a ``report`` record after
+``inspection_end``), so the chain itself vouches that this report existed when that record was sealed.
 
-``report_checker()`` plugs into :func:`agent.signing.verify.check`: the signature must hold, every file
-must match its hash and every listed item must be present in the evidence with the same record hash.
+``report_checker()`` plugs into :func:`agent.signing.verify.check`. A report is accepted only as far as
+it can be proved: the signature must hold; the signer's certificate must be an officer's (subject OU
+``evidence-officer``, CN = the manifest's officer, not the device's key) and chain (cryptography's X.509
+verification) to an officer CA the caller gave, else the report part is *not trusted*; the device's seal
+is required; the evidence must hold exactly the signed run plus the items up to the seal (nothing before,
+nothing after, nothing missing); every report file must match its hash (streamed, never held), and no
+file outside the manifest may sit in ``report/``. Unsigned files (the bundle's MANIFEST.json) are never
+taken as proof of anything.
 """
 
 from __future__ import annotations
@@ -20,7 +28,6 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final
 
 from cryptography import x509
@@ -29,24 +36,30 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from agent.core.errors import SigningError
+from agent.core.errors import SigningError, VerificationError
 from agent.signing.keys import key_id_of, sign_with, verify_with
 from agent.signing.records import canonical
+from agent.signing.trust import verify_chain
 
-REPORT_TYP: Final = "evidence-report/1"
+REPORT_TYP: Final = "evidence-report/2"
 REPORT_DIR: Final = "report"
 MANIFEST: Final = "manifest.json"
+OFFICER_UNIT: Final = "evidence-officer"  # the subject OU every officer certificate carries
 MAX_REPORT_FILE: Final = 256 * 1024 * 1024
+MAX_MANIFEST: Final = 16 * 1024 * 1024
+_WHERE: Final = f"{REPORT_DIR}/{MANIFEST}"
 
 
-def sign_report(body: Mapping[str, Any], key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> bytes:
-    """The manifest file's bytes: the body with the officer's signature and certificate."""
+def sign_report(body: Mapping[str, Any], key: ec.EllipticCurvePrivateKey, cert: x509.Certificate,
+                chain: Sequence[x509.Certificate] = ()) -> bytes:
+    """The manifest file's bytes: the body with the officer's signature, certificate and its CAs."""
     if body.get("typ") != REPORT_TYP:
         raise ValueError(f"report body must have typ {REPORT_TYP}")
     data = canonical(body)
     envelope = {"body": body, "alg": "ES256", "key_id": key_id_of(key.public_key()),
                 "sig": base64.b64encode(sign_with(key, data)).decode(),
-                "x5c": [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()]}
+                "x5c": [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
+                        for c in (cert, *chain)]}
     return json.dumps(envelope, indent=1, sort_keys=True).encode() + b"\n"
 
 
@@ -56,158 +69,253 @@ def file_entry(data: bytes) -> dict[str, Any]:
 
 @dataclass
 class ReportCheck:
-    """What the check found; ``problems`` are (where, what) pairs."""
+    """What the check found; ``problems`` are (where, what) pairs, ``untrusted`` (where, why)."""
 
     case: str | None = None
     officer: str | None = None
     officer_key_id: str | None = None
     signature_valid: bool = False
-    officer_trusted: bool | None = None  # None: no officer CA was given
+    officer_trusted: bool = False
+    officer_issuer: str | None = None
     manifest_sha256: str | None = None
     items_listed: int = 0
     items_present: int = 0
+    run: dict[str, int] = field(default_factory=dict)
     files: dict[str, bool] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
+    untrusted: list[tuple[str, str]] = field(default_factory=list)
     sealed_at_seq: int | None = None
+
+    def problem(self, where: str, what: str) -> None:
+        self.problems.append((where, what))
 
     def summary(self) -> dict[str, Any]:
         return {"case": self.case, "officer": self.officer, "officer_key_id": self.officer_key_id,
                 "signature_valid": self.signature_valid, "officer_trusted": self.officer_trusted,
-                "manifest_sha256": self.manifest_sha256, "items_listed": self.items_listed,
-                "items_present": self.items_present, "files": self.files, "sealed_at_seq": self.sealed_at_seq}
+                "officer_issuer": self.officer_issuer, "manifest_sha256": self.manifest_sha256,
+                "items_listed": self.items_listed, "items_present": self.items_present, "run": self.run,
+                "files": self.files, "sealed_at_seq": self.sealed_at_seq}
 
 
-def _officer_of(cert: x509.Certificate) -> str | None:
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(cns[0].value) if cns else None
+@dataclass(frozen=True)
+class Evidence:
+    """What the report is checked against: the good records in seq order, the device key, file access."""
+
+    records: Mapping[int, tuple[str, dict[str, Any]]]  # seq -> (record hash, record)
+    device_key_id: str | None
+    file_names: Sequence[str]  # the names under report/ (relative to it)
+    hash_file: Callable[[str, int], tuple[str, int] | None]  # name, size limit -> (sha256, size) or None
 
 
-def _check_signature(envelope: Mapping[str, Any], out: ReportCheck,
-                     trusted: Sequence[x509.Certificate]) -> dict[str, Any] | None:
-    where = f"{REPORT_DIR}/{MANIFEST}"
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _unit_of(cert: x509.Certificate) -> list[str]:
+    return [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
+
+
+def _signature(envelope: Mapping[str, Any], out: ReportCheck) -> tuple[dict[str, Any], list[x509.Certificate]] | None:
     body = envelope.get("body")
     if not isinstance(body, dict) or body.get("typ") != REPORT_TYP:
-        out.problems.append((where, f"not an {REPORT_TYP} manifest"))
+        typ = body.get("typ") if isinstance(body, dict) else None
+        out.problem(_WHERE, f"not an {REPORT_TYP} manifest (typ {str(typ)[:40]!r}; older manifests do not name "
+                            "the run they cover and cannot be proved)")
         return None
     try:
         sig = base64.b64decode(str(envelope["sig"]), validate=True)
-        cert = x509.load_der_x509_certificate(base64.b64decode(str(envelope["x5c"][0]), validate=True))
-        pub = cert.public_key()
+        x5c = envelope["x5c"]
+        if not isinstance(x5c, list) or not 1 <= len(x5c) <= 8:
+            raise ValueError("x5c must list 1 to 8 certificates")
+        certs = [x509.load_der_x509_certificate(base64.b64decode(str(c), validate=True)) for c in x5c]
+        pub = certs[0].public_key()
     except (KeyError, IndexError, TypeError, ValueError, UnsupportedAlgorithm) as exc:
-        out.problems.append((where, f"signature envelope malformed ({exc})"))
+        out.problem(_WHERE, f"signature envelope malformed ({str(exc)[:200]})")
         return None
     if not isinstance(pub, ec.EllipticCurvePublicKey) or key_id_of(pub) != envelope.get("key_id"):
-        out.problems.append((where, "the certificate does not hold the signing key"))
+        out.problem(_WHERE, "the certificate does not hold the signing key")
         return None
-    out.officer, out.officer_key_id = _officer_of(cert), key_id_of(pub)
+    cns = certs[0].subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    out.officer, out.officer_key_id = (str(cns[0].value) if cns else None), key_id_of(pub)
     try:
         verify_with(pub, sig, canonical(body))
     except (SigningError, ValueError):
-        out.problems.append((where, "report signature is invalid (manifest altered or signed by another key)"))
+        out.problem(_WHERE, "report signature is invalid (manifest altered or signed by another key)")
         return None
-    if body.get("officer") != out.officer:
-        out.problems.append((where, f"manifest names officer {body.get('officer')!r} but is signed by "
-                                    f"{out.officer!r}"))
     out.signature_valid = True
-    if trusted:
-        out.officer_trusted = any(_issued_by(cert, ca) for ca in trusted)
-        if not out.officer_trusted:
-            out.problems.append((where, "officer certificate does not lead to a trusted officer CA"))
-    return body
+    return body, certs
 
 
-def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
-    if cert.public_bytes(serialization.Encoding.DER) == ca.public_bytes(serialization.Encoding.DER):
-        return True
+def _officer(body: Mapping[str, Any], certs: list[x509.Certificate], ev: Evidence, out: ReportCheck,
+             trusted: Sequence[x509.Certificate], at: dt.datetime | None) -> None:
+    """The signer must be an officer (not the device), named in the body, vouched for by an officer CA."""
+    if body.get("officer") != out.officer:
+        out.problem(_WHERE, f"manifest names officer {str(body.get('officer'))[:80]!r} but is signed by "
+                            f"{str(out.officer)[:80]!r}")
+    if OFFICER_UNIT not in _unit_of(certs[0]):
+        out.problem(_WHERE, f"signed by {str(out.officer)[:80]!r}, whose certificate is not an officer's "
+                            f"(no subject OU {OFFICER_UNIT})")
+    if ev.device_key_id is not None and out.officer_key_id == ev.device_key_id:
+        out.problem(_WHERE, "signed with the device's own key, not an officer's")
+    if not trusted:
+        out.untrusted.append((_WHERE, "no --officer-ca given: nothing vouches for the officer's certificate"))
+        return
     try:
-        cert.verify_directly_issued_by(ca)
-        return True
-    except Exception:  # InvalidSignature, ValueError, TypeError: not this CA
-        return False
+        chain = verify_chain(certs, trusted, at=at, device=str(body.get("officer")))
+    except VerificationError as exc:
+        out.problem(_WHERE, f"officer certificate does not lead to a trusted officer CA: {exc}")
+        return
+    out.officer_trusted, out.officer_issuer = chain.trusted, chain.issuer
 
 
-def check_report(files: Mapping[str, bytes], records: Mapping[int, tuple[str, dict[str, Any]]], *,
-                 trusted_officers: Sequence[x509.Certificate] = ()) -> ReportCheck:
-    """Check a report's files against the evidence ``records`` (seq -> (record hash, record))."""
-    out = ReportCheck()
-    raw = files.get(MANIFEST)
-    if raw is None:
-        out.problems.append((REPORT_DIR, f"report folder without {MANIFEST}"))
-        return out
-    out.manifest_sha256 = hashlib.sha256(raw).hexdigest()
-    try:
-        envelope = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        out.problems.append((f"{REPORT_DIR}/{MANIFEST}", f"not JSON ({exc})"))
-        return out
-    body = _check_signature(envelope, out, trusted_officers) if isinstance(envelope, dict) else None
-    if body is None:
-        if not isinstance(envelope, dict):
-            out.problems.append((f"{REPORT_DIR}/{MANIFEST}", "not a JSON object"))
-        return out
-    out.case = str(body.get("case"))
-    for name, meta in sorted((body.get("files") or {}).items()):
-        data = files.get(str(name))
-        ok = (data is not None and isinstance(meta, dict) and hashlib.sha256(data).hexdigest() == meta.get("sha256")
-              and len(data) == meta.get("size"))
-        out.files[str(name)] = ok
-        if not ok:
-            out.problems.append((f"{REPORT_DIR}/{name}", "missing" if data is None else
-                                 "does not match the signed manifest (report altered or replaced)"))
-    listed = body.get("items") or []
-    out.items_listed = len(listed)
-    for entry in listed:
-        seq = entry.get("seq") if isinstance(entry, dict) else None
-        if not isinstance(seq, int):
-            out.problems.append((f"{REPORT_DIR}/{MANIFEST}", f"malformed item entry {str(entry)[:80]}"))
+def _run(body: Mapping[str, Any], ev: Evidence, out: ReportCheck, manifest_size: int) -> None:
+    """The evidence holds exactly the signed run, then the items up to the device's seal of this manifest."""
+    raw_range = body.get("range")
+    rng: dict[str, Any] = raw_range if isinstance(raw_range, dict) else {}
+    first, last, count = _int(rng.get("first_seq")), _int(rng.get("last_seq")), _int(rng.get("count"))
+    if first is None or last is None or count is None or last < first or count != last - first + 1:
+        out.problem(_WHERE, f"the signed range is malformed ({json.dumps(rng)[:200]})")
+        return
+    out.run = {"first_seq": first, "last_seq": last, "count": count}
+    listed: dict[int, dict[str, Any]] = {}
+    for entry in body.get("items") or []:
+        seq = _int(entry.get("seq")) if isinstance(entry, dict) else None
+        if seq is None or not first <= seq <= last or seq in listed:
+            out.problem(_WHERE, f"malformed or duplicate item entry {str(entry)[:80]}")
             continue
-        found = records.get(seq)
+        listed[seq] = entry
+    out.items_listed = len(listed)
+    for seq in range(first, last + 1):
+        entry, found = listed.get(seq), ev.records.get(seq)
+        if entry is None:
+            out.problem(f"seq {seq}", "inside the report's range but not listed in the signed manifest "
+                                      "(the report was made from incomplete evidence)")
         if found is None:
-            out.problems.append((f"seq {seq}", "listed in the report but missing from the evidence"))
-        elif found[0] != entry.get("record_hash"):
-            out.problems.append((f"seq {seq}", "differs from the item the report lists (record replaced)"))
-        else:
+            out.problem(f"seq {seq}", "in the report's signed run but missing from the evidence")
+        elif entry is not None and found[0] != entry.get("record_hash"):
+            out.problem(f"seq {seq}", "differs from the item the report lists (record replaced)")
+        elif entry is not None:
             out.items_present += 1
             media = found[1].get("media") or {}
             if entry.get("media_sha256") not in (None, media.get("sha256")):
-                out.problems.append((f"seq {seq}", "media hash differs from the one the report lists"))
-    for seq, (_hash, rec) in sorted(records.items()):
-        extra = rec.get("extra") or {}
-        if rec.get("kind") == "report" and extra.get("sha256") == out.manifest_sha256:
-            out.sealed_at_seq = seq
-    if out.sealed_at_seq is None:
-        out.warnings.append((f"{REPORT_DIR}/{MANIFEST}", "no device record seals this report's hash"))
+                out.problem(f"seq {seq}", "media hash differs from the one the report lists")
+    case = body.get("case")
+    for seq, kind in ((first, "inspection_start"), (last, "inspection_end")):
+        rec = (ev.records.get(seq) or ("", {}))[1]
+        if rec and (rec.get("kind") != kind or (rec.get("extra") or {}).get("case") != case):
+            out.problem(f"seq {seq}", f"the report's run must {'start' if kind.endswith('start') else 'end'} with "
+                                      f"the {kind} record of case {str(case)[:80]!r}")
+    seals = [seq for seq, (_h, rec) in sorted(ev.records.items())
+             if seq > last and rec.get("kind") == "report"
+             and (rec.get("extra") or {}).get("sha256") == out.manifest_sha256]
+    if not seals:
+        out.problem(_WHERE, "no device record seals this report's manifest (the device's seal is required: "
+                            "removed, or the tail of the evidence was dropped)")
+    else:
+        out.sealed_at_seq = seals[0]
+        extra = ev.records[seals[0]][1].get("extra") or {}
+        if extra.get("case") != case or extra.get("size") != manifest_size:
+            out.problem(f"seq {seals[0]}", "the device's seal names another case or manifest size")
+    end = out.sealed_at_seq if out.sealed_at_seq is not None else last
+    outside = [seq for seq in ev.records if seq < first or seq > end]
+    if outside:
+        out.problem(f"seq {min(outside)}", f"{len(outside)} item(s) outside the report's run seq {first}..{end} "
+                                           "(a report bundle holds exactly its run and the device's seal)")
+
+
+def _files(body: Mapping[str, Any], ev: Evidence, out: ReportCheck) -> None:
+    raw_files = body.get("files")
+    listed: dict[str, Any] = raw_files if isinstance(raw_files, dict) else {}
+    for name, meta in sorted(listed.items()):
+        size = meta.get("size") if isinstance(meta, dict) else None
+        if not isinstance(size, int) or not 0 <= size <= MAX_REPORT_FILE or name == MANIFEST or "/" in name:
+            out.files[str(name)[:80]] = False
+            out.problem(f"{REPORT_DIR}/{str(name)[:80]}", "malformed file entry in the signed manifest")
+            continue
+        got = ev.hash_file(name, size) if name in ev.file_names else None
+        ok = got is not None and got == (meta.get("sha256"), size)
+        out.files[name] = ok
+        if not ok:
+            out.problem(f"{REPORT_DIR}/{name}", "missing" if got is None and name not in ev.file_names else
+                        "does not match the signed manifest (report altered or replaced)")
+    for name in ev.file_names:
+        if name != MANIFEST and name not in listed:
+            out.problem(f"{REPORT_DIR}/{name[:120]}", "not part of the signed report (an added file)")
+
+
+def check_report(raw: bytes, ev: Evidence, *, trusted_officers: Sequence[x509.Certificate] = ()) -> ReportCheck:
+    """Check a report manifest (its bytes) against the evidence."""
+    out = ReportCheck(manifest_sha256=hashlib.sha256(raw).hexdigest())
+    try:
+        envelope = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        out.problem(_WHERE, f"not JSON ({str(exc)[:200]})")
+        return out
+    if not isinstance(envelope, dict):
+        out.problem(_WHERE, "not a JSON object")
+        return out
+    signed = _signature(envelope, out)
+    if signed is None:
+        return out
+    body, certs = signed
+    out.case = str(body.get("case"))[:200]
+    _run(body, ev, out, len(raw))
+    seal = ev.records.get(out.sealed_at_seq) if out.sealed_at_seq is not None else None
+    _officer(body, certs, ev, out, trusted_officers, _sealed_time(seal[1]) if seal else None)
+    _files(body, ev, out)
     return out
 
 
-def _report_files(source: Any) -> dict[str, bytes] | None:
-    """``report/*`` of a bundle (zip) or an evidence folder; None when there is no report."""
-    prefix = REPORT_DIR + "/"
-    if hasattr(source, "members"):
-        found = {n[len(prefix):]: b for n, b in source.members(prefix).items()}
-        return found or None
-    root = getattr(source, "root", None)
-    folder = None if root is None else Path(root) / REPORT_DIR
-    if folder is None or not folder.is_dir() or source.mode == "single":
+def _sealed_time(rec: Mapping[str, Any]) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromtimestamp(int(rec["captured"]["wall_us"]) / 1e6, dt.UTC)
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
         return None
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())
-            if p.is_file() and p.stat().st_size <= MAX_REPORT_FILE}
+
+
+def _hasher(source: Any) -> Callable[[str, int], tuple[str, int] | None]:
+    def hash_file(name: str, limit: int) -> tuple[str, int] | None:
+        h, size = hashlib.sha256(), 0
+        with source.open(f"{REPORT_DIR}/{name}") as fh:
+            if fh is None:
+                return None
+            while chunk := fh.read(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    return ("", size)
+                h.update(chunk)
+        return h.hexdigest(), size
+
+    return hash_file
 
 
 def report_checker(trusted_officers: Sequence[x509.Certificate] = ()) -> Callable[[Any], None]:
-    """A checker for ``agent.signing.verify.check(path, checkers=[report_checker()])``."""
+    """A checker for ``agent.signing.verify.check(path, checkers=[report_checker(officer_cas)])``."""
 
     def check(ctx: Any) -> None:
-        files = _report_files(ctx.source)
-        if files is None:
+        src = ctx.source
+        if src.mode == "single":
+            return
+        prefix = REPORT_DIR + "/"
+        names = [n[len(prefix):] for n in src.names(prefix)]
+        refused = [n for n, _why in src.refused if n.startswith(prefix)]
+        if not names and not refused:
+            return
+        raw = src.read(f"{REPORT_DIR}/{MANIFEST}", MAX_MANIFEST) if MANIFEST in names else None
+        if raw is None:
+            ctx.report.problem(REPORT_DIR, f"report folder without a readable {MANIFEST}")
+            ctx.report.sections["report"] = ReportCheck().summary()
             return
         records = {it.seq: (it.signed.hash, it.record) for it in ctx.items}
-        result = check_report(files, records, trusted_officers=trusted_officers)
+        key_id = ctx.items[0].signed.key_id if ctx.items else None
+        result = check_report(raw, Evidence(records, key_id, names, _hasher(src)), trusted_officers=trusted_officers)
         for where, what in result.problems:
             ctx.report.problem(where, what)
         for where, what in result.warnings:
             ctx.report.warn(where, what)
+        for where, why in result.untrusted:
+            ctx.report.distrust(where, why)
         ctx.report.sections["report"] = result.summary()
 
     return check

@@ -1,10 +1,13 @@
 """Where evidence is read from: a vault, a bare copy of its files, one item, or an export zip.
 
-The verifier sees all four through one small interface, so the checks are the same everywhere.
+The verifier sees all four through one small interface, so the checks are the same everywhere. Every
+source reads in bounded memory: sizes are checked before reading, records are read one at a time,
+media and report files are streamed, and nothing is read through a symbolic link.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -21,10 +24,14 @@ from agent.signing.layout import ITEM_RE, SIDECAR_EXT
 
 Mode = Literal["vault", "files", "single", "bundle"]
 SKIP_DIRS = {"staging", "orphans", "log", "keys", "private"}
-# Hostile bundles: a member larger than this (metadata) or inflating more than MAX_RATIO times is refused
-# before it is read; zipfile stops reading a member at its declared size, so memory stays bounded.
-MAX_META_BYTES = 16 << 20
-MAX_MEDIA_BYTES = 16 << 30
+# Hostile input is refused by its declared size, before anything is read; nothing is read through a
+# symbolic link; what is held in memory at once is bounded:
+MAX_SIDECAR_BYTES = 1 << 20  # one signed record (the ingest's limit too)
+MAX_META_BYTES = 16 << 20  # one other metadata file read whole (anchoring proofs, checkpoints, the report manifest)
+MAX_HELD_BYTES = 96 << 20  # metadata read whole, plus record bytes beyond SMALL_SIDECAR each, over one check
+SMALL_SIDECAR = 64 << 10
+MAX_MEDIA_BYTES = 16 << 30  # media is streamed (hashed in 1 MiB reads), never held
+MAX_TOTAL_BYTES = 256 << 30  # what a bundle may declare in all
 MAX_RATIO = 200
 
 
@@ -43,27 +50,98 @@ class Entry:
 
 
 class EvidenceSource:
-    """Base: subclasses fill in entries, media access and the device certificate."""
+    """Base: subclasses list files by relative name, read them bounded and stream media.
+
+    ``refused`` collects (name, why) of files refused before reading (symlinks, path-like names, bombs,
+    duplicate names, sizes over the limits); the verifier reports each as a problem.
+    """
 
     mode: Mode = "files"
     device_cert: bytes | None = None
     manifest: dict[str, Any] | None = None
-    refused: list[tuple[str, str]]  # (name, why) of files refused before reading (symlinks, path-like, bombs)
+    refused: list[tuple[str, str]]
+    _held: int = 0
+
+    def iter_entries(self) -> Iterator[Entry]:
+        """Each sidecar once, read when it is reached (never all of them at once)."""
+        raise NotImplementedError
 
     def entries(self) -> list[Entry]:
-        raise NotImplementedError
+        return list(self.iter_entries())
 
     def media_files(self) -> list[tuple[str, str]]:
         """(folder, name) of every media-looking file, to flag files that no record covers."""
         raise NotImplementedError
+
+    def names(self, prefix: str) -> list[str]:
+        """Relative names (``/``-separated) of the accepted regular files under ``prefix``."""
+        raise NotImplementedError
+
+    def read(self, name: str, limit: int = MAX_META_BYTES) -> bytes | None:
+        """A whole file of at most ``limit`` bytes (None when absent); counted against MAX_HELD_BYTES."""
+        raise NotImplementedError
+
+    @contextmanager
+    def open(self, name: str) -> Iterator[IO[bytes] | None]:
+        """A file to stream (None when absent)."""
+        raise NotImplementedError
+        yield None
 
     @contextmanager
     def open_media(self, folder: str, name: str) -> Iterator[IO[bytes] | None]:
         raise NotImplementedError
         yield None
 
+    def members(self, prefix: str) -> dict[str, bytes]:
+        """Every accepted file under ``prefix``, read whole within the limits (anchoring material)."""
+        out = {}
+        for n in self.names(prefix):
+            data = self.read(n)
+            if data is not None:
+                out[n] = data
+        return out
+
+    def _hold(self, name: str, size: int, limit: int, free: int = 0) -> bool:
+        """Account for ``size`` bytes about to be read whole; refuse (by name) past the limits."""
+        if size > limit:
+            self.refused.append((name[:200], f"{size} bytes: over the {limit}-byte limit for this file "
+                                             "(refused before reading)"))
+            return False
+        if self._held + max(0, size - free) > MAX_HELD_BYTES:
+            self.refused.append((name[:200], f"refused before reading: the evidence's metadata exceeds "
+                                             f"{MAX_HELD_BYTES} bytes in all (memory bound)"))
+            return False
+        self._held += max(0, size - free)
+        return True
+
     def close(self) -> None:
         pass
+
+
+def read_regular(path: Path, limit: int) -> tuple[int, bytes | None]:
+    """(size, bytes) of a regular file opened without following a symlink; bytes None when over ``limit``."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise VerificationError(f"{path.name}: not a regular file (refused)")
+        if st.st_size > limit:
+            return st.st_size, None
+        return st.st_size, fh.read(limit + 1)[:limit]
+
+
+def open_regular(path: Path) -> IO[bytes]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise VerificationError(f"{path.name} is a symbolic link (refused)") from None
+        raise
+    fh = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+        fh.close()
+        raise VerificationError(f"{path.name}: not a regular file (refused)")
+    return fh
 
 
 def _walk(root: Path, refused: list[tuple[str, str]]) -> list[Path]:
@@ -90,24 +168,55 @@ class DirSource(EvidenceSource):
         self.root = root
         self.refused = []
         self.mode = "vault" if (root / "index.sqlite").exists() else "files"
-        cert = root / "device" / "cert.pem"
-        self.device_cert = cert.read_bytes() if cert.is_file() and not cert.is_symlink() else None
         self._files = _walk(root, self.refused)
+        self._rel = {p.relative_to(root).as_posix(): p for p in self._files}
+        self.device_cert = self.read("device/cert.pem", MAX_SIDECAR_BYTES)
 
-    def entries(self) -> list[Entry]:
-        out = []
+    def iter_entries(self) -> Iterator[Entry]:
         for p in self._files:
             if not p.name.endswith("." + SIDECAR_EXT):
                 continue
-            if p.stat().st_size > MAX_META_BYTES:
-                self.refused.append((str(p.relative_to(self.root)), f"sidecar larger than {MAX_META_BYTES} bytes"))
+            name = str(p.relative_to(self.root))
+            try:
+                size, data = read_regular(p, MAX_SIDECAR_BYTES)
+            except OSError as exc:
+                self.refused.append((name, f"unreadable ({exc.strerror or exc}) or a symbolic link (refused)"))
                 continue
-            out.append(Entry(str(p.relative_to(self.root)), str(p.parent), p.read_bytes()))
-        return out
+            if data is None or not self._hold(name, size, MAX_SIDECAR_BYTES, SMALL_SIDECAR):
+                if data is None:
+                    self.refused.append((name, f"sidecar larger than {MAX_SIDECAR_BYTES} bytes"))
+                continue
+            yield Entry(name, str(p.parent), data)
 
     def media_files(self) -> list[tuple[str, str]]:
         return [(str(p.parent), p.name) for p in self._files
                 if ITEM_RE.match(p.name) and not p.name.endswith("." + SIDECAR_EXT)]
+
+    def names(self, prefix: str) -> list[str]:
+        return [n for n in self._rel if n.startswith(prefix)]
+
+    def read(self, name: str, limit: int = MAX_META_BYTES) -> bytes | None:
+        path = self._rel.get(name)
+        if path is None:
+            return None
+        try:
+            size, data = read_regular(path, limit)
+        except OSError as exc:
+            raise VerificationError(f"{name}: unreadable ({exc.strerror or exc})") from None
+        if data is None or not self._hold(name, size, limit):
+            if data is None:
+                self.refused.append((name, f"{size} bytes: over the {limit}-byte limit (refused before reading)"))
+            return None
+        return data
+
+    @contextmanager
+    def open(self, name: str) -> Iterator[IO[bytes] | None]:
+        path = self._rel.get(name)
+        if path is None:
+            yield None
+            return
+        with open_regular(path) as fh:
+            yield fh
 
     @contextmanager
     def open_media(self, folder: str, name: str) -> Iterator[IO[bytes] | None]:
@@ -119,7 +228,7 @@ class DirSource(EvidenceSource):
         if not path.is_file():
             yield None
             return
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             yield fh
 
 
@@ -135,10 +244,12 @@ class SingleSource(DirSource):
         stem = f"{m.group(1)}.{m.group(2)}"
         self.root = path.parent
         self._files = [p for p in sorted(path.parent.glob(stem + ".*")) if not p.is_symlink() and p.is_file()]
+        self._rel = {p.name: p for p in self._files}
         cert = None
         for parent in (path.parent, *path.parents):
-            if (parent / "device" / "cert.pem").exists():
-                cert = (parent / "device" / "cert.pem").read_bytes()
+            candidate = parent / "device" / "cert.pem"
+            if candidate.is_file() and not candidate.is_symlink():
+                cert = read_regular(candidate, MAX_SIDECAR_BYTES)[1]
                 break
         self.device_cert = cert
 
@@ -157,17 +268,47 @@ class ZipSource(EvidenceSource):
         self.mode = "bundle"
         self._path = path
         self.refused = []
-        self._names = [i.filename for i in self._zip.infolist() if self._acceptable(i)]
-        if "device/cert.pem" in self._names:
-            self.device_cert = self._read("device/cert.pem")
-        if "MANIFEST.json" in self._names:
+        self._infos = self._accepted(self._zip.infolist())
+        self._names = list(self._infos)
+        if "device/cert.pem" in self._infos:
+            self.device_cert = self.read("device/cert.pem", MAX_SIDECAR_BYTES)
+        if "MANIFEST.json" in self._infos:
+            raw = self.read("MANIFEST.json")
             try:
-                manifest = json.loads(self._read("MANIFEST.json"))
+                manifest = json.loads(raw or b"{}")
             except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
                 raise VerificationError(f"{path}: MANIFEST.json is not valid JSON ({exc})") from None
             if not isinstance(manifest, dict):
                 raise VerificationError(f"{path}: MANIFEST.json is not a JSON object")
             self.manifest = manifest
+
+    def _accepted(self, infos: list[zipfile.ZipInfo]) -> dict[str, zipfile.ZipInfo]:
+        """Members by name; a name given twice, or two names equal but for case, are refused (every copy):
+        unzip tools disagree about which copy they extract."""
+        seen: dict[str, list[zipfile.ZipInfo]] = {}
+        for info in infos:
+            seen.setdefault(info.filename.casefold(), []).append(info)
+        out: dict[str, zipfile.ZipInfo] = {}
+        total = 0
+        for group in seen.values():
+            if len(group) > 1:
+                names = sorted({i.filename for i in group})
+                why = (f"duplicate zip member name ({len(group)} copies): unzip tools disagree about which "
+                       "one they extract" if len(names) == 1 else
+                       f"member names collide on a case-insensitive file system: {', '.join(names)[:300]}")
+                for name in names:
+                    self.refused.append((name[:200], why))
+                continue
+            info = group[0]
+            if not self._acceptable(info):
+                continue
+            total += info.file_size
+            if total > MAX_TOTAL_BYTES:
+                self.refused.append((info.filename[:200], f"the bundle declares more than {MAX_TOTAL_BYTES} "
+                                                          "bytes in all (refused before reading)"))
+                continue
+            out[info.filename] = info
+        return out
 
     def _acceptable(self, info: zipfile.ZipInfo) -> bool:
         """Refuse (by name, before reading) symlinks, path-like names and members that inflate absurdly."""
@@ -179,8 +320,7 @@ class ZipSource(EvidenceSource):
             why = "path-like member name refused"
         elif stat.S_ISLNK(info.external_attr >> 16):
             why = "symbolic link member refused"
-        elif info.file_size > (MAX_META_BYTES if not ITEM_RE.match(name.rpartition("/")[2])
-                               or name.endswith("." + SIDECAR_EXT) else MAX_MEDIA_BYTES):
+        elif info.file_size > MAX_MEDIA_BYTES:
             why = f"member of {info.file_size} bytes is over the size limit"
         elif info.file_size > (1 << 20) and info.file_size > MAX_RATIO * max(1, info.compress_size):
             why = f"member inflates {info.file_size // max(1, info.compress_size)}x (zip bomb refused)"
@@ -189,21 +329,33 @@ class ZipSource(EvidenceSource):
             return False
         return True
 
-    def _read(self, name: str) -> bytes:
-        """A member's bytes; a damaged zip is a verification finding, never a crash."""
+    def read(self, name: str, limit: int = MAX_META_BYTES) -> bytes | None:
+        """A member's bytes, refused by its declared size before reading; a damaged zip is a finding."""
+        info = self._infos.get(name)
+        if info is None or not self._hold(name, info.file_size, limit):
+            return None
         try:
-            with self._zip.open(name) as fh:
-                return fh.read(MAX_META_BYTES + 1)[:MAX_META_BYTES]
+            with self._zip.open(info) as fh:
+                return fh.read(limit + 1)[:limit]
         except ZIP_ERRORS as exc:
             raise VerificationError(f"{self._path}: bundle member {name} unreadable ({exc})") from exc
 
-    def entries(self) -> list[Entry]:
-        return [Entry(n, n.rpartition("/")[0], self._read(n))
-                for n in sorted(self._names) if n.endswith("." + SIDECAR_EXT)]
+    def iter_entries(self) -> Iterator[Entry]:
+        for n in sorted(self._names):
+            if not n.endswith("." + SIDECAR_EXT):
+                continue
+            info = self._infos[n]
+            if not self._hold(n, info.file_size, MAX_SIDECAR_BYTES, SMALL_SIDECAR):
+                continue
+            try:
+                with self._zip.open(info) as fh:
+                    data = fh.read(MAX_SIDECAR_BYTES + 1)[:MAX_SIDECAR_BYTES]
+            except ZIP_ERRORS as exc:
+                raise VerificationError(f"{self._path}: bundle member {n} unreadable ({exc})") from exc
+            yield Entry(n, n.rpartition("/")[0], data)
 
-    def members(self, prefix: str) -> dict[str, bytes]:
-        """Bundle members under ``prefix`` (anchoring proofs, checkpoints, receipts)."""
-        return {n: self._read(n) for n in self._names if n.startswith(prefix)}
+    def names(self, prefix: str) -> list[str]:
+        return [n for n in self._names if n.startswith(prefix)]
 
     def media_files(self) -> list[tuple[str, str]]:
         out = []
@@ -216,18 +368,23 @@ class ZipSource(EvidenceSource):
         return out
 
     @contextmanager
-    def open_media(self, folder: str, name: str) -> Iterator[IO[bytes] | None]:
-        if not plain_name(name):
-            raise VerificationError(f"media name {name[:80]!r} is not a bare item name (path-like names refused)")
-        member = f"{folder}/{name}" if folder else name
-        if member not in self._names:
+    def open(self, name: str) -> Iterator[IO[bytes] | None]:
+        info = self._infos.get(name)
+        if info is None:
             yield None
             return
         try:
-            fh = self._zip.open(member)
+            fh = self._zip.open(info)
         except ZIP_ERRORS as exc:
-            raise VerificationError(f"{self._path}: bundle member {member} unreadable ({exc})") from exc
+            raise VerificationError(f"{self._path}: bundle member {name} unreadable ({exc})") from exc
         with fh:
+            yield fh
+
+    @contextmanager
+    def open_media(self, folder: str, name: str) -> Iterator[IO[bytes] | None]:
+        if not plain_name(name):
+            raise VerificationError(f"media name {name[:80]!r} is not a bare item name (path-like names refused)")
+        with self.open(f"{folder}/{name}" if folder else name) as fh:
             yield fh
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import itertools
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ class Report:
     key_id: str | None = None
     trusted_ca: bool = False
     trusted: bool = False  # every record's chain leads to a CA the caller supplied
+    untrusted: list[dict[str, str]] = field(default_factory=list)  # other parts nobody vouched for (a report)
     issuer: str | None = None  # subject of the CA the chains end at
     first_seq: int | None = None
     last_seq: int | None = None
@@ -72,10 +73,20 @@ class Report:
     def warn(self, where: str, what: str) -> None:
         self.warnings.append({"item": where, "warning": what})
 
+    def distrust(self, where: str, why: str) -> None:
+        """A part that is intact but that no trust anchor the caller gave vouches for (exit 3, not 1)."""
+        self.untrusted.append({"item": where, "why": why})
+
+    @property
+    def fully_trusted(self) -> bool:
+        """Every record's chain and every other signed part lead to an anchor the caller supplied."""
+        return self.trusted and not self.untrusted
+
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "path": self.path, "mode": self.mode, "items": self.items,
                 "device_id": self.device_id, "key_id": self.key_id, "trusted_ca": self.trusted_ca,
-                "trusted": self.trusted, "issuer": self.issuer,
+                "trusted": self.fully_trusted, "devices_trusted": self.trusted, "untrusted": self.untrusted,
+                "issuer": self.issuer,
                 "first_seq": self.first_seq, "last_seq": self.last_seq, "kinds": self.kinds,
                 "first_time": self.first_time, "last_time": self.last_time,
                 "problems": self.problems, "warnings": self.warnings, **self.sections}
@@ -174,8 +185,9 @@ def _check_media(src: EvidenceSource, item: CheckedItem, report: Report, evicted
                                      f"(sha256/size differ: file altered or replaced)")
 
 
-def _load(src: EvidenceSource, entries: list[Entry], report: Report,
-          trusted: list[x509.Certificate]) -> list[CheckedItem]:
+def _load(src: EvidenceSource, entries: Iterable[Entry], report: Report,
+          trusted: list[x509.Certificate], seen: list[Entry]) -> list[CheckedItem]:
+    """Check each sidecar as the source yields it; only its name is kept (``seen``), never its bytes."""
     device_key_id = None
     if src.device_cert is not None:
         try:
@@ -186,6 +198,7 @@ def _load(src: EvidenceSource, entries: list[Entry], report: Report,
     items: list[CheckedItem] = []
     untrusted = 0
     for entry in entries:
+        seen.append(Entry(entry.name, entry.folder, b""))
         try:
             signed = parse_sidecar(entry.sidecar, entry.name)
         except VerificationError as exc:
@@ -260,15 +273,17 @@ def _check_sequence(src: EvidenceSource, items: list[CheckedItem], report: Repor
         return
     seqs = sorted(by_seq)
     first = seqs[0]
-    allowed_first = 0
     if src.mode == "bundle":
-        declared = (src.manifest or {}).get("first_seq", 0)
+        # MANIFEST.json is unsigned: it can show tampering (it disagrees with the items) but never vouches
+        # for where the bundle starts; only a signed statement (an inspection report's manifest) does.
+        declared = (src.manifest or {}).get("first_seq", first)
         if not isinstance(declared, int) or isinstance(declared, bool):
             report.problem("MANIFEST.json", f"first_seq {str(declared)[:40]!r} is not an integer")
-        else:
-            allowed_first = declared
-    if first != allowed_first:
-        report.problem(f"seq {allowed_first}", f"items before seq {first} are missing")
+        elif declared != first:
+            report.problem(f"seq {min(declared, first)}", f"MANIFEST.json says the bundle starts at seq {declared} "
+                                                          f"but its first item is seq {first} (items missing)")
+    elif first != 0:
+        report.problem("seq 0", f"items before seq {first} are missing")
     for a, b in itertools.pairwise(seqs):
         if b != a + 1:
             report.problem(f"seq {a + 1}", f"missing item(s): seq {a + 1}" + (f"..{b - 1}" if b - 1 > a + 1 else "")
@@ -358,12 +373,9 @@ def check(path: Path, *, trusted_ca: Sequence[x509.Certificate] = (),
         items: list[CheckedItem] = []
 
         def load() -> None:
-            entries.extend(src.entries())
-            items.extend(_load(src, entries, report, list(trusted_ca)))
+            items.extend(_load(src, src.iter_entries(), report, list(trusted_ca), entries))
 
         _guarded(report, str(path), load)
-        for name, why in src.refused:
-            report.problem(name, why)
         evicted = _evicted(items)
         for done, it in enumerate(items, 1):
             _guarded(report, _where(it), lambda it=it: _check_media(src, it, report, evicted))  # type: ignore[misc]
@@ -382,12 +394,14 @@ def check(path: Path, *, trusted_ca: Sequence[x509.Certificate] = (),
             report.device_id = str(items[0].record.get("device_id"))
             report.key_id = items[0].signed.key_id
             report.kinds = dict(Counter(str(i.record.get("kind")) for i in items))
-        elif not report.problems:
+        elif not report.problems and not src.refused:
             report.problem(str(path), "no evidence records found")
         ctx = Context(src, items, report)
         for checker in checkers:
             name = getattr(checker, "__qualname__", "checker").split(".")[0]
             _guarded(report, name.replace("_checker", "").replace("_", " "), lambda c=checker: c(ctx))  # type: ignore[misc]
+        for where, why in src.refused:  # refused before reading, by the sources or a checker's reads
+            report.problem(where, why)
     finally:
         src.close()
     return report

@@ -204,7 +204,7 @@ def test_inspection_in_the_console_ends_in_a_verified_signed_report(stack: dict[
         bundle.write_bytes(r.read())
     with urllib.request.urlopen(f"{url}/api/inspection/report/report.html{q}", timeout=30) as r:
         html = r.read().decode()
-    for needle in ("Representative&#x27;s identity document", "Power of attorney", "Officers&#x27; credentials",
+    for needle in ("Representative&#39;s identity document", "Power of attorney", "Officers&#39; credentials",
                    "ALERT too_dark", "shift_to_onsite", "continue", "live session watched", "VERIFIED"):
         assert needle in html, needle
     rc, report = verify(bundle)
@@ -222,4 +222,4 @@ def test_inspection_in_the_console_ends_in_a_verified_signed_report(stack: dict[
     missing = root / "missing.zip"
     rewrite(bundle, missing, still, None)
     rc, bad = verify(missing)
-    assert rc == 1 and any("listed in the report but missing" in p["problem"] for p in bad["problems"])
+    assert rc == 1 and any("signed run but missing" in p["problem"] for p in bad["problems"])

@@ -209,16 +209,20 @@ def test_whole_inspection_to_a_verified_signed_report(device: tuple[Officer, Pat
     assert built["verified"] and built["sealed_seq"] is not None, built
     bundle = Path(built["bundle"])
 
-    verified = run("agent.device.cli", "verify", str(bundle), "--json", "--allow-untrusted")
+    verified = run("agent.device.cli", "verify", str(bundle), "--json", "--ca",
+                   str(tmp_path / "device-keys" / "ca.pem"), "--officer-ca", str(tmp_path / "officer-keys" / "ca.pem"))
     assert verified.returncode == 0, verified.stdout
     vj = json.loads(verified.stdout)
     assert vj["report"]["signature_valid"] and vj["report"]["officer"] == "officer-alice"
+    assert vj["report"]["officer_trusted"] and vj["trusted"]
+    no_officer_ca = run("agent.device.cli", "verify", str(bundle), "--ca", str(tmp_path / "device-keys" / "ca.pem"))
+    assert no_officer_ca.returncode == 3, no_officer_ca.stdout  # the report part is not trusted
     assert vj["report"]["items_present"] == vj["report"]["items_listed"] == built["items"]
     assert vj["report"]["sealed_at_seq"] == built["sealed_seq"]
     assert vj["kinds"]["inspection_start"] == vj["kinds"]["inspection_end"] == 1 and vj["kinds"]["decision"] == 2
 
     html = Path(built["html"]).read_text()
-    for needle in ("Representative&#x27;s identity document", "Power of attorney", "Officers&#x27; credentials",
+    for needle in ("Representative&#39;s identity document", "Power of attorney", "Officers&#39; credentials",
                    "ALERT too_dark", "shift_to_onsite", "lens uncovered when asked", "<svg", "VERIFIED"):
         assert needle in html, needle
     assert Path(built["pdf"]).read_bytes().startswith(b"%PDF")

@@ -122,6 +122,9 @@ def test_report_bundle_verifies_and_names_every_tamper(reported: dict[str, Any],
     assert rep["signature_valid"] and rep["items_present"] == rep["items_listed"] == 5
     assert rep["sealed_at_seq"] == res.sealed_seq == 6
     assert "ALERT too_dark" in res.html.read_text()
+    how = res.html.read_text()
+    assert "Exit 0 means exactly this" in how and "--ca DEVICE_CA.pem --officer-ca OFFICER_CA.pem" in how
+    assert "built-in method" not in how and "</span>: 5 items, seq 1..5" in how  # the pre-seal check's figures
 
     def variant(name: str, member: str, change: Any) -> dict[str, Any]:
         out = tmp_path / f"{name}.zip"
@@ -140,7 +143,7 @@ def test_report_bundle_verifies_and_names_every_tamper(reported: dict[str, Any],
     names = zipfile.ZipFile(res.bundle).namelist()
     rec = next(n for n in names if n.endswith(".still.rec"))
     gone = variant("gone", rec[:-4] + "*", None)  # record and media of one listed still removed
-    assert any("listed in the report but missing" in p["problem"] for p in gone["problems"])
+    assert any("in the report's signed run but missing" in p["problem"] for p in gone["problems"])
 
     def forge(data: bytes) -> bytes:
         env = json.loads(data)

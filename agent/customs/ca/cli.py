@@ -84,7 +84,7 @@ def _cmd_sign_csr(args: argparse.Namespace) -> int:
 def _cmd_issue_officer(args: argparse.Namespace) -> int:
     folder = _folder(args)
     key, ca = folder.load()
-    from agent.customs.keys import CERT_FILE, KEY_FILE
+    from agent.customs.keys import CA_FILE, CERT_FILE, KEY_FILE
 
     out = Path(args.out or args.name)
     if args.csr:
@@ -112,6 +112,8 @@ def _cmd_issue_officer(args: argparse.Namespace) -> int:
         atomic_write(out / KEY_FILE, officer_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), mode=0o600)
         target = out / CERT_FILE
+        # the issuing CA beside the key: the report's signature carries it, verifiers pass it as --officer-ca
+        atomic_write(out / CA_FILE, ca.public_bytes(serialization.Encoding.PEM))
     else:
         target = out if out.suffix == ".pem" else out.with_suffix(".pem")
     _issued(folder, key, cert, target, "officer", args.name, legal_name=args.legal_name, badge=args.badge)

@@ -101,7 +101,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
                            wait_s=args.wait)
         return {"bundle": str(res.bundle), "pdf": str(res.pdf), "html": str(res.html), "items": res.items,
                 "manifest_sha256": res.manifest_sha256, "sealed_seq": res.sealed_seq, "verified": res.verify["ok"],
-                "problems": res.verify["problems"], "seconds": {k: round(v, 3) for k, v in res.seconds.items()}}
+                "problems": res.verify["problems"], "findings": list(res.findings),
+                "seconds": {k: round(v, 3) for k, v in res.seconds.items()}}
 
     if args.no_seal:
         result = step(InspectionService(_store(args), args.case, None, officer=officer.officer_id))
@@ -211,7 +212,9 @@ def register(subparsers: Any) -> None:
     r.add_argument("--evidence", required=True, type=Path,
                    help="the ingest output folder (evidence-officer ingest --out)")
     r.add_argument("--out", required=True, type=Path, help="where the report files and the bundle go")
-    r.add_argument("--no-seal", action="store_true", help="do not ask the device to seal the report's hash")
+    r.add_argument("--no-seal", action="store_true",
+                   help="do not ask the device to seal the report's hash (a draft: the bundle will not verify, "
+                        "the device's seal is required; exit 1)")
     r.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the evidence to arrive")
     r.set_defaults(func=_cmd_report)
     w = sub.add_parser("show", help="the session, its timer and (with --evidence) the alerts")

@@ -3,7 +3,8 @@
 Reads ``OUT/<device>/`` as written by ``evidence-officer ingest`` (the device vault's layout). Names and
 numbers come from the signed records, which the ingest already checked; nothing here trusts a file
 name beyond the ``NNNNNNNNNNNN.kind.rec`` pattern, and each media path is the record's own name in the
-record's own bucket.
+record's own bucket. Record files are read without following symbolic links and within the record size
+limit; media is only opened later, the same way (``html.thumbnail``, ``report.write_bundle``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from agent.core.errors import VerificationError
 from agent.core.vocab import ALERT_KINDS
 from agent.signing.layout import ITEM_RE, bucket_of
 from agent.signing.records import parse_sidecar
+from agent.signing.sources import MAX_SIDECAR_BYTES, read_regular
 
 # The anti-falsification alerts a device seals, with what the officer should do about each.
 ADVICE = {
@@ -73,7 +75,10 @@ def load_items(device_dir: Path, first_seq: int, last_seq: int | None = None) ->
             if seq < first_seq or (last_seq is not None and seq > last_seq):
                 continue
             try:
-                signed = parse_sidecar(rec_path.read_bytes(), str(rec_path))
+                _size, data = read_regular(rec_path, MAX_SIDECAR_BYTES)  # no symlinks, no oversized records
+                if data is None:
+                    continue
+                signed = parse_sidecar(data, str(rec_path))
             except (OSError, VerificationError):
                 continue
             rec = signed.record
@@ -83,7 +88,7 @@ def load_items(device_dir: Path, first_seq: int, last_seq: int | None = None) ->
             name = media.get("name")
             path = bucket / str(name) if isinstance(name, str) and ITEM_RE.match(name) else None
             out.append(Item(seq, str(rec["kind"]), signed.hash, rec,
-                            path if path is not None and path.is_file() else None))
+                            path if path is not None and path.is_file() and not path.is_symlink() else None))
     return out
 
 

@@ -1,84 +1,129 @@
 """The report's HTML: one self-contained page (inline SVG map, data-URI thumbnails, print CSS) that
-WeasyPrint turns into the PDF. Everything taken from records or the session is escaped."""
+WeasyPrint turns into the PDF.
+
+Rendered by Jinja2 templates (``templates/``) with autoescaping: every value from records, replies or the
+session reaches the page as text, never as markup. Thumbnails are decoded here within limits (file size,
+pixels before decoding, Pillow's decompression-bomb guard); a still that cannot be decoded becomes a named
+finding ("still seq N could not be rendered"), never a failed report. ``Rendered.resources`` lists the
+only URLs the page may load (its own data: URIs) for the PDF's URL fetcher.
+"""
 
 from __future__ import annotations
 
 import base64
 import io
+import warnings
 from collections import Counter
-from html import escape
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from agent.customs.inspection import evidence as ev
 from agent.customs.inspection.geo import site_map_svg
 from agent.customs.inspection.model import CHECKIN_STEPS, STEP_TITLES, Inspection
+from agent.signing.sources import read_regular
 
-CSS = """
-@page { size: A4; margin: 16mm 14mm 18mm 14mm;
-  @bottom-left { content: "Case " string(case) " — remote inspection report"; font-size: 8pt; color: #555; }
-  @bottom-right { content: "page " counter(page) " of " counter(pages); font-size: 8pt; color: #555; } }
-body { font-family: "DejaVu Sans", sans-serif; font-size: 9.5pt; color: #111; }
-h1 { font-size: 17pt; margin: 0 0 2mm 0; string-set: case attr(data-case); }
-h2 { font-size: 12pt; border-bottom: 1px solid #999; margin: 6mm 0 2mm 0; page-break-after: avoid; }
-table { border-collapse: collapse; width: 100%; margin: 1mm 0 2mm 0; }
-th, td { border: 1px solid #bbb; padding: 1mm 1.5mm; text-align: left; vertical-align: top; }
-th { background: #eee; }
-td.k { width: 32%; background: #f6f6f6; }
-.ok { color: #1b5e20; font-weight: bold; } .bad { color: #b71c1c; font-weight: bold; } .warn { color: #e65100; }
-.mono { font-family: "DejaVu Sans Mono", monospace; font-size: 7pt; word-break: break-all; }
-img.thumb { width: 36mm; border: 1px solid #999; }
-table.timeline { table-layout: fixed; }
-.timeline th:nth-child(1) { width: 14%; } .timeline th:nth-child(2) { width: 44%; }
-.timeline th:nth-child(3) { width: 22%; } .timeline th:nth-child(4) { width: 20%; }
-thead { display: table-header-group; }
-.ax { font-size: 7pt; border-bottom: 0.5pt solid #ddd; padding: 0.4mm 0; page-break-inside: avoid; }
-.ax .mono { font-size: 5.5pt; word-break: normal; }
-tr { page-break-inside: avoid; }
-.small { font-size: 8pt; color: #444; }
-"""
+MAX_STILL_BYTES = 32 << 20  # a still file larger than this is not decoded
+MAX_DECODE_PIXELS = 24_000_000  # pixels decoded for one thumbnail (after JPEG's own downscaling)
+MAX_SIDE = 20_000
 
 
-def thumbnail(path: Path | None, width: int = 320) -> str | None:
-    """A JPEG data URI of a still, or None when the media has not arrived or is not an image."""
+@cache
+def _env() -> Environment:
+    return Environment(loader=PackageLoader("agent.customs.inspection", "templates"),
+                       autoescape=select_autoescape(["html", "j2"], default=True))
+
+
+@cache
+def _css() -> Markup:
+    """The print stylesheet: our own file, so it is markup (autoescaping would break its quotes)."""
+    text = (Path(__file__).with_name("templates") / "report.css").read_text()
+    return Markup(text.replace("</", ""))
+
+
+@dataclass(frozen=True)
+class Still:
+    seq: int | None
+    uri: str | None = None
+    problem: str | None = None
+    missing: bool = False
+
+
+@dataclass
+class Rendered:
+    html: str
+    resources: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # data: URI -> (bytes, MIME type)
+    findings: list[str] = field(default_factory=list)  # stills that could not be rendered
+
+
+def thumbnail(path: Path | None, width: int = 320) -> tuple[bytes | None, str | None]:
+    """(JPEG bytes, None) of a still's thumbnail, or (None, why it could not be rendered)."""
     if path is None:
-        return None
+        return None, None
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            img.thumbnail((width, width))
-            buf = io.BytesIO()
-            img.convert("RGB").save(buf, "JPEG", quality=70)
-    except (OSError, UnidentifiedImageError, ValueError):
-        return None
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+        size, data = read_regular(path, MAX_STILL_BYTES)
+    except OSError as exc:
+        return None, f"unreadable or a symbolic link: {exc.strerror or exc}"
+    if data is None:
+        return None, f"file of {size} bytes is over the {MAX_STILL_BYTES}-byte limit"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                w, h = img.size
+                if w > MAX_SIDE or h > MAX_SIDE:
+                    return None, f"{w}x{h} pixels is over the {MAX_SIDE}-pixel side limit"
+                if img.format == "JPEG":
+                    img.draft("RGB", (width, width))  # decode at 1/2..1/8 scale: what a thumbnail needs
+                if img.size[0] * img.size[1] > MAX_DECODE_PIXELS:
+                    return None, f"{w}x{h} pixels is over the {MAX_DECODE_PIXELS}-pixel decoding limit"
+                img.thumbnail((width, width))
+                buf = io.BytesIO()
+                img.convert("RGB").save(buf, "JPEG", quality=70)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return None, f"decompression bomb refused ({exc})"[:300]
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, MemoryError) as exc:
+        return None, f"not a decodable image ({type(exc).__name__}: {str(exc)[:120]})"
+    return buf.getvalue(), None
 
 
-def _v(value: Any) -> str:
-    return "—" if value is None or value == "" else escape(str(value))
+class _Stills:
+    """Thumbnails made once per (seq, width), registered as the page's only loadable resources."""
 
+    def __init__(self, by_seq: dict[int, ev.Item], out: Rendered) -> None:
+        self.by_seq, self.out = by_seq, out
+        self.done: dict[tuple[int, int], Still] = {}
 
-def _ok(flag: bool | None, yes: str = "passed", no: str = "FAILED") -> str:
-    if flag is None:
-        return '<span class="warn">not done</span>'
-    return f'<span class="ok">{yes}</span>' if flag else f'<span class="bad">{no}</span>'
-
-
-def _gps_text(gps: dict[str, Any] | None) -> str:
-    if not gps or gps.get("fix") in (None, "none"):
-        return f"no fix ({_v((gps or {}).get('status'))})"
-    return (f"{gps.get('lat')}, {gps.get('lon')} — {gps.get('fix')}, HDOP {_v(gps.get('hdop'))}, "
-            f"{_v(gps.get('satellites'))} sats, age {_v(gps.get('age_s'))} s, {_v(gps.get('talker'))}")
-
-
-def _rows(pairs: list[tuple[str, str]]) -> str:
-    return "".join(f'<tr><td class="k">{escape(k)}</td><td>{v}</td></tr>' for k, v in pairs)
+    def get(self, seq: int | None, width: int) -> Still:
+        it = self.by_seq.get(seq) if seq is not None else None
+        if it is None:
+            return Still(seq, missing=True)
+        key = (it.seq, width)
+        if key not in self.done:
+            jpeg, problem = thumbnail(it.media, width)
+            if jpeg is not None:
+                uri = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
+                self.out.resources[uri] = (jpeg, "image/jpeg")
+                self.done[key] = Still(it.seq, uri=uri)
+            elif problem is not None:
+                finding = f"still seq {it.seq} could not be rendered: {problem}"
+                if finding not in self.out.findings:
+                    self.out.findings.append(finding)
+                self.done[key] = Still(it.seq, problem=problem)
+            else:
+                self.done[key] = Still(it.seq, missing=True)
+        return self.done[key]
 
 
 def _quality(items: list[ev.Item]) -> list[tuple[str, str]]:
     fixes = [it.record.get("gps") or {} for it in items]
-    with_fix = [g for g in fixes if g.get("fix") not in (None, "none")]
+    with_fix = [g for g in fixes if isinstance(g, dict) and g.get("fix") not in (None, "none")]
     hdops = [float(g["hdop"]) for g in with_fix if isinstance(g.get("hdop"), int | float)]
     sources = Counter(str((it.record.get("time") or {}).get("source")) for it in items)
     offsets = [abs(float(o)) for it in items if isinstance(o := (it.record.get("time") or {}).get("gps_offset_s"),
@@ -89,158 +134,94 @@ def _quality(items: list[ev.Item]) -> list[tuple[str, str]]:
             ("largest |GPS − system clock|", f"{max(offsets):.3f} s" if offsets else "—")]
 
 
+def _location(e: Any) -> dict[str, Any]:
+    lv = e.details.get("location") or {}
+    lv = lv if isinstance(lv, dict) else {}
+    side = "inside" if lv.get("inside") is True else ("outside" if lv.get("inside") is False else "unknown")
+    dist = lv.get("distance_m")
+    reasons = lv.get("reasons")
+    return {"side": side, "distance": abs(float(dist)) if isinstance(dist, int | float) else None,
+            "quality": lv.get("quality"),
+            "reasons": "; ".join(map(str, reasons)) if isinstance(reasons, list) and reasons else None}
+
+
+def _gps(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any], *, officer: str,
-           officer_key_id: str) -> str:
-    """The whole report page."""
+           officer_key_id: str, officer_issuer: str | None = None) -> Rendered:
+    """The whole report page, and the resources (thumbnails) it embeds."""
+    out = Rendered("")
     by_seq = {it.seq: it for it in items}
+    stills = _Stills(by_seq, out)
     alerts = ev.alerts(items)
-    track = ev.track(items)
     timer = insp.timer()
     loc = insp.checkin.get("location")
     checks = []
     fixes = [e for e in insp.entries if e.kind == "checkin" and e.label == "location"]
     for n, e in enumerate(fixes, 1):
-        gps = e.details.get("gps") or {}
-        if isinstance(gps.get("lat"), int | float) and isinstance(gps.get("lon"), int | float):
+        g = _gps(e.details.get("gps"))
+        if isinstance(g.get("lat"), int | float) and isinstance(g.get("lon"), int | float):
             first = loc is not None and e.seq == loc.seq
-            checks.append(((float(gps["lat"]), float(gps["lon"])), f"{'check-in' if first else 're-check'} "
-                                                                   f"{n} (seq {e.seq})"))
-    out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Inspection report {_v(insp.case)}</title>"
-           f"<style>{CSS}</style></head><body>",
-           f'<h1 data-case="{_v(insp.case)}">Remote inspection report — case {_v(insp.case)}</h1>',
-           f'<p class="small">Prepared by {_v(officer)} (signing key {escape(officer_key_id[:16])}…). Every item '
-           f"below is identified by its sequence number and record hash in device {_v(insp.device)}'s signed "
-           f"evidence chain; the bundle this report travels in lets anyone check them.</p>",
-           "<h2>Case and parties</h2><table>", _rows([
-               ("case number", _v(insp.case)), ("enterprise", _v(insp.enterprise)),
-               ("representative", _v(insp.representative)), ("registered site", _v(insp.registered_site)),
-               ("device / site id", f"{_v(insp.device)} / {_v(insp.site)}"),
-               ("officers", _v(", ".join(insp.officers))),
-               ("planned duration", f"{insp.planned_minutes} min"),
-               ("started / ended (UTC)", f"{_v(insp.started_at)} / {_v(insp.ended_at)}"),
-               ("actual duration", f"{(timer['elapsed_s'] or 0) / 60:.1f} min"
-                + (' <span class="warn">(over plan)</span>' if timer["over"] else "")),
-               ("outcome", _v(insp.outcome)),
-               ("sealed range",
-                f"seq {_v(insp.start_seq)} (inspection_start) .. {_v(insp.end_seq)} (inspection_end)")]),
-           "</table>"]
-    rd = insp.readiness
-    out.append("<h2>Readiness (device self-test before the start)</h2>")
-    if rd is None:
-        out.append('<p class="warn">No self-test was requested before the start.</p>')
-    else:
-        out.append(f"<p>{_ok(bool(rd.get('passed')))} at {_v(rd.get('at'))}</p><table><tr><th>check</th>"
-                   "<th>result</th><th>detail</th></tr>")
-        out += [f"<tr><td>{_v(c.get('name'))}</td><td>{_v(c.get('status'))}</td><td>{_v(c.get('detail'))}</td></tr>"
-                for c in rd.get("checks") or [] if isinstance(c, dict)]
-        out.append("</table>")
-    out.append("<h2>Check-in</h2><table><tr><th>step</th><th>result</th><th>evidence</th><th>still</th></tr>")
+            checks.append(((float(g["lat"]), float(g["lon"])), f"{'check-in' if first else 're-check'} "
+                                                               f"{n} (seq {e.seq})"))
+    track = ev.track(items)
+    checkin = []
     for step in CHECKIN_STEPS:
         done = insp.checkin.get(step)
-        if done is None:
-            out.append(f"<tr><td>{escape(STEP_TITLES[step])}</td><td>{_ok(None)}</td><td></td><td></td></tr>")
-            continue
-        e = done
-        desc = f"seq {_v(e.seq)} at {_v(e.at)}<br><span class='mono'>{_v(e.record_hash)}</span>"
-        if e.note:
-            desc += f"<br>note: {_v(e.note)}"
-        if step == "location":
-            lv = e.details.get("location") or {}
-            side = "inside" if lv.get("inside") else ("outside" if lv.get("inside") is False else "unknown")
-            dist = lv.get("distance_m")
-            desc += (f"<br>{_gps_text(e.details.get('gps'))}<br>{side} the site polygon"
-                     + (f", {abs(float(dist)):.1f} m from the boundary" if isinstance(dist, int | float) else "")
-                     + f"; fix quality {_v(lv.get('quality'))}"
-                     + (f" ({_v('; '.join(lv.get('reasons') or []))})" if lv.get("reasons") else ""))
-        thumb = thumbnail(by_seq[e.seq].media) if e.seq in by_seq else None
-        img = f'<img class="thumb" src="{thumb}">' if thumb else '<span class="small">media not received</span>'
-        out.append(f"<tr><td>{escape(STEP_TITLES[step])}</td><td>{_ok(e.ok, 'confirmed', 'NOT confirmed')}</td>"
-                   f"<td>{desc}</td><td>{img}</td></tr>")
-    out.append("</table>")
-    if track or insp.polygon:
-        out.append("<h2>Site map</h2>" + site_map_svg(insp.polygon, track, checks))
-    day = (insp.started_at or insp.created)[:10]
-    out.append(f'<h2>Timeline</h2><table class="timeline"><thead><tr><th>{escape(day)} UTC</th><th>what</th>'
-               "<th>seq / record hash</th><th>still</th></tr></thead>")
-    rows: list[tuple[str, str, str, str]] = []
+        checkin.append({"title": STEP_TITLES[step], "entry": done,
+                        "gps": _gps(done.details.get("gps")) if done else {},
+                        "location": _location(done) if done is not None and step == "location" else None,
+                        "still": stills.get(done.seq, 320) if done is not None else None})
+    rows: list[dict[str, Any]] = []
     for e in insp.entries:
-        what = (f"<b>{escape(e.kind)}</b>" + (f" {_v(e.label)}" if e.label else "")
-                + (f": {_v(e.note)}" if e.note else ""))
-        if e.kind == "readiness" or e.ok is False:
-            what += f" — {_ok(e.ok, 'ok', 'failed')}"
-        thumb = thumbnail(by_seq[e.seq].media, 240) if e.kind in ("checkin", "snapshot") and e.seq in by_seq else None
-        rows.append((e.at, what, f"{_v(e.seq)}<br><span class='mono'>{_v(e.record_hash)}</span>",
-                     f'<img class="thumb" src="{thumb}">' if thumb else ""))
+        rows.append({"at": e.at, "kind": e.kind, "label": e.label, "note": e.note, "ok": e.ok,
+                     "show_ok": e.kind == "readiness" or e.ok is False, "seq": e.seq, "record_hash": e.record_hash,
+                     "still": stills.get(e.seq, 240) if e.kind in ("checkin", "snapshot") and e.seq in by_seq
+                     else None})
     for a in alerts:
-        rows.append((a["at"], f'<span class="bad">ALERT {escape(a["type"])}</span>: {escape(a["advice"])}',
-                     f"{a['seq']}<br><span class='mono'>{a['record_hash']}</span>", ""))
+        rows.append({"at": a["at"], "alert": a, "seq": a["seq"], "record_hash": a["record_hash"]})
     for it in items:
         if it.kind == "live":
-            rows.append((it.wall, f"live session watched: {_v(it.extra.get('session'))} by "
-                                  f"{_v(it.extra.get('officer'))}", f"{it.seq}<br><span class='mono'>"
-                                  f"{it.record_hash}</span>", ""))
-    out += [f"<tr><td>{_v(t[11:23])}</td><td>{w}</td><td>{s}</td><td>{i}</td></tr>" for t, w, s, i in sorted(rows)]
-    out.append("</table><h2>Alerts and decisions</h2>")
-    decisions = [e for e in insp.entries if e.kind == "decision"]
-    out.append(f"<p>{len(alerts)} alert(s); {len(decisions)} decision(s). "
-               + "; ".join(f"<b>{_v(d.label)}</b> at {_v(d.at)} (seq {_v(d.seq)}): {_v(d.note)}" for d in decisions)
-               + "</p>")
-    out.append("<h2>GPS and time quality</h2><table>" + _rows(_quality(items)) + "</table>")
-    out.append(_verification_html(verification))
-    out.append(_how_to_verify(insp))
-    # Blocks, not a table: WeasyPrint lays out ~500 table rows about four times slower than the same lines.
-    out.append('<h2>Annex: every item in the inspection</h2><p class="small">seq, kind, capture time (UTC); '
-               "then the record's SHA-256 and the media's SHA-256.</p>")
-    out += [f'<div class="ax"><b>{it.seq}</b> {escape(it.kind)}{_label(it)} · {_v(it.wall)}<br>'
-            f'<span class="mono">record {it.record_hash} media '
-            f"{_v((it.record.get('media') or {}).get('sha256'))}</span></div>" for it in items]
-    out.append("</body></html>")
-    return "".join(out)
-
-
-def _label(it: ev.Item) -> str:
-    label = it.extra.get("label") or it.extra.get("type")
-    return f" ({escape(str(label))})" if label else ""
-
-
-def _verification_html(v: dict[str, Any]) -> str:
-    anchors = v.get("anchoring") or {}
-    receipts = v.get("receipts") or []
-    parts = [f"<h2>Verification status</h2><p>{_ok(bool(v.get('ok')), 'VERIFIED', 'PROBLEMS FOUND')}: "
-             f"{_v(v.get('items'))} items, seq {_v(v.get('first_seq'))}..{_v(v.get('last_seq'))}, signed by device "
-             f"key {_v(str(v.get('key_id'))[:16])}…; {len(v.get('problems') or [])} problem(s), "
-             f"{len(v.get('warnings') or [])} warning(s).</p>"]
-    for p in (v.get("problems") or [])[:50]:
-        parts.append(f'<p class="bad">{_v(p.get("item"))}: {_v(p.get("problem"))}</p>')
+            rows.append({"at": it.wall, "live": it.extra, "seq": it.seq, "record_hash": it.record_hash})
+    rows.sort(key=lambda r: str(r["at"]))
+    for r in rows:
+        for k in ("alert", "live", "still", "kind", "label", "note", "ok", "show_ok"):
+            r.setdefault(k, None)
     grouped: dict[str, list[str]] = {}
-    for w in v.get("warnings") or []:
+    for w in verification.get("warnings") or []:
         grouped.setdefault(str(w.get("warning")), []).append(str(w.get("item")))
-    for what, where in grouped.items():
-        shown = ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
-        parts.append(f'<p class="warn">warning ({len(where)}×): {_v(what)} — {_v(shown)}</p>')
-    parts.append(f"<p>Anchoring: {len(anchors.get('checkpoints') or [])} checkpoint(s), "
-                 f"{len(anchors.get('anchors') or [])} anchor receipt(s) in the evidence; "
-                 f"{len(receipts)} checkpoint/receipt record(s) sealed during the inspection.</p>")
-    if receipts:
-        parts.append("<table><tr><th>seq</th><th>kind</th><th>sealed</th><th>record hash</th></tr>")
-        parts += [f"<tr><td>{r['seq']}</td><td>{escape(r['kind'])}</td><td>{_v(r['at'])}</td>"
-                  f"<td class='mono'>{r['record_hash']}</td></tr>" for r in receipts]
-        parts.append("</table>")
-    return "".join(parts)
-
-
-def _how_to_verify(insp: Inspection) -> str:
-    return ("<h2>How to verify this report</h2><ol>"
-            "<li>Receive the evidence bundle (zip) this report came with; it holds the device's items, its "
-            "certificate, <span class='mono'>report/report.pdf</span>, <span class='mono'>report/report.html</span> "
-            "and the officer-signed <span class='mono'>report/manifest.json</span>.</li>"
-            "<li>Run <span class='mono'>evidence-agent verify BUNDLE.zip --ca customs-device-ca.pem</span>: exit 0 "
-            "means every item is intact, device-signed, in sequence and chained, the report's signature holds, "
-            "both rendered files match the manifest, every item the report lists is present with the same hash, "
-            "and the device sealed the manifest's SHA-256 in a <i>report</i> record.</li>"
-            "<li>Without our software: the manifest's <i>body</i> in RFC 8785 form is signed (ECDSA P-256, SHA-256) "
-            "by the officer certificate in <i>x5c</i> — <span class='mono'>openssl dgst -sha256 -verify</span>; each "
-            "item's record is checked as described in the bundle's README.txt.</li>"
-            f"<li>The sealed range starts with the <i>inspection_start</i> record (seq {_v(insp.start_seq)}) and "
-            f"ends with <i>inspection_end</i> (seq {_v(insp.end_seq)}); every record between names case "
-            f"{_v(insp.case)}.</li></ol>")
+    anchoring = verification.get("anchoring") or {}
+    rd = insp.readiness
+    readiness = None if rd is None else {
+        "passed": bool(rd.get("passed")), "at": rd.get("at"),
+        "checks": [{"name": c.get("name"), "status": c.get("status"), "detail": c.get("detail")}
+                   for c in rd.get("checks") or [] if isinstance(c, dict)]}
+    parties = [("case number", insp.case), ("enterprise", insp.enterprise), ("representative", insp.representative),
+               ("registered site", insp.registered_site), ("device / site id", f"{insp.device} / {insp.site}"),
+               ("officers", ", ".join(insp.officers)), ("planned duration", f"{insp.planned_minutes} min"),
+               ("started / ended (UTC)", f"{insp.started_at or '—'} / {insp.ended_at or '—'}"),
+               ("outcome", insp.outcome),
+               ("sealed range", f"seq {insp.start_seq} (inspection_start) .. {insp.end_seq} (inspection_end)")]
+    annex = [{"seq": it.seq, "kind": it.kind, "label": it.extra.get("label") or it.extra.get("type"),
+              "wall": it.wall, "record_hash": it.record_hash,
+              "media_sha256": (it.record.get("media") or {}).get("sha256")} for it in items]
+    site_map = Markup(site_map_svg(insp.polygon, track, checks)) if track or insp.polygon else None
+    run_count = (insp.end_seq - insp.start_seq + 1) if insp.start_seq is not None and insp.end_seq is not None \
+        else None
+    out.html = _env().get_template("report.html.j2").render(
+        css=_css(), insp=insp, officer=officer, officer_key_id=officer_key_id, officer_issuer=officer_issuer,
+        parties=parties, minutes=(timer["elapsed_s"] or 0) / 60, over=bool(timer["over"]), readiness=readiness,
+        checkin=checkin, site_map=site_map, day=(insp.started_at or insp.created)[:10], timeline=rows,
+        alerts=alerts, decisions=[e for e in insp.entries if e.kind == "decision"], quality=_quality(items),
+        verification={"ok": bool(verification.get("ok")), "item_count": verification.get("items"),
+                      "first_seq": verification.get("first_seq"), "last_seq": verification.get("last_seq"),
+                      "key_id": str(verification.get("key_id") or ""),
+                      "problems": list(verification.get("problems") or []),
+                      "warnings": list(verification.get("warnings") or [])},
+        warnings=list(grouped.items()), render_findings=out.findings,
+        anchors={"checkpoints": len(anchoring.get("checkpoints") or []),
+                 "anchors": len(anchoring.get("anchors") or [])},
+        receipts=verification.get("receipts") or [], run_count=run_count, annex=annex)
+    return out

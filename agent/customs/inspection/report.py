@@ -3,7 +3,12 @@ the manifest's hash, and pack everything into an evidence bundle that ``evidence
 
 The bundle uses the export format (``device/``, ``items/``, ``MANIFEST.json``, ``README.txt``) plus
 ``report/``; its range runs from the ``inspection_start`` record to the device's ``report`` record, so the
-chain is continuous and the seal of the report is inside it.
+chain is continuous and the seal of the report is inside it. The signed manifest names that run exactly
+(``range``: first and last seq and the count) and every item in it.
+
+The PDF is rendered with a URL fetcher that serves only the page's own thumbnails (from memory) and
+refuses every other URL (``file:``, ``http(s):``, the console's own address, any ``data:`` URI it did
+not make). Evidence files are read without following symbolic links and within size limits.
 """
 
 from __future__ import annotations
@@ -20,17 +25,20 @@ from pathlib import Path
 from typing import Any
 
 from agent.anchor.verify import anchor_checker
-from agent.core.errors import ConfigError
+from agent.core.errors import ConfigError, VerificationError
 from agent.core.fsutil import atomic_write, fsync_dir
 from agent.customs.inspection import evidence as ev
-from agent.customs.inspection.html import render
+from agent.customs.inspection.html import Rendered, render
 from agent.customs.inspection.model import Entry, now_iso
 from agent.customs.inspection.service import InspectionService
 from agent.customs.keys import OfficerKey
 from agent.evidence.export import README
 from agent.signing.layout import bucket_of
 from agent.signing.report import MANIFEST, REPORT_DIR, REPORT_TYP, file_entry, report_checker, sign_report
+from agent.signing.sources import MAX_SIDECAR_BYTES, open_regular, read_regular
 from agent.signing.verify import Report, check
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,7 @@ class ReportResult:
     sealed_seq: int | None
     verify: dict[str, Any]
     seconds: dict[str, float]
+    findings: tuple[str, ...] = ()  # stills that could not be rendered, and URLs the PDF renderer refused
 
 
 def wait_for_items(device_dir: Path, first: int, last: int, timeout: float,
@@ -68,18 +77,19 @@ def write_bundle(device_dir: Path, items: list[ev.Item], out: Path, extra: dict[
         for name in ("cert.pem", "chain.pem"):
             src = device_dir / "device" / name
             if src.exists():
-                data = src.read_bytes()
+                data = _small(src)
                 z.writestr(f"device/{name}", data, compress_type=zipfile.ZIP_DEFLATED)
                 files[f"device/{name}"] = hashlib.sha256(data).hexdigest()
         for it in items:
             rec_rel = f"items/{bucket_of(it.seq)}/{it.seq:012d}.{it.kind}.rec"
-            data = (device_dir / rec_rel).read_bytes()
+            data = _small(device_dir / rec_rel)
             z.writestr(rec_rel, data, compress_type=zipfile.ZIP_DEFLATED)
             files[rec_rel] = hashlib.sha256(data).hexdigest()
-            if it.media is not None:
+            media = it.record.get("media") or {}
+            if it.media is not None and isinstance(media.get("size"), int):
                 rel = f"items/{bucket_of(it.seq)}/{it.media.name}"
-                z.write(it.media, rel, compress_type=zipfile.ZIP_STORED)
-                files[rel] = str((it.record.get("media") or {}).get("sha256"))
+                _copy_media(z, it.media, rel, int(media["size"]))
+                files[rel] = str(media.get("sha256"))
         for name, data in extra.items():
             z.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
             files[name] = hashlib.sha256(data).hexdigest()
@@ -96,9 +106,81 @@ def write_bundle(device_dir: Path, items: list[ev.Item], out: Path, extra: dict[
     fsync_dir(out.parent)
 
 
-def verify_bundle(path: Path) -> Report:
-    """The checks of ``evidence-agent verify`` that the foundation offers: records, chain, anchors, report."""
-    return check(path, checkers=[anchor_checker(), report_checker()])
+def _small(path: Path) -> bytes:
+    """A record or certificate file: never through a symbolic link, never over the record size limit."""
+    try:
+        size, data = read_regular(path, MAX_SIDECAR_BYTES)
+    except OSError as exc:
+        raise ConfigError(f"{path}: unreadable or a symbolic link ({exc.strerror or exc})") from None
+    if data is None:
+        raise ConfigError(f"{path}: {size} bytes is over the {MAX_SIDECAR_BYTES}-byte record limit")
+    return data
+
+
+def _copy_media(z: zipfile.ZipFile, path: Path, member: str, size: int) -> None:
+    """Stream a media file into the bundle (at most its sealed size; a symlink is refused)."""
+    try:
+        src = open_regular(path)
+    except (OSError, VerificationError) as exc:
+        raise ConfigError(f"{path}: media unreadable or a symbolic link ({exc})") from None
+    with src, z.open(zipfile.ZipInfo(member, date_time=time.gmtime()[:6]), "w", force_zip64=True) as dst:
+        left = size
+        while left > 0 and (chunk := src.read(min(1 << 20, left))):
+            dst.write(chunk)
+            left -= len(chunk)
+
+
+def verify_bundle(path: Path, officer: OfficerKey | None = None) -> Report:
+    """The checks of ``evidence-agent verify`` that the foundation offers: records, chain, anchors, report
+    (the officer's own CA stands in for the verifier's --officer-ca)."""
+    officer_cas = list(officer.chain) if officer is not None else []
+    return check(path, checkers=[anchor_checker(), report_checker(officer_cas)])
+
+
+class _Fetcher:
+    """WeasyPrint's URL fetcher for the report: the page's own resources from memory; everything else refused."""
+
+    def __init__(self, resources: dict[str, tuple[bytes, str]]) -> None:
+        self.resources = resources
+        self.refused: list[str] = []
+
+    def build(self) -> Any:
+        from weasyprint import urls
+
+        outer = self
+        if hasattr(urls, "URLFetcher"):  # WeasyPrint >= 68: a URLFetcher subclass
+            class Fetcher(urls.URLFetcher):  # type: ignore[misc, name-defined]
+                def fetch(self, url: str, headers: Any = None) -> Any:
+                    data, mime = outer.serve(url)
+                    return urls.URLFetcherResponse(url, data, headers={"Content-Type": mime})
+
+            return Fetcher()
+
+        def fetch(url: str) -> dict[str, Any]:  # older WeasyPrint: a function returning a dict
+            data, mime = outer.serve(url)
+            return {"string": data, "mime_type": mime}
+
+        return fetch
+
+    def serve(self, url: str) -> tuple[bytes, str]:
+        found = self.resources.get(url)
+        if found is None:
+            self.refused.append(url[:200])
+            raise ValueError("the report loads nothing it did not make itself")
+        return found
+
+
+def render_pdf(page: Rendered) -> tuple[bytes, list[str]]:
+    """The PDF of a rendered page, and the URLs it tried to load and was refused."""
+    for name in ("weasyprint", "weasyprint.progress", "fontTools"):  # before the import: it logs while loading
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)  # refused URLs are reported by us, once
+    import weasyprint
+
+    fetcher = _Fetcher(page.resources)
+    pdf = weasyprint.HTML(string=page.html, url_fetcher=fetcher.build()).write_pdf()
+    assert pdf is not None
+    return pdf, fetcher.refused
 
 
 def _verification(report: Report, items: list[ev.Item]) -> dict[str, Any]:
@@ -127,25 +209,29 @@ def build_report(service: InspectionService, evidence_root: Path, out_dir: Path,
     pre.unlink()
     timings["verify_evidence_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    html = render(insp, items, verification, officer=officer.officer_id, officer_key_id=officer.key_id).encode()
+    issuer = officer.cert.issuer.rfc4514_string() if officer.chain else None
+    if not officer.chain:
+        log.warning("officer certificate %s has no issuing CA (ca.pem): verify --officer-ca cannot trust this "
+                    "report; issue the officer key from the customs CA (evidence-officer keys init --ca-cert)",
+                    officer.officer_id)
+    page = render(insp, items, verification, officer=officer.officer_id, officer_key_id=officer.key_id,
+                  officer_issuer=issuer)
+    html = page.html.encode()
     timings["html_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    for name in ("weasyprint", "weasyprint.progress", "fontTools"):  # before the import: it logs while loading
-        logging.getLogger(name).setLevel(logging.WARNING)
-    import weasyprint
-
-    pdf = weasyprint.HTML(string=html.decode()).write_pdf()
-    assert pdf is not None
+    pdf, refused = render_pdf(page)
     timings["pdf_s"] = time.perf_counter() - t
+    findings = (*page.findings, *(f"the PDF renderer refused to load {u}" for u in refused))
     body = {"typ": REPORT_TYP, "case": insp.case, "device_id": insp.device, "site_id": insp.site,
             "enterprise": insp.enterprise, "officer": officer.officer_id, "created": now_iso(),
             "started": insp.started_at, "ended": insp.ended_at, "outcome": insp.outcome,
-            "range": {"first_seq": insp.start_seq, "last_seq": insp.end_seq},
+            "range": {"first_seq": insp.start_seq, "last_seq": insp.end_seq,
+                      "count": insp.end_seq - insp.start_seq + 1},
             "files": {"report.pdf": file_entry(pdf), "report.html": file_entry(html)},
             "verification": {"ok": verification["ok"], "problems": len(verification["problems"])},
             "items": [{"seq": it.seq, "kind": it.kind, "record_hash": it.record_hash,
                        "media_sha256": (it.record.get("media") or {}).get("sha256")} for it in items]}
-    manifest = sign_report(body, officer.private_key, officer.cert)
+    manifest = sign_report(body, officer.private_key, officer.cert, officer.chain)
     sha = hashlib.sha256(manifest).hexdigest()
     safe = insp.case.replace("/", "_")
     for name, data in (("report.pdf", pdf), ("report.html", html), (MANIFEST, manifest)):
@@ -162,7 +248,7 @@ def build_report(service: InspectionService, evidence_root: Path, out_dir: Path,
     bundle = out_dir / f"{safe}-bundle.zip"
     write_bundle(device_dir, final_items, bundle, {f"{REPORT_DIR}/report.pdf": pdf, f"{REPORT_DIR}/report.html": html,
                                                    f"{REPORT_DIR}/{MANIFEST}": manifest})
-    final = verify_bundle(bundle).to_json()
+    final = verify_bundle(bundle, officer).to_json()
     timings["bundle_and_verify_s"] = time.perf_counter() - t
     insp.state = "reported"
     insp.report = {"at": now_iso(), "bundle": str(bundle), "manifest_sha256": sha, "sealed_seq": sealed_seq,
@@ -170,4 +256,4 @@ def build_report(service: InspectionService, evidence_root: Path, out_dir: Path,
     service._add(Entry(at=now_iso(), kind="report", seq=sealed_seq, officer=officer.officer_id, ok=final["ok"],
                        note=f"report signed; manifest SHA-256 {sha}", details={"bundle": str(bundle)}))
     return ReportResult(bundle, out_dir / f"{safe}-report.pdf", out_dir / f"{safe}-report.html", sha, len(items),
-                        sealed_seq, final, timings)
+                        sealed_seq, final, timings, findings)

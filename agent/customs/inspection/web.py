@@ -209,7 +209,7 @@ def _report(store: InspectionStore, client: OfficerClient, root: Path | None,
     res = build_report(service, root, store.dir.parent / "reports", client.officer, wait_s=60.0)
     return {"verified": res.verify["ok"], "problems": res.verify["problems"], "items": res.items,
             "sealed_seq": res.sealed_seq, "manifest_sha256": res.manifest_sha256,
-            "report_check": res.verify.get("report"), "seconds": res.seconds}
+            "report_check": res.verify.get("report"), "findings": list(res.findings), "seconds": res.seconds}
 
 
 @router.get("/api/inspection/report/{name}")
