@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.errors import AgentError, ConfigError, VerificationError
+from agent.customs.broker.registry import load_registry
 from agent.customs.flow import FlowLimits, Intake
 from agent.customs.ingest import Ingest, Limits
 from agent.customs.state.base import GroupState, StateError
@@ -98,9 +99,10 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         blobs = None if args.blobs is None else open_blobs(args.blobs)
     except BlobError as exc:
         raise ConfigError(f"--blobs: {exc}") from None
+    registry = None if args.registry is None else load_registry(args.registry)
     try:
         ingest = Ingest(args.out, trusted_ca=args.trust_ca or (), limits=limits, index=index, blobs=blobs,
-                        state=group_state(index))
+                        state=group_state(index), registry=registry)
     except VerificationError as exc:
         raise ConfigError(f"--trust-ca: {exc}") from None
     except StateError as exc:
@@ -146,6 +148,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, default=Path("ingest-vault"), help="officer-side vault root")
     p.add_argument("--share", help="MQTT v5 shared subscription group: workers of a group split the load")
     p.add_argument("--site", default="+", help="only this site (default: all)")
+    p.add_argument("--registry", type=Path, metavar="FILE", help="device registry (broker-setup's "
+                   "registry.toml): a message under any other site than its device's is refused")
     p.add_argument("--cafile", type=Path, help="broker CA (mqtts)")
     p.add_argument("--cert", type=Path, help="ingest TLS client certificate (mqtts)")
     p.add_argument("--key", type=Path, help="ingest TLS client key (mqtts)")
