@@ -29,7 +29,7 @@ from agent.customs.state.postgres import PostgresState
 from agent.customs.store.base import Index, IndexError_
 from agent.customs.store.blobs import BlobError
 from agent.customs.store.opening import open_blobs, open_index
-from agent.wire.mqtt import MqttLink
+from agent.wire.mqtt import Inbound, MqttLink
 from agent.wire.mqtt_settings import MqttConfig, TlsConfig
 from agent.wire.topics import fleet_filter, shared
 
@@ -55,10 +55,15 @@ def ingest_link(args: argparse.Namespace) -> MqttLink:
 
 
 def subscribe_ingest(link: MqttLink, ingest: Ingest, share: str | None, site: str = "+") -> None:
+    """The fleet's filters; with flow control attached (``attach_intake``) the receiver takes every message
+    and the per-subscription handler (the same batch path, one message at a time) is not used."""
+    def one(msg: Inbound) -> None:
+        ingest.handle(msg)
+
     for channel in INGEST_CHANNELS:
-        link.subscribe(shared(fleet_filter(channel, site), share), ingest.handle, qos=1)
+        link.subscribe(shared(fleet_filter(channel, site), share), one, qos=1)
     for channel in RETAINED_CHANNELS:
-        link.subscribe(fleet_filter(channel, site), ingest.handle, qos=1)
+        link.subscribe(fleet_filter(channel, site), one, qos=1)
 
 
 def report_json(ingest: Ingest) -> dict[str, Any]:

@@ -67,7 +67,8 @@ def test_a_device_cannot_steal_from_the_ingest_group(share_fleet: Fleet, tmp_pat
         link.close(offline=False)
         good.close()
     rep = json.loads(outcome)["devices"]["cam-good"]
-    assert all(codes[0] >= 0x80 for codes in granted), f"the broker granted a device $share: {granted}; {rep['records']} of {RECORDS + 1} stored"
+    assert all(codes[0] >= 0x80 for codes in granted), \
+        f"the broker granted a device $share: {granted}; {rep['records']} of {RECORDS + 1} stored"
     assert rep["records"] == RECORDS + 1, f"{rep['records']} of {RECORDS + 1} records stored"
     assert rep["lost_after_delivery_count"] == 0
 
