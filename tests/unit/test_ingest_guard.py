@@ -4,6 +4,7 @@ real CLI in tests/security). Every one of these wrote, stalled or replaced befor
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -220,3 +221,18 @@ def test_handle_is_the_one_message_case_of_the_batch_path(ingest: Ingest, mal: D
     monkeypatch.setattr(ingest, "handle_batch", lambda msgs: seen.append(len(msgs)) or real(msgs))
     assert ingest.handle(record_msg(mal, sidecar(mal.event()))) is True
     assert seen == [1] and ingest.report()["dev-mal"].records == 1
+
+
+def test_a_status_claiming_a_huge_delivered_seq_is_streamed(ingest: Ingest, mal: Device) -> None:
+    """lost_after_delivery walks stored seqs and counts the tail arithmetically: no range over a device's claim."""
+    status = {"last_sealed": {"seq": 10**11}, "outbox": {"pending": 0, "in_flight": 0, "rejected": 0}}
+    deliver(ingest, record_msg(mal, sidecar(mal.event())),
+            Inbound(f"{mal.topic}/status", json.dumps(status).encode(), 1, True))
+    rep = ingest.report()["dev-mal"]
+    assert rep.lost_after_delivery_count == 10**11 and len(rep.lost_after_delivery) == 1000
+    assert rep.lost_after_delivery[:2] == [0, 2] and rep.findings  # seq 1 is stored
+    for odd in ({"last_sealed": {"seq": True}, "outbox": status["outbox"]},
+                {"last_sealed": {"seq": 5}, "outbox": {"pending": 1, "in_flight": 0, "rejected": 0}},
+                {"last_sealed": {"seq": 5}, "outbox": {"pending": 0, "in_flight": 0, "rejected": 2}}, [1], "x"):
+        deliver(ingest, Inbound(f"{mal.topic}/status", json.dumps(odd).encode(), 1, True))
+        assert ingest.report()["dev-mal"].lost_after_delivery_count == 0, odd
