@@ -26,7 +26,6 @@ are reassembled by reassembly.py; complete media also go to the blob store (``--
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -53,6 +52,7 @@ from agent.customs.ingest_state import (
     count,
     counter,
     delivered_upto,
+    keep_receipt,
     lost_after_delivery,
 )
 from agent.customs.pinning import Pins
@@ -172,7 +172,18 @@ class Ingest:
             return before[1]
         if len(self._checked_before) > 4 * 1024:  # only messages in flight belong here; never let it grow
             self._checked_before.clear()
+        refusal = self._unregistered(msg.topic)
+        if refusal is not None:  # refused in _dispatch; nothing is checked or staged for it
+            return refusal
         return self._checker.precheck(msg)
+
+    def _unregistered(self, topic: str) -> Refused | None:
+        """A refusal when a registry is given and the topic's (device, site) is not in it."""
+        try:
+            problem = self.registry and self.registry.problem(*parse_device_topic(topic)[:2])
+        except ValueError:
+            return None  # refused as bad_topic in _dispatch
+        return Refused(problem, 0x87, "unregistered_site") if problem else None
 
     def _stage(self, checked: CheckedRecord, payload: bytes) -> None:
         """Write the sidecar under a hidden name now; under the lock it is only renamed into place."""
@@ -235,9 +246,9 @@ class Ingest:
             self._refuse(msg, "?", Refused(str(exc), 0x90, "bad_topic"))
             return
         try:
-            if self.registry is not None and not self.registry.allows(device, site):
-                raise Refused(f"{device} is not registered at site {site[:64]!r} (registered: "
-                              f"{self.registry.site_of(device)!r})", 0x87, "unregistered_site")
+            refusal = self._unregistered(msg.topic)
+            if refusal is not None:
+                raise refusal
             if device not in self._expired:  # once per device and batch
                 self._expired.add(device)
                 self._parts.expire(device)
@@ -256,7 +267,7 @@ class Ingest:
                             alert_summary(msg.payload))
                 count(self._db, device, "alerts")
             elif channel == "receipt":
-                self._receipt(device, msg.payload)
+                keep_receipt(self._db, self.out / device / "receipts", device, msg.payload, self.limits)
             elif channel == "status":
                 check_json_size(msg.payload, self.limits.max_status_bytes, self.limits, "status")
                 self._live.setdefault(device, {})["status"] = json.loads(msg.payload or b"null")
@@ -268,22 +279,6 @@ class Ingest:
             self._refuse(msg, device, exc)
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             self._refuse(msg, device, Refused(f"{type(exc).__name__}: {exc}", 0x99))
-
-    def _receipt(self, device: str, payload: bytes) -> None:
-        """An anchor receipt, kept once by content, within the device's receipt count and byte budget."""
-        check_json_size(payload, self.limits.max_receipt_bytes, self.limits, "receipt")
-        path = self.out / device / "receipts" / f"{hashlib.sha256(payload).hexdigest()}.json"
-        if path.exists():
-            count(self._db, device, "duplicates")
-            return
-        kept, used = counter(self._db, device, "receipts"), counter(self._db, device, "receipt_bytes")
-        if kept >= self.limits.max_receipts or used + len(payload) > self.limits.max_receipt_total_bytes:
-            raise Refused(f"{device} has {kept} receipts ({used} bytes) kept: over the per-device bound "
-                          f"(max_receipts={self.limits.max_receipts}, max_receipt_total_bytes="
-                          f"{self.limits.max_receipt_total_bytes})", 0x97, "receipt_limit")
-        atomic_write(path, payload)
-        count(self._db, device, "receipts")
-        count(self._db, device, "receipt_bytes", len(payload))
 
     # -- records --------------------------------------------------------------------------------
     def _record(self, site: str, device: str, msg: Inbound, pre: CheckedRecord | Refused | None = None) -> None:

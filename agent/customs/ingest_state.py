@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.core.fsutil import atomic_write
+from agent.customs.guard import Refused, check_json_size
 
 if TYPE_CHECKING:
-    from agent.customs.guard import Limits, Refused
+    from agent.customs.guard import Limits
     from agent.customs.state.base import GroupState
     from agent.wire.mqtt import Inbound
 
@@ -64,6 +65,23 @@ def count(db: GroupState, device: str, name: str, n: int = 1) -> None:
 def counter(db: GroupState, device: str, name: str) -> int:
     row = db.execute("SELECT n FROM counters WHERE device=? AND name=?", (device, name)).fetchone()
     return int(row[0]) if row is not None else 0
+
+
+def keep_receipt(db: GroupState, folder: Path, device: str, payload: bytes, limits: Limits) -> None:
+    """An anchor receipt, kept once by content, within the device's receipt count and byte budget."""
+    check_json_size(payload, limits.max_receipt_bytes, limits, "receipt")
+    path = folder / f"{hashlib.sha256(payload).hexdigest()}.json"
+    if path.exists():
+        count(db, device, "duplicates")
+        return
+    kept, used = counter(db, device, "receipts"), counter(db, device, "receipt_bytes")
+    if kept >= limits.max_receipts or used + len(payload) > limits.max_receipt_total_bytes:
+        raise Refused(f"{device} has {kept} receipts ({used} bytes) kept: over the per-device bound (max_receipts="
+                      f"{limits.max_receipts}, max_receipt_total_bytes={limits.max_receipt_total_bytes})",
+                      0x97, "receipt_limit")
+    atomic_write(path, payload)
+    count(db, device, "receipts")
+    count(db, device, "receipt_bytes", len(payload))
 
 
 def delivered_upto(status: Any) -> int | None:

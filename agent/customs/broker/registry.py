@@ -35,6 +35,12 @@ class Registry:
     def allows(self, device: str, site: str) -> bool:
         return self.sites.get(device) == site
 
+    def problem(self, site: str, device: str) -> str | None:
+        """Why a message under ``evidence/<site>/<device>/`` is not allowed, or None."""
+        if self.allows(device, site):
+            return None
+        return f"{device[:64]} is not registered at site {site[:64]!r} (registered: {self.site_of(device)!r})"
+
     def merged(self, pairs: Iterable[tuple[str, str]]) -> Registry:
         out = dict(self.sites)
         out.update(pairs)
