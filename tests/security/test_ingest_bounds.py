@@ -21,10 +21,10 @@ ORPHANS, MAX_ORPHANS = 12, 4
 
 def test_receipts_and_orphan_media_are_bounded_and_reported(fleet: Fleet, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    ingest = fleet.ingest(out, "--limit", f"max_receipts={MAX_RECEIPTS}", "--limit",
-                          f"max_orphan_media={MAX_ORPHANS}", idle=4.0, client_id="ingest-bounds")
     evil = Device(tmp_path / "evil", "cam-evil", keys=fleet.key_dir("cam-evil"))
     link = fleet.link("cam-evil", client_id="cam-evil-bounds")
+    ingest = fleet.ingest(out, "--limit", f"max_receipts={MAX_RECEIPTS}", "--limit",
+                          f"max_orphan_media={MAX_ORPHANS}", idle=10.0, client_id="ingest-bounds")
     try:
         msgs = [Inbound(f"{evil.topic}/receipt", json.dumps({"receipt": i, "pad": "r" * 500}).encode(), 1, False)
                 for i in range(RECEIPTS)]
