@@ -111,10 +111,13 @@ def find_dynsec_plugin(given: Path | None = None) -> Path:
                       "--dynsec-plugin): without it any device could join the ingest's shared subscription")
 
 
-def registrations(out: Path, devices: list[str], registry_file: Path | None) -> tuple[Registry, list[str]]:
-    """OUTDIR/registry.toml, then ``--registry``, then ``--device ID=SITE``; (registry, device ids to issue)."""
+def registrations(out: Path, devices: list[str], registry_file: Path | None
+                  ) -> tuple[Registry, list[str], list[str]]:
+    """OUTDIR/registry.toml, then ``--registry``, then ``--device ID=SITE``: (registry, device ids to issue,
+    one line per device that changes site)."""
     kept = out / REGISTRY_FILE
-    reg = load_registry(kept) if kept.exists() else Registry()
+    before = load_registry(kept) if kept.exists() else Registry()
+    reg = before
     if registry_file is not None:
         reg = reg.merged(load_registry(registry_file).sites.items())
     issue = []
@@ -127,7 +130,9 @@ def registrations(out: Path, devices: list[str], registry_file: Path | None) -> 
         else:
             reg = reg.merged([(device, site)])
         issue.append(device)
-    return reg, issue
+    moves = [f"registration: {d} moves from site {before.sites[d]} to {s} (restart the broker)"
+             for d, s in sorted(reg.sites.items()) if d in before.sites and before.sites[d] != s]
+    return reg, issue, moves
 
 
 def broker_setup(out: Path, *, host: str = "localhost", port: int = 8883, bind: str = "0.0.0.0",
@@ -144,12 +149,12 @@ def broker_setup(out: Path, *, host: str = "localhost", port: int = 8883, bind: 
             raise ConfigError(str(exc)) from None
     out = out.resolve()
     plugin = find_dynsec_plugin(dynsec_plugin)
-    reg, devices = registrations(out, devices, registry)
+    reg, devices, moves = registrations(out, devices, registry)
     clash = sorted(set(reg.sites) & {*officers, *ingests})
     if clash:
         raise ConfigError(f"{clash[0]!r} is both a device and an account name")
     out.mkdir(parents=True, exist_ok=True)
-    done: list[str] = []
+    done: list[str] = list(moves)
     new_ca = not (out / "ca" / "ca.key").exists()
     ca = _fleet_ca(out, org)
     if new_ca:
