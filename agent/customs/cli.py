@@ -24,6 +24,7 @@ from agent.core.errors import AgentError, ConfigError, VerificationError
 from agent.customs.broker.registry import load_registry
 from agent.customs.flow import FlowLimits, Intake
 from agent.customs.ingest import Ingest, Limits
+from agent.customs.retained import sweep_retained
 from agent.customs.state.base import GroupState, StateError
 from agent.customs.state.postgres import PostgresState
 from agent.customs.store.base import Index, IndexError_
@@ -42,16 +43,21 @@ INGEST_CHANNELS = ("record", "media", "alert", "receipt")
 RETAINED_CHANNELS = ("status", "availability")  # retained messages never go to shared subscriptions
 
 
-def ingest_link(args: argparse.Namespace) -> MqttLink:
+def ingest_config(args: argparse.Namespace) -> MqttConfig:
     tls = None
     if args.cafile is not None:
         tls = TlsConfig(ca_file=args.cafile, cert_file=args.cert, key_file=args.key)
-    cfg = MqttConfig.model_validate({
-        "broker": args.broker, "tls": tls, "client_id": args.client_id or f"ingest-{secrets.token_hex(4)}",
+    if not getattr(args, "client_id", None):
+        args.client_id = f"ingest-{secrets.token_hex(4)}"
+    return MqttConfig.model_validate({
+        "broker": args.broker, "tls": tls, "client_id": args.client_id,
         "session_expiry_s": args.session_expiry, "handler_queue": 10000,
         # flow control pauses reading (PINGRESPs too) while the store catches up: allow long pauses
         "keepalive_s": 300})
-    return MqttLink(cfg, name="ingest")
+
+
+def ingest_link(args: argparse.Namespace) -> MqttLink:
+    return MqttLink(ingest_config(args), name="ingest")
 
 
 def subscribe_ingest(link: MqttLink, ingest: Ingest, share: str | None, site: str = "+") -> None:
@@ -112,6 +118,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         raise ConfigError(f"--trust-ca: {exc}") from None
     except StateError as exc:
         raise ConfigError(f"--out: {exc}") from None
+    sweep = sweep_retained(ingest_config(args), limits.max_status_bytes)  # junk the broker cannot refuse
+    ingest.note_retained(sweep.found)
     link = ingest_link(args)
     subscribe_ingest(link, ingest, args.share, args.site)
     intake = attach_intake(link, ingest, FlowLimits(window=args.window, batch=args.batch))
@@ -136,6 +144,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         link.close(offline=False)
     rep = report_json(ingest)
     rep["flow"] = asdict(intake.stats)
+    rep["retained_sweep"] = {"done": sweep.done, "junk": len(sweep.found) + sweep.more}
     ingest.close()
     if index is not None:
         index.close()

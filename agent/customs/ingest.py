@@ -58,6 +58,7 @@ from agent.customs.ingest_state import (
 from agent.customs.pinning import Pins
 from agent.customs.reassembly import Reassembly
 from agent.customs.record_check import CheckedRecord, RecordChecker
+from agent.customs.retained import RetainedJunk
 from agent.customs.state.base import GroupState
 from agent.customs.state.sqlite import SqliteState
 from agent.customs.store.base import Index
@@ -408,6 +409,13 @@ class Ingest:
         count(self._db, device, f"refused:{exc.reason}")
         self._quarantine.put(device, msg, exc)
 
+    def note_retained(self, junk: Sequence[RetainedJunk]) -> None:
+        """Retained messages found where none belong (agent/customs/retained.py): findings in the report."""
+        with self._lock:
+            for j in junk:
+                self._live.setdefault(j.device, {}).setdefault("retained", []).append(
+                    {"topic": j.topic, "bytes": j.size})
+
     def report(self) -> dict[str, DeviceReport]:
         """Per device: records, missing sequence numbers, incomplete media, duplicates, forks, refusals."""
         with self._lock, self._db.reading():
@@ -416,6 +424,8 @@ class Ingest:
                 rep = out.setdefault(device, DeviceReport(site="?"))
                 rep.status = live.get("status")
                 rep.availability = live.get("availability")
+                rep.retained_junk = live.get("retained", [])
+                rep.retained_junk_count = len(rep.retained_junk)
                 upto = delivered_upto(rep.status)
                 if upto is not None:
                     lost_after_delivery(self._db, device, upto, rep)

@@ -46,6 +46,8 @@ class DeviceReport:
     lost_after_delivery: list[int] = field(default_factory=list)
     lost_after_delivery_count: int = 0
     delivered_upto: int | None = None
+    retained_junk: list[dict[str, Any]] = field(default_factory=list)  # {"topic", "bytes"}: retained, not status
+    retained_junk_count: int = 0
     status: dict[str, Any] | None = None
     availability: str | None = None
 
@@ -53,7 +55,7 @@ class DeviceReport:
     def findings(self) -> bool:
         """Anything an officer must look at (the ingest exits 1)."""
         return bool(self.missing_count or self.incomplete or self.refused or self.fork_count
-                    or self.lost_after_delivery_count or self.orphan_media_count)
+                    or self.lost_after_delivery_count or self.orphan_media_count or self.retained_junk_count)
 
 
 def count(db: GroupState, device: str, name: str, n: int = 1) -> None:
