@@ -25,7 +25,7 @@ def test_retained_junk_is_a_finding_of_the_ingest(fleet: Fleet, tmp_path: Path) 
         for topic, payload in junk.items():
             assert link.publish_wait(topic, payload, retain=True).code < 0x80, topic
         assert link.publish_wait(f"{evil.topic}/status", b'{"ok": true}', retain=True).code < 0x80  # legitimate
-        ingest = fleet.ingest(tmp_path / "out", "--share", "ingest", idle=10.0, client_id="ingest-retained")
+        ingest = fleet.ingest(tmp_path / "out", idle=10.0, client_id="ingest-retained")
         restart = sorted(evil.vault.path.rglob("000000000000.restart.rec"))[0].read_bytes()
         assert link.publish_wait(f"{evil.topic}/record", record_msg(evil, restart).payload).code < 0x80
         outcome, _ = ingest.communicate(timeout=120)
