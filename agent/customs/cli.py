@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.errors import AgentError, ConfigError, VerificationError
+from agent.customs.broker.registry import load_registry
 from agent.customs.flow import FlowLimits, Intake
 from agent.customs.ingest import Ingest, Limits
+from agent.customs.retained import sweep_retained
 from agent.customs.state.base import GroupState, StateError
 from agent.customs.state.postgres import PostgresState
 from agent.customs.store.base import Index, IndexError_
@@ -30,7 +32,7 @@ from agent.customs.store.blobs import BlobError
 from agent.customs.store.opening import open_blobs, open_index
 from agent.signing.revocation import CrlFile
 from agent.signing.trust import load_anchors
-from agent.wire.mqtt import MqttLink
+from agent.wire.mqtt import Inbound, MqttLink
 from agent.wire.mqtt_settings import MqttConfig, TlsConfig
 from agent.wire.topics import fleet_filter, shared
 
@@ -43,23 +45,33 @@ INGEST_CHANNELS = ("record", "media", "alert", "receipt")
 RETAINED_CHANNELS = ("status", "availability")  # retained messages never go to shared subscriptions
 
 
-def ingest_link(args: argparse.Namespace) -> MqttLink:
+def ingest_config(args: argparse.Namespace) -> MqttConfig:
     tls = None
     if args.cafile is not None:
         tls = TlsConfig(ca_file=args.cafile, cert_file=args.cert, key_file=args.key)
-    cfg = MqttConfig.model_validate({
-        "broker": args.broker, "tls": tls, "client_id": args.client_id or f"ingest-{secrets.token_hex(4)}",
+    if not getattr(args, "client_id", None):
+        args.client_id = f"ingest-{secrets.token_hex(4)}"
+    return MqttConfig.model_validate({
+        "broker": args.broker, "tls": tls, "client_id": args.client_id,
         "session_expiry_s": args.session_expiry, "handler_queue": 10000,
         # flow control pauses reading (PINGRESPs too) while the store catches up: allow long pauses
         "keepalive_s": 300})
-    return MqttLink(cfg, name="ingest")
+
+
+def ingest_link(args: argparse.Namespace) -> MqttLink:
+    return MqttLink(ingest_config(args), name="ingest")
 
 
 def subscribe_ingest(link: MqttLink, ingest: Ingest, share: str | None, site: str = "+") -> None:
+    """The fleet's filters; with flow control attached (``attach_intake``) the receiver takes every message
+    and the per-subscription handler (the same batch path, one message at a time) is not used."""
+    def one(msg: Inbound) -> None:
+        ingest.handle(msg)
+
     for channel in INGEST_CHANNELS:
-        link.subscribe(shared(fleet_filter(channel, site), share), ingest.handle, qos=1)
+        link.subscribe(shared(fleet_filter(channel, site), share), one, qos=1)
     for channel in RETAINED_CHANNELS:
-        link.subscribe(fleet_filter(channel, site), ingest.handle, qos=1)
+        link.subscribe(fleet_filter(channel, site), one, qos=1)
 
 
 def report_json(ingest: Ingest) -> dict[str, Any]:
@@ -113,13 +125,16 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     except BlobError as exc:
         raise ConfigError(f"--blobs: {exc}") from None
     revocations = _crl_file(args.crl, args.trust_ca)
+    registry = None if args.registry is None else load_registry(args.registry)
     try:
         ingest = Ingest(args.out, trusted_ca=args.trust_ca or (), limits=limits, index=index, blobs=blobs,
-                        state=group_state(index), revocations=revocations)
+                        state=group_state(index), revocations=revocations, registry=registry)
     except VerificationError as exc:
         raise ConfigError(f"--trust-ca: {exc}") from None
     except StateError as exc:
         raise ConfigError(f"--out: {exc}") from None
+    sweep = sweep_retained(ingest_config(args), limits.max_status_bytes)  # junk the broker cannot refuse
+    ingest.note_retained(sweep.found)
     link = ingest_link(args)
     subscribe_ingest(link, ingest, args.share, args.site)
     intake = attach_intake(link, ingest, FlowLimits(window=args.window, batch=args.batch))
@@ -144,6 +159,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         link.close(offline=False)
     rep = report_json(ingest)
     rep["flow"] = asdict(intake.stats)
+    rep["retained_sweep"] = {"done": sweep.done, "junk": len(sweep.found) + sweep.more}
     ingest.close()
     if index is not None:
         index.close()
@@ -161,6 +177,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, default=Path("ingest-vault"), help="officer-side vault root")
     p.add_argument("--share", help="MQTT v5 shared subscription group: workers of a group split the load")
     p.add_argument("--site", default="+", help="only this site (default: all)")
+    p.add_argument("--registry", type=Path, metavar="FILE", help="device registry (broker-setup's "
+                   "registry.toml): a message under any other site than its device's is refused")
     p.add_argument("--cafile", type=Path, help="broker CA (mqtts)")
     p.add_argument("--cert", type=Path, help="ingest TLS client certificate (mqtts)")
     p.add_argument("--key", type=Path, help="ingest TLS client key (mqtts)")

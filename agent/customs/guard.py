@@ -43,6 +43,9 @@ class Limits:
     max_json_depth: int = 32
     max_status_bytes: int = 64 << 10
     max_receipt_bytes: int = 1 << 20
+    max_receipts: int = 100_000  # receipts kept per device (one per anchored checkpoint; then refused)
+    max_receipt_total_bytes: int = 1 << 30  # receipt bytes kept per device (then refused)
+    max_orphan_media: int = 256  # complete media without their record per device (then refused)
     max_partial_sets: int = 32  # unfinished chunk sets per device; the oldest is dropped beyond
     partial_max_age_s: float = 7 * 24 * 3600.0  # an unfinished set older than this is dropped
     quarantine_bytes: int = 64 << 20  # payload bytes kept in quarantine per device (then metadata only)

@@ -8,8 +8,9 @@ media per device and a bounded quarantine of refused messages per device.
 
 The customs side trusts nothing a device sends (see agent.customs.guard and docs/security.md):
 paths come from validated values only, every table is keyed by device, evidence is write-once, and
-every message is stored, refused with a counted reason, or quarantined; ``handle`` never raises, so
-no message is left unacknowledged to stall the fleet.
+every message is stored, refused with a counted reason, or quarantined; ``handle_batch`` (the one path:
+``handle`` is its one-message case) never raises for what a message holds, so no message is left
+unacknowledged to stall the fleet.
 Workers of one ``--share`` group share OUT and the group's bookkeeping (agent.customs.state): with a
 SQLite state on one machine they take turns per batch on a lock; with ``--index postgresql://…`` the
 state is in the index and each batch holds only its own devices, so workers on several machines store
@@ -25,7 +26,6 @@ are reassembled by reassembly.py; complete media also go to the blob store (``--
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.fsutil import atomic_write
+from agent.customs.broker.registry import Registry
 from agent.customs.guard import (
     Limits,
     Refused,
@@ -44,10 +45,20 @@ from agent.customs.guard import (
     canonical_media_name,
     check_json_size,
 )
-from agent.customs.ingest_state import DeviceReport, Quarantine, build_report, count
+from agent.customs.ingest_state import (
+    DeviceReport,
+    Quarantine,
+    build_report,
+    count,
+    counter,
+    delivered_upto,
+    keep_receipt,
+    lost_after_delivery,
+)
 from agent.customs.pinning import Pins
 from agent.customs.reassembly import Reassembly
 from agent.customs.record_check import CheckedRecord, RecordChecker
+from agent.customs.retained import RetainedJunk
 from agent.customs.state.base import GroupState
 from agent.customs.state.sqlite import SqliteState
 from agent.customs.store.base import Index
@@ -71,7 +82,8 @@ class Ingest:
 
     def __init__(self, out: Path, *, trusted_ca: Sequence[Path] = (), verify_items: bool = True,
                  limits: Limits | None = None, index: Index | None = None, blobs: BlobStore | None = None,
-                 state: GroupState | None = None, revocations: CrlFile | None = None) -> None:
+                 state: GroupState | None = None, revocations: CrlFile | None = None,
+                 registry: Registry | None = None) -> None:
         self.out = Path(out)
         self.index = index  # the searchable customs index (SQLite or PostgreSQL), written in the same batch
         self.blobs = blobs  # content-addressed write-once copy of every media file (folder or S3), same batch
@@ -93,30 +105,26 @@ class Ingest:
         self._checker = RecordChecker(self.cas, self.limits)  # the lock-free part of a record's checks
         self._pins = Pins(self.out, self._sync, trust_on_first_use=not self.cas, revocations=revocations)
         self._live: dict[str, dict[str, Any]] = {}
+        self.registry = registry  # device -> site; None: any site (the broker's ACL binds them)
+        self._busy = threading.Event()  # never set: handle()'s bounded wait for a device another worker holds
         self.messages = 0
         self.slowest_ms = 0.0
         self.slowest_topic = ""
 
     # -- entry point ----------------------------------------------------------------------------
-    def handle(self, msg: Inbound) -> None:
-        """One message: stored, refused with a counted reason, or quarantined. Never raises."""
-        with self._lock:
-            started = time.perf_counter()
-            self.messages += 1
+    def handle(self, msg: Inbound) -> bool:
+        """One message: the one-message case of :meth:`handle_batch` (the path ``evidence-officer ingest``
+        takes: precheck, staging, one transaction). True = stored or refused with a counted reason; False =
+        not storable now (I/O, a locked database), nothing kept. Waits while another worker holds its device."""
+        while True:
             try:
-                with self._transaction([self._device_of(msg)]):
-                    self._dispatch(msg)
-            except Exception as exc:  # a handler failure is a refusal, never a message left to stall ingest
-                log.exception("ingest failed on a message on %s; refusing it", msg.topic[:200])
-                refusal = Refused(f"internal error: {type(exc).__name__}: {exc}", 0x83, "internal_error")
-                try:
-                    with self._transaction([self._device_of(msg)]):
-                        self._refuse(msg, self._device_of(msg), refusal)
-                except Exception:
-                    log.exception("could not even record the refusal of a message on %s", msg.topic[:200])
-            took = (time.perf_counter() - started) * 1000
-            if took > self.slowest_ms:
-                self.slowest_ms, self.slowest_topic = took, msg.topic[:200]
+                done = self.handle_batch([msg])[0]
+            except Exception:
+                log.exception("could not store or refuse the message on %.200s", msg.topic)
+                return False
+            if done is not None:
+                return done
+            self._busy.wait(0.05)  # another worker of the group holds this device: its batch ends soon
 
     @contextmanager
     def _transaction(self, devices: Sequence[str]) -> Iterator[set[str]]:
@@ -137,7 +145,7 @@ class Ingest:
         False (kept unacknowledged, retried by flow control) only for what may pass: an I/O error or a
         busy/locked database. None: the message's device is held by another worker of the group right
         now; flow control offers it again with the next batch. Any other failure is a refusal, as in
-        ``handle``.
+        ``handle``. Never raises for what a message contains.
         """
         done: list[bool | None] = []
         with self._lock:
@@ -167,7 +175,18 @@ class Ingest:
             return before[1]
         if len(self._checked_before) > 4 * 1024:  # only messages in flight belong here; never let it grow
             self._checked_before.clear()
+        refusal = self._unregistered(msg.topic)
+        if refusal is not None:  # refused in _dispatch; nothing is checked or staged for it
+            return refusal
         return self._checker.precheck(msg)
+
+    def _unregistered(self, topic: str) -> Refused | None:
+        """A refusal when a registry is given and the topic's (device, site) is not in it."""
+        try:
+            problem = self.registry and self.registry.problem(*parse_device_topic(topic)[:2])
+        except ValueError:
+            return None  # refused as bad_topic in _dispatch
+        return Refused(problem, 0x87, "unregistered_site") if problem else None
 
     def _stage(self, checked: CheckedRecord, payload: bytes) -> None:
         """Write the sidecar under a hidden name now; under the lock it is only renamed into place."""
@@ -230,6 +249,9 @@ class Ingest:
             self._refuse(msg, "?", Refused(str(exc), 0x90, "bad_topic"))
             return
         try:
+            refusal = self._unregistered(msg.topic)
+            if refusal is not None:
+                raise refusal
             if device not in self._expired:  # once per device and batch
                 self._expired.add(device)
                 self._parts.expire(device)
@@ -248,9 +270,7 @@ class Ingest:
                             alert_summary(msg.payload))
                 count(self._db, device, "alerts")
             elif channel == "receipt":
-                check_json_size(msg.payload, self.limits.max_receipt_bytes, self.limits, "receipt")
-                name = hashlib.sha256(msg.payload).hexdigest()
-                atomic_write(self.out / device / "receipts" / f"{name}.json", msg.payload)
+                keep_receipt(self._db, self.out / device / "receipts", device, msg.payload, self.limits)
             elif channel == "status":
                 check_json_size(msg.payload, self.limits.max_status_bytes, self.limits, "status")
                 self._live.setdefault(device, {})["status"] = json.loads(msg.payload or b"null")
@@ -295,8 +315,8 @@ class Ingest:
             found = self._links.add(device, link)
         if found and self.verify_items:
             self._chain_broken(device, link.seq, found)
-        if media:
-            self._place_media(device, signed.hash)
+        if media and self._place_media(device, signed.hash):
+            count(self._db, device, "orphan_media", -1)  # its media had come first
 
     def _fork(self, device: str, seq: int, kind: str, signed: SignedRecord, payload: bytes) -> None:
         """A second, validly signed record for a stored seq: the first stands; this one is kept as a finding."""
@@ -331,11 +351,17 @@ class Ingest:
         if rec is not None and rec[0] != chunk.sha256:
             raise Refused(f"media chunk of item {chunk.item[:12]} names SHA-256 {chunk.sha256[:12]}, its record "
                           f"says {str(rec[0])[:12]}", 0x83, "media_mismatch")
+        if rec is None and counter(self._db, device, "orphan_media") >= self.limits.max_orphan_media:
+            raise Refused(f"{device} already has {self.limits.max_orphan_media} complete media without a record "
+                          "(max_orphan_media)", 0x97, "orphan_limit")
         final = self._parts.add(device, chunk)
         if final is None:
             return
         self._db.execute("INSERT INTO media VALUES (?,?,?,?)", (device, chunk.item, chunk.sha256, str(final)))
-        self._place_media(device, chunk.item)
+        if rec is None:
+            count(self._db, device, "orphan_media")  # complete, its record not (yet) here
+        else:
+            self._place_media(device, chunk.item)
 
     def _chunked_record(self, device: str, msg: Inbound) -> Inbound | None:
         """A record larger than the broker's packet limit arrives in chunks: the whole sidecar, once complete."""
@@ -348,13 +374,13 @@ class Ingest:
         props = (("seq", str(chunk.seq)), ("kind", chunk.kind))
         return dataclasses.replace(msg, payload=payload, user_props=props)
 
-    def _place_media(self, device: str, item: str) -> None:
-        """Move complete media next to its record once both are here (either may come first)."""
+    def _place_media(self, device: str, item: str) -> bool:
+        """Move complete media next to its record once both are here (either may come first); True if moved."""
         rec = self._db.execute("SELECT seq, kind, media_name, media_sha256, media_done FROM records "
                                "WHERE device=? AND item=?", (device, item)).fetchone()
         med = self._db.execute("SELECT sha256, path FROM media WHERE device=? AND item=?", (device, item)).fetchone()
         if rec is None or med is None or rec[4]:
-            return
+            return False
         seq, kind, sha = rec[0], rec[1], rec[3]
         name = canonical_media_name(seq, kind, rec[2])  # checked when stored; checked again before a write
         if med[0] != sha:
@@ -370,6 +396,7 @@ class Ingest:
         if self.index is not None:
             self.index.media_stored(device, item, blob or str((bucket / name).relative_to(self.out)))
         self._db.execute("UPDATE media SET path=? WHERE device=? AND item=?", (str(bucket / name), device, item))
+        return True
 
     def _chain_broken(self, device: str, seq: int, found: list[str]) -> None:
         """Incremental verification found this record at odds with its stored neighbours (store/chain.py)."""
@@ -384,6 +411,13 @@ class Ingest:
         count(self._db, device, f"refused:{exc.reason}")
         self._quarantine.put(device, msg, exc)
 
+    def note_retained(self, junk: Sequence[RetainedJunk]) -> None:
+        """Retained messages found where none belong (agent/customs/retained.py): findings in the report."""
+        with self._lock:
+            for j in junk:
+                self._live.setdefault(j.device, {}).setdefault("retained", []).append(
+                    {"topic": j.topic, "bytes": j.size})
+
     def report(self) -> dict[str, DeviceReport]:
         """Per device: records, missing sequence numbers, incomplete media, duplicates, forks, refusals."""
         with self._lock, self._db.reading():
@@ -392,6 +426,11 @@ class Ingest:
                 rep = out.setdefault(device, DeviceReport(site="?"))
                 rep.status = live.get("status")
                 rep.availability = live.get("availability")
+                rep.retained_junk = live.get("retained", [])
+                rep.retained_junk_count = len(rep.retained_junk)
+                upto = delivered_upto(rep.status)
+                if upto is not None:
+                    lost_after_delivery(self._db, device, upto, rep)
             return out
 
     def close(self) -> None:

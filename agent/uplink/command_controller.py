@@ -121,7 +121,12 @@ class CommandController:
 
     def on_message(self, msg: Any) -> None:
         """Handler for ``MqttLink.subscribe(topics.cmd, ...)`` (an ``Inbound``: payload, response topic,
-        correlation data); a raw paho ``MQTTMessage`` works too."""
+        correlation data); a raw paho ``MQTTMessage`` works too. A command delivered as retained (left on the
+        topic, replayed by the broker on every subscribe) is dropped unread: commands are for the moment sent."""
+        if getattr(msg, "retain", False):
+            log.warning("command delivered as retained on %.200s: ignored (an officer must send it live)",
+                        getattr(msg, "topic", "?"))
+            return
         if hasattr(msg, "response_topic"):
             self.handle(bytes(msg.payload), msg.response_topic, msg.correlation_data)
             return

@@ -20,6 +20,7 @@ from tests.support.helpers import REPO
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 OFFICERS = ("officer-alice",)
 INGESTS = ("ingest-1",)
+SITE = "site-1"  # every fleet device is registered here (tests.support.hostile.SITE)
 
 
 def officer_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -44,7 +45,7 @@ class Fleet:
         for i in INGESTS:
             args += ["--ingest", i]
         for d in devices:
-            args += ["--device", d]
+            args += ["--device", f"{d}={SITE}"]
         res = officer_cli(*args)
         if res.returncode != 0:
             raise RuntimeError(f"broker-setup failed: {res.stdout}{res.stderr}")

@@ -4,6 +4,7 @@ real CLI in tests/security). Every one of these wrote, stalled or replaced befor
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from agent.customs.ingest import Ingest
 from agent.customs.store.sqlite import SqliteIndex
 from agent.wire.mqtt import Inbound
 from tests.support.hostile import Device, chunk_msgs, raw_chunk, record_msg, sidecar
+from tests.support.ingest_path import deliver
 
 
 @pytest.fixture
@@ -47,7 +49,7 @@ def _refusals(ingest: Ingest, device: str) -> dict[str, int]:
 def test_media_name_must_be_canonical(ingest: Ingest, mal: Device, tmp_path: Path, name: str) -> None:
     item = mal.still(b"jpeg" * 100)
     forged = mal.forge(item, media={**item.record["media"], "name": name})
-    ingest.handle(record_msg(mal, forged))
+    deliver(ingest, record_msg(mal, forged))
     assert _refusals(ingest, "dev-mal") == {"bad_media_name": 1}
     assert not (tmp_path / "escaped.jpg").exists() and not Path("/tmp/absolute-evil.jpg").exists()
     assert not list((tmp_path / "out" / "dev-mal").rglob("*.rec")) if (tmp_path / "out" / "dev-mal").exists() \
@@ -56,10 +58,10 @@ def test_media_name_must_be_canonical(ingest: Ingest, mal: Device, tmp_path: Pat
 
 def test_fork_keeps_the_first_record_and_reports_the_second(ingest: Ingest, mal: Device, tmp_path: Path) -> None:
     first = mal.event()
-    ingest.handle(record_msg(mal, sidecar(first)))
+    deliver(ingest, record_msg(mal, sidecar(first)))
     for i in range(4):
-        ingest.handle(record_msg(mal, mal.forge(first, extra={"type": f"rewritten-{i}"})))
-    ingest.handle(record_msg(mal, sidecar(first)))  # a plain redelivery is a duplicate, not a fork
+        deliver(ingest, record_msg(mal, mal.forge(first, extra={"type": f"rewritten-{i}"})))
+    deliver(ingest, record_msg(mal, sidecar(first)))  # a plain redelivery is a duplicate, not a fork
     stored = tmp_path / "out" / "dev-mal" / "items" / "000000" / f"{first.seq:012d}.event.rec"
     assert stored.read_bytes() == sidecar(first)
     rep = ingest.report()["dev-mal"]
@@ -73,9 +75,9 @@ def test_forks_are_findings_in_the_index_as_many_as_are_kept(mal: Device, tmp_pa
     ingest = Ingest(tmp_path / "out", limits=Limits(max_forks=2), index=index)
     try:
         first = mal.event()
-        ingest.handle(record_msg(mal, sidecar(first)))
+        deliver(ingest, record_msg(mal, sidecar(first)))
         for i in range(5):  # a forger with the device key: the report counts all, the index keeps max_forks
-            ingest.handle(record_msg(mal, mal.forge(first, extra={"type": f"rewritten-{i}"})))
+            deliver(ingest, record_msg(mal, mal.forge(first, extra={"type": f"rewritten-{i}"})))
         forks = [f for f in index.findings("dev-mal") if f.kind == "fork"]
         assert ingest.report()["dev-mal"].fork_count == 5
     finally:
@@ -115,8 +117,7 @@ def test_poison_messages_are_refused_and_never_raise(ingest: Ingest, mal: Device
         Inbound(f"{mal.topic}/nonsense", b"", 1, False),
         Inbound("evidence/../x/record", b"", 1, False),
     ]
-    for msg in sends:
-        ingest.handle(msg)  # must not raise: an exception would leave the message unacknowledged
+    deliver(ingest, *sends)  # every one acknowledged: an exception would leave it unacknowledged
     rep = ingest.report()["dev-mal"]
     assert rep.refused == len(sends) - 1
     assert set(rep.refusals) >= {"too_deep", "bad_seq", "bad_kind", "too_large", "bad_media_name",
@@ -128,15 +129,15 @@ def test_a_handler_crash_is_a_counted_refusal(ingest: Ingest, mal: Device, monke
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(ingest, "_record", boom)
-    ingest.handle(record_msg(mal, sidecar(mal.event())))
+    deliver(ingest, record_msg(mal, sidecar(mal.event())))
     assert _refusals(ingest, "dev-mal") == {"internal_error": 1}
 
 
 def test_chunk_metadata_must_describe_the_file(ingest: Ingest, mal: Device, tmp_path: Path) -> None:
     """A 100-byte chunk declaring gigabytes, or a chunk count that does not fit the size, is refused at once."""
-    ingest.handle(raw_chunk(mal, size=2 * 10**9, total=1))
-    ingest.handle(raw_chunk(mal, size=10**9, total=10**7, index=5, offset=500))
-    ingest.handle(raw_chunk(mal, size=5000, total=3, index=1, offset=4000, data=b"y" * 1000))
+    deliver(ingest, raw_chunk(mal, size=2 * 10**9, total=1))
+    deliver(ingest, raw_chunk(mal, size=10**9, total=10**7, index=5, offset=500))
+    deliver(ingest, raw_chunk(mal, size=5000, total=3, index=1, offset=4000, data=b"y" * 1000))
     assert _refusals(ingest, "dev-mal") == {"bad_chunk": 2, "too_large": 1}
     assert not any((tmp_path / "out" / ".ingest" / "partial").rglob("*.*"))
 
@@ -144,15 +145,15 @@ def test_chunk_metadata_must_describe_the_file(ingest: Ingest, mal: Device, tmp_
 def test_a_one_chunk_file_that_is_not_what_it_claims_is_refused_and_leaves_nothing(
         ingest: Ingest, mal: Device, tmp_path: Path) -> None:
     """A file in one chunk skips the chunk-set bookkeeping: its size and SHA-256 are checked on arrival."""
-    ingest.handle(raw_chunk(mal, size=100, sha256="b" * 64))  # right size, wrong hash
-    ingest.handle(raw_chunk(mal, item="c" * 64, size=100, sha256=hashlib.sha256(b"x" * 100).hexdigest()))
+    deliver(ingest, raw_chunk(mal, size=100, sha256="b" * 64))  # right size, wrong hash
+    deliver(ingest, raw_chunk(mal, item="c" * 64, size=100, sha256=hashlib.sha256(b"x" * 100).hexdigest()))
     assert _refusals(ingest, "dev-mal") == {"media_mismatch": 1}
     assert [p.name for p in (tmp_path / "out" / ".ingest" / "partial").rglob("*.*")] == ["c" * 64 + ".1"]
 
 
 def test_unfinished_chunk_sets_are_bounded_per_device(ingest: Ingest, mal: Device, tmp_path: Path) -> None:
     for i in range(10):
-        ingest.handle(raw_chunk(mal, item=f"{i:064x}", size=8192, total=2, data=b"z" * 4096))
+        deliver(ingest, raw_chunk(mal, item=f"{i:064x}", size=8192, total=2, data=b"z" * 4096))
     assert len(list((tmp_path / "out" / ".ingest" / "partial" / "dev-mal").iterdir())) == 4
     assert ingest.report()["dev-mal"].partials_dropped == 6
 
@@ -163,10 +164,9 @@ def test_one_device_cannot_suppress_anothers_media(ingest: Ingest, good: Device,
     item = good.still(data)
     # the hostile device claims the good item's hash first (it is public: it is on the record topic)
     bogus = b"x" * 100  # complete and self-consistent: before, it filled the media table under the good item
-    ingest.handle(raw_chunk(mal, item=item.record_hash, sha256=hashlib.sha256(bogus).hexdigest(), data=bogus))
-    ingest.handle(record_msg(good, sidecar(item)))
-    for msg in chunk_msgs(good, item, data):
-        ingest.handle(msg)
+    deliver(ingest, raw_chunk(mal, item=item.record_hash, sha256=hashlib.sha256(bogus).hexdigest(), data=bogus))
+    deliver(ingest, record_msg(good, sidecar(item)))
+    deliver(ingest, *chunk_msgs(good, item, data))
     media = tmp_path / "out" / "dev-good" / "items" / "000000" / item.record["media"]["name"]
     assert media.read_bytes() == data
     assert ingest.report()["dev-good"].incomplete == []
@@ -174,15 +174,14 @@ def test_one_device_cannot_suppress_anothers_media(ingest: Ingest, good: Device,
 
 def test_report_streams_a_huge_seq(ingest: Ingest, mal: Device) -> None:
     item = mal.event()
-    ingest.handle(record_msg(mal, sidecar(item)))
-    ingest.handle(record_msg(mal, mal.forge(item, seq=10**11)))
+    deliver(ingest, record_msg(mal, sidecar(item)))
+    deliver(ingest, record_msg(mal, mal.forge(item, seq=10**11)))
     rep = ingest.report()["dev-mal"]
     assert rep.missing_count == 10**11 - 1 and len(rep.missing) == 1000 and rep.max_seq == 10**11
 
 
 def test_quarantine_is_bounded(ingest: Ingest, mal: Device, tmp_path: Path) -> None:
-    for i in range(80):
-        ingest.handle(record_msg(mal, b"junk %d" % i))
+    deliver(ingest, *(record_msg(mal, b"junk %d" % i) for i in range(80)))
     assert ingest.report()["dev-mal"].refused == 80
     assert len(list((tmp_path / "out" / ".ingest" / "quarantine" / "dev-mal").glob("*.json"))) == 50
 
@@ -195,3 +194,45 @@ def test_json_depth_check() -> None:
     assert Limits.parse(["max_chunks=10", "partial-max-age-s=1.5"]) == Limits(max_chunks=10, partial_max_age_s=1.5)
     with pytest.raises(ValueError, match="unknown"):
         Limits.parse(["nope=1"])
+
+
+def test_an_unregistered_site_is_refused(mal: Device, tmp_path: Path) -> None:
+    """Behind a broker without the site-bound ACL, one device could fill the fleet with phantom sites."""
+    from agent.customs.broker.registry import Registry
+
+    ingest = Ingest(tmp_path / "reg-out", registry=Registry({"dev-mal": "site-1"}))
+    try:
+        phantoms = [Inbound(f"evidence/phantom-{i}/dev-mal/status", b'{"ok": true}', 1, True) for i in range(20)]
+        item = mal.event()
+        deliver(ingest, *phantoms, record_msg(mal, sidecar(item)),
+                Inbound("evidence/phantom/dev-mal/record", sidecar(item), 1, False),
+                Inbound("evidence/site-1/dev-unknown/status", b"{}", 1, True))
+        rep = ingest.report()
+        assert rep["dev-mal"].records == 1 and rep["dev-mal"].refusals == {"unregistered_site": 21}
+        assert rep["dev-mal"].status is None and rep["dev-unknown"].refusals == {"unregistered_site": 1}
+    finally:
+        ingest.close()
+
+
+def test_handle_is_the_one_message_case_of_the_batch_path(ingest: Ingest, mal: Device,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    real = ingest.handle_batch
+    monkeypatch.setattr(ingest, "handle_batch", lambda msgs: seen.append(len(msgs)) or real(msgs))
+    assert ingest.handle(record_msg(mal, sidecar(mal.event()))) is True
+    assert seen == [1] and ingest.report()["dev-mal"].records == 1
+
+
+def test_a_status_claiming_a_huge_delivered_seq_is_streamed(ingest: Ingest, mal: Device) -> None:
+    """lost_after_delivery walks stored seqs and counts the tail arithmetically: no range over a device's claim."""
+    status = {"last_sealed": {"seq": 10**11}, "outbox": {"pending": 0, "in_flight": 0, "rejected": 0}}
+    deliver(ingest, record_msg(mal, sidecar(mal.event())),
+            Inbound(f"{mal.topic}/status", json.dumps(status).encode(), 1, True))
+    rep = ingest.report()["dev-mal"]
+    assert rep.lost_after_delivery_count == 10**11 and len(rep.lost_after_delivery) == 1000
+    assert rep.lost_after_delivery[:2] == [0, 2] and rep.findings  # seq 1 is stored
+    for odd in ({"last_sealed": {"seq": True}, "outbox": status["outbox"]},
+                {"last_sealed": {"seq": 5}, "outbox": {"pending": 1, "in_flight": 0, "rejected": 0}},
+                {"last_sealed": {"seq": 5}, "outbox": {"pending": 0, "in_flight": 0, "rejected": 2}}, [1], "x"):
+        deliver(ingest, Inbound(f"{mal.topic}/status", json.dumps(odd).encode(), 1, True))
+        assert ingest.report()["dev-mal"].lost_after_delivery_count == 0, odd

@@ -5,6 +5,11 @@ officer accounts and (for a lab or a first batch) device identities whose subjec
 the same certificate signs the device's evidence and authenticates it to the broker, so ``%u`` in the
 ACL, the topic's device level and the record's ``device_id`` are one name. Re-running adds what is
 missing and keeps the CA (never a new CA under an existing fleet).
+
+Every device is registered to one site (``--device ID=SITE``, ``--registry FILE``; kept in
+``OUTDIR/registry.toml``): the ACL lets it publish only its fixed channel topics under that site, officers
+command only registered devices, and the dynamic-security rules (``dynsec.json``) refuse ``$share/...``
+subscriptions to every device and officer.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import argparse
 import contextlib
 import datetime as dt
 import getpass
+import glob
 import ipaddress
 import os
 from pathlib import Path
@@ -25,7 +31,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from agent.core.errors import ConfigError
 from agent.core.fsutil import atomic_write
-from agent.customs.broker import render_acl, render_conf
+from agent.customs.broker import render_acl, render_conf, render_dynsec
+from agent.customs.broker.registry import REGISTRY_FILE, Registry, load_registry, parse_pair
 from agent.signing.keys import CA_FILE, CERT_FILE, KEY_FILE, issue_leaf, load_p256_key, make_ca
 from agent.wire.topics import check_segment
 
@@ -86,19 +93,69 @@ def _issue(ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate], folder: Path
     return True
 
 
+DYNSEC_PLUGIN_GLOBS = ("/usr/lib/*/mosquitto_dynamic_security.so", "/usr/lib/mosquitto_dynamic_security.so",
+                       "/usr/local/lib/mosquitto_dynamic_security.so", "/usr/lib64/mosquitto_dynamic_security.so")
+
+
+def find_dynsec_plugin(given: Path | None = None) -> Path:
+    """Mosquitto's dynamic-security plugin (Debian: in the mosquitto package); ConfigError if absent."""
+    if given is not None:
+        if not given.is_file():
+            raise ConfigError(f"--dynsec-plugin: {given} does not exist")
+        return given
+    for pattern in DYNSEC_PLUGIN_GLOBS:
+        found = sorted(glob.glob(pattern))
+        if found:
+            return Path(found[0])
+    raise ConfigError("mosquitto_dynamic_security.so not found (it comes with mosquitto 2.x; give its path with "
+                      "--dynsec-plugin): without it any device could join the ingest's shared subscription")
+
+
+def registrations(out: Path, devices: list[str], registry_file: Path | None
+                  ) -> tuple[Registry, list[str], list[str]]:
+    """OUTDIR/registry.toml, then ``--registry``, then ``--device ID=SITE``: (registry, device ids to issue,
+    one line per device that changes site)."""
+    kept = out / REGISTRY_FILE
+    before = load_registry(kept) if kept.exists() else Registry()
+    reg = before
+    if registry_file is not None:
+        reg = reg.merged(load_registry(registry_file).sites.items())
+    issue = []
+    for text in devices:
+        device, site = parse_pair(text)
+        if site is None:
+            if reg.site_of(device) is None:
+                raise ConfigError(f"--device {device}: which site? give --device {device}=SITE (a device "
+                                  "publishes only under its registered site)")
+        else:
+            reg = reg.merged([(device, site)])
+        issue.append(device)
+    moves = [f"registration: {d} moves from site {before.sites[d]} to {s} (restart the broker)"
+             for d, s in sorted(reg.sites.items()) if d in before.sites and before.sites[d] != s]
+    return reg, issue, moves
+
+
 def broker_setup(out: Path, *, host: str = "localhost", port: int = 8883, bind: str = "0.0.0.0",
                  officers: list[str], ingests: list[str], devices: list[str], org: str = "Customs",
-                 run_as: str | None = None, max_packet_size: int = 1 << 20, crl: Path | None = None) -> list[str]:
-    """Write (or complete) the layout; returns what was created, one line each."""
-    for name in [*officers, *ingests, *devices]:
+                 run_as: str | None = None, max_packet_size: int = 1 << 20, registry: Path | None = None,
+                 dynsec_plugin: Path | None = None, crl: Path | None = None) -> list[str]:
+    """Write (or complete) the layout; returns what was created, one line each.
+
+    ``devices``: ``ID=SITE`` (or ``ID`` when already registered) for each device identity to issue."""
+    for name in [*officers, *ingests]:
         try:
-            check_segment(name, "account/device name")
+            check_segment(name, "account name")
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     crl_text = "" if crl is None else crl_line(crl)
     out = out.resolve()
+    plugin = find_dynsec_plugin(dynsec_plugin)
+    reg, devices, moves = registrations(out, devices, registry)
+    clash = sorted(set(reg.sites) & {*officers, *ingests})
+    if clash:
+        raise ConfigError(f"{clash[0]!r} is both a device and an account name")
     out.mkdir(parents=True, exist_ok=True)
-    done: list[str] = []
+    done: list[str] = list(moves)
     new_ca = not (out / "ca" / "ca.key").exists()
     ca = _fleet_ca(out, org)
     if new_ca:
@@ -119,17 +176,20 @@ def broker_setup(out: Path, *, host: str = "localhost", port: int = 8883, bind: 
         if _issue(ca, folder, device, org, "evidence-camera", None, KEY_FILE, CERT_FILE):
             atomic_write(folder / CA_FILE, _pem(ca[1]))
             done.append(f"device identity devices/{device}/ (key_dir for the device: signs evidence, TLS client)")
-    atomic_write(out / "acl.conf", render_acl(officers, ingests).encode())
+    atomic_write(out / REGISTRY_FILE, reg.dump().encode())
+    atomic_write(out / "acl.conf", render_acl(officers, ingests, reg.sites).encode())
+    atomic_write(out / "dynsec.json", render_dynsec(officers, ingests, list(reg.sites)).encode())
     (out / "data").mkdir(exist_ok=True)
     user = run_as or getpass.getuser()
     conf = render_conf({"user_line": f"user {user}", "data_dir": out / "data", "log_file": out / "mosquitto.log",
                         "port": port, "bind": bind, "cafile": out / "ca" / "ca.pem",
                         "certfile": out / "server" / "server.pem", "keyfile": out / "server" / "server.key",
-                        "acl_file": out / "acl.conf", "max_packet_size": max_packet_size})
+                        "acl_file": out / "acl.conf", "max_packet_size": max_packet_size,
+                        "dynsec_plugin": plugin, "dynsec_file": out / "dynsec.json"})
     conf += crl_text  # last: the listener block refuses client certificates the customs CA revoked
     atomic_write(out / "mosquitto.conf", conf.encode())
-    done.append(f"{out / 'mosquitto.conf'} and {out / 'acl.conf'} ({len(officers)} officer(s), "
-                f"{len(ingests)} ingest account(s); devices by pattern)")
+    done.append(f"{out / 'mosquitto.conf'}, {out / 'acl.conf'} and dynsec.json ({len(officers)} officer(s), "
+                f"{len(ingests)} ingest account(s), {len(reg.sites)} registered device(s) in {REGISTRY_FILE})")
     return done
 
 
@@ -145,7 +205,8 @@ def crl_line(crl: Path) -> str:
 def _cmd(args: argparse.Namespace) -> int:
     done = broker_setup(Path(args.outdir), host=args.host, port=args.port, bind=args.bind,
                         officers=args.officer or [], ingests=args.ingest or ["ingest-1"], devices=args.device or [],
-                        org=args.org, run_as=args.run_as, max_packet_size=args.max_packet_size, crl=args.crl)
+                        org=args.org, run_as=args.run_as, max_packet_size=args.max_packet_size,
+                        registry=args.registry, dynsec_plugin=args.dynsec_plugin, crl=args.crl)
     for line in done:
         print(f"wrote {line}")
     print(f"start it: mosquitto -c {Path(args.outdir).resolve() / 'mosquitto.conf'}")
@@ -162,7 +223,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--bind", default="0.0.0.0", help="listen address")
     p.add_argument("--officer", action="append", help="officer account (TLS CN); repeatable")
     p.add_argument("--ingest", action="append", help="ingest account (TLS CN); repeatable; default ingest-1")
-    p.add_argument("--device", action="append", help="issue a device identity (CN = device id); repeatable")
+    p.add_argument("--device", action="append", metavar="ID=SITE",
+                   help="register a device to its site and issue its identity (CN = device id); repeatable; "
+                   "a bare ID only when already registered")
+    p.add_argument("--registry", type=Path, metavar="FILE", help="register devices from a TOML file "
+                   "([devices] ID = \"SITE\"), e.g. devices provisioned with their own CSR")
+    p.add_argument("--dynsec-plugin", type=Path, metavar="PATH",
+                   help="mosquitto_dynamic_security.so (default: found under /usr/lib)")
     p.add_argument("--org", default="Customs", help="organisation in certificate subjects")
     p.add_argument("--run-as", help="user mosquitto runs as (default: the current user)")
     p.add_argument("--max-packet-size", type=int, default=1 << 20, help="bytes; devices chunk media to fit")
