@@ -43,6 +43,10 @@ def broker_setup_with_crl(fleet: Fleet) -> None:
     """Re-run broker-setup (keeps the CA) naming the CRL: mosquitto.conf gets its ``crlfile`` line."""
     args = ["broker-setup", str(fleet.root), "--port", str(fleet.port), "--bind", "127.0.0.1", "--org",
             "Test Customs", "--crl", str(crl_path(fleet))]
+    enrolled = sorted(d.name for d in (fleet.root / "devices").iterdir() if (d / "device.pem").exists())
+    registry = fleet.root / "enrolled.toml"  # devices that made their own key register through --registry
+    registry.write_text("[devices]\n" + "".join(f'"{d}" = "{SITE}"\n' for d in enrolled))
+    args += ["--registry", str(registry)]
     for o in OFFICERS:
         args += ["--officer", o]
     for i in INGESTS:
