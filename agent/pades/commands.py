@@ -71,8 +71,10 @@ def cmd_countersign(args: argparse.Namespace) -> int:
     except SigningError as exc:
         raise ConfigError(f"--dispute: {exc}") from None
     try:
-        signed = sign_pdf(pdf, key, cert, chain, SignatureRequest(ENTERPRISE_FIELD, who.common_name, reason,
-                                                                  location=args.location),
+        signed = sign_pdf(pdf, key, cert, chain, SignatureRequest(
+            ENTERPRISE_FIELD, who.common_name, reason, location=args.location,
+            stamp=("DISPUTED - see the signature's reason" if note is not None
+                   else "Enterprise - countersigned and sealed") + "\n%(ts)s"),
                           tsa_url=args.tsa)
     except SigningError as exc:
         raise SigningError(f"{args.report}: {exc}") from None

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -27,6 +29,18 @@ for _name in ("pyhanko", "pyhanko_certvalidator"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 
+Box = tuple[int, int, int, int]  # lower-left x, y, upper-right x, y in PDF points
+
+
+@dataclass(frozen=True)
+class Field:
+    """A signature field: invisible without ``box``, else a widget on page ``page`` (-1: the last)."""
+
+    name: str
+    box: Box | None = None
+    page: int = -1
+
+
 @dataclass(frozen=True)
 class SignatureRequest:
     """Who signs which field, and what the signature dictionary says (every PDF reader shows these)."""
@@ -37,7 +51,11 @@ class SignatureRequest:
     location: str | None = None
     contact: str | None = None
     #: empty signature fields to create in the same revision (for signers who come later)
-    empty_fields: tuple[str, ...] = ()
+    empty_fields: tuple[Field, ...] = ()
+    #: where a new field goes (an existing field keeps its own widget)
+    box: Box | None = None
+    #: the text of a visible signature's appearance (pyHanko stamp; ``%(ts)s`` is the signing time); ASCII
+    stamp: str = "Digitally signed (PAdES)\n%(ts)s"
 
 
 def _asn1(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, cert: x509.Certificate,
@@ -55,16 +73,18 @@ def _asn1(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, cert: x509.Certif
 
 def sign_pdf(pdf: bytes, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, cert: x509.Certificate,
              chain: list[x509.Certificate], request: SignatureRequest, *, tsa_url: str | None = None,
-             ) -> bytes:
+             before: Callable[[Any], None] | None = None) -> bytes:
     """``pdf`` with one more PAdES signature in ``request.field`` (an existing empty field, or a new one).
 
     Raises :class:`SigningError` for a file that is not a PDF, a key that does not match the certificate,
-    a field that is already signed, or a TSA that does not answer.
+    a field that is already signed, or a TSA that does not answer. ``before(writer)`` may add content (a
+    signature page) to the revision being signed.
     """
     import aiohttp
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.sign import fields, signers, timestamps
+    from pyhanko.stamp import TextStampStyle
     from pyhanko_certvalidator.registry import SimpleCertificateStore
 
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
@@ -79,16 +99,21 @@ def sign_pdf(pdf: bytes, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, ce
         existing = {name: value for name, value, _ in fields.enumerate_sig_fields(w.prev, filled_status=None)}
         if request.field in existing and existing[request.field] is not None:
             raise SigningError(f"the PDF's {request.field} field is already signed")
-        for name in request.empty_fields:
-            if name not in existing:
-                fields.append_signature_field(w, fields.SigFieldSpec(sig_field_name=name))
+        if before is not None:
+            before(w)
+        for f in request.empty_fields:
+            if f.name not in existing:
+                fields.append_signature_field(w, fields.SigFieldSpec(sig_field_name=f.name, box=f.box,
+                                                                     on_page=f.page))
         meta = signers.PdfSignatureMetadata(
             field_name=request.field, name=request.name, reason=request.reason, location=request.location,
             contact_info=request.contact, subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256")
         stamper = timestamps.HTTPTimeStamper(tsa_url, timeout=30) if tsa_url else None
-        out = signers.sign_pdf(w, meta, signer=signer, timestamper=stamper,
-                               new_field_spec=None if request.field in existing
-                               else fields.SigFieldSpec(sig_field_name=request.field))
+        spec = None if request.field in existing else fields.SigFieldSpec(
+            sig_field_name=request.field, box=request.box, on_page=-1)
+        style = TextStampStyle(stamp_text=request.stamp, border_width=1)
+        out = signers.PdfSigner(meta, signer=signer, timestamper=stamper, stamp_style=style,
+                                new_field_spec=spec).sign_pdf(w)
     except SigningError:
         raise
     except (PdfError, ValueError, KeyError, TypeError) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +17,11 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
+from agent.core.errors import SigningError
 from agent.customs.legal.officer import sign_report_pdf
+from agent.customs.legal.page import signature_page_html
 from agent.device.cli import main
+from agent.pades.check import Signer
 from tests.support import pades
 from tests.support.tsa_server import LocalTsa
 
@@ -59,6 +63,9 @@ def test_officer_signs_enterprise_countersigns_and_pyhanko_validates_both(tmp_pa
     subject = officer_st.signing_cert.subject.native
     assert subject["name"] == pades.LEGAL_NAME and subject["serial_number"] == pades.BADGE
     assert str(sigs[0].sig_object["/Name"]) == pades.LEGAL_NAME
+    pages = subprocess.run(["pdftotext", "-f", "2", "-l", "2", str(out), "-"], capture_output=True, text=True,
+                           check=True).stdout  # the signature page the officer's revision appended
+    assert "海关官员 Customs officer" in pages and f"{pades.LEGAL_NAME} · 警号 Badge {pades.BADGE}" in pages
 
     code = main(["verify-pdf", str(out), "--officer-ca", str(off.ca_file), "--enterprise-ca", str(ent.ca_file),
                  "--tsa-ca", str(tsa.ca_file)])
@@ -100,3 +107,11 @@ def test_countersigning_twice_or_an_empty_note_is_refused_in_one_line(tmp_path: 
     err = capsys.readouterr().err
     assert "already signed" in err and "dispute note is empty" in err and "no such PDF" in err
     assert "Traceback" not in err and not (tmp_path / "twice.pdf").exists()
+
+
+def test_the_signature_page_escapes_certificate_names_and_a_dead_tsa_is_one_error(tmp_path: Path) -> None:
+    off = pades.officer(tmp_path / "officer", legal_name="<img src=http://x/> 王小明")
+    page = signature_page_html(Signer.of(off.cert), title="C-1 <script>")
+    assert "<img" not in page and "&lt;img src=http://x/&gt; 王小明" in page and "&lt;script&gt;" in page
+    with pytest.raises(SigningError, match="did not time-stamp"):
+        sign_report_pdf(pades.report_pdf(), off.key, off.cert, [off.ca], tsa_url="http://127.0.0.1:9/tsa")
