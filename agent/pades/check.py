@@ -172,3 +172,23 @@ def _check_one(sig: object, officer_roots: Sequence[x509.Certificate], enterpris
         timestamp=ts.timestamp.isoformat() if ts is not None else None,
         intact=bool(st.intact and st.valid), trusted=not untrusted, changes_after=changes,
         reason=str(reason) if reason is not None else None, problems=tuple(problems), untrusted=tuple(untrusted))
+
+
+def signed_bytes(data: bytes, field: str = OFFICER_FIELD) -> bytes | None:
+    """The file exactly as the signer of ``field`` signed it (the prefix its /ByteRange ends at), or None.
+
+    A countersigned report is the officer's signed file plus incremental updates, so this is what a manifest
+    that hashed the officer-signed ``report.pdf`` is compared with. Only meaningful after ``check_pdf`` found
+    that signature intact (otherwise the prefix is not vouched for).
+    """
+    from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        for sig in PdfFileReader(io.BytesIO(data), strict=False).embedded_signatures:
+            if sig.field_name == field:
+                _, _, start2, len2 = (int(x) for x in sig.byte_range)
+                return data[:start2 + len2] if start2 + len2 <= len(data) else None
+    except (PdfError, ValueError, KeyError, TypeError):
+        return None
+    return None

@@ -21,7 +21,7 @@ from agent.core.errors import SigningError
 from agent.customs.legal.officer import sign_report_pdf
 from agent.customs.legal.page import signature_page_html
 from agent.device.cli import main
-from agent.pades.check import Signer
+from agent.pades.check import Signer, signed_bytes
 from tests.support import pades
 from tests.support.tsa_server import LocalTsa
 
@@ -50,6 +50,7 @@ def test_officer_signs_enterprise_countersigns_and_pyhanko_validates_both(tmp_pa
     assert done.returncode == 0, done.stderr
     data = out.read_bytes()
     assert data.startswith(signed)  # an incremental update: the officer's revision is kept byte for byte
+    assert signed_bytes(data) == signed  # what the officer-signed report manifest's SHA-256 is compared with
 
     sigs = PdfFileReader(io.BytesIO(data)).embedded_signatures
     assert [s.field_name for s in sigs] == ["OfficerSignature", "EnterpriseSignature"]

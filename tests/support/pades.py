@@ -70,7 +70,7 @@ def report_pdf() -> bytes:
 
     html = ("<h1>Inspection report C-2026/0042</h1><p>Enterprise: Green Fields Ltd</p>"
             "<p>Outcome: continue. 40 bags of urea in the input store.</p>")
-    pdf = weasyprint.HTML(string=html).write_pdf()
+    pdf: bytes | None = weasyprint.HTML(string=html).write_pdf()
     assert pdf is not None
     return pdf
 
