@@ -73,6 +73,8 @@ def test_officer_signs_enterprise_countersigns_and_pyhanko_validates_both(tmp_pa
     text = capsys.readouterr().out
     assert code == 0, text
     assert f"{pades.LEGAL_NAME} (badge {pades.BADGE}" in text and "Green Fields Ltd" in text
+    assert main(["verify-pdf", str(out), "--officer-ca", str(off.ca_file), "--enterprise-ca", str(ent.ca_file)]) == 3
+    assert "timestamp's TSA does not chain to a --tsa-ca" in capsys.readouterr().out
 
 
 def test_a_dispute_note_is_signed_instead_and_the_officer_signature_stays_valid(

@@ -93,3 +93,13 @@ def test_an_unsigned_or_missing_countersignature_and_a_non_pdf(tmp_path: Path,
     (tmp_path / "junk.pdf").write_bytes(b"%PDF-1.7\nnot really")
     code, out = _verify(tmp_path / "junk.pdf", off, ent, capsys)
     assert code == 1 and "FAILED" in out
+
+
+def test_each_role_is_checked_against_its_own_ca(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A customs certificate in the enterprise's field (the officer 'countersigning' for the enterprise) is not
+    trusted, though it chains to a CA given on the command line."""
+    off, ent = pades.officer(tmp_path / "o"), pades.enterprise(tmp_path / "e")
+    (tmp_path / "r.pdf").write_bytes(sign_report_pdf(pades.report_pdf(), off.key, off.cert, [off.ca]))
+    _countersign(tmp_path / "r.pdf", off, tmp_path / "c.pdf")
+    code, out = _verify(tmp_path / "c.pdf", off, ent, capsys)
+    assert code == 3 and "does not chain to the enterprise CA" in out, out
