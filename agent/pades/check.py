@@ -5,7 +5,9 @@ the enterprise field against the enterprise's CA), with no network access (no OC
 A signature is *ok* when its CMS signature holds over the signed revision (intact and valid), everything
 appended later is only form filling or signing (pyHanko's default diff policy), and its timestamp, if any,
 is intact. It is *trusted* when its chain ends at a root of its role and its timestamp (if any) at a
-``tsa_roots`` certificate.
+``tsa_roots`` certificate. The officer's certificate must also be an officer certificate: one that carries
+the legal name (X.520 ``name``) and the badge number (``serialNumber``), which the customs CA's device
+certificates do not.
 """
 
 from __future__ import annotations
@@ -164,10 +166,14 @@ def _check_one(sig: object, officer_roots: Sequence[x509.Certificate], enterpris
     if role == "other":
         problems.append(f"an unexpected signature field {name!r} (expected {OFFICER_FIELD} or {ENTERPRISE_FIELD})")
     cert = x509.load_der_x509_certificate(st.signing_cert.dump())
+    signer = Signer.of(cert)
+    if role == "officer" and not (signer.legal_name and signer.badge):
+        untrusted.append("the signer's certificate is not an officer certificate (no legal name or badge number: "
+                         "a device's or another certificate of the customs CA)")
     sig_obj = sig.sig_object  # type: ignore[attr-defined]
     reason = sig_obj.get("/Reason")
     return SignatureCheck(
-        field=name, role=role, signer=Signer.of(cert),
+        field=name, role=role, signer=signer,
         signed_at=st.signer_reported_dt.isoformat() if st.signer_reported_dt else None,
         timestamp=ts.timestamp.isoformat() if ts is not None else None,
         intact=bool(st.intact and st.valid), trusted=not untrusted, changes_after=changes,

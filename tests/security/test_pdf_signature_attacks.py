@@ -103,3 +103,14 @@ def test_each_role_is_checked_against_its_own_ca(tmp_path: Path, capsys: pytest.
     _countersign(tmp_path / "r.pdf", off, tmp_path / "c.pdf")
     code, out = _verify(tmp_path / "c.pdf", off, ent, capsys)
     assert code == 3 and "does not chain to the enterprise CA" in out, out
+
+
+def test_a_device_key_of_the_customs_ca_cannot_sign_as_the_officer(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A stolen device key chains to the customs CA too; the officer field needs an officer certificate."""
+    off, ent = pades.officer(tmp_path / "o"), pades.enterprise(tmp_path / "e")
+    cam = pades.device_of(off, tmp_path / "cam")
+    (tmp_path / "r.pdf").write_bytes(sign_report_pdf(pades.report_pdf(), cam.key, cam.cert, [cam.ca]))
+    _countersign(tmp_path / "r.pdf", ent, tmp_path / "c.pdf")
+    code, out = _verify(tmp_path / "c.pdf", off, ent, capsys)
+    assert code == 3 and "not an officer certificate" in out, out

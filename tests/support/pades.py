@@ -30,16 +30,18 @@ class Party:
     key_file: Path
     cert_file: Path
     ca_file: Path
+    ca_key: ec.EllipticCurvePrivateKey
 
 
-def _write(folder: Path, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate, ca: x509.Certificate) -> Party:
+def _write(folder: Path, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate, ca: x509.Certificate,
+           ca_key: ec.EllipticCurvePrivateKey) -> Party:
     folder.mkdir(parents=True, exist_ok=True)
     pem = serialization.Encoding.PEM
     files = folder / "key.pem", folder / "cert.pem", folder / "ca.pem"
     files[0].write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     files[1].write_bytes(cert.public_bytes(pem))
     files[2].write_bytes(ca.public_bytes(pem))
-    return Party(key, cert, ca, *files)
+    return Party(key, cert, ca, *files, ca_key)
 
 
 def officer(folder: Path, legal_name: str = LEGAL_NAME, badge: str = BADGE) -> Party:
@@ -47,7 +49,16 @@ def officer(folder: Path, legal_name: str = LEGAL_NAME, badge: str = BADGE) -> P
     ca_key, ca = make_ca("Test Customs CA", "Test Customs")
     key = ec.generate_private_key(ec.SECP256R1())
     cert = officer_certificate(ca_key, ca, key.public_key(), "officer-alice", legal_name, badge, "Test Customs")
-    return _write(folder, key, cert, ca)
+    return _write(folder, key, cert, ca, ca_key)
+
+
+def device_of(customs: Party, folder: Path, device: str = "cam-7") -> Party:
+    """A device certificate from the same customs CA as ``customs`` (no legal name, no badge)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device),
+                      x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "evidence-camera")])
+    return _write(folder, key, issue_leaf(customs.ca_key, customs.ca, name, key.public_key()), customs.ca,
+                  customs.ca_key)
 
 
 def self_made_officer(folder: Path, legal_name: str = LEGAL_NAME, badge: str = BADGE) -> Party:
@@ -61,7 +72,7 @@ def enterprise(folder: Path, org: str = "Green Fields Ltd") -> Party:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{org} seal"),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, org)])
-    return _write(folder, key, issue_leaf(ca_key, ca, name, key.public_key()), ca)
+    return _write(folder, key, issue_leaf(ca_key, ca, name, key.public_key()), ca, ca_key)
 
 
 def report_pdf() -> bytes:
