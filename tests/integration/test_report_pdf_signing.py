@@ -118,3 +118,33 @@ def test_the_signature_page_escapes_certificate_names_and_a_dead_tsa_is_one_erro
     assert "<img" not in page and "&lt;img src=http://x/&gt; 王小明" in page and "&lt;script&gt;" in page
     with pytest.raises(SigningError, match="did not time-stamp"):
         sign_report_pdf(pades.report_pdf(), off.key, off.cert, [off.ca], tsa_url="http://127.0.0.1:9/tsa")
+
+
+def test_the_whole_chain_through_the_command_lines(tmp_path: Path, tsa: LocalTsa,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`evidence-officer ca issue-officer` → `evidence-officer sign-pdf` → `evidence-agent countersign` →
+    `evidence-agent verify-pdf`, and pyHanko's validator on the result."""
+    from agent.customs.cli import main as officer_main
+
+    ca = tmp_path / "customs-ca"
+    assert officer_main(["ca", "init", "--dir", str(ca), "--org", "Customs Authority"]) == 0
+    assert officer_main(["ca", "issue-officer", "--dir", str(ca), "officer-alice", "--legal-name", "Alice Martin",
+                         "--badge", "B-0417", "--out", str(tmp_path / "officer-alice")]) == 0
+    (tmp_path / "report.pdf").write_bytes(pades.report_pdf())
+    assert officer_main(["sign-pdf", str(tmp_path / "report.pdf"), "--keys", str(tmp_path / "officer-alice"),
+                         "--chain", str(ca / "ca.pem"), "--tsa", tsa.url, "--title", "C-2026/0042",
+                         "--out", str(tmp_path / "signed.pdf")]) == 0
+    ent = pades.enterprise(tmp_path / "enterprise")
+    assert main(["countersign", str(tmp_path / "signed.pdf"), "--key", str(ent.key_file), "--cert",
+                 str(ent.cert_file), "--tsa", tsa.url, "--out", str(tmp_path / "final.pdf")]) == 0
+    capsys.readouterr()
+    assert main(["verify-pdf", str(tmp_path / "final.pdf"), "--officer-ca", str(ca / "ca.pem"), "--enterprise-ca",
+                 str(ent.ca_file), "--tsa-ca", str(tsa.ca_file), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(s["role"], s["signer"]["legal_name"], s["signer"]["badge"]) for s in doc["signatures"]] == [
+        ("officer", "Alice Martin", "B-0417"), ("enterprise", None, None)]
+    from cryptography import x509 as cx509
+
+    customs_root = cx509.load_pem_x509_certificate((ca / "ca.pem").read_bytes())
+    sigs = PdfFileReader(io.BytesIO((tmp_path / "final.pdf").read_bytes())).embedded_signatures
+    assert validate_pdf_signature(sigs[0], _vc(customs_root), ts_validation_context=_vc(tsa.ca)).bottom_line
