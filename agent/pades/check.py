@@ -12,9 +12,11 @@ certificates do not.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -22,6 +24,9 @@ from cryptography.x509.oid import NameOID
 
 from agent.core.errors import VerificationError
 from agent.pades.sign import DISPUTE_PREFIX, ENTERPRISE_FIELD, OFFICER_FIELD
+
+if TYPE_CHECKING:
+    from agent.signing.revocation import Revocations
 
 LEGAL_NAME_OID = x509.ObjectIdentifier("2.5.4.41")
 ROLES = {OFFICER_FIELD: "officer", ENTERPRISE_FIELD: "enterprise"}
@@ -102,8 +107,13 @@ def _context(roots: Sequence[x509.Certificate]) -> object:
 
 def check_pdf(data: bytes, *, officer_roots: Sequence[x509.Certificate],
               enterprise_roots: Sequence[x509.Certificate], tsa_roots: Sequence[x509.Certificate] = (),
-              require: Sequence[str] = (OFFICER_FIELD,), path: str = "PDF") -> PdfCheck:
-    """Check every signature in ``data``; ``require`` names the fields that must be signed."""
+              require: Sequence[str] = (OFFICER_FIELD,), path: str = "PDF",
+              revocations: Revocations | None = None) -> PdfCheck:
+    """Check every signature in ``data``; ``require`` names the fields that must be signed.
+
+    With ``revocations`` (CRLs checked against the CAs), a signature by a revoked certificate is trusted only
+    when a trusted RFC 3161 timestamp dates it before the revocation (the signer's own clock does not count).
+    """
     from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation.errors import SignatureValidationError
@@ -120,7 +130,7 @@ def check_pdf(data: bytes, *, officer_roots: Sequence[x509.Certificate],
     checks = []
     for sig in sigs:
         try:
-            checks.append(_check_one(sig, officer_roots, enterprise_roots, tsa_roots))
+            checks.append(_check_one(sig, officer_roots, enterprise_roots, tsa_roots, revocations))
         except (SignatureValidationError, PdfError, ValueError, KeyError, TypeError) as exc:
             checks.append(SignatureCheck(sig.field_name, ROLES.get(sig.field_name, "other"), None, None, None,
                                          False, False, "unknown", None, (f"cannot be validated: {exc}",)))
@@ -130,7 +140,7 @@ def check_pdf(data: bytes, *, officer_roots: Sequence[x509.Certificate],
 
 
 def _check_one(sig: object, officer_roots: Sequence[x509.Certificate], enterprise_roots: Sequence[x509.Certificate],
-               tsa_roots: Sequence[x509.Certificate]) -> SignatureCheck:
+               tsa_roots: Sequence[x509.Certificate], revocations: Revocations | None) -> SignatureCheck:
     from pyhanko.sign.diff_analysis import ModificationLevel
     from pyhanko.sign.validation import validate_pdf_signature
     from pyhanko.sign.validation.status import SignatureCoverageLevel
@@ -170,6 +180,12 @@ def _check_one(sig: object, officer_roots: Sequence[x509.Certificate], enterpris
     if role == "officer" and not (signer.legal_name and signer.badge):
         untrusted.append("the signer's certificate is not an officer certificate (no legal name or badge number: "
                          "a device's or another certificate of the customs CA)")
+    if revocations is not None and (rev := revocations.revoked(cert)) is not None:
+        vouched: dt.datetime | None = ts.timestamp if ts is not None and ts.trusted and ts.intact else None
+        if vouched is None:
+            untrusted.append(f"the signer's {rev.describe()}, and no trusted timestamp dates the signature before")
+        elif vouched >= rev.since:
+            untrusted.append(f"the signer's {rev.describe()}; the signature is time-stamped {vouched.isoformat()}")
     sig_obj = sig.sig_object  # type: ignore[attr-defined]
     reason = sig_obj.get("/Reason")
     return SignatureCheck(

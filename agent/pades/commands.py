@@ -7,9 +7,10 @@ signature, forged, a required signature missing), 2 bad usage, 3 intact but a si
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -19,6 +20,9 @@ from agent.core.errors import ConfigError, SigningError, VerificationError
 from agent.core.fsutil import atomic_write
 from agent.pades.check import PdfCheck, Signer, check_pdf
 from agent.pades.sign import ENTERPRISE_FIELD, OFFICER_FIELD, SignatureRequest, dispute_reason, sign_pdf
+
+if TYPE_CHECKING:
+    from agent.signing.revocation import Revocations, Revoked
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNTRUSTED = 0, 1, 3
 
@@ -90,9 +94,10 @@ def cmd_verify_pdf(args: argparse.Namespace) -> int:
     enterprise = [c for p in args.enterprise_ca or [] for c in _certs(p, "--enterprise-ca")]
     tsa = [c for p in args.tsa_ca or [] for c in _certs(p, "--tsa-ca")]
     require = [OFFICER_FIELD] + ([ENTERPRISE_FIELD] if enterprise else [])
+    revocations = _revocations(args.crl or [], [*officer, *enterprise])
     try:
         report = check_pdf(pdf, officer_roots=officer, enterprise_roots=enterprise, tsa_roots=tsa,
-                           require=require, path=args.report)
+                           require=require, path=args.report, revocations=revocations)
     except VerificationError as exc:
         print(json.dumps({"ok": False, "path": args.report, "problems": [str(exc)]}) if args.json
               else f"{args.report}: FAILED — {exc}")
@@ -103,6 +108,26 @@ def cmd_verify_pdf(args: argparse.Namespace) -> int:
     else:
         print_pdf_check(report, code)
     return code
+
+
+def _revocations(paths: list[str], cas: list[x509.Certificate]) -> Revocations | None:
+    """``--crl`` files, each signed by an --officer-ca or --enterprise-ca (else a usage error), merged."""
+    from agent.signing.revocation import Revocations, load_crls
+
+    if not paths:
+        return None
+    entries: dict[tuple[bytes, int], Revoked] = {}
+    issuers: list[str] = []
+    next_updates: list[dt.datetime] = []
+    for path in paths:
+        try:
+            revs = load_crls(Path(path), cas)
+        except VerificationError as exc:
+            raise ConfigError(f"--crl {exc}") from None
+        entries.update(revs.entries)
+        issuers += revs.issuers
+        next_updates += [revs.next_update] if revs.next_update else []
+    return Revocations(entries, tuple(issuers), min(next_updates) if next_updates else None)
 
 
 def pdf_exit_code(report: PdfCheck) -> int:
@@ -160,5 +185,7 @@ def register(subparsers: Any) -> None:
     v.add_argument("--enterprise-ca", action="append",
                    help="the enterprise's CA (PEM); may repeat. Given: the countersignature is required")
     v.add_argument("--tsa-ca", action="append", help="trusted RFC 3161 TSA root (PEM); may repeat")
+    v.add_argument("--crl", action="append", help="a CRL signed by an --officer-ca or --enterprise-ca; may repeat. "
+                   "A revoked signer is trusted only with a trusted timestamp before the revocation")
     v.add_argument("--json", action="store_true", help="machine-readable report")
     v.set_defaults(func=cmd_verify_pdf)

@@ -114,3 +114,43 @@ def test_a_device_key_of_the_customs_ca_cannot_sign_as_the_officer(tmp_path: Pat
     _countersign(tmp_path / "r.pdf", ent, tmp_path / "c.pdf")
     code, out = _verify(tmp_path / "c.pdf", off, ent, capsys)
     assert code == 3 and "not an officer certificate" in out, out
+
+
+def test_a_revoked_officer_key_signs_no_new_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """After `ca revoke` + `ca crl`, a report signed with the stolen key (time-stamped after the revocation, or
+    not time-stamped at all) is not trusted; one time-stamped before the revocation stays trusted."""
+    import datetime as dt
+    import time
+
+    from agent.customs.cli import main as officer_main
+    from tests.support.tsa_server import LocalTsa
+
+    ca, keys = tmp_path / "customs-ca", tmp_path / "officer-alice"
+    assert officer_main(["ca", "init", "--dir", str(ca), "--org", "Customs Authority"]) == 0
+    assert officer_main(["ca", "issue-officer", "--dir", str(ca), "officer-alice", "--legal-name", "Alice Martin",
+                         "--badge", "B-0417", "--out", str(keys)]) == 0
+    tsa = LocalTsa(tmp_path / "tsa")
+    try:
+        def sign(name: str, tsa_url: str | None) -> Path:
+            args = ["sign-pdf", str(tmp_path / "report.pdf"), "--keys", str(keys), "--out", str(tmp_path / name)]
+            assert officer_main(args + (["--tsa", tsa_url] if tsa_url else [])) == 0
+            return tmp_path / name
+
+        (tmp_path / "report.pdf").write_bytes(pades.report_pdf())
+        before = sign("before.pdf", tsa.url)
+        signed_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        while dt.datetime.now(dt.UTC).replace(microsecond=0) <= signed_at:  # the revocation is a later second
+            time.sleep(0.05)
+        assert officer_main(["ca", "revoke", "--dir", str(ca), "officer-alice", "--reason", "key_compromise"]) == 0
+        assert officer_main(["ca", "crl", "--dir", str(ca)]) == 0
+        after, undated = sign("after.pdf", tsa.url), sign("undated.pdf", None)
+    finally:
+        tsa.close()
+    base = ["--officer-ca", str(ca / "ca.pem"), "--tsa-ca", str(tsa.ca_file), "--crl", str(ca / "crl.pem")]
+    capsys.readouterr()
+    assert main(["verify-pdf", str(before), *base]) == 0, capsys.readouterr().out
+    for pdf in (after, undated):
+        assert main(["verify-pdf", str(pdf), *base]) == 3
+        assert "revoked from" in capsys.readouterr().out
+    assert main(["verify-pdf", str(before), "--officer-ca", str(ca / "ca.pem"),
+                 "--crl", str(tmp_path / "tsa" / "ca.pem")]) == 2  # not a CRL of a CA given: a usage error
