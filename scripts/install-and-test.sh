@@ -2,7 +2,8 @@
 # Install everything the tests need on a fresh Debian/Raspberry Pi OS machine, then run lint, types and tests.
 # Debian packages: mosquitto (real MQTT broker), gpsd + gpsd-clients (gpsfake), ffmpeg (ffprobe), openssl,
 # systemd (systemd-analyze), chromium (console tests via Playwright), exiftool, pango/harfbuzz/fonts (WeasyPrint
-# reports), fonts-noto-cjk (the Chinese text of the report signature page), poppler-utils (pdftoppm), postgresql (customs index tests). Python packages go into ./.venv.
+# reports), fonts-noto-cjk (the Chinese text of the report's signature page), poppler-utils (pdftoppm),
+# postgresql (customs index tests). Python packages go into ./.venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
