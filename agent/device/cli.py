@@ -1,4 +1,4 @@
-"""`evidence-agent` command line: demo, run, check-config, keys, verify, export, reindex.
+"""`evidence-agent` command line: demo, run, check-config, keys, verify, export, reindex, countersign, verify-pdf.
 
 Exit codes: 0 success; 1 evidence problems, a failed run, or evidence left undelivered at
 ``--drain-timeout``; 2 usage or configuration errors (a missing or wrong file, certificate or key, a
@@ -468,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.gps import commands as gps_commands
     from agent.hostsetup import provision
     from agent.hostsetup.install_system import register as register_install_system
+    from agent.pades import commands as pades_commands
     from agent.selftest import command as selftest_cmd
 
     gps_commands.register(sub)
@@ -476,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     provision.register(sub)
     register_install_system(sub)
     requeue.register(sub)
+    pades_commands.register(sub)
     return p
 
 

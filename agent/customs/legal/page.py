@@ -1,0 +1,89 @@
+"""The signature page appended to the report before the officer signs: who signs, and the two signature boxes.
+
+Rendered by WeasyPrint from escaped text (the certificate's names are never markup), bilingual (Simplified
+Chinese and English), A4, in one font face (each face embeds its own CJK subset, ~130 KB).
+The boxes are the widgets of the ``OfficerSignature`` and ``EnterpriseSignature``
+fields; pyHanko draws each signature's appearance into its box when it is signed.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import logging
+from typing import Any
+
+from agent.pades.check import Signer
+from agent.pades.sign import Box
+
+A4_W, A4_H = 595, 842  # points
+_BOX_W, _BOX_H, _LEFT = 240, 70, 57
+OFFICER_TOP, ENTERPRISE_TOP = 300, 520  # points from the top of the page
+OFFICER_BOX: Box = (_LEFT, A4_H - OFFICER_TOP - _BOX_H, _LEFT + _BOX_W, A4_H - OFFICER_TOP)
+ENTERPRISE_BOX: Box = (_LEFT, A4_H - ENTERPRISE_TOP - _BOX_H, _LEFT + _BOX_W, A4_H - ENTERPRISE_TOP)
+
+_CSS = f"""
+@page {{ size: {A4_W}pt {A4_H}pt; margin: 0 }}
+body {{ font-family: "Noto Sans CJK SC", "Noto Sans", sans-serif; font-size: 10pt; margin: 0 }}
+.at {{ position: absolute; left: {_LEFT}pt; width: {A4_W - 2 * _LEFT}pt }}
+.box {{ position: absolute; left: {_LEFT}pt; width: {_BOX_W}pt; height: {_BOX_H}pt; border: 0.5pt dashed #888 }}
+h1, b, code {{ font: inherit; font-weight: normal }}
+h1 {{ font-size: 16pt; margin: 0 }} b {{ font-size: 11pt }}
+p {{ margin: 0 0 4pt 0 }} .small {{ font-size: 8.5pt; color: #333 }}
+"""
+
+
+def signature_page_html(officer: Signer, title: str | None = None) -> str:
+    """The page's HTML; every certificate value is escaped."""
+    e = html.escape
+    name = e(officer.legal_name or officer.common_name)
+    badge = e(officer.badge) if officer.badge else "—"
+    org = e(officer.organization or "")
+    heading = f"<p>{e(title)}</p>" if title else ""
+    return f"""<!doctype html><html lang="zh-Hans"><head><meta charset="utf-8"><style>{_CSS}</style></head><body>
+<div class="at" style="top:60pt"><h1>签署 Signatures</h1>{heading}
+<p class="small">本报告以电子签名（PAdES）签署。任何PDF阅读器的签名面板显示签署人以及签署后文件是否被修改。<br>
+This report is signed electronically (PAdES). The signature panel of any PDF reader shows who signed it and
+whether the document changed after each signature. Check: <code>evidence-agent verify-pdf</code> or
+<code>pyhanko sign validate</code>.</p></div>
+<div class="at" style="top:{OFFICER_TOP - 70}pt"><p><b>海关官员 Customs officer</b></p>
+<p>{name} · 警号 Badge {badge} · {org}</p></div>
+<div class="box" style="top:{OFFICER_TOP}pt"></div>
+<div class="at" style="top:{ENTERPRISE_TOP - 70}pt"><p><b>企业 Enterprise</b></p>
+<p class="small">企业会签并盖章，或签署异议说明（见签名的“原因”）。<br>
+The enterprise countersigns and seals, or signs a dispute note instead (shown as the signature's reason).</p></div>
+<div class="box" style="top:{ENTERPRISE_TOP}pt"></div>
+</body></html>"""
+
+
+def render_signature_page(officer: Signer, title: str | None = None) -> bytes:
+    """The signature page as a one-page PDF."""
+    for name in ("weasyprint", "weasyprint.progress", "fontTools"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import weasyprint
+
+    pdf: bytes | None = weasyprint.HTML(string=signature_page_html(officer, title)).write_pdf()
+    assert pdf is not None
+    return pdf
+
+
+def appender(page_pdf: bytes) -> Any:
+    """A ``before`` hook for ``sign_pdf``: appends ``page_pdf``'s first page as the document's last page."""
+
+    def add(writer: Any) -> None:
+        from pyhanko.pdf_utils import generic as pdf_generic
+        from pyhanko.pdf_utils.reader import PdfFileReader
+
+        generic: Any = pdf_generic
+
+        xobj = writer.import_page_as_xobject(PdfFileReader(io.BytesIO(page_pdf)), 0)
+        content = writer.add_object(generic.StreamObject(stream_data=b"q /SigPage Do Q"))
+        page = generic.DictionaryObject({
+            generic.NameObject("/Type"): generic.NameObject("/Page"),
+            generic.NameObject("/MediaBox"): generic.ArrayObject(generic.NumberObject(v) for v in (0, 0, A4_W, A4_H)),
+            generic.NameObject("/Resources"): generic.DictionaryObject({
+                generic.NameObject("/XObject"): generic.DictionaryObject({generic.NameObject("/SigPage"): xobj})}),
+            generic.NameObject("/Contents"): content})
+        writer.insert_page(page)
+
+    return add
