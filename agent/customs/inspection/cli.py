@@ -98,7 +98,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     def step(service: InspectionService) -> dict[str, Any]:
         res = build_report(service, Path(args.evidence), Path(args.out), officer, seal=not args.no_seal,
-                           wait_s=args.wait)
+                           wait_s=args.wait, tsa_url=args.tsa)
         return {"bundle": str(res.bundle), "pdf": str(res.pdf), "html": str(res.html), "items": res.items,
                 "manifest_sha256": res.manifest_sha256, "sealed_seq": res.sealed_seq, "verified": res.verify["ok"],
                 "problems": res.verify["problems"], "findings": list(res.findings),
@@ -216,6 +216,8 @@ def register(subparsers: Any) -> None:
                    help="do not ask the device to seal the report's hash (a draft: the bundle will not verify, "
                         "the device's seal is required; exit 1)")
     r.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the evidence to arrive")
+    r.add_argument("--tsa", metavar="URL", help="RFC 3161 time-stamp authority for the PDF's PAdES signature "
+                   "(without it the signature is dated by this machine's clock only)")
     r.set_defaults(func=_cmd_report)
     w = sub.add_parser("show", help="the session, its timer and (with --evidence) the alerts")
     w.add_argument("case", help="case number")

@@ -191,8 +191,9 @@ def _verification(report: Report, items: list[ev.Item]) -> dict[str, Any]:
 
 
 def build_report(service: InspectionService, evidence_root: Path, out_dir: Path, officer: OfficerKey, *,
-                 seal: bool = True, wait_s: float = 30.0) -> ReportResult:
-    """The whole end of an inspection: report files, signed manifest, device seal, verified bundle."""
+                 seal: bool = True, wait_s: float = 30.0, tsa_url: str | None = None) -> ReportResult:
+    """The whole end of an inspection: report files, the PDF signed by the officer (PAdES; time-stamped by
+    ``tsa_url`` when given), signed manifest, device seal, verified bundle."""
     insp = service.inspection
     if insp.state not in ("ended", "reported") or insp.start_seq is None or insp.end_seq is None:
         raise ConfigError(f"inspection {insp.case} is {insp.state}: end it before building the report")
@@ -221,6 +222,13 @@ def build_report(service: InspectionService, evidence_root: Path, out_dir: Path,
     t = time.perf_counter()
     pdf, refused = render_pdf(page)
     timings["pdf_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    from agent.customs.legal.officer import sign_report_pdf
+
+    # the manifest hashes the signed PDF: the officer's PAdES signature travels inside the file itself
+    pdf = sign_report_pdf(pdf, officer.private_key, officer.cert, list(officer.chain), tsa_url=tsa_url,
+                          title=f"{insp.case} · {insp.enterprise}")
+    timings["sign_pdf_s"] = time.perf_counter() - t
     findings = (*page.findings, *(f"the PDF renderer refused to load {u}" for u in refused))
     body = {"typ": REPORT_TYP, "case": insp.case, "device_id": insp.device, "site_id": insp.site,
             "enterprise": insp.enterprise, "officer": officer.officer_id, "created": now_iso(),
