@@ -137,6 +137,15 @@ def _check_body(body: bytes, note: bytes, device_key: ec.EllipticCurvePublicKey 
             raise VerificationError("Rekor entry signature does not verify over the checkpoint note") from exc
 
 
+def checkpoint_signers(tle: Any) -> set[str]:
+    """Names on the signature lines of the checkpoint a stored entry carries (empty when unreadable)."""
+    try:
+        envelope = tle["inclusionProof"]["checkpoint"]["envelope"]
+        return {s.name for s in parse_note(str(envelope)).sigs}
+    except (KeyError, TypeError, VerificationError):
+        return set()
+
+
 def check_entry(tle: Any, note: bytes, device_key: ec.EllipticCurvePublicKey | None,
                 log_keys: Sequence[NoteVerifier] = ()) -> RekorProof:
     """Check a stored TransparencyLogEntry (JSON dict) for ``note``; raises VerificationError naming the fault.

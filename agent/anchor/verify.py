@@ -25,6 +25,7 @@ from agent.anchor.bundle import LogMaterial, material_of
 from agent.anchor.ledger import check_receipt
 from agent.anchor.merkle import leaf_hash, node_hash, verify_consistency, verify_inclusion
 from agent.anchor.note import Checkpoint, NoteVerifier, ecdsa_verifier, open_note, parse_checkpoint, parse_note
+from agent.anchor.rekor import check_entry, checkpoint_signers
 from agent.anchor.tsa import verify_token
 from agent.core.clock import iso_utc
 from agent.core.errors import VerificationError
@@ -98,6 +99,8 @@ class _Checker:
         self.r = AnchorResult()
         self.notes: dict[str, str] = {}  # note sha256 hex -> note text (verified)
         self.anchor_time: dict[int, tuple[int, str]] = {}  # checkpoint size -> earliest verified anchor
+        self.log_heads: dict[tuple[str, int], bytes] = {}  # (Rekor origin, size) -> root of a verified checkpoint
+        self.rekor_seen: set[tuple[str, int, int]] = set()
 
     # --- checkpoints -----------------------------------------------------------------------------------
     def _add_note(self, note: str, where: str) -> None:
@@ -295,8 +298,37 @@ class _Checker:
             if not self.trust.ledger_keys:
                 self.r.warn(where, "ledger inclusion proof not checked: no ledger key given")
             return int(when.timestamp() * 1e6) * 1000
+        if rc.anchor == "rekor":
+            self._check_rekor(where, rc, note, cp.size)
+            return None  # Rekor v2 vouches for no time: the TSA dates the note
         self.r.warn(where, f"unknown anchor type {rc.anchor!r} not checked")
         return None
+
+    def _check_rekor(self, where: str, rc: AnchorReceipt, note: str, size: int) -> None:
+        tle = rc.data.get("transparency_log_entry")
+        names = checkpoint_signers(tle)
+        keys = [k for k in self.trust.ledger_keys if k.name in names]
+        try:
+            proof = check_entry(tle, note.encode(), self.key, keys)
+        except VerificationError as exc:
+            self.r.problem(where, f"Rekor receipt for checkpoint {size} invalid: {exc}")
+            return
+        if not proof.log_signed:
+            self.r.warn(where, f"Rekor checkpoint of {', '.join(sorted(names)) or 'an unnamed log'} not checked: "
+                               "no key for that log given (--ledger-key); the inclusion proof was checked "
+                               "against the checkpoint it carries")
+        else:
+            head = (proof.checkpoint.origin, proof.checkpoint.size)
+            seen = self.log_heads.setdefault(head, proof.checkpoint.root)
+            if seen != proof.checkpoint.root:
+                self.r.problem(where, f"Rekor log {head[0]} signed two different tree heads for size {head[1]}: "
+                                      "the log forked")
+        key = ("rekor", size, proof.log_index)
+        if key not in self.rekor_seen:
+            self.rekor_seen.add(key)
+            self.r.anchors.append({"anchor": "rekor", "checkpoint_size": size, "time": None,
+                                   "log_origin": proof.checkpoint.origin, "log_index": proof.log_index,
+                                   "log_size": proof.checkpoint.size, "log_signature_checked": proof.log_signed})
 
     # --- times -------------------------------------------------------------------------------------------
     def check_times(self, receipt_times: dict[int, int]) -> None:

@@ -224,7 +224,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not Path(args.path).exists():
         raise ConfigError(f"{args.path} does not exist (give a vault folder, a copy of its files, an item or a bundle)")
     witness = [Path(w).read_text() for w in args.ledger_checkpoint or []]
-    checkers = default_checkers(trust_from(args.tsa_ca, args.ledger_key, witness))
+    checkers = default_checkers(trust_from(args.tsa_ca, args.ledger_key, witness, rekor_keys=args.rekor_key))
     from agent.signing.lone import is_lone_candidate
 
     if args.against or is_lone_candidate(Path(args.path)):
@@ -377,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 0 for intact evidence even when no --ca vouches for the signer")
     v.add_argument("--tsa-ca", action="append", help="trusted RFC 3161 TSA root (PEM); may repeat")
     v.add_argument("--ledger-key", action="append", help="the ledger's signed-note verifier key; may repeat")
+    v.add_argument("--rekor-key", action="append", metavar="ORIGIN=PEMFILE",
+                   help="a Rekor v2 log's checkpoint origin and public key (PEM); may repeat")
     v.add_argument("--ledger-checkpoint", action="append",
                    help="a checkpoint note fetched from the ledger (detects a truncated tail); may repeat")
     v.set_defaults(func=cmd_verify)

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -127,7 +128,8 @@ class RekorV2(_Proc):
 
 
 class SigstoreTsa(_Proc):
-    """timestamp-server with its in-memory signer (test only); ``ca_file`` holds the chain it serves."""
+    """timestamp-server with its in-memory signer (test only); its served chain split into ``root_file``
+    (the root alone) and ``ca_file`` (root and intermediate); the leaf comes in each token."""
 
     def __init__(self) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="sigstore-tsa-")
@@ -144,9 +146,11 @@ class SigstoreTsa(_Proc):
             raise RuntimeError(f"timestamp-server certchain answered {status}")
         self.chain_file = self.folder / "chain.pem"
         self.chain_file.write_bytes(chain)
-        certs = chain.decode().split("-----END CERTIFICATE-----")
-        self.ca_file = self.folder / "root.pem"  # the last certificate of the chain is the root
-        self.ca_file.write_text([c for c in certs if c.strip()][-1].strip() + "\n-----END CERTIFICATE-----\n")
+        certs = [c.public_bytes(serialization.Encoding.PEM) for c in x509.load_pem_x509_certificates(chain)]
+        self.root_file = self.folder / "root.pem"  # chain order: leaf, intermediate, root
+        self.root_file.write_bytes(certs[-1])
+        self.ca_file = self.folder / "ca.pem"  # what [anchor.tsa] ca_file takes: root and intermediates
+        self.ca_file.write_bytes(b"".join(certs[1:]))
 
     def close(self) -> None:
         self.stop()

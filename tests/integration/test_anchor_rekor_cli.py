@@ -1,0 +1,97 @@
+"""`evidence-agent run --config` with [anchor.rekor] and [anchor.tsa] on Sigstore's servers, then `verify` offline
+with --rekor-key and --tsa-ca: every receipt checked. Config mistakes in [anchor.rekor] name the key."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.sigstore_servers import RekorV2, SigstoreTsa, require_servers
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agent.device.cli", *args], cwd=REPO, env=ENV, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def _config(d: Path, rekor_section: str, tsa_section: str = "") -> Path:
+    cfg = d / "agent.toml"
+    cfg.write_text(f"""
+[device]
+id = "cam-9"
+site_id = "site-1"
+[identity]
+key_dir = "{d}/keys"
+[vault]
+path = "{d}/vault"
+[capture]
+backend = "synthetic"
+width = 320
+height = 240
+still_interval_s = 1
+[gps]
+source = "simulated"
+[video]
+enabled = false
+[anchor]
+batch_interval_s = 2
+{tsa_section}
+{rekor_section}
+""")
+    return cfg
+
+
+def test_run_anchors_in_rekor_and_verify_checks_every_receipt(tmp_path: Path) -> None:
+    require_servers()
+    rekor, tsa = RekorV2(), SigstoreTsa()
+    try:
+        cfg = _config(tmp_path, f'[anchor.rekor]\nurl = "{rekor.url}"\npublic_key = "{rekor.public_key_file}"\n'
+                                f'origin = "{rekor.origin}"\n',
+                      f'[anchor.tsa]\nurl = "{tsa.url}"\nca_file = "{tsa.ca_file}"\n')
+        assert _cli("keys", "init", "--key-dir", str(tmp_path / "keys"), "--device-id", "cam-9").returncode == 0
+        r = _cli("run", "--config", str(cfg), "--seconds", "7")
+        assert r.returncode == 0, r.stdout + r.stderr
+        vault = tmp_path / "vault"
+        notes = sorted((vault / "log" / "checkpoints").glob("*.note"))
+        rk = sorted((vault / "log" / "anchors").glob("*-rekor.json"))
+        assert len(notes) >= 2 and len(rk) >= 2
+        v = _cli("verify", str(vault), "--json", "--allow-untrusted", "--tsa-ca", str(tsa.ca_file),
+                 "--rekor-key", f"{rekor.origin}={rekor.public_key_file}")
+        assert v.returncode == 0, v.stdout + v.stderr
+        rep = json.loads(v.stdout)
+        anchors = rep["anchoring"]["anchors"]
+        assert {a["anchor"] for a in anchors} == {"tsa", "rekor"}
+        assert all(a["log_signature_checked"] for a in anchors if a["anchor"] == "rekor")
+        assert not [w for w in rep["warnings"] if "not checked" in w["warning"]], rep["warnings"]
+        # without the log's key: still exit 0 for intact evidence, but verify names what it could not check
+        v2 = _cli("verify", str(vault), "--json", "--allow-untrusted", "--tsa-ca", str(tsa.ca_file))
+        assert any("Rekor checkpoint" in w["warning"] and "not checked" in w["warning"]
+                   for w in json.loads(v2.stdout)["warnings"])
+    finally:
+        rekor.close()
+        tsa.close()
+
+
+def test_rekor_config_mistakes_name_the_key(tmp_path: Path) -> None:
+    bad_key = tmp_path / "not-a-key.pem"
+    bad_key.write_text("hello\n")
+    cases = {
+        '[anchor.rekor]\nurl = "http://127.0.0.1:1"\norigin = "log.example"\n': "anchor.rekor",
+        f'[anchor.rekor]\nurl = "http://127.0.0.1:1"\norigin = "log.example"\npublic_key = "{bad_key}"\n':
+            "public_key",
+        f'[anchor.rekor]\nurl = "http://127.0.0.1:1"\norigin = "log.example"\npublic_key = "{tmp_path}/none.pem"\n':
+            "public_key",
+        '[anchor.rekor]\nurl = "not a url"\n': "anchor.rekor.url",
+    }
+    for section, key in cases.items():
+        r = _cli("check-config", str(_config(tmp_path, section)))
+        assert r.returncode != 0
+        assert key in r.stderr + r.stdout and "Traceback" not in r.stderr, r.stderr
+    r = _cli("verify", str(tmp_path), "--rekor-key", "no-equals-sign")
+    assert r.returncode != 0 and "--rekor-key" in r.stderr and "Traceback" not in r.stderr, r.stderr
