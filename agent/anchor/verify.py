@@ -24,7 +24,15 @@ from agent.anchor.base import AnchorReceipt
 from agent.anchor.bundle import LogMaterial, material_of
 from agent.anchor.ledger import check_receipt
 from agent.anchor.merkle import leaf_hash, node_hash, verify_consistency, verify_inclusion
-from agent.anchor.note import Checkpoint, NoteVerifier, ecdsa_verifier, open_note, parse_checkpoint, parse_note
+from agent.anchor.note import (
+    Checkpoint,
+    NoteVerifier,
+    ecdsa_verifier,
+    open_checkpoint,
+    open_note,
+    parse_checkpoint,
+    parse_note,
+)
 from agent.anchor.rekor import check_entry, checkpoint_signers
 from agent.anchor.tsa import verify_token
 from agent.core.clock import iso_utc
@@ -315,7 +323,7 @@ class _Checker:
             return
         if not proof.log_signed:
             self.r.warn(where, f"Rekor checkpoint of {', '.join(sorted(names)) or 'an unnamed log'} not checked: "
-                               "no key for that log given (--ledger-key); the inclusion proof was checked "
+                               "no key for that log given (--rekor-key); the inclusion proof was checked "
                                "against the checkpoint it carries")
         else:
             head = (proof.checkpoint.origin, proof.checkpoint.size)
@@ -323,12 +331,33 @@ class _Checker:
             if seen != proof.checkpoint.root:
                 self.r.problem(where, f"Rekor log {head[0]} signed two different tree heads for size {head[1]}: "
                                       "the log forked")
+            self._check_rekor_consistency(where, rc.data.get("consistency"), proof.checkpoint, keys)
         key = ("rekor", size, proof.log_index)
         if key not in self.rekor_seen:
             self.rekor_seen.add(key)
             self.r.anchors.append({"anchor": "rekor", "checkpoint_size": size, "time": None,
                                    "log_origin": proof.checkpoint.origin, "log_index": proof.log_index,
                                    "log_size": proof.checkpoint.size, "log_signature_checked": proof.log_signed})
+
+    def _check_rekor_consistency(self, where: str, c: Any, new: Checkpoint, keys: Sequence[NoteVerifier]) -> None:
+        """A receipt's proof that the log's tree grew from the previous receipt's checkpoint by appending only."""
+        if c is None:
+            return
+        try:
+            if not isinstance(c, dict) or not isinstance(c.get("proof"), list):
+                raise VerificationError("consistency record malformed")
+            if c.get("error"):
+                raise VerificationError(f"the device found it inconsistent: {c['error']}")
+            old = open_checkpoint(str(c.get("from_checkpoint")), keys, origin=new.origin)
+            verify_consistency(old.size, new.size, [_b64(h) for h in c["proof"]], old.root, new.root)
+        except (VerificationError, binascii.Error) as exc:
+            self.r.problem(where, f"Rekor log {new.origin} is not append-only up to size {new.size} (forked or "
+                                  f"rewritten): {exc}")
+            return
+        seen = self.log_heads.setdefault((old.origin, old.size), old.root)
+        if seen != old.root:
+            self.r.problem(where, f"Rekor log {old.origin} signed two different tree heads for size {old.size}: "
+                                  "the log forked")
 
     # --- times -------------------------------------------------------------------------------------------
     def check_times(self, receipt_times: dict[int, int]) -> None:

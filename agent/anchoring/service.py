@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,8 +43,20 @@ def build_anchors(cfg: AnchorConfig, device_id: str, identity: DeviceIdentity | 
             raise ConfigError("anchor.rekor: the device key must be ECDSA P-256 for hashedrekord entries")
         anchors.append(RekorAnchor(str(rk.url), device_key=device_key, sign=identity.sign,
                                    log_keys=[log_verifier(rk.origin, rk.public_key.read_bytes())],
-                                   timeout_s=rk.timeout_s))
+                                   timeout_s=rk.timeout_s, tiles_url=None if rk.tiles_url is None
+                                   else str(rk.tiles_url)))
     return anchors
+
+
+def _prime_rekor(anchors: list[Anchor], files: LogFiles) -> None:
+    """Rekor anchors learn the newest log checkpoint already receipted, so the next receipt proves consistency."""
+    rekor = [a for a in anchors if isinstance(a, RekorAnchor)]
+    if not rekor:
+        return
+    notes = {hashlib.sha256(n.encode()).hexdigest(): n.encode() for n in files.checkpoint_notes().values()}
+    receipts = files.receipts()
+    for a in rekor:
+        a.prime(receipts, notes.get)
 
 
 class AnchorService:
@@ -60,7 +73,9 @@ class AnchorService:
             return sealer.seal(kind, moment(), extra=extra)
 
         chosen = build_anchors(cfg, device_id, identity) if anchors is None else anchors
-        self.anchorer = Anchorer(chosen, LogFiles(Path(vault_dir) / "log"), clock=clock,
+        files = LogFiles(Path(vault_dir) / "log")
+        _prime_rekor(chosen, files)
+        self.anchorer = Anchorer(chosen, files, clock=clock,
                                  seal_receipt=lambda extra: seal("receipt", extra),
                                  backoff_initial_s=cfg.backoff_initial_s, backoff_max_s=cfg.backoff_max_s,
                                  poll_s=anchor_poll_s)

@@ -38,6 +38,8 @@ class RekorConfig(_Section):
     public_key: Path | None = Field(None, description="PEM public key of the log's checkpoint signer (Ed25519/ECDSA).")
     origin: str | None = Field(None, pattern=r"^[^\s+]+$",
                                description="The log's checkpoint origin (rekor-server --hostname).")
+    tiles_url: HttpUrl | None = Field(None, description="Where the log's tiles and checkpoint are read (its static "
+                                      "file server); set = each receipt carries a consistency proof to the last.")
     timeout_s: float = Field(30.0, gt=0, le=300, description="HTTP timeout of one entry (Rekor answers once the "
                              "entry is in a published checkpoint).")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from agent.anchor.base import AnchorReceipt
@@ -50,10 +50,12 @@ def rekor() -> Iterator[RekorV2]:
 
 
 def _service(sealer: Sealer, clock: ManualClock, rekor: RekorV2, tsa: SigstoreTsa | None = None,
-             batch: int = 5) -> AnchorService:
+             batch: int = 5, tiles: bool = False) -> AnchorService:
     raw: dict[str, Any] = {"batch_max_records": batch, "batch_interval_s": 600, "backoff_initial_s": 0.05,
                            "rekor": {"url": rekor.url, "public_key": str(rekor.public_key_file),
                                      "origin": rekor.origin, "timeout_s": 20}}
+    if tiles:
+        raw["rekor"]["tiles_url"] = rekor.tiles_url
     if tsa is not None:
         raw["tsa"] = {"url": tsa.url, "ca_file": str(tsa.ca_file)}
     svc = AnchorService(AnchorConfig.model_validate(raw), sealer=sealer, moment=lambda: moment(clock), clock=clock,
@@ -250,3 +252,61 @@ def test_log_key_pem_and_verifier_key_agree(rekor: RekorV2) -> None:
     assert isinstance(key, ed25519.Ed25519PublicKey)
     vk = log_verifier_key(rekor.origin, rekor.public_key_file.read_bytes())
     assert vk.startswith(rekor.origin + "+") and parse_verifier_key(vk).name == rekor.origin
+
+
+def _other_entries(rekor: RekorV2, n: int) -> None:
+    """Other devices' entries in between, so the trees differ in more than one leaf."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    other = RekorAnchor(rekor.url, device_key=key.public_key(), sign=lambda b: key.sign(b, ec.ECDSA(hashes.SHA256())),
+                        log_keys=[])
+    for i in range(n):
+        other.post_entry(b"other device note %d\n" % i)
+
+
+def test_receipts_carry_consistency_proofs_from_tiles(sealer: Sealer, manual_clock: ManualClock,
+                                                      rekor: RekorV2) -> None:
+    svc = _service(sealer, manual_clock, rekor, tiles=True)
+    svc.start()
+    try:
+        sealer.start(moment(manual_clock))
+        for i in range(3):
+            _other_entries(rekor, 1 + 2 * i)
+            _anchor_batch(sealer, manual_clock, svc, 5)
+    finally:
+        svc.close()
+    got = _receipts(svc, "rekor")
+    assert "consistency" not in got[0].data
+    for r in got[1:]:
+        c = r.data["consistency"]
+        assert "error" not in c and c["proof"], c
+    r = check(sealer.vault.path, checkers=[anchor_checker(_trust(rekor))])
+    assert r.ok, r.problems
+    # an altered proof hash, or a "previous" checkpoint of another tree, is a problem
+    size = got[-1].checkpoint_size
+
+    def alter(d: dict[str, Any]) -> None:
+        d["data"]["consistency"]["proof"][0] = base64.b64encode(b"\x01" * 32).decode()
+
+    _rewrite_receipt(sealer.vault.path, size, alter)
+    r = check(sealer.vault.path, checkers=[anchor_checker(_trust(rekor))])
+    assert any("not append-only" in what for what in _problems(r)), r.problems
+
+
+def test_restarted_device_proves_consistency_to_its_last_receipt(sealer: Sealer, manual_clock: ManualClock,
+                                                                 rekor: RekorV2) -> None:
+    svc = _service(sealer, manual_clock, rekor, tiles=True)
+    svc.start()
+    try:
+        sealer.start(moment(manual_clock))
+        _anchor_batch(sealer, manual_clock, svc, 5)
+    finally:
+        svc.close()
+    _other_entries(rekor, 3)
+    svc2 = _service(sealer, manual_clock, rekor, tiles=True)  # a new process: primed from the stored receipts
+    svc2.start()
+    try:
+        _anchor_batch(sealer, manual_clock, svc2, 5)
+    finally:
+        svc2.close()
+    last = _receipts(svc2, "rekor")[-1]
+    assert last.data["consistency"]["proof"] and "error" not in last.data["consistency"]

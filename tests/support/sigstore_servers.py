@@ -8,12 +8,15 @@ ready when its health endpoint answers.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import urllib.request
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -104,7 +107,15 @@ class RekorV2(_Proc):
         self.interval = checkpoint_interval
         self.port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.storage.mkdir()
         self.start()
+        # the POSIX backend's reads are static files: nginx in production, the standard library here
+        handler = functools.partial(_QuietFiles, directory=str(self.storage))
+        self._files = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.tiles_url = f"http://127.0.0.1:{self._files.server_address[1]}"
+        self._files_thread = threading.Thread(target=self._files.serve_forever, name="rekor-tiles-http",
+                                              daemon=True)
+        self._files_thread.start()
 
     def start(self) -> None:
         self._spawn([str(REKOR_BIN), "serve", "--http-address=127.0.0.1", f"--http-port={self.port}",
@@ -124,7 +135,15 @@ class RekorV2(_Proc):
 
     def close(self) -> None:
         self.stop()
+        self._files.shutdown()
+        self._files.server_close()
+        self._files_thread.join(10)
         self._tmp.cleanup()
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
 
 
 class SigstoreTsa(_Proc):
