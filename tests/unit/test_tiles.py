@@ -26,7 +26,7 @@ def _tiles(store: LeafStore, size: int, *, drop_partials: bool = False) -> dict[
     while (count := size >> (8 * level)) > 0:
         for t in range(0, (count + TILE_WIDTH - 1) // TILE_WIDTH):
             width = min(TILE_WIDTH, count - t * TILE_WIDTH)
-            row = b"".join(store._node(8 * level, t * TILE_WIDTH + i) for i in range(width))  # noqa: SLF001
+            row = b"".join(store._node(8 * level, t * TILE_WIDTH + i) for i in range(width))
             out[tile_path(level, t, width)] = row
             if drop_partials and width < TILE_WIDTH:  # the grown tile stands in for the partial one
                 del out[tile_path(level, t, width)]
