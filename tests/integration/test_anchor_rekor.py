@@ -310,3 +310,39 @@ def test_restarted_device_proves_consistency_to_its_last_receipt(sealer: Sealer,
         svc2.close()
     last = _receipts(svc2, "rekor")[-1]
     assert last.data["consistency"]["proof"] and "error" not in last.data["consistency"]
+
+
+def test_entry_by_another_key_is_a_problem(sealer: Sealer, manual_clock: ManualClock, rekor: RekorV2) -> None:
+    """Someone else logged this very note under their key: the digest matches, the signer is not the device."""
+    svc = _anchored_vault(sealer, manual_clock, rekor, batches=1)
+    rc = _receipts(svc, "rekor")[0]
+    note = (sealer.vault.path / "log" / "checkpoints" / f"{rc.checkpoint_size:012d}.note").read_bytes()
+    key = ec.generate_private_key(ec.SECP256R1())
+    thief = RekorAnchor(rekor.url, device_key=key.public_key(), sign=lambda b: key.sign(b, ec.ECDSA(hashes.SHA256())),
+                        log_keys=[])
+    stolen = json.loads(thief.post_entry(note))
+    _rewrite_receipt(sealer.vault.path, rc.checkpoint_size,
+                     lambda d: d["data"].__setitem__("transparency_log_entry", stolen))
+    r = check(sealer.vault.path, checkers=[anchor_checker(_trust(rekor))])
+    assert any("another key than the device's" in what for what in _problems(r)), r.problems
+
+
+def test_device_refuses_an_answer_for_another_note(rekor: RekorV2, tmp_path: Path) -> None:
+    """A log (or a man in the middle) answering with some other entry: no receipt is kept, the anchor retries."""
+    from agent.anchor.log import LogFiles
+    from agent.anchor.note import Checkpoint
+    from agent.anchor.rekor import log_verifier
+    from agent.anchoring.anchorer import Anchorer
+    from agent.core.errors import UplinkError
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    client = RekorAnchor(rekor.url, device_key=key.public_key(), sign=lambda b: key.sign(b, ec.ECDSA(hashes.SHA256())),
+                         log_keys=[log_verifier(rekor.origin, rekor.public_key_file.read_bytes())])
+    other_answer = client.post_entry(b"some other note\n")
+    client.post_entry = lambda note: other_answer  # type: ignore[method-assign]
+    with pytest.raises(UplinkError, match="different hash"):
+        client.submit(b"my note\n", Checkpoint("evidence.example/x", 3, b"\0" * 32))
+    anchorer = Anchorer([client], LogFiles(tmp_path / "log"), clock=ManualClock(wall=0))
+    anchorer.offer("my note\n", Checkpoint("evidence.example/x", 3, b"\0" * 32))
+    assert anchorer.run_once() == 0 and anchorer.pending() == ["rekor"] and not anchorer.files.receipts()
+    assert anchorer.state["rekor"].failures == 1
