@@ -83,7 +83,9 @@ class AnchorService:
                              batch_max=cfg.batch_max_records, batch_interval_s=cfg.batch_interval_s,
                              on_checkpoint=self.anchorer.offer)
         sealer.add_listener(self.log.on_sealed)
-        self._final_wait_s = max(cfg.tsa.timeout_s, cfg.ledger.timeout_s, cfg.rekor.timeout_s) + 1.0 if chosen else 0.0
+        # bounded so a stop stays inside systemd's TimeoutStopSec=30s even when Rekor hangs (the next start anchors)
+        waits = (cfg.tsa.timeout_s, cfg.ledger.timeout_s, min(cfg.rekor.timeout_s, 10.0))
+        self._final_wait_s = max(waits) + 1.0 if chosen else 0.0
 
     def start(self) -> None:
         self.log.start()

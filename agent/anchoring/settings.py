@@ -40,8 +40,8 @@ class RekorConfig(_Section):
                                description="The log's checkpoint origin (rekor-server --hostname).")
     tiles_url: HttpUrl | None = Field(None, description="Where the log's tiles and checkpoint are read (its static "
                                       "file server); set = each receipt carries a consistency proof to the last.")
-    timeout_s: float = Field(30.0, gt=0, le=300, description="HTTP timeout of one entry (Rekor answers once the "
-                             "entry is in a published checkpoint).")
+    timeout_s: float = Field(20.0, gt=0, le=300, description="HTTP timeout of one entry (Rekor answers once the "
+                             "entry is in a published checkpoint; Rekor asks clients for >= 20 s).")
 
     @field_validator("public_key")
     @classmethod
