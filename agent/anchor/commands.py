@@ -11,6 +11,7 @@ from agent.anchor.bundle import export_log_files
 from agent.anchor.log import LogFiles
 from agent.anchor.note import NoteVerifier, parse_verifier_key
 from agent.anchor.rekor import log_verifier
+from agent.anchor.trustroot import load_trusted_root
 from agent.anchor.tsa import load_pem_certs
 from agent.anchor.verify import AnchorTrust
 from agent.core.clock import iso_utc
@@ -68,12 +69,17 @@ def rekor_key(value: str) -> NoteVerifier:
 
 
 def trust_from(tsa_ca: list[str] | None, ledger_keys: list[str] | None, witness_notes: list[str] | None = None,
-               *, rekor_keys: list[str] | None = None, **tolerances: float) -> AnchorTrust:
+               *, rekor_keys: list[str] | None = None, trust_roots: list[str] | None = None,
+               **tolerances: float) -> AnchorTrust:
     """AnchorTrust from CLI values: TSA root PEM files, ledger verifier keys, witness checkpoint note texts,
-    Rekor logs as ORIGIN=PEMFILE."""
+    Rekor logs as ORIGIN=PEMFILE, Sigstore TrustedRoot files (their logs and TSAs)."""
     roots = [c for f in tsa_ca or [] for c in load_pem_certs(Path(f))]
     keys: list[NoteVerifier] = [parse_verifier_key(k) for k in ledger_keys or []]
     keys += [rekor_key(v) for v in rekor_keys or []]
+    for f in trust_roots or []:
+        tr = load_trusted_root(Path(f))
+        keys += tr.log_keys
+        roots += tr.tsa_certs
     return AnchorTrust(tsa_roots=roots, ledger_keys=keys, witness_notes=list(witness_notes or []), **tolerances)
 
 

@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from cryptography import x509
+
+from agent.anchor.trustroot import make_trusted_root
 from tests.support.sigstore_servers import RekorV2, SigstoreTsa, require_servers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,6 +73,20 @@ def test_run_anchors_in_rekor_and_verify_checks_every_receipt(tmp_path: Path) ->
         assert {a["anchor"] for a in anchors} == {"tsa", "rekor"}
         assert all(a["log_signature_checked"] for a in anchors if a["anchor"] == "rekor")
         assert not [w for w in rep["warnings"] if "not checked" in w["warning"]], rep["warnings"]
+        # one Sigstore TrustedRoot file instead of --rekor-key/--tsa-ca (what customs hands to a court)
+        root = tmp_path / "trusted_root.json"
+        chain = x509.load_pem_x509_certificates(tsa.chain_file.read_bytes())
+        root.write_text(json.dumps(make_trusted_root(f"https://{rekor.origin}", rekor.public_key_file.read_bytes(),
+                                                     chain)))
+        v3 = _cli("verify", str(vault), "--json", "--allow-untrusted", "--trust-root", str(root))
+        assert v3.returncode == 0, v3.stdout + v3.stderr
+        rep3 = json.loads(v3.stdout)
+        assert not [w for w in rep3["warnings"] if "not checked" in w["warning"]], rep3["warnings"]
+        assert {a["anchor"] for a in rep3["anchoring"]["anchors"]} == {"tsa", "rekor"}
+        sg_models = pytest.importorskip("sigstore.models")  # sigstore-python takes the same file and its log key
+        sg_trust = pytest.importorskip("sigstore._internal.trust")
+        keyring = sg_models.TrustedRoot.from_file(str(root)).rekor_keyring(sg_trust.KeyringPurpose.VERIFY)
+        assert len(keyring._keyring) == 1
         # without the log's key: still exit 0 for intact evidence, but verify names what it could not check
         v2 = _cli("verify", str(vault), "--json", "--allow-untrusted", "--tsa-ca", str(tsa.ca_file))
         assert any("Rekor checkpoint" in w["warning"] and "not checked" in w["warning"]
@@ -95,3 +113,6 @@ def test_rekor_config_mistakes_name_the_key(tmp_path: Path) -> None:
         assert key in r.stderr + r.stdout and "Traceback" not in r.stderr, r.stderr
     r = _cli("verify", str(tmp_path), "--rekor-key", "no-equals-sign")
     assert r.returncode != 0 and "--rekor-key" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    (tmp_path / "root.json").write_text('{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1"}')
+    r = _cli("verify", str(tmp_path), "--trust-root", str(tmp_path / "root.json"))
+    assert r.returncode != 0 and "--trust-root" in r.stderr and "tlogs" in r.stderr and "Traceback" not in r.stderr
