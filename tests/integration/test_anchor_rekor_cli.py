@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from cryptography import x509
 
 from agent.anchor.trustroot import make_trusted_root
+from tests.support.helpers import wait_for
 from tests.support.sigstore_servers import RekorV2, SigstoreTsa, require_servers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,3 +118,52 @@ def test_rekor_config_mistakes_name_the_key(tmp_path: Path) -> None:
     (tmp_path / "root.json").write_text('{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1"}')
     r = _cli("verify", str(tmp_path), "--trust-root", str(tmp_path / "root.json"))
     assert r.returncode != 0 and "--trust-root" in r.stderr and "tlogs" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_run_survives_rekor_restart_mid_run(tmp_path: Path) -> None:
+    """Rekor goes down while `evidence-agent run` is anchoring and comes back: the agent retries, and at the
+    end every record up to the final checkpoint is covered by a Rekor receipt that verifies."""
+    require_servers()
+    rekor = RekorV2()
+    try:
+        cfg = _config(tmp_path, f'[anchor.rekor]\nurl = "{rekor.url}"\npublic_key = "{rekor.public_key_file}"\n'
+                                f'origin = "{rekor.origin}"\ntiles_url = "{rekor.tiles_url}"\n')
+        text = cfg.read_text().replace("batch_interval_s = 2\n", "batch_interval_s = 1\nbackoff_initial_s = 0.2\n"
+                                       "backoff_max_s = 1\n")
+        cfg.write_text(text)
+        assert _cli("keys", "init", "--key-dir", str(tmp_path / "keys"), "--device-id", "cam-9").returncode == 0
+        anchors = tmp_path / "vault" / "log" / "anchors"
+        notes = tmp_path / "vault" / "log" / "checkpoints"
+        log = (tmp_path / "agent.log").open("w")  # a file, not a pipe nobody reads while it runs
+        proc = subprocess.Popen([sys.executable, "-m", "agent.device.cli", "run", "--config", str(cfg)], cwd=REPO,
+                                env=ENV, stdout=log, stderr=subprocess.STDOUT, text=True)
+        log.close()
+
+        def newest_receipt() -> int:
+            return max((int(p.name.split("-")[0]) for p in anchors.glob("*-rekor.json")), default=0)
+
+        try:
+            wait_for(newest_receipt, timeout=60)
+            rekor.stop()
+            down_at = max(int(p.stem) for p in notes.glob("*.note"))
+            wait_for(lambda: len([p for p in notes.glob("*.note") if int(p.stem) > down_at]) >= 2,
+                     timeout=60)  # checkpoints pile up while the log is down
+            rekor.start()
+            wait_for(lambda: newest_receipt() > down_at, timeout=60)
+            proc.send_signal(signal.SIGTERM)  # as systemd stops it
+            proc.wait(120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        out = (tmp_path / "agent.log").read_text()
+        assert proc.returncode == 0, out
+        assert "anchor rekor failed" in out
+        newest = max(int(p.stem) for p in notes.glob("*.note"))
+        receipted = max(int(p.name.split("-")[0]) for p in anchors.glob("*-rekor.json"))
+        assert receipted == newest  # the final checkpoint got through after the restart: nothing left behind
+        v = _cli("verify", str(tmp_path / "vault"), "--json", "--allow-untrusted",
+                 "--rekor-key", f"{rekor.origin}={rekor.public_key_file}")
+        assert v.returncode == 0, v.stdout + v.stderr
+    finally:
+        rekor.close()
