@@ -3,6 +3,7 @@
 # Debian packages: mosquitto (real MQTT broker), gpsd + gpsd-clients (gpsfake), ffmpeg (ffprobe), openssl,
 # systemd (systemd-analyze), chromium (console tests via Playwright), exiftool, pango/harfbuzz/fonts (WeasyPrint
 # reports), poppler-utils (pdftoppm), postgresql (customs index tests). Python packages go into ./.venv.
+# Go (1.26, with its module proxy) builds Rekor v2 and the Sigstore TSA for the anchoring tests (cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
