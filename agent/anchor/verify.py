@@ -24,16 +24,8 @@ from agent.anchor.base import AnchorReceipt
 from agent.anchor.bundle import LogMaterial, material_of
 from agent.anchor.ledger import check_receipt
 from agent.anchor.merkle import leaf_hash, node_hash, verify_consistency, verify_inclusion
-from agent.anchor.note import (
-    Checkpoint,
-    NoteVerifier,
-    ecdsa_verifier,
-    open_checkpoint,
-    open_note,
-    parse_checkpoint,
-    parse_note,
-)
-from agent.anchor.rekor import check_entry, checkpoint_signers
+from agent.anchor.note import Checkpoint, NoteVerifier, ecdsa_verifier, open_note, parse_checkpoint, parse_note
+from agent.anchor.rekor_check import RekorChecks
 from agent.anchor.tsa import verify_token
 from agent.core.clock import iso_utc
 from agent.core.errors import VerificationError
@@ -107,8 +99,7 @@ class _Checker:
         self.r = AnchorResult()
         self.notes: dict[str, str] = {}  # note sha256 hex -> note text (verified)
         self.anchor_time: dict[int, tuple[int, str]] = {}  # checkpoint size -> earliest verified anchor
-        self.log_heads: dict[tuple[str, int], bytes] = {}  # (Rekor origin, size) -> root of a verified checkpoint
-        self.rekor_seen: set[tuple[str, int, int]] = set()
+        self.rekor = RekorChecks(device_key, trust.ledger_keys, self.r.problem, self.r.warn)
 
     # --- checkpoints -----------------------------------------------------------------------------------
     def _add_note(self, note: str, where: str) -> None:
@@ -307,57 +298,10 @@ class _Checker:
                 self.r.warn(where, "ledger inclusion proof not checked: no ledger key given")
             return int(when.timestamp() * 1e6) * 1000
         if rc.anchor == "rekor":
-            self._check_rekor(where, rc, note, cp.size)
+            self.rekor.check(where, rc, note, cp.size)
             return None  # Rekor v2 vouches for no time: the TSA dates the note
         self.r.warn(where, f"unknown anchor type {rc.anchor!r} not checked")
         return None
-
-    def _check_rekor(self, where: str, rc: AnchorReceipt, note: str, size: int) -> None:
-        tle = rc.data.get("transparency_log_entry")
-        names = checkpoint_signers(tle)
-        keys = [k for k in self.trust.ledger_keys if k.name in names]
-        try:
-            proof = check_entry(tle, note.encode(), self.key, keys)
-        except VerificationError as exc:
-            self.r.problem(where, f"Rekor receipt for checkpoint {size} invalid: {exc}")
-            return
-        if not proof.log_signed:
-            self.r.warn(where, f"Rekor checkpoint of {', '.join(sorted(names)) or 'an unnamed log'} not checked: "
-                               "no key for that log given (--rekor-key); the inclusion proof was checked "
-                               "against the checkpoint it carries")
-        else:
-            head = (proof.checkpoint.origin, proof.checkpoint.size)
-            seen = self.log_heads.setdefault(head, proof.checkpoint.root)
-            if seen != proof.checkpoint.root:
-                self.r.problem(where, f"Rekor log {head[0]} signed two different tree heads for size {head[1]}: "
-                                      "the log forked")
-            self._check_rekor_consistency(where, rc.data.get("consistency"), proof.checkpoint, keys)
-        key = ("rekor", size, proof.log_index)
-        if key not in self.rekor_seen:
-            self.rekor_seen.add(key)
-            self.r.anchors.append({"anchor": "rekor", "checkpoint_size": size, "time": None,
-                                   "log_origin": proof.checkpoint.origin, "log_index": proof.log_index,
-                                   "log_size": proof.checkpoint.size, "log_signature_checked": proof.log_signed})
-
-    def _check_rekor_consistency(self, where: str, c: Any, new: Checkpoint, keys: Sequence[NoteVerifier]) -> None:
-        """A receipt's proof that the log's tree grew from the previous receipt's checkpoint by appending only."""
-        if c is None:
-            return
-        try:
-            if not isinstance(c, dict) or not isinstance(c.get("proof"), list):
-                raise VerificationError("consistency record malformed")
-            if c.get("error"):
-                raise VerificationError(f"the device found it inconsistent: {c['error']}")
-            old = open_checkpoint(str(c.get("from_checkpoint")), keys, origin=new.origin)
-            verify_consistency(old.size, new.size, [_b64(h) for h in c["proof"]], old.root, new.root)
-        except (VerificationError, binascii.Error) as exc:
-            self.r.problem(where, f"Rekor log {new.origin} is not append-only up to size {new.size} (forked or "
-                                  f"rewritten): {exc}")
-            return
-        seen = self.log_heads.setdefault((old.origin, old.size), old.root)
-        if seen != old.root:
-            self.r.problem(where, f"Rekor log {old.origin} signed two different tree heads for size {old.size}: "
-                                  "the log forked")
 
     # --- times -------------------------------------------------------------------------------------------
     def check_times(self, receipt_times: dict[int, int]) -> None:
@@ -405,6 +349,7 @@ class _Checker:
     def run(self) -> AnchorResult:
         self.collect_checkpoints()
         receipt_times = self.check_anchors()
+        self.r.anchors.extend(self.rekor.anchors)
         self.check_log()
         self.check_consistency()
         self.check_times(receipt_times)
