@@ -1,6 +1,7 @@
 """Anchoring benchmark: requests per 10 000 items, proof size per item, seal->receipt latency, verify cost.
 
 Run:  /tmp/venv/bin/python benchmarks/anchor_bench.py [--million] [--json]
+      .venv/bin/python benchmarks/anchor_bench.py --rekor     (Rekor v2 cost per batch vs a bare submission)
 
 Uses the real test TSA (`openssl ts -reply`) and the fixture ledger on 127.0.0.1. ``--million`` also builds
 a 10^6-leaf store (tens of seconds); without it 10^3 and 10^5 are measured.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import math
 import sys
@@ -22,6 +24,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
 from agent.anchor.bundle import LogMaterial  # noqa: E402
@@ -195,12 +198,73 @@ def full_verify(tsa: LocalTsa, ledger: LocalLedger, n: int) -> dict[str, Any]:
             "problems": full.problems[:3]}
 
 
+def rekor_cost(batches: int, interval: str) -> dict[str, Any]:
+    """Rekor v2 (rekor-tiles, POSIX) on 127.0.0.1: per batch, a bare submission (sign + POST + answer, the same
+    RekorAnchor client) against full anchoring (that, plus the offline checks of entry, inclusion proof and log
+    checkpoint, the receipt file and its sealed receipt record), interleaved in one run."""
+    import statistics
+
+    from agent.anchor.rekor import check_entry, log_verifier
+    from agent.anchoring.rekor import RekorAnchor
+    from tests.support.sigstore_servers import RekorV2
+
+    rekor = RekorV2(checkpoint_interval=interval)
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            clock = SystemClock()
+            chain = SyntheticChain(clock, "bench")
+            key = ec.generate_private_key(ec.SECP256R1())
+            signer = NoteSigner.from_private_key(ORIGIN, key)
+            client = RekorAnchor(rekor.url, device_key=key.public_key(),
+                                 sign=lambda b: key.sign(b, ec.ECDSA(hashes.SHA256())),
+                                 log_keys=[log_verifier(rekor.origin, rekor.public_key_file.read_bytes())])
+            anchorer = Anchorer([client], LogFiles(Path(d) / "log"), clock=clock,
+                                seal_receipt=lambda extra: chain.seal("receipt", extra))
+            bare, full, bare_cpu, full_cpu, check_cpu = [], [], [], [], []
+            for i in range(batches):
+                root = hashlib.sha256(b"%d" % i).digest()
+                t, c = time.perf_counter(), time.process_time()
+                client.post_entry(sign_note(Checkpoint(ORIGIN, 2 * i + 1, root).body(), signer).encode())
+                bare.append(time.perf_counter() - t)
+                bare_cpu.append(time.process_time() - c)
+                cp = Checkpoint(ORIGIN, 2 * i + 2, root)
+                t, c = time.perf_counter(), time.process_time()
+                note = sign_note(cp.body(), signer)
+                anchorer.offer(note, cp)
+                assert anchorer.run_once() == 1
+                full.append(time.perf_counter() - t)
+                full_cpu.append(time.process_time() - c)
+                rc = max(anchorer.files.receipts(), key=lambda r: r.checkpoint_size)
+                c = time.process_time()
+                check_entry(rc.data["transparency_log_entry"], note.encode(), key.public_key(), client.log_keys)
+                check_cpu.append(time.process_time() - c)
+    finally:
+        rekor.close()
+    # Rekor answers once a checkpoint covers the entry, so wall time is quantised by the checkpoint interval
+    # (one or two intervals, depending on phase): compare means over many batches, and the client's CPU time.
+    mb, mf = statistics.mean(bare), statistics.mean(full)
+    cb, cf = statistics.median(bare_cpu), statistics.median(full_cpu)
+    return {"batches": batches, "rekor_checkpoint_interval": interval,
+            "bare_submission_mean_ms": round(mb * 1e3, 1), "anchoring_per_batch_mean_ms": round(mf * 1e3, 1),
+            "wall_ratio_anchoring_to_bare": round(mf / mb, 3),
+            "bare_client_cpu_median_us": round(cb * 1e6), "anchoring_client_cpu_median_us": round(cf * 1e6),
+            "cpu_ratio_anchoring_to_bare": round(cf / cb, 2),
+            "offline_check_cpu_median_us": round(statistics.median(check_cpu) * 1e6)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--million", action="store_true", help="also build a 10^6-leaf log")
     ap.add_argument("--interval", type=float, default=5.0, help="batch interval for the latency run (s)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--rekor", action="store_true", help="only the Rekor v2 cost per batch (needs "
+                    "scripts/build-test-servers.sh)")
+    ap.add_argument("--rekor-batches", type=int, default=30)
+    ap.add_argument("--rekor-interval", default="1s", help="rekor-server --checkpoint-interval")
     args = ap.parse_args()
+    if args.rekor:
+        print(json.dumps({"rekor": rekor_cost(args.rekor_batches, args.rekor_interval)}, indent=1))
+        return
     tsa, ledger = LocalTsa(), LocalLedger()
     out: dict[str, Any] = {}
     try:

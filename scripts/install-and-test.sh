@@ -4,6 +4,7 @@
 # systemd (systemd-analyze), chromium (console tests via Playwright), exiftool, pango/harfbuzz/fonts (WeasyPrint
 # reports), fonts-noto-cjk (the Chinese text of the report's signature page), poppler-utils (pdftoppm),
 # postgresql (customs index tests). Python packages go into ./.venv.
+# Go (1.26, with its module proxy) builds Rekor v2 and the Sigstore TSA for the anchoring tests (cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -24,6 +25,8 @@ if command -v npm >/dev/null 2>&1 && [ ! -d .cache/c2pa-ts/node_modules/@trustnx
   npm install --prefix .cache/c2pa-ts --no-audit --no-fund --silent @trustnxt/c2pa-ts@0.9.4 >/dev/null \
     || echo "warning: npm could not install @trustnxt/c2pa-ts; its test will be skipped"
 fi
+# Rekor v2 and the Sigstore timestamp-authority for the anchoring tests (Go; cached in .cache/go-servers)
+./scripts/build-test-servers.sh
 echo "== ruff"; .venv/bin/ruff check agent tests benchmarks
 echo "== mypy"; .venv/bin/mypy agent
 echo "== import contracts"; .venv/bin/lint-imports

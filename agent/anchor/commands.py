@@ -10,10 +10,12 @@ from typing import Any
 from agent.anchor.bundle import export_log_files
 from agent.anchor.log import LogFiles
 from agent.anchor.note import NoteVerifier, parse_verifier_key
+from agent.anchor.rekor import log_verifier
+from agent.anchor.trustroot import load_trusted_root
 from agent.anchor.tsa import load_pem_certs
 from agent.anchor.verify import AnchorTrust
 from agent.core.clock import iso_utc
-from agent.core.errors import VaultError
+from agent.core.errors import ConfigError, VaultError, VerificationError
 
 
 def status(vault: Path) -> dict[str, Any]:
@@ -53,11 +55,31 @@ def cmd_proof(args: argparse.Namespace) -> int:
     return 0
 
 
+def rekor_key(value: str) -> NoteVerifier:
+    """``--rekor-key ORIGIN=PEMFILE``: a Rekor log's checkpoint origin and its public key file."""
+    origin, sep, path = value.partition("=")
+    if not sep or not origin or not path:
+        raise ConfigError(f"--rekor-key {value!r}: expected ORIGIN=PEMFILE (the log's --hostname and public key)")
+    try:
+        return log_verifier(origin, Path(path).read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"--rekor-key {value!r}: cannot read {path}: {exc.strerror}") from None
+    except VerificationError as exc:
+        raise ConfigError(f"--rekor-key {value!r}: {exc}") from None
+
+
 def trust_from(tsa_ca: list[str] | None, ledger_keys: list[str] | None, witness_notes: list[str] | None = None,
+               *, rekor_keys: list[str] | None = None, trust_roots: list[str] | None = None,
                **tolerances: float) -> AnchorTrust:
-    """AnchorTrust from CLI values: TSA root PEM files, ledger verifier keys, witness checkpoint note texts."""
+    """AnchorTrust from CLI values: TSA root PEM files, ledger verifier keys, witness checkpoint note texts,
+    Rekor logs as ORIGIN=PEMFILE, Sigstore TrustedRoot files (their logs and TSAs)."""
     roots = [c for f in tsa_ca or [] for c in load_pem_certs(Path(f))]
     keys: list[NoteVerifier] = [parse_verifier_key(k) for k in ledger_keys or []]
+    keys += [rekor_key(v) for v in rekor_keys or []]
+    for f in trust_roots or []:
+        tr = load_trusted_root(Path(f))
+        keys += tr.log_keys
+        roots += tr.tsa_certs
     return AnchorTrust(tsa_roots=roots, ledger_keys=keys, witness_notes=list(witness_notes or []), **tolerances)
 
 

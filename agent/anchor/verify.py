@@ -25,6 +25,7 @@ from agent.anchor.bundle import LogMaterial, material_of
 from agent.anchor.ledger import check_receipt
 from agent.anchor.merkle import leaf_hash, node_hash, verify_consistency, verify_inclusion
 from agent.anchor.note import Checkpoint, NoteVerifier, ecdsa_verifier, open_note, parse_checkpoint, parse_note
+from agent.anchor.rekor_check import RekorChecks
 from agent.anchor.tsa import verify_token
 from agent.core.clock import iso_utc
 from agent.core.errors import VerificationError
@@ -98,6 +99,7 @@ class _Checker:
         self.r = AnchorResult()
         self.notes: dict[str, str] = {}  # note sha256 hex -> note text (verified)
         self.anchor_time: dict[int, tuple[int, str]] = {}  # checkpoint size -> earliest verified anchor
+        self.rekor = RekorChecks(device_key, trust.ledger_keys, self.r.problem, self.r.warn)
 
     # --- checkpoints -----------------------------------------------------------------------------------
     def _add_note(self, note: str, where: str) -> None:
@@ -295,6 +297,9 @@ class _Checker:
             if not self.trust.ledger_keys:
                 self.r.warn(where, "ledger inclusion proof not checked: no ledger key given")
             return int(when.timestamp() * 1e6) * 1000
+        if rc.anchor == "rekor":
+            self.rekor.check(where, rc, note, cp.size)
+            return None  # Rekor v2 vouches for no time: the TSA dates the note
         self.r.warn(where, f"unknown anchor type {rc.anchor!r} not checked")
         return None
 
@@ -344,6 +349,7 @@ class _Checker:
     def run(self) -> AnchorResult:
         self.collect_checkpoints()
         receipt_times = self.check_anchors()
+        self.r.anchors.extend(self.rekor.anchors)
         self.check_log()
         self.check_consistency()
         self.check_times(receipt_times)

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from agent.anchor.base import Anchor
 from agent.anchor.ledger import LedgerAnchor
 from agent.anchor.log import DeviceLog, LogFiles
 from agent.anchor.note import NoteSigner, parse_verifier_key
+from agent.anchor.rekor import log_verifier
 from agent.anchor.tsa import TsaAnchor, load_pem_certs
 from agent.anchoring.anchorer import Anchorer
+from agent.anchoring.rekor import RekorAnchor
 from agent.anchoring.settings import AnchorConfig
 from agent.core.clock import Clock
+from agent.core.errors import ConfigError
 from agent.core.model import Moment, SealedItem
 from agent.device.sealer import Sealer
+from agent.signing.keys import DeviceIdentity
 
 
-def build_anchors(cfg: AnchorConfig, device_id: str) -> list[Anchor]:
+def build_anchors(cfg: AnchorConfig, device_id: str, identity: DeviceIdentity | None = None) -> list[Anchor]:
+    """The anchors the config names; Rekor needs the device identity (its entries are signed by the device key)."""
     anchors: list[Anchor] = []
     if cfg.tsa.url is not None:
         trusted = load_pem_certs(cfg.tsa.ca_file) if cfg.tsa.ca_file else []
@@ -28,7 +36,27 @@ def build_anchors(cfg: AnchorConfig, device_id: str) -> list[Anchor]:
         keys = [parse_verifier_key(cfg.ledger.verifier_key)] if cfg.ledger.verifier_key else []
         anchors.append(LedgerAnchor(str(cfg.ledger.url), device_id, api_token=cfg.ledger.api_token,
                                     timeout_s=cfg.ledger.timeout_s, hash_alg=cfg.ledger.hash_alg, ledger_keys=keys))
+    rk = cfg.rekor
+    if rk.url is not None and rk.public_key is not None and rk.origin is not None and identity is not None:
+        device_key = identity.cert.public_key()
+        if not isinstance(device_key, ec.EllipticCurvePublicKey):
+            raise ConfigError("anchor.rekor: the device key must be ECDSA P-256 for hashedrekord entries")
+        anchors.append(RekorAnchor(str(rk.url), device_key=device_key, sign=identity.sign,
+                                   log_keys=[log_verifier(rk.origin, rk.public_key.read_bytes())],
+                                   timeout_s=rk.timeout_s, tiles_url=None if rk.tiles_url is None
+                                   else str(rk.tiles_url)))
     return anchors
+
+
+def _prime_rekor(anchors: list[Anchor], files: LogFiles) -> None:
+    """Rekor anchors learn the newest log checkpoint already receipted, so the next receipt proves consistency."""
+    rekor = [a for a in anchors if isinstance(a, RekorAnchor)]
+    if not rekor:
+        return
+    notes = {hashlib.sha256(n.encode()).hexdigest(): n.encode() for n in files.checkpoint_notes().values()}
+    receipts = files.receipts()
+    for a in rekor:
+        a.prime(receipts, notes.get)
 
 
 class AnchorService:
@@ -44,8 +72,10 @@ class AnchorService:
         def seal(kind: str, extra: dict[str, Any]) -> SealedItem:
             return sealer.seal(kind, moment(), extra=extra)
 
-        chosen = build_anchors(cfg, device_id) if anchors is None else anchors
-        self.anchorer = Anchorer(chosen, LogFiles(Path(vault_dir) / "log"), clock=clock,
+        chosen = build_anchors(cfg, device_id, identity) if anchors is None else anchors
+        files = LogFiles(Path(vault_dir) / "log")
+        _prime_rekor(chosen, files)
+        self.anchorer = Anchorer(chosen, files, clock=clock,
                                  seal_receipt=lambda extra: seal("receipt", extra),
                                  backoff_initial_s=cfg.backoff_initial_s, backoff_max_s=cfg.backoff_max_s,
                                  poll_s=anchor_poll_s)
@@ -53,7 +83,9 @@ class AnchorService:
                              batch_max=cfg.batch_max_records, batch_interval_s=cfg.batch_interval_s,
                              on_checkpoint=self.anchorer.offer)
         sealer.add_listener(self.log.on_sealed)
-        self._final_wait_s = max(cfg.tsa.timeout_s, cfg.ledger.timeout_s) + 1.0 if chosen else 0.0
+        # bounded so a stop stays inside systemd's TimeoutStopSec=30s even when Rekor hangs (the next start anchors)
+        waits = (cfg.tsa.timeout_s, cfg.ledger.timeout_s, min(cfg.rekor.timeout_s, 10.0))
+        self._final_wait_s = max(waits) + 1.0 if chosen else 0.0
 
     def start(self) -> None:
         self.log.start()

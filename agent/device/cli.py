@@ -269,7 +269,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not Path(args.path).exists():
         raise ConfigError(f"{args.path} does not exist (give a vault folder, a copy of its files, an item or a bundle)")
     witness = [Path(w).read_text() for w in args.ledger_checkpoint or []]
-    checkers = default_checkers(trust_from(args.tsa_ca, args.ledger_key, witness), anchors.officers)
+    checkers = default_checkers(trust_from(args.tsa_ca, args.ledger_key, witness, rekor_keys=args.rekor_key,
+                                             trust_roots=args.trust_root), anchors.officers)
     checkers += _crl_checkers(args.crl, trusted)
     from agent.signing.lone import is_lone_candidate
 
@@ -447,6 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "revocation are not trusted (exit 3)")
     v.add_argument("--tsa-ca", action="append", help="trusted RFC 3161 TSA root (PEM); may repeat")
     v.add_argument("--ledger-key", action="append", help="the ledger's signed-note verifier key; may repeat")
+    v.add_argument("--rekor-key", action="append", metavar="ORIGIN=PEMFILE",
+                   help="a Rekor v2 log's checkpoint origin and public key (PEM); may repeat")
+    v.add_argument("--trust-root", action="append", metavar="FILE",
+                   help="a Sigstore TrustedRoot JSON: trusts its Rekor logs and time-stamping authorities; may repeat")
     v.add_argument("--ledger-checkpoint", action="append",
                    help="a checkpoint note fetched from the ledger (detects a truncated tail); may repeat")
     v.set_defaults(func=cmd_verify)
