@@ -2,12 +2,14 @@
 # Install everything the tests need on a fresh Debian/Raspberry Pi OS machine, then run lint, types and tests.
 # Debian packages: mosquitto (real MQTT broker), gpsd + gpsd-clients (gpsfake), ffmpeg (ffprobe), openssl,
 # systemd (systemd-analyze), chromium (console tests via Playwright), exiftool, pango/harfbuzz/fonts (WeasyPrint
-# reports), poppler-utils (pdftoppm), postgresql (customs index tests). Python packages go into ./.venv.
+# reports), poppler-utils (pdftoppm), postgresql (customs index tests), iproute2 (`ip netns`: the LAN-neighbour test
+# host, needs root). Python packages go into ./.venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 pkgs=(mosquitto mosquitto-clients gpsd gpsd-clients ffmpeg openssl systemd python3-venv chromium libimage-exiftool-perl
-      libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core poppler-utils postgresql)
+      libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core poppler-utils postgresql
+      iproute2)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
