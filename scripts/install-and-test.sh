@@ -3,13 +3,15 @@
 # Debian packages: mosquitto (real MQTT broker), gpsd + gpsd-clients (gpsfake), ffmpeg (ffprobe), openssl,
 # systemd (systemd-analyze), chromium (console tests via Playwright), exiftool, pango/harfbuzz/fonts (WeasyPrint
 # reports), fonts-noto-cjk (the Chinese text of the report's signature page), poppler-utils (pdftoppm),
-# postgresql (customs index tests). Python packages go into ./.venv.
+# postgresql (customs index tests), iproute2 (`ip netns`: the LAN-neighbour test host, needs root).
+# Python packages go into ./.venv.
 # Go (1.26, with its module proxy) builds Rekor v2 and the Sigstore TSA for the anchoring tests (cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 pkgs=(mosquitto mosquitto-clients gpsd gpsd-clients ffmpeg openssl systemd python3-venv chromium libimage-exiftool-perl
-      libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core fonts-noto-cjk poppler-utils postgresql)
+      libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core fonts-noto-cjk poppler-utils
+      postgresql iproute2)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

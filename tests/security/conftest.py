@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.fleet import Fleet
+from tests.support.netns import lan_neighbour  # noqa: F401  (the network-namespace test host fixture)
 
 DEVICES = ("cam-good", "cam-evil", "cam-victim")
 
