@@ -88,3 +88,20 @@ def test_a_still_outside_the_case_or_not_a_still_is_refused(case: dict[str, Any]
 def test_a_report_before_the_end_is_a_409_naming_the_state(case: dict[str, Any]) -> None:
     r = case["client"].post("/api/inspection/report", params={"case": CASE}, json={})
     assert r.status_code == 409 and "started" in r.json()["detail"] and "end" in r.json()["detail"]
+
+
+def test_the_search_detail_picture_needs_device_seq_and_the_record_hash(case: dict[str, Any]) -> None:
+    from agent.customs.console import stills
+
+    client = console_client({get_evidence: case["root"] / "received"}, (stills.router,))
+    items = {it.seq: it for it in ev.load_items(case["root"] / "received" / "test-device", 1)}
+    still = items[case["still"]]
+    ok = client.get(f"/api/still/test-device/{still.seq}", params={"item": still.record_hash})
+    assert ok.status_code == 200 and ok.headers["content-type"] == "image/jpeg" and ok.content == jpeg_bytes()
+    mark = items[case["mark"]]
+    for path, item in ((f"/api/still/test-device/{still.seq}", "0" * 64),  # another record's hash
+                       (f"/api/still/test-device/{mark.seq}", mark.record_hash),  # not a still
+                       ("/api/still/..%2Ftest-device/2", still.record_hash), ("/api/still/test-device/x", "a" * 64),
+                       (f"/api/still/test-device/{still.seq}", "../../etc/passwd")):
+        r = client.get(path, params={"item": item})
+        assert r.status_code in (404, 422), (path, r.status_code)

@@ -56,15 +56,16 @@ class InspectionService:
         result = self._request("selftest")
         checks = result.get("checks") or []
         failed = [c.get("name") for c in checks if isinstance(c, dict) and c.get("status") == "fail"]
+        warned = [c.get("name") for c in checks if isinstance(c, dict) and c.get("status") == "warn"]
         passed = bool(result.get("passed", not failed))
-        self.inspection.readiness = {"at": now_iso(), "passed": passed, "failed": failed, "checks": checks,
-                                     "sealed": result.get("sealed")}
+        self.inspection.readiness = {"at": now_iso(), "passed": passed, "failed": failed, "warnings": warned,
+                                     "checks": checks, "sealed": result.get("sealed")}
         sealed = result.get("sealed") or {}
+        note = (f"self-test FAILED: {', '.join(map(str, failed))}" if not passed else
+                f"self-test passed with warnings: {', '.join(map(str, warned))}" if warned else "self-test passed")
         return self._add(Entry(at=now_iso(), kind="readiness", ok=passed, officer=self.officer,
                                seq=sealed.get("seq"), record_hash=sealed.get("record_hash") or sealed.get("hash"),
-                               note="self-test passed" if passed else
-                               f"self-test FAILED: {', '.join(map(str, failed))}",
-                               details={"checks": checks}))
+                               note=note, details={"checks": checks, "warnings": warned}))
 
     def start(self) -> Entry:
         """``inspection.start`` on the device; idempotent (a retry after a reconnect gets the same seq)."""

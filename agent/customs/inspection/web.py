@@ -109,8 +109,10 @@ def inspections_page() -> FileResponse:
 
 @router.get("/api/inspections")
 def list_inspections(store: Inspections) -> list[dict[str, Any]]:
+    """Every case, newest first, with its last self-test (the fleet page shows open cases and self-tests)."""
     return [{"case": i.case, "state": i.state, "enterprise": i.enterprise, "device": i.device, "site": i.site,
-             "created": i.created} for i in store.list()]
+             "created": i.created, "readiness": None if i.readiness is None else {
+                 k: i.readiness.get(k) for k in ("at", "passed", "failed", "warnings")}} for i in store.list()]
 
 
 @router.post("/api/inspections")
