@@ -38,7 +38,7 @@ const Viewer = (() => {
     fit = true;
     if (!img.naturalWidth) return;
     const w = box.clientWidth || img.naturalWidth, h = box.clientHeight || img.naturalHeight;
-    setScale(Math.min(w / img.naturalWidth, h / img.naturalHeight, 1));
+    setScale(Math.min(w / img.naturalWidth, h / img.naturalHeight));  // small stills are enlarged to read them
     fit = true;
   }
   // caption: a list of [name, value] pairs, each shown as text
