@@ -42,11 +42,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         received = root / "received"
         st.procs.append(spawn("ingest", ["agent.customs.cli", "ingest", "--broker", st.broker.url, "--cafile",
                                          str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key), "--out",
-                                         str(received), "--client-id", "ingest-1"], root / "ingest.log"))
+                                         str(received), "--client-id", "ingest-1", "--index",
+                                         str(root / "index.sqlite")], root / "ingest.log"))
         st.start_device(st.device_config(DEVICE, SITE, width=640, height=360, fps=10))
         data = root / "console-data"
         _proc, url = st.start_console("officer-alice", extra_toml=(
-            f'[inspections]\ndata = "{data}"\nevidence = "{received}"\n'), width=640, height=360, fps=10)
+            f'[inspections]\ndata = "{data}"\nevidence = "{received}"\n[index]\nurl = "{root / "index.sqlite"}"\n'),
+            width=640, height=360, fps=10)
         yield {"st": st, "url": url, "root": root, "data": data, "received": received}
     finally:
         st.close()
@@ -111,6 +113,15 @@ def test_an_inspection_run_from_the_one_screen(stack: dict[str, Any]) -> None:
         assert "SIMULATED" in live.locator("#badge").inner_text()
         assert not live.locator("#actions-panel").is_visible()  # the case screen owns the actions
         assert disabled(page)["btn-start"] and not disabled(page)["btn-end"] and disabled(page)["btn-report"]
+
+        # The fleet page: the open case, the simulated receiver in amber.
+        fleet = browser.new_page(viewport={"width": 1600, "height": 500})
+        fleet.goto(f"{url}/fleet")
+        fleet.wait_for_selector(f"tr[data-device={DEVICE}] td.gps.warn", timeout=T)
+        fleet.wait_for_selector(f"tr[data-device={DEVICE}] a.case-link:has-text('{CASE}')", timeout=T)
+        assert "SIMULATED" in fleet.inner_text(f"tr[data-device={DEVICE}]")
+        fleet.screenshot(path=str(root / "fleet.png"))
+        fleet.close()
 
         # An empty mark is refused beside its button.
         page.click("#btn-mark")
@@ -188,4 +199,14 @@ def test_an_inspection_run_from_the_one_screen(stack: dict[str, Any]) -> None:
         assert page.locator("#live-frame").count() == 0
         page.screenshot(path=str(root / "ended.png"), full_page=True)
         assert not errors, errors
+        # Case search finds every item of the case (not just the case's own records); a still shows its picture.
+        search = browser.new_page(viewport={"width": 1600, "height": 1000})
+        search.goto(f"{url}/search?case={CASE}")
+        search.wait_for_function("() => window.searchStats && window.searchStats.rows > 0", timeout=T)
+        kinds = set(search.locator("#results tbody tr td:nth-child(5)").all_inner_texts())
+        assert {"inspection_start", "still", "mark", "decision"} <= kinds, kinds
+        search.click(f"#results tbody tr[data-seq='{snap_seq}']")
+        search.wait_for_function("() => { const i = document.getElementById('detail-img');"
+                                 " return i && i.naturalWidth > 0; }", timeout=T)
+        search.screenshot(path=str(root / "search.png"))
     assert show(data)["inspection"]["state"] == "ended"

@@ -25,8 +25,13 @@ const ALLOWED = {
   mark: ["started"], snapshot: ["started"], decision: ["started"], checkin: ["started"],
 };
 let busy = false;
+let shownState = null;
 function applyState() {
   const state = current ? current.inspection.state : null;
+  if (state !== shownState) {  // a new case state: errors beside the controls are stale now
+    if (shownState !== null) document.querySelectorAll(".msg.bad").forEach((m) => { m.textContent = ""; m.className = "msg"; });
+    shownState = state;
+  }
   for (const [key, states] of Object.entries(ALLOWED)) {
     const on = !busy && states.includes(state);
     const ids = key === "checkin" ? (current ? current.steps.map((s) => `checkin-${s}`) : []) : [`btn-${key}`];
