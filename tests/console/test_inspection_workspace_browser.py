@@ -175,6 +175,16 @@ def test_an_inspection_run_from_the_one_screen(stack: dict[str, Any]) -> None:
         assert page.evaluate("() => window.pwned") is None
         assert page.locator("img[src=x]").count() == 0
 
+        # The live page opened on its own while the case runs: its mark belongs to the case too.
+        solo = browser.new_page()
+        solo.goto(f"{url}/live/{SITE}/{DEVICE}")
+        solo.wait_for_selector(f"#case-note:has-text('{CASE}')", timeout=T)
+        solo.fill("#note", "seen on the live page")
+        solo.click("#mark")
+        solo.wait_for_selector("#actions li:has-text('in case')", timeout=T)
+        solo.close()
+        page.wait_for_selector("#timeline li.mark:has-text('seen on the live page')", timeout=T)
+
         # Decisions and the end ask first; cancelling seals nothing.
         page.fill("#reason", "goods as declared")
         page.click("#btn-decision")

@@ -152,12 +152,12 @@ class InspectionService:
             raise CommandError(f"inspection {self.inspection.case} is {self.inspection.state}: end the inspection "
                                "before building its report")
 
-    def stills(self, evidence_root: Path) -> list[dict[str, Any]]:
-        """The case's stills as the device sealed them (seq, label, capture time, GPS, whether the media has
-        arrived), with the officer's note from the session when the still was a check-in or a snapshot."""
+    def stills(self, items: list[ev.Item]) -> list[dict[str, Any]]:
+        """The stills among ``items`` (``items()``) as the device sealed them (seq, label, capture time, GPS,
+        whether the media has arrived), with the officer's note when the still was a check-in or a snapshot."""
         notes = {e.seq: e for e in self.inspection.entries if e.seq is not None}
         out = []
-        for it in self.items(evidence_root):
+        for it in items:
             if it.kind != "still":
                 continue
             entry = notes.get(it.seq)

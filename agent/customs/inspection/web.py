@@ -143,7 +143,7 @@ def get_inspection(store: Inspections, client: Client, root: Evidence, case: Cas
              if isinstance((e.details.get("gps") or {}).get("lat"), int | float)]
     return {"inspection": insp.model_dump(), "timer": insp.timer(), "checkin_complete": insp.checkin_complete(),
             "steps": list(CHECKIN_STEPS), "alerts": ev.alerts(items), "received": len(items),
-            "stills": service.stills(root) if root is not None else [],
+            "stills": service.stills(items),
             "live_sessions": [{"seq": it.seq, "session": it.extra.get("session"), "officer": it.extra.get("officer")}
                               for it in items if it.kind == "live"],
             "site_map": site_map_svg(insp.polygon, ev.track(items), fixes)}
