@@ -45,6 +45,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                                          str(received), "--client-id", "ingest-1", "--index",
                                          str(root / "index.sqlite")], root / "ingest.log"))
         st.start_device(st.device_config(DEVICE, SITE, width=640, height=360, fps=10))
+        deadline = time.monotonic() + 60  # the console refuses an index no ingest has created yet
+        while not (root / "index.sqlite").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
         data = root / "console-data"
         _proc, url = st.start_console("officer-alice", extra_toml=(
             f'[inspections]\ndata = "{data}"\nevidence = "{received}"\n[index]\nurl = "{root / "index.sqlite"}"\n'),
