@@ -114,7 +114,7 @@ function entryText(e) {
   return s;
 }
 function duration(a) {
-  if (a.ongoing) return "ongoing (no end sealed yet)";
+  if (a.ongoing) return current && current.inspection.end_seq != null ? "no end sealed before the inspection ended" : "ongoing (no end sealed yet)";
   if (a.duration_s == null) return a.end_at ? `ended ${String(a.end_at).slice(11, 19)}` : "";
   return `ended ${String(a.end_at).slice(11, 19)} (seq ${a.end_seq}) — lasted ${mmss(a.duration_s)}`;
 }
