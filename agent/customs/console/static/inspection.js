@@ -249,7 +249,8 @@ if (!CASE) {
     if (!n) { say("mark", "a mark needs a note", "bad"); return; }
     step("mark", {note: n}, "mark", "Mark").then((r) => { if (r) document.getElementById("note").value = ""; });
   });
-  on("btn-snapshot", () => step("snapshot", {note: document.getElementById("note").value.trim() || null}, "snapshot", "Snapshot"));
+  on("btn-snapshot", () => step("snapshot", {note: document.getElementById("note").value.trim() || null}, "snapshot", "Snapshot")
+    .then((r) => { if (r) document.getElementById("note").value = ""; }));
   on("btn-decision", async () => {
     const reason = document.getElementById("reason").value.trim();
     const sel = document.getElementById("decision");
