@@ -71,7 +71,8 @@ def _gps(doc: Any) -> dict[str, Any] | None:
     try:
         return {"fix": True, "mode": _s(doc.get("fix"), 4), "lat": float(doc["lat"]), "lon": float(doc["lon"]),
                 "hdop": None if doc.get("hdop") is None else float(doc["hdop"]),
-                "age_s": float(doc["age_s"]) if isinstance(doc.get("age_s"), int | float) else None}
+                "age_s": float(doc["age_s"]) if isinstance(doc.get("age_s"), int | float) else None,
+                "simulated": doc.get("talker") == "sim"}
     except (KeyError, TypeError, ValueError):
         return {"fix": False, "status": "malformed GPS in status"}
 

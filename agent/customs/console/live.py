@@ -157,6 +157,8 @@ def checks_of(h: dict[str, Any], now_us: int, chain: str, checked: Checked) -> d
                       else f"no fix ({gps.get('status') or 'unknown'})")
         out["time_source"] = (f"{time_q.get('source')} synced" if time_q.get("synced")
                               else f"NOT synced (source: {time_q.get('source')})")
+        out["doubts"] = [*(["GPS is SIMULATED (no real receiver)"] if gps.get("talker") == "sim" else []),
+                         *([] if time_q.get("synced") else ["clock NOT synchronised"])]
     return out
 
 

@@ -132,7 +132,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for e in insp.entries:
         print(f"  {e.at} {e.kind}{' ' + e.label if e.label else ''} seq {e.seq}{': ' + e.note if e.note else ''}")
     for a in out.get("alerts", []):
-        print(f"  ALERT seq {a['seq']} {a['type']} at {a['at']}: {a['advice']}")
+        end = ("still ongoing" if a.get("ongoing") else f"ended {a.get('end_at')}"
+               + (f", lasted {a['duration_s']:g} s" if a.get("duration_s") is not None else ""))
+        print(f"  ALERT seq {a['seq']} {a['type']} at {a['at']}, {end}: {a['advice']}")
     return 0
 
 

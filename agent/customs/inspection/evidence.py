@@ -19,6 +19,8 @@ from agent.signing.layout import ITEM_RE, bucket_of
 from agent.signing.records import parse_sidecar
 from agent.signing.sources import MAX_SIDECAR_BYTES, read_regular
 
+IMAGE_TYPES = ("image/jpeg", "image/png")  # what the console serves as a picture (nothing else, never sniffed)
+
 # The anti-falsification alerts a device seals, with what the officer should do about each.
 ADVICE = {
     "too_dark": "Lens covered or lights off: ask the representative to uncover the camera and show the scene "
@@ -125,20 +127,39 @@ def alert_of(item: Item, before: Item | None = None) -> dict[str, Any] | None:
     kind = "tamper" if item.kind == "tamper" else str(extra.get("type") or item.kind)
     if extra.get("phase") not in (None, "onset"):
         return None
-    return {"seq": item.seq, "at": item.wall, "type": kind, "record_hash": item.record_hash,
+    return {"seq": item.seq, "at": item.wall, "at_us": _wall_us(item), "type": kind, "record_hash": item.record_hash,
             "details": {k: v for k, v in extra.items() if k not in ("inspection", "type", "phase")},
             "advice": ADVICE.get(kind, "Check the live view and the evidence around this time.")}
 
 
 def alerts(items: list[Item]) -> list[dict[str, Any]]:
-    """Every alert among ``items`` (one case's records, in sequence order)."""
+    """Every alert among ``items`` (one case's records, in sequence order), each with its end: ``end_at`` and
+    ``end_seq`` of the next ``phase: end`` record of the same type, ``duration_s`` between the two (None and
+    ``ongoing`` while no end was sealed); a restart ends when the device is back, after ``silent_s``."""
     out = []
+    open_: dict[str, dict[str, Any]] = {}
     for i, it in enumerate(items):
         before = items[i - 1] if i > 0 and items[i - 1].seq == it.seq - 1 else None
         alert = alert_of(it, before)
         if alert is not None:
+            alert.update(end_at=None, end_seq=None, duration_s=None, ongoing=True)
+            if alert["type"] == "restart":
+                silent = alert["details"].get("silent_s")
+                alert.update(end_at=it.wall, end_seq=it.seq, duration_s=silent, ongoing=False)
+            else:
+                open_[alert["type"]] = alert
             out.append(alert)
+        elif it.kind in ALERT_KINDS and it.extra.get("phase") == "end":
+            onset = open_.pop(str(it.extra.get("type") or it.kind), None)
+            if onset is not None:
+                gap_us = _wall_us(it) - _wall_us_of(onset)
+                onset.update(end_at=it.wall, end_seq=it.seq, ongoing=False,
+                             duration_s=round(gap_us / 1e6, 3) if gap_us >= 0 else None)
     return out
+
+
+def _wall_us_of(alert: dict[str, Any]) -> int:
+    return int(alert.get("at_us", 0))
 
 
 def track(items: list[Item]) -> list[tuple[float, float]]:

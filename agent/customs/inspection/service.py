@@ -56,15 +56,16 @@ class InspectionService:
         result = self._request("selftest")
         checks = result.get("checks") or []
         failed = [c.get("name") for c in checks if isinstance(c, dict) and c.get("status") == "fail"]
+        warned = [c.get("name") for c in checks if isinstance(c, dict) and c.get("status") == "warn"]
         passed = bool(result.get("passed", not failed))
-        self.inspection.readiness = {"at": now_iso(), "passed": passed, "failed": failed, "checks": checks,
-                                     "sealed": result.get("sealed")}
+        self.inspection.readiness = {"at": now_iso(), "passed": passed, "failed": failed, "warnings": warned,
+                                     "checks": checks, "sealed": result.get("sealed")}
         sealed = result.get("sealed") or {}
+        note = (f"self-test FAILED: {', '.join(map(str, failed))}" if not passed else
+                f"self-test passed with warnings: {', '.join(map(str, warned))}" if warned else "self-test passed")
         return self._add(Entry(at=now_iso(), kind="readiness", ok=passed, officer=self.officer,
                                seq=sealed.get("seq"), record_hash=sealed.get("record_hash") or sealed.get("hash"),
-                               note="self-test passed" if passed else
-                               f"self-test FAILED: {', '.join(map(str, failed))}",
-                               details={"checks": checks}))
+                               note=note, details={"checks": checks, "warnings": warned}))
 
     def start(self) -> Entry:
         """``inspection.start`` on the device; idempotent (a retry after a reconnect gets the same seq)."""
@@ -144,6 +145,42 @@ class InspectionService:
 
     def alerts(self, evidence_root: Path) -> list[dict[str, Any]]:
         return ev.alerts(self.items(evidence_root))
+
+    def require_ended(self) -> None:
+        """A report covers a whole case: building one before ``inspection_end`` is refused (409 in the console)."""
+        if self.inspection.state not in ("ended", "reported"):
+            raise CommandError(f"inspection {self.inspection.case} is {self.inspection.state}: end the inspection "
+                               "before building its report")
+
+    def stills(self, items: list[ev.Item]) -> list[dict[str, Any]]:
+        """The stills among ``items`` (``items()``) as the device sealed them (seq, label, capture time, GPS,
+        whether the media has arrived), with the officer's note when the still was a check-in or a snapshot."""
+        notes = {e.seq: e for e in self.inspection.entries if e.seq is not None}
+        out = []
+        for it in items:
+            if it.kind != "still":
+                continue
+            entry = notes.get(it.seq)
+            label = it.extra.get("label")
+            out.append({"seq": it.seq, "label": label if isinstance(label, str) else None, "at": it.wall,
+                        "gps": it.record.get("gps"), "time": it.record.get("time"), "received": it.media is not None,
+                        "note": entry.note if entry is not None else None,
+                        "step": entry.kind if entry is not None else None})
+        return out
+
+    def still(self, evidence_root: Path, seq: int) -> tuple[Path, str]:
+        """The media file and type of still ``seq``, only when it belongs to this case and has arrived."""
+        insp = self.inspection
+        if insp.start_seq is None or seq < insp.start_seq or (insp.end_seq is not None and seq > insp.end_seq):
+            raise ConfigError(f"seq {seq} is not part of inspection {insp.case}")
+        found = ev.load_items(ev.device_dir_of(evidence_root, insp.device), seq, seq)
+        if not found or found[0].kind != "still":
+            raise ConfigError(f"no still with seq {seq} has been received for inspection {insp.case}")
+        media = found[0].record.get("media") or {}
+        kind = media.get("type")
+        if found[0].media is None or kind not in ev.IMAGE_TYPES:
+            raise ConfigError(f"the picture of seq {seq} has not been received (or is not an image)")
+        return found[0].media, str(kind)
 
     def seal_report(self, sha256: str, size: int, items: int) -> dict[str, Any]:
         """Ask the device to seal the signed report manifest's hash into its chain."""

@@ -96,6 +96,8 @@ async def _run(fn: Callable[[], Any]) -> Any:
         return await asyncio.to_thread(locked)
     except CommandError as exc:  # the device refused (conflict, bad args) or the step is out of order
         raise HTTPException(409, str(exc)) from None
+    except ConfigError as exc:  # the console's own settings (no evidence folder): not the officer's mistake
+        raise HTTPException(503, str(exc)) from None
     except AgentError as exc:  # no reply, verification failure, configuration
         raise HTTPException(502, str(exc)) from None
 
@@ -107,8 +109,10 @@ def inspections_page() -> FileResponse:
 
 @router.get("/api/inspections")
 def list_inspections(store: Inspections) -> list[dict[str, Any]]:
+    """Every case, newest first, with its last self-test (the fleet page shows open cases and self-tests)."""
     return [{"case": i.case, "state": i.state, "enterprise": i.enterprise, "device": i.device, "site": i.site,
-             "created": i.created} for i in store.list()]
+             "created": i.created, "readiness": None if i.readiness is None else {
+                 k: i.readiness.get(k) for k in ("at", "passed", "failed", "warnings")}} for i in store.list()]
 
 
 @router.post("/api/inspections")
@@ -139,6 +143,7 @@ def get_inspection(store: Inspections, client: Client, root: Evidence, case: Cas
              if isinstance((e.details.get("gps") or {}).get("lat"), int | float)]
     return {"inspection": insp.model_dump(), "timer": insp.timer(), "checkin_complete": insp.checkin_complete(),
             "steps": list(CHECKIN_STEPS), "alerts": ev.alerts(items), "received": len(items),
+            "stills": service.stills(items),
             "live_sessions": [{"seq": it.seq, "session": it.extra.get("session"), "officer": it.extra.get("officer")}
                               for it in items if it.kind == "live"],
             "site_map": site_map_svg(insp.polygon, ev.track(items), fixes)}
@@ -204,12 +209,29 @@ def _report(store: InspectionStore, client: OfficerClient, root: Path | None,
             service: InspectionService) -> dict[str, Any]:
     from agent.customs.inspection.report import build_report
 
+    service.require_ended()
     if root is None:
         raise ConfigError("no evidence folder: set [inspections] evidence = INGEST_OUT in the console config")
     res = build_report(service, root, store.dir.parent / "reports", client.officer, wait_s=60.0)
     return {"verified": res.verify["ok"], "problems": res.verify["problems"], "items": res.items,
             "sealed_seq": res.sealed_seq, "manifest_sha256": res.manifest_sha256,
             "report_check": res.verify.get("report"), "findings": list(res.findings), "seconds": res.seconds}
+
+
+@router.get("/api/inspection/still")
+def still(store: Inspections, client: Client, root: Evidence, case: Case,
+          seq: Annotated[int, Query(ge=0, le=2**53)]) -> FileResponse:
+    """One still of the case, full size: found by case and seq in the ingested evidence (never a client path),
+    served with the type its signed record names (JPEG or PNG only) and ``nosniff``."""
+    if root is None:
+        raise HTTPException(503, "no evidence folder: set [inspections] evidence = INGEST_OUT in the console config")
+    try:
+        path, media_type = _service(store, client, case).still(root, seq)
+    except ConfigError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return FileResponse(path, media_type=media_type, headers={
+        "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600",
+        "Content-Disposition": f'inline; filename="{case.replace("/", "_")}-{seq}.{media_type.split("/")[1]}"'})
 
 
 @router.get("/api/inspection/report/{name}")

@@ -6,6 +6,16 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def case_of(extra: dict[str, Any]) -> str | None:
+    """The case an item belongs to: ``extra.case`` (or ``case_id``) on the case's own records, else
+    ``extra.inspection.case``, which the device adds to every item sealed while a case is open."""
+    case = extra.get("case_id", extra.get("case"))
+    if not isinstance(case, str):
+        inspection = extra.get("inspection")
+        case = inspection.get("case") if isinstance(inspection, dict) else None
+    return case if isinstance(case, str) else None
+
+
 @dataclass(frozen=True)
 class ItemRow:
     """One stored evidence record (its media may follow later)."""
@@ -35,7 +45,7 @@ class ItemRow:
         captured = record.get("captured") if isinstance(record.get("captured"), dict) else {}
         sealed = record.get("sealed") if isinstance(record.get("sealed"), dict) else {}
         assert extra is not None and gps is not None and captured is not None and sealed is not None
-        case = extra.get("case_id", extra.get("case"))
+        case = case_of(extra)
         etype = extra.get("type")
         lat, lon = gps.get("lat"), gps.get("lon")
         return cls(
@@ -46,7 +56,7 @@ class ItemRow:
             media_sha256=None if media is None else str(media.get("sha256")),
             media_size=None if media is None else int(media.get("size", 0)),
             event_type=etype if isinstance(etype, str) else None,
-            case_id=case if isinstance(case, str) else None,
+            case_id=case,
             lat=float(lat) if isinstance(lat, (int, float)) else None,
             lon=float(lon) if isinstance(lon, (int, float)) else None,
             body=body.decode(), media_done=media is None)

@@ -11,16 +11,50 @@ function row(d) {
   const st = el("td", {class: "state"}, el("span", {class: "dot"}), state);
   const alerts = el("td", {class: "alerts"});
   for (const a of (d.alerts || []).slice(0, 4)) alerts.append(el("span", {class: "alert-chip", title: a.time || ""}, alertText(a)));
-  const self = d.selftest ? (d.selftest.ok === false ? "FAILED " : d.selftest.ok ? "passed " : "") + (d.selftest.time || "") : "—";
+  const self = selftestCell(d);
   const link = el("a", {class: "btn", href: `/live/${encodeURIComponent(d.site)}/${encodeURIComponent(d.device)}`}, "Watch live");
   tr.append(st, el("td", {text: d.site}), el("td", {text: d.device}),
     el("td", {class: "seen", "data-seen": d.last_seen || ""}, ago(d.last_seen)),
     // an offline device's position and clock are what it last reported, never shown as current
-    el("td", state === "online" ? {text: gpsText(d.gps)} : {class: "muted", text: d.gps ? `last reported: ${gpsText(d.gps)}` : "—"}),
+    el("td", state === "online" ? {class: d.gps && d.gps.simulated ? "warn gps" : "gps", text: gpsText(d.gps) + (d.gps && d.gps.simulated ? " — SIMULATED receiver" : "")}
+      : {class: "muted", text: d.gps ? `last reported: ${gpsText(d.gps)}` : "—"}),
     el("td", state === "online" ? {text: clockText(d.clock)} : {class: "muted", text: d.clock ? `last reported: ${clockText(d.clock)}` : "—"}),
-    el("td", {text: self}), alerts, indexCell(d),
+    self, alerts, indexCell(d),
     el("td", {}, state === "offline" ? el("span", {class: "muted"}, "offline") : link));
   return tr;
+}
+
+// Open cases and the newest self-test of this device's cases (amber for warnings), else the status's self-test.
+const cases = new Map();  // site/device -> [{case, state, readiness}]
+function selftestCell(d) {
+  const mine = cases.get(d.site + "/" + d.device) || [];
+  const open = mine.filter((c) => c.state === "open" || c.state === "started");
+  const tests = mine.map((c) => c.readiness).filter(Boolean).sort((a, b) => (a.at < b.at ? 1 : -1));
+  const td = el("td", {class: "selftest"});
+  const r = tests[0];
+  if (r) {
+    const warned = (r.warnings || []).length;
+    td.append(el("span", {class: !r.passed ? "bad" : warned ? "warn" : "ok",
+      text: !r.passed ? `FAILED (${(r.failed || []).join(", ")})` : warned ? `passed with warnings (${r.warnings.join(", ")})` : "passed"}),
+      ` ${String(r.at).replace("T", " ").slice(0, 19)}`);
+  } else if (d.selftest) {
+    td.append(el("span", {class: d.selftest.ok === false ? "bad" : "", text: (d.selftest.ok === false ? "FAILED " : d.selftest.ok ? "passed " : "") + (d.selftest.time || "")}));
+  } else td.append("—");
+  for (const c of open) {
+    td.append(el("div", {}, el("a", {class: "case-link", href: `/inspections?case=${encodeURIComponent(c.case)}`, text: `case ${c.case}`}), ` ${c.state}`));
+  }
+  return td;
+}
+async function loadCases() {
+  try {
+    const r = await fetch("/api/inspections");
+    cases.clear();
+    for (const c of r.ok ? await r.json() : []) {
+      const k = c.site + "/" + c.device;
+      cases.set(k, [...(cases.get(k) || []), c]);
+    }
+    render();
+  } catch (err) { /* inspections not configured: the rest of the page goes on */ }
 }
 
 function indexCell(d) {
@@ -70,3 +104,5 @@ setInterval(() => document.querySelectorAll("td.seen").forEach((td) => { td.text
 connect();
 loadIndex();
 setInterval(loadIndex, 10000);
+loadCases();
+setInterval(loadCases, 10000);

@@ -12,13 +12,18 @@ const pending = [];
 let lastRefusedAt = 0;
 
 document.getElementById("title").textContent = `Live — ${device} @ ${site}`;
+// ?embed=1: inside the inspection screen, which owns the case's actions (marks and snapshots belong to the case)
+const EMBED = new URLSearchParams(location.search).get("embed") === "1";
+if (EMBED) document.body.classList.add("embed");
+let doubts = [];  // what the device signed that is not trustworthy as evidence (simulated GPS, unsynced clock)
 
 function setBadge(kind, title, why) {
+  if (kind === "ok" && doubts.length) { kind = "warn"; title = "VERIFIED LIVE — CHECK CONDITIONS"; why = `${doubts.join("; ")} · ${why || ""}`; }
   const b = document.getElementById("badge");
   b.className = "badge " + kind;
   document.getElementById("badge-title").textContent = title;
   document.getElementById("badge-why").textContent = why || "";
-  document.getElementById("checks-title").textContent = kind === "ok" ? "Checked for the fragment on screen:"
+  document.getElementById("checks-title").textContent = kind === "ok" || kind === "warn" ? "Checked for the fragment on screen:"
     : kind === "bad" ? "The last fragment shown had passed:" : "";
 }
 function showChecks(c) {
@@ -27,8 +32,11 @@ function showChecks(c) {
   // c.lines: each check that passed for this fragment, as the console computed it from what it compared
   ul.replaceChildren(...(c.lines || []).map((line) => el("li", {}, line)),
     el("li", {}, `Captured ${c.capture_start_us ? new Date(c.capture_start_us / 1000).toISOString().slice(11, 23) + "Z" : "—"} ${age}`),
-    el("li", {}, `GPS (device-signed) ${c.gps || "—"}`), el("li", {}, `Clock (device-signed) ${c.time_source || "—"}`));
+    el("li", {class: doubt(c, "GPS")}, `GPS (device-signed) ${c.gps || "—"}${doubt(c, "GPS") ? " — SIMULATED" : ""}`),
+    el("li", {class: doubt(c, "clock")}, `Clock (device-signed) ${c.time_source || "—"}`));
 }
+// amber, never a green tick, for what the device itself says is doubtful
+function doubt(c, what) { return (c.doubts || []).some((d) => d.startsWith(what)) ? "warn" : ""; }
 function logEvent(text, cls) {
   const ul = document.getElementById("events");
   if (ul.firstElementChild && ul.firstElementChild.classList.contains("muted")) ul.replaceChildren();
@@ -151,6 +159,7 @@ ws.onmessage = (ev) => {
     stats.verified += 1;
     stats.bytes += meta.bytes || data.length;
     if (meta.t === "init") onInit(meta, data); else if (meta.t === "jpeg") onJpeg(meta, data); else onMedia(meta, data);
+    if (meta.checks && Array.isArray(meta.checks.doubts)) doubts = meta.checks.doubts;
     showChecks(meta.checks);
     const what = meta.t === "jpeg" ? `${meta.width}x${meta.height} JPEG frames (device has no H.264 live stream)`
       : `${meta.width}x${meta.height} H.264, ${meta.bitrate_kbps || "?"} kbit/s`;
@@ -183,16 +192,25 @@ ws.onclose = () => { if (!stats.ended) { stats.ended = "connection closed"; setB
 setInterval(() => { if (ws.readyState === 1) ws.send(JSON.stringify({t: "keepalive"})); }, 3000);
 window.addEventListener("pagehide", () => { try { ws.send(JSON.stringify({t: "stop"})); } catch (e) { /* closing anyway */ } });
 
+// While a case is started on this device, marks and snapshots go through the case (its timeline and report).
+let caseOpen = null;
+fetch("/api/inspections").then((r) => (r.ok ? r.json() : [])).then((rows) => {
+  caseOpen = rows.find((r) => r.state === "started" && r.device === device && r.site === site) || null;
+  if (caseOpen) document.getElementById("case-note").textContent = `Actions are recorded in case ${caseOpen.case}.`;
+}).catch(() => {});
 async function action(path, body) {
   const out = document.getElementById("actions");
-  const r = await fetch(`/api/devices/${encodeURIComponent(site)}/${encodeURIComponent(device)}/${path}`,
-    {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body || {})});
-  const j = await r.json();
-  const text = r.ok ? `${path}: sealed as record ${j.result.seq} (${j.verified})` : `${path} failed: ${j.detail}`;
+  const url = caseOpen ? `/api/inspection/${path}?case=${encodeURIComponent(caseOpen.case)}`
+    : `/api/devices/${encodeURIComponent(site)}/${encodeURIComponent(device)}/${path}`;
+  const r = await fetch(url, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body || {})});
+  const j = await r.json().catch(() => ({}));
+  const seq = caseOpen ? j.seq : (j.result || {}).seq;
+  const text = r.ok ? `${path}: sealed as record ${seq}${caseOpen ? " in case " + caseOpen.case : " (" + j.verified + ")"}`
+    : `${path} failed: ${typeof j.detail === "string" ? j.detail : r.statusText}`;
   out.prepend(el("li", {class: r.ok ? "" : "bad"}, text));
   return j;
 }
-document.getElementById("snapshot").onclick = () => action("snapshot");
+document.getElementById("snapshot").onclick = () => action("snapshot", caseOpen ? {} : undefined);
 document.getElementById("mark").onclick = () => {
   const note = document.getElementById("note").value.trim();
   if (note) action("mark", {note}).then(() => { document.getElementById("note").value = ""; });

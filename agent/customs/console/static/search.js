@@ -113,6 +113,16 @@ async function detail(r, tr) {
     const body = document.querySelector("#detail-fields tbody");
     body.replaceChildren(...fields.filter(([, v]) => v !== undefined && v !== null && v !== "")
       .map(([k, v]) => el("tr", {}, el("th", {text: k}), el("td", {text: String(v)}))));
+    const pic = document.getElementById("detail-picture");
+    pic.replaceChildren();
+    if (rec.kind === "still" && d.row.media && d.row.media.stored) {  // the console finds it by device, seq and hash
+      const src = `/api/still/${encodeURIComponent(rec.device_id)}/${encodeURIComponent(rec.seq)}?item=${encodeURIComponent(d.row.item)}`;
+      const img = el("img", {id: "detail-img", src, alt: `still ${rec.seq}`});
+      img.onerror = () => pic.replaceChildren(el("p", {class: "muted", text: "picture not available (no evidence folder configured, or not received)"}));
+      img.onclick = () => Viewer.open(src, [["Device", rec.device_id], ["Seq", rec.seq], ["Label", (rec.extra || {}).label],
+        ["Captured", d.row.captured], ["GPS (device-signed)", gpsCaption(rec.gps)], ["Case", d.row.case]]);
+      pic.append(img);
+    }
     document.getElementById("verify-hint").textContent = d.verify;
     findingList(document.getElementById("detail-findings"), d.findings, "No findings for this device.");
     document.getElementById("detail-record").textContent = JSON.stringify(JSON.parse(d.canonical), null, 2);
