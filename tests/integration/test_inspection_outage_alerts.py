@@ -87,6 +87,7 @@ def site(plain_mosquitto: Mosquitto, tmp_path: Path) -> Iterator[dict[str, Any]]
     assert res.returncode == 0, res.stderr
     (tmp_path / "officers").mkdir()
     shutil.copy(tmp_path / "officer-keys" / "officer.pem", tmp_path / "officers" / "officer-alice.pem")
+    (tmp_path / "officers" / "permissions.json").write_text('{"officer-alice": ["*"]}')  # grants only what it lists
     cfg = tmp_path / "agent.toml"
     cfg.write_text(f"""
 [device]
