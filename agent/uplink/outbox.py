@@ -84,6 +84,10 @@ class Outbox:
         self._counted_at = 0.0
         self._refresh_counts()
         self._thread = Worker("outbox-dispatch", self._run)
+        self._carry_new: list[Job] = []  # taken from the queues but not yet stored (the store failed)
+        self._carry_done: list[Ack] = []
+        self.loop_mono = time.monotonic()  # the dispatcher's last turn (health: a hung loop shows)
+        self.last_error: str | None = None  # the store failure that ended the last dispatcher, until it recovers
         self._started = False
         self._closed = False
 
@@ -118,6 +122,20 @@ class Outbox:
             self._started = True
             self._thread.start()
 
+    def restart(self) -> None:
+        """A new dispatcher after the last one died (the supervisor's restart): the store holds the state;
+        what the dead one had taken from the queues is carried over, chunk acks are re-read from the store."""
+        if self._closed or self._thread.is_alive():
+            return
+        self._acked.clear()
+        self._thread = Worker("outbox-dispatch", self._run)
+        self._thread.start()
+
+    @property
+    def dispatching(self) -> bool:
+        """The dispatcher thread runs (it may be idle: nothing to send, or no link)."""
+        return self._thread.is_alive()
+
     def close(self) -> None:
         if self._closed:
             return
@@ -140,7 +158,8 @@ class Outbox:
         with self._lock:
             pending, pbytes, rejected = self._counts
             age = None if self._oldest_ns is None else max(0.0, (time.time_ns() - self._oldest_ns) / 1e9)
-            return OutboxStats(pending=pending + self._new.qsize(), pending_bytes=pbytes, rejected=rejected,
+            return OutboxStats(pending=pending + self._new.qsize() + len(self._carry_new), pending_bytes=pbytes,
+                               rejected=rejected,
                                in_flight=len(self._inflight), delivered=self._delivered, oldest_age_s=age,
                                last_sealed=self._last_sealed)
 
@@ -167,13 +186,16 @@ class Outbox:
             if self.vault_dir is not None:
                 self._catch_up(self.vault_dir)
             while not stopping.is_set():
+                self.loop_mono = time.monotonic()
                 self._wake.wait(0.2)
                 self._wake.clear()
                 self._take_new()
                 self._take_done()
                 if self.link.connected and time.monotonic() >= self._paused_until:
                     self._fill()
-        except Exception:
+                self.last_error = None
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
             log.exception("outbox dispatcher stopped on an unexpected error")
             raise
 
@@ -188,9 +210,10 @@ class Outbox:
             self._refresh_counts()
 
     def _take_new(self) -> None:
-        batch = _drain(self._new)
+        batch = self._carry_new + _drain(self._new)
         if not batch:
             return
+        self._carry_new = batch  # until the transaction commits: a failed store keeps them for the next try
         with self.store.transaction(durable=True):
             for job in batch:
                 if isinstance(job, SealedItem):
@@ -201,18 +224,21 @@ class Outbox:
                     item = job.props[0][1] if job.props else ""
                     self.store.add(job.priority, job.channel, item, None, None, job.payload, None,
                                    len(job.payload), list(job.props), job.content_type)
+        self._carry_new = []
         self._refresh_counts()
 
     # -- acknowledgements -----------------------------------------------------------------------
     def _take_done(self) -> None:
-        acks = _drain(self._done)
+        acks = self._carry_done + _drain(self._done)
         if not acks:
             return
+        self._carry_done = acks
         with self.store.transaction(durable=False):
             for ack in acks:
                 with self._lock:
                     self._inflight.pop((ack.entry_id, ack.idx), None)
                 self._settle(ack)
+        self._carry_done = []
         if self._dirty or time.monotonic() - self._counted_at > 1.0:  # deletes already counted in memory
             self._refresh_counts()
 

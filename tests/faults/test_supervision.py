@@ -1,0 +1,125 @@
+"""Supervision through the real processes: a worker that dies is restarted or the process exits non-zero.
+
+Faults are real ones, not hooks: the outbox database (or the ingest's store) lives on a small tmpfs the test
+mounts and then fills, so every write fails with "database or disk is full" (ENOSPC), as on a full or failing
+SD card. Transient = space returns while the process runs; permanent = it does not, the process must exit
+non-zero (``Restart=`` would bring it back) and the test plays systemd: it frees the space and starts the
+process again. Every sealed item must reach the officer's ingest in the end. Figures in docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.faults.conftest import need_mosquitto
+from tests.faults.rig import Rig, received_complete, received_seqs, wait_until
+from tests.faults.test_disk_full import fill
+from tests.support.broker import Mosquitto
+
+FIGURES: dict[str, Any] = {}
+ESCALATE_BOUND_S = 60.0  # generous on a loaded CI machine; the figure printed is what was measured
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs the test fills to make every write on it fail; skipped where mounting needs root."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip()})")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def log_text(rig: Rig) -> str:
+    return rig.log.read_text(errors="replace") if rig.log.exists() else ""
+
+
+def newest_seq(rig: Rig) -> int:
+    recs = rig.sealed()
+    return int(recs[-1]["seq"]) if recs else -1
+
+
+def internal_errors(rig: Rig) -> list[dict[str, Any]]:
+    return [r["extra"] for r in rig.sealed() if r["kind"] == "event" and r["extra"].get("type") == "internal_error"]
+
+
+def outbox_rig(root: Path, broker: Mosquitto, fs: Path) -> Rig:
+    rig = Rig(root, broker=broker, extra={"uplink": {"outbox_path": str(fs / "outbox.sqlite")}})
+    rig.start_ingest()
+    rig.start_agent()
+    assert wait_until(lambda: len(received_seqs(rig)) >= 3, 90), "nothing delivered before the fault"
+    return rig
+
+
+def all_delivered(rig: Rig, timeout: float = 120) -> bool:
+    """Every item sealed so far (records and media) is at the ingest."""
+    upto = newest_seq(rig)
+    return wait_until(lambda: received_complete(rig, upto), timeout)
+
+
+def test_outbox_disk_fault_transient_restarts_the_dispatcher(tmp_path: Path, tls_broker: Mosquitto,
+                                                             small_fs: Path) -> None:
+    need_mosquitto()
+    rig = outbox_rig(tmp_path / "device", tls_broker, small_fs)
+    try:
+        ballast = fill(small_fs)
+        assert wait_until(lambda: "database or disk is full" in log_text(rig), 60), "the fault never hit"
+        n0 = newest_seq(rig)
+        assert wait_until(lambda: newest_seq(rig) >= n0 + 10, 60)  # seconds of recording under the fault
+        ballast.unlink()
+        freed = time.monotonic()
+        assert rig.proc is not None and rig.proc.poll() is None, "a transient fault must not end the process"
+        upto = newest_seq(rig)
+        assert wait_until(lambda: received_complete(rig, upto), 90), \
+            f"not delivered after the disk recovered: {len(received_seqs(rig))} of {upto + 1} at the ingest"
+        FIGURES["outbox transient: s from space back to all delivered"] = round(time.monotonic() - freed, 1)
+        assert rig.stop_agent() == 0
+        assert all_delivered(rig)
+        errs = internal_errors(rig)
+        assert any(e.get("part") == "outbox-dispatch" for e in errs), errs
+        FIGURES["outbox transient: sealed / delivered"] = (newest_seq(rig) + 1, len(received_seqs(rig)))
+    finally:
+        rig.close()
+    print("supervision figures:", FIGURES)
+
+
+def test_outbox_disk_fault_permanent_exits_then_restart_delivers(tmp_path: Path, tls_broker: Mosquitto,
+                                                                 small_fs: Path) -> None:
+    need_mosquitto()
+    rig = outbox_rig(tmp_path / "device", tls_broker, small_fs)
+    try:
+        ballast = fill(small_fs)
+        assert wait_until(lambda: "database or disk is full" in log_text(rig), 60), "the fault never hit"
+        hit = time.monotonic()
+        assert rig.proc is not None
+        try:
+            rc = rig.proc.wait(ESCALATE_BOUND_S)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"alive but not delivering for {ESCALATE_BOUND_S:g} s: the process must exit "
+                                 "non-zero so systemd restarts it") from None
+        FIGURES["outbox permanent: s alive-but-useless before exit"] = round(time.monotonic() - hit, 1)
+        assert rc != 0, "a process that gave up must exit non-zero"
+        ballast.unlink()  # the restart (here: the space) brings it back, as systemd's Restart= would
+        rig.start_agent()
+        assert all_delivered(rig, 120), f"{len(received_seqs(rig))} of {newest_seq(rig) + 1} at the ingest"
+        assert rig.stop_agent() == 0
+        assert all_delivered(rig)
+        assert any(e.get("part") == "outbox-dispatch" for e in internal_errors(rig))
+        FIGURES["outbox permanent: sealed / delivered"] = (newest_seq(rig) + 1, len(received_seqs(rig)))
+    finally:
+        rig.close()
+    print("supervision figures:", FIGURES)
