@@ -123,3 +123,74 @@ def test_outbox_disk_fault_permanent_exits_then_restart_delivers(tmp_path: Path,
     finally:
         rig.close()
     print("supervision figures:", FIGURES)
+
+
+def ingest_rig(root: Path, broker: Mosquitto, fs: Path) -> Rig:
+    """The officer's ingest stores onto the small filesystem; the device is healthy."""
+    rig = Rig(root, broker=broker)
+    rig.received = fs / "received"
+    rig.start_ingest()
+    rig.start_agent()
+    assert wait_until(lambda: len(received_seqs(rig)) >= 3, 90), "nothing delivered before the fault"
+    return rig
+
+
+def ingest_log(rig: Rig) -> str:
+    return rig.ingest_log.read_text(errors="replace") if rig.ingest_log.exists() else ""
+
+
+def test_ingest_store_fault_transient_retries_then_stores(tmp_path: Path, tls_broker: Mosquitto,
+                                                          small_fs: Path) -> None:
+    need_mosquitto()
+    rig = ingest_rig(tmp_path / "device", tls_broker, small_fs)
+    try:
+        ballast = fill(small_fs)
+        assert wait_until(lambda: "No space left" in ingest_log(rig) or "disk is full" in ingest_log(rig), 60), \
+            "the fault never hit the ingest"
+        n0 = newest_seq(rig)
+        assert wait_until(lambda: newest_seq(rig) >= n0 + 10, 60)
+        ballast.unlink()
+        freed = time.monotonic()
+        assert rig.ingest_proc is not None and rig.ingest_proc.poll() is None, "a transient fault must not end it"
+        upto = newest_seq(rig)
+        assert wait_until(lambda: received_complete(rig, upto), 90), \
+            f"not stored after the disk recovered: {len(received_seqs(rig))} of {upto + 1}"
+        FIGURES["ingest transient: s from space back to all stored"] = round(time.monotonic() - freed, 1)
+        assert rig.stop_agent() == 0
+        assert all_delivered(rig)
+        rep = rig.stop_ingest()
+        assert rep["missing"] == [] and rep["incomplete"] == [], rep
+        FIGURES["ingest transient: sealed / stored"] = (newest_seq(rig) + 1, len(received_seqs(rig)))
+    finally:
+        rig.close()
+    print("supervision figures:", FIGURES)
+
+
+def test_ingest_store_fault_permanent_exits_then_restart_stores(tmp_path: Path, tls_broker: Mosquitto,
+                                                                small_fs: Path) -> None:
+    need_mosquitto()
+    rig = ingest_rig(tmp_path / "device", tls_broker, small_fs)
+    try:
+        ballast = fill(small_fs)
+        assert wait_until(lambda: "No space left" in ingest_log(rig) or "disk is full" in ingest_log(rig), 60), \
+            "the fault never hit the ingest"
+        hit = time.monotonic()
+        assert rig.ingest_proc is not None
+        try:
+            rc = rig.ingest_proc.wait(ESCALATE_BOUND_S)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"ingest alive but storing nothing for {ESCALATE_BOUND_S:g} s: it must exit "
+                                 "non-zero so systemd restarts it") from None
+        FIGURES["ingest permanent: s alive-but-useless before exit"] = round(time.monotonic() - hit, 1)
+        assert rc != 0, "an ingest that gave up must exit non-zero"
+        ballast.unlink()
+        rig.start_ingest()  # same client id: the broker kept the session's queue
+        assert all_delivered(rig, 120), f"{len(received_seqs(rig))} of {newest_seq(rig) + 1} at the ingest"
+        assert rig.stop_agent() == 0
+        assert all_delivered(rig)
+        rep = rig.stop_ingest()
+        assert rep["missing"] == [] and rep["incomplete"] == [], rep
+        FIGURES["ingest permanent: sealed / stored"] = (newest_seq(rig) + 1, len(received_seqs(rig)))
+    finally:
+        rig.close()
+    print("supervision figures:", FIGURES)
