@@ -37,7 +37,8 @@ T = TypeVar("T")
 
 RETRYABLE = {0x89, 0x97, 0x9F}  # server busy, quota exceeded, connection rate exceeded
 TOO_BIG = {0x95}  # packet too large: mosquitto answers message_size_limit overflows with PUBACK 0x95
-CHUNKABLE = frozenset({"record", "alert"})  # signed sidecars: the ingest reassembles them when chunked
+CHUNKABLE = frozenset({"record", "alert"})
+UNREADABLE_REJECT_S = 120.0  # a media file unreadable this long is kept as rejected (an operator requeues it)  # signed sidecars: the ingest reassembles them when chunked
 
 
 
@@ -86,6 +87,7 @@ class Outbox:
         self._thread = Worker("outbox-dispatch", self._run)
         self._carry_new: list[Job] = []  # taken from the queues but not yet stored (the store failed)
         self._carry_done: list[Ack] = []
+        self._unreadable: dict[int, float] = {}  # entry id -> when its media file was first unreadable
         self.loop_mono = time.monotonic()  # the dispatcher's last turn (health: a hung loop shows)
         self.last_error: str | None = None  # the store failure that ended the last dispatcher, until it recovers
         self._started = False
@@ -350,9 +352,16 @@ class Outbox:
             return True
         try:
             fh = open(e.path or "", "rb")  # noqa: SIM115 - closed below, many reads
-        except OSError as exc:
-            self._reject(e.id, f"media file unreadable: {exc}")
-            return True
+        except OSError as exc:  # a failing card or a vault being repaired: retried before it counts as gone
+            first = self._unreadable.setdefault(e.id, time.monotonic())
+            if time.monotonic() - first >= UNREADABLE_REJECT_S:
+                self._unreadable.pop(e.id, None)
+                self._reject(e.id, f"media file unreadable for {UNREADABLE_REJECT_S:g} s: {exc}")
+            else:
+                log.warning("outbox: media of entry %d unreadable (%s); retrying", e.id, exc)
+                self._paused_until = time.monotonic() + self.retry_after_s
+            return False
+        self._unreadable.pop(e.id, None)
 
         def read(offset: int, n: int) -> bytes:
             fh.seek(offset)

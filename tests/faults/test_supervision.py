@@ -28,20 +28,36 @@ FIGURES: dict[str, Any] = {}
 ESCALATE_BOUND_S = 60.0  # generous on a loaded CI machine; the figure printed is what was measured
 
 
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs the test fills to make every write on it fail; skipped where mounting needs root."""
-    mnt = tmp_path / "small"
+def tmpfs(mnt: Path, size: str) -> Iterator[Path]:
     mnt.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a tmpfs needs root")
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True,
+                         text=True)
     if res.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip()})")
     try:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs the test fills to make every write on it fail; skipped where mounting needs root."""
+    yield from tmpfs(tmp_path / "small", "4m")
+
+
+def break_items(rig: Rig) -> None:
+    """The vault's items folder becomes unusable: a file stands where it was (every new seal: ENOTDIR,
+    every media read: ENOENT); what it held is kept aside, untouched."""
+    (rig.vault / "items").rename(rig.vault / "items.aside")
+    (rig.vault / "items").write_bytes(b"")
+
+
+def repair_items(rig: Rig) -> None:
+    (rig.vault / "items").unlink()
+    (rig.vault / "items.aside").rename(rig.vault / "items")
 
 
 def log_text(rig: Rig) -> str:
@@ -191,6 +207,80 @@ def test_ingest_store_fault_permanent_exits_then_restart_stores(tmp_path: Path, 
         rep = rig.stop_ingest()
         assert rep["missing"] == [] and rep["incomplete"] == [], rep
         FIGURES["ingest permanent: sealed / stored"] = (newest_seq(rig) + 1, len(received_seqs(rig)))
+    finally:
+        rig.close()
+    print("supervision figures:", FIGURES)
+
+
+def vault_rig(root: Path, broker: Mosquitto) -> Rig:
+    rig = Rig(root, broker=broker)
+    rig.start_ingest()
+    rig.start_agent()
+    assert wait_until(lambda: len(received_seqs(rig)) >= 3, 90), "nothing delivered before the fault"
+    return rig
+
+
+def finish_and_check(rig: Rig) -> None:
+    """A clean stop, everything sealed at the ingest, the device vault verifies."""
+    assert rig.stop_agent() == 0
+    assert all_delivered(rig), f"{len(received_seqs(rig))} of {newest_seq(rig) + 1} at the ingest"
+    rep = rig.stop_ingest()
+    assert rep["missing"] == [] and rep["incomplete"] == [], rep
+    doc = rig.verify_json(rig.vault, anchors=False)
+    assert doc["ok"], doc["problems"][:5]
+
+
+def test_vault_fault_transient(tmp_path: Path, tls_broker: Mosquitto) -> None:
+    """The vault's items folder is unusable for a while: seals fail, the process either carries on once it
+    is writable again or exits non-zero within the bound; after the (possible) restart all is delivered."""
+    need_mosquitto()
+    rig = vault_rig(tmp_path / "device", tls_broker)
+    try:
+        before = newest_seq(rig)
+        break_items(rig)
+        assert wait_until(lambda: log_text(rig).count("Not a directory") >= 3, 60), "the fault never hit"
+        repair_items(rig)
+        back = time.monotonic()
+        assert rig.proc is not None
+        assert wait_until(lambda: newest_seq(rig) > before + 3 or rig.proc.poll() is not None, 60), \
+            "neither sealing again nor exited after the vault came back"
+        rc = rig.proc.poll()
+        FIGURES["vault transient: outcome"] = "carried on" if rc is None else f"exit {rc}, restarted"
+        FIGURES["vault transient: s until sealing again or exit"] = round(time.monotonic() - back, 1)
+        if rc is not None:
+            assert rc != 0
+            rig.start_agent()
+        n = newest_seq(rig)
+        assert wait_until(lambda: newest_seq(rig) > n + 3, 60)
+        finish_and_check(rig)
+        FIGURES["vault transient: sealed / delivered"] = (newest_seq(rig) + 1, len(received_seqs(rig)))
+    finally:
+        rig.close()
+    print("supervision figures:", FIGURES)
+
+
+def test_vault_fault_permanent_exits_then_restart_delivers(tmp_path: Path, tls_broker: Mosquitto) -> None:
+    need_mosquitto()
+    rig = vault_rig(tmp_path / "device", tls_broker)
+    try:
+        break_items(rig)
+        assert wait_until(lambda: "Not a directory" in log_text(rig), 60), "the fault never hit"
+        hit = time.monotonic()
+        assert rig.proc is not None
+        try:
+            rc = rig.proc.wait(ESCALATE_BOUND_S)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"alive but sealing nothing for {ESCALATE_BOUND_S:g} s: the process must exit "
+                                 "non-zero so systemd restarts it") from None
+        FIGURES["vault permanent: s alive-but-useless before exit"] = round(time.monotonic() - hit, 1)
+        FIGURES["vault permanent: exit code"] = rc
+        assert rc != 0
+        repair_items(rig)  # fsck and a reboot, in the field
+        n = newest_seq(rig)
+        rig.start_agent()
+        assert wait_until(lambda: newest_seq(rig) > n + 3, 60)
+        finish_and_check(rig)
+        FIGURES["vault permanent: sealed / delivered"] = (newest_seq(rig) + 1, len(received_seqs(rig)))
     finally:
         rig.close()
     print("supervision figures:", FIGURES)
