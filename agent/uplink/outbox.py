@@ -37,8 +37,8 @@ T = TypeVar("T")
 
 RETRYABLE = {0x89, 0x97, 0x9F}  # server busy, quota exceeded, connection rate exceeded
 TOO_BIG = {0x95}  # packet too large: mosquitto answers message_size_limit overflows with PUBACK 0x95
-CHUNKABLE = frozenset({"record", "alert"})
-UNREADABLE_REJECT_S = 120.0  # a media file unreadable this long is kept as rejected (an operator requeues it)  # signed sidecars: the ingest reassembles them when chunked
+CHUNKABLE = frozenset({"record", "alert"})  # signed sidecars: the ingest reassembles them when chunked
+UNREADABLE_REJECT_S = 120.0  # a media file unreadable this long is kept as rejected (an operator requeues it)
 
 
 

@@ -236,9 +236,14 @@ def test_vault_fault_transient(tmp_path: Path, tls_broker: Mosquitto) -> None:
     need_mosquitto()
     rig = vault_rig(tmp_path / "device", tls_broker)
     try:
+        tls_broker.stop()  # media piles up unsent, so the outbox reads it while the folder is unusable
+        n = newest_seq(rig)
+        assert wait_until(lambda: newest_seq(rig) >= n + 5, 60)
         before = newest_seq(rig)
         break_items(rig)
         assert wait_until(lambda: log_text(rig).count("Not a directory") >= 3, 60), "the fault never hit"
+        tls_broker.start()
+        assert wait_until(lambda: "unreadable" in log_text(rig), 60), "the outbox never read media in the fault"
         repair_items(rig)
         back = time.monotonic()
         assert rig.proc is not None
@@ -281,6 +286,46 @@ def test_vault_fault_permanent_exits_then_restart_delivers(tmp_path: Path, tls_b
         assert wait_until(lambda: newest_seq(rig) > n + 3, 60)
         finish_and_check(rig)
         FIGURES["vault permanent: sealed / delivered"] = (newest_seq(rig) + 1, len(received_seqs(rig)))
+    finally:
+        rig.close()
+    print("supervision figures:", FIGURES)
+
+
+@pytest.mark.parametrize("repair", ["after_failure", "after_exit"])
+def test_encoder_output_fault_exits_then_restart_records(tmp_path: Path, tls_broker: Mosquitto, repair: str) -> None:
+    """The encoder's output folder (vault/staging) becomes unusable: the recorder stops. It is not restarted
+    in-process (its encoder state is in memory), so the process must exit non-zero within the bound, whether
+    the folder comes back at once (transient) or only before the restart (permanent); after the restart
+    segments are recorded again and everything sealed is delivered."""
+    need_mosquitto()
+    rig = vault_rig(tmp_path / "device", tls_broker)
+    staging = rig.vault / "staging"
+    try:
+        assert wait_until(lambda: any(r["kind"] == "segment" for r in rig.sealed()), 60), "no segment sealed"
+        staging.rename(rig.vault / "staging.aside")
+        staging.write_bytes(b"")
+        assert wait_until(lambda: "Not a directory" in log_text(rig), 60), "the fault never hit"
+        hit = time.monotonic()
+        if repair == "after_failure":
+            staging.unlink()
+            (rig.vault / "staging.aside").rename(staging)
+        assert rig.proc is not None
+        try:
+            rc = rig.proc.wait(ESCALATE_BOUND_S)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"alive without a recorder for {ESCALATE_BOUND_S:g} s: the process must exit "
+                                 "non-zero so systemd restarts it") from None
+        FIGURES[f"encoder {repair}: s alive-but-useless before exit"] = round(time.monotonic() - hit, 1)
+        assert rc != 0
+        if repair == "after_exit":
+            staging.unlink()
+            (rig.vault / "staging.aside").rename(staging)
+        segments = sum(r["kind"] == "segment" for r in rig.sealed())
+        rig.start_agent()
+        assert wait_until(lambda: sum(r["kind"] == "segment" for r in rig.sealed()) > segments + 1, 90), \
+            "no segment recorded after the restart"
+        finish_and_check(rig)
+        FIGURES[f"encoder {repair}: sealed / delivered"] = (newest_seq(rig) + 1, len(received_seqs(rig)))
     finally:
         rig.close()
     print("supervision figures:", FIGURES)
