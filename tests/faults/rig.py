@@ -41,6 +41,7 @@ class Rig:
     still_interval_s: float = 0.3
     batch_interval_s: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # added to the agent's environment (e.g. NOTIFY_SOCKET)
     proc: subprocess.Popen[bytes] | None = None
     ingest_proc: subprocess.Popen[str] | None = None
 
@@ -100,8 +101,8 @@ class Rig:
         assert self.proc is None or self.proc.poll() is not None, "agent already running"
         with open(self.log, "ab") as logf:
             cmd = [sys.executable, "-m", "agent.device.cli", "run", "--config", str(self.config)]
-            self.proc = subprocess.Popen(cmd,
-                                         cwd=REPO, env=ENV, stdout=logf, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(cmd, cwd=REPO, env={**ENV, **self.env}, stdout=logf,
+                                         stderr=subprocess.STDOUT)
         return self.proc
 
     def kill_agent(self) -> None:

@@ -9,8 +9,10 @@ process again. Every sealed item must reach the officer's ingest in the end. Fig
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from agent.wire.topics import DeviceTopics
 from tests.faults.conftest import need_mosquitto
-from tests.faults.rig import Rig, received_complete, received_seqs, wait_until
+from tests.faults.rig import DEVICE, SITE, Rig, received_complete, received_seqs, wait_until
 from tests.faults.test_disk_full import fill
 from tests.support.broker import Mosquitto
 
@@ -73,8 +76,40 @@ def internal_errors(rig: Rig) -> list[dict[str, Any]]:
     return [r["extra"] for r in rig.sealed() if r["kind"] == "event" and r["extra"].get("type") == "internal_error"]
 
 
-def outbox_rig(root: Path, broker: Mosquitto, fs: Path) -> Rig:
-    rig = Rig(root, broker=broker, extra={"uplink": {"outbox_path": str(fs / "outbox.sqlite")}})
+class FakeSystemd:
+    """The ``$NOTIFY_SOCKET`` datagram socket systemd listens on; collects what the agent tells it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.setblocking(False)
+        self.messages: list[str] = []
+
+    def env(self) -> dict[str, str]:
+        return {"NOTIFY_SOCKET": str(self.path), "WATCHDOG_USEC": "2000000"}  # keep-alive every 1 s
+
+    def read(self) -> list[str]:
+        while True:
+            try:
+                self.messages.extend(self.sock.recv(4096).decode().split("\n"))
+            except BlockingIOError:
+                return self.messages
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def retained_status(broker: Mosquitto) -> dict[str, Any]:
+    """The device's retained status document, read as an officer would."""
+    topic = DeviceTopics(SITE, DEVICE).status
+    res = subprocess.run(["mosquitto_sub", *broker.client_args("officer-alice"), "-t", topic, "-C", "1", "-W", "10"],
+                         capture_output=True, text=True, timeout=30)
+    return json.loads(res.stdout) if res.stdout.strip() else {}
+
+
+def outbox_rig(root: Path, broker: Mosquitto, fs: Path, env: dict[str, str] | None = None) -> Rig:
+    rig = Rig(root, broker=broker, extra={"uplink": {"outbox_path": str(fs / "outbox.sqlite")}}, env=env or {})
     rig.start_ingest()
     rig.start_agent()
     assert wait_until(lambda: len(received_seqs(rig)) >= 3, 90), "nothing delivered before the fault"
@@ -90,12 +125,27 @@ def all_delivered(rig: Rig, timeout: float = 120) -> bool:
 def test_outbox_disk_fault_transient_restarts_the_dispatcher(tmp_path: Path, tls_broker: Mosquitto,
                                                              small_fs: Path) -> None:
     need_mosquitto()
-    rig = outbox_rig(tmp_path / "device", tls_broker, small_fs)
+    systemd = FakeSystemd(tmp_path / "notify.sock")
+    rig = outbox_rig(tmp_path / "device", tls_broker, small_fs, env=systemd.env())
     try:
+        assert wait_until(lambda: "WATCHDOG=1" in systemd.read(), 30), "the watchdog was never fed"
         ballast = fill(small_fs)
         assert wait_until(lambda: "database or disk is full" in log_text(rig), 60), "the fault never hit"
         n0 = newest_seq(rig)
         assert wait_until(lambda: newest_seq(rig) >= n0 + 10, 60)  # seconds of recording under the fault
+        # frames flow, yet systemd is told the service is unhealthy and is no longer fed
+        assert wait_until(lambda: any(m.startswith("STATUS=unhealthy") and "outbox" in m for m in systemd.read()),
+                          30), systemd.messages[-5:]
+        told = next(i for i, m in enumerate(systemd.messages) if m.startswith("STATUS=unhealthy"))
+        status: dict[str, Any] = {}
+
+        def outbox_unhealthy() -> bool:
+            status.update(retained_status(tls_broker).get("health", {}).get("parts", {}).get("outbox") or {})
+            return status.get("ok") is False
+
+        assert wait_until(outbox_unhealthy, 60, step=1.0), f"the retained status never said so: {status}"
+        FIGURES["outbox transient: retained health while failing"] = status
+        assert "WATCHDOG=1" not in systemd.read()[told:], "fed while unhealthy"
         ballast.unlink()
         freed = time.monotonic()
         assert rig.proc is not None and rig.proc.poll() is None, "a transient fault must not end the process"
@@ -103,6 +153,8 @@ def test_outbox_disk_fault_transient_restarts_the_dispatcher(tmp_path: Path, tls
         assert wait_until(lambda: received_complete(rig, upto), 90), \
             f"not delivered after the disk recovered: {len(received_seqs(rig))} of {upto + 1} at the ingest"
         FIGURES["outbox transient: s from space back to all delivered"] = round(time.monotonic() - freed, 1)
+        mark = len(systemd.read())
+        assert wait_until(lambda: "WATCHDOG=1" in systemd.read()[mark:], 30), "the watchdog was not fed again"
         assert rig.stop_agent() == 0
         assert all_delivered(rig)
         errs = internal_errors(rig)
@@ -110,6 +162,7 @@ def test_outbox_disk_fault_transient_restarts_the_dispatcher(tmp_path: Path, tls
         FIGURES["outbox transient: sealed / delivered"] = (newest_seq(rig) + 1, len(received_seqs(rig)))
     finally:
         rig.close()
+        systemd.close()
     print("supervision figures:", FIGURES)
 
 
