@@ -45,7 +45,7 @@ class SdNotifier:
             try:
                 if self._sock is None:
                     self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-                self._sock.sendto(payload, target)
+                self._sock.sendto(payload, socket.MSG_DONTWAIT, target)  # a listener not reading never blocks us
                 return True
             except OSError as exc:
                 log.warning("sd_notify to %s failed: %s", self.address, exc)

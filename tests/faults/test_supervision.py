@@ -382,3 +382,36 @@ def test_encoder_output_fault_exits_then_restart_records(tmp_path: Path, tls_bro
     finally:
         rig.close()
     print("supervision figures:", FIGURES)
+
+
+def test_broker_gone_is_idle_not_unhealthy(tmp_path: Path, tls_broker: Mosquitto) -> None:
+    """The MQTT link down for longer than the unhealthy bound: the outbox is legitimately idle, so the agent
+    keeps recording, keeps feeding the watchdog and does not exit; once the broker is back all is delivered.
+    (Transient link faults -- outage, flapping, a broker crash -- are in test_broker_faults.py.)"""
+    from agent.device.runtime import UNHEALTHY_EXIT_S
+
+    need_mosquitto()
+    systemd = FakeSystemd(tmp_path / "notify.sock")
+    rig = Rig(tmp_path / "device", broker=tls_broker, env=systemd.env())
+    rig.start_ingest()
+    rig.start_agent()
+    try:
+        assert wait_until(lambda: len(received_seqs(rig)) >= 3, 90), "nothing delivered before the fault"
+        tls_broker.stop()
+        n = newest_seq(rig)
+        mark = len(systemd.read())
+        assert rig.proc is not None
+        proc = rig.proc
+        # must not give up on a broker outage (the socket is read meanwhile, as systemd does)
+        assert not wait_until(lambda: bool(systemd.read()) and proc.poll() is not None, UNHEALTHY_EXIT_S + 10)
+        assert newest_seq(rig) > n + 10, "recording stopped while the broker was away"
+        assert "WATCHDOG=1" in systemd.read()[mark:], "systemd was not fed during a broker outage"
+        assert not any(m.startswith("STATUS=unhealthy") for m in systemd.read()[mark:]), systemd.messages[-5:]
+        tls_broker.start()
+        assert all_delivered(rig, 120), f"{len(received_seqs(rig))} of {newest_seq(rig) + 1} after the broker returned"
+        finish_and_check(rig)
+        FIGURES["broker gone 40 s: sealed / delivered"] = (newest_seq(rig) + 1, len(received_seqs(rig)))
+    finally:
+        rig.close()
+        systemd.close()
+    print("supervision figures:", FIGURES)
