@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from agent.anchor.log import LogFiles
 from agent.capture.base import CaptureBackend, backend_class, encode_jpeg
 from agent.core.clock import Clock, SystemClock
-from agent.core.errors import AgentError
+from agent.core.errors import AgentError, VaultError
 from agent.core.health import Health
 from agent.core.model import Frame, Moment, SealedItem
 from agent.core.supervisor import Death, Restart, Supervisor
@@ -69,7 +69,7 @@ class WatchedSealer(QuotaSealer):
             item = super().seal(kind, moment, **kwargs)
         except VaultFullError:
             raise  # the quota policy at work (sealed as vault_full), not a broken sealer
-        except Exception as exc:
+        except (OSError, sqlite3.Error, VaultError) as exc:  # storage failing (a caller's bad value is not)
             self._health.fail("sealer", f"{type(exc).__name__}: {exc}")
             raise
         self._health.ok("sealer")
@@ -170,6 +170,14 @@ class Agent:
                 return None if hung < OUTBOX_HUNG_S else f"dispatcher has not turned for {hung:.0f} s"
 
             self.parts.check("outbox", outbox_health)
+            link = self.uplink.link
+
+            def link_health() -> str | None:  # paho's network thread is paho's, not a Worker: watched here
+                thread = getattr(getattr(link, "_client", None), "_thread", None)
+                alive = thread is None or not isinstance(thread, threading.Thread) or thread.is_alive()
+                return None if alive else "the MQTT network thread ended: no reconnects, nothing sent"
+
+            self.parts.check("uplink", link_health)
         if self.video is not None:
             video = self.video
 
