@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 from agent.anchor.log import LogFiles
 from agent.capture.base import CaptureBackend, backend_class, encode_jpeg
 from agent.core.clock import Clock, SystemClock
-from agent.core.errors import AgentError, VaultError
+from agent.core.errors import AgentError
 from agent.core.health import Health
 from agent.core.model import Frame, Moment, SealedItem
-from agent.core.supervisor import Death, Restart, Supervisor
+from agent.core.supervisor import Death, Supervisor
 from agent.core.threads import Worker, stop_all
 from agent.device.config import AgentConfig
+from agent.device.parts import UNHEALTHY_EXIT_S, WatchedSealer, watch_parts
 from agent.device.pipeline import FrameHub, Subscription
-from agent.device.quota import QuotaSealer
 from agent.device.sealer import Sealer
 from agent.device.sensors import Sensors
 from agent.device.summary import RunStats
@@ -52,29 +52,6 @@ if TYPE_CHECKING:
     from agent.wire.commands import CommandRequest
 
 log = logging.getLogger(__name__)
-
-UNHEALTHY_EXIT_S = 30.0  # an essential part unhealthy this long ends the process (exit non-zero)
-OUTBOX_HUNG_S = 30.0  # a dispatcher turn takes well under a second; this long means it hangs
-
-
-class WatchedSealer(QuotaSealer):
-    """The quota sealer that reports to the health registry: a failing seal marks the sealer unhealthy."""
-
-    def __init__(self, *args: Any, health: Health, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._health = health
-
-    def seal(self, kind: str, moment: Moment, **kwargs: Any) -> SealedItem:
-        try:
-            item = super().seal(kind, moment, **kwargs)
-        except VaultFullError:
-            raise  # the quota policy at work (sealed as vault_full), not a broken sealer
-        except (OSError, sqlite3.Error, VaultError) as exc:  # storage failing (a caller's bad value is not)
-            self._health.fail("sealer", f"{type(exc).__name__}: {exc}")
-            raise
-        self._health.ok("sealer")
-        return item
-
 
 class Agent:
     """One device's agent: camera hub, stills, sealer and vault; components attach to ``sealer``."""
@@ -155,39 +132,6 @@ class Agent:
         self.on_close: list[Callable[[], None]] = []
 
     # -- supervision ---------------------------------------------------------------------------
-    def _watch_parts(self) -> None:
-        """What the watchdog and the status's ``health`` section judge, besides worker deaths."""
-        if self.uplink is not None:
-            outbox = self.uplink.outbox
-            self.supervisor.restartable("outbox-dispatch", Restart(outbox.restart))
-
-            def outbox_health() -> str | None:
-                if not outbox.dispatching:
-                    return f"dispatcher not running: {outbox.last_error or 'stopped'}"
-                if outbox.last_error is not None:  # cleared by the first full turn after a restart
-                    return f"store failing: {outbox.last_error}"
-                hung = time.monotonic() - outbox.loop_mono
-                return None if hung < OUTBOX_HUNG_S else f"dispatcher has not turned for {hung:.0f} s"
-
-            self.parts.check("outbox", outbox_health)
-            link = self.uplink.link
-
-            def link_health() -> str | None:  # paho's network thread is paho's, not a Worker: watched here
-                thread = getattr(getattr(link, "_client", None), "_thread", None)
-                alive = thread is None or not isinstance(thread, threading.Thread) or thread.is_alive()
-                return None if alive else "the MQTT network thread ended: no reconnects, nothing sent"
-
-            self.parts.check("uplink", link_health)
-        if self.video is not None:
-            video = self.video
-
-            def video_health() -> str | None:
-                rec = getattr(video, "_thread", None)
-                err = getattr(rec, "error", None)
-                return None if err is None else f"video recorder stopped: {type(err).__name__}: {err}"
-
-            self.parts.check("video", video_health)
-
     def _unhealthy_reason(self) -> str | None:
         """None while every essential part is healthy; else which part and why (the watchdog withholds)."""
         bad = self.parts.unhealthy()
@@ -251,7 +195,7 @@ class Agent:
         """Seal the restart record, then start the camera and the still schedule."""
         self.supervisor.own(default=True)
         self.supervisor.start()
-        self._watch_parts()
+        watch_parts(self.parts, self.supervisor, self.uplink, self.video)
         if self.anchoring is not None:
             self.anchoring.start()
         self.sealer.start(self.sensors.moment())

@@ -87,6 +87,7 @@ class Outbox:
         self._thread = Worker("outbox-dispatch", self._run)
         self._carry_new: list[Job] = []  # taken from the queues but not yet stored (the store failed)
         self._carry_done: list[Ack] = []
+        self._life = threading.Lock()  # start/restart/close
         self._unreadable: dict[int, float] = {}  # entry id -> when its media file was first unreadable
         self.loop_mono = time.monotonic()  # the dispatcher's last turn (health: a hung loop shows)
         self.last_error: str | None = None  # the store failure that ended the last dispatcher, until it recovers
@@ -127,11 +128,12 @@ class Outbox:
     def restart(self) -> None:
         """A new dispatcher after the last one died (the supervisor's restart): the store holds the state;
         what the dead one had taken from the queues is carried over, chunk acks are re-read from the store."""
-        if self._closed or self._thread.is_alive():
-            return
-        self._acked.clear()
-        self._thread = Worker("outbox-dispatch", self._run)
-        self._thread.start()
+        with self._life:
+            if self._closed or self._thread.is_alive():
+                return
+            self._acked.clear()
+            self._thread = Worker("outbox-dispatch", self._run)
+            self._thread.start()
 
     @property
     def dispatching(self) -> bool:
@@ -139,9 +141,10 @@ class Outbox:
         return self._thread.is_alive()
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        with self._life:  # never a restart racing the close
+            if self._closed:
+                return
+            self._closed = True
         self._thread.stopping.set()
         self._wake.set()
         self._thread.stop(30)
