@@ -11,7 +11,8 @@ and applies the part's policy:
   exit non-zero so systemd's ``Restart=`` brings it back (:attr:`Supervisor.failed` holds the reason).
 
 ``on_death(death, action)`` is called before the action (the device seals an ``internal_error`` event).
-Unhealthy parts are marked in :class:`~agent.core.health.Health` until the owner reports them ok again.
+A dead worker is marked unhealthy in :class:`~agent.core.health.Health` until it is restarted; whether the
+restarted part works is for the owner's own health checks to say.
 """
 
 from __future__ import annotations

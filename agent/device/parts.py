@@ -28,11 +28,21 @@ OUTBOX_HUNG_S = 30.0  # a dispatcher turn takes well under a second; this long m
 
 
 class WatchedSealer(QuotaSealer):
-    """The quota sealer that reports to the health registry: a seal failing in storage marks it unhealthy."""
+    """The quota sealer that reports to the health registry: a seal failing in storage marks it unhealthy.
+
+    What could not be sealed while storage failed is itself sealed once a seal succeeds again: a
+    ``storage_error`` event (phase ``end``) captured at the first failure (a lost segment's start), naming
+    the kinds lost and the last error, so a verifier sees why the recording has a hole instead of an
+    unexplained one.
+    """
 
     def __init__(self, *args: Any, health: Health, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._health = health
+        self._lock = threading.Lock()
+        self._first: Moment | None = None
+        self._lost: dict[str, int] = {}
+        self._last_error = ""
 
     def seal(self, kind: str, moment: Moment, **kwargs: Any) -> SealedItem:
         try:
@@ -41,9 +51,31 @@ class WatchedSealer(QuotaSealer):
             raise  # the quota policy at work (sealed as vault_full), not a broken sealer
         except (OSError, sqlite3.Error, VaultError) as exc:  # storage failing (a caller's bad value is not)
             self._health.fail("sealer", f"{type(exc).__name__}: {exc}")
+            with self._lock:  # a lost segment's own start time lies inside the hole it leaves: preferred
+                if self._first is None or (kind == "segment" and "segment" not in self._lost):
+                    self._first = moment
+                self._lost[kind] = self._lost.get(kind, 0) + 1
+                self._last_error = f"{type(exc).__name__}: {exc}"[:500]
             raise
         self._health.ok("sealer")
+        self._seal_recovery()
         return item
+
+    def _seal_recovery(self) -> None:
+        with self._lock:
+            first, lost, err = self._first, self._lost, self._last_error
+            self._first, self._lost = None, {}
+        if first is None:
+            return
+        try:
+            super().seal("event", first, extra={"type": "storage_error", "phase": "end", "not_sealed": lost,
+                                                "last_error": err})
+        except Exception as exc:  # storage failing again: the next success tries again
+            with self._lock:
+                self._first = self._first or first
+                for k, n in lost.items():
+                    self._lost[k] = self._lost.get(k, 0) + n
+            self._health.fail("sealer", f"{type(exc).__name__}: {exc}")
 
 
 def watch_parts(parts: Health, supervisor: Supervisor, uplink: Uplink | None, video: VideoService | None) -> None:

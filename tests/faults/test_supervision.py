@@ -156,8 +156,7 @@ def test_outbox_disk_fault_transient_restarts_the_dispatcher(tmp_path: Path, tls
         FIGURES["outbox transient: s from space back to all delivered"] = round(time.monotonic() - freed, 1)
         mark = len(systemd.read())
         assert wait_until(lambda: "WATCHDOG=1" in systemd.read()[mark:], 30), "the watchdog was not fed again"
-        assert rig.stop_agent() == 0
-        assert all_delivered(rig)
+        stop_and_drain(rig)
         errs = internal_errors(rig)
         assert any(e.get("part") == "outbox-dispatch" for e in errs), errs
         FIGURES["outbox transient: sealed / delivered"] = (newest_seq(rig) + 1, len(received_seqs(rig)))
@@ -186,8 +185,7 @@ def test_outbox_disk_fault_permanent_exits_then_restart_delivers(tmp_path: Path,
         ballast.unlink()  # the restart (here: the space) brings it back, as systemd's Restart= would
         rig.start_agent()
         assert all_delivered(rig, 120), f"{len(received_seqs(rig))} of {newest_seq(rig) + 1} at the ingest"
-        assert rig.stop_agent() == 0
-        assert all_delivered(rig)
+        stop_and_drain(rig)
         assert any(e.get("part") == "outbox-dispatch" for e in internal_errors(rig))
         FIGURES["outbox permanent: sealed / delivered"] = (newest_seq(rig) + 1, len(received_seqs(rig)))
     finally:
@@ -226,8 +224,7 @@ def test_ingest_store_fault_transient_retries_then_stores(tmp_path: Path, tls_br
         assert wait_until(lambda: received_complete(rig, upto), 90), \
             f"not stored after the disk recovered: {len(received_seqs(rig))} of {upto + 1}"
         FIGURES["ingest transient: s from space back to all stored"] = round(time.monotonic() - freed, 1)
-        assert rig.stop_agent() == 0
-        assert all_delivered(rig)
+        stop_and_drain(rig)
         rep = rig.stop_ingest()
         assert rep["missing"] == [] and rep["incomplete"] == [], rep
         FIGURES["ingest transient: sealed / stored"] = (newest_seq(rig) + 1, len(received_seqs(rig)))
@@ -256,8 +253,7 @@ def test_ingest_store_fault_permanent_exits_then_restart_stores(tmp_path: Path, 
         ballast.unlink()
         rig.start_ingest()  # same client id: the broker kept the session's queue
         assert all_delivered(rig, 120), f"{len(received_seqs(rig))} of {newest_seq(rig) + 1} at the ingest"
-        assert rig.stop_agent() == 0
-        assert all_delivered(rig)
+        stop_and_drain(rig)
         rep = rig.stop_ingest()
         assert rep["missing"] == [] and rep["incomplete"] == [], rep
         FIGURES["ingest permanent: sealed / stored"] = (newest_seq(rig) + 1, len(received_seqs(rig)))
@@ -274,10 +270,19 @@ def vault_rig(root: Path, broker: Mosquitto) -> Rig:
     return rig
 
 
-def finish_and_check(rig: Rig) -> None:
-    """A clean stop, everything sealed at the ingest, the device vault verifies."""
+def stop_and_drain(rig: Rig) -> None:
+    """Everything sealed reaches the ingest while the agent runs; a clean stop; a last short run that drains
+    (what the stop sealed: the open segment); then everything is at the ingest."""
+    assert all_delivered(rig), f"{len(received_seqs(rig))} of {newest_seq(rig) + 1} at the ingest while running"
     assert rig.stop_agent() == 0
+    res = rig.cli("run", "--config", str(rig.config), "--seconds", "1", "--drain-timeout", "90")
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert all_delivered(rig), f"{len(received_seqs(rig))} of {newest_seq(rig) + 1} at the ingest"
+
+
+def finish_and_check(rig: Rig) -> None:
+    """stop_and_drain, then the ingest's report misses nothing and the device vault verifies."""
+    stop_and_drain(rig)
     rep = rig.stop_ingest()
     assert rep["missing"] == [] and rep["incomplete"] == [], rep
     doc = rig.verify_json(rig.vault, anchors=False)
@@ -296,6 +301,8 @@ def test_vault_fault_transient(tmp_path: Path, tls_broker: Mosquitto) -> None:
         before = newest_seq(rig)
         break_items(rig)
         assert wait_until(lambda: log_text(rig).count("Not a directory") >= 3, 60), "the fault never hit"
+        # a whole segment is lost: the recording has a hole the vault must explain (a storage_error event)
+        assert wait_until(lambda: "sealing ClosedSegment failed" in log_text(rig), 60), "no segment seal failed"
         tls_broker.start()
         assert wait_until(lambda: "unreadable" in log_text(rig), 60), "the outbox never read media in the fault"
         repair_items(rig)
@@ -312,6 +319,9 @@ def test_vault_fault_transient(tmp_path: Path, tls_broker: Mosquitto) -> None:
         n = newest_seq(rig)
         assert wait_until(lambda: newest_seq(rig) > n + 3, 60)
         finish_and_check(rig)
+        lost = [r["extra"] for r in rig.sealed() if r["kind"] == "event" and r["extra"].get("type") == "storage_error"]
+        assert lost and lost[0]["not_sealed"].get("segment"), lost
+        FIGURES["vault transient: not sealed during the fault"] = lost[0]["not_sealed"]
         FIGURES["vault transient: sealed / delivered"] = (newest_seq(rig) + 1, len(received_seqs(rig)))
     finally:
         rig.close()
