@@ -24,9 +24,10 @@ import pytest
 from agent.core.supervisor import EXIT_SUPERVISION
 from agent.wire.topics import DeviceTopics
 from tests.faults.conftest import need_mosquitto
-from tests.faults.rig import DEVICE, SITE, Rig, received_complete, received_seqs, wait_until
+from tests.faults.rig import DEVICE, SITE, Rig, received_complete, received_seqs
 from tests.faults.test_disk_full import fill
 from tests.support.broker import Mosquitto
+from tests.support.helpers import wait_until
 
 FIGURES: dict[str, Any] = {}
 ESCALATE_BOUND_S = 60.0  # generous on a loaded CI machine; the figure printed is what was measured
@@ -307,10 +308,11 @@ def test_vault_fault_transient(tmp_path: Path, tls_broker: Mosquitto) -> None:
         assert wait_until(lambda: "unreadable" in log_text(rig), 60), "the outbox never read media in the fault"
         repair_items(rig)
         back = time.monotonic()
-        assert rig.proc is not None
-        assert wait_until(lambda: newest_seq(rig) > before + 3 or rig.proc.poll() is not None, 60), \
+        proc = rig.proc
+        assert proc is not None
+        assert wait_until(lambda: newest_seq(rig) > before + 3 or proc.poll() is not None, 60), \
             "neither sealing again nor exited after the vault came back"
-        rc = rig.proc.poll()
+        rc = proc.poll()
         FIGURES["vault transient: outcome"] = "carried on" if rc is None else f"exit {rc}, restarted"
         FIGURES["vault transient: s until sealing again or exit"] = round(time.monotonic() - back, 1)
         if rc is not None:
