@@ -3,6 +3,10 @@
 Modelled on gpiozero's ``GPIOThread``/``ZombieThread``: a thread that does not end when asked is a bug
 (a hung camera read, a blocked socket), so :meth:`Worker.stop` raises instead of returning as if all were
 well. ``stop()`` is idempotent and may be called on a worker that never started.
+
+A worker that dies on an exception is reported to its *owner* (:class:`agent.core.supervisor.Supervisor`):
+the owner in charge of the thread that created it (inherited by the threads it starts), else the process's
+default owner. With no owner at all the death is only logged.
 """
 
 from __future__ import annotations
@@ -10,9 +14,39 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
+
+
+class Owner(Protocol):
+    """What watches workers: told, on the dying thread, of each death; must not block."""
+
+    def worker_died(self, worker: Worker, error: BaseException) -> None: ...
+
+
+_local = threading.local()
+_default: list[Owner] = []
+
+
+def current_owner() -> Owner | None:
+    """The owner new workers created on this thread report to."""
+    owner: Owner | None = getattr(_local, "owner", None)
+    return owner if owner is not None else (_default[-1] if _default else None)
+
+
+def set_owner(owner: Owner | None) -> Owner | None:
+    """Make ``owner`` watch the workers this thread creates from now on; returns the previous one."""
+    prev: Owner | None = getattr(_local, "owner", None)
+    _local.owner = owner
+    return prev
+
+
+def set_default_owner(owner: Owner | None) -> None:
+    """The process-wide owner (a CLI's supervisor) for workers created where no thread owner is set."""
+    _default.clear()
+    if owner is not None:
+        _default.append(owner)
 
 
 class ZombieThread(RuntimeError):
@@ -34,13 +68,20 @@ class Worker(threading.Thread):
         self._fn = target
         self._args = args
         self.error: BaseException | None = None
+        self.owner = current_owner()
 
     def run(self) -> None:
+        set_owner(self.owner)  # workers this one starts have the same owner
         try:
             self._fn(self.stopping, *self._args)
         except BaseException as exc:  # recorded for the owner; a thread's exception is otherwise lost
             self.error = exc
             log.exception("thread %s failed", self.name)
+            if self.owner is not None:
+                try:
+                    self.owner.worker_died(self, exc)
+                except Exception:
+                    log.exception("could not report the death of thread %s", self.name)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the thread to end and wait for it; raises :class:`ZombieThread` if it does not."""

@@ -53,10 +53,13 @@ CAMERA_RESTORED: Final = "camera_restored"
 CAMERA_FAILED: Final = "camera_failed"
 CAMERA_OUTAGE_EVENTS: Final = (CAMERA_LOST, CAMERA_FAILED)
 #: What the device itself raises about its own state.
-DEVICE_EVENTS: Final = (CAMERA_LOST, CAMERA_RESTORED, CAMERA_FAILED, "clock_alarm", "vault_full", "media_evicted")
+#: ``internal_error``: a part of the agent died (restarted or the process exits); ``storage_error``: what storage
+#: failures kept from being sealed.
+DEVICE_EVENTS: Final = (CAMERA_LOST, CAMERA_RESTORED, CAMERA_FAILED, "clock_alarm", "vault_full", "media_evicted",
+                        "internal_error", "storage_error")
 EVENT_TYPES: Final = (*ANALYTICS_EVENTS, *DEVICE_EVENTS)
 #: Events that mark a gap in the footage (segment verification expects one around a hole).
-GAP_EVENTS: Final = frozenset({CAMERA_LOST, CAMERA_RESTORED, "vault_full"})
+GAP_EVENTS: Final = frozenset({CAMERA_LOST, CAMERA_RESTORED, "vault_full", "storage_error"})
 
 # -- labels ----------------------------------------------------------------------------------------------
 #: The check-in steps of a remote inspection, in order, with the title each shows.

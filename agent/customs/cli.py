@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.errors import AgentError, ConfigError, VerificationError
+from agent.core.supervisor import EXIT_SUPERVISION
 from agent.customs.broker.registry import load_registry
 from agent.customs.flow import FlowLimits, Intake
 from agent.customs.ingest import Ingest, Limits
+from agent.customs.ingest_watch import STALL_EXIT_S, IngestWatch
 from agent.customs.retained import sweep_retained
 from agent.customs.state.base import GroupState, StateError
 from agent.customs.state.postgres import PostgresState
@@ -135,10 +137,12 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out: {exc}") from None
     sweep = sweep_retained(ingest_config(args), limits.max_status_bytes)  # junk the broker cannot refuse
     ingest.note_retained(sweep.found)
+    stop = threading.Event()
+    watch = IngestWatch(stop, args.stall_exit)  # before the link and the intake: their workers report to it
     link = ingest_link(args)
     subscribe_ingest(link, ingest, args.share, args.site)
     intake = attach_intake(link, ingest, FlowLimits(window=args.window, batch=args.batch))
-    stop = threading.Event()
+    watch.watch_intake(intake)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     link.start()
     started = time.monotonic()
@@ -152,14 +156,17 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             elif args.idle is not None and time.monotonic() - last_change >= args.idle and link.connected:
                 break
             stop.wait(0.2)
+            watch.check()
     except KeyboardInterrupt:
         pass
     finally:
+        watch.close()  # deaths while stopping are logged only
         intake.close()
         link.close(offline=False)
     rep = report_json(ingest)
     rep["flow"] = asdict(intake.stats)
     rep["retained_sweep"] = {"done": sweep.done, "junk": len(sweep.found) + sweep.more}
+    rep["health"] = watch.report()
     ingest.close()
     if index is not None:
         index.close()
@@ -167,6 +174,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     if args.report is not None:
         Path(args.report).write_text(text + "\n")
     print(text)
+    if watch.failed is not None:
+        print(f"evidence-officer ingest: stopped on a failure: {watch.failed}", file=sys.stderr)
+        return EXIT_SUPERVISION
     return 1 if rep["findings"] else 0
 
 
@@ -202,6 +212,9 @@ def register(subparsers: Any) -> None:
                    help="messages taken from the broker but not yet stored (reading pauses at this bound)")
     p.add_argument("--batch", type=int, default=FlowLimits.batch,
                    help="messages stored per transaction and round of fsyncs (acknowledged after it)")
+    p.add_argument("--stall-exit", type=float, default=STALL_EXIT_S,
+                   help="exit 70 (for systemd to restart) when storing has failed for this many seconds "
+                        "while messages wait (0: never); nothing unstored is acknowledged")
     p.set_defaults(func=_cmd_ingest)
 
 

@@ -8,6 +8,7 @@ from types import FrameType
 from typing import Any
 
 from agent.core.errors import ConfigError
+from agent.core.supervisor import EXIT_SUPERVISION
 from agent.device.config import AgentConfig
 
 log = logging.getLogger("evidence-agent")
@@ -25,7 +26,8 @@ def _install_signal_handlers(stop: object) -> None:
 def run_agent(cfg: AgentConfig, seconds: float | None, drain_timeout: float | None = None) -> int:
     """Run until the time is up, the source ends or a signal; with ``drain_timeout``, wait for delivery.
 
-    Exit 1 when evidence was left undelivered (pending or rejected) at the drain timeout, or the camera failed.
+    Exit 1 when evidence was left undelivered (pending or rejected) at the drain timeout, or the camera failed;
+    exit 70 when a part died or stayed unhealthy and could not be restarted (systemd's Restart= brings it back).
     """
     from agent.device.runtime import Agent
     from agent.device.summary import drain_line, run_summary
@@ -46,6 +48,8 @@ def run_agent(cfg: AgentConfig, seconds: float | None, drain_timeout: float | No
         agent.close()
     for line in run_summary(agent, cfg):
         print(line)
+    if agent.failed is not None:
+        return EXIT_SUPERVISION
     if not drained or agent.hub.error is not None:
         return 1
     return 1 if agent.stats.errors and not agent.stats.sealed else 0

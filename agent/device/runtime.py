@@ -22,11 +22,13 @@ from agent.anchor.log import LogFiles
 from agent.capture.base import CaptureBackend, backend_class, encode_jpeg
 from agent.core.clock import Clock, SystemClock
 from agent.core.errors import AgentError
+from agent.core.health import Health
 from agent.core.model import Frame, Moment, SealedItem
+from agent.core.supervisor import Death, Supervisor
 from agent.core.threads import Worker, stop_all
 from agent.device.config import AgentConfig
+from agent.device.parts import UNHEALTHY_EXIT_S, WatchedSealer, watch_parts
 from agent.device.pipeline import FrameHub, Subscription
-from agent.device.quota import QuotaSealer
 from agent.device.sealer import Sealer
 from agent.device.sensors import Sensors
 from agent.device.summary import RunStats
@@ -51,7 +53,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
 class Agent:
     """One device's agent: camera hub, stills, sealer and vault; components attach to ``sealer``."""
 
@@ -60,13 +61,19 @@ class Agent:
                  camera_factory: Callable[[], CaptureBackend] | None = None, pin_factory: Any = None) -> None:
         self.cfg = cfg
         self.clock = clock or SystemClock()
+        self.stop_event = threading.Event()
+        # every worker created from here on reports its death to this supervisor (agent.core.supervisor)
+        self.parts = Health()
+        self.supervisor = Supervisor("agent", escalate=self._escalate, on_death=self._worker_died, health=self.parts)
+        self.supervisor.own()
         self.identity = identity or load_identity(cfg.identity.key_dir)
         self.vault = Vault(cfg.vault.path, quota_bytes=cfg.vault.quota_mb * 1024 * 1024)
         self.stats = RunStats()
         self.sealer = Sealer(self.vault, self.identity, device_id=cfg.device.id, site_id=cfg.device.site_id,
                              listeners=[self.stats.count], clock=self.clock)
         # the one sealing path of the running agent: media passes the quota, records go straight through
-        self.store = QuotaSealer(self.sealer, self.vault, moment=self.moment, evictable=lambda r: self.evictable(r))
+        self.store = WatchedSealer(self.sealer, self.vault, moment=self.moment,
+                                   evictable=lambda r: self.evictable(r), health=self.parts)
         self.gps = gps or open_gps(cfg.gps, self.clock)
         self.sensors = Sensors(self.clock, self.gps, TimeQualityProbe(self.clock, cfg.time))
         self.video: VideoService | None = None
@@ -102,7 +109,7 @@ class Agent:
 
             camera = camera_factory()
         assert camera is not None
-        self.watchdog = Watchdog(SdNotifier(), self.clock, stale_after_s=10)
+        self.watchdog = Watchdog(SdNotifier(), self.clock, stale_after_s=10, healthy=self._unhealthy_reason)
         self.hub = FrameHub(camera, on_error=self._camera_failed, on_frame=self._on_frame, reopen=camera_factory,
                             on_event=self._camera_event)
         self._device_events: queue.Queue[TamperEvent | ButtonEvent | None] = queue.Queue()
@@ -118,12 +125,47 @@ class Agent:
 
             self.anchoring = AnchorService(cfg.anchor, sealer=self.sealer, moment=self.moment, clock=self.clock,
                                            vault_dir=cfg.vault.path, device_id=cfg.device.id)
-        self.stop_event = threading.Event()
         self._threads: list[Worker] = []
         self._closed = False
         self._ready = False
         self._final_checkpoint = False
         self.on_close: list[Callable[[], None]] = []
+
+    # -- supervision ---------------------------------------------------------------------------
+    def _unhealthy_reason(self) -> str | None:
+        """None while every essential part is healthy; else which part and why (the watchdog withholds)."""
+        bad = self.parts.unhealthy()
+        if not bad:
+            return None
+        return "; ".join(f"{p}: {s.reason}" for p, s in sorted(bad.items()))
+
+    def _worker_died(self, death: Death, action: str) -> None:
+        """Seal the death as an ``internal_error`` event (with an uplink: an alert) while the vault works."""
+        self.stats.errors.append(f"{death.part}: {death.error}")
+        try:
+            self.store.seal("event", self.sensors.moment(),
+                            extra={"type": "internal_error", "phase": "onset", "part": death.part,
+                                   "details": death.error[:500], "action": action})
+        except Exception as exc:
+            log.error("could not seal the death of %s: %s", death.part, exc)
+
+    def _escalate(self, reason: str) -> None:
+        """A part could not be kept running: stop, and ``run`` exits non-zero for systemd's Restart=."""
+        log.critical("giving up: %s; stopping so that the service is restarted", reason)
+        self.stop_event.set()
+
+    @property
+    def failed(self) -> str | None:
+        """Why the process gave up (a part died for good or stayed unhealthy), or None."""
+        return self.supervisor.failed
+
+    def _check_health(self) -> None:
+        """Escalate when an essential part (not the camera: the hub reconnects and the watchdog covers it)
+        has been unhealthy for UNHEALTHY_EXIT_S."""
+        for part, state in self.parts.unhealthy().items():
+            if part != "camera" and time.monotonic() - state.since_mono >= UNHEALTHY_EXIT_S:
+                self.supervisor.give_up(f"{part} unhealthy for {UNHEALTHY_EXIT_S:g} s: {state.reason}")
+                return
 
     def _build_uplink(self, ucfg: UplinkConfig) -> None:
         from agent.uplink.device_commands import DeviceCommandService
@@ -151,6 +193,9 @@ class Agent:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         """Seal the restart record, then start the camera and the still schedule."""
+        self.supervisor.own(default=True)
+        self.supervisor.start()
+        watch_parts(self.parts, self.supervisor, self.uplink, self.video)
         if self.anchoring is not None:
             self.anchoring.start()
         self.sealer.start(self.sensors.moment())
@@ -181,6 +226,7 @@ class Agent:
             if left <= 0:
                 return
             self.stop_event.wait(left)
+            self._check_health()
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -221,6 +267,7 @@ class Agent:
         if self._closed:
             return
         self._closed = True
+        self.supervisor.close()  # deaths while stopping are logged, not acted on
         self.stop_capture()
         if self.anchoring is not None:
             self.anchoring.close()
@@ -319,6 +366,7 @@ class Agent:
             "vault": {"items": self.vault.count(), "media_bytes": self.vault.usage_bytes(),
                       "quota_bytes": self.vault.quota_bytes, "full": self.store.full},
             "last_item": None if last is None else {"seq": last.seq, "kind": last.kind, "hash": last.record_hash},
+            "health": self.parts.report(),
             # what a run's summary says too: alarms raised, media sealed without C2PA, errors
             "evidence": {"alarms": dict(self.stats.alarms), "c2pa_failures": self.stats.c2pa_failures,
                          "last_c2pa_error": self.stats.last_c2pa_error, "errors": len(self.stats.errors),
@@ -371,6 +419,7 @@ class Agent:
 
     def _on_frame(self, frame: Frame) -> None:
         self.watchdog.heartbeat()
+        self.parts.ok("camera")
         if not self._ready:
             self._ready = True
             self.watchdog.ready(f"capturing {self.hub.camera.describe()}")
@@ -411,6 +460,8 @@ class Agent:
         lost = kind == "camera_lost"
         self.device.set_error(lost)
         if lost:
+            self.parts.fail("camera", str(details.get("details")))
+        if lost:
             self.stats.errors.append(str(details.get("details")))
         try:
             self.store.seal("event", self.sensors.moment(),
@@ -419,6 +470,7 @@ class Agent:
             log.exception("could not seal %s", kind)
 
     def _camera_failed(self, exc: Exception) -> None:
+        self.parts.fail("camera", f"failed: {exc}")
         self.stats.errors.append(str(exc))
         self.device.set_error(True)
         try:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agent.core.model import SealedItem
+from agent.core.supervisor import EXIT_SUPERVISION
 from agent.device.config import AgentConfig
 
 if TYPE_CHECKING:
@@ -77,6 +78,10 @@ def run_summary(agent: Agent, cfg: AgentConfig) -> list[str]:
                          "`evidence-agent requeue --config FILE` re-sends rejected items")
     if agent.hub.error is not None:
         lines.append(f"camera: FAILED: {agent.hub.error}")
+    if agent.failed is not None:
+        lines.append(f"STOPPED ON A FAILURE (exit {EXIT_SUPERVISION}, systemd restarts the service): {agent.failed}")
+    for part, state in sorted(agent.parts.unhealthy().items()):
+        lines.append(f"unhealthy: {part}: {state.reason}")
     if st.errors:
         lines.append(f"errors: {len(st.errors)}, last: {st.errors[-1]}")
     return lines

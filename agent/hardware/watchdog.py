@@ -1,8 +1,10 @@
-"""systemd notify protocol (READY/WATCHDOG/STATUS/STOPPING) and a watchdog fed only while capture lives.
+"""systemd notify protocol (READY/WATCHDOG/STATUS/STOPPING) and a watchdog fed only while the service works.
 
 The keep-alive is not sent because a timer fires but because the capture loop recently called
-:meth:`Watchdog.heartbeat`. When the loop stalls (camera hang, deadlock), the keep-alives stop,
-systemd's ``WatchdogSec=`` expires and it restarts the service -- the whole point of Type=notify.
+:meth:`Watchdog.heartbeat` **and** the ``healthy`` probe finds every other essential part working (the
+runtime's: outbox dispatching or idle, sealer sealing, recorder running). When the loop stalls (camera hang,
+deadlock) or a part fails, the keep-alives stop, systemd's ``WatchdogSec=`` expires and it restarts the
+service -- the whole point of Type=notify.
 The protocol is one datagram per message on the unix socket named by ``$NOTIFY_SOCKET``
 (``@`` = abstract namespace), small enough to implement here without a dependency.
 """
@@ -13,7 +15,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from agent.core.clock import Clock
 from agent.core.threads import Worker
@@ -43,7 +45,7 @@ class SdNotifier:
             try:
                 if self._sock is None:
                     self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-                self._sock.sendto(payload, target)
+                self._sock.sendto(payload, socket.MSG_DONTWAIT, target)  # a listener not reading never blocks us
                 return True
             except OSError as exc:
                 log.warning("sd_notify to %s failed: %s", self.address, exc)
@@ -79,6 +81,7 @@ class Watchdog:
         *,
         stale_after_s: float = 10.0,
         interval_s: float | None = None,
+        healthy: Callable[[], str | None] | None = None,
     ) -> None:
         self.notifier = notifier
         self.clock = clock
@@ -86,6 +89,8 @@ class Watchdog:
         self.interval_s = interval_s if interval_s is not None else (watchdog_interval_s() or 5.0)
         self._last_beat = clock.mono_ns()
         self._stalled = False
+        self._healthy = healthy
+        self._unhealthy: str | None = None
         self._stop = threading.Event()
         self._thread: Worker | None = None
         self.fed = 0  # keep-alives sent, for status and tests
@@ -100,8 +105,18 @@ class Watchdog:
         self.notifier.notify("READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}")
 
     def tick(self) -> bool:
-        """One check: send ``WATCHDOG=1`` if the loop beat recently; otherwise withhold it."""
+        """One check: send ``WATCHDOG=1`` if the loop beat recently and all parts are healthy; else withhold it."""
         age_ns = self.clock.mono_ns() - self._last_beat
+        reason = self._healthy() if self._healthy is not None and age_ns <= self.stale_after_ns else None
+        if reason != self._unhealthy:
+            self._unhealthy = reason
+            if reason is not None:
+                log.error("unhealthy: %s; not feeding the systemd watchdog", reason)
+                self.notifier.notify(f"STATUS=unhealthy: {reason[:200]}")
+            else:
+                self.notifier.notify("STATUS=capturing (healthy again)")
+        if reason is not None:
+            return False
         if age_ns <= self.stale_after_ns:
             if self._stalled:
                 self._stalled = False

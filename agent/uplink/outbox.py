@@ -39,6 +39,7 @@ T = TypeVar("T")
 RETRYABLE = {0x89, 0x97, 0x9F}  # server busy, quota exceeded, connection rate exceeded
 TOO_BIG = {0x95}  # packet too large: mosquitto answers message_size_limit overflows with PUBACK 0x95
 CHUNKABLE = frozenset({"record", "alert"})  # signed sidecars: the ingest reassembles them when chunked
+UNREADABLE_REJECT_S = 120.0  # a media file unreadable this long is kept as rejected (an operator requeues it)
 
 
 
@@ -85,6 +86,12 @@ class Outbox:
         self._counted_at = 0.0
         self._refresh_counts()
         self._thread = Worker("outbox-dispatch", self._run)
+        self._carry_new: list[Job] = []  # taken from the queues but not yet stored (the store failed)
+        self._carry_done: list[Ack] = []
+        self._life = threading.Lock()  # start/restart/close
+        self._unreadable: dict[int, float] = {}  # entry id -> when its media file was first unreadable
+        self.loop_mono = time.monotonic()  # the dispatcher's last turn (health: a hung loop shows)
+        self.last_error: str | None = None  # the store failure that ended the last dispatcher, until it recovers
         self._started = False
         self._closed = False
 
@@ -119,10 +126,26 @@ class Outbox:
             self._started = True
             self._thread.start()
 
+    def restart(self) -> None:
+        """A new dispatcher after the last one died (the supervisor's restart): the store holds the state;
+        what the dead one had taken from the queues is carried over, chunk acks are re-read from the store."""
+        with self._life:
+            if self._closed or self._thread.is_alive():
+                return
+            self._acked.clear()
+            self._thread = Worker("outbox-dispatch", self._run)
+            self._thread.start()
+
+    @property
+    def dispatching(self) -> bool:
+        """The dispatcher thread runs (it may be idle: nothing to send, or no link)."""
+        return self._thread.is_alive()
+
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        with self._life:  # never a restart racing the close
+            if self._closed:
+                return
+            self._closed = True
         self._thread.stopping.set()
         self._wake.set()
         self._thread.stop(30)
@@ -141,7 +164,8 @@ class Outbox:
         with self._lock:
             pending, pbytes, rejected = self._counts
             age = None if self._oldest_ns is None else max(0.0, (time.time_ns() - self._oldest_ns) / 1e9)
-            return OutboxStats(pending=pending + self._new.qsize(), pending_bytes=pbytes, rejected=rejected,
+            return OutboxStats(pending=pending + self._new.qsize() + len(self._carry_new), pending_bytes=pbytes,
+                               rejected=rejected,
                                in_flight=len(self._inflight), delivered=self._delivered, oldest_age_s=age,
                                last_sealed=self._last_sealed)
 
@@ -168,13 +192,16 @@ class Outbox:
             if self.vault_dir is not None:
                 self._catch_up(self.vault_dir)
             while not stopping.is_set():
+                self.loop_mono = time.monotonic()
                 self._wake.wait(0.2)
                 self._wake.clear()
                 self._take_new()
                 self._take_done()
                 if self.link.connected and time.monotonic() >= self._paused_until:
                     self._fill()
-        except Exception:
+                self.last_error = None
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
             log.exception("outbox dispatcher stopped on an unexpected error")
             raise
 
@@ -189,9 +216,10 @@ class Outbox:
             self._refresh_counts()
 
     def _take_new(self) -> None:
-        batch = _drain(self._new)
+        batch = self._carry_new + _drain(self._new)
         if not batch:
             return
+        self._carry_new = batch  # until the transaction commits: a failed store keeps them for the next try
         with self.store.transaction(durable=True):
             for job in batch:
                 if isinstance(job, SealedItem):
@@ -202,18 +230,21 @@ class Outbox:
                     item = job.props[0][1] if job.props else ""
                     self.store.add(job.priority, job.channel, item, None, None, job.payload, None,
                                    len(job.payload), list(job.props), job.content_type)
+        self._carry_new = []
         self._refresh_counts()
 
     # -- acknowledgements -----------------------------------------------------------------------
     def _take_done(self) -> None:
-        acks = _drain(self._done)
+        acks = self._carry_done + _drain(self._done)
         if not acks:
             return
+        self._carry_done = acks
         with self.store.transaction(durable=False):
             for ack in acks:
                 with self._lock:
                     self._inflight.pop((ack.entry_id, ack.idx), None)
                 self._settle(ack)
+        self._carry_done = []
         if self._dirty or time.monotonic() - self._counted_at > 1.0:  # deletes already counted in memory
             self._refresh_counts()
 
@@ -325,9 +356,16 @@ class Outbox:
             return True
         try:
             fh = open(e.path or "", "rb")  # noqa: SIM115 - closed below, many reads
-        except OSError as exc:
-            self._reject(e.id, f"media file unreadable: {exc}")
-            return True
+        except OSError as exc:  # a failing card or a vault being repaired: retried before it counts as gone
+            first = self._unreadable.setdefault(e.id, time.monotonic())
+            if time.monotonic() - first >= UNREADABLE_REJECT_S:
+                self._unreadable.pop(e.id, None)
+                self._reject(e.id, f"media file unreadable for {UNREADABLE_REJECT_S:g} s: {exc}")
+            else:
+                log.warning("outbox: media of entry %d unreadable (%s); retrying", e.id, exc)
+                self._paused_until = time.monotonic() + self.retry_after_s
+            return False
+        self._unreadable.pop(e.id, None)
 
         def read(offset: int, n: int) -> bytes:
             fh.seek(offset)

@@ -102,7 +102,11 @@ class OutboxStore:
             yield
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # a failed COMMIT may already have ended it
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error as exc:  # the caller's error is the one that matters
+                    log.error("outbox: rollback failed: %s", exc)
             raise
 
     # -- enqueue ---------------------------------------------------------------------------------

@@ -65,14 +65,15 @@ def _check_record(where: str, it: Any, problem: Callable[[str, str], None]) -> N
         problem(where, f"segment duration {ex.get('duration_s')} s does not match its frame times ({expected:.3f} s)")
 
 
-# Sealed events after which recording resumes later: the camera went away, or the vault filled up. The
+# Sealed events after which recording resumes later: the camera went away, the vault filled up, or storage
+# failed (``storage_error``, captured at the first failure: segments lost meanwhile are named there). The
 # recorder seals the segment that was open only once frames return, so such an event may precede it in the chain.
 
 
-def _gap_times(items: Any) -> list[int]:
+def _gap_times(items: Any, types: frozenset[str] = GAP_EVENTS) -> list[int]:
     """Monotonic capture times (µs) of the events that explain a pause in recording."""
     return [int(it.record["captured"]["mono_us"]) for it in items if it.record.get("kind") == "event"
-            and (it.record.get("extra") or {}).get("type") in GAP_EVENTS]
+            and (it.record.get("extra") or {}).get("type") in types]
 
 
 def segment_checker(*, media: bool = True, c2pa: bool = True) -> Callable[[Any], None]:
@@ -84,6 +85,7 @@ def segment_checker(*, media: bool = True, c2pa: bool = True) -> Callable[[Any],
         prev: Any = None
         restart_since_prev = False
         gaps = _gap_times(ctx.items)
+        storage_errors = _gap_times(ctx.items, frozenset({"storage_error"}))  # segments lost: named there
         for it in sorted(ctx.items, key=lambda i: i.seq):
             kind = it.record.get("kind")
             if kind == "restart":
@@ -97,7 +99,7 @@ def segment_checker(*, media: bool = True, c2pa: bool = True) -> Callable[[Any],
             if media:
                 _check_media(ctx, it, where, c2pa)
             if prev is not None and not restart_since_prev:
-                _check_continuity(prev, it, where, report.problem, gaps)
+                _check_continuity(prev, it, where, report.problem, gaps, storage_errors)
             prev, restart_since_prev = it, False
         report.sections["segments"] = summaries
 
@@ -105,19 +107,20 @@ def segment_checker(*, media: bool = True, c2pa: bool = True) -> Callable[[Any],
 
 
 def _check_continuity(prev: Any, cur: Any, where: str, problem: Callable[[str, str], None],
-                      gaps: list[int] | None = None) -> None:
+                      gaps: list[int] | None = None, storage_errors: list[int] | None = None) -> None:
     a, b = prev.record.get("extra") or {}, cur.record.get("extra") or {}
     sa, sb = a.get("stream") or {}, b.get("stream") or {}
     if sa.get("id") != sb.get("id"):
         problem(where, "a new recording stream starts without a restart record")
         return
-    if sb.get("segment_no") != (sa.get("segment_no") or 0) + 1:
-        problem(where, f"segment {sb.get('segment_no')} follows segment {sa.get('segment_no')}: "
-                       "segment(s) missing")
     end = prev.record.get("end") or prev.record["captured"]
     start_us, end_us = int(cur.record["captured"]["mono_us"]), int(end["mono_us"])
     gap_s = (start_us - end_us) / 1e6
     explained = any(end_us <= t <= start_us for t in gaps or ())
+    storage_gap = any(end_us <= t <= start_us for t in storage_errors or ())
+    if sb.get("segment_no") != (sa.get("segment_no") or 0) + 1 and not storage_gap:
+        problem(where, f"segment {sb.get('segment_no')} follows segment {sa.get('segment_no')}: "
+                       "segment(s) missing")
     if (gap_s > MAX_GAP_S and not explained) or gap_s < 0:
         problem(where, f"time gap of {gap_s:.3f} s after seq {prev.seq} with no restart/gap record")
 

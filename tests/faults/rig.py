@@ -41,6 +41,7 @@ class Rig:
     still_interval_s: float = 0.3
     batch_interval_s: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # added to the agent's environment (e.g. NOTIFY_SOCKET)
     proc: subprocess.Popen[bytes] | None = None
     ingest_proc: subprocess.Popen[str] | None = None
 
@@ -51,6 +52,7 @@ class Rig:
         self.received = self.root / "received"
         self.config = self.root / "agent.toml"
         self.log = self.root / "agent.log"
+        self.ingest_log = self.root / "ingest.log"
         if not (self.keys / "device.key").exists():
             init_identity(self.keys, DEVICE, "Fault Test Ltd")
         self.write_config()
@@ -100,8 +102,8 @@ class Rig:
         assert self.proc is None or self.proc.poll() is not None, "agent already running"
         with open(self.log, "ab") as logf:
             cmd = [sys.executable, "-m", "agent.device.cli", "run", "--config", str(self.config)]
-            self.proc = subprocess.Popen(cmd,
-                                         cwd=REPO, env=ENV, stdout=logf, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(cmd, cwd=REPO, env={**ENV, **self.env}, stdout=logf,
+                                         stderr=subprocess.STDOUT)
         return self.proc
 
     def kill_agent(self) -> None:
@@ -126,17 +128,18 @@ class Rig:
             assert self.broker.pki is not None
             c = self.broker.pki.client("ingest-1")
             args += ["--cafile", str(c.ca), "--cert", str(c.cert), "--key", str(c.key)]
-        self.ingest_proc = subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.PIPE, text=True)
+        with open(self.ingest_log, "a") as logf:  # a file, not a pipe: a full pipe would block its logging
+            self.ingest_proc = subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=logf,
+                                                text=True)
 
     def stop_ingest(self) -> dict[str, Any]:
         """SIGTERM the ingest; returns its JSON report for this device."""
         assert self.ingest_proc is not None
         self.ingest_proc.send_signal(signal.SIGTERM)
-        _, err = self.ingest_proc.communicate(timeout=60)
+        self.ingest_proc.wait(timeout=60)
         rep = json.loads((self.root / "ingest.json").read_text())
         dev: dict[str, Any] = rep["devices"].get(DEVICE, {})
-        dev["stderr_tail"] = err[-2000:]
+        dev["stderr_tail"] = self.ingest_log.read_text(errors="replace")[-2000:]
         return dev
 
     def close(self) -> None:

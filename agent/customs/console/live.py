@@ -39,6 +39,7 @@ from agent.wire.topics import DeviceTopics, check_segment
 log = logging.getLogger(__name__)
 
 PAGE_KEEPALIVE_TIMEOUT_S = 10.0
+STREAM_STALL_S = 10.0  # no fragment from the device this long: the page is told (never a silent frozen picture)
 _LEN = struct.Struct(">I")
 
 
@@ -339,7 +340,8 @@ def _alert_for(viewer: LiveViewer, event: dict[str, Any]) -> None:
 
 async def _pump(ws: WebSocket, viewer: LiveViewer, keepalive_every: float) -> None:
     """Forward verified fragments; relay the page's keepalives to the device while they arrive."""
-    last_page = time.monotonic()
+    last_page = last_fragment = time.monotonic()
+    stalled = False
     next_keepalive = time.monotonic() + keepalive_every
     recv = asyncio.ensure_future(ws.receive_text())
     get = asyncio.ensure_future(viewer.out.get())
@@ -349,7 +351,19 @@ async def _pump(ws: WebSocket, viewer: LiveViewer, keepalive_every: float) -> No
             if get in done:
                 item = get.result()
                 get = asyncio.ensure_future(viewer.out.get())
+                if isinstance(item, bytes):
+                    last_fragment = time.monotonic()
+                    if stalled:
+                        stalled = False
+                        await ws.send_text(json.dumps({"t": "resumed"}))
                 await (ws.send_bytes(item) if isinstance(item, bytes) else ws.send_text(item))
+            if not stalled and time.monotonic() - last_fragment > STREAM_STALL_S:
+                stalled = True
+                log.warning("live %s: no fragment from the device for %.0f s", viewer.session, STREAM_STALL_S)
+                await ws.send_text(json.dumps({
+                    "t": "stalled", "for_s": STREAM_STALL_S,
+                    "message": f"no video from the device for {STREAM_STALL_S:g} s: its streamer or link has "
+                               "stopped; the picture shown is NOT live"}))
             if recv in done:
                 text = recv.result()
                 if '"stop"' in text:

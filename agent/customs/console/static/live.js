@@ -183,6 +183,12 @@ ws.onmessage = (ev) => {
   } else if (m.t === "end") {
     stats.ended = m.reason;
     setBadge("bad", "STREAM ENDED", `device ended the session: ${m.reason}${m.sealed ? ", sealed as record " + m.sealed.seq : ""}`);
+  } else if (m.t === "stalled") {
+    setBadge("bad", "NOT LIVE — STREAM STALLED", m.message);
+    logEvent(`stalled: ${m.message}`, "bad");
+  } else if (m.t === "resumed") {
+    setBadge("wait", "Stream resumed", "waiting for the next verified fragment");
+    logEvent("stream resumed");
   } else if (m.t === "error") {
     stats.ended = m.message;
     setBadge("bad", "NO LIVE VIEW", m.message);
