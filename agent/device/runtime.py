@@ -138,6 +138,7 @@ class Agent:
             replay_path=Path(ucfg.outbox_path).parent / "replay.sqlite", snapshot=self._snapshot_command,
             open_inspection=lambda: self.sealer.inspection, status=self.health, selftest=self._selftest_command,
             on_live=self.device.set_live, overlay=self._live_overlay())
+        self.commands.attach_status(self.uplink)  # the officer trust version in the retained status
 
     def _live_overlay(self) -> Callable[[Frame, Moment], Frame] | None:
         """Live view carries the same burn-in as the recording when the config turns it on."""

@@ -10,7 +10,7 @@ from agent.wire.topics import check_segment
 HERE = Path(__file__).parent
 ACL_TEMPLATE = HERE / "acl.conf"
 CONF_TEMPLATE = HERE / "mosquitto.conf"
-_ROLES = ("ingest", "officer", "devices")
+_ROLES = ("ingest", "officer", "devices", "admin", "fleet-trust")
 
 
 def _sections(text: str) -> tuple[str, dict[str, str]]:
@@ -26,10 +26,10 @@ def _sections(text: str) -> tuple[str, dict[str, str]]:
     return "\n".join(preamble), {r: "\n".join(b).strip() + "\n" for r, b in blocks.items()}
 
 
-def render_acl(officers: Sequence[str], ingests: Sequence[str]) -> str:
+def render_acl(officers: Sequence[str], ingests: Sequence[str], admins: Sequence[str] = ()) -> str:
     """The ACL for these accounts; every name must be a plain identifier (it becomes a topic level)."""
     preamble, blocks = _sections(ACL_TEMPLATE.read_text())
-    names = [*officers, *ingests]
+    names = [*officers, *ingests, *admins]
     if len(set(names)) != len(names):
         raise ValueError("an account name is used twice (officer and ingest names must be distinct)")
     out = [preamble.rstrip() + "\n"]
@@ -38,6 +38,9 @@ def render_acl(officers: Sequence[str], ingests: Sequence[str]) -> str:
     for name in officers:
         out.append(blocks["officer"].replace("{name}", check_segment(name, "officer account")))
     out.append(blocks["devices"])
+    for name in admins:  # officer trust bundles (docs/fleet-admin.md)
+        out.append(blocks["admin"].replace("{name}", check_segment(name, "admin account")))
+    out.append(blocks["fleet-trust"])
     return "\n".join(out)
 
 

@@ -88,9 +88,11 @@ def _issue(ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate], folder: Path
 
 def broker_setup(out: Path, *, host: str = "localhost", port: int = 8883, bind: str = "0.0.0.0",
                  officers: list[str], ingests: list[str], devices: list[str], org: str = "Customs",
-                 run_as: str | None = None, max_packet_size: int = 1 << 20, crl: Path | None = None) -> list[str]:
+                 run_as: str | None = None, max_packet_size: int = 1 << 20, crl: Path | None = None,
+                 admins: list[str] | None = None) -> list[str]:
     """Write (or complete) the layout; returns what was created, one line each."""
-    for name in [*officers, *ingests, *devices]:
+    admins = admins or []
+    for name in [*officers, *ingests, *devices, *admins]:
         try:
             check_segment(name, "account/device name")
         except ValueError as exc:
@@ -119,7 +121,7 @@ def broker_setup(out: Path, *, host: str = "localhost", port: int = 8883, bind: 
         if _issue(ca, folder, device, org, "evidence-camera", None, KEY_FILE, CERT_FILE):
             atomic_write(folder / CA_FILE, _pem(ca[1]))
             done.append(f"device identity devices/{device}/ (key_dir for the device: signs evidence, TLS client)")
-    atomic_write(out / "acl.conf", render_acl(officers, ingests).encode())
+    atomic_write(out / "acl.conf", render_acl(officers, ingests, admins).encode())
     (out / "data").mkdir(exist_ok=True)
     user = run_as or getpass.getuser()
     conf = render_conf({"user_line": f"user {user}", "data_dir": out / "data", "log_file": out / "mosquitto.log",
@@ -145,7 +147,8 @@ def crl_line(crl: Path) -> str:
 def _cmd(args: argparse.Namespace) -> int:
     done = broker_setup(Path(args.outdir), host=args.host, port=args.port, bind=args.bind,
                         officers=args.officer or [], ingests=args.ingest or ["ingest-1"], devices=args.device or [],
-                        org=args.org, run_as=args.run_as, max_packet_size=args.max_packet_size, crl=args.crl)
+                        org=args.org, run_as=args.run_as, max_packet_size=args.max_packet_size, crl=args.crl,
+                        admins=args.admin or [])
     for line in done:
         print(f"wrote {line}")
     print(f"start it: mosquitto -c {Path(args.outdir).resolve() / 'mosquitto.conf'}")
@@ -166,6 +169,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--org", default="Customs", help="organisation in certificate subjects")
     p.add_argument("--run-as", help="user mosquitto runs as (default: the current user)")
     p.add_argument("--max-packet-size", type=int, default=1 << 20, help="bytes; devices chunk media to fit")
+    p.add_argument("--admin", action="append", help="fleet-admin account (CN of `evidence-officer ca issue-admin`): "
+                   "the only writer of the officer trust topic; repeatable")
     p.add_argument("--crl", type=Path, help="the customs CA's CRL (evidence-officer ca crl): the broker refuses "
                    "revoked client certificates (crlfile)")
     p.set_defaults(func=_cmd)
