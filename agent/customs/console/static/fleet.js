@@ -18,9 +18,21 @@ function row(d) {
     // an offline device's position and clock are what it last reported, never shown as current
     el("td", state === "online" ? {text: gpsText(d.gps)} : {class: "muted", text: d.gps ? `last reported: ${gpsText(d.gps)}` : "—"}),
     el("td", state === "online" ? {text: clockText(d.clock)} : {class: "muted", text: d.clock ? `last reported: ${clockText(d.clock)}` : "—"}),
-    el("td", {text: self}), alerts, indexCell(d),
+    el("td", {text: self}), trustCell(d), alerts, indexCell(d),
     el("td", {}, state === "offline" ? el("span", {class: "muted"}, "offline") : link));
   return tr;
+}
+
+function trustCell(d) {  // officer trust version; older than the newest any device reports: flagged
+  const t = d.trust;
+  if (!t || t.version === null) return el("td", {class: "muted trust"}, "—");
+  const newest = Math.max(...[...devices.values()].map((x) => (x.trust && x.trust.version) || 0));
+  const old = t.version < newest;
+  const td = el("td", {class: "trust" + (old ? " old" : ""), "data-version": String(t.version), title: t.last_refusal || ""},
+    t.version ? `v${t.version}` : "hand-made");
+  if (old) td.append(" ", el("span", {class: "alert-chip"}, "old version"));
+  if (t.last_refusal) td.append(" ", el("span", {class: "alert-chip"}, "bundle refused"));
+  return td;
 }
 
 function indexCell(d) {
@@ -35,7 +47,7 @@ function indexCell(d) {
 function render() {
   body.replaceChildren();
   const keys = new Set([...devices.keys(), ...indexed.keys()]);
-  if (!keys.size) body.append(el("tr", {class: "empty"}, el("td", {colspan: 10, class: "muted"}, "No device has reported yet.")));
+  if (!keys.size) body.append(el("tr", {class: "empty"}, el("td", {colspan: 11, class: "muted"}, "No device has reported yet.")));
   for (const key of [...keys].sort()) {
     const f = indexed.get(key);
     body.append(row(devices.get(key) || {site: f.site, device: f.device, online: null, alerts: []}));
