@@ -26,6 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from agent.core.errors import ConfigError
 from agent.core.fsutil import atomic_write
 from agent.customs.broker import render_acl, render_conf
+from agent.customs.broker.console_setup import write_console
 from agent.signing.keys import CA_FILE, CERT_FILE, KEY_FILE, issue_leaf, load_p256_key, make_ca
 from agent.wire.topics import check_segment
 
@@ -89,9 +90,10 @@ def _issue(ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate], folder: Path
 def broker_setup(out: Path, *, host: str = "localhost", port: int = 8883, bind: str = "0.0.0.0",
                  officers: list[str], ingests: list[str], devices: list[str], org: str = "Customs",
                  run_as: str | None = None, max_packet_size: int = 1 << 20, crl: Path | None = None,
-                 admins: list[str] | None = None) -> list[str]:
+                 admins: list[str] | None = None, consoles: list[str] | None = None) -> list[str]:
     """Write (or complete) the layout; returns what was created, one line each."""
-    admins = admins or []
+    admins, consoles = admins or [], consoles or []
+    officers = [*officers, *(c for c in consoles if c not in officers)]  # a console's officer is an account
     for name in [*officers, *ingests, *devices, *admins]:
         try:
             check_segment(name, "account/device name")
@@ -128,6 +130,8 @@ def broker_setup(out: Path, *, host: str = "localhost", port: int = 8883, bind: 
                         "port": port, "bind": bind, "cafile": out / "ca" / "ca.pem",
                         "certfile": out / "server" / "server.pem", "keyfile": out / "server" / "server.key",
                         "acl_file": out / "acl.conf", "max_packet_size": max_packet_size})
+    for officer in consoles:
+        done += write_console(out, officer, f"mqtts://{host}:{port}")
     conf += crl_text  # last: the listener block refuses client certificates the customs CA revoked
     atomic_write(out / "mosquitto.conf", conf.encode())
     done.append(f"{out / 'mosquitto.conf'} and {out / 'acl.conf'} ({len(officers)} officer(s), "
@@ -148,7 +152,7 @@ def _cmd(args: argparse.Namespace) -> int:
     done = broker_setup(Path(args.outdir), host=args.host, port=args.port, bind=args.bind,
                         officers=args.officer or [], ingests=args.ingest or ["ingest-1"], devices=args.device or [],
                         org=args.org, run_as=args.run_as, max_packet_size=args.max_packet_size, crl=args.crl,
-                        admins=args.admin or [])
+                        admins=args.admin or [], consoles=args.console or [])
     for line in done:
         print(f"wrote {line}")
     print(f"start it: mosquitto -c {Path(args.outdir).resolve() / 'mosquitto.conf'}")
@@ -171,6 +175,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-packet-size", type=int, default=1 << 20, help="bytes; devices chunk media to fit")
     p.add_argument("--admin", action="append", help="fleet-admin account (CN of `evidence-officer ca issue-admin`): "
                    "the only writer of the officer trust topic; repeatable")
+    p.add_argument("--console", action="append", metavar="OFFICER", help="write console-OFFICER/ with a working "
+                   "console.toml and every file it names (docs/console.md); the officer account is issued too")
     p.add_argument("--crl", type=Path, help="the customs CA's CRL (evidence-officer ca crl): the broker refuses "
                    "revoked client certificates (crlfile)")
     p.set_defaults(func=_cmd)
