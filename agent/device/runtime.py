@@ -27,6 +27,7 @@ from agent.core.threads import Worker, stop_all
 from agent.device.config import AgentConfig
 from agent.device.pipeline import FrameHub, Subscription
 from agent.device.quota import QuotaSealer
+from agent.device.seal_log import SealLog
 from agent.device.sealer import Sealer
 from agent.device.sensors import Sensors
 from agent.device.summary import RunStats
@@ -65,6 +66,7 @@ class Agent:
         self.stats = RunStats()
         self.sealer = Sealer(self.vault, self.identity, device_id=cfg.device.id, site_id=cfg.device.site_id,
                              listeners=[self.stats.count], clock=self.clock)
+        self.sealer.add_listener(SealLog().on_sealed)  # INFO: per minute, one line per kind sealed
         # the one sealing path of the running agent: media passes the quota, records go straight through
         self.store = QuotaSealer(self.sealer, self.vault, moment=self.moment, evictable=lambda r: self.evictable(r))
         self.gps = gps or open_gps(cfg.gps, self.clock)
