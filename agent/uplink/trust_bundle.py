@@ -99,7 +99,14 @@ class TrustBundleApplier:
                 self._changed()
                 return None
             previous = current
-            self._install(bundle)
+            try:
+                self._install(bundle)
+            except OSError as exc:  # e.g. trust_dir under the read-only /etc: the old version stays in force
+                self.refusals += 1
+                self.last_refusal = f"cannot install version {bundle.version} into {self.trust_dir}: {exc}"
+                log.error("officer trust bundle not installed: %s", self.last_refusal)
+                self._changed()
+                return None
             self.last_refusal = None
         log.info("officer trust version %d installed (was %d): %d officer(s), CRL %s", bundle.version, previous,
                  len(bundle.officers), "included" if bundle.crl_pem else "none")

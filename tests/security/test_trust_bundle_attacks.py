@@ -126,3 +126,11 @@ def test_a_bundle_needs_the_admin_certificate_the_device_was_provisioned_with(wo
     world.applier.admin_cert_path.write_text("garbage")
     assert world.applier.apply(payload) is None
     assert "unreadable" in (world.applier.last_refusal or "")
+
+
+def test_a_version_that_cannot_be_written_keeps_the_old_trust_and_says_why(world: World) -> None:
+    _, alice = world.officer("officer-alice")
+    (world.trust.parent / ".officers.d").write_text("in the way")  # as root, permissions would not stop it
+    assert world.applier.apply(world.bundle(6, {"officer-alice": alice})) is None
+    assert "cannot install version 6" in (world.applier.last_refusal or "")
+    assert world.applier.version() == 0 and not world.trust.is_symlink()
