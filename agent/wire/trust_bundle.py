@@ -31,8 +31,8 @@ from agent.core.vocab import ID_RE
 from agent.signing.keys import key_id_of
 from agent.signing.revocation import parse_crls_unchecked
 from agent.wire.commands import ALG, COMMANDS, canonical
+from agent.wire.topics import TRUST_TOPIC as TRUST_TOPIC  # re-exported: the topic of these bundles
 
-TRUST_TOPIC: Final = "fleet/trust"
 TRUST_TYP: Final = "evidence-trust/1"
 MAX_BUNDLE_BYTES: Final = 1 << 20
 MAX_OFFICERS: Final = 2000
