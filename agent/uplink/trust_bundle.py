@@ -49,6 +49,7 @@ class TrustBundleApplier:
         self.last_refusal: str | None = None
         self.refusals = 0
         self._lock = threading.Lock()
+        self._retry: bytes | None = None  # refused only for the time: tried again with each status
 
     def _admin_cert(self) -> x509.Certificate:
         try:
@@ -70,6 +71,9 @@ class TrustBundleApplier:
         return v if isinstance(v, int) else 0
 
     def status(self) -> dict[str, Any]:
+        retry, self._retry = self._retry, None
+        if retry is not None:  # a clock that was wrong at boot (no RTC) may be right now
+            self.apply(retry)
         body = self.installed() or {}
         na = body.get("not_after_ms")
         return {"trust": {"version": self.version(), "admin": body.get("admin"),
@@ -93,6 +97,8 @@ class TrustBundleApplier:
                     raise BundleRejected("downgrade", f"version {bundle.version} is not newer than the "
                                                       f"installed version {current}")
             except BundleRejected as exc:
+                if exc.code in ("not_yet_valid", "expired"):  # this device's clock may be what is wrong
+                    self._retry = payload
                 self.refusals += 1
                 self.last_refusal = str(exc)
                 log.warning("officer trust bundle refused: %s", exc)

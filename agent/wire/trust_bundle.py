@@ -30,7 +30,7 @@ from agent.core.errors import VerificationError
 from agent.core.vocab import ID_RE
 from agent.signing.keys import key_id_of
 from agent.signing.revocation import parse_crls_unchecked
-from agent.wire.commands import ALG, COMMANDS, canonical
+from agent.wire.commands import ALG, COMMANDS, CRL_FILE, canonical
 from agent.wire.topics import TRUST_TOPIC as TRUST_TOPIC  # re-exported: the topic of these bundles
 
 TRUST_TYP: Final = "evidence-trust/1"
@@ -119,8 +119,10 @@ def verify_bundle(payload: bytes, admin_cert: x509.Certificate, now_ms: int) -> 
         raise BundleRejected("bad_signature", "the fleet-admin signature does not verify") from None
     na_cert = int(admin_cert.not_valid_after_utc.timestamp() * 1000)
     nb_cert = int(admin_cert.not_valid_before_utc.timestamp() * 1000)
-    if not nb_cert <= now_ms <= na_cert:
-        raise BundleRejected("untrusted", "the fleet-admin certificate is not valid now")
+    if now_ms < nb_cert:
+        raise BundleRejected("not_yet_valid", "the fleet-admin certificate is not valid yet (this device's clock?)")
+    if now_ms > na_cert:
+        raise BundleRejected("expired", "the fleet-admin certificate has expired (re-provision with a new one)")
     body = wire["body"]
     if set(body) != _BODY_KEYS or body.get("typ") != TRUST_TYP:
         raise BundleRejected("malformed", f"body must be a {TRUST_TYP} with exactly {sorted(_BODY_KEYS)}")
@@ -151,6 +153,8 @@ def verify_bundle(payload: bytes, admin_cert: x509.Certificate, now_ms: int) -> 
 def _grant(name: object, entry: object) -> OfficerGrant:
     if not isinstance(name, str) or not ID_RE.match(name):
         raise BundleRejected("malformed", f"officer id {str(name)[:80]!r} is not a plain identifier")
+    if f"{name}.pem" == CRL_FILE:  # its file would be the folder's CRL
+        raise BundleRejected("malformed", f"officer id {name!r} is reserved")
     if not isinstance(entry, dict) or set(entry) != {"cert", "commands"} or not isinstance(entry["cert"], str):
         raise BundleRejected("malformed", f"officer {name}: expected {{cert, commands}}")
     commands = entry["commands"]

@@ -113,11 +113,29 @@ def test_an_expired_bundle_is_refused(world: World) -> None:
     assert _officers(world.trust) == []
 
 
+def test_a_bundle_refused_for_a_wrong_clock_is_tried_again_once_the_clock_is_right(world: World) -> None:
+    _, alice = world.officer("officer-alice")
+    payload = world.bundle(11, {"officer-alice": alice})
+    real = world.applier.clock
+    world.applier.clock = type("Boot", (), {"wall_ns": staticmethod(lambda: 0)})()  # 1970: no RTC, no fix yet
+    assert world.applier.apply(payload) is None
+    assert "not_yet_valid" in (world.applier.last_refusal or "")
+    world.applier.clock = real  # GPS/NTP set the clock
+    assert world.applier.status()["trust"]["version"] == 11
+    assert _officers(world.trust) == ["officer-alice"]
+
+
 def test_an_officer_entry_must_carry_that_officers_certificate(world: World) -> None:
     _, alice = world.officer("officer-alice")
     impostor = OfficerGrant("officer-bob", alice.cert_pem, ("*",))
     assert world.applier.apply(world.bundle(4, {"officer-bob": impostor})) is None
     assert "malformed" in (world.applier.last_refusal or "")
+
+
+def test_an_officer_named_like_the_crl_file_is_refused(world: World) -> None:
+    _, crl = world.officer("crl")
+    assert world.applier.apply(world.bundle(4, {"crl": crl})) is None
+    assert "reserved" in (world.applier.last_refusal or "")
 
 
 def test_a_bundle_needs_the_admin_certificate_the_device_was_provisioned_with(world: World) -> None:
