@@ -225,3 +225,15 @@ def test_nobody_but_the_admin_account_may_publish_on_the_trust_topic(world: dict
     finally:
         link.close(offline=False)
     assert not res.ok, f"{identity} could publish on {TRUST_TOPIC}"
+
+
+def test_check_config_names_a_missing_fleet_admin_certificate(world: dict[str, Any], tmp_path: Path) -> None:
+    from tests.support.fleet import agent_cli
+
+    config = world["root"] / "device" / "agent.toml"
+    ok = agent_cli("check-config", "--config", str(config))
+    assert ok.returncode == 0, ok.stderr
+    broken = tmp_path / "agent.toml"
+    broken.write_text(config.read_text().replace(str(world["admin"] / "admin.pem"), str(tmp_path / "gone.pem")))
+    res = agent_cli("check-config", "--config", str(broken))
+    assert res.returncode == 2 and "uplink.commands.trust_admin" in res.stderr, res.stderr
