@@ -24,6 +24,7 @@ from cryptography import x509
 
 from agent.core.clock import Clock, iso_utc
 from agent.core.fsutil import atomic_write, fsync_dir
+from agent.core.vocab import TRUST_UPDATED
 from agent.wire.commands import CRL_FILE, PERMISSIONS_FILE
 from agent.wire.messages import Inbound
 from agent.wire.trust_bundle import BundleRejected, TrustBundle, verify_bundle
@@ -31,7 +32,7 @@ from agent.wire.trust_bundle import BundleRejected, TrustBundle, verify_bundle
 log = logging.getLogger(__name__)
 
 BUNDLE_FILE: Final = "trust-bundle.json"
-TRUST_EVENT: Final = "trust_updated"
+TRUST_EVENT: Final = TRUST_UPDATED
 
 
 class TrustBundleApplier:
