@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.capture.base import CaptureSettings
 from agent.capture.picamera2 import Picamera2Config
@@ -40,6 +40,13 @@ class CaptureConfig(BaseModel):
     jpeg_quality: int = Field(default=90, ge=1, le=100, description="JPEG quality for stills (1-100).")
     picamera2: Picamera2Config = Field(default_factory=Picamera2Config,
                                        description="picamera2 only: camera, lores stream, encoder")
+
+    @model_validator(mode="after")
+    def _source_for_opencv(self) -> CaptureConfig:
+        if self.backend == "opencv" and (self.source is None or self.source == ""):
+            raise ValueError("backend \"opencv\" needs capture.source: a V4L2 index (0), /dev/videoN, an "
+                             "rtsp:// or http(s):// URL or a video file")
+        return self
 
     def to_settings(self) -> CaptureSettings:
         """The frozen runtime value the backends take."""

@@ -53,10 +53,12 @@ CAMERA_RESTORED: Final = "camera_restored"
 CAMERA_FAILED: Final = "camera_failed"
 CAMERA_OUTAGE_EVENTS: Final = (CAMERA_LOST, CAMERA_FAILED)
 #: What the device itself raises about its own state.
+#: The device installed a new officer trust bundle (agent/uplink/trust_bundle.py).
+TRUST_UPDATED: Final = "trust_updated"
 #: ``internal_error``: a part of the agent died (restarted or the process exits); ``storage_error``: what storage
 #: failures kept from being sealed.
 DEVICE_EVENTS: Final = (CAMERA_LOST, CAMERA_RESTORED, CAMERA_FAILED, "clock_alarm", "vault_full", "media_evicted",
-                        "internal_error", "storage_error")
+                        "internal_error", "storage_error", TRUST_UPDATED)
 EVENT_TYPES: Final = (*ANALYTICS_EVENTS, *DEVICE_EVENTS)
 #: Events that mark a gap in the footage (segment verification expects one around a hole).
 GAP_EVENTS: Final = frozenset({CAMERA_LOST, CAMERA_RESTORED, "vault_full", "storage_error"})

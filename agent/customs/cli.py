@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 SUBCOMMAND_MODULES = ("agent.customs.live_cmd", "agent.customs.cmd_cmd", "agent.customs.keys",
                       "agent.customs.console.cli", "agent.customs.inspection.cli",
-                      "agent.customs.broker.setup", "agent.customs.ca.cli", "agent.customs.legal.cli")
+                      "agent.customs.broker.setup", "agent.customs.ca.cli", "agent.customs.legal.cli",
+                      "agent.customs.trust.cli")
 INGEST_CHANNELS = ("record", "media", "alert", "receipt")
 RETAINED_CHANNELS = ("status", "availability")  # retained messages never go to shared subscriptions
 

@@ -123,13 +123,21 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """Syntax and values, then everything the service needs (files, key, certificate): exit 2 on a problem."""
     from agent.device.preflight import preflight
 
-    cfg = load_config(Path(args.file))
+    if args.config is None and args.file is None:
+        raise ConfigError("check-config needs the config file: evidence-agent check-config --config FILE")
+    if args.config is not None and args.file is not None and args.config != args.file:
+        raise ConfigError(f"check-config: two config files given ({args.file}, --config {args.config})")
+    if args.config is None:
+        print(f"note: `check-config FILE` is the old form; use `evidence-agent check-config --config {args.file}` "
+              "(as run, selftest and requeue take it)", file=sys.stderr)
+    file = args.config or args.file
+    cfg = load_config(Path(file))
     problems = preflight(cfg)
     for p in problems:
-        print(f"{'error' if p.fatal else 'warning'}: {args.file}: {p.text}", file=sys.stderr)
+        print(f"{'error' if p.fatal else 'warning'}: {file}: {p.text}", file=sys.stderr)
     if any(p.fatal for p in problems):
         return 2
-    print(f"{args.file}: OK (device {cfg.device.id}, site {cfg.device.site_id}, camera {cfg.capture.backend}, "
+    print(f"{file}: OK (device {cfg.device.id}, site {cfg.device.site_id}, camera {cfg.capture.backend}, "
           f"gps {cfg.gps.source})")
     return 0
 
@@ -402,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check-config", help="validate a config file and the files it names: key, certificate "
                                             "(CN, extended key usages, expiry), TLS files (exit 2 on errors)")
-    c.add_argument("file", help="TOML config file to validate")
+    c.add_argument("--config", help="TOML config file to validate (as for run, selftest, requeue)")
+    c.add_argument("file", nargs="?", help=argparse.SUPPRESS)  # the old positional form, still accepted
     c.set_defaults(func=cmd_check_config)
     ex = sub.add_parser("example-config", help="print an example config (--full: every key at its default)")
     ex.add_argument("--full", action="store_true",

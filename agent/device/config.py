@@ -1,7 +1,7 @@
 """Agent configuration: one TOML file, validated on load.
 
 Unknown keys are rejected and every error names the file and the dotted key, so a technician
-can fix a typo from the message alone; `evidence-agent check-config FILE` runs just this (suitable
+can fix a typo from the message alone; `evidence-agent check-config --config FILE` runs just this (suitable
 for a systemd ``ExecStartPre=``). Relative paths are resolved against the config file's folder.
 """
 

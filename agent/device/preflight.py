@@ -119,6 +119,9 @@ def check_other_files(cfg: AgentConfig) -> list[Problem]:
                                                  f"uplink.mqtt.tls.key_file {tls.key_file}"))
                 except AgentError as exc:
                     out.append(Problem(True, str(exc)))
+    admin = cfg.uplink.commands.trust_admin if cfg.uplink is not None and cfg.uplink.enabled else None
+    if admin is not None:  # officer trust bundles: without this certificate no officer is ever trusted
+        out += [p for p in (_load_cert(Path(admin), "uplink.commands.trust_admin")[1],) if p]
     if cfg.anchor.enabled and cfg.anchor.tsa.ca_file is not None:
         out += [p for p in (_readable(cfg.anchor.tsa.ca_file, "anchor.tsa.ca_file"),) if p]
     src = cfg.capture.source

@@ -29,6 +29,7 @@ from agent.core.threads import Worker, stop_all
 from agent.device.config import AgentConfig
 from agent.device.parts import UNHEALTHY_EXIT_S, WatchedSealer, watch_parts
 from agent.device.pipeline import FrameHub, Subscription
+from agent.device.seal_log import SealLog
 from agent.device.sealer import Sealer
 from agent.device.sensors import Sensors
 from agent.device.summary import RunStats
@@ -71,6 +72,7 @@ class Agent:
         self.stats = RunStats()
         self.sealer = Sealer(self.vault, self.identity, device_id=cfg.device.id, site_id=cfg.device.site_id,
                              listeners=[self.stats.count], clock=self.clock)
+        self.sealer.add_listener(SealLog().on_sealed)  # INFO: per minute, one line per kind sealed
         # the one sealing path of the running agent: media passes the quota, records go straight through
         self.store = WatchedSealer(self.sealer, self.vault, moment=self.moment,
                                    evictable=lambda r: self.evictable(r), health=self.parts)
@@ -180,6 +182,7 @@ class Agent:
             replay_path=Path(ucfg.outbox_path).parent / "replay.sqlite", snapshot=self._snapshot_command,
             open_inspection=lambda: self.sealer.inspection, status=self.health, selftest=self._selftest_command,
             on_live=self.device.set_live, overlay=self._live_overlay())
+        self.commands.attach_status(self.uplink)  # the officer trust version in the retained status
 
     def _live_overlay(self) -> Callable[[Frame, Moment], Frame] | None:
         """Live view carries the same burn-in as the recording when the config turns it on."""

@@ -87,6 +87,23 @@ def officer_cert(path: Path) -> tuple[str, bytes]:
     return officer_id, cert.public_bytes(serialization.Encoding.PEM)
 
 
+ADMIN_CERT = "fleet-admin.pem"  # beside the config: the key that signs officer trust bundles
+
+
+def admin_cert(path: Path) -> bytes:
+    """The ``--trust-admin`` certificate's PEM; ConfigError naming it when it is not a P-256 certificate."""
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"--trust-admin {path}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"--trust-admin {path}: not a PEM certificate: {exc}") from None
+    key = cert.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise ConfigError(f"--trust-admin {path}: not an ECDSA P-256 key (evidence-officer ca issue-admin makes one)")
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
 def ensure_officers(folder: Path, certs: list[str]) -> list[Change]:
     """Install each ``--officer`` certificate as ``<id>.pem`` and list it in ``permissions.json`` with every
     command; an officer already listed keeps what the file grants it. The device grants only what this file

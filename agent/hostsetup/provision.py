@@ -34,7 +34,7 @@ from agent.core.fsutil import atomic_write
 from agent.core.vocab import ID_PATTERN
 from agent.device.config import parse_config
 from agent.hostsetup.changes import Change
-from agent.hostsetup.device_files import ensure_dir, ensure_officers, officer_cert, put_file
+from agent.hostsetup.device_files import ADMIN_CERT, admin_cert, ensure_dir, ensure_officers, officer_cert, put_file
 from agent.signing import keys
 from agent.wire.mqtt_settings import BrokerUrl
 
@@ -60,13 +60,16 @@ class Plan:
     marker: Path
     broker_ca: Path
     officers: Path
+    trust_admin: Path | None = None
 
     @classmethod
-    def at(cls, root: Path, state_dir: Path, config_out: Path) -> Plan:
+    def at(cls, root: Path, state_dir: Path, config_out: Path, *, pushed_trust: bool = False) -> Plan:
+        """With pushed trust (``--trust-admin``) the officer folder is state the agent replaces itself."""
         etc = config_out.parent
         return cls(root, state_dir, config_out, key_dir=state_dir / "keys", vault=state_dir / "vault",
                    outbox=state_dir / "outbox.sqlite", marker=state_dir / MARKER, broker_ca=etc / BROKER_CA,
-                   officers=etc / "officers")
+                   officers=(state_dir if pushed_trust else etc) / "officers",
+                   trust_admin=etc / ADMIN_CERT if pushed_trust else None)
 
     def local(self, target: Path) -> Path:
         return self.root / target.relative_to("/") if self.root != Path("/") else target
@@ -193,9 +196,10 @@ def _merge(base: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_config(existing: dict[str, Any], plan: Plan, *, device_id: str, site_id: str, organization: str,
-                 broker: str, camera: str | None, gps: str | None) -> dict[str, Any]:
+                 broker: str, camera: str | None, gps: str | None, camera_source: str | None = None
+                 ) -> dict[str, Any]:
     """Provisioning owns identity, paths and the uplink; everything else a technician set is kept."""
-    owned = {
+    owned: dict[str, Any] = {
         "device": {"id": device_id, "site_id": site_id, "organization": organization},
         "identity": {"key_dir": str(plan.key_dir)},
         "vault": {"path": str(plan.vault)},
@@ -206,9 +210,13 @@ def build_config(existing: dict[str, Any], plan: Plan, *, device_id: str, site_i
     }
     defaults = {"capture": {"backend": "picamera2"}, "gps": {"source": "gpsd"},
                 "uplink": {"commands": {"trust_dir": str(plan.officers)}}}
+    if plan.trust_admin is not None:  # pushed trust: the agent must be able to replace its officer folder
+        owned["uplink"]["commands"] = {"trust_dir": str(plan.officers), "trust_admin": str(plan.trust_admin)}
     chosen: dict[str, Any] = {}
     if camera is not None:
         chosen["capture"] = {"backend": camera}
+    if camera_source is not None:
+        chosen.setdefault("capture", {})["source"] = int(camera_source) if camera_source.isdigit() else camera_source
     if gps is not None:
         chosen["gps"] = {"source": gps}
     merged = _merge(_merge(_merge(defaults, existing), owned), chosen)
@@ -255,8 +263,9 @@ def hand_over(plan: Plan, user: str) -> Change:
     wanted: list[tuple[str, int, int]] = []
     for dirpath, _dirs, files in os.walk(plan.state_dir):
         wanted += [(p, pw.pw_uid, pw.pw_gid) for p in [dirpath, *(os.path.join(dirpath, f) for f in files)]]
-    wanted += [(str(p), 0, pw.pw_gid) for p in (plan.config_out.parent, plan.config_out, plan.broker_ca, plan.officers)
-               if p.exists()]
+    etc_files = (plan.config_out.parent, plan.config_out, plan.broker_ca, plan.officers, plan.trust_admin)
+    wanted += [(str(p), 0, pw.pw_gid) for p in etc_files
+               if p is not None and p.exists() and not p.is_relative_to(plan.state_dir)]
     changed = 0
     for path, uid, gid in wanted:
         st = os.lstat(path)
@@ -310,11 +319,18 @@ def _provision(args: argparse.Namespace) -> list[Change]:
         raise ConfigError(f"cannot read {exc.filename}: {exc.strerror}") from None
     except ValueError as exc:
         raise ConfigError(f"--ca {args.ca}: not a PEM certificate: {exc}") from None
+    admin_pem = admin_cert(Path(args.trust_admin)) if args.trust_admin else None
     root = Path(args.root).resolve() if args.root else Path("/")
-    plan = Plan.at(root, Path(args.state_dir).absolute(), Path(args.config_out).absolute())
+    plan = Plan.at(root, Path(args.state_dir).absolute(), Path(args.config_out).absolute(),
+                   pushed_trust=admin_pem is not None)
     key_dir = plan.local(plan.key_dir)
     config_path = plan.local(plan.config_out)
     existing = _read_existing(config_path)
+    capture = {**existing.get("capture", {}), **({"backend": args.camera} if args.camera else {}),
+               **({"source": args.camera_source} if args.camera_source else {})}
+    if capture.get("backend") == "opencv" and not capture.get("source"):
+        raise ConfigError("--camera opencv needs --camera-source: a V4L2 index (0), /dev/videoN, an rtsp:// or "
+                          "http(s):// URL or a video file (nothing was written)")
     organization = args.organization or existing.get("device", {}).get("organization") or DEFAULT_ORG
 
     if cert_pem is not None:  # before anything is installed: CN, extended key usages, validity
@@ -336,9 +352,12 @@ def _provision(args: argparse.Namespace) -> list[Change]:
     made = ensure_dir(officers, 0o755)
     changes.append(made or Change("unchanged", str(officers), "officer certificates (*.pem) and permissions"))
     changes += ensure_officers(officers, args.officer or [])
+    if admin_pem is not None and plan.trust_admin is not None:
+        changes.append(put_file(plan.local(plan.trust_admin), admin_pem,
+                                note="fleet-admin certificate: signed officer trust bundles replace officers/"))
 
     data = build_config(existing, plan, device_id=device_id, site_id=args.site, organization=organization,
-                        broker=str(url), camera=args.camera, gps=args.gps)
+                        broker=str(url), camera=args.camera, gps=args.gps, camera_source=args.camera_source)
     parse_config(data, str(config_path))  # the file written must pass check-config
     changes.append(put_file(config_path, (HEADER + to_toml(data)).encode(), mode=0o640, note="agent config",
                             same=existing == data if existing else None))
@@ -392,6 +411,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--officer", action="append", metavar="CERT",
                    help="an officer certificate (evidence-officer keys init) to trust with every command; "
                         "repeatable; listed in officers/permissions.json (which grants only what it lists)")
+    p.add_argument("--camera-source", help="opencv: V4L2 index, /dev/videoN, rtsp:// or http(s):// URL or a video "
+                   "file (required with --camera opencv)")
+    p.add_argument("--trust-admin", metavar="CERT", help="the fleet-admin certificate (evidence-officer ca "
+                   "issue-admin): officer trust then arrives as signed bundles (evidence-officer trust publish) "
+                   "into STATE/officers")
     p.add_argument("--user", default="evidence", help="service user that must own the state (default %(default)s)")
     p.add_argument("--no-enable", action="store_true", help="do not run systemctl enable")
     p.add_argument("--root", help="prefix for every path written (preparing an image, tests); implies no systemctl")

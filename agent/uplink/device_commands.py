@@ -22,10 +22,12 @@ from agent.uplink.command_controller import (
 )
 from agent.uplink.live import FrameSource, LiveManager
 from agent.uplink.settings_commands import CommandsConfig, LiveConfig
+from agent.uplink.trust_bundle import TrustBundleApplier
 from agent.wire.commands import CommandRequest, CommandVerifier, ReplayCache, TrustStore
 from agent.wire.mqtt import MqttLink
 from agent.wire.replies import DeviceSigner
 from agent.wire.topics import DeviceTopics
+from agent.wire.trust_bundle import TRUST_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,23 @@ class DeviceCommandService:
             handlers["selftest"] = lambda _req, _args: selftest()
         self.controller = CommandController(topics.device, verifier, signer, clock, self._publish_reply, handlers)
         self.enabled = commands.enabled
+        self.bundles: TrustBundleApplier | None = None
+        if commands.trust_admin is not None:
+            self.bundles = TrustBundleApplier(
+                commands.trust_dir, commands.trust_admin, clock, on_change=self._trust_changed,
+                seal=None if seal is None else lambda extra: seal("event", moment(), extra=extra))
+        self._status_wake: Callable[[], None] | None = None
         self._closed = False
+
+    def attach_status(self, uplink: Any) -> None:
+        """Report the officer trust version in the uplink's retained status (and republish it on a change)."""
+        if self.bundles is not None:
+            uplink.add_status(self.bundles.status)
+            self._status_wake = uplink.status.wake
+
+    def _trust_changed(self) -> None:
+        if self._status_wake is not None:
+            self._status_wake()
 
     def _publish_reply(self, topic: str, payload: bytes, correlation: bytes | None) -> None:
         self.link.publish(topic, payload, qos=1, correlation=correlation, content_type="application/json")
@@ -79,6 +97,10 @@ class DeviceCommandService:
         officers = self.trust.officers()
         log.info("commands on %s; %d trusted officer key(s) in %s", self.topics.cmd, len(officers),
                  self.trust.directory)
+        if self.bundles is not None:  # first: a retained bundle is installed before commands are answered
+            log.info("officer trust from signed bundles on %s (fleet admin %s); installed version %d",
+                     TRUST_TOPIC, self.bundles.admin_cert_path, self.bundles.version())
+            self.link.subscribe(TRUST_TOPIC, self.bundles.on_message, qos=1)
         self.link.subscribe(self.topics.cmd, self.controller.on_message, qos=1)
 
     def close(self) -> None:

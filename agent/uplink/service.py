@@ -84,6 +84,7 @@ class Uplink:
                              alert_kinds=cfg.alert_kinds, require_subscriber=cfg.require_subscriber,
                              retry_after_s=cfg.retry_after_s, vault_dir=vault_dir)
         self._extra = status
+        self._more: list[StatusProvider] = []
         self.status = StatusPublisher(self.link, self.topics.status, cfg.status_interval_s, self.status_document)
         self.link.add_connect_listener(self._connected)
         self._closed = False
@@ -110,12 +111,16 @@ class Uplink:
             "outbox": dataclasses.asdict(stats), "disk": disk_doc,
             "last_sealed": stats.last_sealed,
         }
-        if self._extra is not None:
+        for provider in ([self._extra] if self._extra is not None else []) + self._more:
             try:
-                doc.update(self._extra())
+                doc.update(provider())
             except Exception as exc:
                 doc["status_error"] = f"{type(exc).__name__}: {exc}"
         return doc
+
+    def add_status(self, provider: StatusProvider) -> None:
+        """One more part of the status document (e.g. the officer trust version)."""
+        self._more.append(provider)
 
     def start(self) -> None:
         self.outbox.start()

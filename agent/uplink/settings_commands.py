@@ -22,6 +22,11 @@ class CommandsConfig(BaseModel):
         description="directory of officer certificates / public keys (*.pem) and permissions.json, which grants "
                     "only what it lists (no file: no command)",
     )
+    trust_admin: Path | None = Field(
+        default=None,
+        description="the fleet-admin certificate (provision --trust-admin): signed officer trust bundles from the "
+                    "broker's trust topic then replace trust_dir (which must be writable by the agent)",
+    )
     replay_db: Path | None = Field(
         default=None, description="SQLite replay cache; default <vault>/state/replay.sqlite"
     )

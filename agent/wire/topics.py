@@ -114,7 +114,11 @@ def parse_device_topic(topic: str) -> tuple[str, str, str]:
     return parts[1], parts[2], parts[3]
 
 
+#: The retained, fleet-admin-signed officer trust bundle (agent.wire.trust_bundle); only admins write it.
+TRUST_TOPIC = "fleet/trust"
+
+
 def documented_addresses() -> list[str]:
     """Every address template the code uses (compared with docs/asyncapi.yaml by a test)."""
     device = [f"{ROOT}/{{site}}/{{device}}/{name}" for name in CHANNELS]
-    return [*device, f"{OFFICER_ROOT}/{{officer}}/reply/{{device}}/{{request}}"]
+    return [*device, f"{OFFICER_ROOT}/{{officer}}/reply/{{device}}/{{request}}", TRUST_TOPIC]

@@ -112,7 +112,7 @@ def test_exec_start_pre_validates_the_config_the_service_runs_with(tmp_path: Pat
     pre_argv, start_argv = shlex.split(pre), shlex.split(start)
     assert pre_argv[:2] == [EXE, "check-config"] and start_argv[:2] == [EXE, "run"]
     config = start_argv[start_argv.index("--config") + 1]
-    assert pre_argv[2:] == [config]
+    assert pre_argv[2:] == ["--config", config]
     # run the same command with this checkout's CLI: a broken config must fail, a good one pass
     cli = [sys.executable, "-m", "agent.device.cli", *pre_argv[1:-1]]
     good = tmp_path / "agent.toml"

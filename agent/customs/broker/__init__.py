@@ -12,7 +12,7 @@ from agent.wire.topics import check_segment
 HERE = Path(__file__).parent
 ACL_TEMPLATE = HERE / "acl.conf"
 CONF_TEMPLATE = HERE / "mosquitto.conf"
-_ROLES = ("ingest", "officer", "device", "devices", "lab")
+_ROLES = ("ingest", "officer", "device", "devices", "lab", "admin", "fleet-trust")
 
 
 def _sections(text: str) -> tuple[str, dict[str, str]]:
@@ -34,11 +34,13 @@ def _check_names(officers: Sequence[str], ingests: Sequence[str], devices: Seque
         raise ValueError("a name is used twice (officer, ingest and device names must be distinct)")
 
 
-def render_acl(officers: Sequence[str], ingests: Sequence[str], devices: Mapping[str, str] | None = None) -> str:
-    """The ACL for these accounts and registered devices (device id -> site id); every name must be a plain
-    identifier (it becomes a topic level). ``devices=None`` is the test broker's any-site mode."""
+def render_acl(officers: Sequence[str], ingests: Sequence[str], devices: Mapping[str, str] | None = None,
+               admins: Sequence[str] = ()) -> str:
+    """The ACL for these accounts, fleet-admin accounts and registered devices (device id -> site id); every
+    name must be a plain identifier (it becomes a topic level). ``devices=None`` is the test broker's any-site
+    mode."""
     preamble, blocks = _sections(ACL_TEMPLATE.read_text())
-    _check_names(officers, ingests, list(devices or ()))
+    _check_names([*officers, *admins], ingests, list(devices or ()))
     if devices is None:
         cmd_topics = ["evidence/+/+/cmd"]
     else:
@@ -57,6 +59,9 @@ def render_acl(officers: Sequence[str], ingests: Sequence[str], devices: Mapping
     out.append(blocks["devices"])
     if devices is None:
         out.append(blocks["lab"])
+    for name in admins:  # officer trust bundles (docs/fleet-admin.md)
+        out.append(blocks["admin"].replace("{name}", check_segment(name, "admin account")))
+    out.append(blocks["fleet-trust"])
     return "\n".join(out)
 
 

@@ -32,6 +32,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from agent.core.errors import ConfigError
 from agent.core.fsutil import atomic_write
 from agent.customs.broker import render_acl, render_conf, render_dynsec
+from agent.customs.broker.console_setup import write_console
 from agent.customs.broker.registry import REGISTRY_FILE, Registry, load_registry, parse_pair
 from agent.signing.keys import CA_FILE, CERT_FILE, KEY_FILE, issue_leaf, load_p256_key, make_ca
 from agent.wire.topics import check_segment
@@ -138,11 +139,14 @@ def registrations(out: Path, devices: list[str], registry_file: Path | None
 def broker_setup(out: Path, *, host: str = "localhost", port: int = 8883, bind: str = "0.0.0.0",
                  officers: list[str], ingests: list[str], devices: list[str], org: str = "Customs",
                  run_as: str | None = None, max_packet_size: int = 1 << 20, registry: Path | None = None,
-                 dynsec_plugin: Path | None = None, crl: Path | None = None) -> list[str]:
+                 dynsec_plugin: Path | None = None, crl: Path | None = None, admins: list[str] | None = None,
+                 consoles: list[str] | None = None) -> list[str]:
     """Write (or complete) the layout; returns what was created, one line each.
 
     ``devices``: ``ID=SITE`` (or ``ID`` when already registered) for each device identity to issue."""
-    for name in [*officers, *ingests]:
+    admins, consoles = admins or [], consoles or []
+    officers = [*officers, *(c for c in consoles if c not in officers)]  # a console's officer is an account
+    for name in [*officers, *ingests, *admins]:
         try:
             check_segment(name, "account name")
         except ValueError as exc:
@@ -177,8 +181,8 @@ def broker_setup(out: Path, *, host: str = "localhost", port: int = 8883, bind: 
             atomic_write(folder / CA_FILE, _pem(ca[1]))
             done.append(f"device identity devices/{device}/ (key_dir for the device: signs evidence, TLS client)")
     atomic_write(out / REGISTRY_FILE, reg.dump().encode())
-    atomic_write(out / "acl.conf", render_acl(officers, ingests, reg.sites).encode())
-    atomic_write(out / "dynsec.json", render_dynsec(officers, ingests, list(reg.sites)).encode())
+    atomic_write(out / "acl.conf", render_acl(officers, ingests, reg.sites, admins).encode())
+    atomic_write(out / "dynsec.json", render_dynsec([*officers, *admins], ingests, list(reg.sites)).encode())
     (out / "data").mkdir(exist_ok=True)
     user = run_as or getpass.getuser()
     conf = render_conf({"user_line": f"user {user}", "data_dir": out / "data", "log_file": out / "mosquitto.log",
@@ -186,6 +190,8 @@ def broker_setup(out: Path, *, host: str = "localhost", port: int = 8883, bind: 
                         "certfile": out / "server" / "server.pem", "keyfile": out / "server" / "server.key",
                         "acl_file": out / "acl.conf", "max_packet_size": max_packet_size,
                         "dynsec_plugin": plugin, "dynsec_file": out / "dynsec.json"})
+    for officer in consoles:
+        done += write_console(out, officer, f"mqtts://{host}:{port}")
     conf += crl_text  # last: the listener block refuses client certificates the customs CA revoked
     atomic_write(out / "mosquitto.conf", conf.encode())
     done.append(f"{out / 'mosquitto.conf'}, {out / 'acl.conf'} and dynsec.json ({len(officers)} officer(s), "
@@ -206,7 +212,8 @@ def _cmd(args: argparse.Namespace) -> int:
     done = broker_setup(Path(args.outdir), host=args.host, port=args.port, bind=args.bind,
                         officers=args.officer or [], ingests=args.ingest or ["ingest-1"], devices=args.device or [],
                         org=args.org, run_as=args.run_as, max_packet_size=args.max_packet_size,
-                        registry=args.registry, dynsec_plugin=args.dynsec_plugin, crl=args.crl)
+                        registry=args.registry, dynsec_plugin=args.dynsec_plugin, crl=args.crl,
+                        admins=args.admin or [], consoles=args.console or [])
     for line in done:
         print(f"wrote {line}")
     print(f"start it: mosquitto -c {Path(args.outdir).resolve() / 'mosquitto.conf'}")
@@ -233,6 +240,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--org", default="Customs", help="organisation in certificate subjects")
     p.add_argument("--run-as", help="user mosquitto runs as (default: the current user)")
     p.add_argument("--max-packet-size", type=int, default=1 << 20, help="bytes; devices chunk media to fit")
+    p.add_argument("--admin", action="append", help="fleet-admin account (CN of `evidence-officer ca issue-admin`): "
+                   "the only writer of the officer trust topic; repeatable")
+    p.add_argument("--console", action="append", metavar="OFFICER", help="write console-OFFICER/ with a working "
+                   "console.toml and every file it names (docs/console.md); the officer account is issued too")
     p.add_argument("--crl", type=Path, help="the customs CA's CRL (evidence-officer ca crl): the broker refuses "
                    "revoked client certificates (crlfile)")
     p.set_defaults(func=_cmd)

@@ -122,6 +122,22 @@ def _cmd_issue_officer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_issue_admin(args: argparse.Namespace) -> int:
+    from agent.customs.trust.admin import ADMIN_CERT, issue_admin
+
+    folder = _folder(args)
+    key, ca = folder.load()
+    out = Path(args.out or args.name)
+    try:
+        cert = issue_admin(key, ca, out, args.name, folder.organization(ca), args.days)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    _issued(folder, key, cert, out / ADMIN_CERT, "admin", args.name)
+    print(f"devices trust bundles it signs once provisioned with --trust-admin {out / ADMIN_CERT}; the broker "
+          f"lets it write the trust topic once broker-setup has --admin {args.name}")
+    return 0
+
+
 def _cmd_revoke(args: argparse.Namespace) -> int:
     folder = _folder(args)
     since = None
@@ -184,6 +200,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", help="key folder to create (default ./<name>), or the certificate file with --csr")
     p.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
     p.set_defaults(func=_cmd_issue_officer)
+    p = sub.add_parser("issue-admin", parents=[common], help="issue the fleet-admin key that signs officer trust "
+                       "bundles (evidence-officer trust publish)")
+    p.add_argument("name", help="admin account: certificate CN and broker user (e.g. fleet-admin)")
+    p.add_argument("--out", help="key folder to create (default ./<name>)")
+    p.add_argument("--days", type=int, default=825, help="validity in days (default 825)")
+    p.set_defaults(func=_cmd_issue_admin)
     p = sub.add_parser("revoke", parents=[common], help="revoke a certificate (then publish: `ca crl`)")
     p.add_argument("target", help="SERIAL (hex), an identity (device id / officer name: all its "
                    "certificates) or a certificate file this CA issued")

@@ -54,6 +54,7 @@ class DeviceView:
     selftest: dict[str, Any] | None = None
     camera: str | None = None
     status_time: str | None = None
+    trust: dict[str, Any] | None = None  # officer trust version the device reports (signed bundles)
     alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_ALERTS))
 
     def as_json(self) -> dict[str, Any]:
@@ -89,6 +90,26 @@ def _selftest(doc: Any) -> dict[str, Any] | None:
         return None
     return {"ok": doc.get("ok") if isinstance(doc.get("ok"), bool) else None, "time": _s(doc.get("time"), 40),
             "summary": _s(doc.get("summary"), 200)}
+
+
+def _trust(doc: Any) -> dict[str, Any] | None:
+    """``{"version": int, "last_refusal": str|None}`` from the status's ``trust`` part."""
+    if not isinstance(doc, dict):
+        return None
+    v = doc.get("version")
+    return {"version": v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**53 else None,
+            "last_refusal": _s(doc.get("last_refusal"), 200)}
+
+
+def mark_old_trust(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``trust.old`` = the device reports a trust version older than the newest any device reports."""
+    versions = [d["trust"]["version"] for d in devices if d.get("trust") and d["trust"]["version"] is not None]
+    newest = max(versions, default=None)
+    for d in devices:
+        if d.get("trust"):
+            v = d["trust"]["version"]
+            d["trust"]["old"] = newest is not None and v is not None and v < newest
+    return devices
 
 
 class FleetTracker:
@@ -164,6 +185,7 @@ class FleetTracker:
                 cam = doc.get("camera")
                 d.camera = _s(cam.get("source") if isinstance(cam, dict) else cam)
                 d.status_time = _s(doc.get("time"), 40)
+                d.trust = _trust(doc.get("trust"))
             elif alert is not None:
                 d.last_seen = time.time()
                 d.alerts.appendleft(alert)
@@ -198,7 +220,7 @@ Fleet = Annotated[FleetTracker, Depends(get_fleet)]
 @router.get("/api/devices")
 def list_devices(fleet: Fleet, link: Link, index: OptionalIndex) -> dict[str, Any]:
     """Live state; ``index`` has the customs index's figures per device (None without ``[index]``)."""
-    return {"devices": fleet.devices(), "connected": link.connected, "index": index_devices(index)}
+    return {"devices": mark_old_trust(fleet.devices()), "connected": link.connected, "index": index_devices(index)}
 
 
 @router.websocket("/ws/fleet")

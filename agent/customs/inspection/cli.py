@@ -4,7 +4,7 @@
     inspection ready|start CASE --broker URL          (self-test, then inspection.start on the device)
     inspection checkin CASE location|identity_document|power_of_attorney|credentials --broker URL
     inspection mark CASE --note TEXT | snapshot CASE [--note TEXT] | decision CASE continue|shift_to_onsite --reason
-    inspection alerts|show CASE --evidence DIR        (what the ingested evidence says)
+    inspection show CASE [--evidence DIR]             (the session; with --evidence: its alerts)
     inspection end CASE --broker URL;  inspection report CASE --evidence DIR --out DIR --broker URL
 
 Exit codes: 0 done, 1 the device refused or the evidence did not verify, 2 usage or configuration error.
@@ -28,11 +28,23 @@ from agent.customs.inspection.model import CHECKIN_STEPS, Entry, Inspection, Ins
 from agent.customs.inspection.service import InspectionService
 from agent.customs.keys import DEFAULT_DIR, load_officer
 
-DEFAULT_DATA = Path(os.environ.get("EVIDENCE_CONSOLE_DATA", "~/.evidence-officer/console")).expanduser()
+CONSOLE_DATA = Path("console-data")  # the console's [inspections] data default, beside its console.toml
+
+
+def data_folder(args: argparse.Namespace) -> Path:
+    """``--data``; else the ``[inspections] data`` of ``--console-config``; else ``$EVIDENCE_CONSOLE_DATA``;
+    else ``./console-data`` — the console's own default when run in the folder of its console.toml."""
+    if args.data:
+        return Path(args.data)
+    if args.console_config:
+        from agent.customs.console.config import load_console_config
+
+        return load_console_config(Path(args.console_config)).inspections.data
+    return Path(os.environ.get("EVIDENCE_CONSOLE_DATA") or CONSOLE_DATA).expanduser()
 
 
 def _store(args: argparse.Namespace) -> InspectionStore:
-    return InspectionStore(Path(args.data))
+    return InspectionStore(data_folder(args))
 
 
 def _print_entry(entry: Entry, as_json: bool) -> None:
@@ -164,7 +176,9 @@ def register(subparsers: Any) -> None:
     """``evidence-officer inspection open|ready|start|checkin|mark|snapshot|decision|end|report|show|list``."""
     top = subparsers.add_parser("inspection", help="run a remote inspection: check-in, decisions, signed report",
                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    top.add_argument("--data", default=str(DEFAULT_DATA), help="session folder (default %(default)s)")
+    top.add_argument("--data", help="session folder (default: the console's: [inspections] data of "
+                     "--console-config, else $EVIDENCE_CONSOLE_DATA, else ./console-data as beside console.toml)")
+    top.add_argument("--console-config", help="the console's console.toml: share its session folder")
     sub = top.add_subparsers(dest="inspection_command", required=True)
     o = sub.add_parser("open", help="open a session for a case")
     o.add_argument("case", help="case number of the new inspection")

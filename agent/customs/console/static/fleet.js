@@ -19,7 +19,7 @@ function row(d) {
     el("td", state === "online" ? {class: d.gps && d.gps.simulated ? "warn gps" : "gps", text: gpsText(d.gps) + (d.gps && d.gps.simulated ? " — SIMULATED receiver" : "")}
       : {class: "muted", text: d.gps ? `last reported: ${gpsText(d.gps)}` : "—"}),
     el("td", state === "online" ? {text: clockText(d.clock)} : {class: "muted", text: d.clock ? `last reported: ${clockText(d.clock)}` : "—"}),
-    self, alerts, indexCell(d),
+    self, trustCell(d), alerts, indexCell(d),
     el("td", {}, state === "offline" ? el("span", {class: "muted"}, "offline") : link));
   return tr;
 }
@@ -56,6 +56,17 @@ async function loadCases() {
     render();
   } catch (err) { /* inspections not configured: the rest of the page goes on */ }
 }
+function trustCell(d) {  // officer trust version; older than the newest any device reports: flagged
+  const t = d.trust;
+  if (!t || t.version === null) return el("td", {class: "muted trust"}, "—");
+  const newest = Math.max(...[...devices.values()].map((x) => (x.trust && x.trust.version) || 0));
+  const old = t.version < newest;
+  const td = el("td", {class: "trust" + (old ? " old" : ""), "data-version": String(t.version), title: t.last_refusal || ""},
+    t.version ? `v${t.version}` : "hand-made");
+  if (old) td.append(" ", el("span", {class: "alert-chip"}, "old version"));
+  if (t.last_refusal) td.append(" ", el("span", {class: "alert-chip"}, "bundle refused"));
+  return td;
+}
 
 function indexCell(d) {
   const f = indexed.get(d.site + "/" + d.device);
@@ -69,7 +80,7 @@ function indexCell(d) {
 function render() {
   body.replaceChildren();
   const keys = new Set([...devices.keys(), ...indexed.keys()]);
-  if (!keys.size) body.append(el("tr", {class: "empty"}, el("td", {colspan: 10, class: "muted"}, "No device has reported yet.")));
+  if (!keys.size) body.append(el("tr", {class: "empty"}, el("td", {colspan: 11, class: "muted"}, "No device has reported yet.")));
   for (const key of [...keys].sort()) {
     const f = indexed.get(key);
     body.append(row(devices.get(key) || {site: f.site, device: f.device, online: null, alerts: []}));
