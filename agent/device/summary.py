@@ -59,6 +59,20 @@ def drain_line(drained: bool, stats: OutboxStats) -> str:
             f"{stats.delivered} delivered. Nothing is lost: the outbox sends the rest at the next start.")
 
 
+def undelivered_lines(stats: OutboxStats, last_error: str | None) -> list[str]:
+    """Advice that fits each case: pending items need nothing (they go at the next start); items the broker
+    refused need their cause fixed and a requeue."""
+    lines = []
+    if stats.pending:
+        lines.append(f"undelivered: {stats.pending} pending (last error: {last_error or 'none'}); nothing to do: "
+                     "they are kept and sent when the service runs again with the broker reachable")
+    if stats.rejected:
+        lines.append(f"rejected: {stats.rejected} refused by the broker (kept in the outbox); fix the cause "
+                     "(`evidence-agent requeue --config FILE --list` shows why), then "
+                     "`evidence-agent requeue --config FILE` re-sends them")
+    return lines
+
+
 def run_summary(agent: Agent, cfg: AgentConfig) -> list[str]:
     """The closing lines of a run."""
     st = agent.stats
@@ -72,10 +86,7 @@ def run_summary(agent: Agent, cfg: AgentConfig) -> list[str]:
         lines.append(f"C2PA: {st.c2pa_failures} item(s) sealed WITHOUT Content Credentials: {st.last_c2pa_error}")
     if agent.uplink is not None:
         stats = agent.uplink.outbox.stats()
-        if stats.pending or stats.rejected:
-            lines.append(f"undelivered: {stats.pending} pending, {stats.rejected} rejected by the broker "
-                         f"(last error: {agent.uplink.link.last_error or 'none'}); "
-                         "`evidence-agent requeue --config FILE` re-sends rejected items")
+        lines += undelivered_lines(stats, agent.uplink.link.last_error)
     if agent.hub.error is not None:
         lines.append(f"camera: FAILED: {agent.hub.error}")
     if agent.failed is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.core.model import SealedItem
-from agent.device.summary import RunStats, drain_line
+from agent.device.summary import RunStats, drain_line, undelivered_lines
 from agent.uplink.outbox_jobs import OutboxStats
 
 
@@ -36,3 +36,14 @@ def test_drain_lines_are_sentences_not_reprs() -> None:
     line = drain_line(False, left)
     assert line.startswith("uplink: NOT all delivered: 12 pending (3.4 MB), 1 in flight; 2 rejected by the broker")
     assert "requeue" in line and "OutboxStats" not in line
+
+
+def test_the_summary_advises_requeue_only_for_rejected_items() -> None:
+    pending = OutboxStats(pending=3, pending_bytes=1000, rejected=0, in_flight=0, delivered=5, oldest_age_s=1.0,
+                          last_sealed=None)
+    (line,) = undelivered_lines(pending, "connection refused")
+    assert "3 pending" in line and "nothing to do" in line and "requeue" not in line
+    rejected = OutboxStats(pending=0, pending_bytes=0, rejected=2, in_flight=0, delivered=5, oldest_age_s=None,
+                           last_sealed=None)
+    (line,) = undelivered_lines(rejected, None)
+    assert "2 refused by the broker" in line and "requeue --config FILE --list" in line
