@@ -111,7 +111,8 @@ class Analyzer:
         self._dark = _Hysteresis(int(cfg.onset_seconds * s), int(cfg.end_seconds * s))
         self._uniform = _Hysteresis(int(cfg.onset_seconds * s), int(cfg.end_seconds * s))
         self._frozen = _Hysteresis(0, 0)  # the condition already carries its own duration
-        self._replayed = _Hysteresis(0, int(max(cfg.end_seconds, 2.0) * s))
+        # a replay matches in stretches (cuts, fast motion): it ends only after a stretch as long as it takes to start
+        self._replayed = _Hysteresis(0, int((cfg.end_seconds + cfg.replay_min_seconds) * s))
         self._obstructed = _Hysteresis(0, int(cfg.end_seconds * s))  # cells must stay hidden to count
         self._outside = _Hysteresis(int(cfg.onset_seconds * s), int(cfg.end_seconds * s))
         self._moved = _Hysteresis(int(cfg.scene_settle_seconds * s), int(cfg.end_seconds * s))

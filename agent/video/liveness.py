@@ -105,8 +105,8 @@ class FrozenCheck:
                    ("noise_peak", round(peak, 5)), ("still_s", round(still_ns / 1e9, 2)))
         if self._stalled_since is not None and t - self._stalled_since >= self._hold_ns:
             assert sensor is not None and prev_sensor is not None
-            return Liveness(True, "sensor_counters", 1.0, figures + (
-                ("sequence", sensor.sequence), ("sensor_ns", sensor.sensor_ns)))
+            return Liveness(True, "sensor_counters", 1.0, (
+                *figures, ("sequence", sensor.sequence), ("sensor_ns", sensor.sensor_ns)))
         if self._identical_since is not None and t - self._identical_since >= self._hold_ns:
             return Liveness(True, "identical_exposure", 0.99, figures)
         quiet = median < self.cfg.frozen_noise_fraction and peak < self.cfg.frozen_refresh_fraction

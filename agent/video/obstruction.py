@@ -38,7 +38,7 @@ class Obstruction:
 def cell_stats(grey: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Mean and standard deviation of grey inside each grid cell."""
     g = grey.astype(np.float32)
-    mean = cv2.resize(g, GRID, interpolation=cv2.INTER_AREA)
+    mean = np.asarray(cv2.resize(g, GRID, interpolation=cv2.INTER_AREA), dtype=np.float32)
     sq = cv2.resize(g * g, GRID, interpolation=cv2.INTER_AREA)
     return mean, np.asarray(np.sqrt(np.maximum(sq - mean * mean, 0.0)), dtype=np.float32)
 

@@ -189,7 +189,7 @@ def test_live_motion_that_never_repeats_is_not_replayed_and_memory_is_bounded() 
 
 
 def test_partial_obstruction_has_its_own_event_with_confidence() -> None:
-    h, w = SCENE.shape[:2]
+    w = SCENE.shape[1]
     board = SCENE.copy()
     board[:, : int(w * 0.6)] = 35  # a board close to the lens hides 60 % of the view
     ev = run([noisy(SCENE) for _ in range(30)] + [noisy(board) for _ in range(50)] + [noisy(SCENE) for _ in range(40)])
@@ -201,7 +201,8 @@ def test_partial_obstruction_has_its_own_event_with_confidence() -> None:
 
 def test_every_event_says_its_confidence() -> None:
     covered = np.full_like(SCENE, 15)
-    ev = run([noisy(SCENE) for _ in range(20)] + [noisy(covered) for _ in range(30)] + [noisy(SCENE) for _ in range(40)])
+    ev = run([noisy(SCENE) for _ in range(20)] + [noisy(covered) for _ in range(30)] +
+             [noisy(SCENE) for _ in range(40)])
     assert ev and all(0.0 < e.as_extra()["confidence"] <= 1.0 for e in ev)
 
 
