@@ -13,9 +13,10 @@ analytics on, events read back from the sealed records.
     stretch's own noise fields (frame - median) at a random offset, re-encoded libx264 crf 23.
 * tampered copies of each real clip (libx264 crf 23, or MPEG-4, a keyframe a second), one tamper each:
   covered, obstructed (a dark out-of-focus board over the left 55 %), frozen (one frame repeated), turned
-  (shifted 6 %/3 %), each from 8 s for up to 12-15 s; looped replay: from 20 s the clip from its start
-  again, up to 20 s. A tamper never runs past the clip's end, and the clip is never looped (that would be a
-  real replay). Detection = the matching onset within the tamper (+3 s); delay = onset - tamper start.
+  (shifted 6 %/3 %), each from 8 s for up to 12-15 s; looped replay: from 20 s (a short clip: half-way)
+  the clip from its start again, up to 20 s. A tamper never runs past the clip's end and the clip is never
+  looped (that would be a real replay). Detection = the matching onset within the tamper (+3 s); delay =
+  onset - tamper start.
 
     python benchmarks/analytics_run.py [--shared /work/shared] [--parallel 3] [--still-minutes 12] [--json]
 """
@@ -101,8 +102,9 @@ def _looped_source(src: Path) -> Any:
 def tamper_window(src: Path, tamper: str, length: float) -> tuple[float, float]:
     """(start, length) s of ``tamper`` in the copy of ``src``: it never runs past the clip's own end (a clip
     played twice would be a real replay)."""
-    start = REPLAY_AT if tamper == "replayed" else TAMPER_AT
-    return start, min(length, _length(src)[0] - start - AFTER_S)
+    clip = _length(src)[0]
+    start = min(REPLAY_AT, (clip - AFTER_S) / 2) if tamper == "replayed" else TAMPER_AT
+    return round(start, 1), min(length, clip - start - AFTER_S)
 
 
 def tampered_copy(src: Path, out: Path, tamper: str, length: float, codec: str) -> tuple[Path, float]:

@@ -31,6 +31,7 @@ EVENT_TYPES: tuple[EventType, ...] = ("too_dark", "uniform", "frozen", "replayed
                                       "geofence")
 Phase = Literal["onset", "end"]
 EARTH_RADIUS_M = 6_371_008.8
+UNIFORM_CONTRAST = 0.05  # standard deviation / mean below this (a cap: ~0.002, a dim night car park: 0.11)
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,10 @@ class Analyzer:
             events.append(VideoEvent(kind, phase, frame.index, frame.wall_ns, frame.mono_ns,
                                      tuple(sorted(details.items())), max(0.0, min(1.0, confidence))))
 
-        dark, uniform = mean < self.cfg.dark_mean, std < self.cfg.uniform_std
+        # uniform: little structure, absolutely and, unless dark, for its brightness (a dim night view keeps
+        # its contrast; a cap over the lens has none)
+        dark = mean < self.cfg.dark_mean
+        uniform = std < self.cfg.uniform_std and (dark or std < UNIFORM_CONTRAST * mean)
         emit("too_dark", self._dark.update(dark, t), _margin(mean, self.cfg.dark_mean), mean=round(mean, 2))
         emit("uniform", self._uniform.update(uniform, t), _margin(std, self.cfg.uniform_std), std=round(std, 2))
         if dark or uniform or self._dark.active or self._uniform.active:

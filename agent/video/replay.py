@@ -40,10 +40,11 @@ FIRM_LEVELS = 0.7
 MIN_STATES = 4
 EXACT_RUN = 3
 MAX_LAGS = 8  # candidate lags confirmed per frame, at most
-MIN_MOVING = 0.01  # share of thumbnail pixels that must move for a replay to be told apart
+MIN_MOVING = 0.05  # share of thumbnail pixels that must move for a replay to be told apart
 THUMB = (48, 27)  # grey thumbnail kept per frame to confirm a candidate replay
 MOVING_STD = 4.0  # thumbnail pixels varying more than this over the candidate stretch are where it moves
-MAX_RESIDUAL = 6.0  # grey levels: a replay's frames differ from the originals by compression, not content
+MAX_RESIDUAL = 0.25  # of the motion's own spread: a replay differs from its original by compression only
+MAX_ABS_RESIDUAL = 6.0  # grey levels, the same bound in absolute terms
 
 
 def dhash(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
@@ -115,14 +116,14 @@ class ReplayCheck:
                 candidates = np.flatnonzero(tail >= self.min_run)
                 if candidates.size:
                     run_best = int(tail[candidates].max())
-                    states = self._states(min(run_best, m))
+                    states = self._states(min(run_best, m, 2 * self.min_run))
                 if candidates.size and states >= MIN_STATES:
                     # a still view matches itself at every lag: confirm on thumbnails, best-matched lags first
                     best = candidates[np.argsort(-tail[candidates])[:MAX_LAGS]] + self.min_lag
                     scored = [(self._residual(int(lag), self.min_run, thumb), int(lag)) for lag in best]
-                    self.last_residual, lag_best = min(scored)
+                    (self.last_residual, absolute), lag_best = min(scored)
                     run_best = int(run[lag_best - 1])
-                    if self.last_residual > MAX_RESIDUAL:
+                    if self.last_residual > MAX_RESIDUAL or absolute > MAX_ABS_RESIDUAL:
                         states = 0  # the same place, not the same pictures: someone else on the same path
         digest = hashlib.blake2b(sample.tobytes(), digest_size=16).digest()
         seen = self._digests.get(digest)
@@ -160,20 +161,26 @@ class ReplayCheck:
         then = self._times[(self._n - lag) % self.capacity]  # called before the current frame is stored
         return round((t - int(then)) / 1e9, 1)
 
-    def _residual(self, lag: int, count: int, thumb: npt.NDArray[np.uint8]) -> float:
-        """Mean grey difference, where the pictures move, between the last ``count`` frames (the current one
-        included) and the frames ``lag`` earlier (best of lag-1..lag+1 per frame)."""
+    def _residual(self, lag: int, count: int, thumb: npt.NDArray[np.uint8]) -> tuple[float, float]:
+        """Grey difference (80th percentile over the frames), where the pictures move, between the last
+        ``count`` frames (the current one included) and the frames ``lag`` earlier (best of lag-1..lag+1 per
+        frame): as a share of how much the pictures vary there (a dim or low-contrast scene is judged like a
+        bright one), and in grey levels."""
         now = np.stack([thumb] + [self._thumbs[(self._n - k) % self.capacity] for k in range(1, count)])
         now = now.astype(np.int16)
         moving = now.std(axis=0) > MOVING_STD
         if moving.mean() < MIN_MOVING:
-            return math.inf  # nothing moves: nothing to tell a replay by
+            return math.inf, math.inf  # nothing moves: nothing to tell a replay by
+        spread = float(now.std(axis=0)[moving].mean())  # how much the picture moves there
         errs = []
         for k in range(count):
             diffs = [float(np.abs(now[k] - self._thumbs[(self._n - k - lg) % self.capacity].astype(np.int16))[
                 moving].mean()) for lg in (lag - 1, lag, lag + 1) if 0 < lg <= self.stored() - k]
             errs.append(min(diffs, default=math.inf))
-        return float(np.median(errs))
+        if not all(math.isfinite(e) for e in errs):
+            return math.inf, math.inf  # part of the stretch has left the window
+        worst = float(np.percentile(errs, 80))  # judged where they differ most, not on the still frames between
+        return worst / max(spread, 1.0), worst
 
     def _store(self, h: npt.NDArray[np.uint64], digest: bytes, t: int, thumb: npt.NDArray[np.uint8]) -> None:
         slot = self._n % self.capacity
