@@ -56,12 +56,18 @@ def dhash(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
     return np.frombuffer(bits, dtype=np.uint64).copy()
 
 
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
 def hamming(a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
     """Firm bits differing between ``b`` and each row of ``a`` (or between two hashes)."""
     w = a.shape[-1] // 2
     firm = np.bitwise_and(a[..., w:], b[..., w:])
     differ = np.bitwise_and(np.bitwise_xor(a[..., :w], b[..., :w]), firm)
-    return np.asarray(np.bitwise_count(differ).sum(axis=-1), dtype=np.int64)
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        return np.asarray(np.bitwise_count(differ).sum(axis=-1), dtype=np.int64)
+    octets = np.ascontiguousarray(differ).view(np.uint8)  # numpy 1.x (Debian bookworm's, for picamera2)
+    return np.asarray(_POPCOUNT[octets].sum(axis=-1), dtype=np.int64)
 
 
 @dataclass(frozen=True)

@@ -238,3 +238,13 @@ def test_a_new_exposure_with_identical_pixels_is_frozen_and_a_noisy_still_one_is
     frozen_img = noisy(SCENE)
     ev = feed_all(sensor_frames([noisy(SCENE) for _ in range(20)] + [frozen_img] * 60))
     assert [e.type for e in ev if e.phase == "onset"] == ["frozen"]
+
+
+def test_hash_distance_is_the_same_without_numpy_2_bitwise_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.video.replay import hamming
+
+    r = np.random.default_rng(0)
+    rows = r.integers(0, 2**63, (20, 8), dtype=np.uint64)
+    expected = hamming(rows, rows[3])
+    monkeypatch.delattr(np, "bitwise_count", raising=False)  # numpy 1.x, as Debian bookworm ships it
+    assert (hamming(rows, rows[3]) == expected).all() and expected[3] == 0
