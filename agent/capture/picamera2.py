@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent.capture.base import CaptureBackend, CaptureSettings
 from agent.core.clock import Clock
 from agent.core.errors import CaptureError
-from agent.core.model import Frame
+from agent.core.model import Frame, SensorMeta
 
 UNAVAILABLE_HINT = (
     "install it with `sudo apt install python3-picamera2` on Raspberry Pi OS (bookworm) and create the "
@@ -82,6 +82,16 @@ def frame_times(metadata: dict[str, Any], wall_now: int, mono_now: int) -> tuple
     return sensor_ns, wall_now - (mono_now - sensor_ns)
 
 
+def sensor_meta(metadata: dict[str, Any]) -> SensorMeta:
+    """The exposure's own counters from libcamera's metadata (absent or non-integer values are None)."""
+
+    def whole(key: str) -> int | None:
+        value = metadata.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+    return SensorMeta(whole("SensorTimestamp"), whole("SensorSequence"), whole("FrameDuration"))
+
+
 def request_times(metadata: dict[str, Any], clock: Clock) -> tuple[int, int]:
     """(mono_ns, wall_ns) of a request, reading the injected clock once for "now"."""
     return frame_times(metadata, clock.wall_ns(), clock.mono_ns())
@@ -110,7 +120,7 @@ def request_frame(request: Any, stream: str, fmt: str | None, index: int, clock:
     finally:
         request.release()  # hold requests briefly or libcamera runs out of buffers and drops frames
     mono, wall = request_times(metadata, clock)
-    return Frame(image=to_bgr(image, fmt), index=index, wall_ns=wall, mono_ns=mono)
+    return Frame(image=to_bgr(image, fmt), index=index, wall_ns=wall, mono_ns=mono, sensor=sensor_meta(metadata))
 
 
 def jpeg(frame: Frame, quality: int) -> bytes:

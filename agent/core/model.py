@@ -17,13 +17,27 @@ TimeSource = Literal["gps", "ntp", "unsynced"]
 
 
 @dataclass(frozen=True)
+class SensorMeta:
+    """What the camera itself reported about one exposure (picamera2/libcamera request metadata).
+
+    ``sensor_ns`` is libcamera's SensorTimestamp, ``sequence`` its SensorSequence frame counter and
+    ``frame_duration_us`` its FrameDuration; each is None when the camera did not report it.
+    """
+
+    sensor_ns: int | None = None
+    sequence: int | None = None
+    frame_duration_us: int | None = None
+
+
+@dataclass(frozen=True)
 class Frame:
-    """One camera frame: BGR uint8 pixels plus when it was captured."""
+    """One camera frame: BGR uint8 pixels plus when it was captured (and the sensor's metadata, if any)."""
 
     image: npt.NDArray[np.uint8]
     index: int
     wall_ns: int
     mono_ns: int
+    sensor: SensorMeta | None = None
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ RECORD_KINDS: Final = ("restart", "still", "segment", "event", "mark", "live", "
 ALERT_KINDS: Final = ("event", "tamper", "alert")
 
 # -- event types (``extra.type`` of an ``event`` record) -------------------------------------------------
-AnalyticsEvent = Literal["too_dark", "uniform", "frozen", "scene_change", "geofence"]
+AnalyticsEvent = Literal["too_dark", "uniform", "frozen", "replayed", "obstructed", "scene_change", "geofence"]
 #: What the video analytics (anti-falsification) raise.
 ANALYTICS_EVENTS: Final[tuple[str, ...]] = get_args(AnalyticsEvent)
 #: The camera stopped delivering frames (onset) / came back (``camera_restored``) / gave up for good.

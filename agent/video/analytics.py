@@ -1,15 +1,16 @@
 """Anti-falsification checks on a low-resolution grey copy of the frames.
 
-Covered lens, too dark, uniform picture, frozen feed, camera moved/turned, and position outside
-the registered site: exactly the tricks that send an inspection back on site. Each condition has
-an onset and an end (with hold times, so one odd frame is not an alarm) and each becomes a frozen
-:class:`VideoEvent`, which the sealer turns into an ``event`` record.
+Covered lens, too dark, uniform picture, frozen feed, replayed footage, partial obstruction, camera
+moved/turned, and position outside the registered site: exactly the tricks that send an inspection
+back on site. Each condition has an onset and an end (with hold times, so one odd frame is not an
+alarm) and each becomes a frozen :class:`VideoEvent`, which the sealer turns into an ``event`` record.
+Every event carries a confidence: 0.5 when the evidence sat at its threshold, 1.0 when it was
+unambiguous (the sensor's own counters, bit-identical frames); an end carries its onset's.
+While the picture is blind (covered or dark) only ``too_dark``/``uniform`` are judged.
 """
 
 from __future__ import annotations
 
-import collections
-import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,13 +21,14 @@ import numpy.typing as npt
 
 from agent.core.model import Frame, GpsReading
 from agent.core.vocab import AnalyticsEvent as EventType
+from agent.video.liveness import FrozenCheck
+from agent.video.obstruction import ObstructionCheck
+from agent.video.replay import ReplayCheck
 from agent.video.settings import AnalyticsConfig, GeofenceConfig
 
 Phase = Literal["onset", "end"]
 EARTH_RADIUS_M = 6_371_008.8
-FROZEN_SAMPLE_WIDTH = 320
-CONTENT_WIDTH = 40
-MAX_REPEAT_GAP_NS = 2_000_000_000  # longest stretch without an exact repeat a frozen re-encoded feed shows
+UNIFORM_CONTRAST = 0.05  # standard deviation / mean below this (a cap: ~0.002, a dim night car park: 0.11)
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,12 @@ class VideoEvent:
     wall_ns: int
     mono_ns: int
     details: tuple[tuple[str, Any], ...] = ()
+    confidence: float = 1.0  # 0.5 = evidence at the threshold, 1.0 = unambiguous
 
     def as_extra(self) -> dict[str, Any]:
         """The ``extra`` of the sealed ``event`` record."""
         return {"type": self.type, "phase": self.phase, "frame_index": self.frame_index,
-                "details": dict(self.details)}
+                "confidence": round(self.confidence, 3), "details": dict(self.details)}
 
 
 class _Hysteresis:
@@ -106,17 +109,15 @@ class Analyzer:
         self._dark = _Hysteresis(int(cfg.onset_seconds * s), int(cfg.end_seconds * s))
         self._uniform = _Hysteresis(int(cfg.onset_seconds * s), int(cfg.end_seconds * s))
         self._frozen = _Hysteresis(0, 0)  # the condition already carries its own duration
+        # a replay matches in stretches (cuts, fast motion): it ends only after a stretch as long as it takes to start
+        self._replayed = _Hysteresis(0, int((cfg.end_seconds + cfg.replay_min_seconds) * s))
+        self._obstructed = _Hysteresis(0, int(cfg.end_seconds * s))  # cells must stay hidden to count
         self._outside = _Hysteresis(int(cfg.onset_seconds * s), int(cfg.end_seconds * s))
         self._moved = _Hysteresis(int(cfg.scene_settle_seconds * s), int(cfg.end_seconds * s))
-        self._prev: npt.NDArray[np.uint8] | None = None
-        self._still_since: int | None = None
-        self._content_ref: npt.NDArray[np.int16] | None = None
-        self._seen: collections.deque[tuple[int, bytes]] = collections.deque()  # recent samples' digests
-        self._repeat_since: int | None = None  # first exact repeat of the current still stretch
-        self._last_repeat: int | None = None
-        self._run = 0  # consecutive analysed frames that were not exact repeats
-        self._max_run = 0  # the longest such run since _repeat_since (the encoder's keyframe rhythm)
-        self._allowed_run = 0  # fixed at the onset: a longer run means the picture is live again
+        self.liveness = FrozenCheck(cfg)
+        self.replay = ReplayCheck(cfg)
+        self.obstruction = ObstructionCheck(cfg)
+        self._onset_confidence: dict[str, float] = {}
         self._ref: npt.NDArray[np.float32] | None = None
         self._prev_z: npt.NDArray[np.float32] | None = None
         self._window: npt.NDArray[np.float32] | None = None
@@ -141,83 +142,52 @@ class Analyzer:
         mean, std = float(grey.mean()), float(grey.std())
         self.last_metrics = {"mean": mean, "std": std}
 
-        def emit(kind: EventType, phase: Phase | None, **details: Any) -> None:
-            if phase is not None:
-                events.append(VideoEvent(kind, phase, frame.index, frame.wall_ns, frame.mono_ns,
-                                         tuple(sorted(details.items()))))
+        def emit(kind: EventType, phase: Phase | None, confidence: float = 1.0, **details: Any) -> None:
+            if phase is None:
+                return
+            if phase == "onset":
+                self._onset_confidence[kind] = confidence
+            else:
+                confidence = self._onset_confidence.pop(kind, confidence)
+            events.append(VideoEvent(kind, phase, frame.index, frame.wall_ns, frame.mono_ns,
+                                     tuple(sorted(details.items())), max(0.0, min(1.0, confidence))))
 
-        emit("too_dark", self._dark.update(mean < self.cfg.dark_mean, t), mean=round(mean, 2))
-        emit("uniform", self._uniform.update(std < self.cfg.uniform_std, t), std=round(std, 2))
-        self._check_frozen(frame.image, t, emit)
-        blind = std < self.cfg.uniform_std or mean < self.cfg.dark_mean
-        if not blind:
-            self._check_scene(grey, t, emit)
+        # uniform: little structure, absolutely and, unless dark, for its brightness (a dim night view keeps
+        # its contrast; a cap over the lens has none)
+        dark = mean < self.cfg.dark_mean
+        uniform = std < self.cfg.uniform_std and (dark or std < UNIFORM_CONTRAST * mean)
+        emit("too_dark", self._dark.update(dark, t), _margin(mean, self.cfg.dark_mean), mean=round(mean, 2))
+        emit("uniform", self._uniform.update(uniform, t), _margin(std, self.cfg.uniform_std), std=round(std, 2))
+        if dark or uniform or self._dark.active or self._uniform.active:
+            # blind: covered or dark is that, not also frozen, replayed, obstructed or moved
+            self.liveness.reset()
+            emit("frozen", self._frozen.update(False, t), reason="blind")
+            emit("replayed", self._replayed.update(False, t), reason="blind")
+            emit("obstructed", self._obstructed.update(False, t), reason="blind")
+        else:
+            self._check_live(frame, grey, t, emit)
         if self.cfg.geofence is not None and gps is not None and gps.fix is not None:
             inside, info = inside_geofence(self.cfg.geofence, gps.fix.lat, gps.fix.lon)
-            emit("geofence", self._outside.update(not inside, t), lat=round(gps.fix.lat, 7),
+            emit("geofence", self._outside.update(not inside, t), 1.0, lat=round(gps.fix.lat, 7),
                  lon=round(gps.fix.lon, 7), **info)
         return events
 
-    def _check_frozen(self, image: npt.NDArray[np.uint8], t: int, emit: Any) -> None:
-        """Frozen = no new content, and exact frame repeats, for ``frozen_seconds``.
-
-        A frozen picture that went through an encoder again (an IP camera or recorder replaying a still
-        image, a looped clip) is not pixel-identical: keyframes and rate control add flicker of a few grey
-        levels. Between keyframes, though, its decoded frames repeat exactly, which a live sensor never
-        does (its noise changes some pixels every frame; measured: not one exact repeat in the shared real
-        clips). An MPEG-4 encoder refines every P-frame, but decodes each GOP of the same picture to the
-        same frames, so a frame equal to any of the last few seconds' frames counts as a repeat too. The
-        condition is: content unchanged on a 40-pixel-wide averaged copy (flicker averages out, a moving
-        object does not), and exact repeats on a nearest-neighbour sample (averaging would hide a live
-        sensor's noise) at least every ``MAX_REPEAT_GAP_NS``. It ends when the content changes
-        or when frames stop repeating for longer than the feed's own keyframe rhythm seen before the onset.
-        """
-        h, w = image.shape[:2]
-        sw = min(w, FROZEN_SAMPLE_WIDTH)
-        sample = np.asarray(cv2.resize(image, (sw, max(1, round(h * sw / w))), interpolation=cv2.INTER_NEAREST),
-                            dtype=np.uint8)
-        grey = sample if sample.ndim == 2 else cv2.cvtColor(sample, cv2.COLOR_BGR2GRAY)
-        content = np.asarray(cv2.resize(grey, (CONTENT_WIDTH, max(1, round(h * CONTENT_WIDTH / w))),
-                                        interpolation=cv2.INTER_AREA), dtype=np.int16)
-        prev, self._prev = self._prev, sample
-        ref = self._content_ref
-        if prev is None or prev.shape != sample.shape or ref is None or ref.shape != content.shape:
-            self._content_ref, self._repeat_since = content, None
-            return
-        changed = float(np.count_nonzero(cv2.absdiff(sample, prev))) / sample.size
-        delta = float(np.abs(content - ref).max())
-        digest = hashlib.blake2b(sample.tobytes(), digest_size=16).digest()
-        # an encoder fed the same picture decodes to the same frames GOP after GOP: an exact match with any
-        # recent frame is a repeat too (MPEG-4 refines every P-frame, so consecutive frames differ)
-        repeat = changed <= self.cfg.frozen_changed_fraction or any(d == digest for _, d in self._seen)
-        self._seen.append((t, digest))
-        while self._seen and self._seen[0][0] < t - 2 * MAX_REPEAT_GAP_NS:
-            self._seen.popleft()
-        self.last_metrics.update(changed=changed, content_delta=delta, repeat=float(repeat))
-        live = False
-        if delta > self.cfg.frozen_content_delta:  # new content: a new reference, a new still stretch
-            self._content_ref, self._repeat_since, live = content, None, True
-        elif repeat:
-            if self._repeat_since is None:
-                self._repeat_since, self._max_run = t, 0
-            self._last_repeat, self._run = t, 0
-        else:
-            self._run += 1
-            if self._frozen.active:
-                live = self._run > self._allowed_run
-            elif self._repeat_since is not None:
-                if t - (self._last_repeat or t) > MAX_REPEAT_GAP_NS:
-                    self._repeat_since = None
-                else:
-                    self._max_run = max(self._max_run, self._run)
-        if live:
-            self._repeat_since = None
-        still_s = 0.0 if self._repeat_since is None else (t - self._repeat_since) / 1e9
-        raw = not live and (self._frozen.active or still_s >= self.cfg.frozen_seconds)
-        phase = self._frozen.update(raw, t)
-        if phase == "onset":
-            self._allowed_run = self._max_run
-        emit("frozen", phase, still_s=round(still_s, 2), changed=round(changed, 6), content_delta=round(delta, 2))
+    def _check_live(self, frame: Frame, grey: npt.NDArray[np.uint8], t: int, emit: Any) -> None:
+        """Frozen, replayed, obstructed and moved, on a picture that is not blind."""
+        live = self.liveness.update(frame.image, frame.sensor, t)
+        emit("frozen", self._frozen.update(live.frozen, t), live.confidence, cause=live.cause, **dict(live.details))
+        frozen = live.frozen or self._frozen.active
+        sample = self.liveness.sample if self.liveness.sample is not None else grey
+        replay = self.replay.update(grey, sample, t, exact_ok=not frozen and self.liveness.changed > 0)
+        emit("replayed", self._replayed.update(replay.replayed and not frozen, t), replay.confidence,
+             **dict(replay.details))
+        settled = self._moved.active is False and not frozen
+        obstruction = self.obstruction.update(grey, t, learn=settled and not self._obstructed.active)
+        emit("obstructed", self._obstructed.update(obstruction.obstructed, t), obstruction.confidence,
+             **dict(obstruction.details))
+        self.last_metrics.update(changed=self.liveness.changed, obstructed_fraction=obstruction.fraction)
+        if not (obstruction.obstructed or self._obstructed.active):
+            self._check_scene(grey, t, emit)
 
     def _check_scene(self, grey: npt.NDArray[np.uint8], t: int, emit: Any) -> None:
         """Moved/turned = a *settled* view that differs from the reference (or is shifted against it).
@@ -245,7 +215,9 @@ class Analyzer:
             raw = not settled or score > self.cfg.scene_change_score or shifted
         phase = self._moved.update(raw, t)
         if phase == "onset":
-            emit("scene_change", phase, score=round(score, 3), shift_px=round(shift, 2),
+            confidence = max(min(1.0, score / self.cfg.scene_change_score - 1.0),
+                             min(1.0, shift / self.cfg.scene_shift_px - 1.0) if shifted else 0.0)
+            emit("scene_change", phase, 0.5 + 0.5 * confidence, score=round(score, 3), shift_px=round(shift, 2),
                  dx=round(dx, 2), dy=round(dy, 2))
         elif phase == "end":
             emit("scene_change", phase, score=round(score, 3))
@@ -254,3 +226,8 @@ class Analyzer:
         elif settled and not shifted and score < self.cfg.scene_change_score / 2:
             # follow slow light changes, but never absorb a shift or a changed view bit by bit
             cv2.accumulateWeighted(z, self._ref, 0.05)
+
+
+def _margin(value: float, threshold: float) -> float:
+    """Confidence of a below-threshold reading: 0.5 at the threshold, 1.0 at zero."""
+    return 0.5 + 0.5 * max(0.0, min(1.0, 1.0 - value / threshold)) if threshold > 0 else 1.0

@@ -39,11 +39,12 @@ from agent.capture.picamera2 import (
     open_camera,
     request_frame,
     request_times,
+    sensor_meta,
     to_bgr,
 )
 from agent.core.clock import Clock
 from agent.core.errors import CaptureError
-from agent.core.model import Frame, GpsReading, SealedItem
+from agent.core.model import Frame, GpsReading, SealedItem, SensorMeta
 from agent.core.threads import Worker, ZombieThread, join_or_raise
 from agent.video.analytics import Analyzer, VideoEvent
 from agent.video.encoder import FRAGMENT_FLAGS, EncoderSettings
@@ -138,7 +139,7 @@ class Picamera2Recorder:
         self._gps_ns = int(cfg.gps_interval_s * 1e9)
         self._times: collections.OrderedDict[int, tuple[int, int]] = collections.OrderedDict()
         self._lock = threading.Lock()  # times, track, events, current segment
-        self._lores: queue.Queue[tuple[Any, int, int] | None] = queue.Queue(lores_queue)
+        self._lores: queue.Queue[tuple[Any, int, int, SensorMeta] | None] = queue.Queue(lores_queue)
         self.lores_dropped = 0
         self._track: list[TrackPoint] = []
         self._events: list[VideoEvent] = []
@@ -274,13 +275,14 @@ class Picamera2Recorder:
     # -- camera thread ----------------------------------------------------------------------------
     def _on_request(self, request: Any) -> None:
         """pre_callback: runs on picamera2's thread before the encoders see the request; stay quick."""
-        mono, wall = request_times(request.get_metadata(), self.clock)
+        metadata = request.get_metadata()
+        mono, wall = request_times(metadata, self.clock)
         with self._lock:
             self._times[mono // 1000] = (wall, mono)
             while len(self._times) > 512:
                 self._times.popitem(last=False)
         try:
-            self._lores.put_nowait((request.make_array("lores"), wall, mono))
+            self._lores.put_nowait((request.make_array("lores"), wall, mono, sensor_meta(metadata)))
         except queue.Full:
             self.lores_dropped += 1
 
@@ -375,8 +377,8 @@ class LoresFrames(CaptureBackend):
             raise CaptureError(f"picamera2 lores stream delivered nothing for {self.timeout_s:g} s") from None
         if item is None:
             raise EndOfStream("picamera2 recorder closed")
-        array, wall, mono = item
-        frame = Frame(image=to_bgr(array, "YUV420"), index=self._index, wall_ns=wall, mono_ns=mono)
+        array, wall, mono, meta = item
+        frame = Frame(image=to_bgr(array, "YUV420"), index=self._index, wall_ns=wall, mono_ns=mono, sensor=meta)
         self._index += 1
         return frame
 

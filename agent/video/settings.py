@@ -51,13 +51,33 @@ class AnalyticsConfig(BaseModel):
                                description="grey standard deviation below this = uniform image (lens covered)")
     frozen_seconds: float = Field(default=4.0, gt=0, le=600,
                                   description="no change for this long while the clock runs = frozen feed")
-    frozen_changed_fraction: float = Field(
-        default=0.001, ge=0, le=1,
-        description="share of sampled pixels that changed at all, at or below which a frame is an exact repeat")
+    frozen_noise_fraction: float = Field(
+        default=0.005, ge=0, le=1,
+        description="median share of sampled pixels that change between analysed frames at or above which "
+                    "the feed shows live sensor noise (a still scene is live, not frozen)")
+    frozen_refresh_fraction: float = Field(
+        default=0.5, ge=0, le=1,
+        description="share of sampled pixels one analysed frame may change (an encoder keyframe carrying fresh "
+                    "sensor noise) at or above which the feed is live")
     frozen_content_delta: float = Field(
         default=12.0, gt=0, le=255,
         description="grey levels (on a 40-pixel-wide averaged copy) a region must change by to count as new "
                     "content; encoder flicker on a frozen picture stays below it")
+    obstructed_fraction: float = Field(
+        default=0.4, gt=0, le=1,
+        description="share of the view's textured cells that lost their texture at or above which the view "
+                    "is partly obstructed")
+    replay_window_seconds: float = Field(
+        default=600.0, ge=10, le=3600,
+        description="how far back replayed footage is looked for (memory: about 1.5 kB per analysed frame)")
+    replay_min_seconds: float = Field(
+        default=8.0, gt=0, le=60,
+        description="a sequence must repeat an earlier one for this long to count as replayed")
+    replay_min_lag_seconds: float = Field(
+        default=10.0, gt=0, le=600, description="shortest loop or rewind that counts as replayed")
+    replay_hash_bits: int = Field(
+        default=12, ge=0, le=128,
+        description="firm difference-hash bits (of 256) two frames may differ in and still be the same picture")
     scene_change_score: float = Field(default=0.5, gt=0, le=2,
                                       description="1 - correlation with the settled scene above this = camera moved")
     scene_shift_px: float = Field(default=3.0, gt=0, le=100,

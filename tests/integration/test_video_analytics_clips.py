@@ -154,3 +154,98 @@ def test_false_alarm_and_detection_rates_on_real_clips() -> None:
           f"{[(tr.clip, tr.tamper, round(tr.start_s, 1)) for tr in trials if tr not in hits]}")
     assert len(false_alarms) <= 1
     assert len(hits) >= 0.9 * len(trials)
+
+
+# -- anti-falsification v2 on real footage: a still scene is not frozen, a covered lens is not frozen,
+#    a replayed loop is replayed -----------------------------------------------------------------------------
+
+def real_frames(name: str, width: int = 320) -> tuple[list[Image], float]:
+    path = VIDEO_DIR / name
+    if not path.is_file():
+        pytest.skip(f"shared video clip not found: {path}")
+    cap = cv2.VideoCapture(str(path))
+    fps = float(cap.get(cv2.CAP_PROP_FPS)) or 10.0
+    out = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        out.append(cv2.resize(img, (width, round(img.shape[0] * width / img.shape[1])), interpolation=cv2.INTER_AREA))
+    cap.release()
+    return out, fps
+
+
+def encode(frames: list[Image], fps: float, crf: int) -> list[Image]:
+    """Through libx264 (a keyframe a second) and back, as a camera's stream or a recorder would."""
+    import io
+    from fractions import Fraction
+
+    import av
+
+    buf = io.BytesIO()
+    out = av.open(buf, "w", format="mp4")
+    stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+    stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+    stream.gop_size = max(1, round(fps))
+    stream.options = {"preset": "veryfast", "crf": str(crf)}
+    for img in frames:
+        for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+    out.close()
+    buf.seek(0)
+    with av.open(buf) as inp:
+        return [f.to_ndarray(format="bgr24") for f in inp.decode(video=0)]
+
+
+def analyse(frames: list[Image], fps: float) -> list[VideoEvent]:
+    a = Analyzer(AnalyticsConfig())
+    events: list[VideoEvent] = []
+    for i, img in enumerate(frames):
+        t = int(i * 1e9 / fps)
+        events += a.feed(Frame(img, i, 1_790_000_000_000_000_000 + t, 10**9 + t))
+    return events
+
+
+def still_room(seconds: float, crf: int) -> tuple[list[Image], float]:
+    """The real empty room (one-by-one-person-detection, 0-6 s): its median view plus, per frame, one of its
+    own noise fields at a random offset, streamed at ``crf`` (a constrained camera stream skips blocks)."""
+    frames, fps = real_frames("one-by-one-person-detection.mp4")
+    empty = np.stack([f.astype(np.float32) for f in frames[: round(6 * fps)]])
+    median = np.median(empty, axis=0)
+    rng = np.random.default_rng(2)
+    out = []
+    for _ in range(round(seconds * fps)):
+        field = np.roll(empty[int(rng.integers(len(empty)))] - median,
+                        (int(rng.integers(-30, 31)), int(rng.integers(-30, 31))), axis=(0, 1))
+        out.append(np.clip(median + field, 0, 255).astype(np.uint8))
+    return encode(out, fps, crf), fps
+
+
+@pytest.mark.parametrize("crf", [23, 30])
+def test_a_still_real_room_is_not_frozen(crf: int) -> None:
+    frames, fps = still_room(90.0, crf)
+    events = analyse(frames, fps)
+    assert [e for e in events if e.phase == "onset"] == [], [(e.type, e.frame_index / fps) for e in events]
+
+
+def test_a_covered_lens_on_real_footage_is_blind_not_frozen() -> None:
+    frames, fps = real_frames("one-by-one-person-detection.mp4")
+    live = frames[: round(20 * fps)]
+    cap = [np.full_like(live[0], 14)] * round(15 * fps)  # a cap on the lens: flat and dark
+    events = analyse(encode(live + cap + frames[round(20 * fps): round(30 * fps)], fps, 23), fps)
+    onsets = {e.type for e in events if e.phase == "onset"}
+    assert {"uniform", "too_dark"} <= onsets
+    assert "frozen" not in onsets and "replayed" not in onsets
+
+
+@pytest.mark.parametrize("name", ["bottle-detection.mp4", "one-by-one-person-detection.mp4"])
+def test_real_footage_replayed_in_a_loop_is_replayed(name: str) -> None:
+    frames, fps = real_frames(name)
+    first = frames[: round(35 * fps)]
+    loop = frames[round(10 * fps): round(35 * fps)]  # the last 25 s played again, through the encoder again
+    events = analyse(encode(first, fps, 23) + encode(loop, fps, 23), fps)
+    onsets = [(e.type, round(e.frame_index / fps, 1)) for e in events if e.phase == "onset"]
+    assert [k for k, _ in onsets] == ["replayed"], onsets
+    assert 35.0 <= onsets[0][1] <= 35.0 + 25.0

@@ -102,3 +102,13 @@ def test_frame_times_from_libcamera_metadata() -> None:
         mono_now - 1, wall_now - 5)
     # a sensor time in the future is not trusted
     assert frame_times({"SensorTimestamp": mono_now + 10}, wall_now, mono_now) == (mono_now, wall_now)
+
+
+def test_sensor_meta_takes_the_exposure_counters_and_refuses_odd_values() -> None:
+    from agent.capture.picamera2 import sensor_meta
+    from agent.core.model import SensorMeta
+
+    assert sensor_meta({"SensorTimestamp": 5_000_000, "SensorSequence": 42, "FrameDuration": 33_333}) == \
+        SensorMeta(5_000_000, 42, 33_333)
+    assert sensor_meta({}) == SensorMeta()
+    assert sensor_meta({"SensorTimestamp": -1, "SensorSequence": "7", "FrameDuration": True}) == SensorMeta()

@@ -8,7 +8,7 @@ import numpy.typing as npt
 import pytest
 from pydantic import ValidationError
 
-from agent.core.model import Frame, GpsFix, GpsReading
+from agent.core.model import Frame, GpsFix, GpsReading, SensorMeta
 from agent.video.analytics import Analyzer, VideoEvent, distance_m, inside_geofence
 from agent.video.settings import AnalyticsConfig, GeofenceConfig, VideoConfig
 
@@ -124,3 +124,127 @@ def test_a_static_low_noise_live_scene_is_not_frozen() -> None:
     big = cv2.resize(SCENE, (1280, 720))
     imgs = [np.clip(big + rng.normal(0, 0.7, big.shape), 0, 255).astype(np.uint8) for _ in range(50)]
     assert run(imgs, AnalyticsConfig(frozen_seconds=2)) == []
+
+
+# -- anti-falsification v2: still scene vs frozen feed, covered is not frozen, replayed footage ---------------
+
+def skipping_encoder(images: list[npt.NDArray[np.uint8]], every: int = 7) -> list[npt.NDArray[np.uint8]]:
+    """What an H.264 camera stream of a still scene decodes to: now and then two frames are exact copies of
+    the one before (all macroblocks skipped), the others carry the sensor's fresh noise."""
+    out: list[npt.NDArray[np.uint8]] = []
+    for i, img in enumerate(images):
+        out.append(out[-1] if i % every >= every - 2 and out else img)
+    return out
+
+
+def test_a_still_scene_whose_stream_repeats_frames_now_and_then_is_not_frozen() -> None:
+    imgs = skipping_encoder([noisy(SCENE) for _ in range(200)])
+    assert [e for e in run(imgs) if e.type == "frozen"] == []
+
+
+def test_a_covered_lens_is_uniform_and_dark_not_frozen() -> None:
+    black = np.full_like(SCENE, 12)  # a cap on the lens: the same flat frame again and again
+    ev = kinds(run([noisy(SCENE) for _ in range(20)] + [black] * 100 + [noisy(SCENE) for _ in range(40)]))
+    types = {k for k, _, _ in ev}
+    assert {"uniform", "too_dark"} <= types
+    assert "frozen" not in types
+
+
+def wander(n: int, seed: int = 11) -> list[npt.NDArray[np.uint8]]:
+    """A live scene: a large object on a random walk (nothing periodic), sensor noise."""
+    r = np.random.default_rng(seed)
+    x, y, out = 100.0, 60.0, []
+    for _ in range(n):
+        x, y = float(np.clip(x + r.normal(0, 9), 0, 240)), float(np.clip(y + r.normal(0, 6), 0, 120))
+        img = SCENE.copy()
+        cv2.rectangle(img, (int(x), int(y)), (int(x) + 80, int(y) + 60), (40, 200, 240), -1)
+        out.append(noisy(img))
+    return out
+
+
+def test_footage_replayed_in_a_loop_raises_replayed() -> None:
+    live = wander(300)  # 30 s
+    loop = live[50:250]  # 20 s of it played again, as recorded (bit for bit)
+    ev = kinds(run(live + loop))
+    onsets = [(k, t) for k, p, t in ev if p == "onset"]
+    assert [k for k, _ in onsets] == ["replayed"], ev
+    assert 30.0 < onsets[0][1] <= 42.0
+
+
+def test_a_replay_that_went_through_an_encoder_again_is_still_replayed() -> None:
+    live = wander(300)
+    loop = [noisy(img) for img in live[50:250]]  # not bit-identical any more: fresh noise on every frame
+    ev = [e for e in run(live + loop) if e.phase == "onset"]
+    assert [e.type for e in ev] == ["replayed"]
+    assert 0.5 <= ev[0].as_extra()["confidence"] <= 1.0
+
+
+def test_live_motion_that_never_repeats_is_not_replayed_and_memory_is_bounded() -> None:
+    cfg = AnalyticsConfig(replay_window_seconds=20)
+    a = Analyzer(cfg)
+    for i, img in enumerate(wander(600, seed=3)):
+        t = int(i * 1e9 / FPS)
+        assert a.feed(Frame(img, i, 1_790_000_000_000_000_000 + t, 10**9 + t)) == []
+    assert a.replay.stored() <= 20 * cfg.analysis_fps + 2
+
+
+def test_partial_obstruction_has_its_own_event_with_confidence() -> None:
+    w = SCENE.shape[1]
+    board = SCENE.copy()
+    board[:, : int(w * 0.6)] = 35  # a board close to the lens hides 60 % of the view
+    ev = run([noisy(SCENE) for _ in range(30)] + [noisy(board) for _ in range(50)] + [noisy(SCENE) for _ in range(40)])
+    onsets = [e for e in ev if e.phase == "onset"]
+    assert [e.type for e in onsets] == ["obstructed"], kinds(ev)
+    assert onsets[0].as_extra()["confidence"] >= 0.5
+    assert ("obstructed", "end") in {(e.type, e.phase) for e in ev}
+
+
+def test_every_event_says_its_confidence() -> None:
+    covered = np.full_like(SCENE, 15)
+    ev = run([noisy(SCENE) for _ in range(20)] + [noisy(covered) for _ in range(30)] +
+             [noisy(SCENE) for _ in range(40)])
+    assert ev and all(0.0 < e.as_extra()["confidence"] <= 1.0 for e in ev)
+
+
+def sensor_frames(images: list[npt.NDArray[np.uint8]], stall_from: int | None = None) -> list[Frame]:
+    """Frames as picamera2 delivers them, with SensorTimestamp/SensorSequence/FrameDuration."""
+    out = []
+    for i, img in enumerate(images):
+        k = i if stall_from is None or i < stall_from else stall_from
+        t = int(i * 1e9 / FPS)
+        out.append(Frame(img, i, 1_790_000_000_000_000_000 + t, 10**9 + t,
+                         SensorMeta(sensor_ns=10**9 + int(k * 1e9 / FPS), sequence=k, frame_duration_us=100_000)))
+    return out
+
+
+def feed_all(frames: list[Frame]) -> list[VideoEvent]:
+    a = Analyzer(AnalyticsConfig())
+    return [e for f in frames for e in a.feed(f)]
+
+
+def test_sensor_metadata_that_stops_advancing_is_a_frozen_feed_even_with_changing_pixels() -> None:
+    # the pipeline hands out the same exposure again while something else varies the pixels
+    ev = feed_all(sensor_frames([noisy(SCENE) for _ in range(100)], stall_from=30))
+    onsets = [e for e in ev if e.phase == "onset"]
+    assert [e.type for e in onsets] == ["frozen"]
+    assert onsets[0].as_extra()["details"]["cause"] == "sensor_counters"
+    assert onsets[0].as_extra()["confidence"] == 1.0
+    assert (onsets[0].mono_ns - 10**9) / 1e9 <= 3.0 + 1.5  # decided by the counters, not frozen_seconds
+
+
+def test_a_new_exposure_with_identical_pixels_is_frozen_and_a_noisy_still_one_is_not() -> None:
+    still = feed_all(sensor_frames(skipping_encoder([noisy(SCENE) for _ in range(100)], every=50)))
+    assert [e for e in still if e.type == "frozen"] == []
+    frozen_img = noisy(SCENE)
+    ev = feed_all(sensor_frames([noisy(SCENE) for _ in range(20)] + [frozen_img] * 60))
+    assert [e.type for e in ev if e.phase == "onset"] == ["frozen"]
+
+
+def test_hash_distance_is_the_same_without_numpy_2_bitwise_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.video.replay import hamming
+
+    r = np.random.default_rng(0)
+    rows = r.integers(0, 2**63, (20, 8), dtype=np.uint64)
+    expected = hamming(rows, rows[3])
+    monkeypatch.delattr(np, "bitwise_count", raising=False)  # numpy 1.x, as Debian bookworm ships it
+    assert (hamming(rows, rows[3]) == expected).all() and expected[3] == 0

@@ -29,6 +29,14 @@ ADVICE = {
                "back to the site; repeated obstruction is a reason to shift on-site.",
     "frozen": "The picture stopped moving (frozen or replayed footage): ask the representative to move in "
               "front of the camera; misleading footage is a reason to shift on-site.",
+    "replayed": "The device's footage repeats an earlier stretch (a loop or a rewound recording): misleading "
+                "footage; ask the representative to do something unmistakable on camera, and shift on-site if "
+                "it is confirmed.",
+    "obstructed": "Part of the view is blocked: ask for the obstruction to be removed and the scene shown again; "
+                  "repeated obstruction is a reason to shift on-site.",
+    "internal_error": "A part of the device's agent failed and was restarted or the agent restarts itself: note "
+                      "the time; evidence sealed before it stays valid.",
+    "storage_error": "The device could not store some evidence (named in the event): note the gap.",
     "scene_change": "The camera was moved or the scene swapped: ask where the camera points now and re-check "
                     "the location.",
     "geofence": "The device left the registered site: re-check the location against the site map.",
