@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,7 @@ def jpeg_bytes(size: tuple[int, int] = (64, 48), text: str | None = None) -> byt
 
 
 @pytest.fixture
-def reported(tmp_path: Path, identity: DeviceIdentity, manual_clock: ManualClock) -> dict[str, Any]:
+def reported(tmp_path: Path, identity: DeviceIdentity, manual_clock: ManualClock) -> Iterator[dict[str, Any]]:
     """A device vault (laid out like the ingest output) with an ended inspection, and its built report."""
     vault = Vault(tmp_path / "evidence" / "test-device")
     sealer = Sealer(vault, identity, device_id="test-device", site_id="s-1")
@@ -122,8 +123,8 @@ def reported(tmp_path: Path, identity: DeviceIdentity, manual_clock: ManualClock
     officer = init_officer(tmp_path / "officer", "officer-bob")
     service = InspectionService(store, CASE, FakeDevice(sealer, manual_clock), officer="officer-bob")
     result = build_report(service, tmp_path / "evidence", tmp_path / "out", officer, wait_s=0)
+    yield {"result": result, "officer": officer, "tmp": tmp_path, "service": service}
     vault.close()
-    return {"result": result, "officer": officer, "tmp": tmp_path}
 
 
 def test_report_bundle_verifies_and_names_every_tamper(reported: dict[str, Any], tmp_path: Path) -> None:
@@ -207,3 +208,48 @@ def test_document_still_is_downscaled_to_the_document_side(tmp_path: Path) -> No
     jpeg, problem = thumbnail(big, DOCUMENT_SIDE)
     assert problem is None and jpeg is not None
     assert max(Image.open(io.BytesIO(jpeg)).size) == DOCUMENT_SIDE
+
+
+def test_rebuild_needs_a_reason_and_makes_a_sealed_version_that_names_the_first(reported: dict[str, Any]) -> None:
+    first, officer, tmp, service = reported["result"], reported["officer"], reported["tmp"], reported["service"]
+    assert first.version == 1 and first.supersedes is None and first.bundle.name == "C-9_1-v1-bundle.zip"
+    for reason in (None, "   "):
+        with pytest.raises(ConfigError, match=r"already has signed report v1: .*give the reason"):
+            build_report(service, tmp / "evidence", tmp / "out", officer, wait_s=0, reason=reason)
+    with pytest.raises(ConfigError, match="500-character limit"):
+        build_report(service, tmp / "evidence", tmp / "out", officer, wait_s=0, reason="x" * 501)
+    second = build_report(service, tmp / "evidence", tmp / "out", officer, wait_s=0,
+                          reason="identity document <b>re-read</b>")
+    assert second.version == 2 and second.supersedes == first.manifest_sha256
+    assert second.sealed_seq == first.sealed_seq + 1
+    assert first.bundle.exists() and first.pdf.exists() and second.bundle.name == "C-9_1-v2-bundle.zip"
+    assert second.verify["ok"], second.verify["problems"]
+    rep = second.verify["report"]
+    assert rep["version"] == 2 and rep["supersedes"] == first.manifest_sha256
+    assert rep["superseded_sealed_at_seq"] == first.sealed_seq and rep["reason"] == "identity document <b>re-read</b>"
+    body = json.loads(zipfile.ZipFile(second.bundle).read("report/manifest.json"))["body"]
+    assert (body["version"], body["supersedes"]) == (2, first.manifest_sha256)
+    assert json.loads(zipfile.ZipFile(first.bundle).read("report/manifest.json"))["body"]["supersedes"] is None
+    html = second.html.read_text()
+    assert "Report version 2 of case C-9/1" in html and first.manifest_sha256 in html
+    assert "&lt;b&gt;re-read&lt;/b&gt;" in html and "<b>re-read" not in html
+    readme = zipfile.ZipFile(second.bundle).read("README.txt").decode()
+    assert "version 2 of the report" in readme and "--officer-ca OFFICER_CA.pem" in readme
+    assert "exit 3" in readme and "verify exits 3" in readme
+    insp = service.inspection
+    assert insp.report["version"] == 2 and insp.report["history"][0]["manifest_sha256"] == first.manifest_sha256
+    assert check(first.bundle, checkers=[report_checker()]).to_json()["ok"]  # the first stays valid on its own
+
+
+def test_a_forged_version_claim_is_named(reported: dict[str, Any], tmp_path: Path) -> None:
+    from agent.signing.report import Evidence, check_report
+
+    officer = reported["officer"]
+    for change, needle in (({"version": 2, "supersedes": None}, "must name the SHA-256"),
+                           ({"version": 1, "supersedes": "0" * 64}, "cannot supersede"),
+                           ({"version": "2"}, "malformed report version"),
+                           ({"version": 2, "supersedes": "a" * 64, "reason": None}, "does not say why")):
+        body = {"typ": REPORT_TYP, "officer": "officer-bob", "case": CASE, **change}
+        raw = sign_report(body, officer.private_key, officer.cert)
+        got = check_report(raw, Evidence({}, None, [], lambda _n, _s: None))
+        assert any(needle in what for _w, what in got.problems), (change, got.problems)

@@ -188,7 +188,7 @@ def _gps(value: Any) -> dict[str, Any]:
 
 
 def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any], *, officer: str,
-           officer_key_id: str, officer_issuer: str | None = None) -> Rendered:
+           officer_key_id: str, officer_issuer: str | None = None, version: Any = None) -> Rendered:
     """The whole report page, and the resources (thumbnails) it embeds."""
     out = Rendered("")
     by_seq = {it.seq: it for it in items}
@@ -263,5 +263,5 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
         anchors={"checkpoints": len(anchoring.get("checkpoints") or []),
                  "anchors": len(anchoring.get("anchors") or [])},
         receipts=verification.get("receipts") or [], run_count=run_count, annex=annex,
-        document_side=DOCUMENT_SIDE)
+        document_side=DOCUMENT_SIDE, version=version)
     return out
