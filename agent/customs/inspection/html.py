@@ -215,7 +215,7 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
                         "document": stills.get(done.seq, DOCUMENT_SIDE) if done is not None else None})
     rows: list[dict[str, Any]] = []
     for e in insp.entries:
-        label = label_of(DECISION_LABELS, e.label) if e.kind == "decision" else e.label
+        label = label_of({"decision": DECISION_LABELS, "end": OUTCOME_LABELS}.get(e.kind, {}), e.label)
         rows.append({"at": e.at, "kind": e.kind, "label": label, "note": e.note, "ok": e.ok,
                      "show_ok": e.kind == "readiness" or e.ok is False, "seq": e.seq, "record_hash": e.record_hash,
                      "still": stills.get(e.seq, 240) if e.kind in ("checkin", "snapshot") and e.seq in by_seq
