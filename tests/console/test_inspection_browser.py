@@ -229,7 +229,7 @@ def test_inspection_in_the_console_ends_in_a_verified_signed_report(stack: dict[
     assert report["kinds"]["decision"] == 2 and report["kinds"]["live"] >= 1
 
     tampered = root / "tampered.zip"
-    rewrite(bundle, tampered, "report/report.html", lambda b: b.replace(b"Shift to an on-site", b"Completed remotely", 1))
+    rewrite(bundle, tampered, "report/report.html", lambda b: b.replace(b"Shift to an on-site", b"Completed", 1))
     rc, bad = verify(tampered)
     assert rc == 1 and any(p["item"] == "report/report.html" for p in bad["problems"])
     still = next(n for n in zipfile.ZipFile(bundle).namelist() if n.endswith(".still.rec"))
