@@ -58,6 +58,7 @@ function confirmStep(text, askReason = false) {
   const box = document.getElementById("confirm-reason-box"), input = document.getElementById("confirm-reason");
   const msg = document.getElementById("confirm-msg");
   box.hidden = !askReason; input.value = ""; msg.textContent = "";
+  input.oninput = () => { msg.textContent = ""; };
   return new Promise((resolve) => {
     document.getElementById("confirm-ok").onclick = () => {
       if (!askReason) { d.close(); resolve(true); return; }
