@@ -73,6 +73,17 @@ STEP_TITLES: Final = {"location": "Location of the registered site",
 SnapshotLabel = Literal[CheckinStep, "inspection", "other"]
 #: What an officer's still may say it shows.
 SNAPSHOT_LABELS: Final[tuple[str, ...]] = get_args(SnapshotLabel)
+#: How an inspection ended, and an officer's decision, in words (records and the CLI carry the keys).
+OUTCOME_LABELS: Final = {"completed": "Completed remotely", "shift_to_onsite": "Shifted to an on-site inspection",
+                         "aborted": "Aborted"}
+DECISION_LABELS: Final = {"continue": "Continue remotely", "shift_to_onsite": "Shift to an on-site inspection"}
+
+
+def label_of(labels: dict[str, str], key: object) -> str | None:
+    """The words for ``key``; an unknown key is shown as given (never dropped), ``None`` stays ``None``."""
+    if key is None:
+        return None
+    return labels.get(str(key), str(key))
 
 
 def as_json() -> dict[str, Any]:
@@ -86,4 +97,5 @@ def as_json() -> dict[str, Any]:
         "device_events": list(DEVICE_EVENTS),
         "checkin_steps": list(CHECKIN_STEPS), "step_titles": dict(STEP_TITLES),
         "snapshot_labels": list(SNAPSHOT_LABELS),
+        "outcome_labels": dict(OUTCOME_LABELS), "decision_labels": dict(DECISION_LABELS),
     }

@@ -224,6 +224,11 @@ def _print_report(report_json: dict[str, object]) -> None:
               f"{rep.get('items_present')}/{rep.get('items_listed')} listed items present, "
               + (f"hash sealed by the device at seq {sealed}" if sealed is not None
                  else "hash not sealed by the device"))
+        if isinstance(rep.get("version"), int) and rep["version"] > 1:
+            earlier = rep.get("superseded_sealed_at_seq")
+            print(f"  report version {rep['version']}: supersedes manifest {str(rep.get('supersedes'))[:16]}… "
+                  + (f"(sealed at seq {earlier})" if earlier is not None else "(not sealed in this bundle)")
+                  + "; reason: " + "".join(c if c.isprintable() else "?" for c in str(rep.get("reason"))[:300]))
     for seg in r.get("segments") or []:  # type: ignore[attr-defined]
         gps = seg.get("gps_coverage")
         print(f"    segment seq {seg['seq']}: {seg['duration_s']} s, {seg['frames']} frames, {seg['start']} .. "

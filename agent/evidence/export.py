@@ -24,8 +24,13 @@ from agent.evidence.vault import IndexRow, Vault
 README = """\
 Evidence bundle exported by evidence-agent.
 
-Check it:   evidence-agent verify {name}
-            (exit 0 = every item intact, signed, in sequence and chained; 1 = problems, each named)
+Check it:   evidence-agent verify {name} --ca CUSTOMS_CA.pem
+  exit 0 = every item intact, signed, in sequence and chained, and the device's certificate chains to --ca;
+  exit 1 = problems, each named;
+  exit 3 = intact, but nothing vouches for a signer: without --ca (or with a CA that did not issue the
+           device's certificate) verify exits 3, never 0.
+  CUSTOMS_CA.pem is the customs CA certificate that issued the device's certificate: customs hands it
+  over with the bundle (ask the customs office or the technician who provisioned the device for it).
 
 Without our software (see docs/evidence-format.md in the agent's source), for each item:
   head -n1 ITEM.rec | tr -d '\\n' > body.json                  # the exact signed bytes

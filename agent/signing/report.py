@@ -9,6 +9,10 @@ each rendered file, the exact run of evidence items the report covers (``range``
 like a device record, so ``openssl dgst`` can check it too; ``x5c`` holds the officer's certificate and
 the CAs above it. The device seals the SHA-256 of ``manifest.json`` (a ``report`` record after
 ``inspection_end``), so the chain itself vouches that this report existed when that record was sealed.
+A case has one report in numbered versions: ``version`` (1, 2, ...; absent = 1), ``supersedes`` (the SHA-256
+of the previous version's manifest, ``null`` for version 1) and ``reason`` (why it was built again). The
+previous version's seal lies between ``inspection_end`` and this version's seal; when it is not there the
+check warns (a draft that was never sealed) but does not fail.
 
 ``report_checker()`` plugs into :func:`agent.signing.verify.check`. A report is accepted only as far as
 it can be proved: the signature must hold; the signer's certificate must be an officer's (subject OU
@@ -86,6 +90,10 @@ class ReportCheck:
     warnings: list[tuple[str, str]] = field(default_factory=list)
     untrusted: list[tuple[str, str]] = field(default_factory=list)
     sealed_at_seq: int | None = None
+    version: int | None = None
+    supersedes: str | None = None
+    reason: str | None = None
+    superseded_sealed_at_seq: int | None = None
 
     def problem(self, where: str, what: str) -> None:
         self.problems.append((where, what))
@@ -95,7 +103,9 @@ class ReportCheck:
                 "signature_valid": self.signature_valid, "officer_trusted": self.officer_trusted,
                 "officer_issuer": self.officer_issuer, "manifest_sha256": self.manifest_sha256,
                 "items_listed": self.items_listed, "items_present": self.items_present, "run": self.run,
-                "files": self.files, "sealed_at_seq": self.sealed_at_seq}
+                "files": self.files, "sealed_at_seq": self.sealed_at_seq, "version": self.version,
+                "supersedes": self.supersedes, "reason": self.reason,
+                "superseded_sealed_at_seq": self.superseded_sealed_at_seq}
 
 
 @dataclass(frozen=True)
@@ -224,6 +234,38 @@ def _run(body: Mapping[str, Any], ev: Evidence, out: ReportCheck, manifest_size:
                                            "(a report bundle holds exactly its run and the device's seal)")
 
 
+def _version(body: Mapping[str, Any], ev: Evidence, out: ReportCheck) -> None:
+    """``version``/``supersedes``/``reason``: well formed, and the superseded manifest sealed before this one."""
+    version = _int(body.get("version", 1))
+    supersedes, reason = body.get("supersedes"), body.get("reason")
+    if version is None or not 1 <= version <= 10_000:
+        out.problem(_WHERE, f"malformed report version {str(body.get('version'))[:40]!r}")
+        return
+    if version == 1 and supersedes is not None:
+        out.problem(_WHERE, "version 1 of a report cannot supersede another")
+        return
+    if version > 1 and not (isinstance(supersedes, str) and len(supersedes) == 64
+                            and all(c in "0123456789abcdef" for c in supersedes)):
+        out.problem(_WHERE, f"report version {version} must name the SHA-256 of the manifest it supersedes")
+        return
+    if reason is not None and not isinstance(reason, str):
+        out.problem(_WHERE, "malformed reason for the new report version")
+        return
+    if version > 1 and not (isinstance(reason, str) and reason.strip()):
+        out.problem(_WHERE, f"report version {version} does not say why it was built again")
+    out.version, out.supersedes, out.reason = version, supersedes, (reason[:2000] if reason else None)
+    if supersedes is None:
+        return
+    end = out.sealed_at_seq if out.sealed_at_seq is not None else max(ev.records, default=0) + 1
+    earlier = [seq for seq, (_h, rec) in sorted(ev.records.items()) if seq < end and rec.get("kind") == "report"
+               and (rec.get("extra") or {}).get("sha256") == supersedes]
+    if earlier:
+        out.superseded_sealed_at_seq = earlier[0]
+    else:
+        out.warnings.append((_WHERE, f"supersedes manifest {supersedes[:16]}…, which the device did not seal "
+                                     "before this version (an unsealed draft, or the evidence is incomplete)"))
+
+
 def _files(body: Mapping[str, Any], ev: Evidence, out: ReportCheck) -> None:
     raw_files = body.get("files")
     listed: dict[str, Any] = raw_files if isinstance(raw_files, dict) else {}
@@ -263,6 +305,7 @@ def check_report(raw: bytes, ev: Evidence, *, trusted_officers: Sequence[x509.Ce
     _run(body, ev, out, len(raw))
     seal = ev.records.get(out.sealed_at_seq) if out.sealed_at_seq is not None else None
     _officer(body, certs, ev, out, trusted_officers, _sealed_time(seal[1]) if seal else None)
+    _version(body, ev, out)
     _files(body, ev, out)
     return out
 

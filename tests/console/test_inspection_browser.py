@@ -198,6 +198,17 @@ def test_inspection_in_the_console_ends_in_a_verified_signed_report(stack: dict[
         page.click("#btn-report")
         page.wait_for_selector("#report-status", timeout=240_000)
         assert "verified" in page.inner_text("#report-status")
+        # Built again: the confirmation asks why, refuses an empty reason, and version 2 names version 1.
+        page.click("#btn-report")
+        page.click("#confirm-ok")
+        assert "give the reason" in page.inner_text("#confirm-msg")
+        page.fill("#confirm-reason", "power of attorney re-read")
+        page.screenshot(path=str(root / "rebuild-confirm.png"))
+        page.click("#confirm-ok")
+        page.wait_for_selector("#report-version:has-text('version 2')", timeout=240_000)
+        page.locator("#report").screenshot(path=str(root / "report-v2.png"))
+        assert "supersedes v1" in page.inner_text("#report-version")
+        assert "verified" in page.inner_text("#report-status")
         assert "<svg" in page.inner_html("#map")
         page.screenshot(path=str(root / "inspection-page.png"), full_page=True)
 
@@ -208,17 +219,19 @@ def test_inspection_in_the_console_ends_in_a_verified_signed_report(stack: dict[
     with urllib.request.urlopen(f"{url}/api/inspection/report/report.html{q}", timeout=30) as r:
         html = r.read().decode()
     for needle in ("Representative&#39;s identity document", "Power of attorney", "Officers&#39; credentials",
-                   "ALERT too_dark", "shift_to_onsite", "continue", "live session watched", "VERIFIED"):
+                   "ALERT too_dark", "Shift to an on-site inspection", "Continue remotely", "live session watched",
+                   "VERIFIED", "Report version 2 of case"):
         assert needle in html, needle
     rc, report = verify(bundle)
     assert rc == 0, report["problems"]
     assert report["report"]["signature_valid"] and report["report"]["officer"] == "officer-alice"
     assert report["report"]["items_present"] == report["report"]["items_listed"] > 10
     assert report["report"]["sealed_at_seq"] is not None
+    assert report["report"]["version"] == 2 and report["report"]["superseded_sealed_at_seq"] is not None
     assert report["kinds"]["decision"] == 2 and report["kinds"]["live"] >= 1
 
     tampered = root / "tampered.zip"
-    rewrite(bundle, tampered, "report/report.html", lambda b: b.replace(b"shift_to_onsite", b"completed", 1))
+    rewrite(bundle, tampered, "report/report.html", lambda b: b.replace(b"Shift to an on-site", b"Completed", 1))
     rc, bad = verify(tampered)
     assert rc == 1 and any(p["item"] == "report/report.html" for p in bad["problems"])
     still = next(n for n in zipfile.ZipFile(bundle).namelist() if n.endswith(".still.rec"))

@@ -223,9 +223,36 @@ def test_whole_inspection_to_a_verified_signed_report(device: tuple[Officer, Pat
 
     html = Path(built["html"]).read_text()
     for needle in ("Representative&#39;s identity document", "Power of attorney", "Officers&#39; credentials",
-                   "ALERT too_dark", "shift_to_onsite", "lens uncovered when asked", "<svg", "VERIFIED"):
+                   "ALERT too_dark", "Shift to an on-site inspection", "lens uncovered when asked", "<svg",
+                   "VERIFIED", "Check-in stills at full size"):
         assert needle in html, needle
     assert Path(built["pdf"]).read_bytes().startswith(b"%PDF")
+
+    assert ">shift_to_onsite<" not in html and built["version"] == 1 and bundle.name.endswith("-v1-bundle.zip")
+
+    # Built again: refused without a reason (one line, nothing sent), then version 2 naming version 1.
+    no_reason = off.inspection("report", CASE, "--evidence", str(received), "--out", str(out))
+    assert no_reason.returncode == 2 and "give the reason (--reason TEXT)" in no_reason.stderr, no_reason.stderr
+    assert "Traceback" not in no_reason.stderr
+    rep2 = off.inspection("report", CASE, "--evidence", str(received), "--out", str(out), "--wait", "60",
+                          "--reason", "power of attorney re-read at full size", timeout=240)
+    assert rep2.returncode == 0, rep2.stdout + rep2.stderr
+    built2 = json.loads(rep2.stdout)
+    assert built2["version"] == 2 and built2["supersedes"] == built["manifest_sha256"]
+    assert built2["sealed_seq"] > built["sealed_seq"] and bundle.exists() and Path(built["pdf"]).exists()
+    bundle2 = Path(built2["bundle"])
+    assert bundle2.name.endswith("-v2-bundle.zip") and bundle2 != bundle
+    verified2 = run("agent.device.cli", "verify", str(bundle2), "--ca", str(tmp_path / "device-keys" / "ca.pem"),
+                    "--officer-ca", str(tmp_path / "officer-keys" / "ca.pem"))
+    assert verified2.returncode == 0, verified2.stdout
+    assert f"report version 2: supersedes manifest {built['manifest_sha256'][:16]}… (sealed at seq " \
+           f"{built['sealed_seq']}); reason: power of attorney re-read at full size" in verified2.stdout
+    v2 = json.loads(run("agent.device.cli", "verify", str(bundle2), "--json").stdout)["report"]
+    assert v2["version"] == 2 and v2["supersedes"] == built["manifest_sha256"]
+    assert v2["superseded_sealed_at_seq"] == built["sealed_seq"] and v2["sealed_at_seq"] == built2["sealed_seq"]
+    assert "Report version 2 of case" in Path(built2["html"]).read_text()
+    shown = off.show(received)["inspection"]
+    assert shown["report"]["version"] == 2 and shown["report"]["history"][0]["version"] == 1
 
     tampered = tmp_path / "tampered.zip"
     _rewrite(bundle, tampered, "report/report.pdf", lambda b: b.replace(b"/Type", b"/Typo", 1))

@@ -79,9 +79,9 @@ def test_png_bomb_still_verify_and_report_build(bomb_inspection: tuple[Built, Pa
     out = tmp_path / "out"
     rep = run_bounded([sys.executable, "-m", "agent.customs.cli", "inspection", "--data", str(built.data), "report",
                        CASE, "--evidence", str(built.evidence), "--out", str(out), "--keys", str(built.officer_keys),
-                       "--no-seal", "--wait", "0"])
+                       "--no-seal", "--wait", "0", "--reason", "built again through the CLI"])
     _ok_exit(rep)
-    doc = json.loads(rep.stdout)
+    doc = json.loads(rep.stdout)  # the fixture built version 1: this is version 2
     assert Path(doc["pdf"]).read_bytes().startswith(b"%PDF")
     assert f"still seq {built.bomb_seq} could not be rendered" in Path(doc["html"]).read_text()
     print(f"report build with a PNG bomb: peak RSS {rep.peak_rss_mib:.0f} MiB")

@@ -105,3 +105,17 @@ def test_the_search_detail_picture_needs_device_seq_and_the_record_hash(case: di
                        (f"/api/still/test-device/{still.seq}", "../../etc/passwd")):
         r = client.get(path, params={"item": item})
         assert r.status_code in (404, 422), (path, r.status_code)
+
+
+def test_a_rebuild_without_a_reason_is_a_409_that_asks_for_it(case: dict[str, Any]) -> None:
+    store = InspectionStore(case["root"] / "data")
+    insp = store.load(CASE)
+    insp.state, insp.end_seq = "reported", case["mark"]
+    insp.report = {"manifest_sha256": "a" * 64, "sealed_seq": 99, "version": 1, "bundle": "x-v1-bundle.zip"}
+    store.save(insp)
+    for body in ({}, {"reason": "  "}):
+        r = case["client"].post("/api/inspection/report", params={"case": CASE}, json=body)
+        assert r.status_code == 409, r.text  # NoDevice: nothing was sent to the device
+        assert "already has signed report v1" in r.json()["detail"] and "the reason field" in r.json()["detail"]
+    r = case["client"].post("/api/inspection/report", params={"case": CASE}, json={"reason": "x" * 501})
+    assert r.status_code == 422

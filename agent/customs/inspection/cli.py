@@ -104,17 +104,19 @@ def _with_device(args: argparse.Namespace, step: Callable[[InspectionService], E
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from agent.customs.inspection.report import build_report
+    from agent.customs.inspection.report import build_report, next_version
 
     officer = load_officer(args.keys)
+    next_version(_store(args).load(args.case), args.reason)  # a rebuild without a reason stops before connecting
 
     def step(service: InspectionService) -> dict[str, Any]:
         res = build_report(service, Path(args.evidence), Path(args.out), officer, seal=not args.no_seal,
-                           wait_s=args.wait, tsa_url=args.tsa)
+                           wait_s=args.wait, tsa_url=args.tsa, reason=args.reason)
         return {"bundle": str(res.bundle), "pdf": str(res.pdf), "html": str(res.html), "items": res.items,
                 "manifest_sha256": res.manifest_sha256, "sealed_seq": res.sealed_seq, "verified": res.verify["ok"],
                 "problems": res.verify["problems"], "findings": list(res.findings),
-                "seconds": {k: round(v, 3) for k, v in res.seconds.items()}}
+                "seconds": {k: round(v, 3) for k, v in res.seconds.items()}, "version": res.version,
+                "supersedes": res.supersedes}
 
     if args.no_seal:
         result = step(InspectionService(_store(args), args.case, None, officer=officer.officer_id))
@@ -234,6 +236,8 @@ def register(subparsers: Any) -> None:
     r.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the evidence to arrive")
     r.add_argument("--tsa", metavar="URL", help="RFC 3161 time-stamp authority for the PDF's PAdES signature "
                    "(without it the signature is dated by this machine's clock only)")
+    r.add_argument("--reason", help="why the report is built again (required when the case already has one: "
+                                    "the new version supersedes it; both are kept and sealed)")
     r.set_defaults(func=_cmd_report)
     w = sub.add_parser("show", help="the session, its timer and (with --evidence) the alerts")
     w.add_argument("case", help="case number")

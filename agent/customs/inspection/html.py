@@ -22,6 +22,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from agent.core.vocab import DECISION_LABELS, OUTCOME_LABELS, label_of
 from agent.customs.inspection import evidence as ev
 from agent.customs.inspection.geo import site_map_svg
 from agent.customs.inspection.model import CHECKIN_STEPS, STEP_TITLES, Inspection
@@ -30,6 +31,8 @@ from agent.signing.sources import read_regular
 MAX_STILL_BYTES = 32 << 20  # a still file larger than this is not decoded
 MAX_DECODE_PIXELS = 24_000_000  # pixels decoded for one thumbnail (after JPEG's own downscaling)
 MAX_SIDE = 20_000
+DOCUMENT_SIDE = 1600  # long side, in pixels, of a check-in still printed at full text width (a readable document)
+TEXT_ASPECT = 230 / 182  # height / width of the space a document still may fill on an A4 page (mm)
 
 
 @cache
@@ -51,6 +54,7 @@ class Still:
     uri: str | None = None
     problem: str | None = None
     missing: bool = False
+    tall: bool = False  # taller than the page's text area allows at full width: sized by height instead
 
 
 @dataclass
@@ -60,7 +64,7 @@ class Rendered:
     findings: list[str] = field(default_factory=list)  # stills that could not be rendered
 
 
-def thumbnail(path: Path | None, width: int = 320) -> tuple[bytes | None, str | None]:
+def thumbnail(path: Path | None, width: int = 320, quality: int = 70) -> tuple[bytes | None, str | None]:
     """(JPEG bytes, None) of a still's thumbnail, or (None, why it could not be rendered)."""
     if path is None:
         return None, None
@@ -85,7 +89,7 @@ def thumbnail(path: Path | None, width: int = 320) -> tuple[bytes | None, str | 
                     return None, f"{w}x{h} pixels is over the {MAX_DECODE_PIXELS}-pixel decoding limit"
                 img.thumbnail((width, width))
                 buf = io.BytesIO()
-                img.convert("RGB").save(buf, "JPEG", quality=70)
+                img.convert("RGB").save(buf, "JPEG", quality=quality)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return None, f"decompression bomb refused ({exc})"[:300]
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, MemoryError) as exc:
@@ -106,11 +110,11 @@ class _Stills:
             return Still(seq, missing=True)
         key = (it.seq, width)
         if key not in self.done:
-            jpeg, problem = thumbnail(it.media, width)
+            jpeg, problem = thumbnail(it.media, width, 85 if width >= DOCUMENT_SIDE else 70)
             if jpeg is not None:
                 uri = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
                 self.out.resources[uri] = (jpeg, "image/jpeg")
-                self.done[key] = Still(it.seq, uri=uri)
+                self.done[key] = Still(it.seq, uri=uri, tall=_tall(jpeg))
             elif problem is not None:
                 finding = f"still seq {it.seq} could not be rendered: {problem}"
                 if finding not in self.out.findings:
@@ -119,6 +123,40 @@ class _Stills:
             else:
                 self.done[key] = Still(it.seq, missing=True)
         return self.done[key]
+
+
+def _tall(jpeg: bytes) -> bool:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(jpeg)) as img:  # our own JPEG, already within the limits
+        w, h = img.size
+    return h > w * TEXT_ASPECT
+
+
+def collapse_warnings(warnings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Identical warnings as one line each: the text, how many, and the seq range they span (in first-seen
+    order). Items that are not ``seq N`` are listed (the first three)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for w in warnings:
+        what, item = str(w.get("warning")), str(w.get("item"))
+        g = groups.setdefault(what, {"warning": what, "count": 0, "seqs": [], "others": []})
+        g["count"] += 1
+        num = item.removeprefix("seq ")
+        if item.startswith("seq ") and num.isdigit():
+            g["seqs"].append(int(num))
+        elif len(g["others"]) < 3:
+            g["others"].append(item)
+    out = []
+    for g in groups.values():
+        seqs = sorted(set(g.pop("seqs")))
+        where = []
+        if seqs:
+            span = seqs[-1] - seqs[0] + 1
+            rng = f"seq {seqs[0]}" if len(seqs) == 1 else f"seq {seqs[0]}..{seqs[-1]}"
+            where.append(rng if span == len(seqs) or len(seqs) == 1 else f"{rng} ({len(seqs)} of {span})")
+        where.extend(g.pop("others"))
+        out.append({**g, "where": "; ".join(where)})
+    return out
 
 
 def _quality(items: list[ev.Item]) -> list[tuple[str, str]]:
@@ -150,7 +188,7 @@ def _gps(value: Any) -> dict[str, Any]:
 
 
 def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any], *, officer: str,
-           officer_key_id: str, officer_issuer: str | None = None) -> Rendered:
+           officer_key_id: str, officer_issuer: str | None = None, version: Any = None) -> Rendered:
     """The whole report page, and the resources (thumbnails) it embeds."""
     out = Rendered("")
     by_seq = {it.seq: it for it in items}
@@ -173,10 +211,12 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
         checkin.append({"title": STEP_TITLES[step], "entry": done,
                         "gps": _gps(done.details.get("gps")) if done else {},
                         "location": _location(done) if done is not None and step == "location" else None,
-                        "still": stills.get(done.seq, 320) if done is not None else None})
+                        "still": stills.get(done.seq, 320) if done is not None else None,
+                        "document": stills.get(done.seq, DOCUMENT_SIDE) if done is not None else None})
     rows: list[dict[str, Any]] = []
     for e in insp.entries:
-        rows.append({"at": e.at, "kind": e.kind, "label": e.label, "note": e.note, "ok": e.ok,
+        label = label_of({"decision": DECISION_LABELS, "end": OUTCOME_LABELS}.get(e.kind, {}), e.label)
+        rows.append({"at": e.at, "kind": e.kind, "label": label, "note": e.note, "ok": e.ok,
                      "show_ok": e.kind == "readiness" or e.ok is False, "seq": e.seq, "record_hash": e.record_hash,
                      "still": stills.get(e.seq, 240) if e.kind in ("checkin", "snapshot") and e.seq in by_seq
                      else None})
@@ -189,9 +229,6 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
     for r in rows:
         for k in ("alert", "live", "still", "kind", "label", "note", "ok", "show_ok"):
             r.setdefault(k, None)
-    grouped: dict[str, list[str]] = {}
-    for w in verification.get("warnings") or []:
-        grouped.setdefault(str(w.get("warning")), []).append(str(w.get("item")))
     anchoring = verification.get("anchoring") or {}
     rd = insp.readiness
     readiness = None if rd is None else {
@@ -202,26 +239,29 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
                ("registered site", insp.registered_site), ("device / site id", f"{insp.device} / {insp.site}"),
                ("officers", ", ".join(insp.officers)), ("planned duration", f"{insp.planned_minutes} min"),
                ("started / ended (UTC)", f"{insp.started_at or '—'} / {insp.ended_at or '—'}"),
-               ("outcome", insp.outcome),
+               ("outcome", label_of(OUTCOME_LABELS, insp.outcome)),
                ("sealed range", f"seq {insp.start_seq} (inspection_start) .. {insp.end_seq} (inspection_end)")]
     annex = [{"seq": it.seq, "kind": it.kind, "label": it.extra.get("label") or it.extra.get("type"),
               "wall": it.wall, "record_hash": it.record_hash,
               "media_sha256": (it.record.get("media") or {}).get("sha256")} for it in items]
     site_map = Markup(site_map_svg(insp.polygon, track, checks)) if track or insp.polygon else None
+    decisions = [{"label": label_of(DECISION_LABELS, e.label), "at": e.at, "seq": e.seq, "note": e.note}
+                 for e in insp.entries if e.kind == "decision"]
     run_count = (insp.end_seq - insp.start_seq + 1) if insp.start_seq is not None and insp.end_seq is not None \
         else None
     out.html = _env().get_template("report.html.j2").render(
         css=_css(), insp=insp, officer=officer, officer_key_id=officer_key_id, officer_issuer=officer_issuer,
         parties=parties, minutes=(timer["elapsed_s"] or 0) / 60, over=bool(timer["over"]), readiness=readiness,
         checkin=checkin, site_map=site_map, day=(insp.started_at or insp.created)[:10], timeline=rows,
-        alerts=alerts, decisions=[e for e in insp.entries if e.kind == "decision"], quality=_quality(items),
+        alerts=alerts, decisions=decisions, quality=_quality(items),
         verification={"ok": bool(verification.get("ok")), "item_count": verification.get("items"),
                       "first_seq": verification.get("first_seq"), "last_seq": verification.get("last_seq"),
                       "key_id": str(verification.get("key_id") or ""),
                       "problems": list(verification.get("problems") or []),
                       "warnings": list(verification.get("warnings") or [])},
-        warnings=list(grouped.items()), render_findings=out.findings,
+        warnings=collapse_warnings(list(verification.get("warnings") or [])), render_findings=out.findings,
         anchors={"checkpoints": len(anchoring.get("checkpoints") or []),
                  "anchors": len(anchoring.get("anchors") or [])},
-        receipts=verification.get("receipts") or [], run_count=run_count, annex=annex)
+        receipts=verification.get("receipts") or [], run_count=run_count, annex=annex,
+        document_side=DOCUMENT_SIDE, version=version)
     return out

@@ -6,6 +6,10 @@ The bundle uses the export format (``device/``, ``items/``, ``MANIFEST.json``, `
 chain is continuous and the seal of the report is inside it. The signed manifest names that run exactly
 (``range``: first and last seq and the count) and every item in it.
 
+One report per case, in numbered versions: building it again needs a reason and makes version N+1, whose
+files carry the version (``CASE-vN-report.pdf``, ``CASE-vN-bundle.zip``) and whose signed manifest names the
+version, the SHA-256 of the manifest it supersedes and the reason; every version is kept and sealed.
+
 The PDF is rendered with a URL fetcher that serves only the page's own thumbnails (from memory) and
 refuses every other URL (``file:``, ``http(s):``, the console's own address, any ``data:`` URI it did
 not make). Evidence files are read without following symbolic links and within size limits.
@@ -41,6 +45,34 @@ from agent.signing.verify import Report, check
 log = logging.getLogger(__name__)
 
 
+MAX_REASON = 500  # characters of the reason for a new report version
+
+
+@dataclass(frozen=True)
+class Version:
+    """Which version of the case's report this is, what it supersedes (manifest SHA-256) and why."""
+
+    number: int
+    supersedes: str | None = None
+    supersedes_sealed_seq: int | None = None
+    reason: str | None = None
+
+
+def next_version(insp: Any, reason: str | None) -> Version:
+    """Version 1, or the next one after the case's current report (which then needs a reason)."""
+    why = " ".join((reason or "").split()) or None
+    if why is not None and len(why) > MAX_REASON:
+        raise ConfigError(f"--reason: {len(why)} characters is over the {MAX_REASON}-character limit")
+    prev = insp.report if isinstance(insp.report, dict) and insp.report.get("manifest_sha256") else None
+    if prev is None:
+        return Version(1, reason=why)
+    number = int(prev.get("version") or 1)
+    if why is None:
+        raise ConfigError(f"inspection {insp.case} already has signed report v{number}: building it again makes "
+                          f"v{number + 1}, which supersedes it; give the reason (--reason TEXT)")
+    return Version(number + 1, str(prev["manifest_sha256"]), prev.get("sealed_seq"), why)
+
+
 @dataclass(frozen=True)
 class ReportResult:
     bundle: Path
@@ -52,6 +84,8 @@ class ReportResult:
     verify: dict[str, Any]
     seconds: dict[str, float]
     findings: tuple[str, ...] = ()  # stills that could not be rendered, and URLs the PDF renderer refused
+    version: int = 1
+    supersedes: str | None = None
 
 
 def wait_for_items(device_dir: Path, first: int, last: int, timeout: float,
@@ -67,7 +101,19 @@ def wait_for_items(device_dir: Path, first: int, last: int, timeout: float,
         sleep(0.25)
 
 
-def write_bundle(device_dir: Path, items: list[ev.Item], out: Path, extra: dict[str, bytes]) -> None:
+REPORT_README = """
+Report:     report/report.pdf (signed by officer {officer} with a PAdES signature any PDF reader shows),
+            report/report.html, report/manifest.json (the officer-signed manifest; its SHA-256 is sealed by
+            the device in a "report" record). This is version {version} of the report of case {case}{supersedes}.
+Check it:   evidence-agent verify {name} --ca CUSTOMS_CA.pem --officer-ca OFFICER_CA.pem
+  OFFICER_CA.pem is the CA certificate that issued the officer's certificate ({issuer}); customs hands it
+  over with the report, together with CUSTOMS_CA.pem. Without --officer-ca verify exits 3: the report is
+  intact, but nothing vouches for the officer.
+"""
+
+
+def write_bundle(device_dir: Path, items: list[ev.Item], out: Path, extra: dict[str, bytes],
+                 readme_extra: str = "") -> None:
     """An export-format zip of ``items`` (plus ``extra`` members), written atomically."""
     if not items:
         raise ConfigError(f"{device_dir}: no evidence items of this inspection have been received")
@@ -99,7 +145,7 @@ def write_bundle(device_dir: Path, items: list[ev.Item], out: Path, extra: dict[
             "since": first.wall, "until": last.wall, "created": now_iso(), "files": files}, indent=2, sort_keys=True))
         z.writestr("README.txt", README.format(name=out.name, first=first.seq, last=last.seq, since=first.wall,
                                                until=last.wall, first_time=first.wall, last_time=last.wall,
-                                               device=first.record.get("device_id")))
+                                               device=first.record.get("device_id")) + readme_extra)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, out)
@@ -191,12 +237,15 @@ def _verification(report: Report, items: list[ev.Item]) -> dict[str, Any]:
 
 
 def build_report(service: InspectionService, evidence_root: Path, out_dir: Path, officer: OfficerKey, *,
-                 seal: bool = True, wait_s: float = 30.0, tsa_url: str | None = None) -> ReportResult:
+                 seal: bool = True, wait_s: float = 30.0, tsa_url: str | None = None,
+                 reason: str | None = None) -> ReportResult:
     """The whole end of an inspection: report files, the PDF signed by the officer (PAdES; time-stamped by
-    ``tsa_url`` when given), signed manifest, device seal, verified bundle."""
+    ``tsa_url`` when given), signed manifest, device seal, verified bundle. A case that has a report gets a
+    new version, which needs ``reason``."""
     insp = service.inspection
     if insp.state not in ("ended", "reported") or insp.start_seq is None or insp.end_seq is None:
         raise ConfigError(f"inspection {insp.case} is {insp.state}: end it before building the report")
+    version = next_version(insp, reason)
     device_dir = ev.device_dir_of(evidence_root, insp.device)
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -216,7 +265,7 @@ def build_report(service: InspectionService, evidence_root: Path, out_dir: Path,
                     "report; issue the officer key from the customs CA (evidence-officer keys init --ca-cert)",
                     officer.officer_id)
     page = render(insp, items, verification, officer=officer.officer_id, officer_key_id=officer.key_id,
-                  officer_issuer=issuer)
+                  officer_issuer=issuer, version=version)
     html = page.html.encode()
     timings["html_s"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -232,6 +281,7 @@ def build_report(service: InspectionService, evidence_root: Path, out_dir: Path,
     findings = (*page.findings, *(f"the PDF renderer refused to load {u}" for u in refused))
     body = {"typ": REPORT_TYP, "case": insp.case, "device_id": insp.device, "site_id": insp.site,
             "enterprise": insp.enterprise, "officer": officer.officer_id, "created": now_iso(),
+            "version": version.number, "supersedes": version.supersedes, "reason": version.reason,
             "started": insp.started_at, "ended": insp.ended_at, "outcome": insp.outcome,
             "range": {"first_seq": insp.start_seq, "last_seq": insp.end_seq,
                       "count": insp.end_seq - insp.start_seq + 1},
@@ -241,7 +291,7 @@ def build_report(service: InspectionService, evidence_root: Path, out_dir: Path,
                        "media_sha256": (it.record.get("media") or {}).get("sha256")} for it in items]}
     manifest = sign_report(body, officer.private_key, officer.cert, officer.chain)
     sha = hashlib.sha256(manifest).hexdigest()
-    safe = insp.case.replace("/", "_")
+    safe = f'{insp.case.replace("/", "_")}-v{version.number}'
     for name, data in (("report.pdf", pdf), ("report.html", html), (MANIFEST, manifest)):
         atomic_write(out_dir / f"{safe}-{name}", data)
     sealed_seq: int | None = None
@@ -255,13 +305,25 @@ def build_report(service: InspectionService, evidence_root: Path, out_dir: Path,
     t = time.perf_counter()
     bundle = out_dir / f"{safe}-bundle.zip"
     write_bundle(device_dir, final_items, bundle, {f"{REPORT_DIR}/report.pdf": pdf, f"{REPORT_DIR}/report.html": html,
-                                                   f"{REPORT_DIR}/{MANIFEST}": manifest})
+                                                   f"{REPORT_DIR}/{MANIFEST}": manifest},
+                 REPORT_README.format(officer=officer.officer_id, version=version.number, case=insp.case,
+                                      name=bundle.name, issuer=issuer or "no issuing CA: not verifiable",
+                                      supersedes=(f"; it supersedes version {version.number - 1} (manifest "
+                                                  f"SHA-256 {version.supersedes}) because: {version.reason}")
+                                      if version.supersedes else ""))
     final = verify_bundle(bundle, officer).to_json()
     timings["bundle_and_verify_s"] = time.perf_counter() - t
     insp.state = "reported"
+    prev = dict(insp.report or {})
+    history = [*(prev.pop("history", None) or []), prev] if prev else []
     insp.report = {"at": now_iso(), "bundle": str(bundle), "manifest_sha256": sha, "sealed_seq": sealed_seq,
-                   "items": len(items), "verified": final["ok"]}
+                   "items": len(items), "verified": final["ok"], "version": version.number,
+                   "supersedes": version.supersedes, "reason": version.reason, "history": history}
+    note = f"report v{version.number} signed; manifest SHA-256 {sha}"
+    if version.supersedes:
+        note += f"; supersedes v{version.number - 1} ({version.supersedes[:16]}…): {version.reason}"
     service._add(Entry(at=now_iso(), kind="report", seq=sealed_seq, officer=officer.officer_id, ok=final["ok"],
-                       note=f"report signed; manifest SHA-256 {sha}", details={"bundle": str(bundle)}))
+                       note=note, details={"bundle": str(bundle), "version": version.number,
+                                           "supersedes": version.supersedes, "reason": version.reason}))
     return ReportResult(bundle, out_dir / f"{safe}-report.pdf", out_dir / f"{safe}-report.html", sha, len(items),
-                        sealed_seq, final, timings, findings)
+                        sealed_seq, final, timings, findings, version.number, version.supersedes)

@@ -76,6 +76,12 @@ class EndBody(_Body):
     note: str | None = Field(default=None, max_length=2000)
 
 
+class ReportBody(_Body):
+    """``reason``: why the report is built again (required once the case has a report)."""
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
 Inspections = Annotated[InspectionStore, Depends(get_inspections)]
 Case = Annotated[str, Query(pattern=CASE_PATTERN)]
 
@@ -197,23 +203,30 @@ async def end(body: EndBody, store: Inspections, client: Client, case: Case) -> 
 
 
 @router.post("/api/inspection/report")
-async def report(_body: Annotated[NoBody, Body()], store: Inspections, client: Client, root: Evidence,
+async def report(body: Annotated[ReportBody, Body()], store: Inspections, client: Client, root: Evidence,
                  case: Case) -> dict[str, Any]:
-    """Build, sign and seal the report; verify the bundle it travels in."""
+    """Build, sign and seal the report (a new version, with a reason, when one exists); verify its bundle."""
+    from agent.customs.inspection.report import next_version
+
     service = _service(store, client, case)
-    result: dict[str, Any] = await _run(lambda: _report(store, client, root, service))
+    try:
+        next_version(service.inspection, body.reason)
+    except ConfigError as exc:  # the officer's mistake (a rebuild without a reason): said beside the button
+        raise HTTPException(409, str(exc).replace("(--reason TEXT)", "(the reason field)")) from None
+    result: dict[str, Any] = await _run(lambda: _report(store, client, root, service, body.reason))
     return result
 
 
 def _report(store: InspectionStore, client: OfficerClient, root: Path | None,
-            service: InspectionService) -> dict[str, Any]:
+            service: InspectionService, reason: str | None) -> dict[str, Any]:
     from agent.customs.inspection.report import build_report
 
     service.require_ended()
     if root is None:
         raise ConfigError("no evidence folder: set [inspections] evidence = INGEST_OUT in the console config")
-    res = build_report(service, root, store.dir.parent / "reports", client.officer, wait_s=60.0)
-    return {"verified": res.verify["ok"], "problems": res.verify["problems"], "items": res.items,
+    res = build_report(service, root, store.dir.parent / "reports", client.officer, wait_s=60.0, reason=reason)
+    return {"version": res.version, "supersedes": res.supersedes, "verified": res.verify["ok"],
+            "problems": res.verify["problems"], "items": res.items,
             "sealed_seq": res.sealed_seq, "manifest_sha256": res.manifest_sha256,
             "report_check": res.verify.get("report"), "findings": list(res.findings), "seconds": res.seconds}
 

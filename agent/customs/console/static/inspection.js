@@ -50,12 +50,22 @@ function say(key, text, kind) {
   if (!m) return;
   m.textContent = text; m.className = `msg ${kind || ""}`;
 }
-// A dialog that says what the step does and cannot be undone; resolves true on Confirm.
-function confirmStep(text) {
+// A dialog that says what the step does and cannot be undone; resolves true on Confirm (with askReason:
+// the reason typed, and Confirm is refused while it is empty).
+function confirmStep(text, askReason = false) {
   const d = document.getElementById("confirm");
   document.getElementById("confirm-text").textContent = text;
+  const box = document.getElementById("confirm-reason-box"), input = document.getElementById("confirm-reason");
+  const msg = document.getElementById("confirm-msg");
+  box.hidden = !askReason; input.value = ""; msg.textContent = "";
+  input.oninput = () => { msg.textContent = ""; };
   return new Promise((resolve) => {
-    document.getElementById("confirm-ok").onclick = () => { d.close(); resolve(true); };
+    document.getElementById("confirm-ok").onclick = () => {
+      if (!askReason) { d.close(); resolve(true); return; }
+      const reason = input.value.trim();
+      if (!reason) { msg.textContent = "give the reason for the new version"; input.focus(); return; }
+      d.close(); resolve(reason);
+    };
     document.getElementById("confirm-cancel").onclick = () => { d.close(); resolve(false); };
     d.oncancel = () => resolve(false);
     d.showModal();
@@ -197,6 +207,8 @@ function render(d) {
     const q = `?case=${encodeURIComponent(i.case)}`;
     rep.replaceChildren(el("div", {class: i.report.verified ? "ok" : "bad", id: "report-status",
       text: i.report.verified ? "Report signed, sealed by the device and verified" : "Report built — verification FAILED"}),
+      el("div", {id: "report-version", text: `version ${i.report.version || 1}` + (i.report.supersedes
+        ? ` — supersedes v${(i.report.version || 2) - 1} (${i.report.supersedes.slice(0, 16)}…): ${i.report.reason}` : "")}),
       el("div", {class: "mono", text: `manifest SHA-256 ${i.report.manifest_sha256}; sealed at seq ${i.report.sealed_seq}`}),
       el("a", {href: `/api/inspection/report/report.pdf${q}`, id: "report-pdf", text: "PDF"}), " · ",
       el("a", {href: `/api/inspection/report/report.html${q}`, text: "HTML"}), " · ",
@@ -240,9 +252,11 @@ if (!CASE) {
     if (await confirmStep(`End inspection ${CASE}? The device seals the end now; nothing can be added to the case afterwards.`)) step("end", {}, "end", "End");
   });
   on("btn-report", async () => {
-    const again = current && current.inspection.state === "reported";
-    if (again && !await confirmStep(`A signed report of ${CASE} exists. Build and sign a new one?`)) return;
-    step("report", {}, "report", "Report");
+    const rep = current && current.inspection.state === "reported" ? current.inspection.report : null;
+    if (!rep) { step("report", {}, "report", "Report"); return; }
+    const v = rep.version || 1;
+    const reason = await confirmStep(`Signed report v${v} of ${CASE} exists. Build, sign and seal version ${v + 1}, which supersedes it? Both versions are kept.`, true);
+    if (reason) step("report", {reason}, "report", "Report");
   });
   on("btn-mark", () => {
     const n = document.getElementById("note").value.trim();
