@@ -22,7 +22,12 @@ _BARS = [(192, 192, 192), (0, 192, 192), (192, 192, 0), (0, 192, 0), (192, 0, 19
 
 
 class SyntheticBackend(CaptureBackend):
-    """Colour bars, a scrolling gradient and a bouncing box; seed picks colour, speed and texture."""
+    """Colour bars, a scrolling grey band and a bouncing box; seed picks colour, speed and texture.
+
+    The band scrolls along a seeded random-walk strip of ``TAPE`` pixels at 4 px a frame, so the picture does
+    not repeat for ``TAPE / 4`` frames (41 min at 10 fps): like a real scene, it never looks like a loop to the
+    replayed-footage check, whose window is at most 10 minutes.
+    """
 
     name: ClassVar[str] = "synthetic"
     capabilities: ClassVar[frozenset[str]] = frozenset({"simulated"})
@@ -37,6 +42,9 @@ class SyntheticBackend(CaptureBackend):
         self._velocity = (float(rng.uniform(0.004, 0.012)), float(rng.uniform(0.003, 0.010)))
         self._phase = (float(rng.uniform(0, 1)), float(rng.uniform(0, 1)))
         self._rng_seed = settings.seed
+        steps = np.random.default_rng(settings.seed + 1).integers(-6, 7, size=TAPE)
+        walk = np.cumsum(steps) % 510  # folded, not wrapped: a smooth grey band without hard edges
+        self._tape = np.where(walk > 255, 510 - walk, walk).astype(np.uint8)
 
     def describe(self) -> str:
         s = self.settings
@@ -78,8 +86,8 @@ class SyntheticBackend(CaptureBackend):
         w, h = self.settings.width, self.settings.height
         img = self._background.copy()
         bars_h = h * 2 // 3
-        # scrolling grey ramp in the bottom third
-        ramp = ((np.arange(w, dtype=np.int64) * 256 // max(w, 1) + index * 4) % 256).astype(np.uint8)
+        # scrolling grey band in the bottom third: a window on the seeded tape
+        ramp = self._tape[(np.arange(w, dtype=np.int64) + index * 4) % TAPE]
         img[bars_h:, :, :] = ramp[None, :, None]
         # bouncing box (triangle wave in x and y)
         bw, bh = max(w // 8, 4), max(h // 8, 4)
@@ -101,6 +109,9 @@ class SyntheticBackend(CaptureBackend):
         for i, text in enumerate(lines):
             org = (int(8 * scale) + 2, line_h * (i + 1) - 2)
             cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, 1.1 * scale, (255, 255, 255), thick, cv2.LINE_AA)
+
+
+TAPE = 100_003  # pixels of scrolling band before it repeats (prime: no short period with any frame width)
 
 
 def _bounce(t: float) -> float:

@@ -86,7 +86,7 @@ def watch_parts(parts: Health, supervisor: Supervisor, uplink: Uplink | None, vi
 
         def outbox_health() -> str | None:
             if not outbox.dispatching:
-                return f"dispatcher not running: {outbox.last_error or 'stopped'}"
+                return None if outbox.stopped else f"dispatcher not running: {outbox.last_error or 'died'}"
             if outbox.last_error is not None:  # cleared by the first full turn after a restart
                 return f"store failing: {outbox.last_error}"
             hung = time.monotonic() - outbox.loop_mono

@@ -141,6 +141,11 @@ class Outbox:
         """The dispatcher thread runs (it may be idle: nothing to send, or no link)."""
         return self._thread.is_alive()
 
+    @property
+    def stopped(self) -> bool:
+        """Told to stop (closing): a dispatcher that ended then ended on purpose."""
+        return self._closed or self._thread.stopping.is_set()
+
     def close(self) -> None:
         with self._life:  # never a restart racing the close
             if self._closed:

@@ -68,8 +68,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     fleet = Fleet(root / "broker", ())
     admin = root / "admin"
     ca(fleet, "issue-admin", ADMIN, "--out", str(admin))
+    registry = root / "registry.toml"  # the devices that enroll below, each bound to its site by the ACL
+    registry.write_text(f'[devices]\n"{DEVICE}" = "{SITE}"\n"cam-evil" = "{SITE}"\n')
     args = ["broker-setup", str(fleet.root), "--port", str(fleet.port), "--bind", "127.0.0.1", "--org",
-            "Test Customs", "--admin", ADMIN]
+            "Test Customs", "--admin", ADMIN, "--registry", str(registry)]
     for o in OFFICERS:
         args += ["--officer", o]
     for i in INGESTS:
