@@ -20,13 +20,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from agent.core.errors import AgentError, ConfigError, VerificationError
+from agent.core.errors import AgentError, ConfigError, UplinkError, VerificationError
 from agent.core.supervisor import EXIT_SUPERVISION
 from agent.customs.broker.registry import load_registry
 from agent.customs.flow import FlowLimits, Intake
 from agent.customs.ingest import Ingest, Limits
 from agent.customs.ingest_watch import STALL_EXIT_S, IngestWatch
-from agent.customs.retained import sweep_retained
+from agent.customs.retained import END_MARKER, Sweep, sweep_retained
 from agent.customs.state.base import GroupState, StateError
 from agent.customs.state.postgres import PostgresState
 from agent.customs.store.base import Index, IndexError_
@@ -75,6 +75,24 @@ def subscribe_ingest(link: MqttLink, ingest: Ingest, share: str | None, site: st
         link.subscribe(shared(fleet_filter(channel, site), share), one, qos=1)
     for channel in RETAINED_CHANNELS:
         link.subscribe(fleet_filter(channel, site), one, qos=1)
+
+
+def _sweep_after_subscribing(link: MqttLink, args: argparse.Namespace, max_status_bytes: int) -> Sweep:
+    """Look for retained junk the broker cannot refuse, only once the ingest's own subscriptions hold.
+
+    The sweep's throw-away subscription matches live messages too: a device publishing before the ingest
+    subscribed would get a successful PUBACK for a message only the sweep saw, and never resend it. A SUBACK
+    for a later filter on the same link means the broker has taken the earlier SUBSCRIBEs.
+    """
+    try:
+        if not link.wait_connected(15.0):
+            log.warning("retained sweep skipped: not connected (%s)", link.last_error)
+            return Sweep([])
+        link.subscribe_wait(END_MARKER, lambda _m: None, qos=0, timeout=15.0)
+    except UplinkError as exc:
+        log.warning("retained sweep skipped: %s", exc)
+        return Sweep([])
+    return sweep_retained(ingest_config(args), max_status_bytes)
 
 
 def report_json(ingest: Ingest) -> dict[str, Any]:
@@ -136,8 +154,6 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         raise ConfigError(f"--trust-ca: {exc}") from None
     except StateError as exc:
         raise ConfigError(f"--out: {exc}") from None
-    sweep = sweep_retained(ingest_config(args), limits.max_status_bytes)  # junk the broker cannot refuse
-    ingest.note_retained(sweep.found)
     stop = threading.Event()
     watch = IngestWatch(stop, args.stall_exit)  # before the link and the intake: their workers report to it
     link = ingest_link(args)
@@ -146,6 +162,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     watch.watch_intake(intake)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     link.start()
+    sweep = _sweep_after_subscribing(link, args, limits.max_status_bytes)
+    ingest.note_retained(sweep.found)
     started = time.monotonic()
     last_count, last_change = -1, time.monotonic()
     try:
