@@ -12,7 +12,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.customs.console.fleet import FleetTracker
+from agent.customs.console.fleet_state import FleetTracker
 from agent.customs.console.live import FragmentChecker, checks_of
 from agent.signing.keys import DeviceIdentity
 from agent.signing.records import sign_record

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.core.errors import ConfigError, VerificationError
 from agent.customs.console.config import load_console_config
-from agent.customs.console.fleet import FleetTracker
+from agent.customs.console.fleet_state import FleetTracker
 from agent.customs.console.live import FragmentChecker
 from agent.signing.keys import DeviceIdentity, init_identity, load_identity
 from agent.signing.records import sign_record

@@ -22,7 +22,8 @@ from agent.core.errors import ConfigError
 from agent.customs.console.cli import open_reader
 from agent.customs.console.config import load_console_config
 from agent.customs.console.deps import get_index, get_optional_index
-from agent.customs.console.search import BadQuery, IndexReader, parse_query, parse_time
+from agent.customs.console.index_reader import IndexReader
+from agent.customs.console.search import BadQuery, parse_query, parse_time
 from agent.customs.keys import init_officer
 from agent.customs.store.chain import Link
 from agent.customs.store.model import ItemRow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from agent.customs.console.fleet import FleetTracker, mark_old_trust
+from agent.customs.console.fleet_state import FleetTracker, mark_old_trust
 from agent.wire.messages import Inbound
 
 

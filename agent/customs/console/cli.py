@@ -16,7 +16,7 @@ from agent.core.errors import ConfigError
 from agent.customs.cmd_cmd import OfficerClient
 from agent.customs.console.config import ConsoleConfig, load_console_config
 from agent.customs.console.deps import ConsoleServices
-from agent.customs.console.fleet import FleetTracker
+from agent.customs.console.fleet_state import FleetTracker
 from agent.customs.console.tls import uvicorn_tls
 from agent.customs.keys import load_officer
 from agent.wire.mqtt import MqttLink
@@ -55,7 +55,7 @@ def build_services(cfg: ConsoleConfig) -> ConsoleServices:
 
 def open_reader(url: str) -> Any:
     """The ingest's index, read-only; ConfigError naming ``index.url`` when it cannot be used."""
-    from agent.customs.console.search import IndexReader
+    from agent.customs.console.index_reader import IndexReader
     from agent.customs.store.base import IndexError_
     from agent.customs.store.opening import open_index_reader
     from agent.customs.store.postgres import _redact

@@ -1,16 +1,16 @@
 """Typed dependencies: each route asks for the part it uses (``Annotated`` + ``Depends``), never for a bag.
 
 ``create_app`` puts one ``ConsoleServices`` on ``app.state``; the providers below hand out its parts. Tests
-replace any part through FastAPI's ``app.dependency_overrides[get_client] = ...`` and so on. Aliases whose
-type lives in a module that itself imports this one (``Fleet``, ``Index``, ``Inspections``) are declared
-beside that type.
+replace any part through FastAPI's ``app.dependency_overrides[get_client] = ...`` and so on. The parts'
+types live in modules that do not import this one; the route modules declare their own aliases
+(``Fleet``, ``Reader``, ``Inspections``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from cryptography import x509
 from fastapi import Depends, HTTPException, Request, WebSocket
@@ -18,12 +18,10 @@ from starlette.requests import HTTPConnection
 
 from agent.customs.cmd_cmd import OfficerClient
 from agent.customs.console.config import ConsoleConfig
+from agent.customs.console.fleet_state import FleetTracker
+from agent.customs.console.index_reader import IndexReader
+from agent.customs.inspection.model import InspectionStore
 from agent.wire.mqtt import MqttLink
-
-if TYPE_CHECKING:
-    from agent.customs.console.fleet import FleetTracker
-    from agent.customs.console.search import IndexReader
-    from agent.customs.inspection.model import InspectionStore
 
 
 @dataclass

@@ -9,13 +9,11 @@ anything else is a 400 with a one-line reason. Values reach the database only as
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
 import re
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -24,7 +22,7 @@ from agent.core import vocab
 from agent.core.vocab import CASE_RE, EVENT_TYPE_RE, ID_RE, KIND_RE, SHA256_RE
 from agent.customs.console.config import ConsoleConfig
 from agent.customs.console.deps import Config, get_index, get_optional_index
-from agent.customs.store.base import Index
+from agent.customs.console.index_reader import IndexReader
 from agent.customs.store.model import DeviceRow, Finding, ItemRow, Query
 
 log = logging.getLogger(__name__)
@@ -114,43 +112,6 @@ def parse_query(items: Iterable[tuple[str, str]]) -> Query:
     if seen.get("after"):
         args["after"] = parse_cursor(seen["after"])
     return Query(**args)
-
-
-class IndexReader:
-    """The console's one read-only index handle; one query at a time (a DB-API connection is not shared).
-
-    A failed query (the database restarted, the network dropped) closes the handle; the next request
-    opens a fresh one through ``opener``, so the page recovers without restarting the console.
-    """
-
-    def __init__(self, index: Index, label: str, opener: Callable[[], Index] | None = None) -> None:
-        self.index: Index | None = index
-        self.label = label  # for messages: a path, or a URL without its password
-        self.opener = opener
-        self._lock = threading.Lock()
-
-    def call(self, fn: Callable[[Index], T]) -> T:
-        with self._lock:
-            try:
-                if self.index is None:
-                    if self.opener is None:
-                        raise RuntimeError("closed")
-                    self.index = self.opener()
-                return fn(self.index)
-            except Exception as exc:  # either driver's errors: the page gets one line, the log the detail
-                log.warning("index %s: query failed: %s", self.label, exc, exc_info=True)
-                if self.index is not None and self.opener is not None:
-                    with contextlib.suppress(Exception):
-                        self.index.close()
-                    self.index = None
-                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-                raise HTTPException(503, f"index {self.label}: {first}") from None
-
-    def close(self) -> None:
-        with self._lock:
-            if self.index is not None:
-                self.index.close()
-                self.index = None
 
 
 Reader = Annotated[IndexReader, Depends(get_index)]
