@@ -103,7 +103,7 @@ def test_sign_csr_serves_as_the_provision_enroll_command(tmp_path: Path) -> None
     import shlex
     import sys
 
-    from agent.hostsetup.provision import run_enroll
+    from agent.hostsetup.identity import run_enroll
     from tests.support.fleet import ENV
 
     ca_dir = tmp_path / "ca"
