@@ -49,7 +49,7 @@ def test_default_report_is_chinese_with_english(built: tuple[Path, object]) -> N
     assert "案件与当事方 / Case and parties" in text and "检查结论 / outcome" in text
     assert "远程检查报告 / Remote inspection report — C-2026/0099" in text  # the page footer
     assert "Noto-Sans-CJK-SC" in fonts and "签署 Signatures" in text  # the signature page, appended when signed
-    assert '<html lang="zh-Hans">' in html
+    assert '<html lang="zh-Hans"' in html
 
 
 def test_chinese_only_report(built: tuple[Path, object]) -> None:
@@ -65,7 +65,7 @@ def test_english_only_report(built: tuple[Path, object]) -> None:
     assert all(en in text for en in EN)
     body = text.split("签署 Signatures")[0]
     assert HAN.findall(body) == [], HAN.findall(body)[:20]
-    assert '<html lang="en">' in html
+    assert '<html lang="en"' in html
 
 
 def test_unknown_language_is_one_clear_line(built: tuple[Path, object]) -> None:
