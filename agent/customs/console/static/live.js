@@ -217,7 +217,7 @@ async function action(path, body) {
   const r = await fetch(url, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body || {})});
   const j = await r.json().catch(() => ({}));
   const seq = caseOpen ? j.seq : (j.result || {}).seq;
-  const what = path === "mark" ? t("Mark") : t("Snapshot");
+  const what = path === "mark" ? t("mark") : t("snapshot");  // the command's name, as the officer knows it
   const text = r.ok ? `${what}: ${t("sealed as record {seq}", {seq})}${caseOpen ? " " + t("in case {case}", {case: caseOpen.case}) : " (" + j.verified + ")"}`
     : `${what}: ${t("failed")}: ${typeof j.detail === "string" ? j.detail : r.statusText}`;
   out.prepend(el("li", {class: r.ok ? "" : "bad"}, text));
