@@ -206,7 +206,7 @@ def _location(e: Any) -> dict[str, Any]:
 def _annex_words(lang: str) -> tuple[str, str]:
     """The annex's two words on each of its ~500 lines, in one language (Chinese in a bilingual report: the
     annex's bilingual heading names both hashes); two languages per line made the PDF 2.6x slower to lay out."""
-    words = i18n.gettext("en" if lang == "en" else "zh")
+    words = i18n.translations("en" if lang == "en" else "zh").gettext
     return words(N_("record")), words(N_("media"))
 
 
