@@ -7,7 +7,10 @@ segments every --segment-seconds s of --segment-kb each, check-in stills, marks,
 anchoring checkpoints, which need a real signed note), sealed by the real sealer on a manual clock, then
 builds the report exactly as `evidence-officer inspection report` does (device seal included) and verifies the bundle.
 Peers, same run: Debian's chromium printing the same HTML to PDF (vs WeasyPrint), and `verify` of the same
-bundle without the report check (what the report check adds). x86 figures, never Pi figures.
+bundle without the report check (what the report check adds). Languages (--lang-rounds N, default 3): the
+page and its PDF rendered again from the same items in English only, Chinese only and Chinese with English
+(the default), interleaved, medians (what the bilingual report and its CJK font cost against English only).
+x86 figures, never Pi figures.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import io
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,8 +36,10 @@ from PIL import Image  # noqa: E402
 from agent.anchor.verify import anchor_checker  # noqa: E402
 from agent.core.clock import ManualClock  # noqa: E402
 from agent.core.model import GpsFix, GpsReading, Moment, TimeQuality  # noqa: E402
+from agent.customs.inspection import evidence as ev  # noqa: E402
+from agent.customs.inspection.html import render  # noqa: E402
 from agent.customs.inspection.model import Entry, Inspection, InspectionStore  # noqa: E402
-from agent.customs.inspection.report import build_report  # noqa: E402
+from agent.customs.inspection.report import _verification, build_report, render_pdf, verify_bundle  # noqa: E402
 from agent.customs.inspection.service import InspectionService  # noqa: E402
 from agent.customs.keys import init_officer  # noqa: E402
 from agent.device.sealer import Sealer  # noqa: E402
@@ -129,12 +135,54 @@ def chromium_pdf(html: Path, out: Path) -> float | None:
     return time.perf_counter() - t if out.exists() else None
 
 
+COLD = ("import sys, time; t = time.perf_counter(); import weasyprint; "
+        "weasyprint.HTML(filename=sys.argv[1]).write_pdf(sys.argv[2]); print(time.perf_counter() - t)")
+
+
+def languages(service: InspectionService, evidence: Path, bundle: Path, officer: Any, rounds: int) -> dict[str, Any]:
+    """Median seconds to render the page (HTML) and its PDF in each report language, interleaved, in this
+    process (fonts loaded) and in a fresh process each time (``cold_pdf_s``: what one `inspection report` run
+    pays, WeasyPrint's import and font loading included); and the PDF's size and pages."""
+    insp = service.inspection
+    items = ev.load_items(ev.device_dir_of(evidence, insp.device), insp.start_seq, insp.end_seq)
+    verification = _verification(verify_bundle(bundle), items)
+    runs: dict[str, list[tuple[float, float]]] = {"en": [], "zh": [], "zh-en": []}
+    cold: dict[str, list[float]] = {lang: [] for lang in runs}
+    size: dict[str, tuple[int, int | None]] = {}
+    for _ in range(rounds):
+        for lang in runs:
+            t = time.perf_counter()
+            page = render(insp, items, verification, officer=officer.officer_id, officer_key_id=officer.key_id,
+                          lang=lang)
+            t1 = time.perf_counter()
+            pdf, _refused = render_pdf(page)
+            runs[lang].append((t1 - t, time.perf_counter() - t1))
+            html = bundle.parent / f"lang-{lang}.html"
+            html.write_text(page.html)
+            out = subprocess.run([sys.executable, "-c", COLD, str(html), str(html.with_suffix(".pdf"))],
+                                 capture_output=True, text=True, check=True, timeout=600).stdout
+            cold[lang].append(float(out.split()[-1]))
+            pages = None
+            if shutil.which("pdfinfo"):
+                info = subprocess.run(["pdfinfo", "-"], input=pdf, capture_output=True).stdout.decode()
+                pages = next((int(ln.split()[-1]) for ln in info.splitlines() if ln.startswith("Pages:")), None)
+            size[lang] = (len(pdf), pages)
+    med = {lang: (statistics.median(h for h, _ in r), statistics.median(p for _, p in r)) for lang, r in runs.items()}
+    en_total = sum(med["en"])
+    en_cold = statistics.median(cold["en"])
+    return {lang: {"html_s": round(h, 3), "pdf_s": round(p, 2), "total_vs_en": round((h + p) / en_total, 2),
+                   "cold_pdf_s": round(statistics.median(cold[lang]), 2),
+                   "cold_vs_en": round(statistics.median(cold[lang]) / en_cold, 2),
+                   "pdf_kb": round(size[lang][0] / 1024), "pages": size[lang][1]} for lang, (h, p) in med.items()}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=25.0)
     p.add_argument("--still-interval", type=float, default=5.0)
     p.add_argument("--segment-seconds", type=float, default=10.0)
     p.add_argument("--segment-kb", type=int, default=1024, help="bytes per segment (1 MiB ~ 0.8 Mbit/s x 10 s)")
+    p.add_argument("--lang-rounds", type=int, default=3, help="rounds of the en / zh / zh-en rendering comparison")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as d:
@@ -158,6 +206,8 @@ def main() -> int:
             check(res.bundle, checkers=[anchor_checker()])
             plain_s = min(plain_s, time.perf_counter() - t)
         chrome_s = chromium_pdf(res.html, tmp / "chromium.pdf")
+        langs = languages(service, tmp / "evidence", res.bundle, officer, args.lang_rounds) if args.lang_rounds \
+            else None
         pages = None
         if shutil.which("pdfinfo"):
             info = subprocess.run(["pdfinfo", str(res.pdf)], capture_output=True, text=True).stdout
@@ -170,7 +220,7 @@ def main() -> int:
                "weasyprint_pdf_s": round(res.seconds["pdf_s"], 2),
                "chromium_pdf_s": None if chrome_s is None else round(chrome_s, 2),
                "weasyprint_vs_chromium": None if not chrome_s else round(res.seconds["pdf_s"] / chrome_s, 2),
-               "problems": full.problems[:5]}
+               "languages": langs, "problems": full.problems[:5]}
     if args.json:
         print(json.dumps(out, indent=2))
     else:

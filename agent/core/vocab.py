@@ -77,6 +77,19 @@ SNAPSHOT_LABELS: Final[tuple[str, ...]] = get_args(SnapshotLabel)
 OUTCOME_LABELS: Final = {"completed": "Completed remotely", "shift_to_onsite": "Shifted to an on-site inspection",
                          "aborted": "Aborted"}
 DECISION_LABELS: Final = {"continue": "Continue remotely", "shift_to_onsite": "Shift to an on-site inspection"}
+#: Event types (and the other alert types an officer sees) in words.
+EVENT_LABELS: Final = {"too_dark": "Too dark", "uniform": "Uniform picture", "frozen": "Frozen picture",
+                       "replayed": "Replayed footage", "obstructed": "View obstructed", "scene_change": "Scene changed",
+                       "geofence": "Left the registered site", CAMERA_LOST: "Camera lost",
+                       CAMERA_RESTORED: "Camera restored", CAMERA_FAILED: "Camera failed",
+                       "clock_alarm": "Clock alarm", "vault_full": "Storage full", "media_evicted": "Media evicted",
+                       "internal_error": "Internal error", "storage_error": "Storage error",
+                       TRUST_UPDATED: "Officer trust updated", "tamper": "Enclosure opened",
+                       "restart": "Device restarted"}
+#: What an inspection's timeline entries are, in words.
+ENTRY_LABELS: Final = {"readiness": "Self-test", "start": "Start", "checkin": "Check-in", "mark": "Mark",
+                       "snapshot": "Snapshot", "decision": "Decision", "end": "End", "report": "Report",
+                       "note": "Note"}
 
 
 def label_of(labels: dict[str, str], key: object) -> str | None:
@@ -98,4 +111,5 @@ def as_json() -> dict[str, Any]:
         "checkin_steps": list(CHECKIN_STEPS), "step_titles": dict(STEP_TITLES),
         "snapshot_labels": list(SNAPSHOT_LABELS),
         "outcome_labels": dict(OUTCOME_LABELS), "decision_labels": dict(DECISION_LABELS),
+        "event_labels": dict(EVENT_LABELS), "entry_labels": dict(ENTRY_LABELS),
     }

@@ -218,9 +218,10 @@ def test_inspection_in_the_console_ends_in_a_verified_signed_report(stack: dict[
         bundle.write_bytes(r.read())
     with urllib.request.urlopen(f"{url}/api/inspection/report/report.html{q}", timeout=30) as r:
         html = r.read().decode()
-    for needle in ("Representative&#39;s identity document", "Power of attorney", "Officers&#39; credentials",
-                   "ALERT too_dark", "Shift to an on-site inspection", "Continue remotely", "live session watched",
-                   "VERIFIED", "Report version 2 of case"):
+    for needle in ("Representative's identity document", "Power of attorney", "Officers' credentials",  # zh-en
+                   "ALERT", "Too dark</span> (too_dark)", "Shift to an on-site inspection", "Continue remotely",
+                   "live session watched", "VERIFIED", "Report version 2 of case", "企业代表身份证件", "画面过暗",
+                   "转为现场检查", "核验通过"):
         assert needle in html, needle
     rc, report = verify(bundle)
     assert rc == 0, report["problems"]

@@ -14,7 +14,6 @@ import http.server
 import json
 import os
 import subprocess
-import sys
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from tests.support.report_bundle import (
     Built,
     build,
     manifest_of,
+    officer_report,
     officer_with_ca,
     rewrite,
     seal_inspection,
@@ -195,20 +195,6 @@ def outside() -> Iterator[str]:
     thread.join(10)
 
 
-def officer_report(built: Built, out: Path, *, limit_as: int | None = None) -> subprocess.CompletedProcess[str]:
-    """`evidence-officer inspection report` (no broker: --no-seal), optionally under an address-space limit."""
-    def preexec() -> None:
-        import resource
-
-        if limit_as:
-            resource.setrlimit(resource.RLIMIT_AS, (limit_as, limit_as))
-
-    return subprocess.run([sys.executable, "-m", "agent.customs.cli", "inspection", "--data", str(built.data),
-                           "report", CASE, "--evidence", str(built.evidence), "--out", str(out), "--keys",
-                           str(built.officer_keys), "--no-seal", "--wait", "0"], capture_output=True, text=True,
-                          env=ENV, cwd=REPO, timeout=300, preexec_fn=preexec)
-
-
 def hostile_strings(key_file: Path, url: str) -> dict[str, Any]:
     return {"gps": {"fix": f'3d<a rel="attachment" href="file://{key_file}">key</a>'
                            '<a rel="attachment" href="file:///proc/self/environ">env</a>',
@@ -217,7 +203,9 @@ def hostile_strings(key_file: Path, url: str) -> dict[str, Any]:
             "note": "</td></tr></table><h1>ALL CLEAR</h1>", "representative": "<b>Li</b> & <i>Wei</i>"}
 
 
-def test_hostile_device_strings_render_as_text(tmp_path: Path, outside: str) -> None:
+@pytest.mark.parametrize("lang", ["zh-en", "zh", "en"])
+def test_hostile_device_strings_render_as_text(tmp_path: Path, outside: str, lang: str) -> None:
+    """In every report language: the device's strings are text (escaped into the catalogue's words too)."""
     built = seal_inspection(tmp_path)
     built.close()
     key_file = built.officer_keys / "officer.key"
@@ -229,7 +217,7 @@ def test_hostile_device_strings_render_as_text(tmp_path: Path, outside: str) -> 
         step["note"] = "</td></tr></table><h1>ALL CLEAR</h1>"
     doc["representative"] = "<b>Li</b> & <i>Wei</i>"
     session.write_text(json.dumps(doc))
-    res = officer_report(built, tmp_path / "out")
+    res = officer_report(built, tmp_path / "out", "--lang", lang)
     assert "Traceback" not in res.stderr, res.stderr[-3000:]
     out = json.loads(res.stdout)
     pdf = Path(out["pdf"])
@@ -240,7 +228,11 @@ def test_hostile_device_strings_render_as_text(tmp_path: Path, outside: str) -> 
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True).stdout
     flat = " ".join(text.split())
     assert 'rel="attachment"' in flat and "<style>" in flat and "ALL CLEAR" in flat  # as text
-    assert "ALERT too_dark" in flat and "Alerts and decisions" in flat  # before: hidden by the style
+    assert "(too_dark)" in flat  # before: hidden by the style
+    if lang != "zh":
+        assert "ALERT" in flat and "Too dark" in flat and "Alerts and decisions" in flat
+    if lang != "en":
+        assert "警报" in flat and "画面过暗" in flat and "警报与决定" in flat
     html = Path(out["html"]).read_text()
     assert "<style>.bad" not in html and "&lt;style&gt;" in html and "<h1>ALL CLEAR" not in html
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Callable, Sequence
@@ -26,7 +29,7 @@ from agent.customs.keys import OfficerKey, init_officer
 from agent.device.sealer import Sealer
 from agent.evidence.vault import Vault
 from agent.signing.keys import CA_FILE, DeviceIdentity, init_identity, load_identity, make_ca
-from tests.support.helpers import moment
+from tests.support.helpers import REPO, moment
 
 DEVICE, SITE, CASE, OFFICER = "cam-insp", "farm-7", "C-2026/0099", "officer-alice"
 LAT, LON = 31.2304, 121.4737
@@ -157,6 +160,23 @@ def seal_inspection(root: Path, *, hostile: dict[str, Any] | None = None, bomb: 
     officer, officer_ca = officer_with_ca(root)
     return Built(root, root / "evidence", root / "data", root / f"{OFFICER}-keys", officer_ca,
                  root / "device-keys" / CA_FILE, officer, identity, sealer, vault, clock, bomb_seq)
+
+
+def officer_report(built: Built, out: Path, *extra: str, limit_as: int | None = None) \
+        -> subprocess.CompletedProcess[str]:
+    """`evidence-officer inspection report` (no broker: --no-seal), optionally under an address-space limit;
+    ``extra``: more options (``--lang zh``)."""
+    def preexec() -> None:
+        import resource
+
+        if limit_as:
+            resource.setrlimit(resource.RLIMIT_AS, (limit_as, limit_as))
+
+    return subprocess.run([sys.executable, "-m", "agent.customs.cli", "inspection", "--data", str(built.data),
+                           "report", CASE, "--evidence", str(built.evidence), "--out", str(out), "--keys",
+                           str(built.officer_keys), "--no-seal", "--wait", "0", *extra], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO, timeout=300,
+                          preexec_fn=preexec)
 
 
 def build(built: Built, out: Path) -> Any:

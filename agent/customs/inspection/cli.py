@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.core.errors import AgentError, CommandError, ConfigError, UplinkError, VerificationError
+from agent.customs.i18n.catalog import DEFAULT_REPORT_LANG, REPORT_LANGS
 from agent.customs.inspection.geo import parse_polygon
 from agent.customs.inspection.model import CHECKIN_STEPS, Entry, Inspection, InspectionStore
 from agent.customs.inspection.service import InspectionService
@@ -111,7 +112,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     def step(service: InspectionService) -> dict[str, Any]:
         res = build_report(service, Path(args.evidence), Path(args.out), officer, seal=not args.no_seal,
-                           wait_s=args.wait, tsa_url=args.tsa, reason=args.reason)
+                           wait_s=args.wait, tsa_url=args.tsa, reason=args.reason,
+                           lang=args.lang)
         return {"bundle": str(res.bundle), "pdf": str(res.pdf), "html": str(res.html), "items": res.items,
                 "manifest_sha256": res.manifest_sha256, "sealed_seq": res.sealed_seq, "verified": res.verify["ok"],
                 "problems": res.verify["problems"], "findings": list(res.findings),
@@ -238,6 +240,9 @@ def register(subparsers: Any) -> None:
                    "(without it the signature is dated by this machine's clock only)")
     r.add_argument("--reason", help="why the report is built again (required when the case already has one: "
                                     "the new version supersedes it; both are kept and sealed)")
+    r.add_argument("--lang", choices=REPORT_LANGS, default=DEFAULT_REPORT_LANG,
+                   help="the report's language: zh-en (Chinese, English beside or below each heading and label; "
+                        "the default), zh or en")
     r.set_defaults(func=_cmd_report)
     w = sub.add_parser("show", help="the session, its timer and (with --evidence) the alerts")
     w.add_argument("case", help="case number")

@@ -15,6 +15,7 @@ from typing import Any
 
 from agent.core.errors import VerificationError
 from agent.core.vocab import ALERT_KINDS
+from agent.customs.i18n import N_
 from agent.signing.layout import ITEM_RE, bucket_of
 from agent.signing.records import parse_sidecar
 from agent.signing.sources import MAX_SIDECAR_BYTES, read_regular
@@ -23,31 +24,31 @@ IMAGE_TYPES = ("image/jpeg", "image/png")  # what the console serves as a pictur
 
 # The anti-falsification alerts a device seals, with what the officer should do about each.
 ADVICE = {
-    "too_dark": "Lens covered or lights off: ask the representative to uncover the camera and show the scene "
-                "again; if it recurs, record a decision to shift to an on-site inspection.",
-    "uniform": "The picture is uniform (lens covered or pointed at a wall): ask for the camera to be turned "
-               "back to the site; repeated obstruction is a reason to shift on-site.",
-    "frozen": "The picture stopped moving (frozen or replayed footage): ask the representative to move in "
-              "front of the camera; misleading footage is a reason to shift on-site.",
-    "replayed": "The device's footage repeats an earlier stretch (a loop or a rewound recording): misleading "
-                "footage; ask the representative to do something unmistakable on camera, and shift on-site if "
-                "it is confirmed.",
-    "obstructed": "Part of the view is blocked: ask for the obstruction to be removed and the scene shown again; "
-                  "repeated obstruction is a reason to shift on-site.",
-    "internal_error": "A part of the device's agent failed and was restarted or the agent restarts itself: note "
-                      "the time; evidence sealed before it stays valid.",
-    "storage_error": "The device could not store some evidence (named in the event): note the gap.",
-    "scene_change": "The camera was moved or the scene swapped: ask where the camera points now and re-check "
-                    "the location.",
-    "geofence": "The device left the registered site: re-check the location against the site map.",
-    "camera_lost": "The camera stopped delivering frames: wait for it to return; note the gap.",
-    "camera_failed": "The camera failed: the inspection cannot continue remotely without it.",
-    "clock_alarm": "The device's clock jumped or disagrees with GPS: rely on sealing order, note the alarm.",
-    "vault_full": "The device's storage is full: evidence capture is paused.",
-    "tamper": "The enclosure was opened: ask why, and consider shifting on-site.",
-    "restart": "The device restarted during the inspection (power cut, crash, reboot or service restart): "
-               "nothing was recorded between its last record and the restart; ask the representative what "
-               "happened and note the gap; repeated restarts are a reason to shift on-site.",
+    "too_dark": N_("Lens covered or lights off: ask the representative to uncover the camera and show the scene "
+                   "again; if it recurs, record a decision to shift to an on-site inspection."),
+    "uniform": N_("The picture is uniform (lens covered or pointed at a wall): ask for the camera to be turned "
+                  "back to the site; repeated obstruction is a reason to shift on-site."),
+    "frozen": N_("The picture stopped moving (frozen or replayed footage): ask the representative to move in "
+              "front of the camera; misleading footage is a reason to shift on-site."),
+    "replayed": N_("The device's footage repeats an earlier stretch (a loop or a rewound recording): misleading "
+                   "footage; ask the representative to do something unmistakable on camera, and shift on-site if "
+                   "it is confirmed."),
+    "obstructed": N_("Part of the view is blocked: ask for the obstruction to be removed and the scene shown again; "
+                     "repeated obstruction is a reason to shift on-site."),
+    "internal_error": N_("A part of the device's agent failed and was restarted or the agent restarts itself: note "
+                         "the time; evidence sealed before it stays valid."),
+    "storage_error": N_("The device could not store some evidence (named in the event): note the gap."),
+    "scene_change": N_("The camera was moved or the scene swapped: ask where the camera points now and re-check "
+                       "the location."),
+    "geofence": N_("The device left the registered site: re-check the location against the site map."),
+    "camera_lost": N_("The camera stopped delivering frames: wait for it to return; note the gap."),
+    "camera_failed": N_("The camera failed: the inspection cannot continue remotely without it."),
+    "clock_alarm": N_("The device's clock jumped or disagrees with GPS: rely on sealing order, note the alarm."),
+    "vault_full": N_("The device's storage is full: evidence capture is paused."),
+    "tamper": N_("The enclosure was opened: ask why, and consider shifting on-site."),
+    "restart": N_("The device restarted during the inspection (power cut, crash, reboot or service restart): "
+                  "nothing was recorded between its last record and the restart; ask the representative what "
+                  "happened and note the gap; repeated restarts are a reason to shift on-site."),
 }
 
 
@@ -113,10 +114,11 @@ def restart_alert(item: Item, before: Item | None) -> dict[str, Any]:
         was, now = (before.record.get("captured") or {}).get("boot_id"), extra.get("boot_id")
         details["rebooted"] = None if not was or not now else was != now
     silent, rebooted = details.get("silent_s"), details.get("rebooted")
-    summary = ("the device rebooted" if rebooted else "the agent restarted (same boot)" if rebooted is False
-               else "the device restarted") + (f" after {silent:g} s without a record" if silent is not None else "")
+    what = (N_("the device rebooted") if rebooted else N_("the agent restarted (same boot)") if rebooted is False
+            else N_("the device restarted"))
+    summary = what + (f" after {silent:g} s without a record" if silent is not None else "")
     return {"seq": item.seq, "at": item.wall, "type": "restart", "record_hash": item.record_hash,
-            "details": details, "summary": summary, "advice": ADVICE["restart"]}
+            "details": details, "summary": summary, "summary_msg": what, "advice": ADVICE["restart"]}
 
 
 def _wall_us(item: Item) -> int:
@@ -137,7 +139,7 @@ def alert_of(item: Item, before: Item | None = None) -> dict[str, Any] | None:
         return None
     return {"seq": item.seq, "at": item.wall, "at_us": _wall_us(item), "type": kind, "record_hash": item.record_hash,
             "details": {k: v for k, v in extra.items() if k not in ("inspection", "type", "phase")},
-            "advice": ADVICE.get(kind, "Check the live view and the evidence around this time.")}
+            "advice": ADVICE.get(kind, N_("Check the live view and the evidence around this time."))}
 
 
 def alerts(items: list[Item]) -> list[dict[str, Any]]:

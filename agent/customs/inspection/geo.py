@@ -13,9 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
+from agent.customs.i18n import N_
+
 _M_PER_DEG = 111_320.0
 
 LatLon = tuple[float, float]
+
+MAP_LEGEND = N_("site (green), device track (blue), check-in fixes (red)")
 
 
 @dataclass(frozen=True)
@@ -115,8 +119,9 @@ def check_fix(polygon: Sequence[LatLon], gps: dict[str, object]) -> LocationChec
 
 
 def site_map_svg(polygon: Sequence[LatLon], track: Sequence[LatLon], checks: Sequence[tuple[LatLon, str]] = (),
-                 *, width: int = 520, height: int = 360) -> str:
-    """An SVG of the site polygon, the device's track and labelled check points, scaled to fit, north up."""
+                 *, width: int = 520, height: int = 360, legend: str | None = MAP_LEGEND) -> str:
+    """An SVG of the site polygon, the device's track and labelled check points, scaled to fit, north up;
+    ``legend`` is the key's text (escaped here; ``None``: the page prints the key itself)."""
     pts = [*polygon, *track, *(p for p, _ in checks)]
     origin = (min(p[0] for p in pts), min(p[1] for p in pts))
     xy = [_project(origin, p) for p in pts]
@@ -148,9 +153,10 @@ def site_map_svg(polygon: Sequence[LatLon], track: Sequence[LatLon], checks: Seq
     bar_px = bar_m * scale
     parts.append(f'<line x1="{pad}" y1="{height - 8}" x2="{pad + bar_px:.1f}" y2="{height - 8}" stroke="#333" '
                  f'stroke-width="2"/><text x="{pad + bar_px + 6:.1f}" y="{height - 4}">{bar_m:g} m</text>'
-                 f'<text x="{width - pad}" y="{pad}" text-anchor="end">N ↑</text>'
-                 f'<text x="{width - pad}" y="{height - 4}" text-anchor="end" fill="#555">site (green), '
-                 f'device track (blue), check-in fixes (red)</text></svg>')
+                 f'<text x="{width - pad}" y="{pad}" text-anchor="end">N ↑</text>')
+    if legend:
+        parts.append(f'<text x="{width - pad}" y="{height - 4}" text-anchor="end" fill="#555">{escape(legend)}</text>')
+    parts.append("</svg>")
     return "".join(parts)
 
 

@@ -2,10 +2,12 @@
 WeasyPrint turns into the PDF.
 
 Rendered by Jinja2 templates (``templates/``) with autoescaping: every value from records, replies or the
-session reaches the page as text, never as markup. Thumbnails are decoded here within limits (file size,
-pixels before decoding, Pillow's decompression-bomb guard); a still that cannot be decoded becomes a named
-finding ("still seq N could not be rendered"), never a failed report. ``Rendered.resources`` lists the
-only URLs the page may load (its own data: URIs) for the PDF's URL fetcher.
+session reaches the page as text, never as markup. Words come from the customs catalogue
+(``agent/customs/i18n``) through Jinja2's i18n extension: ``zh``, ``en`` or ``zh-en`` (Chinese with the English
+beside or below it). Thumbnails are decoded here within limits (file size, pixels before decoding,
+Pillow's decompression-bomb guard); a still that cannot be decoded becomes a named finding ("still seq N
+could not be rendered"), never a failed report. ``Rendered.resources`` lists the only URLs the page may load
+(its own data: URIs) for the PDF's URL fetcher.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from agent.core.vocab import DECISION_LABELS, OUTCOME_LABELS, label_of
+from agent.core.vocab import DECISION_LABELS, ENTRY_LABELS, EVENT_LABELS, OUTCOME_LABELS, label_of
+from agent.customs.i18n import N_
+from agent.customs.i18n import catalog as i18n
 from agent.customs.inspection import evidence as ev
-from agent.customs.inspection.geo import site_map_svg
+from agent.customs.inspection.geo import MAP_LEGEND, site_map_svg
 from agent.customs.inspection.model import CHECKIN_STEPS, STEP_TITLES, Inspection
 from agent.signing.sources import read_regular
 
@@ -35,10 +39,23 @@ DOCUMENT_SIDE = 1600  # long side, in pixels, of a check-in still printed at ful
 TEXT_ASPECT = 230 / 182  # height / width of the space a document still may fill on an A4 page (mm)
 
 
+#: Where a location check puts the fix, in words.
+SIDES = {"inside": N_("inside the site polygon"), "outside": N_("outside the site polygon"),
+         "unknown": N_("side of the site polygon unknown")}
+#: A fix's quality (``geo.LocationCheck.quality``) in words.
+QUALITIES = {q: q for q in (N_("good"), N_("fair"), N_("poor"), N_("no fix"))}
+
+
 @cache
-def _env() -> Environment:
-    return Environment(loader=PackageLoader("agent.customs.inspection", "templates"),
-                       autoescape=select_autoescape(["html", "j2"], default=True))
+def _env(lang: str) -> Environment:
+    """The templates' environment for ``lang`` (autoescaped; ``_`` is the catalogue's gettext)."""
+    env = Environment(loader=PackageLoader("agent.customs.inspection", "templates"),
+                      autoescape=select_autoescape(["html", "j2"], default=True), extensions=["jinja2.ext.i18n"])
+    gettext = i18n.markup_gettext(lang)
+    env.install_gettext_callables(gettext, lambda s, p, n: gettext(s if n == 1 else p), newstyle=True)  # type: ignore[attr-defined]
+    env.globals.update(mono=lambda text: Markup('<span class="mono">{}</span>').format(text),
+                       em=lambda text: Markup("<i>{}</i>").format(text))
+    return env
 
 
 @cache
@@ -62,6 +79,7 @@ class Rendered:
     html: str
     resources: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # data: URI -> (bytes, MIME type)
     findings: list[str] = field(default_factory=list)  # stills that could not be rendered
+    still_problems: list[tuple[int, str]] = field(default_factory=list)  # the same, as (seq, why)
 
 
 def thumbnail(path: Path | None, width: int = 320, quality: int = 70) -> tuple[bytes | None, str | None]:
@@ -119,6 +137,7 @@ class _Stills:
                 finding = f"still seq {it.seq} could not be rendered: {problem}"
                 if finding not in self.out.findings:
                     self.out.findings.append(finding)
+                    self.out.still_problems.append((it.seq, problem))
                 self.done[key] = Still(it.seq, problem=problem)
             else:
                 self.done[key] = Still(it.seq, missing=True)
@@ -166,10 +185,10 @@ def _quality(items: list[ev.Item]) -> list[tuple[str, str]]:
     sources = Counter(str((it.record.get("time") or {}).get("source")) for it in items)
     offsets = [abs(float(o)) for it in items if isinstance(o := (it.record.get("time") or {}).get("gps_offset_s"),
                                                             int | float)]
-    return [("GPS fix in records", f"{len(with_fix)} of {len(items)}"),
+    return [(N_("GPS fix in records"), f"{len(with_fix)} / {len(items)}"),
             ("HDOP", f"{min(hdops):.1f} – {max(hdops):.1f}" if hdops else "—"),
-            ("time sources", ", ".join(f"{k}: {n}" for k, n in sorted(sources.items())) or "—"),
-            ("largest |GPS − system clock|", f"{max(offsets):.3f} s" if offsets else "—")]
+            (N_("time sources"), ", ".join(f"{k}: {n}" for k, n in sorted(sources.items())) or "—"),
+            (N_("largest |GPS − system clock|"), f"{max(offsets):.3f} s" if offsets else "—")]
 
 
 def _location(e: Any) -> dict[str, Any]:
@@ -178,9 +197,17 @@ def _location(e: Any) -> dict[str, Any]:
     side = "inside" if lv.get("inside") is True else ("outside" if lv.get("inside") is False else "unknown")
     dist = lv.get("distance_m")
     reasons = lv.get("reasons")
-    return {"side": side, "distance": abs(float(dist)) if isinstance(dist, int | float) else None,
-            "quality": lv.get("quality"),
+    quality = lv.get("quality")
+    return {"side": SIDES[side], "distance": abs(float(dist)) if isinstance(dist, int | float) else None,
+            "quality": quality, "quality_known": quality in QUALITIES,
             "reasons": "; ".join(map(str, reasons)) if isinstance(reasons, list) and reasons else None}
+
+
+def _annex_words(lang: str) -> tuple[str, str]:
+    """The annex's two words on each of its ~500 lines, in one language (Chinese in a bilingual report: the
+    annex's bilingual heading names both hashes); two languages per line made the PDF 2.6x slower to lay out."""
+    words = i18n.translations("en" if lang == "en" else "zh").gettext
+    return words(N_("record")), words(N_("media"))
 
 
 def _gps(value: Any) -> dict[str, Any]:
@@ -188,8 +215,13 @@ def _gps(value: Any) -> dict[str, Any]:
 
 
 def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any], *, officer: str,
-           officer_key_id: str, officer_issuer: str | None = None, version: Any = None) -> Rendered:
-    """The whole report page, and the resources (thumbnails) it embeds."""
+           officer_key_id: str, officer_issuer: str | None = None, version: Any = None,
+           lang: str = i18n.DEFAULT_REPORT_LANG) -> Rendered:
+    """The whole report page in ``lang`` (``zh-en``, ``zh`` or ``en``), and the resources (thumbnails) it
+    embeds."""
+    if lang not in i18n.REPORT_LANGS:
+        raise ValueError(f"report language {lang!r} is not one of {', '.join(i18n.REPORT_LANGS)}")
+    plain = i18n.gettext(lang)
     out = Rendered("")
     by_seq = {it.seq: it for it in items}
     stills = _Stills(by_seq, out)
@@ -202,8 +234,8 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
         g = _gps(e.details.get("gps"))
         if isinstance(g.get("lat"), int | float) and isinstance(g.get("lon"), int | float):
             first = loc is not None and e.seq == loc.seq
-            checks.append(((float(g["lat"]), float(g["lon"])), f"{'check-in' if first else 're-check'} "
-                                                               f"{n} (seq {e.seq})"))
+            what = plain(N_("check-in") if first else N_("re-check"))
+            checks.append(((float(g["lat"]), float(g["lon"])), f"{what} {n} (seq {e.seq})"))
     track = ev.track(items)
     checkin = []
     for step in CHECKIN_STEPS:
@@ -215,19 +247,24 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
                         "document": stills.get(done.seq, DOCUMENT_SIDE) if done is not None else None})
     rows: list[dict[str, Any]] = []
     for e in insp.entries:
-        label = label_of({"decision": DECISION_LABELS, "end": OUTCOME_LABELS}.get(e.kind, {}), e.label)
-        rows.append({"at": e.at, "kind": e.kind, "label": label, "note": e.note, "ok": e.ok,
+        words = {"decision": DECISION_LABELS, "end": OUTCOME_LABELS, "checkin": STEP_TITLES,
+                 "snapshot": STEP_TITLES}.get(e.kind, {})
+        label = label_of(words, e.label)
+        rows.append({"at": e.at, "kind": e.kind, "kind_label": ENTRY_LABELS.get(e.kind), "label": label,
+                     "label_known": e.label in words, "note": e.note, "ok": e.ok,
                      "show_ok": e.kind == "readiness" or e.ok is False, "seq": e.seq, "record_hash": e.record_hash,
                      "still": stills.get(e.seq, 240) if e.kind in ("checkin", "snapshot") and e.seq in by_seq
                      else None})
+    advice = set(ev.ADVICE.values())
     for a in alerts:
+        a["label"], a["advice_known"] = EVENT_LABELS.get(str(a["type"])), a.get("advice") in advice
         rows.append({"at": a["at"], "alert": a, "seq": a["seq"], "record_hash": a["record_hash"]})
     for it in items:
         if it.kind == "live":
             rows.append({"at": it.wall, "live": it.extra, "seq": it.seq, "record_hash": it.record_hash})
     rows.sort(key=lambda r: str(r["at"]))
     for r in rows:
-        for k in ("alert", "live", "still", "kind", "label", "note", "ok", "show_ok"):
+        for k in ("alert", "live", "still", "kind", "kind_label", "label", "label_known", "note", "ok", "show_ok"):
             r.setdefault(k, None)
     anchoring = verification.get("anchoring") or {}
     rd = insp.readiness
@@ -235,22 +272,26 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
         "passed": bool(rd.get("passed")), "at": rd.get("at"),
         "checks": [{"name": c.get("name"), "status": c.get("status"), "detail": c.get("detail")}
                    for c in rd.get("checks") or [] if isinstance(c, dict)]}
-    parties = [("case number", insp.case), ("enterprise", insp.enterprise), ("representative", insp.representative),
-               ("registered site", insp.registered_site), ("device / site id", f"{insp.device} / {insp.site}"),
-               ("officers", ", ".join(insp.officers)), ("planned duration", f"{insp.planned_minutes} min"),
-               ("started / ended (UTC)", f"{insp.started_at or '—'} / {insp.ended_at or '—'}"),
-               ("outcome", label_of(OUTCOME_LABELS, insp.outcome)),
-               ("sealed range", f"seq {insp.start_seq} (inspection_start) .. {insp.end_seq} (inspection_end)")]
+    parties = [(N_("case number"), insp.case), (N_("enterprise"), insp.enterprise),
+               (N_("representative"), insp.representative), (N_("registered site"), insp.registered_site),
+               (N_("device / site id"), f"{insp.device} / {insp.site}"), (N_("officers"), ", ".join(insp.officers)),
+               (N_("started / ended (UTC)"), f"{insp.started_at or '—'} / {insp.ended_at or '—'}"),
+               (N_("sealed range"), f"seq {insp.start_seq} (inspection_start) .. {insp.end_seq} (inspection_end)")]
     annex = [{"seq": it.seq, "kind": it.kind, "label": it.extra.get("label") or it.extra.get("type"),
               "wall": it.wall, "record_hash": it.record_hash,
               "media_sha256": (it.record.get("media") or {}).get("sha256")} for it in items]
-    site_map = Markup(site_map_svg(insp.polygon, track, checks)) if track or insp.polygon else None
-    decisions = [{"label": label_of(DECISION_LABELS, e.label), "at": e.at, "seq": e.seq, "note": e.note}
-                 for e in insp.entries if e.kind == "decision"]
+    site_map = Markup(site_map_svg(insp.polygon, track, checks, legend=None)) \
+        if track or insp.polygon else None
+    decisions = [{"label": label_of(DECISION_LABELS, e.label), "known": e.label in DECISION_LABELS, "at": e.at,
+                  "seq": e.seq, "note": e.note} for e in insp.entries if e.kind == "decision"]
     run_count = (insp.end_seq - insp.start_seq + 1) if insp.start_seq is not None and insp.end_seq is not None \
         else None
-    out.html = _env().get_template("report.html.j2").render(
-        css=_css(), insp=insp, officer=officer, officer_key_id=officer_key_id, officer_issuer=officer_issuer,
+    footer = plain(N_("Remote inspection report"))
+    out.html = _env(lang).get_template("report.html.j2").render(
+        css=_css(), lang=lang, html_lang="en" if lang == "en" else "zh-Hans",
+        doc_title=f"{footer} {insp.case}", footer=footer, outcome=label_of(OUTCOME_LABELS, insp.outcome),
+        outcome_known=insp.outcome in OUTCOME_LABELS, insp=insp, officer=officer, officer_key_id=officer_key_id,
+        officer_issuer=officer_issuer,
         parties=parties, minutes=(timer["elapsed_s"] or 0) / 60, over=bool(timer["over"]), readiness=readiness,
         checkin=checkin, site_map=site_map, day=(insp.started_at or insp.created)[:10], timeline=rows,
         alerts=alerts, decisions=decisions, quality=_quality(items),
@@ -259,9 +300,10 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
                       "key_id": str(verification.get("key_id") or ""),
                       "problems": list(verification.get("problems") or []),
                       "warnings": list(verification.get("warnings") or [])},
-        warnings=collapse_warnings(list(verification.get("warnings") or [])), render_findings=out.findings,
+        warnings=collapse_warnings(list(verification.get("warnings") or [])),
+        render_findings=[{"seq": seq, "problem": why} for seq, why in out.still_problems],
         anchors={"checkpoints": len(anchoring.get("checkpoints") or []),
                  "anchors": len(anchoring.get("anchors") or [])},
         receipts=verification.get("receipts") or [], run_count=run_count, annex=annex,
-        document_side=DOCUMENT_SIDE, version=version)
+        document_side=DOCUMENT_SIDE, version=version, map_legend=MAP_LEGEND, annex_words=_annex_words(lang))
     return out

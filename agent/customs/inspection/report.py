@@ -31,6 +31,7 @@ from typing import Any
 from agent.anchor.verify import anchor_checker
 from agent.core.errors import ConfigError, VerificationError
 from agent.core.fsutil import atomic_write, fsync_dir
+from agent.customs.i18n.catalog import DEFAULT_REPORT_LANG
 from agent.customs.inspection import evidence as ev
 from agent.customs.inspection.html import Rendered, render
 from agent.customs.inspection.model import Entry, now_iso
@@ -238,10 +239,10 @@ def _verification(report: Report, items: list[ev.Item]) -> dict[str, Any]:
 
 def build_report(service: InspectionService, evidence_root: Path, out_dir: Path, officer: OfficerKey, *,
                  seal: bool = True, wait_s: float = 30.0, tsa_url: str | None = None,
-                 reason: str | None = None) -> ReportResult:
+                 reason: str | None = None, lang: str = DEFAULT_REPORT_LANG) -> ReportResult:
     """The whole end of an inspection: report files, the PDF signed by the officer (PAdES; time-stamped by
     ``tsa_url`` when given), signed manifest, device seal, verified bundle. A case that has a report gets a
-    new version, which needs ``reason``."""
+    new version, which needs ``reason``. ``lang``: ``zh-en`` (Chinese with English), ``zh`` or ``en``."""
     insp = service.inspection
     if insp.state not in ("ended", "reported") or insp.start_seq is None or insp.end_seq is None:
         raise ConfigError(f"inspection {insp.case} is {insp.state}: end it before building the report")
@@ -265,7 +266,7 @@ def build_report(service: InspectionService, evidence_root: Path, out_dir: Path,
                     "report; issue the officer key from the customs CA (evidence-officer keys init --ca-cert)",
                     officer.officer_id)
     page = render(insp, items, verification, officer=officer.officer_id, officer_key_id=officer.key_id,
-                  officer_issuer=issuer, version=version)
+                  officer_issuer=issuer, version=version, lang=lang)
     html = page.html.encode()
     timings["html_s"] = time.perf_counter() - t
     t = time.perf_counter()

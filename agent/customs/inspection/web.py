@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,9 +22,10 @@ from agent.core.errors import AgentError, CommandError, ConfigError
 from agent.core.vocab import CASE_PATTERN, CHECKIN_STEPS, CheckinStep
 from agent.customs.cmd_cmd import OfficerClient
 from agent.customs.console.deps import Client, Evidence, get_inspections
-from agent.customs.console.pages import STATIC
+from agent.customs.console.pages import STATIC, page_lang
+from agent.customs.i18n import catalog
 from agent.customs.inspection import evidence as ev
-from agent.customs.inspection.geo import parse_polygon, site_map_svg
+from agent.customs.inspection.geo import MAP_LEGEND, parse_polygon, site_map_svg
 from agent.customs.inspection.model import Entry, Inspection, InspectionStore
 from agent.customs.inspection.service import InspectionService
 
@@ -77,9 +78,11 @@ class EndBody(_Body):
 
 
 class ReportBody(_Body):
-    """``reason``: why the report is built again (required once the case has a report)."""
+    """``reason``: why the report is built again (required once the case has a report); ``lang``: the report's
+    language (Chinese with English by default)."""
 
     reason: str | None = Field(default=None, max_length=500)
+    lang: Literal["zh-en", "zh", "en"] = "zh-en"
 
 
 Inspections = Annotated[InspectionStore, Depends(get_inspections)]
@@ -139,7 +142,7 @@ def open_inspection(body: OpenBody, store: Inspections) -> dict[str, Any]:
 
 
 @router.get("/api/inspection")
-def get_inspection(store: Inspections, client: Client, root: Evidence, case: Case) -> dict[str, Any]:
+def get_inspection(request: Request, store: Inspections, client: Client, root: Evidence, case: Case) -> dict[str, Any]:
     """The session, its timer, the alerts from the ingested evidence and the site map."""
     service = _service(store, client, case)
     insp: Inspection = service.inspection
@@ -152,7 +155,8 @@ def get_inspection(store: Inspections, client: Client, root: Evidence, case: Cas
             "stills": service.stills(items),
             "live_sessions": [{"seq": it.seq, "session": it.extra.get("session"), "officer": it.extra.get("officer")}
                               for it in items if it.kind == "live"],
-            "site_map": site_map_svg(insp.polygon, ev.track(items), fixes)}
+            "site_map": site_map_svg(insp.polygon, ev.track(items), fixes,
+                                     legend=catalog.gettext(page_lang(request))(MAP_LEGEND))}
 
 
 async def _step(fn: Callable[[], Entry]) -> dict[str, Any]:
@@ -213,18 +217,19 @@ async def report(body: Annotated[ReportBody, Body()], store: Inspections, client
         next_version(service.inspection, body.reason)
     except ConfigError as exc:  # the officer's mistake (a rebuild without a reason): said beside the button
         raise HTTPException(409, str(exc).replace("(--reason TEXT)", "(the reason field)")) from None
-    result: dict[str, Any] = await _run(lambda: _report(store, client, root, service, body.reason))
+    result: dict[str, Any] = await _run(lambda: _report(store, client, root, service, body.reason, body.lang))
     return result
 
 
 def _report(store: InspectionStore, client: OfficerClient, root: Path | None,
-            service: InspectionService, reason: str | None) -> dict[str, Any]:
+            service: InspectionService, reason: str | None, lang: str) -> dict[str, Any]:
     from agent.customs.inspection.report import build_report
 
     service.require_ended()
     if root is None:
         raise ConfigError("no evidence folder: set [inspections] evidence = INGEST_OUT in the console config")
-    res = build_report(service, root, store.dir.parent / "reports", client.officer, wait_s=60.0, reason=reason)
+    res = build_report(service, root, store.dir.parent / "reports", client.officer, wait_s=60.0, reason=reason,
+                       lang=lang)
     return {"version": res.version, "supersedes": res.supersedes, "verified": res.verify["ok"],
             "problems": res.verify["problems"], "items": res.items,
             "sealed_seq": res.sealed_seq, "manifest_sha256": res.manifest_sha256,

@@ -1,7 +1,7 @@
 """The signature page appended to the report before the officer signs: who signs, and the two signature boxes.
 
 Rendered by WeasyPrint from escaped text (the certificate's names are never markup), bilingual (Simplified
-Chinese and English), A4, in one font face (each face embeds its own CJK subset, ~130 KB).
+Chinese, then English, from the customs catalogue), A4, in one font face (each face embeds its own CJK subset, ~130 KB).
 The boxes are the widgets of the ``OfficerSignature`` and ``EnterpriseSignature``
 fields; pyHanko draws each signature's appearance into its box when it is signed.
 """
@@ -13,6 +13,8 @@ import io
 import logging
 from typing import Any
 
+from agent.customs.i18n import N_
+from agent.customs.i18n.catalog import translations
 from agent.pades.check import Signer
 from agent.pades.sign import Box
 
@@ -34,24 +36,33 @@ p {{ margin: 0 0 4pt 0 }} .small {{ font-size: 8.5pt; color: #333 }}
 
 
 def signature_page_html(officer: Signer, title: str | None = None) -> str:
-    """The page's HTML; every certificate value is escaped."""
+    """The page's HTML (Chinese, then English; words from the customs catalogue); every certificate value is
+    escaped."""
     e = html.escape
+    zh, en = translations("zh").gettext, translations("en").gettext
+
+    def both(msgid: str, sep: str = " ") -> str:
+        return f"{e(zh(msgid))}{sep}{e(en(msgid))}"
+
     name = e(officer.legal_name or officer.common_name)
     badge = e(officer.badge) if officer.badge else "—"
     org = e(officer.organization or "")
     heading = f"<p>{e(title)}</p>" if title else ""
+    signatures, officer_role, badge_word = both(N_("Signatures")), both(N_("Customs officer")), both(N_("Badge"))
+    enterprise = both(N_("Enterprise"))
+    pades = both(N_("This report is signed electronically (PAdES). The signature panel of any PDF reader shows who "
+                    "signed it and whether the document changed after each signature."), "<br>")
+    countersign = both(N_("The enterprise countersigns and seals, or signs a dispute note instead (shown as the "
+                          "signature's reason)."), "<br>")
+    check = both(N_("Check:")) + " <code>evidence-agent verify-pdf</code> · <code>pyhanko sign validate</code>"
     return f"""<!doctype html><html lang="zh-Hans"><head><meta charset="utf-8"><style>{_CSS}</style></head><body>
-<div class="at" style="top:60pt"><h1>签署 Signatures</h1>{heading}
-<p class="small">本报告以电子签名（PAdES）签署。任何PDF阅读器的签名面板显示签署人以及签署后文件是否被修改。<br>
-This report is signed electronically (PAdES). The signature panel of any PDF reader shows who signed it and
-whether the document changed after each signature. Check: <code>evidence-agent verify-pdf</code> or
-<code>pyhanko sign validate</code>.</p></div>
-<div class="at" style="top:{OFFICER_TOP - 70}pt"><p><b>海关官员 Customs officer</b></p>
-<p>{name} · 警号 Badge {badge} · {org}</p></div>
+<div class="at" style="top:60pt"><h1>{signatures}</h1>{heading}
+<p class="small">{pades} {check}</p></div>
+<div class="at" style="top:{OFFICER_TOP - 70}pt"><p><b>{officer_role}</b></p>
+<p>{name} · {badge_word} {badge} · {org}</p></div>
 <div class="box" style="top:{OFFICER_TOP}pt"></div>
-<div class="at" style="top:{ENTERPRISE_TOP - 70}pt"><p><b>企业 Enterprise</b></p>
-<p class="small">企业会签并盖章，或签署异议说明（见签名的“原因”）。<br>
-The enterprise countersigns and seals, or signs a dispute note instead (shown as the signature's reason).</p></div>
+<div class="at" style="top:{ENTERPRISE_TOP - 70}pt"><p><b>{enterprise}</b></p>
+<p class="small">{countersign}</p></div>
 <div class="box" style="top:{ENTERPRISE_TOP}pt"></div>
 </body></html>"""
 

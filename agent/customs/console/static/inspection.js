@@ -39,11 +39,11 @@ function applyState() {
       const b = document.getElementById(id);
       if (!b) continue;
       b.disabled = !on;
-      b.title = on ? "" : busy ? "another step is running" : `not while the case is ${state}`;
+      b.title = on ? "" : busy ? t("another step is running") : t("not while the case is {state}", {state: stateWord(state)});
     }
   }
   const rep = document.getElementById("btn-report");
-  rep.textContent = state === "reported" ? "Rebuild signed report…" : "Build signed report";
+  rep.textContent = state === "reported" ? t("Rebuild signed report…") : t("Build signed report");
 }
 function say(key, text, kind) {
   const m = document.getElementById(`msg-${key}`);
@@ -63,7 +63,7 @@ function confirmStep(text, askReason = false) {
     document.getElementById("confirm-ok").onclick = () => {
       if (!askReason) { d.close(); resolve(true); return; }
       const reason = input.value.trim();
-      if (!reason) { msg.textContent = "give the reason for the new version"; input.focus(); return; }
+      if (!reason) { msg.textContent = t("give the reason for the new version"); input.focus(); return; }
       d.close(); resolve(reason);
     };
     document.getElementById("confirm-cancel").onclick = () => { d.close(); resolve(false); };
@@ -76,8 +76,9 @@ async function step(action, body, key, label) {
   busy = true; applyState();
   try {
     const res = await api("POST", `/api/inspection/${action}?case=${encodeURIComponent(CASE)}`, body || {});
-    const seq = res.seq != null ? ` — sealed seq ${res.seq}` : res.sealed_seq != null ? ` — sealed seq ${res.sealed_seq}` : "";
-    say(key, `${res.ok === false ? "NOT confirmed" : "done"}${seq}`, res.ok === false ? "bad" : "ok");
+    const n = res.seq != null ? res.seq : res.sealed_seq;
+    const seq = n != null ? " — " + t("sealed seq {seq}", {seq: n}) : "";
+    say(key, `${res.ok === false ? t("NOT confirmed") : t("done")}${seq}`, res.ok === false ? "bad" : "ok");
     return res;
   } catch (e) {
     say(key, e.message, "bad");
@@ -92,88 +93,106 @@ function mmss(s) {
 }
 function tick() {
   if (!current) return;
-  const i = current.inspection, t = document.getElementById("timer");
-  if (!i.started_at) { t.textContent = `planned ${i.planned_minutes}:00`; return; }
+  const i = current.inspection, tm = document.getElementById("timer");
+  if (!i.started_at) { tm.textContent = t("planned {m}:00", {m: i.planned_minutes}); return; }
   const end = i.ended_at ? Date.parse(i.ended_at) : Date.now();
   const elapsed = (end - Date.parse(i.started_at)) / 1000;
-  t.textContent = `${mmss(elapsed)} / ${i.planned_minutes}:00`;
-  t.className = "timer" + (elapsed > i.planned_minutes * 60 ? " over" : "");
+  tm.textContent = `${mmss(elapsed)} / ${i.planned_minutes}:00`;
+  tm.className = "timer" + (elapsed > i.planned_minutes * 60 ? " over" : "");
 }
 function stillUrl(seq) { return `/api/inspection/still?case=${encodeURIComponent(CASE)}&seq=${encodeURIComponent(seq)}`; }
 function stillOf(seq) { return current ? current.stills.find((s) => s.seq === seq) : null; }
 function openStill(seq, entry) {
   const s = stillOf(seq) || {};
-  Viewer.open(stillUrl(seq), [["Case", CASE], ["Seq", seq], ["Label (device-signed)", s.label || (entry && entry.label)],
-    ["Captured (device clock)", s.at], ["GPS (device-signed)", gpsCaption(s.gps || (entry && entry.details && entry.details.gps))],
-    ["Clock", s.time ? clockText(s.time) : null], ["Officer's note", s.note || (entry && entry.note)]]);
+  Viewer.open(stillUrl(seq), [[t("Case"), CASE], [t("Seq"), seq], [t("Label (device-signed)"), s.label || (entry && entry.label)],
+    [t("Captured (device clock)"), s.at], [t("GPS (device-signed)"), gpsCaption(s.gps || (entry && entry.details && entry.details.gps))],
+    [t("Clock"), s.time ? clockText(s.time) : null], [t("Officer's note"), s.note || (entry && entry.note)]]);
 }
 // A thumbnail once the ingest has the picture; until then a line saying it is on its way.
 function thumb(seq, entry) {
   if (seq == null) return el("span", {class: "muted", text: ""});
   const s = stillOf(seq);
-  if (!s || !s.received) return el("span", {class: "muted thumb-wait", text: "picture not received yet"});
-  const img = el("img", {class: "thumb", src: stillUrl(seq), alt: `still seq ${seq}`, loading: "lazy", "data-seq": String(seq)});
-  const b = el("button", {class: "thumb-btn", type: "button", title: "open full size", "data-seq": String(seq)}, img);
+  if (!s || !s.received) return el("span", {class: "muted thumb-wait", text: t("picture not received yet")});
+  const img = el("img", {class: "thumb", src: stillUrl(seq), alt: t("still seq {seq}", {seq}), loading: "lazy", "data-seq": String(seq)});
+  const b = el("button", {class: "thumb-btn", type: "button", title: t("open full size"), "data-seq": String(seq)}, img);
   b.onclick = () => openStill(seq, entry);
   return b;
 }
+// Words of the vocabulary (agent/core/vocab.py via /api/vocab), translated; an unknown key is shown as given.
+let VOCAB = {};
+function word(labels, key) { return key != null && labels && labels[key] ? t(labels[key]) : key; }
+function stateWord(state) {
+  const words = {open: t("open"), started: t("started"), ended: t("ended"), reported: t("reported")};
+  return words[state] || state;
+}
+function labelWord(kind, label) {
+  const labels = {decision: VOCAB.decision_labels, end: VOCAB.outcome_labels, checkin: VOCAB.step_titles, snapshot: VOCAB.step_titles}[kind];
+  return word(labels, label);
+}
 function entryText(e) {
-  let s = `${e.at.slice(11, 19)} ${e.kind}${e.label ? " " + e.label : ""}${e.note ? ": " + e.note : ""}`;
+  let s = `${e.at.slice(11, 19)} ${word(VOCAB.entry_labels, e.kind)}${e.label ? " " + labelWord(e.kind, e.label) : ""}${e.note ? ": " + e.note : ""}`;
   if (e.seq != null) s += ` — seq ${e.seq}`;
-  if (e.ok === false) s += " — NOT confirmed";
+  if (e.ok === false) s += " — " + t("NOT confirmed");
   return s;
 }
+// A restart's summary in words: what happened (translated) and for how long the device was silent.
+function restartSummary(a) {
+  if (!a.summary_msg) return a.summary;
+  const silent = a.details && a.details.silent_s;
+  return t(a.summary_msg) + (silent != null ? " " + t("after {s} s without a record", {s: silent}) : "");
+}
 function duration(a) {
-  if (a.ongoing) return current && current.inspection.end_seq != null ? "no end sealed before the inspection ended" : "ongoing (no end sealed yet)";
-  if (a.duration_s == null) return a.end_at ? `ended ${String(a.end_at).slice(11, 19)}` : "";
-  return `ended ${String(a.end_at).slice(11, 19)} (seq ${a.end_seq}) — lasted ${mmss(a.duration_s)}`;
+  if (a.ongoing) return current && current.inspection.end_seq != null ? t("no end sealed before the inspection ended") : t("ongoing (no end sealed yet)");
+  if (a.duration_s == null) return a.end_at ? t("ended {at}", {at: String(a.end_at).slice(11, 19)}) : "";
+  return t("ended {at} (seq {seq}) — lasted {d}", {at: String(a.end_at).slice(11, 19), seq: a.end_seq, d: mmss(a.duration_s)});
 }
 function renderReadiness(r) {
   const rd = document.getElementById("readiness");
   if (!r) return;
   const warned = (r.warnings || []).length > 0;
-  const [cls, text] = !r.passed ? ["bad", "self-test FAILED"] : warned ? ["warn", `self-test passed with ${r.warnings.length} warning(s)`] : ["ok", "self-test passed"];
+  const [cls, text] = !r.passed ? ["bad", t("self-test FAILED")] : warned ? ["warn", t("self-test passed with {n} warning(s)", {n: r.warnings.length})] : ["ok", t("self-test passed")];
   rd.className = "";
-  rd.replaceChildren(el("span", {class: cls, id: "readiness-result", text}), el("span", {class: "muted", text: ` at ${String(r.at).slice(11, 19)}`}),
+  rd.replaceChildren(el("span", {class: cls, id: "readiness-result", text}), el("span", {class: "muted", text: " " + t("at {at}", {at: String(r.at).slice(11, 19)})}),
     ...(r.checks || []).map((c) => el("div", {class: c.status === "fail" ? "bad" : c.status === "warn" ? "warn" : "muted",
       text: `${c.name}: ${c.status} — ${c.detail || ""}`})));
 }
 function render(d) {
   current = d;
   const i = d.inspection;
-  document.getElementById("case-title").textContent = `Case ${i.case} — ${i.state}`;
+  document.getElementById("case-title").textContent = t("Case {case} — {state}", {case: i.case, state: stateWord(i.state)});
   document.getElementById("case-sub").textContent =
-    `${i.enterprise}${i.representative ? ", represented by " + i.representative : ""} · ${i.registered_site} · device ${i.device} (site ${i.site}) · ${d.received} item(s) received`;
+    `${i.enterprise}${i.representative ? t(", represented by {name}", {name: i.representative}) : ""} · ${i.registered_site} · ` +
+    t("device {device} (site {site}) · {n} item(s) received", {device: i.device, site: i.site, n: d.received});
   const liveUrl = `/live/${encodeURIComponent(i.site)}/${encodeURIComponent(i.device)}`;
   document.getElementById("live-link").href = liveUrl;
   const box = document.getElementById("live-box");
   const frame = document.getElementById("live-frame");
   if (i.state === "started" && !frame) {  // one live session while the case runs; kept across refreshes
-    box.replaceChildren(el("iframe", {id: "live-frame", src: `${liveUrl}?embed=1`, title: "live video", allow: "autoplay"}));
+    box.replaceChildren(el("iframe", {id: "live-frame", src: `${liveUrl}?embed=1`, title: t("live video"), allow: "autoplay"}));
   } else if (i.state !== "started" && frame) {
-    box.replaceChildren(el("p", {class: "muted", text: "The inspection has ended; the live view is closed."}));
+    box.replaceChildren(el("p", {class: "muted", text: t("The inspection has ended; the live view is closed.")}));
   }
   renderReadiness(i.readiness);
   const tb = document.querySelector("#checkin tbody");
   if (!tb.children.length) tb.replaceChildren(...d.steps.map(s => {  // built once: typed notes survive refreshes
-    const input = el("input", {type: "text", id: `checkin-note-${s}`, placeholder: "note", maxlength: "2000"});
-    const btn = el("button", {class: "btn", id: `checkin-${s}`, text: "Confirm"});
-    btn.onclick = () => step("checkin", {step: s, note: input.value || null}, `checkin-${s}`, TITLES[s]);
-    return el("tr", {}, el("td", {text: TITLES[s]}), el("td", {}, input, el("span", {class: "msg", id: `msg-checkin-${s}`})),
-      el("td", {}, btn), el("td", {class: "muted", id: `result-${s}`, text: "not done"}), el("td", {class: "preview", id: `preview-${s}`}));
+    const input = el("input", {type: "text", id: `checkin-note-${s}`, placeholder: t("note"), maxlength: "2000"});
+    const btn = el("button", {class: "btn", id: `checkin-${s}`, text: t("Confirm")});
+    btn.onclick = () => step("checkin", {step: s, note: input.value || null}, `checkin-${s}`, t(TITLES[s]));
+    return el("tr", {}, el("td", {text: t(TITLES[s])}), el("td", {}, input, el("span", {class: "msg", id: `msg-checkin-${s}`})),
+      el("td", {}, btn), el("td", {class: "muted", id: `result-${s}`, text: t("not done")}), el("td", {class: "preview", id: `preview-${s}`}));
   }));
   for (const s of d.steps) {
     const e = i.checkin[s];
-    let result = "not done", cls = "muted";
+    let result = t("not done"), cls = "muted";
     if (e) {
-      result = e.ok === false ? "NOT confirmed" : "confirmed"; cls = e.ok === false ? "bad" : "ok";
+      result = e.ok === false ? t("NOT confirmed") : t("confirmed"); cls = e.ok === false ? "bad" : "ok";
       if (e.details && e.details.location) {
-        const l = e.details.location;
-        result += l.inside == null ? " — no GPS fix" :
-          ` — ${l.inside ? "inside" : "OUTSIDE"}, ${Math.abs(l.distance_m)} m ${l.inside ? "inside" : "outside"} the boundary, fix ${l.quality}`;
+        const l = e.details.location, m = {m: Math.abs(l.distance_m), q: t(l.quality)};
+        result += " — " + (l.inside == null ? t("no GPS fix") :
+          l.inside ? t("inside, {m} m inside the boundary, fix {q}", m) : t("OUTSIDE, {m} m outside the boundary, fix {q}", m));
       }
       const g = e.details && e.details.gps;
-      if (g && g.talker === "sim") { result += " — GPS SIMULATED"; cls = "warn"; }
+      if (g && g.talker === "sim") { result += " — " + t("GPS SIMULATED"); cls = "warn"; }
       result += ` (seq ${e.seq})`;
     }
     const cell = document.getElementById(`result-${s}`);
@@ -184,10 +203,10 @@ function render(d) {
   }
   const al = document.getElementById("alerts");
   al.replaceChildren(...(d.alerts.length ? d.alerts.map(a => el("li", {class: "alert" + (a.ongoing ? " ongoing" : ""), "data-type": a.type},
-    el("b", {text: `${a.type} `}), el("span", {class: "muted", text: `onset ${String(a.at).slice(11, 19)} seq ${a.seq}`}),
+    el("b", {text: `${alertText(a)} `}), el("span", {class: "muted", text: t("onset {at} seq {seq}", {at: String(a.at).slice(11, 19), seq: a.seq})}),
     el("div", {class: "alert-end", text: duration(a)}),
-    ...(a.summary ? [el("div", {text: a.summary})] : []),
-    el("div", {text: a.advice}))) : [el("li", {class: "muted", text: "none"})]));
+    ...(a.summary ? [el("div", {text: restartSummary(a)})] : []),
+    el("div", {text: t(a.advice)}))) : [el("li", {class: "muted", text: t("none")})]));
   document.getElementById("map").innerHTML = d.site_map;  // server-built SVG, every label escaped there
   const tl = document.getElementById("timeline");
   const tkey = JSON.stringify([i.entries.length, d.stills.map((s) => s.received)]);
@@ -196,8 +215,8 @@ function render(d) {
     tl.replaceChildren(...i.entries.map(e => {
       const kids = [el("span", {class: "entry-text", text: entryText(e)})];
       const g = e.details && e.details.gps;
-      if (g && (e.kind === "checkin" || e.kind === "snapshot")) kids.push(el("span", {class: g.talker === "sim" ? "warn gps" : "muted gps", text: ` · GPS ${gpsCaption(g)}`}));
-      if (e.kind === "readiness" && e.details && (e.details.warnings || []).length && e.ok !== false) kids.push(el("span", {class: "warn", text: " (warnings)"}));
+      if (g && (e.kind === "checkin" || e.kind === "snapshot")) kids.push(el("span", {class: g.talker === "sim" ? "warn gps" : "muted gps", text: ` · ${t("GPS")} ${gpsCaption(g)}`}));
+      if (e.kind === "readiness" && e.details && (e.details.warnings || []).length && e.ok !== false) kids.push(el("span", {class: "warn", text: " " + t("(warnings)")}));
       if ((e.kind === "checkin" || e.kind === "snapshot") && e.seq != null) kids.push(thumb(e.seq, e));
       return el("li", {class: e.kind, "data-seq": e.seq == null ? "" : String(e.seq)}, ...kids);
     }).reverse());
@@ -206,31 +225,32 @@ function render(d) {
   if (i.report) {
     const q = `?case=${encodeURIComponent(i.case)}`;
     rep.replaceChildren(el("div", {class: i.report.verified ? "ok" : "bad", id: "report-status",
-      text: i.report.verified ? "Report signed, sealed by the device and verified" : "Report built — verification FAILED"}),
-      el("div", {id: "report-version", text: `version ${i.report.version || 1}` + (i.report.supersedes
-        ? ` — supersedes v${(i.report.version || 2) - 1} (${i.report.supersedes.slice(0, 16)}…): ${i.report.reason}` : "")}),
-      el("div", {class: "mono", text: `manifest SHA-256 ${i.report.manifest_sha256}; sealed at seq ${i.report.sealed_seq}`}),
+      text: i.report.verified ? t("Report signed, sealed by the device and verified") : t("Report built — verification FAILED")}),
+      el("div", {id: "report-version", text: t("version {n}", {n: i.report.version || 1}) + (i.report.supersedes
+        ? " — " + t("supersedes v{old} ({sha}…): {reason}", {old: (i.report.version || 2) - 1, sha: i.report.supersedes.slice(0, 16), reason: i.report.reason}) : "")}),
+      el("div", {class: "mono", text: t("manifest SHA-256 {sha}; sealed at seq {seq}", {sha: i.report.manifest_sha256, seq: i.report.sealed_seq})}),
       el("a", {href: `/api/inspection/report/report.pdf${q}`, id: "report-pdf", text: "PDF"}), " · ",
       el("a", {href: `/api/inspection/report/report.html${q}`, text: "HTML"}), " · ",
-      el("a", {href: `/api/inspection/report/bundle.zip${q}`, text: "evidence bundle"}));
+      el("a", {href: `/api/inspection/report/bundle.zip${q}`, text: t("evidence bundle")}));
   }
   applyState();
   tick();
 }
 async function refresh() {
   try {
-    TITLES = (await vocab()).step_titles;
+    VOCAB = await vocab();
+    TITLES = VOCAB.step_titles;
     render(await api("GET", `/api/inspection?case=${encodeURIComponent(CASE)}`));
     status("");
   }
-  catch (e) { status(`case not loaded: ${e.message}`, true); }
+  catch (e) { status(t("case not loaded: {why}", {why: e.message}), true); }
 }
 async function listView() {
   document.getElementById("list-view").hidden = false;
   const rows = await api("GET", "/api/inspections");
   document.querySelector("#cases tbody").replaceChildren(...rows.map(r => el("tr", {},
     el("td", {}, el("a", {href: `/inspections?case=${encodeURIComponent(r.case)}`, text: r.case})),
-    el("td", {text: r.state}), el("td", {text: r.enterprise}), el("td", {text: r.device}), el("td", {text: r.created}))));
+    el("td", {text: stateWord(r.state)}), el("td", {text: r.enterprise}), el("td", {text: r.device}), el("td", {text: r.created}))));
   document.getElementById("open-form").onsubmit = async ev => {
     ev.preventDefault();
     const f = new FormData(ev.target), body = Object.fromEntries(f.entries());
@@ -241,40 +261,42 @@ async function listView() {
     catch (e) { say("open", e.message, "bad"); }
   };
 }
+i18n().then(() => vocab().then((v) => { VOCAB = v; }).catch(() => {})).then(() => {
 if (!CASE) {
   listView();
 } else {
   document.getElementById("case-view").hidden = false;
   const on = (id, fn) => { document.getElementById(id).onclick = fn; };
-  on("btn-ready", () => step("ready", {}, "ready", "Self-test"));
-  on("btn-start", () => step("start", {}, "start", "Start"));
+  on("btn-ready", () => step("ready", {}, "ready", t("Self-test")));
+  on("btn-start", () => step("start", {}, "start", t("Start")));
   on("btn-end", async () => {
-    if (await confirmStep(`End inspection ${CASE}? The device seals the end now; nothing can be added to the case afterwards.`)) step("end", {}, "end", "End");
+    if (await confirmStep(t("End inspection {case}? The device seals the end now; nothing can be added to the case afterwards.", {case: CASE}))) step("end", {}, "end", t("End"));
   });
   on("btn-report", async () => {
     const rep = current && current.inspection.state === "reported" ? current.inspection.report : null;
-    if (!rep) { step("report", {}, "report", "Report"); return; }
+    if (!rep) { step("report", {}, "report", t("Report")); return; }
     const v = rep.version || 1;
-    const reason = await confirmStep(`Signed report v${v} of ${CASE} exists. Build, sign and seal version ${v + 1}, which supersedes it? Both versions are kept.`, true);
-    if (reason) step("report", {reason}, "report", "Report");
+    const reason = await confirmStep(t("Signed report v{v} of {case} exists. Build, sign and seal version {next}, which supersedes it? Both versions are kept.", {v, case: CASE, next: v + 1}), true);
+    if (reason) step("report", {reason}, "report", t("Report"));
   });
   on("btn-mark", () => {
     const n = document.getElementById("note").value.trim();
-    if (!n) { say("mark", "a mark needs a note", "bad"); return; }
-    step("mark", {note: n}, "mark", "Mark").then((r) => { if (r) document.getElementById("note").value = ""; });
+    if (!n) { say("mark", t("a mark needs a note"), "bad"); return; }
+    step("mark", {note: n}, "mark", t("Mark")).then((r) => { if (r) document.getElementById("note").value = ""; });
   });
-  on("btn-snapshot", () => step("snapshot", {note: document.getElementById("note").value.trim() || null}, "snapshot", "Snapshot")
+  on("btn-snapshot", () => step("snapshot", {note: document.getElementById("note").value.trim() || null}, "snapshot", t("Snapshot"))
     .then((r) => { if (r) document.getElementById("note").value = ""; }));
   on("btn-decision", async () => {
     const reason = document.getElementById("reason").value.trim();
     const sel = document.getElementById("decision");
-    if (!reason) { say("decision", "a decision needs a reason", "bad"); return; }
+    if (!reason) { say("decision", t("a decision needs a reason"), "bad"); return; }
     const what = sel.options[sel.selectedIndex].text;
-    if (await confirmStep(`Seal the decision "${what}" for ${CASE}? Reason: ${reason}`)) {
-      step("decision", {decision: sel.value, reason}, "decision", "Decision");
+    if (await confirmStep(t("Seal the decision “{what}” for {case}? Reason: {reason}", {what, case: CASE, reason}))) {
+      step("decision", {decision: sel.value, reason}, "decision", t("Decision"));
     }
   });
   refresh();
   setInterval(() => { if (!busy) refresh(); }, 2000);
   setInterval(tick, 1000);
 }
+});

@@ -11,29 +11,30 @@ let mediaSource = null, sourceBuffer = null, codec = null;
 const pending = [];
 let lastRefusedAt = 0;
 
-document.getElementById("title").textContent = `Live — ${device} @ ${site}`;
+function showTitle() { document.getElementById("title").textContent = t("Live — {device} @ {site}", {device, site}); }
+showTitle();
 // ?embed=1: inside the inspection screen, which owns the case's actions (marks and snapshots belong to the case)
 const EMBED = new URLSearchParams(location.search).get("embed") === "1";
 if (EMBED) document.body.classList.add("embed");
 let doubts = [];  // what the device signed that is not trustworthy as evidence (simulated GPS, unsynced clock)
 
 function setBadge(kind, title, why) {
-  if (kind === "ok" && doubts.length) { kind = "warn"; title = "VERIFIED LIVE — CHECK CONDITIONS"; why = `${doubts.join("; ")} · ${why || ""}`; }
+  if (kind === "ok" && doubts.length) { kind = "warn"; title = t("VERIFIED LIVE — CHECK CONDITIONS"); why = `${doubts.join("; ")} · ${why || ""}`; }
   const b = document.getElementById("badge");
   b.className = "badge " + kind;
   document.getElementById("badge-title").textContent = title;
   document.getElementById("badge-why").textContent = why || "";
-  document.getElementById("checks-title").textContent = kind === "ok" || kind === "warn" ? "Checked for the fragment on screen:"
-    : kind === "bad" ? "The last fragment shown had passed:" : "";
+  document.getElementById("checks-title").textContent = kind === "ok" || kind === "warn" ? t("Checked for the fragment on screen:")
+    : kind === "bad" ? t("The last fragment shown had passed:") : "";
 }
 function showChecks(c) {
   const ul = document.getElementById("checks");
-  const age = c.age_ms != null ? `${(c.age_ms / 1000).toFixed(2)} s ago` : "";
+  const age = c.age_ms != null ? t("{n} s ago", {n: (c.age_ms / 1000).toFixed(2)}) : "";
   // c.lines: each check that passed for this fragment, as the console computed it from what it compared
   ul.replaceChildren(...(c.lines || []).map((line) => el("li", {}, line)),
-    el("li", {}, `Captured ${c.capture_start_us ? new Date(c.capture_start_us / 1000).toISOString().slice(11, 23) + "Z" : "—"} ${age}`),
-    el("li", {class: doubt(c, "GPS")}, `GPS (device-signed) ${c.gps || "—"}${doubt(c, "GPS") ? " — SIMULATED" : ""}`),
-    el("li", {class: doubt(c, "clock")}, `Clock (device-signed) ${c.time_source || "—"}`));
+    el("li", {}, `${t("Captured")} ${c.capture_start_us ? new Date(c.capture_start_us / 1000).toISOString().slice(11, 23) + "Z" : "—"} ${age}`),
+    el("li", {class: doubt(c, "GPS")}, `${t("GPS (device-signed)")} ${c.gps || "—"}${doubt(c, "GPS") ? " — " + t("SIMULATED") : ""}`),
+    el("li", {class: doubt(c, "clock")}, `${t("Clock (device-signed)")} ${c.time_source || "—"}`));
 }
 // amber, never a green tick, for what the device itself says is doubtful
 function doubt(c, what) { return (c.doubts || []).some((d) => d.startsWith(what)) ? "warn" : ""; }
@@ -47,7 +48,7 @@ function logEvent(text, cls) {
 function appendNext() {
   if (!sourceBuffer || sourceBuffer.updating || !pending.length) return;
   try { sourceBuffer.appendBuffer(pending.shift()); }
-  catch (e) { logEvent(`player: ${e.name}`, "bad"); trim(true); }
+  catch (e) { logEvent(`${t("player")}: ${e.name}`, "bad"); trim(true); }
 }
 function trim(force) {
   // keep ~20 s behind the playhead: a 25-minute session must not fill the browser's memory
@@ -86,7 +87,7 @@ const TARGET_S = 0.2, JUMP_S = 1.5;
 let jpegImg = null;
 function onJpeg(meta, data) {
   if (!jpegImg) {
-    jpegImg = el("img", {alt: "verified live JPEG frame", style: "display:block;width:100%"});
+    jpegImg = el("img", {alt: t("verified live JPEG frame"), style: "display:block;width:100%"});
     video.replaceWith(jpegImg);
   }
   const url = URL.createObjectURL(new Blob([data], {type: "image/jpeg"}));
@@ -109,7 +110,7 @@ function keepToEdge() {
   }
   if (stats.behindS > JUMP_S) { video.currentTime = end - TARGET_S; stats.jumps += 1; }
   else video.playbackRate = stats.behindS > TARGET_S + 0.1 ? 1.1 : 1.0;
-  document.getElementById("edge").textContent = stats.behindS < 1.0 ? `LIVE (${Math.round(stats.behindS * 1000)} ms buffered)` : `behind ${stats.behindS.toFixed(1)} s`;
+  document.getElementById("edge").textContent = stats.behindS < 1.0 ? t("LIVE ({n} ms buffered)", {n: Math.round(stats.behindS * 1000)}) : t("behind {n} s", {n: stats.behindS.toFixed(1)});
   trim(false);
 }
 setInterval(keepToEdge, 250);
@@ -131,78 +132,83 @@ video.requestVideoFrameCallback(onFrame);
 setInterval(() => {
   const q = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : {totalVideoFrames: 0, droppedVideoFrames: 0};
   stats.decoded = q.totalVideoFrames;
-  const lat = stats.lastLatencyMs != null ? `${Math.round(stats.lastLatencyMs)} ms capture→screen` : "";
-  document.getElementById("stats").textContent = `${video.videoWidth}x${video.videoHeight} · ${stats.verified} fragments verified · ` +
-    `${stats.refused} refused · ${q.totalVideoFrames} frames decoded, ${q.droppedVideoFrames} dropped · ${lat} · ` +
+  const lat = stats.lastLatencyMs != null ? t("{n} ms capture→screen", {n: Math.round(stats.lastLatencyMs)}) : "";
+  document.getElementById("stats").textContent = `${video.videoWidth}x${video.videoHeight} · ` +
+    t("{v} fragments verified · {r} refused · {d} frames decoded, {x} dropped", {v: stats.verified, r: stats.refused, d: q.totalVideoFrames, x: q.droppedVideoFrames}) + ` · ${lat} · ` +
     `${(stats.bytes * 8 / 1e6 / Math.max(1, (Date.now() - (stats.started || Date.now())) / 1000)).toFixed(2)} Mbit/s`;
   if (stats.refused && Date.now() - lastRefusedAt > 8000 && stats.verified && !stats.ended) {
-    setBadge("ok", "VERIFIED LIVE", `${stats.refused} fragment(s) refused earlier, never shown`);
+    setBadge("ok", t("VERIFIED LIVE"), t("{n} fragment(s) refused earlier, never shown", {n: stats.refused}));
   }
 }, 1000);
 
 const alertsBox = document.getElementById("alerts");
 function showAlert(a) {
-  const d = el("div", {}, `⚠ ${alertText(a)} — signed by the device${a.time ? " at " + a.time.slice(11, 19) : ""}`);
+  const d = el("div", {}, `⚠ ${alertText(a)} — ${t("signed by the device")}${a.time ? " " + a.time.slice(11, 19) : ""}`);
   alertsBox.prepend(d);
   setTimeout(() => d.remove(), 20000);
-  logEvent(`alert: ${alertText(a)}`, "bad");
+  logEvent(`${t("alert")}: ${alertText(a)}`, "bad");
 }
 
-const ws = new WebSocket(wsUrl(`/ws/live/${encodeURIComponent(site)}/${encodeURIComponent(device)}`));
-ws.binaryType = "arraybuffer";
-ws.onmessage = (ev) => {
-  if (typeof ev.data !== "string") {
-    const view = new DataView(ev.data);
-    const n = view.getUint32(0);
-    const meta = JSON.parse(new TextDecoder().decode(new Uint8Array(ev.data, 4, n)));
-    const data = new Uint8Array(ev.data, 4 + n);
-    stats.verified += 1;
-    stats.bytes += meta.bytes || data.length;
-    if (meta.t === "init") onInit(meta, data); else if (meta.t === "jpeg") onJpeg(meta, data); else onMedia(meta, data);
-    if (meta.checks && Array.isArray(meta.checks.doubts)) doubts = meta.checks.doubts;
-    showChecks(meta.checks);
-    const what = meta.t === "jpeg" ? `${meta.width}x${meta.height} JPEG frames (device has no H.264 live stream)`
-      : `${meta.width}x${meta.height} H.264, ${meta.bitrate_kbps || "?"} kbit/s`;
-    if (Date.now() - lastRefusedAt > 8000) setBadge("ok", "VERIFIED LIVE", what);
-    return;
-  }
-  const m = JSON.parse(ev.data);
-  if (m.t === "started") {
-    stats.started = Date.now();
-    stats.session = m.session;
-    document.getElementById("session").textContent = `session ${m.session.slice(0, 8)}… · officer ${m.officer} · ${m.subject}`;
-    setBadge("wait", "Waiting for the first verified fragment", m.chain_checked ? "device certificate chains to the device CA" : "no device CA configured");
-  } else if (m.t === "refused") {
-    stats.refused = m.refused; stats.lastReason = m.reason; lastRefusedAt = Date.now();
-    setBadge("bad", "FRAGMENT REFUSED — NOT SHOWN", m.reason);
-    logEvent(`refused: ${m.reason}`, "bad");
-  } else if (m.t === "wait") {
-    stats.waiting += 1;
-  } else if (m.t === "alert") {
-    showAlert(m.alert);
-  } else if (m.t === "end") {
-    stats.ended = m.reason;
-    setBadge("bad", "STREAM ENDED", `device ended the session: ${m.reason}${m.sealed ? ", sealed as record " + m.sealed.seq : ""}`);
-  } else if (m.t === "stalled") {
-    setBadge("bad", "NOT LIVE — STREAM STALLED", m.message);
-    logEvent(`stalled: ${m.message}`, "bad");
-  } else if (m.t === "resumed") {
-    setBadge("wait", "Stream resumed", "waiting for the next verified fragment");
-    logEvent("stream resumed");
-  } else if (m.t === "error") {
-    stats.ended = m.message;
-    setBadge("bad", "NO LIVE VIEW", m.message);
-  }
-};
-ws.onclose = () => { if (!stats.ended) { stats.ended = "connection closed"; setBadge("bad", "DISCONNECTED", "the console connection closed"); } };
-setInterval(() => { if (ws.readyState === 1) ws.send(JSON.stringify({t: "keepalive"})); }, 3000);
-window.addEventListener("pagehide", () => { try { ws.send(JSON.stringify({t: "stop"})); } catch (e) { /* closing anyway */ } });
+// Words first (the badge and log are written as messages arrive), then the session.
+let ws = null;
+i18n().then(() => vocab().catch(() => null)).then(() => {
+  showTitle();
+  ws = new WebSocket(wsUrl(`/ws/live/${encodeURIComponent(site)}/${encodeURIComponent(device)}`));
+  ws.binaryType = "arraybuffer";
+  ws.onmessage = (ev) => {
+    if (typeof ev.data !== "string") {
+      const view = new DataView(ev.data);
+      const n = view.getUint32(0);
+      const meta = JSON.parse(new TextDecoder().decode(new Uint8Array(ev.data, 4, n)));
+      const data = new Uint8Array(ev.data, 4 + n);
+      stats.verified += 1;
+      stats.bytes += meta.bytes || data.length;
+      if (meta.t === "init") onInit(meta, data); else if (meta.t === "jpeg") onJpeg(meta, data); else onMedia(meta, data);
+      if (meta.checks && Array.isArray(meta.checks.doubts)) doubts = meta.checks.doubts;
+      showChecks(meta.checks);
+      const what = meta.t === "jpeg" ? `${meta.width}x${meta.height} ` + t("JPEG frames (device has no H.264 live stream)")
+        : `${meta.width}x${meta.height} H.264, ${meta.bitrate_kbps || "?"} kbit/s`;
+      if (Date.now() - lastRefusedAt > 8000) setBadge("ok", t("VERIFIED LIVE"), what);
+      return;
+    }
+    const m = JSON.parse(ev.data);
+    if (m.t === "started") {
+      stats.started = Date.now();
+      stats.session = m.session;
+      document.getElementById("session").textContent = t("session {s}… · officer {o} · {subject}", {s: m.session.slice(0, 8), o: m.officer, subject: m.subject});
+      setBadge("wait", t("Waiting for the first verified fragment"), m.chain_checked ? t("device certificate chains to the device CA") : t("no device CA configured"));
+    } else if (m.t === "refused") {
+      stats.refused = m.refused; stats.lastReason = m.reason; lastRefusedAt = Date.now();
+      setBadge("bad", t("FRAGMENT REFUSED — NOT SHOWN"), m.reason);
+      logEvent(`${t("refused")}: ${m.reason}`, "bad");
+    } else if (m.t === "wait") {
+      stats.waiting += 1;
+    } else if (m.t === "alert") {
+      showAlert(m.alert);
+    } else if (m.t === "end") {
+      stats.ended = m.reason;
+      setBadge("bad", t("STREAM ENDED"), t("device ended the session: {why}", {why: m.reason}) + (m.sealed ? ", " + t("sealed as record {seq}", {seq: m.sealed.seq}) : ""));
+    } else if (m.t === "stalled") {
+      setBadge("bad", t("NOT LIVE — STREAM STALLED"), m.message);
+      logEvent(`${t("stalled")}: ${m.message}`, "bad");
+    } else if (m.t === "resumed") {
+      setBadge("wait", t("Stream resumed"), t("waiting for the next verified fragment"));
+      logEvent(t("stream resumed"));
+    } else if (m.t === "error") {
+      stats.ended = m.message;
+      setBadge("bad", t("NO LIVE VIEW"), m.message);
+    }
+  };
+  ws.onclose = () => { if (!stats.ended) { stats.ended = "connection closed"; setBadge("bad", t("DISCONNECTED"), t("the console connection closed")); } };
+});
+setInterval(() => { if (ws && ws.readyState === 1) ws.send(JSON.stringify({t: "keepalive"})); }, 3000);
+window.addEventListener("pagehide", () => { try { if (ws) ws.send(JSON.stringify({t: "stop"})); } catch (e) { /* closing anyway */ } });
 
 // While a case is started on this device, marks and snapshots go through the case (its timeline and report).
 let caseOpen = null;
 fetch("/api/inspections").then((r) => (r.ok ? r.json() : [])).then((rows) => {
   caseOpen = rows.find((r) => r.state === "started" && r.device === device && r.site === site) || null;
-  if (caseOpen) document.getElementById("case-note").textContent = `Actions are recorded in case ${caseOpen.case}.`;
+  if (caseOpen) document.getElementById("case-note").textContent = t("Actions are recorded in case {case}.", {case: caseOpen.case});
 }).catch(() => {});
 async function action(path, body) {
   const out = document.getElementById("actions");
@@ -211,8 +217,9 @@ async function action(path, body) {
   const r = await fetch(url, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body || {})});
   const j = await r.json().catch(() => ({}));
   const seq = caseOpen ? j.seq : (j.result || {}).seq;
-  const text = r.ok ? `${path}: sealed as record ${seq}${caseOpen ? " in case " + caseOpen.case : " (" + j.verified + ")"}`
-    : `${path} failed: ${typeof j.detail === "string" ? j.detail : r.statusText}`;
+  const what = path === "mark" ? t("mark") : t("snapshot");  // the command's name, as the officer knows it
+  const text = r.ok ? `${what}: ${t("sealed as record {seq}", {seq})}${caseOpen ? " " + t("in case {case}", {case: caseOpen.case}) : " (" + j.verified + ")"}`
+    : `${what}: ${t("failed")}: ${typeof j.detail === "string" ? j.detail : r.statusText}`;
   out.prepend(el("li", {class: r.ok ? "" : "bad"}, text));
   return j;
 }

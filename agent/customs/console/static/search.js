@@ -55,12 +55,12 @@ function params() {
 }
 
 function size(n) { return n == null ? "" : n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1048576).toFixed(1)} MiB`; }
-function gps(r) { return r.lat == null || r.lon == null ? "no fix" : `${r.lat.toFixed(5)}, ${r.lon.toFixed(5)}`; }
+function gps(r) { return r.lat == null || r.lon == null ? t("no fix") : `${r.lat.toFixed(5)}, ${r.lon.toFixed(5)}`; }
 
 function row(r) {
   const tr = el("tr", {"data-item": r.item, "data-device": r.device, "data-seq": String(r.seq)});
   const media = r.media ? el("td", {}, `${r.media.name} (${size(r.media.size)}) `,
-    el("span", {class: r.media.stored ? "stored" : "pending"}, r.media.stored ? "stored" : "not yet received")) : el("td", {class: "muted"}, "—");
+    el("span", {class: r.media.stored ? "stored" : "pending"}, r.media.stored ? t("stored") : t("not yet received"))) : el("td", {class: "muted"}, "—");
   tr.append(el("td", {text: r.captured.replace("T", " ").replace(/\.000000Z$|Z$/, "")}), el("td", {text: r.device}),
     el("td", {text: r.site}), el("td", {text: String(r.seq)}), el("td", {text: r.kind}),
     el("td", {text: r.event_type || ""}), el("td", {text: r.case || ""}), el("td", {text: gps(r)}), media,
@@ -71,8 +71,9 @@ function row(r) {
 
 function counts() {
   const s = window.searchStats;
-  document.getElementById("counts").textContent = s.count == null ? `${s.rows} shown` :
-    `${s.rows} of ${s.count}${s.capped ? "+" : ""} record${s.count === 1 ? "" : "s"} shown, newest first`;
+  document.getElementById("counts").textContent = s.count == null ? t("{n} shown", {n: s.rows}) :
+    (s.count === 1 ? t("{n} of {count} record shown, newest first", {n: s.rows, count: `${s.count}${s.capped ? "+" : ""}`})
+      : t("{n} of {count} records shown, newest first", {n: s.rows, count: `${s.count}${s.capped ? "+" : ""}`}));
 }
 
 async function search(p, append) {
@@ -84,7 +85,7 @@ async function search(p, append) {
     const page = await getJson("/api/search?" + q);
     if (!append) { tbody.replaceChildren(); window.searchStats.rows = 0; window.searchStats.count = page.count; window.searchStats.capped = page.count_capped; window.searchStats.pages = 0; }
     for (const r of page.rows) tbody.append(row(r));
-    if (!append && !page.rows.length) tbody.append(el("tr", {class: "empty"}, el("td", {colspan: 10, class: "muted"}, "No record matches.")));
+    if (!append && !page.rows.length) tbody.append(el("tr", {class: "empty"}, el("td", {colspan: 10, class: "muted"}, t("No record matches."))));
     window.searchStats.rows += page.rows.length;
     window.searchStats.pages += 1;
     next = page.next;
@@ -105,11 +106,11 @@ async function detail(r, tr) {
     const d = await getJson(`/api/search/item/${encodeURIComponent(r.device)}/${encodeURIComponent(r.item)}`);
     const rec = d.record;
     document.getElementById("detail-title").textContent = `${rec.device_id} #${rec.seq} — ${rec.kind}`;
-    const fields = [["Device", rec.device_id], ["Site", rec.site_id], ["Sequence", rec.seq], ["Kind", rec.kind],
-      ["Captured", d.row.captured], ["Event type", d.row.event_type], ["Case", d.row.case], ["GPS", gps(d.row)],
-      ["Media", d.row.media ? `${d.row.media.name}, ${size(d.row.media.size)}, ${d.row.media.stored ? "stored" : "not yet received"}` : "none"],
-      ["Media SHA-256", d.row.media ? d.row.media.sha256 : ""], ["Record hash", d.row.item], ["Previous", rec.prev],
-      ["Key id", rec.key_id], ["Extra", rec.extra && Object.keys(rec.extra).length ? JSON.stringify(rec.extra) : ""]];
+    const fields = [[t("Device"), rec.device_id], [t("Site"), rec.site_id], [t("Sequence"), rec.seq], [t("Kind"), rec.kind],
+      [t("Captured"), d.row.captured], [t("Event type"), d.row.event_type], [t("Case"), d.row.case], [t("GPS"), gps(d.row)],
+      [t("Media"), d.row.media ? `${d.row.media.name}, ${size(d.row.media.size)}, ${d.row.media.stored ? t("stored") : t("not yet received")}` : t("none")],
+      [t("Media SHA-256"), d.row.media ? d.row.media.sha256 : ""], [t("Record hash"), d.row.item], [t("Previous"), rec.prev],
+      [t("Key id"), rec.key_id], [t("Extra"), rec.extra && Object.keys(rec.extra).length ? JSON.stringify(rec.extra) : ""]];
     const body = document.querySelector("#detail-fields tbody");
     body.replaceChildren(...fields.filter(([, v]) => v !== undefined && v !== null && v !== "")
       .map(([k, v]) => el("tr", {}, el("th", {text: k}), el("td", {text: String(v)}))));
@@ -117,14 +118,14 @@ async function detail(r, tr) {
     pic.replaceChildren();
     if (rec.kind === "still" && d.row.media && d.row.media.stored) {  // the console finds it by device, seq and hash
       const src = `/api/still/${encodeURIComponent(rec.device_id)}/${encodeURIComponent(rec.seq)}?item=${encodeURIComponent(d.row.item)}`;
-      const img = el("img", {id: "detail-img", src, alt: `still ${rec.seq}`});
-      img.onerror = () => pic.replaceChildren(el("p", {class: "muted", text: "picture not available (no evidence folder configured, or not received)"}));
-      img.onclick = () => Viewer.open(src, [["Device", rec.device_id], ["Seq", rec.seq], ["Label", (rec.extra || {}).label],
-        ["Captured", d.row.captured], ["GPS (device-signed)", gpsCaption(rec.gps)], ["Case", d.row.case]]);
+      const img = el("img", {id: "detail-img", src, alt: t("still seq {seq}", {seq: rec.seq})});
+      img.onerror = () => pic.replaceChildren(el("p", {class: "muted", text: t("picture not available (no evidence folder configured, or not received)")}));
+      img.onclick = () => Viewer.open(src, [[t("Device"), rec.device_id], [t("Seq"), rec.seq], [t("Label"), (rec.extra || {}).label],
+        [t("Captured"), d.row.captured], [t("GPS (device-signed)"), gpsCaption(rec.gps)], [t("Case"), d.row.case]]);
       pic.append(img);
     }
     document.getElementById("verify-hint").textContent = d.verify;
-    findingList(document.getElementById("detail-findings"), d.findings, "No findings for this device.");
+    findingList(document.getElementById("detail-findings"), d.findings, t("No findings for this device."));
     document.getElementById("detail-record").textContent = JSON.stringify(JSON.parse(d.canonical), null, 2);
     document.getElementById("detail").hidden = false;
     document.querySelector(".search-cols").classList.add("with-detail");
@@ -136,9 +137,9 @@ async function detail(r, tr) {
 
 function findingList(ul, list, empty) {
   ul.replaceChildren(...list.map((f) => {
-    const li = el("li", {class: "kind-" + f.kind}, el("b", {}, f.kind), ` ${f.device}${f.seq != null ? " #" + f.seq : ""}: ${f.detail} `);
+    const li = el("li", {class: "kind-" + f.kind}, el("b", {}, ({fork: t("fork"), chain: t("chain"), refused: t("refused")})[f.kind] || f.kind), ` ${f.device}${f.seq != null ? " #" + f.seq : ""}: ${f.detail} `);
     if (f.kind !== "fork" && f.item && /^[0-9a-f]{64}$/.test(f.item)) {  // a stored record: open it (a fork's record is kept aside in forks/, not in the index)
-      const a = el("a", {href: "#", class: "open-record"}, "open record");
+      const a = el("a", {href: "#", class: "open-record"}, t("open record"));
       a.addEventListener("click", (ev) => { ev.preventDefault(); detail({device: f.device, item: f.item}, null); });
       li.append(a);
     }
@@ -149,10 +150,10 @@ function findingList(ul, list, empty) {
 
 async function findings(p) {
   const device = p.get("device");
-  document.getElementById("findings-scope").textContent = device ? `— ${device}` : "— all devices";
+  document.getElementById("findings-scope").textContent = device ? `— ${device}` : "— " + t("all devices");
   try {
     const f = await getJson("/api/search/findings" + (device ? "?device=" + encodeURIComponent(device) : ""));
-    findingList(document.getElementById("findings"), f.findings, "None kept.");
+    findingList(document.getElementById("findings"), f.findings, t("None kept."));
   } catch (err) {
     showError(err.message);
   }
@@ -166,7 +167,7 @@ async function filterLists() {
     const d = await getJson("/api/search/devices");
     for (const dev of d.devices) option(form.elements.device, dev.device, `${dev.device} (${dev.records})`);
     for (const site of d.sites) option(form.elements.site, site);
-    document.getElementById("status").textContent = `${d.devices.length} devices in the index`;
+    document.getElementById("status").textContent = t("{n} devices in the index", {n: d.devices.length});
   } catch (err) {
     showError(err.message);
   }
@@ -194,4 +195,4 @@ document.getElementById("btn-clear").addEventListener("click", () => {
 });
 more.addEventListener("click", () => search(current, true));
 window.addEventListener("popstate", () => run(fromUrl()));
-filterLists().then(() => run(fromUrl()));
+i18n().then(filterLists).then(() => run(fromUrl()));

@@ -6,17 +6,17 @@ const Viewer = (() => {
   let dlg = null, img = null, box = null, cap = null, zoomOut = null, scale = 1, fit = true;
 
   function build() {
-    dlg = el("dialog", {id: "viewer", class: "viewer", "aria-label": "Still viewer"});
-    img = el("img", {id: "viewer-img", alt: "sealed still, full size"});
+    dlg = el("dialog", {id: "viewer", class: "viewer", "aria-label": t("Still viewer")});
+    img = el("img", {id: "viewer-img", alt: t("sealed still, full size")});
     box = el("div", {class: "viewer-box"}, img);
     cap = el("div", {id: "viewer-caption", class: "viewer-caption"});
     zoomOut = el("span", {id: "viewer-zoom", class: "muted"});
     const btn = (id, text, fn) => { const b = el("button", {class: "btn", id, type: "button", text}); b.onclick = fn; return b; };
-    const bar = el("div", {class: "viewer-bar"}, btn("viewer-fit", "Fit", () => setFit()),
+    const bar = el("div", {class: "viewer-bar"}, btn("viewer-fit", t("Fit"), () => setFit()),
       btn("viewer-100", "100 %", () => setScale(1)), btn("viewer-in", "+", () => setScale(scale * 1.25)),
       btn("viewer-out", "−", () => setScale(scale / 1.25)), zoomOut,
-      el("a", {id: "viewer-open", class: "btn", target: "_blank", rel: "noopener", text: "Open original"}),
-      btn("viewer-close", "Close", () => dlg.close()));
+      el("a", {id: "viewer-open", class: "btn", target: "_blank", rel: "noopener", text: t("Open original")}),
+      btn("viewer-close", t("Close"), () => dlg.close()));
     dlg.append(bar, box, cap);
     box.addEventListener("wheel", (e) => { e.preventDefault(); setScale(scale * (e.deltaY < 0 ? 1.15 : 1 / 1.15)); }, {passive: false});
     dlg.addEventListener("keydown", (e) => {
@@ -60,8 +60,8 @@ function gpsCaption(g) {
   if (!g || typeof g !== "object") return "—";
   const lat = Number(g.lat), lon = Number(g.lon);
   if (g.fix && g.fix !== "none" && Number.isFinite(lat) && Number.isFinite(lon)) {
-    const sim = g.talker === "sim" ? " — SIMULATED receiver" : "";
+    const sim = g.talker === "sim" ? " — " + t("SIMULATED receiver") : "";
     return `${lat.toFixed(6)}, ${lon.toFixed(6)} (${String(g.fix)}${g.hdop != null ? ", hdop " + String(g.hdop) : ""})${sim}`;
   }
-  return `no fix (${String(g.status || "unknown")})`;
+  return t("no fix ({status})", {status: String(g.status || t("unknown"))});
 }
