@@ -24,6 +24,7 @@ from agent.customs.cmd_cmd import OfficerClient
 from agent.customs.console.deps import Client, Evidence, get_inspections
 from agent.customs.console.pages import STATIC
 from agent.customs.inspection import evidence as ev
+from agent.customs.inspection.audio import audio_items
 from agent.customs.inspection.geo import parse_polygon, site_map_svg
 from agent.customs.inspection.model import Entry, Inspection, InspectionStore
 from agent.customs.inspection.service import InspectionService
@@ -152,6 +153,7 @@ def get_inspection(store: Inspections, client: Client, root: Evidence, case: Cas
             "stills": service.stills(items),
             "live_sessions": [{"seq": it.seq, "session": it.extra.get("session"), "officer": it.extra.get("officer")}
                               for it in items if it.kind == "live"],
+            "audio": audio_items(items),
             "site_map": site_map_svg(insp.polygon, ev.track(items), fixes)}
 
 
