@@ -80,7 +80,7 @@ def test_audio_of_another_session_refused(identity: DeviceIdentity, manual_clock
                                           stream: tuple[str, list[bytes]]) -> None:
     _nonce, msgs = stream
     mine = secrets.token_hex(16)
-    with pytest.raises(VerificationError, match="session|nonce"):
+    with pytest.raises(VerificationError, match=r"session|nonce"):
         checker(identity, mine).check(msgs[0], now_us(manual_clock), 0)
 
 
@@ -133,7 +133,7 @@ def test_garbage_and_oversized_opus_refused_even_when_signed(identity: DeviceIde
         verify(_signed(identity, nonce, [bytes([0x0B, 0x00])]))  # code 3 with zero frames
     with pytest.raises(VerificationError, match="packet sizes"):
         verify(_signed(identity, nonce, [silk_20ms + b"\x00" * MAX_OPUS_PACKET]))
-    with pytest.raises(VerificationError, match="1..50 packets"):
+    with pytest.raises(VerificationError, match=r"1\.\.50 packets"):
         verify(_signed(identity, nonce, [silk_20ms] * (MAX_PACKETS + 1)))
     with pytest.raises(VerificationError, match="add up"):
         verify(_signed(identity, nonce, [silk_20ms], packets=[10]))

@@ -122,7 +122,7 @@ def test_file_source_names_a_bad_file(tmp_path: Path) -> None:
     bad = tmp_path / "x.wav"
     bad.write_bytes(b"not audio")
     src = FileSource(AudioConfig(enabled=True, source="file", source_file=bad, sink="none"), SystemClock(), 960)
-    with pytest.raises(AudioError, match="x.wav"):
+    with pytest.raises(AudioError, match=r"x\.wav"):
         src.start()
 
 

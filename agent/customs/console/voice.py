@@ -35,6 +35,7 @@ from agent.wire.topics import DeviceTopics, check_segment
 log = logging.getLogger(__name__)
 
 PAGE_KEEPALIVE_TIMEOUT_S = 10.0
+END_WAIT_S = 10.0  # after a stop, how long the page's socket waits for the device's end message
 _LEN = struct.Struct(">I")
 
 
@@ -102,6 +103,7 @@ class VoiceListener:
     nonce: str = field(default_factory=lambda: secrets.token_hex(16))
     checker: AudioChecker | None = None
     closed: bool = False
+    stop_sent: bool = False
     _early: list[bytes] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -176,17 +178,25 @@ class VoiceListener:
                 "frame_ms": result.get("frame_ms"), "bitrate_kbps": result.get("bitrate_kbps"),
                 "seconds": result.get("seconds"), "keepalive_timeout_s": result.get("keepalive_timeout_s")}
 
-    async def stop(self) -> None:
-        if self.closed:
+    async def send_stop(self) -> None:
+        """Tell the device to end the session (once); its end message still reaches the page."""
+        if self.stop_sent:
             return
-        self.closed = True
-        topic = DeviceTopics(self.site, self.device).live(self.session)
-        await asyncio.to_thread(self.services.link.unsubscribe, topic, self.on_message)
+        self.stop_sent = True
         try:
             await asyncio.to_thread(self.services.client.send, self.site, self.device, "voice.stop",
                                     {"session": self.session})
         except AgentError as exc:  # the device's keepalive timeout ends it anyway
             log.warning("voice %s: stop not sent: %s", self.session, exc)
+
+    async def stop(self) -> None:
+        """The page left: stop the session (if not yet) and release the subscription."""
+        if self.closed:
+            return
+        await self.send_stop()
+        self.closed = True
+        topic = DeviceTopics(self.site, self.device).live(self.session)
+        await asyncio.to_thread(self.services.link.unsubscribe, topic, self.on_message)
 
 
 router = APIRouter(tags=["voice"])
@@ -218,9 +228,11 @@ async def voice_socket(ws: WebSocket, site: str, device: str, services: Services
 
 
 async def _pump(ws: WebSocket, listener: VoiceListener, keepalive_every: float) -> None:
-    """Forward verified audio; relay the page's keepalives to the device while they arrive."""
+    """Forward verified audio; relay the page's keepalives to the device while they arrive. When the page asks
+    to stop, the device is told at once and its signed end message (naming the sealed audio) is still forwarded."""
     last_page = time.monotonic()
     next_keepalive = last_page + keepalive_every
+    stop_by: float | None = None  # after the page's stop: wait this long for the device's end message
     recv = asyncio.ensure_future(ws.receive_text())
     get = asyncio.ensure_future(listener.out.get())
     try:
@@ -230,12 +242,19 @@ async def _pump(ws: WebSocket, listener: VoiceListener, keepalive_every: float) 
                 item = get.result()
                 get = asyncio.ensure_future(listener.out.get())
                 await (ws.send_bytes(item) if isinstance(item, bytes) else ws.send_text(item))
-            if recv in done:
-                if '"stop"' in recv.result():
+                if isinstance(item, str) and item.startswith('{"t": "end"'):
                     return
-                last_page = time.monotonic()
-                recv = asyncio.ensure_future(ws.receive_text())
             now = time.monotonic()
+            if recv in done:
+                if '"stop"' in recv.result() and stop_by is None:
+                    stop_by = now + END_WAIT_S
+                    await listener.send_stop()
+                last_page = now
+                recv = asyncio.ensure_future(ws.receive_text())
+            if stop_by is not None:
+                if now > stop_by:
+                    return
+                continue
             if now - last_page > PAGE_KEEPALIVE_TIMEOUT_S:
                 log.info("voice %s: the page stopped sending keepalives; ending the session", listener.session)
                 return
