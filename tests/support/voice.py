@@ -74,6 +74,7 @@ def request(command: str, officer: str = "officer-alice", key_id: str = "a" * 64
 
 def voice_manager(identity: DeviceIdentity, clock: ManualClock, sent: Sent, sealer: Sealer | None = None,
                   **cfg: Any) -> VoiceManager:
+    cfg.setdefault("packets_per_message", 5)
     config = AudioConfig(enabled=True, source="file", source_file=Path("unused.wav"), sink="none", **cfg)
     mgr = VoiceManager(config, sent, identity, device_id=DEVICE, site_id=SITE,
                        topic_for=lambda s: f"evidence/{SITE}/{DEVICE}/live/{s}", clock=clock,
