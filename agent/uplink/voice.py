@@ -14,20 +14,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.audio.base import AudioBlock, AudioError, AudioSource, open_source
+from agent.audio.base import AudioBlock, AudioError, AudioSink, AudioSource, open_sink, open_source
 from agent.audio.opus import OpusEncoder
 from agent.audio.recorder import SegmentRecorder
 from agent.audio.settings import AudioConfig
 from agent.core.clock import Clock
+from agent.core.errors import VerificationError
 from agent.core.model import Moment, SealedItem
-from agent.core.threads import Worker
+from agent.core.threads import Worker, stop_all
 from agent.uplink.command_controller import Handler, LiveSessionArgs, VoiceStartArgs
-from agent.wire.audio_frames import AUDIO_END_TYP, audio_header, pack_audio
+from agent.uplink.voice_talk import KeyLookup, talk_state
+from agent.wire.audio_frames import AUDIO_END_TYP, MAX_MESSAGE, audio_header, pack_audio
 from agent.wire.commands import CommandRejected, CommandRequest
 from agent.wire.live_frames import pack_message, session_id_for
 from agent.wire.replies import DeviceSigner
@@ -35,6 +38,7 @@ from agent.wire.replies import DeviceSigner
 log = logging.getLogger(__name__)
 
 WORKER = "voice-site"
+SPEAKER = "voice-speaker"
 
 
 @dataclass
@@ -51,6 +55,7 @@ class VoiceSession:
     seq: int = 0
     pending: list[tuple[bytes, int, int]] = field(default_factory=list)  # (packet, wall_ns, mono_ns)
     bytes_sent: int = 0
+    talk: Any = None  # TalkState: the officer's voice for the site speaker
 
 
 class VoiceManager:
@@ -59,11 +64,21 @@ class VoiceManager:
     def __init__(self, cfg: AudioConfig, publish: Callable[..., None], signer: DeviceSigner, *, device_id: str,
                  site_id: str, topic_for: Callable[[str], str], clock: Clock, moment: Callable[[], Moment],
                  seal: Callable[..., SealedItem] | None,
-                 source_factory: Callable[[int], AudioSource] | None = None) -> None:
+                 source_factory: Callable[[int], AudioSource] | None = None,
+                 talk_for: Callable[[str], str] | None = None, subscribe: Callable[..., Any] | None = None,
+                 unsubscribe: Callable[..., Any] | None = None, officer_key: KeyLookup | None = None,
+                 sink_factory: Callable[[], AudioSink | None] | None = None) -> None:
         self.cfg, self.publish, self.signer, self.clock = cfg, publish, signer, clock
         self.device_id, self.site_id, self.topic_for, self.moment, self.seal = (
             device_id, site_id, topic_for, moment, seal)
         self._source_factory = source_factory or (lambda n: open_source(cfg, clock, n))
+        self._sink_factory = sink_factory or (lambda: open_sink(cfg, clock))
+        self.talk_for, self._subscribe, self._unsubscribe = talk_for, subscribe, unsubscribe
+        self._officer_key = officer_key or (lambda _kid: None)
+        self._sink: AudioSink | None = None
+        self._talk_q: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=100)
+        self._speaker: Worker | None = None
+        self.talk_dropped = 0
         self._lock = threading.RLock()  # guards sessions, the source and the encoder
         self._sessions: dict[str, VoiceSession] = {}
         self._source: AudioSource | None = None
@@ -97,14 +112,24 @@ class VoiceManager:
             rec = SegmentRecorder(direction="site", extradata=self._encoder.extradata,
                                   segment_seconds=c.segment_seconds, frame_ms=c.frame_ms, seal=self.seal,
                                   moment=self.moment, extra=extra)
-            self._sessions[sid] = VoiceSession(
+            s = self._sessions[sid] = VoiceSession(
                 session=sid, officer=request.officer, officer_key_id=request.key_id, nonce=request.nonce,
                 topic=self.topic_for(sid), seconds=seconds, deadline_mono=now + int(seconds * 1e9),
                 last_keepalive_mono=now, recorder=rec)
+            if self.talk_for is not None:
+                s.talk = talk_state(device=self.device_id, session=sid, nonce=request.nonce, officer=request.officer,
+                                    officer_key_id=request.key_id, recorder=SegmentRecorder(
+                                        direction="officer", extradata=self._encoder.extradata,
+                                        segment_seconds=c.segment_seconds, frame_ms=c.frame_ms, seal=self.seal,
+                                        moment=self.moment, extra=extra))
+                if self._subscribe is not None:
+                    self._subscribe(self.talk_for(sid), lambda msg, sid=sid: self._talk_in(sid, msg), 0)
+                self._ensure_speaker()
             self._ensure_worker()
         log.info("voice session %s started for %s: Opus %d kbit/s, %d ms frames, %.0f s", sid, request.officer,
                  c.bitrate_kbps, c.frame_ms, seconds)
         return {"session": sid, "topic": self.topic_for(sid), "codec": "opus", "sample_rate": 48_000,
+                "talk_topic": None if self.talk_for is None else self.talk_for(sid),
                 "channels": 1, "frame_ms": c.frame_ms, "bitrate_kbps": c.bitrate_kbps,
                 "packets_per_message": c.packets_per_message, "seconds": seconds,
                 "keepalive_timeout_s": c.keepalive_timeout_s, "key_id": self.signer.key_id}
@@ -142,8 +167,21 @@ class VoiceManager:
             raise CommandRejected("failed", f"the site microphone cannot be opened: {exc}") from None
         self._source = source
         self._encoder = OpusEncoder(self.cfg.bitrate_kbps, self.cfg.frame_ms)
+        try:
+            self._sink = self._sink_factory()
+            if self._sink is not None:
+                self._sink.start()
+        except AudioError as exc:  # the site still hears nothing of the officer; the officer still hears the site
+            log.error("the site speaker cannot be opened (the officer's voice will not be played): %s", exc)
+            self._sink = None
 
     def _release(self) -> None:
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            try:
+                sink.close()
+            except Exception:
+                log.exception("closing the site speaker failed")
         source, self._source, self._encoder = self._source, None, None
         if source is not None:
             try:
@@ -224,11 +262,19 @@ class VoiceManager:
                 return []
             self._send(s)
             s.recorder.flush(reason)
+            if s.talk is not None:
+                s.talk.recorder.flush(reason)
             if not self._sessions:
                 self._release()
-        items = s.recorder.sealed
-        log.info("voice session %s ended (%s) after %d messages; %d audio item(s) sealed", s.session, reason, s.seq,
-                 len(items))
+        if s.talk is not None and self._unsubscribe is not None and self.talk_for is not None:
+            try:
+                self._unsubscribe(self.talk_for(s.session), None)
+            except Exception:
+                log.exception("voice %s: unsubscribing from the officer's voice failed", s.session)
+        items = sorted([*s.recorder.sealed, *(s.talk.recorder.sealed if s.talk is not None else [])],
+                       key=lambda i: i.seq)
+        log.info("voice session %s ended (%s) after %d messages; %d audio item(s) sealed%s", s.session, reason,
+                 s.seq, len(items), "" if s.talk is None else f"; {s.talk.summary()}")
         tail = {**self._base(s), "typ": AUDIO_END_TYP, "messages": s.seq, "reason": reason,
                 "end_wall_us": self.clock.wall_ns() // 1000,
                 "sealed": [{"seq": i.seq, "record_hash": i.record_hash} for i in items]}
@@ -238,6 +284,50 @@ class VoiceManager:
             log.exception("voice end message publish failed on %s", s.topic)
         return items
 
+    # ---- the officer's voice (agent.uplink.voice_talk)
+
+    def _talk_in(self, sid: str, msg: Any) -> None:
+        """paho callback: queue, never block; a full queue drops (the speaker stays live)."""
+        payload = bytes(msg.payload)
+        if len(payload) > MAX_MESSAGE:
+            self.talk_dropped += 1
+            return
+        try:
+            self._talk_q.put_nowait((sid, payload))
+        except queue.Full:
+            self.talk_dropped += 1
+
+    def _ensure_speaker(self) -> None:
+        if self._speaker is None:
+            self._speaker = Worker(SPEAKER, self._run_speaker)
+            self._speaker.start()
+
+    def _run_speaker(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
+            try:
+                sid, payload = self._talk_q.get(timeout=0.2)
+            except queue.Empty:
+                with self._lock:
+                    if not self._sessions:
+                        if self._speaker is not None and self._speaker.stopping is stopping:
+                            self._speaker = None
+                        return
+                continue
+            self.hear(sid, payload)
+
+    def hear(self, sid: str, payload: bytes) -> None:
+        """Check, play and record one message of the officer's voice (the speaker worker; tests call it)."""
+        with self._lock:
+            s = self._sessions.get(sid)
+            if s is None or s.talk is None:
+                return
+            try:
+                s.talk.take(payload, self._officer_key(s.officer_key_id), self.clock, self._sink)
+            except (VerificationError, AudioError, ValueError) as exc:
+                s.talk.refused += 1
+                if s.talk.refused <= 5 or s.talk.refused % 100 == 0:
+                    log.warning("voice %s: officer audio refused (%d so far): %s", sid, s.talk.refused, exc)
+
     # ---- supervision and shutdown
 
     def restart(self) -> None:
@@ -245,6 +335,7 @@ class VoiceManager:
         with self._lock:
             sessions = list(self._sessions.values())
             self._worker = None
+            self._speaker = None
         for s in sessions:
             self._end(s, "audio_failed")
         with self._lock:
@@ -266,7 +357,7 @@ class VoiceManager:
         for s in sessions:
             self._end(s, "shutdown")
         with self._lock:
-            worker, self._worker = self._worker, None
+            workers = [w for w in (self._worker, self._speaker) if w is not None]
+            self._worker = self._speaker = None
             self._release()
-        if worker is not None:
-            worker.stop(5)
+        stop_all(workers, 5)

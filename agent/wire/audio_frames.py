@@ -27,11 +27,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.core.errors import VerificationError
 from agent.core.vocab import AUDIO_DIRECTIONS
-from agent.wire.live_frames import pack_message, unpack_message
-from agent.wire.replies import DeviceSigner
+from agent.wire.live_frames import Signer, pack_message, unpack_message
 
 AUDIO_TYP: Final = "evidence-audio/1"
 AUDIO_END_TYP: Final = "evidence-audio-end/1"
+#: The officer's voice for the site speaker, signed by the officer's key (via the console) on ``talk/{session}``.
+TALK_TYP: Final = "evidence-talk/1"
 CODEC: Final = "opus"
 SAMPLE_RATE: Final = 48_000
 FRAME_MS: Final = (10, 20, 40, 60)  # Opus frame durations a session may use
@@ -41,7 +42,7 @@ MAX_HEADER: Final = 4096
 MAX_MESSAGE: Final = MAX_HEADER + 128 + MAX_PACKETS * MAX_OPUS_PACKET
 
 
-def pack_audio(header: Mapping[str, Any], signer: DeviceSigner, packets: list[bytes]) -> bytes:
+def pack_audio(header: Mapping[str, Any], signer: Signer, packets: list[bytes]) -> bytes:
     """Sign ``header`` (which must already carry ``packets`` lengths and ``data_sha256``) with the data."""
     return pack_message(header, signer, b"".join(packets))
 
@@ -63,8 +64,10 @@ class VerifiedAudio:
 
 
 def verify_audio(payload: bytes, key: ec.EllipticCurvePublicKey, *, device: str, session: str,
-                 nonce: str) -> VerifiedAudio:
-    """Officer side: size, signature, binding to this session, then the shape and the data hash."""
+                 nonce: str, typ: str = AUDIO_TYP) -> VerifiedAudio:
+    """Size, signature, binding to this session, then the shape and the data hash. ``typ``: AUDIO_TYP (the
+    officer checks the device's audio; an AUDIO_END_TYP message too) or TALK_TYP (the device checks the
+    officer's voice; no end message)."""
     if len(payload) > MAX_MESSAGE:
         raise VerificationError(f"audio message of {len(payload)} bytes exceeds {MAX_MESSAGE}")
     head, sig, data = unpack_message(payload)
@@ -78,7 +81,8 @@ def verify_audio(payload: bytes, key: ec.EllipticCurvePublicKey, *, device: str,
         header = json.loads(head)
     except ValueError:
         raise VerificationError("audio header is not JSON") from None
-    if not isinstance(header, dict) or header.get("typ") not in (AUDIO_TYP, AUDIO_END_TYP):
+    allowed = (AUDIO_TYP, AUDIO_END_TYP) if typ == AUDIO_TYP else (typ,)
+    if not isinstance(header, dict) or header.get("typ") not in allowed:
         raise VerificationError("audio header has an unknown typ")
     for name, want in (("device", device), ("session", session), ("nonce", nonce)):
         if header.get(name) != want:
@@ -88,6 +92,35 @@ def verify_audio(payload: bytes, key: ec.EllipticCurvePublicKey, *, device: str,
             raise VerificationError("an audio end message carries no data")
         return VerifiedAudio(header, [], True)
     return VerifiedAudio(header, split_packets(header, data), False)
+
+
+class Pacing:
+    """Refuses audio arriving faster than real time beyond a burst allowance (a flood is refused, not queued).
+
+    Times are the receiver's monotonic microseconds."""
+
+    def __init__(self, burst_s: float = 2.0) -> None:
+        self.burst_us = int(burst_s * 1e6)
+        self._audio_us = 0
+        self._first_us: int | None = None
+
+    def admit(self, audio_us: int, now_mono_us: int) -> None:
+        if self._first_us is None:
+            self._first_us = now_mono_us
+        total = self._audio_us + audio_us
+        if total > now_mono_us - self._first_us + self.burst_us:
+            raise VerificationError("more audio than real time: flood refused")
+        self._audio_us = total
+
+
+def check_fresh(capture_wall_us: int, now_wall_us: int, max_age_s: float, max_skew_s: float) -> float:
+    """Age in seconds of audio captured at ``capture_wall_us``; VerificationError when not live."""
+    age_s = (now_wall_us - capture_wall_us) / 1e6
+    if age_s > max_age_s:
+        raise VerificationError(f"audio captured {age_s:.1f} s ago: not live")
+    if age_s < -max_skew_s:
+        raise VerificationError(f"audio capture time is {-age_s:.1f} s in the future")
+    return age_s
 
 
 def split_packets(h: dict[str, Any], data: bytes) -> list[bytes]:

@@ -1,7 +1,8 @@
-"""Voice from the site to the officer, end to end: `evidence-agent run --config` with the file microphone (a test
-tone), Mosquitto with TLS, `evidence-officer ingest`, the console and Debian's chromium (Playwright). The tone is
-heard in the page (decoded samples and an AnalyserNode), and the conversation is sealed, ingested and listed in
-the case (console API, the case page, `evidence-officer inspection show --evidence`)."""
+"""Two-way voice, end to end: `evidence-agent run --config` with the file microphone (a test tone) and the file
+speaker, Mosquitto with TLS, `evidence-officer ingest`, the console and Debian's chromium (Playwright) with a fake
+microphone playing another tone. The site's tone is heard in the page (decoded samples and an AnalyserNode), the
+officer's arrives in the device's speaker file, and both directions are sealed, ingested and listed in the case
+(console API, the case page, `evidence-officer inspection show --evidence`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import wave
 from collections.abc import Iterator
 from typing import Any
 
@@ -107,6 +109,24 @@ def test_site_voice_is_heard_in_the_page_and_sealed_in_the_case(stack: dict[str,
             assert analyser_hz is not None and abs(analyser_hz - SITE_TONE_HZ) < 15
             assert live.evaluate("() => window.voiceStats.refused") == 0
             assert "checked by the console" in live.inner_text("#voice-status")
+
+            # the officer holds the push-to-talk button: the fake microphone plays the officer's tone
+            live.wait_for_selector("#voice-talk-status:has-text('Microphone ready')", timeout=T)
+            live.hover("#voice-talk")
+            live.mouse.down()
+            live.wait_for_function("() => window.voiceStats.talkPackets >= 125", timeout=T)  # 2.5 s
+            live.mouse.up()
+            assert live.evaluate("() => window.voiceStats.talkRefused") == 0
+            speaker = root / "speaker.wav"
+
+            def played() -> int:
+                with wave.open(str(speaker)) as w:
+                    return w.getnframes()
+
+            wait_for(lambda: speaker.exists() and played() >= 96_000, timeout=60)
+            with wave.open(str(speaker)) as w:
+                pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+            assert abs(peak_hz(pcm[9600:]) - OFFICER_TONE_HZ) < 10
             live.screenshot(path=str(root / "voice-live.png"))
             live.click("#voice-stop")
             live.wait_for_function("() => window.voiceStats.ended === 'stop'", timeout=T)
@@ -124,9 +144,11 @@ def test_site_voice_is_heard_in_the_page_and_sealed_in_the_case(stack: dict[str,
             wait_for(lambda: len(listed()) >= len(sealed), timeout=120)
             audio = listed()
             assert {a["seq"] for a in audio} >= {s["seq"] for s in sealed}
-            assert all(a["direction"] == "site" and a["officer"] == "officer-alice" for a in audio)
+            assert {a["direction"] for a in audio} == {"site", "officer"}
+            assert all(a["officer"] == "officer-alice" for a in audio)
             page.wait_for_selector("#audio-items li.audio", timeout=T)
             assert "the site's microphone" in page.inner_text("#audio-items")
+            assert "the officer's voice on the site speaker" in page.inner_text("#audio-items")
         finally:
             browser.close()
 
@@ -135,9 +157,11 @@ def test_site_voice_is_heard_in_the_page_and_sealed_in_the_case(stack: dict[str,
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert show.returncode == 0, show.stderr
     assert show.stdout.count("AUDIO seq") >= len(sealed), show.stdout
-    oggs = sorted(received.rglob("*.audio.ogg"))
-    assert oggs, "no sealed audio file was ingested"
-    pcm = decode_ogg(oggs[0].read_bytes())
-    assert abs(peak_hz(pcm[4800:]) - SITE_TONE_HZ) < 10
-    records = [json.loads(line) for f in received.rglob("*.audio.rec") for line in f.read_text().splitlines()[:1]]
-    assert records and records[0]["extra"]["direction"] == "site"
+    heard = {}
+    for rec in received.rglob("*.audio.rec"):
+        record = json.loads(rec.read_text().splitlines()[0])
+        ogg = rec.with_name(rec.name.removesuffix(".rec") + ".ogg")
+        if ogg.exists() and record["extra"]["duration_ms"] >= 1000:
+            heard.setdefault(record["extra"]["direction"], []).append(peak_hz(decode_ogg(ogg.read_bytes())[4800:]))
+    assert any(abs(f - SITE_TONE_HZ) < 10 for f in heard["site"]), heard
+    assert any(abs(f - OFFICER_TONE_HZ) < 10 for f in heard["officer"]), heard

@@ -21,13 +21,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from agent.core.errors import AgentError, VerificationError
 from agent.customs.console.badges import chain_line
 from agent.customs.console.deps import ConsoleServices, Services
-from agent.wire.audio_frames import verify_audio
+from agent.wire.audio_frames import (
+    FRAME_MS,
+    MAX_MESSAGE,
+    TALK_TYP,
+    Pacing,
+    audio_header,
+    check_fresh,
+    pack_audio,
+    split_packets,
+    verify_audio,
+)
 from agent.wire.live_frames import session_id_for
 from agent.wire.mqtt import Inbound
 from agent.wire.topics import DeviceTopics, check_segment
@@ -53,8 +64,7 @@ class AudioChecker:
     last_seq: int = -1
     refused: int = 0
     passed: int = 0
-    _audio_us: int = 0  # audio duration accepted since the first message
-    _first_mono_us: int | None = None
+    pacing: Pacing | None = None
 
     def check(self, payload: bytes, now_us: int, mono_us: int) -> tuple[str, dict[str, Any], list[bytes]]:
         """("pass"|"end", header, packets); VerificationError says why a message is refused."""
@@ -77,17 +87,10 @@ class AudioChecker:
     def _order_fresh_rate(self, h: dict[str, Any], count: int, now_us: int, mono_us: int) -> None:
         if h["seq"] <= self.last_seq:
             raise VerificationError(f"audio {h['seq']} replayed (already had up to {self.last_seq})")
-        age_s = (now_us - h["capture_wall_us"]) / 1e6
-        if age_s > self.max_age_s:
-            raise VerificationError(f"audio captured {age_s:.1f} s ago: not live")
-        if age_s < -self.max_skew_s:
-            raise VerificationError(f"audio capture time is {-age_s:.1f} s in the future")
-        if self._first_mono_us is None:
-            self._first_mono_us = mono_us
-        audio_us = self._audio_us + count * h["frame_ms"] * 1000
-        if audio_us > mono_us - self._first_mono_us + int(self.burst_s * 1e6):
-            raise VerificationError("more audio than real time: flood refused")
-        self._audio_us = audio_us
+        check_fresh(h["capture_wall_us"], now_us, self.max_age_s, self.max_skew_s)
+        if self.pacing is None:
+            self.pacing = Pacing(self.burst_s)
+        self.pacing.admit(count * h["frame_ms"] * 1000, mono_us)
         self.last_seq = h["seq"]
 
 
@@ -104,6 +107,9 @@ class VoiceListener:
     checker: AudioChecker | None = None
     closed: bool = False
     stop_sent: bool = False
+    talk_seq: int = 0
+    talk_refused: int = 0
+    talk_pacing: Pacing = field(default_factory=lambda: Pacing(1.0))
     _early: list[bytes] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -178,6 +184,48 @@ class VoiceListener:
                 "frame_ms": result.get("frame_ms"), "bitrate_kbps": result.get("bitrate_kbps"),
                 "seconds": result.get("seconds"), "keepalive_timeout_s": result.get("keepalive_timeout_s")}
 
+    def talk(self, buf: bytes) -> str | None:
+        """The officer's voice from the page: checked against the wire limits, signed with the officer's key
+        for this session, published on the device's talk topic. Returns why it was refused, else None."""
+        try:
+            header, packets = self._talk_header(buf)
+        except (VerificationError, ValueError) as exc:
+            self.talk_refused += 1
+            return str(exc)[:300]
+        msg = pack_audio(header, _OfficerSigner(self.services.client.officer.private_key), packets)
+        self.talk_seq += 1
+        self.services.link.publish(DeviceTopics(self.site, self.device).talk(self.session), msg, qos=0)
+        return None
+
+    def _talk_header(self, buf: bytes) -> tuple[dict[str, Any], list[bytes]]:
+        if len(buf) > MAX_MESSAGE or len(buf) < 4:
+            raise VerificationError("talk message size out of bounds")
+        (hlen,) = _LEN.unpack_from(buf)
+        if hlen > 1024 or 4 + hlen > len(buf):
+            raise VerificationError("talk header length out of bounds")
+        meta = json.loads(buf[4:4 + hlen])
+        if not isinstance(meta, dict) or meta.get("frame_ms") not in FRAME_MS:
+            raise VerificationError("talk header must name frame_ms")
+        wall, sizes = meta.get("capture_wall_us"), meta.get("packets")
+        if not isinstance(wall, int) or not isinstance(sizes, list):
+            raise VerificationError("talk header must carry capture_wall_us and packets")
+        check_fresh(wall, time.time_ns() // 1000, 5.0, 2.0)
+        data = buf[4 + hlen:]
+        base = {"device": self.device, "site": self.site, "session": self.session, "nonce": self.nonce,
+                "officer": self.services.client.officer.officer_id, "key_id": self.services.client.officer.key_id}
+        packets, pos = [], 0
+        for n in sizes[:51]:
+            if not isinstance(n, int) or n < 1:
+                raise VerificationError("talk packet sizes must be positive integers")
+            packets.append(data[pos:pos + n])
+            pos += n
+        header = audio_header(base, packets, seq=self.talk_seq, frame_ms=meta["frame_ms"], bitrate_kbps=24,
+                              capture_wall_us=wall, capture_mono_us=time.monotonic_ns() // 1000, direction="officer")
+        header["typ"] = TALK_TYP
+        split_packets(header, data)  # the same limits the device applies: never sign what it would refuse
+        self.talk_pacing.admit(len(packets) * meta["frame_ms"] * 1000, time.monotonic_ns() // 1000)
+        return header, packets
+
     async def send_stop(self) -> None:
         """Tell the device to end the session (once); its end message still reaches the page."""
         if self.stop_sent:
@@ -197,6 +245,16 @@ class VoiceListener:
         self.closed = True
         topic = DeviceTopics(self.site, self.device).live(self.session)
         await asyncio.to_thread(self.services.link.unsubscribe, topic, self.on_message)
+
+
+class _OfficerSigner:
+    """The officer's key as the EVLF framing's signer (the console signs the officer's voice for the officer)."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
+        self._key = key
+
+    def sign(self, data: bytes) -> bytes:
+        return self._key.sign(data, ec.ECDSA(hashes.SHA256()))
 
 
 router = APIRouter(tags=["voice"])
@@ -233,7 +291,7 @@ async def _pump(ws: WebSocket, listener: VoiceListener, keepalive_every: float) 
     last_page = time.monotonic()
     next_keepalive = last_page + keepalive_every
     stop_by: float | None = None  # after the page's stop: wait this long for the device's end message
-    recv = asyncio.ensure_future(ws.receive_text())
+    recv = asyncio.ensure_future(ws.receive())
     get = asyncio.ensure_future(listener.out.get())
     try:
         while True:
@@ -246,11 +304,19 @@ async def _pump(ws: WebSocket, listener: VoiceListener, keepalive_every: float) 
                     return
             now = time.monotonic()
             if recv in done:
-                if '"stop"' in recv.result() and stop_by is None:
+                msg = recv.result()
+                if msg.get("type") == "websocket.disconnect":
+                    raise WebSocketDisconnect(msg.get("code", 1000))
+                if msg.get("bytes") is not None:
+                    if stop_by is None and (why := listener.talk(msg["bytes"])) is not None:
+                        await ws.send_text(json.dumps({"t": "talk_refused", "reason": why,
+                                                       "refused": listener.talk_refused}))
+                elif '"stop"' in (msg.get("text") or "") and stop_by is None:
                     stop_by = now + END_WAIT_S
                     await listener.send_stop()
-                last_page = now
-                recv = asyncio.ensure_future(ws.receive_text())
+                else:
+                    last_page = now
+                recv = asyncio.ensure_future(ws.receive())
             if stop_by is not None:
                 if now > stop_by:
                     return

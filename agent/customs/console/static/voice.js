@@ -6,14 +6,17 @@
   const [, , site, device] = location.pathname.split("/").map(decodeURIComponent);
   const JITTER_S = 0.06, MAX_AHEAD_S = 0.35;
   const vstats = window.voiceStats = {state: "idle", received: 0, refused: 0, decoded: 0, bytes: 0, latencies: [],
-    ended: null, sealed: [], lastReason: null, samples: [], sampleCount: 0, analyserPeakHz: null};
+    ended: null, sealed: [], lastReason: null, samples: [], sampleCount: 0, analyserPeakHz: null,
+    talking: false, talkSent: 0, talkPackets: 0, talkBytes: 0, talkRefused: 0, talkReason: null, micError: null};
   const panel = document.getElementById("voice-panel");
   if (!panel) return;
   const status = el("p", {class: "muted", id: "voice-status", text: "Voice is off."});
   const startBtn = el("button", {class: "btn", id: "voice-start", text: "Start voice (hear the site)"});
   const muteBtn = el("button", {class: "btn", id: "voice-mute", text: "Mute", disabled: ""});
   const stopBtn = el("button", {class: "btn", id: "voice-stop", text: "End voice", disabled: ""});
-  panel.replaceChildren(el("h2", {text: "Voice"}), status, startBtn, muteBtn, stopBtn);
+  const talkBtn = el("button", {class: "btn", id: "voice-talk", text: "Hold to talk", disabled: ""});
+  const talkStatus = el("p", {class: "muted", id: "voice-talk-status", text: ""});
+  panel.replaceChildren(el("h2", {text: "Voice"}), status, startBtn, muteBtn, stopBtn, el("p"), talkBtn, talkStatus);
 
   let ws = null, ctx = null, gain = null, analyser = null, decoder = null, nextTime = 0, muted = false, timer = null;
   const captureOf = new Map();  // decoder timestamp (us) -> capture wall time (ms)
@@ -93,6 +96,12 @@
             "checked by the console (device signature, this session, order, freshness) before it is played.");
         muteBtn.disabled = false;
         stopBtn.disabled = false;
+        talkBtn.disabled = false;
+        openMic();
+      } else if (m.t === "talk_refused") {
+        vstats.talkRefused = m.refused;
+        vstats.talkReason = m.reason;
+        talkStatus.textContent = `Your audio was refused by the console: ${m.reason}`;
       } else if (m.t === "refused") {
         vstats.refused = m.refused;
         vstats.lastReason = m.reason;
@@ -112,10 +121,81 @@
     ws.onclose = () => { if (vstats.state === "on" || vstats.state === "starting") { vstats.state = "closed"; say("Voice connection closed."); } };
     timer = setInterval(() => { if (ws.readyState === 1) ws.send(JSON.stringify({t: "keepalive"})); peak(); }, 1000);
   }
+  // ---- the officer's voice: microphone (the browser's echo canceller on), Opus by WebCodecs, push-to-talk.
+  // Each group of packets goes to the console, which checks it, signs it for this officer and session and sends it
+  // to the device; nothing is sent while the button is up.
+  const TALK_GROUP = 5, FRAME_MS = 20;
+  let encoder = null, wallOffsetUs = null, batch = [];
+  async function openMic() {
+    if (!("AudioEncoder" in window) || !("MediaStreamTrackProcessor" in window)) {
+      talkStatus.textContent = "This browser cannot encode the microphone (WebCodecs): use Chromium."; return;
+    }
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({audio: {echoCancellation: true, noiseSuppression: true,
+        autoGainControl: true, channelCount: 1}});
+    } catch (e) {
+      vstats.micError = e.message;
+      talkStatus.textContent = `Microphone not available: ${e.message}`; talkBtn.disabled = true; return;
+    }
+    const track = stream.getAudioTracks()[0];
+    const reader = new MediaStreamTrackProcessor({track}).readable.getReader();
+    talkStatus.textContent = "Microphone ready (echo cancellation on). Hold the button to talk.";
+    for (;;) {
+      const {value: data, done} = await reader.read();
+      if (done || !ws || ws.readyState > 1) { track.stop(); break; }
+      const n = data.numberOfFrames, rate = data.sampleRate;
+      // the first sample of this block was captured its duration before it reached the page
+      wallOffsetUs = Date.now() * 1000 - Math.round(n * 1e6 / rate) - data.timestamp;
+      if (!vstats.talking) { data.close(); continue; }
+      if (!encoder) {
+        encoder = new AudioEncoder({output: onChunk, error: (e) => { talkStatus.textContent = `encoder: ${e.message}`; }});
+        encoder.configure({codec: "opus", sampleRate: rate, numberOfChannels: 1, bitrate: 24000,
+          opus: {frameDuration: FRAME_MS * 1000}});
+      }
+      const mono = new Float32Array(n);
+      data.copyTo(mono, {planeIndex: 0, format: "f32-planar"});
+      encoder.encode(new AudioData({format: "f32-planar", sampleRate: rate, numberOfFrames: n, numberOfChannels: 1,
+        timestamp: data.timestamp, data: mono}));
+      data.close();
+    }
+  }
+  function onChunk(chunk) {
+    const bytes = new Uint8Array(chunk.byteLength);
+    chunk.copyTo(bytes);
+    batch.push({wall: chunk.timestamp + wallOffsetUs, bytes});
+    if (batch.length >= TALK_GROUP) flushTalk();
+  }
+  function flushTalk() {
+    if (!batch.length || !ws || ws.readyState !== 1) { batch = []; return; }
+    const head = new TextEncoder().encode(JSON.stringify({capture_wall_us: Math.round(batch[0].wall), frame_ms: FRAME_MS,
+      packets: batch.map((b) => b.bytes.length)}));
+    const size = batch.reduce((a, b) => a + b.bytes.length, 0);
+    const out = new Uint8Array(4 + head.length + size);
+    new DataView(out.buffer).setUint32(0, head.length);
+    out.set(head, 4);
+    let pos = 4 + head.length;
+    for (const b of batch) { out.set(b.bytes, pos); pos += b.bytes.length; }
+    ws.send(out);
+    vstats.talkSent += 1; vstats.talkPackets += batch.length; vstats.talkBytes += out.length;
+    batch = [];
+  }
+  function talk(on) {
+    if (talkBtn.disabled || vstats.talking === on) return;
+    vstats.talking = on;
+    talkBtn.classList.toggle("on", on);
+    talkBtn.textContent = on ? "Talking… (release to stop)" : "Hold to talk";
+    if (!on && encoder) encoder.flush().then(flushTalk).catch(() => {});
+  }
+  talkBtn.addEventListener("pointerdown", () => talk(true));
+  for (const ev of ["pointerup", "pointerleave", "pointercancel"]) talkBtn.addEventListener(ev, () => talk(false));
+
   function stop() {
     if (ws && ws.readyState === 1) ws.send(JSON.stringify({t: "stop"}));
     stopBtn.disabled = true;
     muteBtn.disabled = true;
+    talk(false);
+    talkBtn.disabled = true;
     if (timer) clearInterval(timer);
   }
   startBtn.addEventListener("click", start);
