@@ -95,3 +95,26 @@ def speak(mgr: VoiceManager, clock: ManualClock, pcm: np.ndarray) -> None:
 def start(mgr: VoiceManager, **args: Any) -> tuple[CommandRequest, dict[str, Any]]:
     req = request("voice.start")
     return req, dict(mgr.start(req, VoiceStartArgs(**args)))
+
+
+class OfficerSigner:
+    def __init__(self, key: Any) -> None:
+        self.key = key
+
+    def sign(self, data: bytes) -> bytes:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        return bytes(self.key.sign(data, ec.ECDSA(hashes.SHA256())))
+
+
+def talk_message(key: Any, *, session: str, nonce: str, key_id: str, seq: int, wall_us: int, packets: list[bytes],
+                 officer: str = "officer-alice", device: str = DEVICE) -> bytes:
+    """What the console sends for its officer (agent.customs.console.voice.VoiceListener.talk)."""
+    from agent.wire.audio_frames import TALK_TYP, audio_header, pack_audio
+
+    base = {"device": device, "site": SITE, "session": session, "nonce": nonce, "officer": officer, "key_id": key_id}
+    h = audio_header(base, packets, seq=seq, frame_ms=20, bitrate_kbps=24, capture_wall_us=wall_us,
+                     capture_mono_us=1, direction="officer")
+    h["typ"] = TALK_TYP
+    return pack_audio(h, OfficerSigner(key), packets)
