@@ -10,9 +10,12 @@ voice panel is started too.
   sample and the moment it is due out of the speaker (scheduled start + the AudioContext's output
   latency): the mouth-to-ear latency, including the page's jitter buffer. p50/p95, and kbit/s of signed
   audio messages on the wire.
+* **officer -> site**: chromium's fake microphone plays another tone and the push-to-talk button is held for
+  the whole window; the device logs, when the session ends, capture -> written to its speaker (the page's
+  capture time of each group's first sample, as the console signed it, to the device's wall clock when the
+  decoded samples go to the sink) p50/p95; kbit/s of officer-signed talk messages counted on the broker.
 * **agent cost**: CPU seconds per second (utime+stime from /proc) over the window and peak RSS (VmHWM) of
-  A (live video alone) and B (live video + voice), and their ratio.
-* **officer -> site** is not built yet (see docs/voice.md), so it is reported as null.
+  A (live video alone) and B (live video + two-way voice), and their ratio.
 
     python benchmarks/talkback_latency.py [--seconds 60] [--json]
 
@@ -26,6 +29,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -36,7 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.support.console_stack import CHROMIUM, build_console_stack, chromium  # noqa: E402
+from agent.wire.mqtt import Inbound, MqttLink  # noqa: E402
+from tests.support.console_stack import CHROMIUM, CHROMIUM_ARGS, build_console_stack  # noqa: E402
 from tests.support.voice import tone, write_wav  # noqa: E402
 
 SITE = "site-1"
@@ -72,15 +77,30 @@ def main() -> int:
         root = Path(tmp)
         st = build_console_stack(root)
         wav = write_wav(root / "tone.wav", tone(660, 10.0))
+        officer_wav = write_wav(root / "officer.wav", tone(440, 10.0))
+        talk_bytes = [0]
         try:
-            audio = (f'[audio]\nenabled = true\nsource = "file"\nsource_file = "{wav}"\nsink = "none"\n'
-                     f"default_seconds = {args.seconds + 120}\n")
+            audio = (f'[audio]\nenabled = true\nsource = "file"\nsource_file = "{wav}"\nsink = "file"\n'
+                     f'sink_file = "{root / "speaker.wav"}"\ndefault_seconds = {args.seconds + 120}\n')
             live = {"max_seconds": 7200}
             a = st.start_device(st.device_config("cam-a", SITE, width=W, height=H, fps=FPS, live=live))
             b = st.start_device(st.device_config("cam-b", SITE, width=W, height=H, fps=FPS, live=live,
                                                  extra_toml=audio))
             _con, url = st.start_console("officer-alice", seconds=args.seconds + 120)
-            with chromium() as browser:
+            counter = MqttLink(st.broker.mqtt_config("officer-bob", client_id="talk-counter"), name="counter")
+            counter.start()
+            counter.wait_connected(10)
+
+            def count(msg: Inbound) -> None:
+                talk_bytes[0] += len(msg.payload)
+
+            counter.subscribe_wait(f"evidence/{SITE}/cam-b/talk/+", count, 0)
+            from playwright.sync_api import sync_playwright
+
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+                    *CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                    f"--use-file-for-fake-audio-capture={officer_wav}"])
                 pa, pb = browser.new_page(), browser.new_page()
                 pa.goto(f"{url}/live/{SITE}/cam-a")
                 pb.goto(f"{url}/live/{SITE}/cam-b")
@@ -89,13 +109,24 @@ def main() -> int:
                                         timeout=120_000)
                 pb.click("#voice-start")
                 pb.wait_for_function("() => window.voiceStats.decoded > 50", timeout=60_000)
+                pb.wait_for_selector("#voice-talk-status:has-text('Microphone ready')", timeout=60_000)
+                pb.hover("#voice-talk")
+                pb.mouse.down()
+                pb.wait_for_function("() => window.voiceStats.talkSent > 5", timeout=60_000)
                 s0 = pb.evaluate("() => ({l: window.voiceStats.latencies.length, b: window.voiceStats.bytes})")
-                c0, t0 = (cpu_s(a.proc.pid), cpu_s(b.proc.pid)), time.monotonic()
+                c0, t0, tb0 = (cpu_s(a.proc.pid), cpu_s(b.proc.pid)), time.monotonic(), talk_bytes[0]
                 pb.wait_for_timeout(args.seconds * 1000)
-                c1, elapsed = (cpu_s(a.proc.pid), cpu_s(b.proc.pid)), time.monotonic() - t0
+                c1, elapsed, tb1 = (cpu_s(a.proc.pid), cpu_s(b.proc.pid)), time.monotonic() - t0, talk_bytes[0]
                 s1 = pb.evaluate("() => ({lat: window.voiceStats.latencies, b: window.voiceStats.bytes,"
-                                 " refused: window.voiceStats.refused})")
+                                 " refused: window.voiceStats.refused, talkRefused: window.voiceStats.talkRefused})")
                 rss = (peak_rss_mb(a.proc.pid), peak_rss_mb(b.proc.pid))
+                pb.mouse.up()
+                pb.click("#voice-stop")
+                pb.wait_for_function("() => window.voiceStats.ended", timeout=60_000)
+                browser.close()
+            counter.close(offline=False)
+            talk_log = re.findall(r"officer voice: (\d+) message\(s\), (\d+) refused, capture->speaker p50 (\d+) ms "
+                                  r"p95 (\d+) ms", b.text())
         finally:
             st.close()
     lat = s1["lat"][s0["l"]:]
@@ -105,7 +136,10 @@ def main() -> int:
         "site_to_officer": {"mouth_to_ear_p50_ms": pct(lat, 50), "mouth_to_ear_p95_ms": pct(lat, 95),
                             "frames": len(lat), "kbit_s": round((s1["b"] - s0["b"]) * 8 / 1000 / elapsed, 1),
                             "refused": s1["refused"]},
-        "officer_to_site": None,
+        "officer_to_site": None if not talk_log else {
+            "capture_to_speaker_p50_ms": int(talk_log[-1][2]), "capture_to_speaker_p95_ms": int(talk_log[-1][3]),
+            "messages": int(talk_log[-1][0]), "refused_by_device": int(talk_log[-1][1]),
+            "refused_by_console": s1["talkRefused"], "kbit_s": round((tb1 - tb0) * 8 / 1000 / elapsed, 1)},
         "agent_live_only": {"cpu_cores": round(cpu_a, 3), "peak_rss_mb": rss[0]},
         "agent_live_and_voice": {"cpu_cores": round(cpu_b, 3), "peak_rss_mb": rss[1]},
         "cpu_ratio_voice_over_live": round(cpu_b / cpu_a, 2) if cpu_a else None,
@@ -117,6 +151,9 @@ def main() -> int:
         s = out["site_to_officer"]
         print(f"site -> officer: mouth-to-ear p50 {s['mouth_to_ear_p50_ms']} ms, p95 {s['mouth_to_ear_p95_ms']} ms "
               f"over {s['frames']} frames; {s['kbit_s']} kbit/s signed; {s['refused']} refused")
+        o = out["officer_to_site"] or {}
+        print(f"officer -> site: capture -> speaker p50 {o.get('capture_to_speaker_p50_ms')} ms, p95 "
+              f"{o.get('capture_to_speaker_p95_ms')} ms; {o.get('kbit_s')} kbit/s signed")
         print(f"agent, live only: {cpu_a:.3f} cores, peak RSS {rss[0]} MB; live + voice: {cpu_b:.3f} cores, "
               f"peak RSS {rss[1]} MB (CPU x{out['cpu_ratio_voice_over_live']}, RSS "
               f"x{out['rss_ratio_voice_over_live']})")

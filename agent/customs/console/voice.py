@@ -219,7 +219,7 @@ class VoiceListener:
                 raise VerificationError("talk packet sizes must be positive integers")
             packets.append(data[pos:pos + n])
             pos += n
-        header = audio_header(base, packets, seq=self.talk_seq, frame_ms=meta["frame_ms"], bitrate_kbps=24,
+        header = audio_header(base, packets, seq=self.talk_seq, frame_ms=meta["frame_ms"], bitrate_kbps=20,
                               capture_wall_us=wall, capture_mono_us=time.monotonic_ns() // 1000, direction="officer")
         header["typ"] = TALK_TYP
         split_packets(header, data)  # the same limits the device applies: never sign what it would refuse

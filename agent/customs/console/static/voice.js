@@ -4,7 +4,9 @@
 "use strict";
 (() => {
   const [, , site, device] = location.pathname.split("/").map(decodeURIComponent);
-  const JITTER_S = 0.06, MAX_AHEAD_S = 0.35;
+  // jitter buffer: a packet group (8 x 20 ms) arrives at once, so up to JITTER_S + 160 ms is scheduled ahead;
+  // beyond MAX_AHEAD_S (audio bunched by the network) frames are dropped to get back to the live edge
+  const JITTER_S = 0.06, MAX_AHEAD_S = 0.26;
   const vstats = window.voiceStats = {state: "idle", received: 0, refused: 0, decoded: 0, bytes: 0, latencies: [],
     ended: null, sealed: [], lastReason: null, samples: [], sampleCount: 0, analyserPeakHz: null,
     talking: false, talkSent: 0, talkPackets: 0, talkBytes: 0, talkRefused: 0, talkReason: null, micError: null};
@@ -33,7 +35,13 @@
     vstats.sampleCount += n;
     while (vstats.samples.length > Math.ceil(data.sampleRate / n)) vstats.samples.shift();
     const now = ctx.currentTime;
-    if (nextTime < now + JITTER_S / 2 || nextTime > now + MAX_AHEAD_S) nextTime = now + JITTER_S;  // stay live
+    if (nextTime < now + JITTER_S / 2) nextTime = now + JITTER_S;  // an underrun: restart the buffer
+    if (nextTime > now + MAX_AHEAD_S) {  // too far behind the live edge: drop this frame
+      vstats.dropped = (vstats.dropped || 0) + 1;
+      captureOf.delete(data.timestamp);
+      data.close();
+      return;
+    }
     const src = ctx.createBufferSource();
     src.buffer = buf;
     src.connect(gain);
@@ -124,7 +132,7 @@
   // ---- the officer's voice: microphone (the browser's echo canceller on), Opus by WebCodecs, push-to-talk.
   // Each group of packets goes to the console, which checks it, signs it for this officer and session and sends it
   // to the device; nothing is sent while the button is up.
-  const TALK_GROUP = 5, FRAME_MS = 20;
+  const TALK_GROUP = 8, FRAME_MS = 20;  // as the device sends: 8 x 20 ms per signed message, 20 kbit/s Opus
   let encoder = null, wallOffsetUs = null, batch = [];
   async function openMic() {
     if (!("AudioEncoder" in window) || !("MediaStreamTrackProcessor" in window)) {
@@ -150,7 +158,7 @@
       if (!vstats.talking) { data.close(); continue; }
       if (!encoder) {
         encoder = new AudioEncoder({output: onChunk, error: (e) => { talkStatus.textContent = `encoder: ${e.message}`; }});
-        encoder.configure({codec: "opus", sampleRate: rate, numberOfChannels: 1, bitrate: 24000,
+        encoder.configure({codec: "opus", sampleRate: rate, numberOfChannels: 1, bitrate: 20000,
           opus: {frameDuration: FRAME_MS * 1000}});
       }
       const mono = new Float32Array(n);
