@@ -109,6 +109,10 @@ def test_site_voice_is_heard_in_the_page_and_sealed_in_the_case(stack: dict[str,
             assert analyser_hz is not None and abs(analyser_hz - SITE_TONE_HZ) < 15
             assert live.evaluate("() => window.voiceStats.refused") == 0
             assert "checked by the console" in live.inner_text("#voice-status")
+            live.click("#voice-mute")  # mute silences the page only; unmute restores it
+            assert live.evaluate("() => window.voiceStats.muted") is True
+            live.click("#voice-mute")
+            assert live.evaluate("() => window.voiceStats.muted") is False
 
             # the officer holds the push-to-talk button: the fake microphone plays the officer's tone
             live.wait_for_selector("#voice-talk-status:has-text('Microphone ready')", timeout=T)

@@ -24,7 +24,19 @@ from agent.uplink.command_controller import LiveSessionArgs
 from agent.wire.audio_frames import verify_audio
 from agent.wire.commands import CommandRejected, Permissions
 from agent.wire.live_frames import session_id_for
-from tests.support.voice import DEVICE, Sent, peak_hz, request, speak, start, tone, voice_manager, write_wav
+from tests.support.helpers import moment
+from tests.support.voice import (
+    DEVICE,
+    QuietSource,
+    Sent,
+    peak_hz,
+    request,
+    speak,
+    start,
+    tone,
+    voice_manager,
+    write_wav,
+)
 
 
 def decode_ogg(data: bytes) -> np.ndarray:
@@ -156,3 +168,54 @@ def test_close_ends_sessions_and_is_idempotent(identity: DeviceIdentity, manual_
     mgr.close()
     assert mgr.active() == [] and b"shutdown" in sent.msgs[-1][1]
     assert threading.active_count() >= 1
+
+
+class BrokenMicrophone(QuietSource):
+    def read(self, timeout: float) -> None:
+        raise AudioError("USB speakerphone unplugged")
+
+
+def test_dead_audio_worker_is_supervised_and_sessions_end_sealed(identity: DeviceIdentity, sealer: Sealer) -> None:
+    """A microphone failing kills voice-site: the supervisor sees it, ends the sessions (sealed) and restarts."""
+    from agent.core.health import Health
+    from agent.core.supervisor import Restart, Supervisor
+    from agent.core.threads import set_owner
+    from agent.uplink.voice import WORKER, VoiceManager
+
+    clock = SystemClock()
+    cfg = AudioConfig(enabled=True, source="file", source_file=Path("unused.wav"), sink="none")
+    sent = Sent()
+    mgr = VoiceManager(cfg, sent, identity, device_id=DEVICE, site_id="test-site", topic_for=lambda s: f"t/{s}",
+                       clock=clock, moment=lambda: moment(ManualClock()), seal=sealer.seal,
+                       source_factory=lambda n: BrokenMicrophone(cfg, clock, n))
+    deaths: list[str] = []
+    restarted = threading.Event()
+    health = Health()
+    sup = Supervisor("t", escalate=lambda r: None, on_death=lambda d, a: deaths.append(f"{d.part}:{a}"),
+                     health=health)
+
+    def restart() -> None:
+        mgr.restart()
+        restarted.set()
+
+    sup.restartable(WORKER, Restart(restart, backoff_s=(0.01, 0.02)))
+    sup.start()
+    sup.own()
+    try:
+        start(mgr)
+        assert restarted.wait(30)
+        assert deaths == [f"{WORKER}:restart"] and mgr.active() == []
+        assert b"audio_failed" in sent.msgs[-1][1]
+        assert mgr.health() is None
+    finally:
+        set_owner(None)
+        sup.close()
+        mgr.close()
+
+
+def test_audio_needs_the_uplink(tmp_path: Path) -> None:
+    from agent.core.errors import ConfigError
+    from agent.device.config import parse_config
+
+    with pytest.raises(ConfigError, match=r"audio\.enabled needs the uplink"):
+        parse_config({"audio": {"enabled": True, "source": "file", "source_file": "x.wav", "sink": "none"}})

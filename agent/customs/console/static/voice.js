@@ -210,6 +210,7 @@
   stopBtn.addEventListener("click", stop);
   muteBtn.addEventListener("click", () => {
     muted = !muted;
+    vstats.muted = muted;
     gain.gain.value = muted ? 0 : 1;
     muteBtn.textContent = muted ? "Unmute" : "Mute";
   });
