@@ -133,7 +133,29 @@
   // Each group of packets goes to the console, which checks it, signs it for this officer and session and sends it
   // to the device; nothing is sent while the button is up.
   const TALK_GROUP = 8, FRAME_MS = 20;  // as the device sends: 8 x 20 ms per signed message, 20 kbit/s Opus
-  let encoder = null, wallOffsetUs = null, batch = [];
+  // capture times: each block fed to the encoder is stamped when it reaches the page (minus its duration); each
+  // 20 ms packet takes the stamp of the samples it consumes, in order (the encoder is first in, first out), so a
+  // dropped microphone block never skews the times of later packets. One encoder per push-to-talk spurt.
+  let encoder = null, batch = [];
+  function takeWall(st, samples) {
+    if (!st.fifo.length) return Date.now() * 1000;
+    const wall = st.fifo[0].wall + st.pos * 1e6 / st.fifo[0].rate;
+    let left = samples;
+    while (left > 0 && st.fifo.length) {
+      const avail = st.fifo[0].n - st.pos;
+      if (avail > left) { st.pos += left; left = 0; } else { left -= avail; st.fifo.shift(); st.pos = 0; }
+    }
+    return wall;
+  }
+  function newEncoder(rate) {
+    const st = {fifo: [], pos: 0, rate};
+    const enc = new AudioEncoder({output: (chunk) => onChunk(chunk, st),
+      error: (e) => { talkStatus.textContent = `encoder: ${e.message}`; }});
+    enc.configure({codec: "opus", sampleRate: rate, numberOfChannels: 1, bitrate: 20000,
+      opus: {frameDuration: FRAME_MS * 1000}});
+    enc.st = st;
+    return enc;
+  }
   async function openMic() {
     if (!("AudioEncoder" in window) || !("MediaStreamTrackProcessor" in window)) {
       talkStatus.textContent = "This browser cannot encode the microphone (WebCodecs): use Chromium."; return;
@@ -153,14 +175,10 @@
       const {value: data, done} = await reader.read();
       if (done || !ws || ws.readyState > 1) { track.stop(); break; }
       const n = data.numberOfFrames, rate = data.sampleRate;
-      // the first sample of this block was captured its duration before it reached the page
-      wallOffsetUs = Date.now() * 1000 - Math.round(n * 1e6 / rate) - data.timestamp;
       if (!vstats.talking) { data.close(); continue; }
-      if (!encoder) {
-        encoder = new AudioEncoder({output: onChunk, error: (e) => { talkStatus.textContent = `encoder: ${e.message}`; }});
-        encoder.configure({codec: "opus", sampleRate: rate, numberOfChannels: 1, bitrate: 20000,
-          opus: {frameDuration: FRAME_MS * 1000}});
-      }
+      if (!encoder) encoder = newEncoder(rate);
+      // the first sample of this block was captured its duration before it reached the page
+      encoder.st.fifo.push({wall: Date.now() * 1000 - n * 1e6 / rate, n, rate});
       const mono = new Float32Array(n);
       data.copyTo(mono, {planeIndex: 0, format: "f32-planar"});
       encoder.encode(new AudioData({format: "f32-planar", sampleRate: rate, numberOfFrames: n, numberOfChannels: 1,
@@ -168,10 +186,10 @@
       data.close();
     }
   }
-  function onChunk(chunk) {
+  function onChunk(chunk, st) {
     const bytes = new Uint8Array(chunk.byteLength);
     chunk.copyTo(bytes);
-    batch.push({wall: chunk.timestamp + wallOffsetUs, bytes});
+    batch.push({wall: takeWall(st, Math.round((chunk.duration || FRAME_MS * 1000) * st.rate / 1e6)), bytes});
     if (batch.length >= TALK_GROUP) flushTalk();
   }
   function flushTalk() {
@@ -193,7 +211,11 @@
     vstats.talking = on;
     talkBtn.classList.toggle("on", on);
     talkBtn.textContent = on ? "Talking… (release to stop)" : "Hold to talk";
-    if (!on && encoder) encoder.flush().then(flushTalk).catch(() => {});
+    if (!on && encoder) {
+      const done = encoder;
+      encoder = null;
+      done.flush().then(() => { flushTalk(); done.close(); }).catch(() => {});
+    }
   }
   talkBtn.addEventListener("pointerdown", () => talk(true));
   for (const ev of ["pointerup", "pointerleave", "pointercancel"]) talkBtn.addEventListener(ev, () => talk(false));
