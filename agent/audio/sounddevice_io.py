@@ -41,12 +41,12 @@ class SoundDeviceSource(AudioSource):
             self._stream = sd.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16",
                                           blocksize=self.frame_samples, device=_device(self.cfg.input_device),
                                           latency="low", callback=self._callback)
+            # PortAudio's stream clock -> our clocks, taken once before the first callback (both are monotonic)
+            self._offset_mono = self.clock.mono_ns() - int(self._stream.time * 1e9)
+            self._offset_wall = self.clock.wall_ns() - self.clock.mono_ns()
             self._stream.start()
         except Exception as exc:  # PortAudioError and friends
             raise AudioError(f"microphone {self.cfg.input_device or '(default)'}: {exc}") from None
-        # PortAudio's stream clock -> our clocks, taken once (both are monotonic)
-        self._offset_mono = self.clock.mono_ns() - int(self._stream.time * 1e9)
-        self._offset_wall = self.clock.wall_ns() - self.clock.mono_ns()
 
     def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
         mono = self._offset_mono + int(time_info.inputBufferAdcTime * 1e9)
