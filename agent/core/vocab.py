@@ -39,9 +39,19 @@ SHA256_RE: Final = _whole(SHA256_PATTERN)
 # -- record kinds ----------------------------------------------------------------------------------------
 #: Every kind a device seals.
 RECORD_KINDS: Final = ("restart", "still", "segment", "event", "mark", "live", "checkpoint", "receipt",
-                       "selftest", "tamper", "alert", "inspection_start", "inspection_end", "decision", "report")
+                       "selftest", "tamper", "alert", "inspection_start", "inspection_end", "decision", "report",
+                       "audio")
 #: Kinds an officer hears of as alerts (also repeated on the device's ``alert`` topic).
 ALERT_KINDS: Final = ("event", "tamper", "alert")
+
+# -- two-way voice (agent/audio, agent/uplink/voice.py) ---------------------------------------------------
+#: Officer commands that run a voice session (``voice.start`` brings its own keepalive and stop).
+VOICE_COMMANDS: Final = ("voice.start", "voice.stop", "voice.keepalive")
+#: Who spoke in a sealed ``audio`` item: the site's microphone, or the officer's voice played on the site.
+AUDIO_DIRECTIONS: Final = ("site", "officer")
+#: Media type and extension of a sealed ``audio`` item (Opus in Ogg, one file per direction and period).
+AUDIO_MEDIA_TYPE: Final = "audio/ogg"
+AUDIO_EXT: Final = "ogg"
 
 # -- event types (``extra.type`` of an ``event`` record) -------------------------------------------------
 AnalyticsEvent = Literal["too_dark", "uniform", "frozen", "replayed", "obstructed", "scene_change", "geofence"]
@@ -112,4 +122,5 @@ def as_json() -> dict[str, Any]:
         "snapshot_labels": list(SNAPSHOT_LABELS),
         "outcome_labels": dict(OUTCOME_LABELS), "decision_labels": dict(DECISION_LABELS),
         "event_labels": dict(EVENT_LABELS), "entry_labels": dict(ENTRY_LABELS),
+        "voice_commands": list(VOICE_COMMANDS), "audio_directions": list(AUDIO_DIRECTIONS),
     }

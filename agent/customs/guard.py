@@ -14,12 +14,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from agent.core.vocab import KIND_RE
+from agent.core.vocab import AUDIO_EXT, KIND_RE
 from agent.signing.layout import item_stem
 from agent.wire.chunks import MIN_CHUNK, Chunk
 
-#: Media extensions a device seals (stills, video segments, sensor logs); anything else is refused.
-MEDIA_EXTS = frozenset({"jpg", "jpeg", "png", "mp4", "jsonl", "json", "wav"})
+#: Media extensions a device seals (stills, video segments, sensor logs, voice); anything else is refused.
+MEDIA_EXTS = frozenset({"jpg", "jpeg", "png", "mp4", "jsonl", "json", "wav", AUDIO_EXT})
 HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_SEQ = 10**12 - 1  # item names hold 12 digits
 

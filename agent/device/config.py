@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.anchoring.settings import AnchorConfig
+from agent.audio.settings import AudioConfig
 from agent.capture.settings import CaptureConfig
 from agent.core.errors import ConfigError
 from agent.core.vocab import ID_PATTERN
@@ -64,12 +65,15 @@ class AgentConfig(_Section):
     gpio: GpioConfig = Field(default_factory=GpioConfig)
     anchor: AnchorConfig = Field(default_factory=AnchorConfig)
     video: VideoConfig = Field(default_factory=VideoConfig)
+    audio: AudioConfig = Field(default_factory=AudioConfig)
 
     @model_validator(mode="after")
     def _one_place_each(self) -> AgentConfig:
         for key, owner in INHERITED.items():
             if key.split(".", 1)[1] in self.video.model_fields_set:
                 raise ValueError(f"{key} is not a setting of the agent: set {owner} (one value for video and stills)")
+        if self.audio.enabled and (self.uplink is None or not self.uplink.enabled):
+            raise ValueError("audio.enabled needs the uplink: voice sessions are started by officers' commands")
         return self
 
 
@@ -93,6 +97,9 @@ def _resolve(cfg: AgentConfig, base: Path) -> AgentConfig:
         "identity": cfg.identity.model_copy(update={"key_dir": fix(cfg.identity.key_dir)}),
         "vault": cfg.vault.model_copy(update={"path": fix(cfg.vault.path)}),
         "anchor": cfg.anchor.model_copy(update={"tsa": tsa}),
+        "audio": cfg.audio.model_copy(update={
+            k: fix(v) for k, v in (("source_file", cfg.audio.source_file), ("sink_file", cfg.audio.sink_file))
+            if v is not None}),
     })
 
 

@@ -132,6 +132,9 @@ class Agent:
         self._ready = False
         self._final_checkpoint = False
         self.on_close: list[Callable[[], None]] = []
+        from agent.device.voice_part import attach_voice  # two-way voice: a separate part (issue 23)
+
+        self.voice = attach_voice(self)
 
     # -- supervision ---------------------------------------------------------------------------
     def _unhealthy_reason(self) -> str | None:

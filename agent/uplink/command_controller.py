@@ -57,6 +57,12 @@ class LiveSessionArgs(_Args):
     session: str = Field(pattern=ID_PATTERN)
 
 
+class VoiceStartArgs(_Args):
+    """A two-way voice session (agent/uplink/voice.py); the device bounds ``seconds`` by its config."""
+
+    seconds: int | float | None = Field(default=None, gt=0, le=86_400)
+
+
 class SnapshotArgs(_Args):
     """An officer's still; a label says what it shows (a check-in document, the site, ...)."""
 
@@ -99,6 +105,8 @@ ARG_MODELS: Final[dict[str, type[_Args]]] = {
     "live.start": LiveStartArgs, "live.stop": LiveSessionArgs, "live.keepalive": LiveSessionArgs,
     "inspection.start": InspectionStartArgs, "inspection.end": InspectionEndArgs,
     "inspection.decision": DecisionArgs, "inspection.report": ReportArgs,
+    # two-way voice
+    "voice.start": VoiceStartArgs, "voice.stop": LiveSessionArgs, "voice.keepalive": LiveSessionArgs,
 }
 
 Handler = Callable[[CommandRequest, Any], Mapping[str, Any]]

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from agent.core.clock import Clock
 from agent.core.errors import CommandError, VerificationError
 from agent.core.vocab import ID_RE as _ID_RE
+from agent.core.vocab import VOICE_COMMANDS
 from agent.signing.keys import key_id_of
 from agent.signing.revocation import parse_crls_unchecked
 from agent.signing.trust import verify_key_signature
@@ -47,8 +48,9 @@ COMMAND_TYP: Final = "evidence-command/1"
 ALG: Final = "ES256"
 COMMANDS: Final = frozenset(
     {"snapshot", "mark", "live.start", "live.stop", "live.keepalive", "status", "selftest",
-     "inspection.start", "inspection.end", "inspection.decision", "inspection.report"})
+     "inspection.start", "inspection.end", "inspection.decision", "inspection.report"}) | frozenset(VOICE_COMMANDS)
 LIVE_SESSION: Final = frozenset({"live.keepalive", "live.stop"})
+VOICE_SESSION: Final = frozenset({"voice.keepalive", "voice.stop"})
 _NONCE_RE = re.compile(r"^[0-9a-f]{32,128}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 _BODY_KEYS: Final = frozenset(
@@ -133,7 +135,8 @@ class Permissions:
 
     It grants only what it lists: an officer who is not listed (and no ``"*"`` entry) may send nothing;
     the command name ``"*"`` grants every command, and ``live.start`` brings the session's own
-    ``live.keepalive``/``live.stop``. A missing, unreadable or invalid file grants nothing,
+    ``live.keepalive``/``live.stop`` (``voice.start`` likewise its ``voice.keepalive``/``voice.stop``).
+    A missing, unreadable or invalid file grants nothing,
     and ``problem`` says so in a line a technician can act on (``refusal``: the shorter words sent back to
     the officer).
     """
@@ -170,6 +173,8 @@ class Permissions:
             granted = COMMANDS if "*" in names else frozenset(names) & COMMANDS
             if "live.start" in granted:  # a session needs its keepalives and stop (they act on own sessions only)
                 granted |= LIVE_SESSION
+            if "voice.start" in granted:  # the same for a voice session
+                granted |= VOICE_SESSION
             grants[str(officer_id)] = granted
         return cls(grants)
 

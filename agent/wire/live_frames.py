@@ -26,7 +26,7 @@ import json
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -34,7 +34,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.core.errors import VerificationError
 from agent.wire.commands import canonical
-from agent.wire.replies import DeviceSigner
 
 MAGIC: Final = b"EVLF"
 VERSION: Final = 1
@@ -50,7 +49,13 @@ def session_id_for(nonce: str) -> str:
     return hashlib.sha256(nonce.encode()).hexdigest()[:24]
 
 
-def pack_message(header: Mapping[str, Any], signer: DeviceSigner, jpeg: bytes = b"") -> bytes:
+class Signer(Protocol):
+    """What the framing needs of a key: the device's identity, or an officer's key (voice, agent.wire.audio_frames)."""
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+def pack_message(header: Mapping[str, Any], signer: Signer, jpeg: bytes = b"") -> bytes:
     head = canonical(header)
     sig = signer.sign(head)
     return b"".join((_HEAD.pack(MAGIC, VERSION, len(head)), head, _SIGLEN.pack(len(sig)), sig, jpeg))

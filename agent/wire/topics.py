@@ -25,6 +25,9 @@ CHANNELS: dict[str, int] = {
     "cmd": 1,  # officer commands in
     "live/{session}": 0,  # live JPEG frames (H.264 fragments go at QoS 1: their PUBACKs pace the bitrate)
 }
+#: The one channel officers publish under a device's prefix besides ``cmd``: the officer's voice for one voice
+#: session (QoS 0), signed by the officer's key; the device reads only its own (broker ACL) and verifies each message.
+TALK = "talk/{session}"
 _SEGMENT = ID_RE
 
 
@@ -82,6 +85,9 @@ class DeviceTopics:
     def live(self, session: str) -> str:
         return f"{self.prefix}/live/{check_segment(session, 'live session id')}"
 
+    def talk(self, session: str) -> str:
+        return f"{self.prefix}/talk/{check_segment(session, 'voice session id')}"
+
     def channel(self, name: str) -> str:
         if name not in CHANNELS or "{" in name:
             raise ValueError(f"unknown channel {name!r}")
@@ -121,4 +127,5 @@ TRUST_TOPIC = "fleet/trust"
 def documented_addresses() -> list[str]:
     """Every address template the code uses (compared with docs/asyncapi.yaml by a test)."""
     device = [f"{ROOT}/{{site}}/{{device}}/{name}" for name in CHANNELS]
-    return [*device, f"{OFFICER_ROOT}/{{officer}}/reply/{{device}}/{{request}}", TRUST_TOPIC]
+    return [*device, f"{ROOT}/{{site}}/{{device}}/{TALK}", f"{OFFICER_ROOT}/{{officer}}/reply/{{device}}/{{request}}",
+            TRUST_TOPIC]

@@ -24,13 +24,13 @@ def test_documented_topics_match_the_code() -> None:
 
 def test_code_builds_the_documented_topics() -> None:
     t = DeviceTopics("site-1", "dev-1")
-    built = {t.availability, t.status, t.record, t.media, t.alert, t.receipt, t.cmd, t.live("s1"),
+    built = {t.availability, t.status, t.record, t.media, t.alert, t.receipt, t.cmd, t.live("s1"), t.talk("s1"),
              officer_reply("officer-alice", "cam-1/r1")}
     patterns = [re.compile("^" + re.sub(r"\\\{[a-z]+\\\}", "[^/]+", re.escape(a)) + "$")
                 for a in _doc_addresses()]
     for topic in built:
         assert any(p.match(topic) for p in patterns), f"{topic} is not documented"
-    assert len(CHANNELS) + 2 == len(patterns)  # + the officer reply and the fleet trust topic
+    assert len(CHANNELS) + 3 == len(patterns)  # + officers' talk, the officer reply and the fleet trust topic
 
 
 def test_documented_qos_matches() -> None:

@@ -37,6 +37,12 @@ CASES = [
     ("cam-good", "evidence/site-1/cam-good/live/abc", True),
     ("officer-alice", "evidence/phantom/cam-good/cmd", False),  # commands only to registered devices
     ("officer-alice", "evidence/site-1/cam-unregistered/cmd", False),
+    # two-way voice: officers write registered devices' talk topics (each message officer-signed), devices none
+    ("officer-alice", "evidence/site-1/cam-good/talk/abc", True),
+    ("officer-alice", "evidence/site-1/cam-unregistered/talk/abc", False),
+    ("officer-alice", "evidence/site-1/cam-good/talk/abc/x", False),
+    ("cam-good", "evidence/site-1/cam-good/talk/abc", False),
+    ("cam-good", "evidence/site-1/cam-victim/talk/abc", False),
 ]
 
 

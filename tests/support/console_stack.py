@@ -84,7 +84,8 @@ class ConsoleStack:
     procs: list[Proc] = field(default_factory=list)
 
     def device_config(self, device: str, site: str, *, width: int = 1280, height: int = 720, fps: float = 15,
-                      overlay: bool = True, video: bool = True, live: dict[str, Any] | None = None) -> Path:
+                      overlay: bool = True, video: bool = True, live: dict[str, Any] | None = None,
+                      extra_toml: str = "") -> Path:
         base = self.root / device
         keys = base / "keys"
         if not (keys / CERT_FILE).exists():
@@ -131,7 +132,8 @@ key_file = "{tls.key}"
 trust_dir = "{self.trust}"
 [uplink.live]
 keepalive_timeout_s = 6
-{live_lines}"""
+{live_lines}
+{extra_toml}"""
         path = base / "agent.toml"
         path.write_text(text)
         # the console checks device certificates against this device's development CA

@@ -46,13 +46,19 @@ def render_acl(officers: Sequence[str], ingests: Sequence[str], devices: Mapping
     else:
         cmd_topics = [f"evidence/{check_segment(site, 'site id')}/{check_segment(dev, 'device id')}/cmd"
                       for dev, site in sorted(devices.items())]
+    talk_topics = [t.removesuffix("/cmd") + "/talk/+" for t in cmd_topics]
     out = [preamble.rstrip() + "\n"]
     for name in ingests:
         out.append(blocks["ingest"].replace("{name}", check_segment(name, "ingest account")))
     for name in officers:
         lines = []
         for line in blocks["officer"].replace("{name}", check_segment(name, "officer account")).splitlines():
-            lines += [line.replace("{cmd_topic}", t) for t in cmd_topics] if "{cmd_topic}" in line else [line]
+            if "{cmd_topic}" in line:
+                lines += [line.replace("{cmd_topic}", t) for t in cmd_topics]
+            elif "{talk_topic}" in line:
+                lines += [line.replace("{talk_topic}", t) for t in talk_topics]
+            else:
+                lines.append(line)
         out.append("\n".join(lines) + "\n")
     for dev, site in sorted((devices or {}).items()):
         out.append(blocks["device"].replace("{device}", dev).replace("{site}", site))

@@ -8,13 +8,13 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from agent.customs.console import actions, fleet, live, pages, search, stills
+from agent.customs.console import actions, fleet, live, pages, search, stills, voice
 from agent.customs.console.deps import ConsoleServices
 from agent.customs.console.origin import LOOPBACK_NAMES, SameOriginOnly
 from agent.customs.console.tls import server_names
 
 ROUTERS: tuple[APIRouter, ...] = (pages.router, fleet.router, live.router, actions.router, search.router,
-                                  stills.router)
+                                  stills.router, voice.router)
 
 
 def create_app(services: ConsoleServices, extra_routers: Iterable[APIRouter] = ()) -> FastAPI:

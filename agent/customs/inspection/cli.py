@@ -24,6 +24,8 @@ from pydantic import ValidationError
 
 from agent.core.errors import AgentError, CommandError, ConfigError, UplinkError, VerificationError
 from agent.customs.i18n.catalog import DEFAULT_REPORT_LANG, REPORT_LANGS
+from agent.customs.inspection import evidence as ev
+from agent.customs.inspection.audio import audio_items, audio_line
 from agent.customs.inspection.geo import parse_polygon
 from agent.customs.inspection.model import CHECKIN_STEPS, Entry, Inspection, InspectionStore
 from agent.customs.inspection.service import InspectionService
@@ -135,7 +137,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
     out: dict[str, Any] = {"inspection": json.loads(insp.model_dump_json()), "timer": insp.timer(),
                            "checkin_complete": insp.checkin_complete()}
     if args.evidence:
-        out["alerts"] = service.alerts(Path(args.evidence))
+        items = service.items(Path(args.evidence))
+        out["alerts"] = ev.alerts(items)
+        out["audio"] = audio_items(items)
     if args.json:
         print(json.dumps(out, indent=2, sort_keys=True))
         return 0
@@ -151,6 +155,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         end = ("still ongoing" if a.get("ongoing") else f"ended {a.get('end_at')}"
                + (f", lasted {a['duration_s']:g} s" if a.get("duration_s") is not None else ""))
         print(f"  ALERT seq {a['seq']} {a['type']} at {a['at']}, {end}: {a['advice']}")
+    for a in out.get("audio", []):
+        print(f"  {audio_line(a)}")
     return 0
 
 

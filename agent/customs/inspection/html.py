@@ -28,6 +28,7 @@ from agent.core.vocab import DECISION_LABELS, ENTRY_LABELS, EVENT_LABELS, OUTCOM
 from agent.customs.i18n import N_
 from agent.customs.i18n import catalog as i18n
 from agent.customs.inspection import evidence as ev
+from agent.customs.inspection.audio import audio_items
 from agent.customs.inspection.geo import MAP_LEGEND, site_map_svg
 from agent.customs.inspection.model import CHECKIN_STEPS, STEP_TITLES, Inspection
 from agent.signing.sources import read_regular
@@ -262,9 +263,12 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
     for it in items:
         if it.kind == "live":
             rows.append({"at": it.wall, "live": it.extra, "seq": it.seq, "record_hash": it.record_hash})
+    rows.extend({"at": a["at"], "audio": a, "seq": a["seq"], "record_hash": a["record_hash"]}
+                for a in audio_items(items))
     rows.sort(key=lambda r: str(r["at"]))
     for r in rows:
-        for k in ("alert", "live", "still", "kind", "kind_label", "label", "label_known", "note", "ok", "show_ok"):
+        for k in ("alert", "live", "audio", "still", "kind", "kind_label", "label", "label_known", "note", "ok",
+                  "show_ok"):
             r.setdefault(k, None)
     anchoring = verification.get("anchoring") or {}
     rd = insp.readiness

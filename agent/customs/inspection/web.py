@@ -25,6 +25,7 @@ from agent.customs.console.deps import Client, Evidence, get_inspections
 from agent.customs.console.pages import STATIC, page_lang
 from agent.customs.i18n import catalog
 from agent.customs.inspection import evidence as ev
+from agent.customs.inspection.audio import audio_items
 from agent.customs.inspection.geo import MAP_LEGEND, parse_polygon, site_map_svg
 from agent.customs.inspection.model import Entry, Inspection, InspectionStore
 from agent.customs.inspection.service import InspectionService
@@ -155,6 +156,7 @@ def get_inspection(request: Request, store: Inspections, client: Client, root: E
             "stills": service.stills(items),
             "live_sessions": [{"seq": it.seq, "session": it.extra.get("session"), "officer": it.extra.get("officer")}
                               for it in items if it.kind == "live"],
+            "audio": audio_items(items),
             "site_map": site_map_svg(insp.polygon, ev.track(items), fixes,
                                      legend=catalog.gettext(page_lang(request))(MAP_LEGEND))}
 

@@ -221,6 +221,7 @@ function render(d) {
       return el("li", {class: e.kind, "data-seq": e.seq == null ? "" : String(e.seq)}, ...kids);
     }).reverse());
   }
+  renderAudio(d.audio || []);
   const rep = document.getElementById("report");
   if (i.report) {
     const q = `?case=${encodeURIComponent(i.case)}`;
@@ -235,6 +236,15 @@ function render(d) {
   }
   applyState();
   tick();
+}
+// the sealed audio items of the case (two-way voice): who spoke, when, how long; device strings as text only
+function renderAudio(rows) {
+  const ul = document.getElementById("audio-items");
+  if (!ul) return;
+  ul.replaceChildren(...(rows.length ? rows.map((a) => el("li", {class: "audio", "data-seq": String(a.seq)},
+    el("b", {text: `${String(a.at).slice(11, 19)} `}),
+    `${a.duration_s == null ? "?" : a.duration_s} s of ${a.who} · seq ${a.seq}${a.received ? "" : " (file not received yet)"}`))
+    : [el("li", {class: "muted", text: "none"})]));
 }
 async function refresh() {
   try {
