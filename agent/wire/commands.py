@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from agent.core.clock import Clock
 from agent.core.errors import CommandError, VerificationError
 from agent.core.vocab import ID_RE as _ID_RE
+from agent.core.vocab import NOTICE_COMMAND
 from agent.signing.keys import key_id_of
 from agent.signing.revocation import parse_crls_unchecked
 from agent.signing.trust import verify_key_signature
@@ -47,7 +48,7 @@ COMMAND_TYP: Final = "evidence-command/1"
 ALG: Final = "ES256"
 COMMANDS: Final = frozenset(
     {"snapshot", "mark", "live.start", "live.stop", "live.keepalive", "status", "selftest",
-     "inspection.start", "inspection.end", "inspection.decision", "inspection.report"})
+     "inspection.start", "inspection.end", "inspection.decision", "inspection.report", NOTICE_COMMAND})
 LIVE_SESSION: Final = frozenset({"live.keepalive", "live.stop"})
 _NONCE_RE = re.compile(r"^[0-9a-f]{32,128}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
