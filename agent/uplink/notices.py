@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from agent.core.clock import Clock
+from agent.core.clock import iso_seconds as iso
+from agent.core.clock import parse_aware_iso as parse_schedule
 from agent.core.fsutil import atomic_write
 from agent.core.model import Moment, SealedItem
 from agent.core.vocab import INSPECTION_NOTICE, NOTICE_MAX_AHEAD_DAYS
@@ -30,18 +32,6 @@ log = logging.getLogger(__name__)
 
 MAX_UPCOMING: Final = 32  # notices a device keeps listed at once
 NOTICES_FILE: Final = "notices.json"
-
-
-def parse_schedule(text: str) -> dt.datetime:
-    """An ISO 8601 time with a UTC offset (``Z`` or ``+08:00``); ValueError for anything else."""
-    when = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    if when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError("has no UTC offset (write e.g. 2026-12-10T09:00:00+08:00 or ...Z)")
-    return when.astimezone(dt.UTC)
-
-
-def iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class NoticeBoard:

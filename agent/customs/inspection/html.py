@@ -217,7 +217,8 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
     for e in insp.entries:
         label = label_of({"decision": DECISION_LABELS, "end": OUTCOME_LABELS}.get(e.kind, {}), e.label)
         rows.append({"at": e.at, "kind": e.kind, "label": label, "note": e.note, "ok": e.ok,
-                     "show_ok": e.kind == "readiness" or e.ok is False, "seq": e.seq, "record_hash": e.record_hash,
+                     "show_ok": e.kind in ("readiness", "notice") or e.ok is False, "seq": e.seq,
+                     "record_hash": e.record_hash,
                      "still": stills.get(e.seq, 240) if e.kind in ("checkin", "snapshot") and e.seq in by_seq
                      else None})
     for a in alerts:

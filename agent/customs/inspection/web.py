@@ -9,6 +9,7 @@ interleave a session file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from agent.customs.console.deps import Client, Evidence, get_inspections
 from agent.customs.console.pages import STATIC
 from agent.customs.inspection import evidence as ev
 from agent.customs.inspection.geo import parse_polygon, site_map_svg
-from agent.customs.inspection.model import Entry, Inspection, InspectionStore
+from agent.customs.inspection.model import Entry, Inspection, InspectionStore, check_schedule
 from agent.customs.inspection.service import InspectionService
 
 router = APIRouter(tags=["inspections"])
@@ -43,6 +44,8 @@ class OpenBody(BaseModel):
     representative: str | None = Field(default=None, max_length=200)
     officers: list[str] = Field(default_factory=list, max_length=16)
     planned_minutes: int = Field(default=25, ge=1, le=24 * 60)
+    scheduled: str | None = Field(default=None, max_length=40,
+                                  description="ISO 8601 with a UTC offset: sends the device an advance notice")
 
 
 class _Body(BaseModel):
@@ -122,12 +125,15 @@ def list_inspections(store: Inspections) -> list[dict[str, Any]]:
 
 
 @router.post("/api/inspections")
-def open_inspection(body: OpenBody, store: Inspections) -> dict[str, Any]:
+async def open_inspection(body: OpenBody, store: Inspections, client: Client) -> dict[str, Any]:
+    """Open a case; with ``scheduled``, also send the device its advance notice. The case is opened even when
+    the notice is refused or unanswered: its delivery (``notice``) says so, and the case page sends it again."""
     try:
+        scheduled = None if body.scheduled is None else check_schedule(body.scheduled)
         insp = Inspection(case=body.case, enterprise=body.enterprise, representative=body.representative,
                           device=body.device, site=body.site, registered_site=body.registered_site or body.site,
                           polygon=parse_polygon(body.polygon), officers=body.officers,
-                          planned_minutes=body.planned_minutes)
+                          planned_minutes=body.planned_minutes, scheduled=scheduled)
     except (ValueError, ValidationError) as exc:
         raise HTTPException(422, str(exc).splitlines()[0] if not isinstance(exc, ValidationError)
                             else f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
@@ -135,7 +141,12 @@ def open_inspection(body: OpenBody, store: Inspections) -> dict[str, Any]:
         store.create(insp)
     except ConfigError as exc:
         raise HTTPException(409, str(exc)) from None
-    return {"case": insp.case}
+    if scheduled is not None:
+        service = _service(store, client, insp.case)
+        with contextlib.suppress(HTTPException):  # recorded on the case (notice.delivered false, the device's words)
+            await _run(service.notice)
+        return {"case": insp.case, "notice": service.inspection.notice}
+    return {"case": insp.case, "notice": None}
 
 
 @router.get("/api/inspection")
@@ -161,6 +172,12 @@ async def _step(fn: Callable[[], Entry]) -> dict[str, Any]:
 
 
 # One route and one body model per step; each runs the signed command in a worker thread.
+@router.post("/api/inspection/notice")
+async def notice(_body: Annotated[NoBody, Body()], store: Inspections, client: Client, case: Case) -> dict[str, Any]:
+    """Send the device the advance notice of the case's scheduled time (again)."""
+    return await _step(_service(store, client, case).notice)
+
+
 @router.post("/api/inspection/ready")
 async def ready(_body: Annotated[NoBody, Body()], store: Inspections, client: Client, case: Case) -> dict[str, Any]:
     """The device's self-test, recorded pass or fail."""
