@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.core.errors import AgentError, CommandError, ConfigError
 from agent.core.vocab import CASE_PATTERN, CHECKIN_STEPS, CheckinStep
 from agent.customs.cmd_cmd import OfficerClient
-from agent.customs.console.deps import Client, Evidence, get_inspections
+from agent.customs.console.deps import Client, Evidence, ReportTsa, get_inspections
 from agent.customs.console.pages import STATIC
 from agent.customs.inspection import evidence as ev
 from agent.customs.inspection.geo import parse_polygon, site_map_svg
@@ -221,8 +221,9 @@ async def end(body: EndBody, store: Inspections, client: Client, case: Case) -> 
 
 @router.post("/api/inspection/report")
 async def report(body: Annotated[ReportBody, Body()], store: Inspections, client: Client, root: Evidence,
-                 case: Case) -> dict[str, Any]:
-    """Build, sign and seal the report (a new version, with a reason, when one exists); verify its bundle."""
+                 tsa: ReportTsa, case: Case) -> dict[str, Any]:
+    """Build, sign and seal the report (a new version, with a reason, when one exists); verify its bundle. The
+    officer's PDF signature carries an RFC 3161 timestamp from ``[report] tsa_url`` when one is configured."""
     from agent.customs.inspection.report import next_version
 
     service = _service(store, client, case)
@@ -230,22 +231,24 @@ async def report(body: Annotated[ReportBody, Body()], store: Inspections, client
         next_version(service.inspection, body.reason)
     except ConfigError as exc:  # the officer's mistake (a rebuild without a reason): said beside the button
         raise HTTPException(409, str(exc).replace("(--reason TEXT)", "(the reason field)")) from None
-    result: dict[str, Any] = await _run(lambda: _report(store, client, root, service, body.reason))
+    result: dict[str, Any] = await _run(lambda: _report(store, client, root, service, body.reason, tsa))
     return result
 
 
 def _report(store: InspectionStore, client: OfficerClient, root: Path | None,
-            service: InspectionService, reason: str | None) -> dict[str, Any]:
+            service: InspectionService, reason: str | None, tsa_url: str | None = None) -> dict[str, Any]:
     from agent.customs.inspection.report import build_report
 
     service.require_ended()
     if root is None:
         raise ConfigError("no evidence folder: set [inspections] evidence = INGEST_OUT in the console config")
-    res = build_report(service, root, store.dir.parent / "reports", client.officer, wait_s=60.0, reason=reason)
+    res = build_report(service, root, store.dir.parent / "reports", client.officer, wait_s=60.0, reason=reason,
+                       tsa_url=tsa_url)
     return {"version": res.version, "supersedes": res.supersedes, "verified": res.verify["ok"],
             "problems": res.verify["problems"], "items": res.items,
             "sealed_seq": res.sealed_seq, "manifest_sha256": res.manifest_sha256,
-            "report_check": res.verify.get("report"), "findings": list(res.findings), "seconds": res.seconds}
+            "report_check": res.verify.get("report"), "findings": list(res.findings), "seconds": res.seconds,
+            "timestamped": tsa_url is not None}
 
 
 @router.get("/api/inspection/still")
