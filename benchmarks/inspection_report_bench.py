@@ -6,9 +6,10 @@ Run:  PYTHONPATH=. /work/main/.venv/bin/python benchmarks/inspection_report_benc
 ``--out DIR`` leaves the signed report there (``BENCH-1-v1-bundle.zip``, ``-report.pdf``, ``-report.html``,
 ``-manifest.json``) with the CAs that check it (``device-ca.pem``, ``officer-ca.pem``):
 ``evidence-agent verify DIR/BENCH-1-v1-bundle.zip --ca DIR/device-ca.pem --officer-ca DIR/officer-ca.pem``.
-The simulated segments are random bytes, not MP4 (the report does not open them), so that command lists
-them as problems; the officer's PDF signature (an officer certificate from a fresh customs CA, with legal name
-and badge) checks with ``evidence-agent verify-pdf DIR/BENCH-1-v1-report.pdf --officer-ca DIR/officer-ca.pem``.
+The simulated segments are one real 10 fps H.264 MP4 (padded to the segment size), sealed as the recorder
+seals them, so that command exits 0; the officer's PDF signature (an officer certificate from a fresh customs
+CA, with legal name and badge) checks with
+``evidence-agent verify-pdf DIR/BENCH-1-v1-report.pdf --officer-ca DIR/officer-ca.pem``.
 ``--tsa URL`` time-stamps the officer's PDF signature (RFC 3161), as ``inspection report --tsa`` does.
 
 Simulates the items such an inspection leaves in the evidence (stills every --still-interval s at 1280x720,
@@ -64,6 +65,38 @@ def moment(clock: ManualClock) -> Moment:
                   TimeQuality(source="gps", synced=True, est_error_s=0.001, gps_offset_s=0.002))
 
 
+def mp4_segment(frames: int, size: int) -> bytes:
+    """A real H.264 MP4 of ``frames`` frames at 10 fps (160x90, no B-frames), padded with a top-level MP4
+    ``free`` box to ``size`` bytes (what a segment of that bitrate weighs; demuxers skip the padding)."""
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 160, 90, "yuv420p"
+        stream.options = {"bf": "0"}
+        rng = np.random.default_rng(7)
+        for i in range(frames):
+            img = rng.integers(0, 255, (90, 160, 3), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+            del i
+        for packet in stream.encode():
+            out.mux(packet)
+    data = buf.getvalue()
+    pad = max(0, size - len(data))
+    if pad >= 8:
+        data += pad.to_bytes(4, "big") + b"free" + bytes(pad - 8)
+    return data
+
+
+def at(clock: ManualClock, back_s: float) -> Moment:
+    """The moment ``back_s`` seconds before the clock's now."""
+    now = moment(clock)
+    step = int(back_s * 1e9)
+    return Moment(now.wall_ns - step, now.mono_ns - step, now.gps, now.time)
+
+
 def jpeg(seed: int) -> bytes:
     rng = np.random.default_rng(seed)
     img = (rng.integers(0, 255, (90, 160, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1))
@@ -90,7 +123,10 @@ def simulate(tmp: Path, minutes: float, still_s: float, segment_s: float, segmen
     sealer.start(moment(clock))
     start = sealer.seal("inspection_start", moment(clock), extra={"case": "BENCH-1"})
     stills = [jpeg(i) for i in range(8)]
-    segment = np.random.default_rng(1).bytes(segment_kb * 1024)
+    frames = int(segment_s * 10)
+    segment = mp4_segment(frames, segment_kb * 1024)
+    frame_us = [i * 100_000 for i in range(frames)]
+    segment_no = 0
     store = InspectionStore(tmp / "console")
     insp = Inspection(case="BENCH-1", enterprise="Bench Farm", device="bench-device", site="farm",
                       polygon=SQUARE, state="started", started_at="2026-12-02T10:00:00Z", start_seq=start.seq)
@@ -103,9 +139,14 @@ def simulate(tmp: Path, minutes: float, still_s: float, segment_s: float, segmen
             n += 1
             sealer.seal("still", moment(clock), media=stills[n % len(stills)], media_type="image/jpeg", ext="jpg",
                         extra={"reason": "schedule"})
-        if t_ms % int(segment_s * 1000) == 0:
-            sealer.seal("segment", moment(clock), media=segment, media_type="video/mp4", ext="mp4",
-                        extra={"frames": int(segment_s * 10)})
+        if t_ms % int(segment_s * 1000) == 0:  # the segment of the last segment_s seconds, as the recorder seals it
+            begun = at(clock, segment_s)
+            segment_no += 1
+            sealer.seal("segment", begun, media=segment, media_type="video/mp4", ext="mp4", end=at(clock, 0.1),
+                        extra={"frames": frames, "duration_s": frames / 10, "nominal_frame_us": 100_000,
+                               "stream": {"id": "bench", "segment_no": segment_no},
+                               "frame_times": {"mono_us": frame_us,
+                                               "wall_us": [begun.wall_ns // 1000 + us for us in frame_us]}})
         if t_ms in (30_000, 45_000, 60_000, 75_000):
             label = ("location", "identity_document", "power_of_attorney", "credentials")[t_ms // 15_000 - 2]
             item = sealer.seal("still", moment(clock), media=stills[0], media_type="image/jpeg", ext="jpg",
