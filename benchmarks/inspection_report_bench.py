@@ -1,6 +1,16 @@
 """How long a 25-minute inspection's report takes to build and to verify.
 
 Run:  PYTHONPATH=. /work/main/.venv/bin/python benchmarks/inspection_report_bench.py [--minutes 25] [--json]
+          [--out DIR] [--tsa URL]
+
+``--out DIR`` leaves the signed report there (``BENCH-1-v1-bundle.zip``, ``-report.pdf``, ``-report.html``,
+``-manifest.json``) with the CAs that check it (``device-ca.pem``, ``officer-ca.pem``):
+``evidence-agent verify DIR/BENCH-1-v1-bundle.zip --ca DIR/device-ca.pem --officer-ca DIR/officer-ca.pem``.
+The simulated segments are one real 10 fps H.264 MP4 (padded to the segment size), sealed as the recorder
+seals them, so that command exits 0; the officer's PDF signature (an officer certificate from a fresh customs
+CA, with legal name and badge) checks with
+``evidence-agent verify-pdf DIR/BENCH-1-v1-report.pdf --officer-ca DIR/officer-ca.pem``.
+``--tsa URL`` time-stamps the officer's PDF signature (RFC 3161), as ``inspection report --tsa`` does.
 
 Simulates the items such an inspection leaves in the evidence (stills every --still-interval s at 1280x720,
 segments every --segment-seconds s of --segment-kb each, check-in stills, marks, alerts, two decisions; no
@@ -16,6 +26,7 @@ x86 figures, never Pi figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import shutil
@@ -31,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
+from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from agent.anchor.verify import anchor_checker  # noqa: E402
@@ -41,7 +53,7 @@ from agent.customs.inspection.html import render  # noqa: E402
 from agent.customs.inspection.model import Entry, Inspection, InspectionStore  # noqa: E402
 from agent.customs.inspection.report import _verification, build_report, render_pdf, verify_bundle  # noqa: E402
 from agent.customs.inspection.service import InspectionService  # noqa: E402
-from agent.customs.keys import init_officer  # noqa: E402
+from agent.customs.keys import OfficerKey, load_officer  # noqa: E402
 from agent.device.sealer import Sealer  # noqa: E402
 from agent.evidence.vault import Vault  # noqa: E402
 from agent.signing.keys import init_identity, load_identity  # noqa: E402
@@ -57,6 +69,38 @@ def moment(clock: ManualClock) -> Moment:
     fix = GpsFix(lat=LAT, lon=LON, mode=3, fix_time="2026-12-02T10:00:00Z", hdop=0.9, satellites=9, talker="GN")
     return Moment(clock.wall_ns(), clock.mono_ns(), GpsReading(fix=fix, age_s=0.3),
                   TimeQuality(source="gps", synced=True, est_error_s=0.001, gps_offset_s=0.002))
+
+
+def mp4_segment(frames: int, size: int) -> bytes:
+    """A real H.264 MP4 of ``frames`` frames at 10 fps (160x90, no B-frames), padded with a top-level MP4
+    ``free`` box to ``size`` bytes (what a segment of that bitrate weighs; demuxers skip the padding)."""
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 160, 90, "yuv420p"
+        stream.options = {"bf": "0"}
+        rng = np.random.default_rng(7)
+        for i in range(frames):
+            img = rng.integers(0, 255, (90, 160, 3), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+            del i
+        for packet in stream.encode():
+            out.mux(packet)
+    data = buf.getvalue()
+    pad = max(0, size - len(data))
+    if pad >= 8:
+        data += pad.to_bytes(4, "big") + b"free" + bytes(pad - 8)
+    return data
+
+
+def at(clock: ManualClock, back_s: float) -> Moment:
+    """The moment ``back_s`` seconds before the clock's now."""
+    now = moment(clock)
+    step = int(back_s * 1e9)
+    return Moment(now.wall_ns - step, now.mono_ns - step, now.gps, now.time)
 
 
 def jpeg(seed: int) -> bytes:
@@ -85,7 +129,10 @@ def simulate(tmp: Path, minutes: float, still_s: float, segment_s: float, segmen
     sealer.start(moment(clock))
     start = sealer.seal("inspection_start", moment(clock), extra={"case": "BENCH-1"})
     stills = [jpeg(i) for i in range(8)]
-    segment = np.random.default_rng(1).bytes(segment_kb * 1024)
+    frames = int(segment_s * 10)
+    segment = mp4_segment(frames, segment_kb * 1024)
+    frame_us = [i * 100_000 for i in range(frames)]
+    segment_no = 0
     store = InspectionStore(tmp / "console")
     insp = Inspection(case="BENCH-1", enterprise="Bench Farm", device="bench-device", site="farm",
                       polygon=SQUARE, state="started", started_at="2026-12-02T10:00:00Z", start_seq=start.seq)
@@ -98,9 +145,14 @@ def simulate(tmp: Path, minutes: float, still_s: float, segment_s: float, segmen
             n += 1
             sealer.seal("still", moment(clock), media=stills[n % len(stills)], media_type="image/jpeg", ext="jpg",
                         extra={"reason": "schedule"})
-        if t_ms % int(segment_s * 1000) == 0:
-            sealer.seal("segment", moment(clock), media=segment, media_type="video/mp4", ext="mp4",
-                        extra={"frames": int(segment_s * 10)})
+        if t_ms % int(segment_s * 1000) == 0:  # the segment of the last segment_s seconds, as the recorder seals it
+            begun = at(clock, segment_s)
+            segment_no += 1
+            sealer.seal("segment", begun, media=segment, media_type="video/mp4", ext="mp4", end=at(clock, 0.1),
+                        extra={"frames": frames, "duration_s": frames / 10, "nominal_frame_us": 100_000,
+                               "stream": {"id": "bench", "segment_no": segment_no},
+                               "frame_times": {"mono_us": frame_us,
+                                               "wall_us": [begun.wall_ns // 1000 + us for us in frame_us]}})
         if t_ms in (30_000, 45_000, 60_000, 75_000):
             label = ("location", "identity_document", "power_of_attorney", "credentials")[t_ms // 15_000 - 2]
             item = sealer.seal("still", moment(clock), media=stills[0], media_type="image/jpeg", ext="jpg",
@@ -123,6 +175,17 @@ def simulate(tmp: Path, minutes: float, still_s: float, segment_s: float, segmen
     insp.state, insp.ended_at, insp.end_seq = "ended", "2026-12-02T10:25:00Z", end.seq
     store.create(insp)
     return store, sealer, clock, vault, end.seq - start.seq + 1
+
+
+def customs_officer(tmp: Path) -> OfficerKey:
+    """An officer certificate from a customs CA (legal name, badge), as `ca issue-officer` makes it."""
+    from agent.customs.cli import main as officer_cli
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        officer_cli(["ca", "init", "--dir", str(tmp / "customs-ca"), "--org", "Customs Authority"])
+        officer_cli(["ca", "issue-officer", "--dir", str(tmp / "customs-ca"), "officer-bench", "--legal-name",
+                     "王小明 Wang Xiaoming", "--badge", "B-0417", "--out", str(tmp / "officer")])
+    return load_officer(tmp / "officer")
 
 
 def chromium_pdf(html: Path, out: Path) -> float | None:
@@ -184,18 +247,27 @@ def main() -> int:
     p.add_argument("--segment-kb", type=int, default=1024, help="bytes per segment (1 MiB ~ 0.8 Mbit/s x 10 s)")
     p.add_argument("--lang-rounds", type=int, default=3, help="rounds of the en / zh / zh-en rendering comparison")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--out", type=Path, help="leave the signed report bundle, PDF, HTML, manifest and CAs here")
+    p.add_argument("--tsa", metavar="URL", help="RFC 3161 TSA for the officer's PDF signature")
     args = p.parse_args()
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         t = time.perf_counter()
         store, sealer, clock, vault, items = simulate(tmp, args.minutes, args.still_interval, args.segment_seconds,
                                                       args.segment_kb)
         simulate_s = time.perf_counter() - t
-        officer = init_officer(tmp / "officer", "officer-bench")
+        officer = customs_officer(tmp)
         service = InspectionService(store, "BENCH-1", SealOnDevice(sealer, clock), officer="officer-bench")
         t = time.perf_counter()
-        res = build_report(service, tmp / "evidence", tmp / "out", officer, wait_s=0)
+        res = build_report(service, tmp / "evidence", tmp / "out", officer, wait_s=0, tsa_url=args.tsa)
         build_s = time.perf_counter() - t
+        if args.out is not None:
+            for f in (tmp / "out").iterdir():
+                shutil.copy2(f, args.out / f.name)
+            shutil.copy2(tmp / "keys" / "ca.pem", args.out / "device-ca.pem")
+            (args.out / "officer-ca.pem").write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in officer.chain))
         vault.close()
         verify_s, plain_s = float("inf"), float("inf")
         for _ in range(3):  # alternate, keep the best of three: the page cache favours whichever runs second
@@ -220,7 +292,8 @@ def main() -> int:
                "weasyprint_pdf_s": round(res.seconds["pdf_s"], 2),
                "chromium_pdf_s": None if chrome_s is None else round(chrome_s, 2),
                "weasyprint_vs_chromium": None if not chrome_s else round(res.seconds["pdf_s"] / chrome_s, 2),
-               "languages": langs, "problems": full.problems[:5]}
+               "languages": langs, "problems": full.problems[:5], "timestamped": args.tsa is not None,
+               "out": None if args.out is None else str(args.out)}
     if args.json:
         print(json.dumps(out, indent=2))
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,3 +58,16 @@ def iso_utc(wall_ns: int) -> str:
     """RFC 3339 UTC with microseconds, e.g. 2026-11-22T08:53:56.123456Z."""
     secs, ns = divmod(wall_ns, 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ns // 1000:06d}Z"
+
+
+def parse_aware_iso(text: str) -> dt.datetime:
+    """An ISO 8601 time with a UTC offset (``Z`` or ``+08:00``), in UTC; ValueError for anything else."""
+    when = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    if when.utcoffset() is None:
+        raise ValueError("has no UTC offset (write e.g. 2026-12-10T09:00:00+08:00 or ...Z)")
+    return when.astimezone(dt.UTC)
+
+
+def iso_seconds(when: dt.datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ``."""
+    return when.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -69,9 +69,19 @@ TRUST_UPDATED: Final = "trust_updated"
 #: failures kept from being sealed.
 DEVICE_EVENTS: Final = (CAMERA_LOST, CAMERA_RESTORED, CAMERA_FAILED, "clock_alarm", "vault_full", "media_evicted",
                         "internal_error", "storage_error", TRUST_UPDATED)
-EVENT_TYPES: Final = (*ANALYTICS_EVENTS, *DEVICE_EVENTS)
+#: An officer's advance notice of a scheduled inspection, sealed on the device: a record, never an alert.
+INSPECTION_NOTICE: Final = "inspection_notice"
+#: Events that only record something (never raised to the officer as an alert).
+RECORD_EVENTS: Final = (INSPECTION_NOTICE,)
+EVENT_TYPES: Final = (*ANALYTICS_EVENTS, *DEVICE_EVENTS, *RECORD_EVENTS)
 #: Events that mark a gap in the footage (segment verification expects one around a hole).
 GAP_EVENTS: Final = frozenset({CAMERA_LOST, CAMERA_RESTORED, "vault_full", "storage_error"})
+
+# -- commands --------------------------------------------------------------------------------------------
+#: The signed command that gives a device advance notice of a scheduled inspection.
+NOTICE_COMMAND: Final = "inspection.notice"
+#: How far ahead a notice may schedule an inspection (a device refuses a later one, and one in the past).
+NOTICE_MAX_AHEAD_DAYS: Final = 365
 
 # -- labels ----------------------------------------------------------------------------------------------
 #: The check-in steps of a remote inspection, in order, with the title each shows.
@@ -95,11 +105,11 @@ EVENT_LABELS: Final = {"too_dark": "Too dark", "uniform": "Uniform picture", "fr
                        "clock_alarm": "Clock alarm", "vault_full": "Storage full", "media_evicted": "Media evicted",
                        "internal_error": "Internal error", "storage_error": "Storage error",
                        TRUST_UPDATED: "Officer trust updated", "tamper": "Enclosure opened",
-                       "restart": "Device restarted"}
+                       "restart": "Device restarted", INSPECTION_NOTICE: "Advance notice"}
 #: What an inspection's timeline entries are, in words.
 ENTRY_LABELS: Final = {"readiness": "Self-test", "start": "Start", "checkin": "Check-in", "mark": "Mark",
                        "snapshot": "Snapshot", "decision": "Decision", "end": "End", "report": "Report",
-                       "note": "Note"}
+                       "note": "Note", "notice": "Advance notice"}
 
 
 def label_of(labels: dict[str, str], key: object) -> str | None:
@@ -117,7 +127,7 @@ def as_json() -> dict[str, Any]:
         "id_max": ID_MAX,
         "record_kinds": list(RECORD_KINDS), "alert_kinds": list(ALERT_KINDS),
         "event_types": list(EVENT_TYPES), "analytics_events": list(ANALYTICS_EVENTS),
-        "device_events": list(DEVICE_EVENTS),
+        "device_events": list(DEVICE_EVENTS), "record_events": list(RECORD_EVENTS),
         "checkin_steps": list(CHECKIN_STEPS), "step_titles": dict(STEP_TITLES),
         "snapshot_labels": list(SNAPSHOT_LABELS),
         "outcome_labels": dict(OUTCOME_LABELS), "decision_labels": dict(DECISION_LABELS),

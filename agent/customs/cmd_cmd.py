@@ -22,6 +22,7 @@ from cryptography import x509
 
 from agent.core.clock import Clock, SystemClock
 from agent.core.errors import AgentError, CommandError, ConfigError, UplinkError, VerificationError
+from agent.core.vocab import NOTICE_COMMAND
 from agent.customs.keys import DEFAULT_DIR, OfficerKey, load_officer
 from agent.signing.trust import load_anchors
 from agent.wire.commands import canonical, sign_command
@@ -224,7 +225,7 @@ def connect(args: argparse.Namespace) -> tuple[MqttLink, OfficerClient, str]:
 
 
 COMMANDS = ("snapshot", "mark", "status", "selftest", "inspection.start", "inspection.end",
-            "inspection.decision", "inspection.report")
+            "inspection.decision", "inspection.report", NOTICE_COMMAND)
 
 
 def command_args(args: argparse.Namespace) -> dict[str, Any]:

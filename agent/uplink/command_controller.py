@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.core.clock import Clock
 from agent.core.errors import AgentError, CommandError
 from agent.core.model import Moment, SealedItem
-from agent.core.vocab import CASE_PATTERN, ID_PATTERN, SHA256_PATTERN, SnapshotLabel
+from agent.core.vocab import CASE_PATTERN, ID_PATTERN, NOTICE_COMMAND, SHA256_PATTERN, SnapshotLabel
 from agent.wire.commands import CommandRejected, CommandRequest, CommandVerifier
 from agent.wire.replies import REPLY_TYP, DeviceSigner, sign_object
 
@@ -100,11 +100,25 @@ class ReportArgs(_Args):
     items: int = Field(ge=0, le=10_000_000)
 
 
+class NoticeArgs(_Args):
+    """Advance notice of a scheduled inspection. ``scheduled`` is ISO 8601 with a UTC offset; the handler
+    (agent.uplink.notices) checks it against the device clock and ``site`` against the device's site."""
+
+    case: str = Field(pattern=CASE_PATTERN)
+    site: str = Field(pattern=ID_PATTERN)
+    enterprise: str = Field(min_length=1, max_length=200)
+    scheduled: str = Field(min_length=16, max_length=40)
+    planned_minutes: int = Field(default=25, ge=1, le=24 * 60)
+    registered_site: str | None = Field(default=None, min_length=1, max_length=200)
+    officers: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(default_factory=list, max_length=16)
+    note: str | None = Field(default=None, min_length=1, max_length=2000)
+
+
 ARG_MODELS: Final[dict[str, type[_Args]]] = {
     "snapshot": SnapshotArgs, "status": NoArgs, "selftest": NoArgs, "mark": MarkArgs,
     "live.start": LiveStartArgs, "live.stop": LiveSessionArgs, "live.keepalive": LiveSessionArgs,
     "inspection.start": InspectionStartArgs, "inspection.end": InspectionEndArgs,
-    "inspection.decision": DecisionArgs, "inspection.report": ReportArgs,
+    "inspection.decision": DecisionArgs, "inspection.report": ReportArgs, NOTICE_COMMAND: NoticeArgs,
     # two-way voice
     "voice.start": VoiceStartArgs, "voice.stop": LiveSessionArgs, "voice.keepalive": LiveSessionArgs,
 }

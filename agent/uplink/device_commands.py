@@ -13,6 +13,7 @@ from typing import Any
 
 from agent.core.clock import Clock
 from agent.core.model import Moment, SealedItem
+from agent.core.vocab import NOTICE_COMMAND
 from agent.uplink.command_controller import (
     CommandController,
     Handler,
@@ -21,6 +22,7 @@ from agent.uplink.command_controller import (
     mark_handler,
 )
 from agent.uplink.live import FrameSource, LiveManager
+from agent.uplink.notices import NOTICES_FILE, NoticeBoard, notice_handler
 from agent.uplink.settings_commands import CommandsConfig, LiveConfig
 from agent.uplink.trust_bundle import TrustBundleApplier
 from agent.wire.commands import CommandRequest, CommandVerifier, ReplayCache, TrustStore
@@ -54,10 +56,14 @@ class DeviceCommandService:
                                 site_id=topics.site, topic_for=topics.live, clock=clock, moment=moment, seal=seal,
                                 on_active=on_live, overlay=overlay)
         handlers: dict[str, Handler] = dict(self.live.handlers())
+        self.notices = NoticeBoard((commands.replay_db or replay_path).parent / NOTICES_FILE, clock,
+                                   on_change=self._status_changed)
         if seal is not None:
             handlers["mark"] = mark_handler(seal, moment)
+            handlers[NOTICE_COMMAND] = notice_handler(seal, moment, self.notices, topics.site)
             if open_inspection is not None:
                 handlers.update(inspection_handlers(seal, moment, open_inspection))
+                handlers["inspection.start"] = self._unlisting(handlers["inspection.start"])
         if snapshot is not None:
             handlers["snapshot"] = snapshot
         if status is not None:
@@ -69,18 +75,30 @@ class DeviceCommandService:
         self.bundles: TrustBundleApplier | None = None
         if commands.trust_admin is not None:
             self.bundles = TrustBundleApplier(
-                commands.trust_dir, commands.trust_admin, clock, on_change=self._trust_changed,
+                commands.trust_dir, commands.trust_admin, clock, on_change=self._status_changed,
                 seal=None if seal is None else lambda extra: seal("event", moment(), extra=extra))
         self._status_wake: Callable[[], None] | None = None
         self._closed = False
 
+    def _unlisting(self, start: Handler) -> Handler:
+        """``inspection.start`` that also takes its case off the upcoming inspections."""
+
+        def handle(request: CommandRequest, args: Any) -> Mapping[str, Any]:
+            result = start(request, args)
+            self.notices.started(args.case)
+            return result
+
+        return handle
+
     def attach_status(self, uplink: Any) -> None:
-        """Report the officer trust version in the uplink's retained status (and republish it on a change)."""
+        """Report the officer trust version and the upcoming inspections in the uplink's retained status (and
+        republish it on a change)."""
+        uplink.add_status(self.notices.status)
         if self.bundles is not None:
             uplink.add_status(self.bundles.status)
-            self._status_wake = uplink.status.wake
+        self._status_wake = uplink.status.wake
 
-    def _trust_changed(self) -> None:
+    def _status_changed(self) -> None:
         if self._status_wake is not None:
             self._status_wake()
 

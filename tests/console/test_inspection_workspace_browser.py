@@ -1,27 +1,42 @@
-"""The one inspection screen, in Debian's chromium (Playwright), against a running device (`evidence-agent run`,
-synthetic camera, simulated GPS), Mosquitto with TLS, `evidence-officer ingest` and the console process.
+"""A whole inspection from the one inspection screen, in Debian's chromium (Playwright), through the real processes:
+Mosquitto with TLS as `evidence-officer broker-setup` configures it, a device (`evidence-agent run --config`,
+synthetic camera, simulated GPS), `evidence-officer ingest`, the console (`[report] tsa_url`: a real openssl TSA).
 
-An officer runs the case from that screen only: live video beside the case, previews that open full size in the
-viewer, a mark and a snapshot that land in the case timeline and in `evidence-officer inspection show`, buttons
-that follow the case state, confirmation dialogs, an error beside the control (a report before the end is a 409,
-never in the navigation bar). Attack: a device reply carrying markup in a still's label, note and GPS is shown as
-text in the viewer and the timeline, and runs nothing."""
+An officer runs the case from that screen only: opening it with a scheduled time sends the device a signed advance
+notice (sealed there, listed in its status), live video beside the case, previews that open full size in the
+viewer, marks, snapshots, check-in steps and the decision land in the case timeline and in `evidence-officer
+inspection show`, buttons follow the case state, confirmation dialogs, an error beside the control (a report before
+the end is a 409, never in the navigation bar). The device process is stopped and started mid-case: the restart is
+an alert on the screen and in the report. The report is built, then rebuilt with a reason (two versions, both
+sealed); the enterprise countersigns the PDF (`evidence-agent countersign`); `evidence-agent verify` passes both
+bundles, `verify-pdf` both signatures, pyHanko's own validator (its `pyhanko sign validate` CLI) accepts both, and
+`pdftotext` shows the Chinese text. Attack: a device reply carrying markup in a still's label, note and GPS is
+shown as text in the viewer and the timeline, and runs nothing."""
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import json
+import shutil
 import subprocess
 import sys
 import time
+import urllib.request
+import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.customs.inspection.model import case_file_name
+from tests.support import pades
 from tests.support.console_stack import ConsoleStack, build_console_stack, chromium, need_browser, spawn
+from tests.support.fleet import officer_cli
 from tests.support.helpers import REPO
+from tests.support.tsa_server import LocalTsa
 
 CASE = "C-2026/0142"
 DEVICE, SITE = "cam-ws", "farm-ws"
@@ -29,32 +44,54 @@ LAT, LON = 31.2304, 121.4737  # the simulated receiver's default centre (it walk
 POLYGON = ";".join(f"{a},{b}" for a, b in ((LAT - 0.001, LON - 0.001), (LAT - 0.001, LON + 0.001),
                                             (LAT + 0.001, LON + 0.001), (LAT + 0.001, LON - 0.001)))
 MARKUP = '<img src=x onerror="window.pwned=1">'
+ENTERPRISE = "绿野农场有限公司 Green Fields Ltd"
+LEGAL_NAME, BADGE = "王小明 Wang Xiaoming", "B-0417"
 T = 60_000  # ms: every wait in the page is bounded
+SLOW = 300_000  # ms: a report build on a loaded machine
+
+
+def legal_officer(root: Path, st: ConsoleStack) -> Path:
+    """officer-alice's signing key from a customs CA (`ca issue-officer`: legal name, badge), trusted by the
+    device; returns the customs CA certificate (the enterprise's --officer-ca)."""
+    ca, out = root / "customs-ca", root / "officers" / "alice-legal"
+    for args in (("ca", "init", "--dir", str(ca), "--org", "Customs Authority"),
+                 ("ca", "issue-officer", "--dir", str(ca), "officer-alice", "--legal-name", LEGAL_NAME, "--badge",
+                  BADGE, "--out", str(out))):
+        res = officer_cli(*args)
+        assert res.returncode == 0, res.stdout + res.stderr
+    st.officer_dirs["officer-alice"] = out
+    shutil.copy(out / "officer.pem", st.trust / "officer-alice.pem")
+    return ca / "ca.pem"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     need_browser()
     root = tmp_path_factory.mktemp("workspace")
-    st: ConsoleStack = build_console_stack(root)
+    st: ConsoleStack = build_console_stack(root, broker_setup={DEVICE: SITE})
+    tsa = LocalTsa()
     try:
+        customs_ca = legal_officer(root, st)
         tls = st.broker.pki.client("ingest-1")  # type: ignore[union-attr]
         received = root / "received"
         st.procs.append(spawn("ingest", ["agent.customs.cli", "ingest", "--broker", st.broker.url, "--cafile",
                                          str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key), "--out",
                                          str(received), "--client-id", "ingest-1", "--index",
                                          str(root / "index.sqlite")], root / "ingest.log"))
-        st.start_device(st.device_config(DEVICE, SITE, width=640, height=360, fps=10))
+        device_cfg = st.device_config(DEVICE, SITE, width=640, height=360, fps=10)
+        st.start_device(device_cfg)
         deadline = time.monotonic() + 60  # the console refuses an index no ingest has created yet
         while not (root / "index.sqlite").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         data = root / "console-data"
         _proc, url = st.start_console("officer-alice", extra_toml=(
-            f'[inspections]\ndata = "{data}"\nevidence = "{received}"\n[index]\nurl = "{root / "index.sqlite"}"\n'),
-            width=640, height=360, fps=10)
-        yield {"st": st, "url": url, "root": root, "data": data, "received": received}
+            f'[inspections]\ndata = "{data}"\nevidence = "{received}"\n[index]\nurl = "{root / "index.sqlite"}"\n'
+            f'[report]\ntsa_url = "{tsa.url}"\n'), width=640, height=360, fps=10)
+        yield {"st": st, "url": url, "root": root, "data": data, "received": received, "device_cfg": device_cfg,
+               "customs_ca": customs_ca, "tsa": tsa}
     finally:
         st.close()
+        tsa.close()
 
 
 def disabled(page: Any) -> dict[str, bool]:
@@ -63,15 +100,25 @@ def disabled(page: Any) -> dict[str, bool]:
     return {i: page.is_disabled(f"#{i}") for i in ids}
 
 
-def show(data: Path) -> dict[str, Any]:
+def show_text(data: Path, *args: str) -> str:
     res = subprocess.run([sys.executable, "-m", "agent.customs.cli", "inspection", "--data", str(data), "show", CASE,
-                          "--json"], capture_output=True, text=True, cwd=REPO, timeout=60,
+                          *args], capture_output=True, text=True, cwd=REPO, timeout=60,
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert res.returncode == 0, res.stderr
-    return dict(json.loads(res.stdout))
+    return res.stdout
 
 
-def test_an_inspection_run_from_the_one_screen(stack: dict[str, Any]) -> None:
+def show(data: Path, *args: str) -> dict[str, Any]:
+    return dict(json.loads(show_text(data, "--json", *args)))
+
+
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """A real command line (``agent.device.cli`` = evidence-agent) in a child process."""
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=REPO, timeout=timeout,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+
+
+def test_a_whole_inspection_run_from_the_one_screen(stack: dict[str, Any]) -> None:
     url, root, data = stack["url"], stack["root"], stack["data"]
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1600, "height": 1100})
@@ -79,12 +126,34 @@ def test_an_inspection_run_from_the_one_screen(stack: dict[str, Any]) -> None:
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"{url}/inspections")
         form = page.locator("#open-form")
-        for name, value in (("case", CASE), ("enterprise", "Green Fields Ltd"), ("representative", "Li Wei"),
-                            ("device", DEVICE), ("site", SITE), ("polygon", POLYGON)):
+        # the date input takes the browser's local time; the page sends it as UTC
+        local = page.evaluate("() => { const d = new Date(Date.now() + 3 * 86400e3); d.setSeconds(0, 0);"
+                              " return [d.toISOString(), new Date(d - d.getTimezoneOffset() * 60e3)"
+                              ".toISOString().slice(0, 16)]; }")
+        for name, value in (("case", CASE), ("enterprise", ENTERPRISE), ("representative", "Li Wei"),
+                            ("device", DEVICE), ("site", SITE), ("polygon", POLYGON), ("scheduled", local[1])):
             form.locator(f"[name={name}]").fill(value)
         page.click("#btn-open")
         page.wait_for_url("**/inspections?case=*", timeout=T)
         page.wait_for_selector("#case-title:has-text('open')", timeout=T)
+
+        # Advance notice: sent with the open (again from the case panel while the device is still starting),
+        # sealed by the device and listed in its retained status (the fleet page shows it).
+        scheduled = dt.datetime.fromisoformat(local[0].replace("Z", "+00:00")).strftime("%Y-%m-%dT%H:%M:%SZ")
+        page.wait_for_selector("#notice-result", timeout=T)
+        deadline = time.monotonic() + 90
+        while "delivered, sealed" not in page.inner_text("#notice-result") and time.monotonic() < deadline:
+            page.click("#btn-notice")
+            page.wait_for_function("() => !document.getElementById('btn-notice').disabled", timeout=T)
+        assert page.get_attribute("#notice-result", "class") == "ok", page.inner_text("#notice")
+        assert f"scheduled {scheduled}" in page.inner_text("#notice")
+        notice = show(data)["inspection"]["notice"]
+        assert notice["delivered"] and notice["scheduled"] == scheduled and isinstance(notice["seq"], int)
+        fleet = browser.new_page(viewport={"width": 1600, "height": 500})
+        fleet.goto(f"{url}/fleet")
+        fleet.wait_for_selector(f"tr[data-device={DEVICE}] .upcoming:has-text('case {CASE} scheduled {scheduled}')",
+                                timeout=T)
+        fleet.close()
         page.wait_for_function("() => !document.getElementById('btn-start').disabled", timeout=T)
         assert disabled(page) == {"btn-ready": False, "btn-start": False, "btn-end": True, "btn-report": True,
                                   "btn-mark": True, "btn-snapshot": True, "btn-decision": True,
@@ -97,7 +166,7 @@ def test_an_inspection_run_from_the_one_screen(stack: dict[str, Any]) -> None:
         assert "end the inspection" in page.inner_text("#msg-report")
         assert page.inner_text("#status") == ""
 
-        # Self-test (retried while the device starts): passed, but amber — the GPS receiver is simulated.
+        # Self-test: passed, but amber — the GPS receiver is simulated.
         deadline = time.monotonic() + 90
         while not page.query_selector("#readiness-result") and time.monotonic() < deadline:
             page.click("#btn-ready")
@@ -188,6 +257,13 @@ def test_an_inspection_run_from_the_one_screen(stack: dict[str, Any]) -> None:
         solo.close()
         page.wait_for_selector("#timeline li.mark:has-text('seen on the live page')", timeout=T)
 
+        # The device process is stopped and started again mid-case: an alert on the screen, with its length.
+        device = next(p for p in stack["st"].procs if p.name == DEVICE)
+        device.stop()
+        stack["st"].start_device(stack["device_cfg"])
+        page.wait_for_selector("#alerts li[data-type='restart']", timeout=SLOW)
+        assert "the agent restarted (same boot) after" in page.inner_text("#alerts li[data-type='restart']")
+
         # Decisions and the end ask first; cancelling seals nothing.
         page.fill("#reason", "goods as declared")
         page.click("#btn-decision")
@@ -222,4 +298,93 @@ def test_an_inspection_run_from_the_one_screen(stack: dict[str, Any]) -> None:
         search.wait_for_function("() => { const i = document.getElementById('detail-img');"
                                  " return i && i.naturalWidth > 0; }", timeout=T)
         search.screenshot(path=str(root / "search.png"))
-    assert show(data)["inspection"]["state"] == "ended"
+        report_and_countersign(page, stack, root)
+    shown = show(data, "--evidence", str(stack["received"]))
+    assert shown["inspection"]["state"] == "reported"
+    restart = [a for a in shown["alerts"] if a["type"] == "restart"]
+    assert len(restart) == 1, shown["alerts"]
+    kinds = [e["kind"] for e in shown["inspection"]["entries"]]
+    for kind in ("notice", "readiness", "start", "checkin", "mark", "snapshot", "decision", "end", "report"):
+        assert kind in kinds, (kind, kinds)
+    text = show_text(data, "--evidence", str(stack["received"]))
+    assert f"scheduled: {scheduled}; advance notice delivered" in text and "self-test: WARN" in text
+    assert f"ALERT seq {restart[0]['seq']} restart" in text
+
+
+def report_and_countersign(page: Any, stack: dict[str, Any], root: Path) -> None:
+    """Build the report, rebuild it with a reason, hand the PDF to the enterprise, check everything."""
+    url, data, tsa, customs_ca = stack["url"], stack["data"], stack["tsa"], stack["customs_ca"]
+    page.click("#btn-report")
+    page.wait_for_selector("#report-status.ok", timeout=SLOW)
+    assert page.inner_text("#report-version").startswith("version 1")
+    page.click("#btn-report")
+    page.wait_for_selector("#confirm[open]", timeout=T)
+    page.fill("#confirm-reason", "the device restart is annotated")
+    page.click("#confirm-ok")
+    page.wait_for_selector("#report-version:has-text('version 2')", timeout=SLOW)
+    assert "the device restart is annotated" in page.inner_text("#report-version")
+    page.wait_for_selector("#report-status.ok", timeout=T)
+    page.screenshot(path=str(root / "reported.png"), full_page=True)
+
+    rep = show(data)["inspection"]["report"]
+    v1 = rep["history"][0]
+    assert (rep["version"], v1["version"]) == (2, 1) and rep["supersedes"] == v1["manifest_sha256"]
+    assert isinstance(rep["sealed_seq"], int) and isinstance(v1["sealed_seq"], int)
+    assert rep["sealed_seq"] > v1["sealed_seq"]  # both versions sealed by the device, in order
+    bundles = [Path(v1["bundle"]), Path(rep["bundle"])]
+    for bundle in bundles:
+        res = run("agent.device.cli", "verify", str(bundle), "--ca", str(stack["st"].device_ca), "--officer-ca",
+                  str(customs_ca), "--tsa-ca", str(tsa.ca_file))
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+
+    # What the enterprise receives: the PDF the console serves (version 2, signed with a TSA timestamp).
+    with urllib.request.urlopen(f"{url}/api/inspection/report/report.pdf?case={CASE.replace('/', '%2F')}",
+                                timeout=60) as r:
+        pdf = r.read()
+    with zipfile.ZipFile(bundles[1]) as z:
+        assert z.read("report/report.pdf") == pdf
+    (root / "report.pdf").write_bytes(pdf)
+    ent = pades.enterprise(root / "enterprise", org="绿野农场有限公司")
+    final = root / "report-countersigned.pdf"
+    res = run("agent.device.cli", "countersign", str(root / "report.pdf"), "--key", str(ent.key_file), "--cert",
+              str(ent.cert_file), "--chain", str(ent.ca_file), "--tsa", tsa.url, "--out", str(final))
+    assert res.returncode == 0, res.stderr
+    res = run("agent.device.cli", "verify-pdf", str(final), "--officer-ca", str(customs_ca), "--enterprise-ca",
+              str(ent.ca_file), "--tsa-ca", str(tsa.ca_file))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"{LEGAL_NAME} (badge {BADGE}" in res.stdout
+
+    # pyHanko's own validator (its command line, not project code): both signatures valid and trusted.
+    pyhanko = Path(sys.executable).with_name("pyhanko")
+    res = subprocess.run([str(pyhanko), "sign", "validate", "--trust", str(customs_ca), "--trust", str(ent.ca_file),
+                          "--trust", str(tsa.ca_file), "--trust-replace", "--no-revocation-check",
+                          "--executive-summary", str(final)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    verdicts = [line.rsplit(":", 1) for line in res.stdout.splitlines() if line.count(":") == 2]
+    assert [(v[0].split(":")[0], v[1]) for v in verdicts] == [("OfficerSignature", "VALID"),
+                                                               ("EnterpriseSignature", "VALID")], res.stdout
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    def vc(pem: Path) -> ValidationContext:
+        from cryptography import x509 as cx509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        return ValidationContext(trust_roots=[asn1_x509.Certificate.load(c.public_bytes(Encoding.DER))
+                                              for c in cx509.load_pem_x509_certificates(pem.read_bytes())],
+                                 allow_fetching=False)
+
+    officer_sig = PdfFileReader(io.BytesIO(final.read_bytes())).embedded_signatures[0]
+    with ThreadPoolExecutor(1) as pool:  # pyHanko runs its own event loop; Playwright's runs in this thread
+        status = pool.submit(validate_pdf_signature, officer_sig, vc(customs_ca),
+                             ts_validation_context=vc(tsa.ca_file)).result()
+    assert status.bottom_line and status.timestamp_validity is not None and status.timestamp_validity.trusted
+
+    # The Chinese text is text in the PDF (not pictures of it): enterprise name, signature page; the restart and
+    # the version are in the report itself.
+    text = " ".join(subprocess.run(["pdftotext", str(final), "-"], capture_output=True, text=True,
+                                   check=True).stdout.split())  # one line: pdftotext breaks lines as laid out
+    assert "绿野农场有限公司" in text and "海关官员" in text and LEGAL_NAME in text
+    assert "ALERT restart" in text and "Report version 2" in text and "the device restart is annotated" in text

@@ -4,6 +4,7 @@ console's inspection page and the report's timeline read the same alert list).""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -151,7 +152,8 @@ trust_dir = "{tmp_path / 'officers'}"
 
 def inspection(s: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
     sub, rest = args[0], args[1:]
-    conn = [] if sub in ("open", "show") else ["--broker", s["broker"], "--keys", str(s["tmp"] / "officer-keys")]
+    conn = [] if sub == "show" or (sub == "open" and "--scheduled" not in rest) else [
+        "--broker", s["broker"], "--keys", str(s["tmp"] / "officer-keys")]
     return run("agent.customs.cli", "inspection", "--data", str(s["tmp"] / "console"), sub, *rest, *conn)
 
 
@@ -164,9 +166,20 @@ def alerts(s: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_camera_outage_and_restart_during_an_open_case_are_alerts(site: dict[str, Any]) -> None:
     s = site
-    res = inspection(s, "open", CASE, "--enterprise", "Depot Ltd", "--device", DEVICE, "--site", SITE,
-                     "--polygon", POLYGON)
-    assert res.returncode == 0, res.stderr
+    opening = ("--enterprise", "Depot Ltd", "--device", DEVICE, "--site", SITE, "--polygon", POLYGON)
+    past = inspection(s, "open", CASE, *opening, "--scheduled", "2020-01-01T09:00:00+08:00")
+    assert past.returncode == 2 and "scheduled: 2020-01-01T01:00:00Z is in the past" in past.stderr, past.stderr
+    assert len(past.stderr.strip().splitlines()) == 1
+    # advance notice from the command line: the case opens even if the device is not up yet (exit 1, recorded)
+    res = inspection(s, "open", CASE, *opening, "--scheduled", "2099-01-01T09:00:00+08:00")
+    assert res.returncode == 2 and "more than 365 days ahead" in res.stderr, res.stderr
+    when = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).replace(microsecond=0)
+    res = inspection(s, "open", CASE, *opening, "--scheduled", when.isoformat())
+    assert res.returncode in (0, 1) and f"scheduled {when:%Y-%m-%dT%H:%M:%SZ}" in res.stdout, res.stdout + res.stderr
+    assert wait_until(lambda: "advance notice delivered" in inspection(s, "show", CASE).stdout
+                      or (inspection(s, "notice", CASE).returncode == 0), timeout=60, step=1.0)
+    shown = inspection(s, "show", CASE).stdout
+    assert f"scheduled: {when:%Y-%m-%dT%H:%M:%SZ}; advance notice delivered" in shown, shown
     assert wait_until(lambda: inspection(s, "start", CASE, "--json").returncode == 0, timeout=60, step=1.0), \
         (s["logs"] / "agent.log").read_text()[-3000:]
     assert alerts(s) == []

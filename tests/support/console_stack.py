@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 
 from agent.customs.keys import init_officer
 from agent.signing.keys import CERT_FILE, init_identity, load_identity
-from tests.support.broker import Mosquitto, free_port
+from tests.support.broker import ClientCert, Mosquitto, free_port
 from tests.support.helpers import REPO
 
 CHROMIUM = "/usr/bin/chromium"
@@ -74,10 +74,36 @@ def spawn(name: str, args: list[str], log: Path) -> Proc:
     return Proc(name, proc, log)
 
 
+class SetupBroker:
+    """The broker an operator builds (``evidence-officer broker-setup``, then Mosquitto from its config: TLS, CN =
+    identity, the registered devices bound to their site) in the shape ConsoleStack uses (``url``, ``pki.client``,
+    ``stop``). Accounts: officer-alice, ingest-1 and the devices given."""
+
+    def __init__(self, root: Path, devices: dict[str, str]) -> None:
+        from tests.support.fleet import Fleet
+
+        sites = set(devices.values())
+        assert len(sites) == 1, "broker-setup here registers every device at one site"
+        self.fleet = Fleet(root, tuple(devices), site=sites.pop())
+        self.fleet.start()
+        self.pki = self
+
+    @property
+    def url(self) -> str:
+        return self.fleet.url
+
+    def client(self, identity: str) -> ClientCert:
+        cert, key = self.fleet.cert_files(identity)
+        return ClientCert(identity, cert, key, self.fleet.ca)
+
+    def stop(self) -> None:
+        self.fleet.stop()
+
+
 @dataclass
 class ConsoleStack:
     root: Path
-    broker: Mosquitto
+    broker: Mosquitto | SetupBroker
     trust: Path
     officer_dirs: dict[str, Path]
     device_ca: Path
@@ -187,9 +213,15 @@ port = {port}
         self.broker.stop()
 
 
-def build_console_stack(root: Path) -> ConsoleStack:
-    broker = Mosquitto(root / "broker", officers=OFFICERS)
-    broker.start()
+def build_console_stack(root: Path, broker_setup: dict[str, str] | None = None) -> ConsoleStack:
+    """Broker, officer keys and the device trust folder. ``broker_setup`` (device -> site): the broker comes from
+    ``evidence-officer broker-setup`` (one officer account: officer-alice) instead of the test PKI."""
+    broker: Mosquitto | SetupBroker
+    if broker_setup is not None:
+        broker = SetupBroker(root / "broker", broker_setup)
+    else:
+        broker = Mosquitto(root / "broker", officers=OFFICERS)
+        broker.start()
     trust = root / "trust"
     trust.mkdir(parents=True)
     dirs = {}

@@ -36,7 +36,7 @@ def agent_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[s
 class Fleet:
     """broker-setup output in ``root`` plus the running broker."""
 
-    def __init__(self, root: Path, devices: tuple[str, ...]) -> None:
+    def __init__(self, root: Path, devices: tuple[str, ...], site: str = SITE) -> None:
         self.root = root
         self.port = free_port()
         args = ["broker-setup", str(root), "--port", str(self.port), "--bind", "127.0.0.1", "--org", "Test Customs"]
@@ -45,7 +45,7 @@ class Fleet:
         for i in INGESTS:
             args += ["--ingest", i]
         for d in devices:
-            args += ["--device", f"{d}={SITE}"]
+            args += ["--device", f"{d}={site}"]
         res = officer_cli(*args)
         if res.returncode != 0:
             raise RuntimeError(f"broker-setup failed: {res.stdout}{res.stderr}")

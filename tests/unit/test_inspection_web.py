@@ -71,3 +71,45 @@ def test_without_inspections_configured_every_route_says_which_setting() -> None
     for r in (client.get("/api/inspections"), client.get("/api/inspection", params={"case": "C-1"}),
               client.post("/api/inspection/mark", params={"case": "C-1"}, json={"note": "n"})):
         assert r.status_code == 503 and "[inspections] data" in r.json()["detail"]
+
+
+class NoticeClient:
+    """A device that seals the advance notice and answers with its seq."""
+
+    officer = Officer()
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def request(self, site: str, device: str, command: str, args: dict[str, Any] | None = None,
+                **kw: Any) -> dict[str, Any]:
+        self.sent.append((command, dict(args or {})))
+        return {"ok": True, "result": {"seq": 7, "record_hash": "ab" * 32, "scheduled": (args or {})["scheduled"]}}
+
+
+def test_opening_with_a_schedule_sends_the_notice_and_keeps_its_delivery(tmp_path: Path) -> None:
+    import datetime as dt
+
+    body = {"case": "C-9", "enterprise": "E", "device": "dev-1", "site": "s-1", "polygon": POLY}
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).isoformat(timespec="seconds")
+    dead = console_client({get_inspections: InspectionStore(tmp_path / "d1"), get_client: DeadClient(),
+                           get_evidence: None}, (router,))
+    r = dead.post("/api/inspections", json={**body, "scheduled": soon})
+    assert r.status_code == 200 and r.json()["notice"]["delivered"] is False, r.text
+    assert "no reply" in r.json()["notice"]["error"]
+    got = dead.get("/api/inspection", params={"case": "C-9"}).json()["inspection"]
+    assert got["entries"][0]["kind"] == "notice" and got["entries"][0]["ok"] is False
+    device = NoticeClient()
+    live = console_client({get_inspections: InspectionStore(tmp_path / "d2"), get_client: device,
+                           get_evidence: None}, (router,))
+    for bad, words in (("2020-01-01T00:00:00Z", "in the past"), ("2026-12-10T09:00:00", "UTC offset"),
+                       ((dt.datetime.now(dt.UTC) + dt.timedelta(days=400)).isoformat(), "365 days"),
+                       ("x" * 41, "at most 40")):
+        r = live.post("/api/inspections", json={**body, "scheduled": bad})
+        assert r.status_code == 422 and words in r.text, r.text
+    assert device.sent == []
+    r = live.post("/api/inspections", json={**body, "scheduled": soon})
+    assert r.json()["notice"]["delivered"] is True and r.json()["notice"]["seq"] == 7
+    command, args = device.sent[0]
+    assert command == "inspection.notice" and args["site"] == "s-1" and args["scheduled"].endswith("Z")
+    assert live.post("/api/inspection/notice", params={"case": "C-9"}, json={}).status_code == 200

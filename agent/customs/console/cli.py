@@ -66,12 +66,36 @@ def open_reader(url: str) -> Any:
         raise ConfigError(f"index.url: {exc}") from None
 
 
+def check_config(cfg: ConsoleConfig, source: str) -> list[str]:
+    """What ``--check-config`` checks beyond the file's own validation (done by ``load_console_config``): the
+    officer's keys and the device CAs load, the TLS files of listen.* are usable. Lines to print; ConfigError
+    naming the key for the first problem."""
+    officer = load_officer(cfg.officer.keys)
+    if cfg.officer.device_ca is not None:
+        try:
+            x509.load_pem_x509_certificates(cfg.officer.device_ca.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{source}: officer.device_ca {cfg.officer.device_ca}: {exc}") from None
+    uvicorn_tls(cfg.listen)
+    tsa = cfg.report.tsa
+    return [f"officer {officer.officer_id} ({cfg.officer.keys}); broker {cfg.broker.url}",
+            f"listen {cfg.listen.host}:{cfg.listen.port}" + (" with mutual TLS" if cfg.listen.mutual_tls else ""),
+            f"inspections: data {cfg.inspections.data}, evidence {cfg.inspections.evidence or '(not set)'}",
+            f"report: TSA {tsa} time-stamps the officer's PDF signature" if tsa else
+            "report: no [report] tsa_url: the officer's PDF signature is dated by this machine's clock only"]
+
+
 def _cmd_console(args: argparse.Namespace) -> int:
     import uvicorn
 
     from agent.customs.console.app import create_app
 
     cfg = load_console_config(Path(args.config))
+    if args.check_config:
+        for line in check_config(cfg, args.config):
+            print(line)
+        print(f"{args.config}: OK")
+        return 0
     if args.port is not None:
         cfg = cfg.model_copy(update={"listen": cfg.listen.model_copy(update={"port": args.port})})
     tls = uvicorn_tls(cfg.listen)  # the files behind listen.* are usable (load_console_config checked the keys)
@@ -107,4 +131,6 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("console", help="the officer console: fleet and verified live HD video in a browser")
     p.add_argument("--config", required=True, help="console TOML (broker, officer keys, CAs, listen address)")
     p.add_argument("--port", type=int, help="override listen.port")
+    p.add_argument("--check-config", action="store_true",
+                   help="validate the config (keys, CAs, TLS files, [report] tsa_url) and exit: 0 valid, 2 not")
     p.set_defaults(func=_cmd_console)

@@ -26,6 +26,9 @@ Example::
     [index]
     url = "/var/lib/evidence-officer/index.sqlite"  # or "postgresql://console@db.customs.example/evidence"
 
+    [report]
+    tsa_url = "http://tsa.customs.example/tsr"      # RFC 3161 timestamp on the officer's PDF signature
+
     [live]
     width = 1280
     height = 720
@@ -39,7 +42,7 @@ import ipaddress
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 from agent.core.errors import ConfigError
 
@@ -107,6 +110,16 @@ class IndexSection(_Section):
         return self.url is not None and self.url.startswith(("postgresql://", "postgres://"))
 
 
+class ReportSection(_Section):
+    tsa_url: HttpUrl | None = Field(default=None, description="RFC 3161 time-stamp authority (http/https) for the "
+                                    "officer's PAdES signature on reports the console builds (as inspection report "
+                                    "--tsa); unset: the signature is dated by this machine's clock only")
+
+    @property
+    def tsa(self) -> str | None:
+        return None if self.tsa_url is None else str(self.tsa_url)
+
+
 class ConsoleConfig(_Section):
     broker: BrokerSection
     officer: OfficerSection
@@ -114,6 +127,7 @@ class ConsoleConfig(_Section):
     live: LiveSection = Field(default_factory=LiveSection)
     inspections: InspectionsSection = Field(default_factory=InspectionsSection)
     index: IndexSection = Field(default_factory=IndexSection)
+    report: ReportSection = Field(default_factory=ReportSection)
 
 
 def check_listen(listen: ListenSection, source: str) -> None:

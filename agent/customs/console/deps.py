@@ -90,11 +90,18 @@ def get_evidence(services: Services) -> Path | None:
     return services.evidence
 
 
+def get_report_tsa(services: Services) -> str | None:
+    """``[report] tsa_url``: the TSA that time-stamps the officer's signature on reports the console builds."""
+    cfg: ConsoleConfig | None = services.cfg
+    return None if cfg is None else cfg.report.tsa
+
+
 Config = Annotated[ConsoleConfig, Depends(get_config)]
 Link = Annotated[MqttLink, Depends(get_link)]
 Client = Annotated[OfficerClient, Depends(get_client)]
 DeviceCas = Annotated[list[x509.Certificate] | None, Depends(get_device_cas)]
 Evidence = Annotated[Path | None, Depends(get_evidence)]
-__all__ = ["Client", "Config", "ConsoleServices", "DeviceCas", "Evidence", "Link", "Request", "Services",
+ReportTsa = Annotated[str | None, Depends(get_report_tsa)]
+__all__ = ["Client", "Config", "ConsoleServices", "DeviceCas", "Evidence", "Link", "ReportTsa", "Request", "Services",
            "WebSocket", "get_client", "get_config", "get_device_cas", "get_evidence", "get_fleet", "get_index",
-           "get_inspections", "get_link", "get_optional_index", "get_services"]
+           "get_inspections", "get_link", "get_optional_index", "get_report_tsa", "get_services"]

@@ -50,6 +50,7 @@ class DeviceView:
     camera: str | None = None
     status_time: str | None = None
     trust: dict[str, Any] | None = None  # officer trust version the device reports (signed bundles)
+    upcoming: list[dict[str, Any]] = field(default_factory=list)  # inspections the device has advance notice of
     alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_ALERTS))
 
     def as_json(self) -> dict[str, Any]:
@@ -94,6 +95,23 @@ def _trust(doc: Any) -> dict[str, Any] | None:
     v = doc.get("version")
     return {"version": v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**53 else None,
             "last_refusal": _s(doc.get("last_refusal"), 200)}
+
+
+MAX_UPCOMING = 32
+
+
+def _upcoming(doc: Any) -> list[dict[str, Any]]:
+    """``upcoming_inspections`` of a status: at most MAX_UPCOMING, each case/scheduled/enterprise/seq bounded."""
+    if not isinstance(doc, list):
+        return []
+    out = []
+    for n in doc[:MAX_UPCOMING]:
+        if isinstance(n, dict) and isinstance(n.get("case"), str) and isinstance(n.get("scheduled"), str):
+            seq = n.get("seq")
+            out.append({"case": _s(n["case"], 64), "scheduled": _s(n["scheduled"], 40),
+                        "enterprise": _s(n.get("enterprise"), 200),
+                        "seq": seq if isinstance(seq, int) and not isinstance(seq, bool) else None})
+    return out
 
 
 def mark_old_trust(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -181,6 +199,7 @@ class FleetTracker:
                 d.camera = _s(cam.get("source") if isinstance(cam, dict) else cam)
                 d.status_time = _s(doc.get("time"), 40)
                 d.trust = _trust(doc.get("trust"))
+                d.upcoming = _upcoming(doc.get("upcoming_inspections"))
             elif alert is not None:
                 d.last_seen = time.time()
                 d.alerts.appendleft(alert)

@@ -1,6 +1,8 @@
 """``evidence-officer inspection ...``: a whole remote inspection from the command line (no browser needed).
 
     inspection open CASE --enterprise NAME --device ID --site SITE --polygon "lat,lon;lat,lon;lat,lon"
+                   [--scheduled ISO8601 --broker URL]   (advance notice: a signed notice the device seals)
+    inspection notice CASE --broker URL               (send the advance notice again)
     inspection ready|start CASE --broker URL          (self-test, then inspection.start on the device)
     inspection checkin CASE location|identity_document|power_of_attorney|credentials --broker URL
     inspection mark CASE --note TEXT | snapshot CASE [--note TEXT] | decision CASE continue|shift_to_onsite --reason
@@ -27,7 +29,7 @@ from agent.customs.i18n.catalog import DEFAULT_REPORT_LANG, REPORT_LANGS
 from agent.customs.inspection import evidence as ev
 from agent.customs.inspection.audio import audio_items, audio_line
 from agent.customs.inspection.geo import parse_polygon
-from agent.customs.inspection.model import CHECKIN_STEPS, Entry, Inspection, InspectionStore
+from agent.customs.inspection.model import CHECKIN_STEPS, Entry, Inspection, InspectionStore, check_schedule
 from agent.customs.inspection.service import InspectionService
 from agent.customs.keys import DEFAULT_DIR, load_officer
 
@@ -69,17 +71,23 @@ def _print_entry(entry: Entry, as_json: bool) -> None:
 def _cmd_open(args: argparse.Namespace) -> int:
     try:
         polygon = parse_polygon(Path(args.polygon[1:]).read_text() if args.polygon.startswith("@") else args.polygon)
+        scheduled = None if args.scheduled is None else check_schedule(args.scheduled)
         insp = Inspection(case=args.case, enterprise=args.enterprise, representative=args.representative,
                           device=args.device, site=args.site, registered_site=args.registered_site or args.site,
-                          polygon=polygon, officers=args.officer or [], planned_minutes=args.planned_minutes)
+                          polygon=polygon, officers=args.officer or [], planned_minutes=args.planned_minutes,
+                          scheduled=scheduled)
     except (ValueError, OSError) as exc:  # pydantic's ValidationError is a ValueError
         msg = exc.errors()[0] if isinstance(exc, ValidationError) else None
         where = ".".join(map(str, msg["loc"])) + ": " + msg["msg"] if msg else str(exc)
         raise ConfigError(f"inspection open: {where}") from None
+    if scheduled is not None and not args.broker:
+        raise ConfigError("inspection open: --scheduled sends the device an advance notice: give --broker URL "
+                          "(and the officer's --keys/--cafile/--cert/--key)")
     _store(args).create(insp)
     print(f"inspection {insp.case} opened for {insp.enterprise} (device {insp.device}, site {insp.site}, "
-          f"{len(insp.polygon)}-vertex site polygon, {insp.planned_minutes} min planned)")
-    return 0
+          f"{len(insp.polygon)}-vertex site polygon, {insp.planned_minutes} min planned"
+          + (f", scheduled {scheduled}" if scheduled else "") + ")")
+    return _with_device(args, lambda s: s.notice()) if scheduled is not None else 0
 
 
 def _with_device(args: argparse.Namespace, step: Callable[[InspectionService], Entry | dict[str, Any]]) -> int:
@@ -145,6 +153,16 @@ def _cmd_show(args: argparse.Namespace) -> int:
         return 0
     timer = insp.timer()
     print(f"case {insp.case}: {insp.state}, {insp.enterprise}, device {insp.device}")
+    if insp.scheduled:
+        n = insp.notice or {}
+        delivery = ("not sent" if not n else f"delivered at {n['at']}, sealed by the device at seq {n.get('seq')}"
+                    if n.get("delivered") else f"NOT delivered at {n['at']}: {n.get('error')}")
+        print(f"  scheduled: {insp.scheduled}; advance notice {delivery}")
+    rd = insp.readiness
+    print("  self-test: " + ("not run" if rd is None else
+                             f"{_RESULT.get(_result_of(rd), '?')} at {rd.get('at')}"
+                             + (f" ({', '.join(map(str, rd.get('failed') or rd.get('warnings') or []))})"
+                                if rd.get("failed") or rd.get("warnings") else "")))
     if timer["elapsed_s"] is not None:
         over = " (OVER)" if timer["over"] else ""
         print(f"  timer: {timer['elapsed_s'] / 60:.1f} of {insp.planned_minutes} min{over}")
@@ -160,6 +178,16 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+_RESULT = {"pass": "PASS", "warn": "WARN (passed with warnings)", "fail": "FAIL"}
+
+
+def _result_of(readiness: dict[str, Any]) -> str:
+    """pass, warn or fail (a session written before ``result`` was kept says it through passed/warnings)."""
+    if readiness.get("result") in _RESULT:
+        return str(readiness["result"])
+    return "fail" if not readiness.get("passed") else "warn" if readiness.get("warnings") else "pass"
+
+
 def _mark(entry: Entry | None) -> str:
     return "-" if entry is None else ("ok" if entry.ok is not False else "FAILED")
 
@@ -170,9 +198,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _connection(p: argparse.ArgumentParser) -> None:
-    p.add_argument("case", help="case number")
-    p.add_argument("--broker", required=True, help="mqtt://host:port or mqtts://host:port")
+def _connection(p: argparse.ArgumentParser, *, case: bool = True, broker_required: bool = True) -> None:
+    if case:
+        p.add_argument("case", help="case number")
+    p.add_argument("--broker", required=broker_required, help="mqtt://host:port or mqtts://host:port")
     p.add_argument("--keys", type=Path, default=DEFAULT_DIR, help="officer key directory (default %(default)s)")
     p.add_argument("--cafile", type=Path, help="broker CA (mqtts)")
     p.add_argument("--cert", type=Path, help="officer TLS client certificate (mqtts)")
@@ -200,7 +229,13 @@ def register(subparsers: Any) -> None:
     o.add_argument("--representative", help="the enterprise's representative")
     o.add_argument("--officer", action="append", help="officer id (repeatable)")
     o.add_argument("--planned-minutes", type=int, default=25, help="planned duration (default 25)")
+    o.add_argument("--scheduled", metavar="ISO8601", help="when the inspection will take place, with a UTC offset "
+                   "(e.g. 2026-12-10T09:00:00+08:00): sends the device a signed advance notice (needs --broker)")
+    _connection(o, case=False, broker_required=False)
     o.set_defaults(func=_cmd_open)
+    n = sub.add_parser("notice", help="send the device the advance notice of the case's scheduled time (again)")
+    _connection(n)
+    n.set_defaults(func=lambda a: _with_device(a, lambda s: s.notice()))
     for name, helptext, fn in (
             ("ready", "request the device self-test and record it", lambda s, a: s.readiness()),
             ("start", "seal inspection_start on the device", lambda s, a: s.start()),

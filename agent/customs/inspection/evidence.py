@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.errors import VerificationError
-from agent.core.vocab import ALERT_KINDS
+from agent.core.vocab import ALERT_KINDS, RECORD_EVENTS
 from agent.customs.i18n import N_
 from agent.signing.layout import ITEM_RE, bucket_of
 from agent.signing.records import parse_sidecar
@@ -135,7 +135,7 @@ def alert_of(item: Item, before: Item | None = None) -> dict[str, Any] | None:
         return None
     extra = item.extra
     kind = "tamper" if item.kind == "tamper" else str(extra.get("type") or item.kind)
-    if extra.get("phase") not in (None, "onset"):
+    if extra.get("phase") not in (None, "onset") or kind in RECORD_EVENTS:
         return None
     return {"seq": item.seq, "at": item.wall, "at_us": _wall_us(item), "type": kind, "record_hash": item.record_hash,
             "details": {k: v for k, v in extra.items() if k not in ("inspection", "type", "phase")},

@@ -253,7 +253,8 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
         label = label_of(words, e.label)
         rows.append({"at": e.at, "kind": e.kind, "kind_label": ENTRY_LABELS.get(e.kind), "label": label,
                      "label_known": e.label in words, "note": e.note, "ok": e.ok,
-                     "show_ok": e.kind == "readiness" or e.ok is False, "seq": e.seq, "record_hash": e.record_hash,
+                     "show_ok": e.kind in ("readiness", "notice") or e.ok is False, "seq": e.seq,
+                     "record_hash": e.record_hash,
                      "still": stills.get(e.seq, 240) if e.kind in ("checkin", "snapshot") and e.seq in by_seq
                      else None})
     advice = set(ev.ADVICE.values())

@@ -16,9 +16,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.core.clock import iso_seconds, parse_aware_iso
 from agent.core.errors import ConfigError
 from agent.core.fsutil import atomic_write
-from agent.core.vocab import CASE_PATTERN, ID_PATTERN
+from agent.core.vocab import CASE_PATTERN, ID_PATTERN, NOTICE_MAX_AHEAD_DAYS
 from agent.core.vocab import CHECKIN_STEPS as CHECKIN_STEPS  # the report and the CLI read these two here
 from agent.core.vocab import STEP_TITLES as STEP_TITLES
 
@@ -37,7 +38,7 @@ class Entry(_Model):
     """One step of the timeline: what the officer did and the device-signed item it produced."""
 
     at: str
-    kind: Literal["readiness", "start", "checkin", "mark", "snapshot", "decision", "end", "report", "note"]
+    kind: Literal["notice", "readiness", "start", "checkin", "mark", "snapshot", "decision", "end", "report", "note"]
     seq: int | None = None
     record_hash: str | None = None
     label: str | None = None
@@ -57,6 +58,8 @@ class Inspection(_Model):
     polygon: list[tuple[float, float]] = Field(min_length=3, max_length=1000)
     officers: list[str] = Field(default_factory=list, max_length=16)
     planned_minutes: int = Field(default=25, ge=1, le=24 * 60)
+    scheduled: str | None = Field(default=None, max_length=40, description="ISO 8601 UTC: the advance notice's time")
+    notice: dict[str, Any] | None = None  # the latest notice's delivery: at, delivered, seq, record_hash, error
     state: State = "open"
     created: str = Field(default_factory=now_iso)
     started_at: str | None = None
@@ -87,6 +90,21 @@ class Inspection(_Model):
 
     def checkin_complete(self) -> bool:
         return all(step in self.checkin for step in CHECKIN_STEPS)
+
+
+def check_schedule(text: str, now: dt.datetime | None = None) -> str:
+    """A scheduled time for an advance notice, as ``YYYY-MM-DDTHH:MM:SSZ``: ISO 8601 with a UTC offset, in the
+    future and at most ``NOTICE_MAX_AHEAD_DAYS`` ahead (what the device also checks); ValueError otherwise."""
+    try:
+        when = parse_aware_iso(text.strip())
+    except ValueError as exc:
+        raise ValueError(f"scheduled: {text[:60]!r} is not an ISO 8601 time with a UTC offset ({exc})") from None
+    now = now or dt.datetime.now(dt.UTC)
+    if when <= now:
+        raise ValueError(f"scheduled: {iso_seconds(when)} is in the past")
+    if when > now + dt.timedelta(days=NOTICE_MAX_AHEAD_DAYS):
+        raise ValueError(f"scheduled: {iso_seconds(when)} is more than {NOTICE_MAX_AHEAD_DAYS} days ahead")
+    return iso_seconds(when)
 
 
 def case_file_name(case: str) -> str:

@@ -11,7 +11,8 @@ import logging
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.core.errors import CommandError, ConfigError
+from agent.core.errors import AgentError, CommandError, ConfigError
+from agent.core.vocab import NOTICE_COMMAND
 from agent.customs.inspection import evidence as ev
 from agent.customs.inspection.geo import check_fix
 from agent.customs.inspection.model import CHECKIN_STEPS, Entry, InspectionStore, now_iso
@@ -51,6 +52,31 @@ class InspectionService:
                                f"it {' or '.join(states)}")
 
     # -- before ----------------------------------------------------------------------------------
+    def notice(self) -> Entry:
+        """Advance notice: the signed ``inspection.notice`` to the device, which seals it and lists the case as
+        upcoming. The delivery (the device's seq, or why it failed) is kept on the case either way; a failure
+        is raised after it is recorded."""
+        self._require("open")
+        insp = self.inspection
+        if insp.scheduled is None:
+            raise ConfigError(f"inspection {insp.case} has no scheduled time (inspection open --scheduled ISO8601)")
+        args = {"case": insp.case, "site": insp.site, "enterprise": insp.enterprise, "scheduled": insp.scheduled,
+                "planned_minutes": insp.planned_minutes, "officers": insp.officers,
+                **({"registered_site": insp.registered_site} if insp.registered_site else {})}
+        try:
+            result = self._request(NOTICE_COMMAND, args)
+        except AgentError as exc:
+            insp.notice = {"at": now_iso(), "delivered": False, "scheduled": insp.scheduled, "error": str(exc)[:500]}
+            self._add(Entry(at=now_iso(), kind="notice", ok=False, officer=self.officer,
+                            note=f"advance notice for {insp.scheduled} NOT delivered: {str(exc)[:300]}"))
+            raise
+        insp.notice = {"at": now_iso(), "delivered": True, "scheduled": result.get("scheduled", insp.scheduled),
+                       "seq": result.get("seq"), "record_hash": result.get("record_hash"), "error": None}
+        return self._add(Entry(at=now_iso(), kind="notice", ok=True, officer=self.officer, seq=result.get("seq"),
+                               record_hash=result.get("record_hash"),
+                               note=f"advance notice for {insp.notice['scheduled']} delivered and sealed by the device",
+                               details={"scheduled": insp.notice["scheduled"]}))
+
     def readiness(self) -> Entry:
         """The device's self-test (camera, GPS, clock, broker, disk, certificate), recorded pass or fail."""
         result = self._request("selftest")
@@ -58,7 +84,9 @@ class InspectionService:
         failed = [c.get("name") for c in checks if isinstance(c, dict) and c.get("status") == "fail"]
         warned = [c.get("name") for c in checks if isinstance(c, dict) and c.get("status") == "warn"]
         passed = bool(result.get("passed", not failed))
-        self.inspection.readiness = {"at": now_iso(), "passed": passed, "failed": failed, "warnings": warned,
+        result_word = "fail" if not passed else "warn" if warned else "pass"
+        self.inspection.readiness = {"at": now_iso(), "passed": passed, "result": result_word, "failed": failed,
+                                     "warnings": warned,
                                      "checks": checks, "sealed": result.get("sealed")}
         sealed = result.get("sealed") or {}
         note = (f"self-test FAILED: {', '.join(map(str, failed))}" if not passed else

@@ -9,6 +9,7 @@ interleave a session file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,13 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.core.errors import AgentError, CommandError, ConfigError
 from agent.core.vocab import CASE_PATTERN, CHECKIN_STEPS, CheckinStep
 from agent.customs.cmd_cmd import OfficerClient
-from agent.customs.console.deps import Client, Evidence, get_inspections
+from agent.customs.console.deps import Client, Evidence, ReportTsa, get_inspections
 from agent.customs.console.pages import STATIC, page_lang
 from agent.customs.i18n import catalog
 from agent.customs.inspection import evidence as ev
 from agent.customs.inspection.audio import audio_items
 from agent.customs.inspection.geo import MAP_LEGEND, parse_polygon, site_map_svg
-from agent.customs.inspection.model import Entry, Inspection, InspectionStore
+from agent.customs.inspection.model import Entry, Inspection, InspectionStore, check_schedule
 from agent.customs.inspection.service import InspectionService
 
 router = APIRouter(tags=["inspections"])
@@ -45,6 +46,8 @@ class OpenBody(BaseModel):
     representative: str | None = Field(default=None, max_length=200)
     officers: list[str] = Field(default_factory=list, max_length=16)
     planned_minutes: int = Field(default=25, ge=1, le=24 * 60)
+    scheduled: str | None = Field(default=None, max_length=40,
+                                  description="ISO 8601 with a UTC offset: sends the device an advance notice")
 
 
 class _Body(BaseModel):
@@ -126,12 +129,15 @@ def list_inspections(store: Inspections) -> list[dict[str, Any]]:
 
 
 @router.post("/api/inspections")
-def open_inspection(body: OpenBody, store: Inspections) -> dict[str, Any]:
+async def open_inspection(body: OpenBody, store: Inspections, client: Client) -> dict[str, Any]:
+    """Open a case; with ``scheduled``, also send the device its advance notice. The case is opened even when
+    the notice is refused or unanswered: its delivery (``notice``) says so, and the case page sends it again."""
     try:
+        scheduled = None if body.scheduled is None else check_schedule(body.scheduled)
         insp = Inspection(case=body.case, enterprise=body.enterprise, representative=body.representative,
                           device=body.device, site=body.site, registered_site=body.registered_site or body.site,
                           polygon=parse_polygon(body.polygon), officers=body.officers,
-                          planned_minutes=body.planned_minutes)
+                          planned_minutes=body.planned_minutes, scheduled=scheduled)
     except (ValueError, ValidationError) as exc:
         raise HTTPException(422, str(exc).splitlines()[0] if not isinstance(exc, ValidationError)
                             else f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
@@ -139,7 +145,12 @@ def open_inspection(body: OpenBody, store: Inspections) -> dict[str, Any]:
         store.create(insp)
     except ConfigError as exc:
         raise HTTPException(409, str(exc)) from None
-    return {"case": insp.case}
+    if scheduled is not None:
+        service = _service(store, client, insp.case)
+        with contextlib.suppress(HTTPException):  # recorded on the case (notice.delivered false, the device's words)
+            await _run(service.notice)
+        return {"case": insp.case, "notice": service.inspection.notice}
+    return {"case": insp.case, "notice": None}
 
 
 @router.get("/api/inspection")
@@ -167,6 +178,12 @@ async def _step(fn: Callable[[], Entry]) -> dict[str, Any]:
 
 
 # One route and one body model per step; each runs the signed command in a worker thread.
+@router.post("/api/inspection/notice")
+async def notice(_body: Annotated[NoBody, Body()], store: Inspections, client: Client, case: Case) -> dict[str, Any]:
+    """Send the device the advance notice of the case's scheduled time (again)."""
+    return await _step(_service(store, client, case).notice)
+
+
 @router.post("/api/inspection/ready")
 async def ready(_body: Annotated[NoBody, Body()], store: Inspections, client: Client, case: Case) -> dict[str, Any]:
     """The device's self-test, recorded pass or fail."""
@@ -210,8 +227,9 @@ async def end(body: EndBody, store: Inspections, client: Client, case: Case) -> 
 
 @router.post("/api/inspection/report")
 async def report(body: Annotated[ReportBody, Body()], store: Inspections, client: Client, root: Evidence,
-                 case: Case) -> dict[str, Any]:
-    """Build, sign and seal the report (a new version, with a reason, when one exists); verify its bundle."""
+                 tsa: ReportTsa, case: Case) -> dict[str, Any]:
+    """Build, sign and seal the report (a new version, with a reason, when one exists); verify its bundle. The
+    officer's PDF signature carries an RFC 3161 timestamp from ``[report] tsa_url`` when one is configured."""
     from agent.customs.inspection.report import next_version
 
     service = _service(store, client, case)
@@ -219,23 +237,25 @@ async def report(body: Annotated[ReportBody, Body()], store: Inspections, client
         next_version(service.inspection, body.reason)
     except ConfigError as exc:  # the officer's mistake (a rebuild without a reason): said beside the button
         raise HTTPException(409, str(exc).replace("(--reason TEXT)", "(the reason field)")) from None
-    result: dict[str, Any] = await _run(lambda: _report(store, client, root, service, body.reason, body.lang))
+    result: dict[str, Any] = await _run(lambda: _report(store, client, root, service, body.reason, body.lang, tsa))
     return result
 
 
 def _report(store: InspectionStore, client: OfficerClient, root: Path | None,
-            service: InspectionService, reason: str | None, lang: str) -> dict[str, Any]:
+            service: InspectionService, reason: str | None, lang: str,
+            tsa_url: str | None = None) -> dict[str, Any]:
     from agent.customs.inspection.report import build_report
 
     service.require_ended()
     if root is None:
         raise ConfigError("no evidence folder: set [inspections] evidence = INGEST_OUT in the console config")
     res = build_report(service, root, store.dir.parent / "reports", client.officer, wait_s=60.0, reason=reason,
-                       lang=lang)
+                       lang=lang, tsa_url=tsa_url)
     return {"version": res.version, "supersedes": res.supersedes, "verified": res.verify["ok"],
             "problems": res.verify["problems"], "items": res.items,
             "sealed_seq": res.sealed_seq, "manifest_sha256": res.manifest_sha256,
-            "report_check": res.verify.get("report"), "findings": list(res.findings), "seconds": res.seconds}
+            "report_check": res.verify.get("report"), "findings": list(res.findings), "seconds": res.seconds,
+            "timestamped": tsa_url is not None}
 
 
 @router.get("/api/inspection/still")

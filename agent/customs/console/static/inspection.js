@@ -21,7 +21,7 @@ async function api(method, path, body) {
 }
 // Which steps a case state allows; the buttons follow it (and all wait while one step runs).
 const ALLOWED = {
-  ready: ["open", "started"], start: ["open"], end: ["started"], report: ["ended", "reported"],
+  ready: ["open", "started"], start: ["open"], notice: ["open"], end: ["started"], report: ["ended", "reported"],
   mark: ["started"], snapshot: ["started"], decision: ["started"], checkin: ["started"],
 };
 let busy = false;
@@ -156,6 +156,16 @@ function renderReadiness(r) {
     ...(r.checks || []).map((c) => el("div", {class: c.status === "fail" ? "bad" : c.status === "warn" ? "warn" : "muted",
       text: `${c.name}: ${c.status} — ${c.detail || ""}`})));
 }
+function renderNotice(i) {  // advance notice: when, and whether the device sealed it
+  const box = document.getElementById("notice");
+  document.getElementById("notice-ctl").hidden = !(i.scheduled && i.state === "open" && !(i.notice && i.notice.delivered));
+  if (!i.scheduled) { box.replaceChildren(); return; }
+  const n = i.notice;
+  const [cls, text] = !n ? ["warn", "advance notice not sent"] : n.delivered
+    ? ["ok", `advance notice delivered, sealed by the device at seq ${n.seq}`] : ["bad", `advance notice NOT delivered: ${n.error}`];
+  box.className = "";
+  box.replaceChildren(el("div", {text: `scheduled ${i.scheduled}`}), el("div", {class: cls, id: "notice-result", text}));
+}
 function render(d) {
   current = d;
   const i = d.inspection;
@@ -172,6 +182,7 @@ function render(d) {
   } else if (i.state !== "started" && frame) {
     box.replaceChildren(el("p", {class: "muted", text: t("The inspection has ended; the live view is closed.")}));
   }
+  renderNotice(i);
   renderReadiness(i.readiness);
   const tb = document.querySelector("#checkin tbody");
   if (!tb.children.length) tb.replaceChildren(...d.steps.map(s => {  // built once: typed notes survive refreshes
@@ -267,6 +278,7 @@ async function listView() {
     body.officers = (body.officers || "").split(",").map(s => s.trim()).filter(Boolean);
     body.planned_minutes = Number(body.planned_minutes || 25);
     for (const k of ["representative", "registered_site"]) if (!body[k]) body[k] = null;
+    body.scheduled = body.scheduled ? new Date(body.scheduled).toISOString() : null;  // local time → UTC
     try { await api("POST", "/api/inspections", body); location.href = `/inspections?case=${encodeURIComponent(body.case)}`; }
     catch (e) { say("open", e.message, "bad"); }
   };
@@ -278,6 +290,7 @@ if (!CASE) {
   document.getElementById("case-view").hidden = false;
   const on = (id, fn) => { document.getElementById(id).onclick = fn; };
   on("btn-ready", () => step("ready", {}, "ready", t("Self-test")));
+  on("btn-notice", () => step("notice", {}, "notice", t("Advance notice")));
   on("btn-start", () => step("start", {}, "start", t("Start")));
   on("btn-end", async () => {
     if (await confirmStep(t("End inspection {case}? The device seals the end now; nothing can be added to the case afterwards.", {case: CASE}))) step("end", {}, "end", t("End"));
