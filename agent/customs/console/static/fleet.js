@@ -42,7 +42,7 @@ function selftestCell(d) {
     td.append(el("span", {class: d.selftest.ok === false ? "bad" : "", text: (d.selftest.ok === false ? t("FAILED") + " " : d.selftest.ok ? t("passed") + " " : "") + (d.selftest.time || "")}));
   } else td.append("—");
   for (const u of d.upcoming || []) {  // advance notices the device itself reports (sealed on it)
-    td.append(el("div", {class: "upcoming", text: `notice: case ${u.case} scheduled ${u.scheduled}`}));
+    td.append(el("div", {class: "upcoming", text: t("notice: case {case} scheduled {time}", {case: u.case, time: u.scheduled})}));
   }
   for (const c of open) {
     td.append(el("div", {}, el("a", {class: "case-link", href: `/inspections?case=${encodeURIComponent(c.case)}`, text: t("case {case}", {case: c.case})}), ` ${({open: t("open"), started: t("started")})[c.state] || c.state}`));

@@ -161,10 +161,11 @@ function renderNotice(i) {  // advance notice: when, and whether the device seal
   document.getElementById("notice-ctl").hidden = !(i.scheduled && i.state === "open" && !(i.notice && i.notice.delivered));
   if (!i.scheduled) { box.replaceChildren(); return; }
   const n = i.notice;
-  const [cls, text] = !n ? ["warn", "advance notice not sent"] : n.delivered
-    ? ["ok", `advance notice delivered, sealed by the device at seq ${n.seq}`] : ["bad", `advance notice NOT delivered: ${n.error}`];
+  const [cls, text] = !n ? ["warn", t("advance notice not sent")] : n.delivered
+    ? ["ok", t("advance notice delivered, sealed by the device at seq {seq}", {seq: n.seq})]
+    : ["bad", t("advance notice NOT delivered: {error}", {error: n.error})];
   box.className = "";
-  box.replaceChildren(el("div", {text: `scheduled ${i.scheduled}`}), el("div", {class: cls, id: "notice-result", text}));
+  box.replaceChildren(el("div", {text: t("scheduled {time}", {time: i.scheduled})}), el("div", {class: cls, id: "notice-result", text}));
 }
 function render(d) {
   current = d;
@@ -254,8 +255,9 @@ function renderAudio(rows) {
   if (!ul) return;
   ul.replaceChildren(...(rows.length ? rows.map((a) => el("li", {class: "audio", "data-seq": String(a.seq)},
     el("b", {text: `${String(a.at).slice(11, 19)} `}),
-    `${a.duration_s == null ? "?" : a.duration_s} s of ${a.who} · seq ${a.seq}${a.received ? "" : " (file not received yet)"}`))
-    : [el("li", {class: "muted", text: "none"})]));
+    t("{seconds} s of {who} · seq {seq}", {seconds: a.duration_s == null ? "?" : a.duration_s, who: a.who, seq: a.seq}) +
+      (a.received ? "" : " " + t("(file not received yet)"))))
+    : [el("li", {class: "muted", text: t("none")})]));
 }
 async function refresh() {
   try {

@@ -2,7 +2,7 @@
 // with WebAudio. The console checks every packet group (device signature, this session's nonce, order, freshness,
 // limits) before it reaches this page; the page keeps a short jitter buffer and measures capture-to-play latency.
 "use strict";
-(() => {
+i18n().then(() => {  // the panel is built in the officer's language
   const [, , site, device] = location.pathname.split("/").map(decodeURIComponent);
   // jitter buffer: a packet group (8 x 20 ms) arrives at once, so up to JITTER_S + 160 ms is scheduled ahead;
   // beyond MAX_AHEAD_S (audio bunched by the network) frames are dropped to get back to the live edge
@@ -12,13 +12,13 @@
     talking: false, talkSent: 0, talkPackets: 0, talkBytes: 0, talkRefused: 0, talkReason: null, micError: null};
   const panel = document.getElementById("voice-panel");
   if (!panel) return;
-  const status = el("p", {class: "muted", id: "voice-status", text: "Voice is off."});
-  const startBtn = el("button", {class: "btn", id: "voice-start", text: "Start voice (hear the site)"});
-  const muteBtn = el("button", {class: "btn", id: "voice-mute", text: "Mute", disabled: ""});
-  const stopBtn = el("button", {class: "btn", id: "voice-stop", text: "End voice", disabled: ""});
-  const talkBtn = el("button", {class: "btn", id: "voice-talk", text: "Hold to talk", disabled: ""});
+  const status = el("p", {class: "muted", id: "voice-status", text: t("Voice is off.")});
+  const startBtn = el("button", {class: "btn", id: "voice-start", text: t("Start voice (hear the site)")});
+  const muteBtn = el("button", {class: "btn", id: "voice-mute", text: t("Mute"), disabled: ""});
+  const stopBtn = el("button", {class: "btn", id: "voice-stop", text: t("End voice"), disabled: ""});
+  const talkBtn = el("button", {class: "btn", id: "voice-talk", text: t("Hold to talk"), disabled: ""});
   const talkStatus = el("p", {class: "muted", id: "voice-talk-status", text: ""});
-  panel.replaceChildren(el("h2", {text: "Voice"}), status, startBtn, muteBtn, stopBtn, el("p"), talkBtn, talkStatus);
+  panel.replaceChildren(el("h2", {text: t("Voice")}), status, startBtn, muteBtn, stopBtn, el("p"), talkBtn, talkStatus);
 
   let ws = null, ctx = null, gain = null, analyser = null, decoder = null, nextTime = 0, muted = false, timer = null;
   const captureOf = new Map();  // decoder timestamp (us) -> capture wall time (ms)
@@ -79,7 +79,7 @@
     vstats.analyserPeakHz = best * ctx.sampleRate / analyser.fftSize;
   }
   async function start() {
-    if (!("AudioDecoder" in window)) { say("This browser has no WebCodecs AudioDecoder: use Chromium."); return; }
+    if (!("AudioDecoder" in window)) { say(t("This browser has no WebCodecs AudioDecoder: use Chromium.")); return; }
     startBtn.disabled = true;
     ctx = new AudioContext({sampleRate: 48000, latencyHint: "interactive"});
     await ctx.resume();
@@ -91,7 +91,7 @@
     decoder = new AudioDecoder({output: play, error: (e) => { vstats.lastReason = `decoder: ${e.message}`; }});
     decoder.configure({codec: "opus", sampleRate: 48000, numberOfChannels: 1});
     vstats.state = "starting";
-    say("Asking the device for a voice session…");
+    say(t("Asking the device for a voice session…"));
     ws = new WebSocket(wsUrl(`/ws/voice/${encodeURIComponent(site)}/${encodeURIComponent(device)}`));
     ws.binaryType = "arraybuffer";
     ws.onmessage = (ev) => {
@@ -100,8 +100,9 @@
       if (m.t === "voice_started") {
         vstats.state = "on";
         vstats.session = m.session;
-        say(`Voice on: session ${m.session.slice(0, 8)}…, Opus ${m.bitrate_kbps} kbit/s; ${m.chain}. Every packet is ` +
-            "checked by the console (device signature, this session, order, freshness) before it is played.");
+        say(t("Voice on: session {session}…, Opus {kbps} kbit/s; {chain}. Every packet is checked by the console (device " +
+            "signature, this session, order, freshness) before it is played.",
+            {session: m.session.slice(0, 8), kbps: m.bitrate_kbps, chain: m.chain}));
         muteBtn.disabled = false;
         stopBtn.disabled = false;
         talkBtn.disabled = false;
@@ -109,24 +110,25 @@
       } else if (m.t === "talk_refused") {
         vstats.talkRefused = m.refused;
         vstats.talkReason = m.reason;
-        talkStatus.textContent = `Your audio was refused by the console: ${m.reason}`;
+        talkStatus.textContent = t("Your audio was refused by the console: {reason}", {reason: m.reason});
       } else if (m.t === "refused") {
         vstats.refused = m.refused;
         vstats.lastReason = m.reason;
-        say(`Audio refused: ${m.reason}`);
+        say(t("Audio refused: {reason}", {reason: m.reason}));
       } else if (m.t === "end") {
         vstats.ended = m.reason;
         vstats.sealed = m.sealed || [];
         vstats.state = "ended";
-        say(`Voice ended (${m.reason}); sealed audio records: ${(m.sealed || []).map((s) => "seq " + s.seq).join(", ") || "none"}.`);
+        say(t("Voice ended ({reason}); sealed audio records: {records}.", {reason: m.reason,
+          records: (m.sealed || []).map((s) => "seq " + s.seq).join(", ") || t("none")}));
       } else if (m.t === "error") {
         vstats.state = "error";
         vstats.lastReason = m.message;
-        say(`Voice not available: ${m.message}`);
+        say(t("Voice not available: {message}", {message: m.message}));
         startBtn.disabled = false;
       }
     };
-    ws.onclose = () => { if (vstats.state === "on" || vstats.state === "starting") { vstats.state = "closed"; say("Voice connection closed."); } };
+    ws.onclose = () => { if (vstats.state === "on" || vstats.state === "starting") { vstats.state = "closed"; say(t("Voice connection closed.")); } };
     timer = setInterval(() => { if (ws.readyState === 1) ws.send(JSON.stringify({t: "keepalive"})); peak(); }, 1000);
   }
   // ---- the officer's voice: microphone (the browser's echo canceller on), Opus by WebCodecs, push-to-talk.
@@ -158,7 +160,7 @@
   }
   async function openMic() {
     if (!("AudioEncoder" in window) || !("MediaStreamTrackProcessor" in window)) {
-      talkStatus.textContent = "This browser cannot encode the microphone (WebCodecs): use Chromium."; return;
+      talkStatus.textContent = t("This browser cannot encode the microphone (WebCodecs): use Chromium."); return;
     }
     let stream;
     try {
@@ -166,11 +168,11 @@
         autoGainControl: true, channelCount: 1}});
     } catch (e) {
       vstats.micError = e.message;
-      talkStatus.textContent = `Microphone not available: ${e.message}`; talkBtn.disabled = true; return;
+      talkStatus.textContent = t("Microphone not available: {message}", {message: e.message}); talkBtn.disabled = true; return;
     }
     const track = stream.getAudioTracks()[0];
     const reader = new MediaStreamTrackProcessor({track}).readable.getReader();
-    talkStatus.textContent = "Microphone ready (echo cancellation on). Hold the button to talk.";
+    talkStatus.textContent = t("Microphone ready (echo cancellation on). Hold the button to talk.");
     for (;;) {
       const {value: data, done} = await reader.read();
       if (done || !ws || ws.readyState > 1) { track.stop(); break; }
@@ -210,7 +212,7 @@
     if (talkBtn.disabled || vstats.talking === on) return;
     vstats.talking = on;
     talkBtn.classList.toggle("on", on);
-    talkBtn.textContent = on ? "Talking… (release to stop)" : "Hold to talk";
+    talkBtn.textContent = on ? t("Talking… (release to stop)") : t("Hold to talk");
     if (!on && encoder) {
       const done = encoder;
       encoder = null;
@@ -234,7 +236,7 @@
     muted = !muted;
     vstats.muted = muted;
     gain.gain.value = muted ? 0 : 1;
-    muteBtn.textContent = muted ? "Unmute" : "Mute";
+    muteBtn.textContent = muted ? t("Unmute") : t("Mute");
   });
   window.addEventListener("pagehide", stop);
-})();
+});
