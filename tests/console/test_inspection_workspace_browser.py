@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -387,4 +388,6 @@ def report_and_countersign(page: Any, stack: dict[str, Any], root: Path) -> None
     text = " ".join(subprocess.run(["pdftotext", str(final), "-"], capture_output=True, text=True,
                                    check=True).stdout.split())  # one line: pdftotext breaks lines as laid out
     assert "绿野农场有限公司" in text and "海关官员" in text and LEGAL_NAME in text
-    assert "ALERT restart" in text and "Report version 2" in text and "the device restart is annotated" in text
+    # the report is bilingual (zh-en): each label is Chinese then English, the alert's type in brackets
+    assert re.search(r"警报 ALERT .{0,60}\(restart\)", text), text[:3000]
+    assert "Report version 2" in text and "the device restart is annotated" in text
