@@ -2,7 +2,7 @@
 
 A sidecar (``*.rec``) holds two lines:
 
-1. the record as canonical JSON (RFC 8785) — exactly the bytes that are signed and hashed;
+1. the record as canonical JSON (RFC 8785, agent.signing.canonical) — exactly the bytes that are signed and hashed;
 2. an envelope ``{"alg":"ES256","key_id":..,"sig":<base64 DER>,"x5c":[<base64 DER cert>, ..]}``.
 
 Keeping the signed bytes on a line of their own lets a third party check a record with
@@ -19,23 +19,18 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import rfc8785
 from cryptography import x509
 
 from agent.core.errors import VerificationError
+from agent.signing.canonical import canonical
 from agent.signing.keys import DeviceIdentity
+
+__all__ = ["ALG", "GENESIS_PREV", "RECORD_VERSION", "SignedRecord", "canonical", "parse_sidecar", "sha256_hex",
+           "sign_record"]
 
 RECORD_VERSION = 1
 ALG = "ES256"
 GENESIS_PREV = "0" * 64
-
-
-def canonical(obj: Mapping[str, Any]) -> bytes:
-    """RFC 8785 canonical JSON bytes (no whitespace, sorted keys, no raw newlines)."""
-    try:
-        return rfc8785.dumps(obj)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise ValueError(f"record cannot be canonicalised: {exc}") from exc
 
 
 def sha256_hex(data: bytes) -> str:
