@@ -52,11 +52,11 @@ def build_vault(root: Path, n: int, media_bytes: int) -> tuple[Path, Path]:
     try:
         init_identity(root / "keys", "bench-dev", "Bench")
         vault = Vault(root / "vault")
-        clock = ManualClock(wall=time.time_ns() - n * 10**9)
+        clock = ManualClock(wall=time.time_ns())  # inside the new certificate's validity
         sealer = Sealer(vault, load_identity(root / "keys"), device_id="bench-dev", site_id="site", clock=clock)
         sealer.start(moment(clock))
         for i in range(n):
-            clock.advance(1.0)
+            clock.advance(0.01)
             media = i.to_bytes(8, "big") * (media_bytes // 8 + 1)
             sealer.seal("still", moment(clock), media=media[:media_bytes], media_type="image/jpeg", ext="jpg")
         vault.close()

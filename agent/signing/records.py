@@ -104,4 +104,6 @@ def parse_sidecar(data: bytes, where: str) -> SignedRecord:
         key_id = str(envelope["key_id"])
     except (KeyError, TypeError, ValueError) as exc:  # binascii.Error, and non-ASCII text in a base64 field
         raise VerificationError(f"{where}: envelope is malformed ({exc})") from exc
-    return SignedRecord(body=body, sig=sig, key_id=key_id, x5c=x5c)
+    signed = SignedRecord(body=body, sig=sig, key_id=key_id, x5c=x5c)
+    signed.__dict__["record"] = record  # the cached_property, filled with what was just parsed and checked
+    return signed
