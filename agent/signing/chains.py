@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.core.errors import VerificationError
@@ -29,12 +31,25 @@ __all__ = ["MAX_ENTRIES", "ChainCache", "Signer"]
 MAX_ENTRIES = 1024
 
 
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+
 @dataclass(frozen=True)
 class Signer:
-    """A leaf certificate's public key and its key id (hex SHA-256 of the SubjectPublicKeyInfo)."""
+    """A leaf certificate's public key and its key id (hex SHA-256 of the SubjectPublicKeyInfo; "" when the
+    key is not ECDSA P-256, the only kind a record may be signed with)."""
 
     key: object
     key_id: str
+
+    def verify(self, signature: bytes, data: bytes) -> None:
+        """ECDSA P-256/SHA-256 (DER signature); VerificationError when it does not hold or the key is no P-256 key."""
+        if not self.key_id:
+            raise VerificationError("key is not ECDSA P-256")
+        try:
+            self.key.verify(signature, data, _ECDSA_SHA256)  # type: ignore[attr-defined]
+        except InvalidSignature:
+            raise VerificationError("signature is invalid (data altered or signed by another key)") from None
 
 
 @dataclass(frozen=True)
@@ -71,7 +86,8 @@ class ChainCache:
         found = self._signers.get(leaf_der)
         if found is None:
             key = leaf.public_key()
-            found = Signer(key, key_id_of(key) if isinstance(key, ec.EllipticCurvePublicKey) else "")
+            p256 = isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1"
+            found = Signer(key, key_id_of(key) if p256 else "")  # type: ignore[arg-type]
             if len(self._signers) < MAX_ENTRIES:
                 self._signers[leaf_der] = found
         return found

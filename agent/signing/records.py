@@ -76,6 +76,17 @@ def sign_record(record: Mapping[str, Any], identity: DeviceIdentity) -> SignedRe
                         x5c=tuple(identity.chain_der()))
 
 
+_decode = json.JSONDecoder().decode
+
+
+def _loads(line: bytes) -> Any:
+    """``json.loads(line)``; a line opening with ``{`` and no NUL after it is UTF-8 to ``json.loads`` (its
+    encoding detection looks at the first bytes only), so that case skips the detection."""
+    if line[:1] == b"{" and line[1:2] not in (b"\x00", b""):
+        return _decode(line.decode("utf-8", "surrogatepass"))
+    return json.loads(line)
+
+
 def parse_sidecar(data: bytes, where: str) -> SignedRecord:
     """Parse a sidecar; every malformation raises VerificationError naming ``where``."""
     lines = data.split(b"\n")
@@ -83,8 +94,8 @@ def parse_sidecar(data: bytes, where: str) -> SignedRecord:
         raise VerificationError(f"{where}: sidecar must hold exactly two lines (record, envelope)")
     body, env_line = lines[0], lines[1]
     try:
-        record = json.loads(body)
-        envelope = json.loads(env_line)
+        record = _loads(body)
+        envelope = _loads(env_line)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise VerificationError(f"{where}: sidecar is not valid JSON: {exc}") from exc
     except RecursionError:
