@@ -113,11 +113,13 @@ def old_tree(ref: str, dest: Path) -> Path:
     return dest / "old"
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """(wall s, CPU s of the child: user + system, from wait4), stdout; exits on a failed run."""
+def timed(cmd: list[str], env: dict[str, str] | None, cwd: Path) -> tuple[float, float, str]:
+    """(wall s, CPU s of the child: user + system, from wait4), stdout; exits on a failed run.
+
+    ``cwd`` must not hold an ``agent`` package: ``python -m`` puts the working directory first on sys.path."""
     t = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
         _pid, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - t
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -149,17 +151,22 @@ def main(argv: list[str] | None = None) -> int:
         records = args.n + 1
         cli = ["verify", str(vault), "--ca", str(ca), "--json"]
         runs: dict[str, tuple[list[str], dict[str, str] | None]] = {
-            "floor": ([PY, __file__, "--floor", str(vault), str(ca)], None),
+            "floor": ([PY, str(Path(__file__).resolve()), "--floor", str(vault), str(ca)], None),
             "new": ([PY, "-m", "agent.device.cli", *cli], {**os.environ, "PYTHONPATH": str(REPO)}),
         }
         if args.old:
             old = old_tree(args.old, root)
             runs["old"] = ([PY, "-m", "agent.device.cli", *cli], {**os.environ, "PYTHONPATH": str(old)})
+        small, small_ca = build_vault(root / "one", 0, args.media_bytes)  # startup: a vault of one record
         times: dict[str, list[float]] = {k: [] for k in runs}
         cpu: dict[str, list[float]] = {k: [] for k in runs}
+        start_cpu: dict[str, list[float]] = {k: [] for k in runs}
         for _ in range(args.repeats):
             for name, (cmd, env) in runs.items():
-                elapsed, used, out = timed(cmd, env)
+                small_cmd = [small_ca.as_posix() if c == str(ca) else small.as_posix() if c == str(vault) else c
+                             for c in cmd]
+                start_cpu[name].append(timed(small_cmd, env, root)[1])
+                elapsed, used, out = timed(cmd, env, root)
                 if name == "floor":
                     assert int(out) == records, out
                 else:
@@ -171,12 +178,18 @@ def main(argv: list[str] | None = None) -> int:
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     rate = {k: records / v for k, v in med.items()}
     rate_cpu = {k: records / v for k, v in med_cpu.items()}
+    startup = {k: statistics.median(v) for k, v in start_cpu.items()}
+    marginal = {k: (records - 1) / max(1e-9, med_cpu[k] - startup[k]) for k in runs}
     result = {"records": records, "media_bytes": args.media_bytes, "repeats": args.repeats,
               "build_s": round(built_s, 1), "cpus": os.cpu_count(),
               "wall_s": {k: [round(x, 3) for x in v] for k, v in times.items()},
               "cpu_s": {k: [round(x, 3) for x in v] for k, v in cpu.items()},
               "rec_per_cpu_s": {k: round(v) for k, v in rate_cpu.items()},
               "ratio_to_floor_cpu": {k: round(v / rate_cpu["floor"], 3) for k, v in rate_cpu.items() if k != "floor"},
+              "startup_cpu_s": {k: round(v, 3) for k, v in startup.items()},
+              "marginal_rec_per_cpu_s": {k: round(v) for k, v in marginal.items()},
+              "marginal_ratio_to_floor": {k: round(v / marginal["floor"], 3) for k, v in marginal.items()
+                                          if k != "floor"},
               "rec_per_wall_s": {k: round(v) for k, v in rate.items()},
               "ratio_to_floor_wall": {k: round(v / rate["floor"], 3) for k, v in rate.items() if k != "floor"}}
     if "old" in rate:
@@ -193,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
                                              f"{result['ratio_to_floor_wall'][k]:.2f}x the floor")
             print(f"  {k:6s} {rate_cpu[k]:7.0f} rec/CPU-s ({med_cpu[k]:.2f} s)  {rate[k]:7.0f} rec/s "
                   f"({med[k]:.2f} s wall){ratio}")
+        print("  startup (a one-record vault), CPU s: " + ", ".join(f"{k} {v:.2f}" for k, v in startup.items()))
+        print("  records per CPU second beyond startup: " + ", ".join(
+            f"{k} {v:.0f}" + ("" if k == "floor" else f" ({result['marginal_ratio_to_floor'][k]:.2f}x)")
+            for k, v in marginal.items()))
         if "old" in rate:
             print(f"  new / old: {result['new_over_old_cpu']:.2f}x (CPU), {result['new_over_old_wall']:.2f}x (wall)")
     return 0
