@@ -131,9 +131,13 @@ def read_regular(path: str | Path, limit: int) -> tuple[int, bytes | None]:
             raise VerificationError(f"{os.path.basename(path)}: not a regular file (refused)")
         if st.st_size > limit:
             return st.st_size, None
-        chunks = []
-        left = limit + 1
-        while left > 0 and (chunk := os.read(fd, min(left, max(st.st_size + 1, 1 << 16)))):
+        want = st.st_size + 1  # one byte more than stat says: a short read is the end of the file
+        data = os.read(fd, want)
+        if len(data) < want:
+            return st.st_size, data
+        chunks = [data]  # the file grew since fstat: read on, still bounded by ``limit``
+        left = limit + 1 - len(data)
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 16))):
             chunks.append(chunk)
             left -= len(chunk)
         return st.st_size, b"".join(chunks)[:limit]
