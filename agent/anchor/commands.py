@@ -10,6 +10,8 @@ from typing import Any
 from agent.anchor.bundle import export_log_files
 from agent.anchor.log import LogFiles
 from agent.anchor.note import NoteVerifier, parse_verifier_key
+from agent.anchor.rekor import log_verifier
+from agent.anchor.trustroot import load_trusted_root
 from agent.anchor.tsa import load_pem_certs
 from agent.anchor.verify import AnchorTrust
 from agent.core.clock import iso_utc
@@ -58,8 +60,6 @@ def rekor_key(value: str) -> NoteVerifier:
     origin, sep, path = value.partition("=")
     if not sep or not origin or not path:
         raise ConfigError(f"--rekor-key {value!r}: expected ORIGIN=PEMFILE (the log's --hostname and public key)")
-    from agent.anchor.rekor import log_verifier  # sigstore's models: only loaded for --rekor-key
-
     try:
         return log_verifier(origin, Path(path).read_bytes())
     except OSError as exc:
@@ -77,8 +77,6 @@ def trust_from(tsa_ca: list[str] | None, ledger_keys: list[str] | None, witness_
     keys: list[NoteVerifier] = [parse_verifier_key(k) for k in ledger_keys or []]
     keys += [rekor_key(v) for v in rekor_keys or []]
     for f in trust_roots or []:
-        from agent.anchor.trustroot import load_trusted_root  # sigstore's models: only for --trust-root
-
         tr = load_trusted_root(Path(f))
         keys += tr.log_keys
         roots += tr.tsa_certs
