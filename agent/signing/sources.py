@@ -7,7 +7,6 @@ media and report files are streamed, and nothing is read through a symbolic link
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import stat
@@ -21,7 +20,11 @@ from typing import IO, Any, Literal
 
 from agent.core.errors import VerificationError
 from agent.signing.layout import ITEM_RE, SIDECAR_EXT
-from agent.signing.walk import walk
+from agent.signing.walk import open_if_regular, open_regular, read_regular, walk
+
+__all__ = ["MAX_HELD_BYTES", "MAX_MEDIA_BYTES", "MAX_META_BYTES", "MAX_SIDECAR_BYTES", "MAX_TOTAL_BYTES", "SKIP_DIRS",
+           "ZIP_ERRORS", "DirSource", "Entry", "EvidenceSource", "SingleSource", "ZipSource", "open_if_regular",
+           "open_regular", "open_source", "plain_name", "read_regular"]
 
 Mode = Literal["vault", "files", "single", "bundle"]
 SKIP_DIRS = {"staging", "orphans", "log", "keys", "private"}
@@ -117,61 +120,6 @@ class EvidenceSource:
 
     def close(self) -> None:
         pass
-
-
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
-
-
-def read_regular(path: str | Path, limit: int) -> tuple[int, bytes | None]:
-    """(size, bytes) of a regular file opened without following a symlink; bytes None when over ``limit``."""
-    fd = os.open(path, _OPEN_FLAGS)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise VerificationError(f"{os.path.basename(path)}: not a regular file (refused)")
-        if st.st_size > limit:
-            return st.st_size, None
-        want = st.st_size + 1  # one byte more than stat says: a short read is the end of the file
-        data = os.read(fd, want)
-        if len(data) < want:
-            return st.st_size, data
-        chunks = [data]  # the file grew since fstat: read on, still bounded by ``limit``
-        left = limit + 1 - len(data)
-        while left > 0 and (chunk := os.read(fd, min(left, 1 << 16))):
-            chunks.append(chunk)
-            left -= len(chunk)
-        return st.st_size, b"".join(chunks)[:limit]
-    finally:
-        os.close(fd)
-
-
-def open_regular(path: str | Path) -> IO[bytes]:
-    """A regular file opened without following a symlink (one ``fstat``)."""
-    fh = _open_regular(path, missing_ok=False)
-    assert fh is not None
-    return fh
-
-
-def open_if_regular(path: str | Path) -> IO[bytes] | None:
-    """Like ``open_regular``, but None when there is no such file or something else than a regular file."""
-    return _open_regular(path, missing_ok=True)
-
-
-def _open_regular(path: str | Path, *, missing_ok: bool) -> IO[bytes] | None:
-    try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise VerificationError(f"{os.path.basename(path)} is a symbolic link (refused)") from None
-        if missing_ok and exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            return None
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        if missing_ok:
-            return None
-        raise VerificationError(f"{os.path.basename(path)}: not a regular file (refused)")
-    return os.fdopen(fd, "rb")
 
 
 class DirSource(EvidenceSource):
