@@ -14,7 +14,6 @@ import sqlite3
 from pathlib import Path
 
 from agent.core.errors import ConfigError
-from agent.device.config import load_config
 
 
 def rejected_items(db: sqlite3.Connection) -> list[tuple[int, str, int | None, str | None, str | None]]:
@@ -23,6 +22,8 @@ def rejected_items(db: sqlite3.Connection) -> list[tuple[int, str, int | None, s
 
 
 def cmd_requeue(args: argparse.Namespace) -> int:
+    from agent.device.config import load_config  # not at import: every evidence-agent command registers this one
+
     cfg = load_config(Path(args.config))
     if cfg.uplink is None or not cfg.uplink.enabled:
         raise ConfigError(f"{args.config}: no [uplink] is enabled, so nothing is queued for a broker")

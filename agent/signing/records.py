@@ -2,7 +2,7 @@
 
 A sidecar (``*.rec``) holds two lines:
 
-1. the record as canonical JSON (RFC 8785) — exactly the bytes that are signed and hashed;
+1. the record as canonical JSON (RFC 8785, agent.signing.canonical) — exactly the bytes that are signed and hashed;
 2. an envelope ``{"alg":"ES256","key_id":..,"sig":<base64 DER>,"x5c":[<base64 DER cert>, ..]}``.
 
 Keeping the signed bytes on a line of their own lets a third party check a record with
@@ -19,23 +19,18 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import rfc8785
 from cryptography import x509
 
 from agent.core.errors import VerificationError
+from agent.signing.canonical import canonical
 from agent.signing.keys import DeviceIdentity
+
+__all__ = ["ALG", "GENESIS_PREV", "RECORD_VERSION", "SignedRecord", "canonical", "parse_sidecar", "sha256_hex",
+           "sign_record"]
 
 RECORD_VERSION = 1
 ALG = "ES256"
 GENESIS_PREV = "0" * 64
-
-
-def canonical(obj: Mapping[str, Any]) -> bytes:
-    """RFC 8785 canonical JSON bytes (no whitespace, sorted keys, no raw newlines)."""
-    try:
-        return rfc8785.dumps(obj)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise ValueError(f"record cannot be canonicalised: {exc}") from exc
 
 
 def sha256_hex(data: bytes) -> str:
@@ -81,6 +76,17 @@ def sign_record(record: Mapping[str, Any], identity: DeviceIdentity) -> SignedRe
                         x5c=tuple(identity.chain_der()))
 
 
+_decode = json.JSONDecoder().decode
+
+
+def _loads(line: bytes) -> Any:
+    """``json.loads(line)``; a line opening with ``{`` and no NUL after it is UTF-8 to ``json.loads`` (its
+    encoding detection looks at the first bytes only), so that case skips the detection."""
+    if line[:1] == b"{" and line[1:2] not in (b"\x00", b""):
+        return _decode(line.decode("utf-8", "surrogatepass"))
+    return json.loads(line)
+
+
 def parse_sidecar(data: bytes, where: str) -> SignedRecord:
     """Parse a sidecar; every malformation raises VerificationError naming ``where``."""
     lines = data.split(b"\n")
@@ -88,8 +94,8 @@ def parse_sidecar(data: bytes, where: str) -> SignedRecord:
         raise VerificationError(f"{where}: sidecar must hold exactly two lines (record, envelope)")
     body, env_line = lines[0], lines[1]
     try:
-        record = json.loads(body)
-        envelope = json.loads(env_line)
+        record = _loads(body)
+        envelope = _loads(env_line)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise VerificationError(f"{where}: sidecar is not valid JSON: {exc}") from exc
     except RecursionError:
@@ -109,4 +115,6 @@ def parse_sidecar(data: bytes, where: str) -> SignedRecord:
         key_id = str(envelope["key_id"])
     except (KeyError, TypeError, ValueError) as exc:  # binascii.Error, and non-ASCII text in a base64 field
         raise VerificationError(f"{where}: envelope is malformed ({exc})") from exc
-    return SignedRecord(body=body, sig=sig, key_id=key_id, x5c=x5c)
+    signed = SignedRecord(body=body, sig=sig, key_id=key_id, x5c=x5c)
+    signed.__dict__["record"] = record  # the cached_property, filled with what was just parsed and checked
+    return signed

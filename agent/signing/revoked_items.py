@@ -44,12 +44,15 @@ def revocation_checker(revocations: Revocations) -> Checker:
         entries: dict[int, Revoked] = {}
         late: list[dict[str, Any]] = []
         unproven: list[int] = []
+        looked_up: dict[bytes, Revoked | None] = {}  # by leaf DER: one lookup per distinct signer
         for item in ctx.items:
-            try:
-                leaf = item.signed.certificates()[0]
-            except (ValueError, IndexError):
-                continue
-            entry = revocations.revoked(leaf)
+            der = item.signed.x5c[0] if item.signed.x5c else b""
+            if der not in looked_up:
+                try:
+                    looked_up[der] = revocations.revoked(item.leaf)
+                except (ValueError, IndexError):
+                    looked_up[der] = None
+            entry = looked_up[der]
             if entry is None:
                 continue
             entries[entry.serial] = entry

@@ -7,7 +7,6 @@ media and report files are streamed, and nothing is read through a symbolic link
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import stat
@@ -21,6 +20,11 @@ from typing import IO, Any, Literal
 
 from agent.core.errors import VerificationError
 from agent.signing.layout import ITEM_RE, SIDECAR_EXT
+from agent.signing.walk import open_if_regular, open_regular, read_regular, walk
+
+__all__ = ["MAX_HELD_BYTES", "MAX_MEDIA_BYTES", "MAX_META_BYTES", "MAX_SIDECAR_BYTES", "MAX_TOTAL_BYTES", "SKIP_DIRS",
+           "ZIP_ERRORS", "DirSource", "Entry", "EvidenceSource", "SingleSource", "ZipSource", "open_if_regular",
+           "open_regular", "open_source", "plain_name", "read_regular"]
 
 Mode = Literal["vault", "files", "single", "bundle"]
 SKIP_DIRS = {"staging", "orphans", "log", "keys", "private"}
@@ -118,67 +122,23 @@ class EvidenceSource:
         pass
 
 
-def read_regular(path: Path, limit: int) -> tuple[int, bytes | None]:
-    """(size, bytes) of a regular file opened without following a symlink; bytes None when over ``limit``."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise VerificationError(f"{path.name}: not a regular file (refused)")
-        if st.st_size > limit:
-            return st.st_size, None
-        return st.st_size, fh.read(limit + 1)[:limit]
-
-
-def open_regular(path: Path) -> IO[bytes]:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise VerificationError(f"{path.name} is a symbolic link (refused)") from None
-        raise
-    fh = os.fdopen(fd, "rb")
-    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-        fh.close()
-        raise VerificationError(f"{path.name}: not a regular file (refused)")
-    return fh
-
-
-def _walk(root: Path, refused: list[tuple[str, str]]) -> list[Path]:
-    """Regular files under ``root``, never following a symbolic link (each one is refused by name)."""
-    out: list[Path] = []
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        base = Path(folder)
-        rel = base.relative_to(root).parts
-        if SKIP_DIRS.intersection(rel):
-            dirs[:] = []
-            continue
-        for name in [*dirs, *files]:
-            path = base / name
-            if path.is_symlink():
-                refused.append((str(path.relative_to(root)), "symbolic link refused (it may point outside "
-                                                            "the evidence)"))
-            elif name in files and path.is_file():
-                out.append(path)
-    return sorted(out)
-
-
 class DirSource(EvidenceSource):
+    """A vault or a bare copy of its files, listed once (agent.signing.walk) without following links."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.refused = []
         self.mode = "vault" if (root / "index.sqlite").exists() else "files"
-        self._files = _walk(root, self.refused)
-        self._rel = {p.relative_to(root).as_posix(): p for p in self._files}
+        self._files, self.refused = walk(str(root), SKIP_DIRS)  # (relative name, path), sorted
+        self._rel = dict(self._files)
         self.device_cert = self.read("device/cert.pem", MAX_SIDECAR_BYTES)
 
     def iter_entries(self) -> Iterator[Entry]:
-        for p in self._files:
-            if not p.name.endswith("." + SIDECAR_EXT):
+        suffix = "." + SIDECAR_EXT
+        for name, path in self._files:
+            if not name.endswith(suffix):
                 continue
-            name = str(p.relative_to(self.root))
             try:
-                size, data = read_regular(p, MAX_SIDECAR_BYTES)
+                size, data = read_regular(path, MAX_SIDECAR_BYTES)
             except OSError as exc:
                 self.refused.append((name, f"unreadable ({exc.strerror or exc}) or a symbolic link (refused)"))
                 continue
@@ -186,11 +146,16 @@ class DirSource(EvidenceSource):
                 if data is None:
                     self.refused.append((name, f"sidecar larger than {MAX_SIDECAR_BYTES} bytes"))
                 continue
-            yield Entry(name, str(p.parent), data)
+            yield Entry(name, os.path.dirname(path), data)
 
     def media_files(self) -> list[tuple[str, str]]:
-        return [(str(p.parent), p.name) for p in self._files
-                if ITEM_RE.match(p.name) and not p.name.endswith("." + SIDECAR_EXT)]
+        suffix = "." + SIDECAR_EXT
+        out = []
+        for _, path in self._files:
+            folder, base = os.path.split(path)
+            if ITEM_RE.match(base) and not base.endswith(suffix):
+                out.append((folder, base))
+        return out
 
     def names(self, prefix: str) -> list[str]:
         return [n for n in self._rel if n.startswith(prefix)]
@@ -220,15 +185,17 @@ class DirSource(EvidenceSource):
 
     @contextmanager
     def open_media(self, folder: str, name: str) -> Iterator[IO[bytes] | None]:
+        """The media file (one open and one ``fstat``); None when it is absent or not a regular file."""
         if not plain_name(name):
             raise VerificationError(f"media name {name[:80]!r} is not a bare item name (path-like names refused)")
-        path = Path(folder) / name
-        if path.is_symlink():
-            raise VerificationError(f"media {name} is a symbolic link (refused)")
-        if not path.is_file():
+        try:
+            fh = open_if_regular(os.path.join(folder, name))
+        except VerificationError:
+            raise VerificationError(f"media {name} is a symbolic link (refused)") from None
+        if fh is None:
             yield None
             return
-        with open_regular(path) as fh:
+        with fh:
             yield fh
 
 
@@ -243,8 +210,9 @@ class SingleSource(DirSource):
         self.refused = []
         stem = f"{m.group(1)}.{m.group(2)}"
         self.root = path.parent
-        self._files = [p for p in sorted(path.parent.glob(stem + ".*")) if not p.is_symlink() and p.is_file()]
-        self._rel = {p.name: p for p in self._files}
+        self._files = [(p.name, str(p)) for p in sorted(path.parent.glob(stem + ".*"))
+                       if not p.is_symlink() and p.is_file()]
+        self._rel = dict(self._files)
         cert = None
         for parent in (path.parent, *path.parents):
             candidate = parent / "device" / "cert.pem"
