@@ -102,6 +102,7 @@ class Ingest:
         self._expired: set[str] = set()  # devices whose old chunk sets were dropped in this batch
         self._stale: dict[str, list[tuple[str, int]]] = {}  # the batch's expired chunk sets, by device
         self._moves: list[tuple[str, str]] = []  # media moved in this transaction, put back if it rolls back
+        self._placed: list[Path] = []  # sidecars placed in this transaction, removed if it rolls back
         self._staged: dict[str, Path] = {}  # record hash -> its sidecar, written before the lock
         self._checker = RecordChecker(self.cas, self.limits)  # the lock-free part of a record's checks
         self._pins = Pins(self.out, self._sync, trust_on_first_use=not self.cas, revocations=revocations)
@@ -132,26 +133,38 @@ class Ingest:
         """The group state's batch (holding ``devices``, or some of them) with the index and the files in it."""
         self._expired.clear()
         self._moves.clear()
+        self._placed.clear()
         try:
             with self._db.batch(devices) as held, self._index_transaction():
-                self._stale = self._parts.stale()
-                yield held
-                self._sync.flush()  # before the commits, and before flow control acknowledges
-            # (a separate index commits first: if the state commit fails, redelivery finds its rows)
+                try:
+                    self._stale = self._parts.stale()
+                    yield held
+                    self._sync.flush()  # before the commits, and before flow control acknowledges
+                except BaseException:
+                    self._undo(0, 0)  # nothing is committed yet: the files follow the rows back
+                    raise
+            # (a separate index commits first: if the state commit fails, redelivery finds its rows; a failed
+            # commit undoes no file: it may have reached the database before the connection broke)
         except BaseException:
             self._sync.discard()
-            self._unmove()
             raise
         finally:
             self._moves.clear()
+            self._placed.clear()
 
-    def _unmove(self) -> None:
-        """The transaction rolled back: complete media it placed go back to where its rows say they are."""
-        for src, dst in reversed(self._moves):
+    def _undo(self, moves: int, placed: int) -> None:
+        """Rolled back (from the ``moves``-th move and ``placed``-th sidecar on): complete media go back to
+        where their rows say they are; sidecars of records no row names are removed (each was placed
+        only because its seq was not stored)."""
+        for src, dst in reversed(self._moves[moves:]):
             try:
                 os.replace(dst, src)
             except OSError:
                 log.exception("could not put %s back to %s after a rollback", dst, src)
+        del self._moves[moves:]
+        for path in self._placed[placed:]:
+            path.unlink(missing_ok=True)
+        del self._placed[placed:]
 
     def handle_batch(self, msgs: Sequence[Inbound]) -> list[bool | None]:
         """Many messages in one transaction and one round of fsyncs; per message True = stored or refused.
@@ -242,17 +255,20 @@ class Ingest:
 
     def _one_in_savepoint(self, msg: Inbound, pre: CheckedRecord | Refused | None) -> bool:
         self._db.execute("SAVEPOINT msg")
+        marks = len(self._moves), len(self._placed)
         try:
             self._dispatch(msg, pre)
             self._db.sync()  # a pipelining state: this message's statements ran, its errors surface here
         except self._db.retryable:
             log.exception("could not store the message on %.200s now; it stays unacknowledged", msg.topic)
             self._db.execute("ROLLBACK TO msg")
+            self._undo(*marks)
             self._db.execute("RELEASE msg")
             return False
         except Exception as exc:  # as in handle(): a handler failure is a refusal
             log.exception("ingest failed on a message on %s; refusing it", msg.topic[:200])
             self._db.execute("ROLLBACK TO msg")
+            self._undo(*marks)
             self._refuse(msg, self._device_of(msg),
                          Refused(f"internal error: {type(exc).__name__}: {exc}", 0x83, "internal_error"))
         self._db.execute("RELEASE msg")
@@ -330,11 +346,12 @@ class Ingest:
                 self._fork(device, seq, kind, signed, msg.payload)
             return
         bucket = self.out / device / "items" / bucket_of(seq)
-        staged = self._staged.pop(signed.hash, None)
+        staged, placed = self._staged.pop(signed.hash, None), bucket / f"{item_stem(seq, kind)}.rec"
         if staged is not None:
-            self._sync.place(staged, bucket / f"{item_stem(seq, kind)}.rec")
+            self._sync.place(staged, placed)
         else:
-            self._sync.write(bucket / f"{item_stem(seq, kind)}.rec", msg.payload)
+            self._sync.write(placed, msg.payload)
+        self._placed.append(placed)
         link = Link.of(signed.hash, record)
         found: list[str] = []
         if self.index is not None:  # the index checks the chain against its own stored neighbours
