@@ -48,6 +48,7 @@ def main() -> int:
     trees = {"new": REPO, **({"old": a.old.resolve()} if a.old else {})}
     pg = Postgres().start() if a.pg else None
     rates: dict[str, list[float]] = {}
+    cpu_ms: dict[str, list[float]] = {}  # consumer CPU per record, start-up included: steadier than wall on a busy VM
     try:
         with tempfile.TemporaryDirectory(prefix="ingest-drain-") as d:
             tmp = Path(d)
@@ -64,7 +65,10 @@ def main() -> int:
                         fb.WORKER_TREE = tree
                         r = fb.run_drain(f"{name}-r{run}", workers, broker, fleet.ca_file, backlog, tmp, pg)
                         rates.setdefault(name, []).append(float(r["records_per_s"]))  # type: ignore[arg-type]
+                        cpu = float(r["cpu_share"]["consumers"]) * float(r["seconds_with_startup"])  # type: ignore
+                        cpu_ms.setdefault(name, []).append(round(cpu * 1000 / a.records, 3))
                         print(json.dumps({"run": run, "consumer": name, "records_per_s": r["records_per_s"],
+                                          "cpu_ms_per_record": cpu_ms[name][-1],
                                           "loss_check": r["loss_check"]}), file=sys.stderr)
     finally:
         if pg is not None:
@@ -79,14 +83,17 @@ def main() -> int:
                 ratios[f"{k}_vs_{tag}-1-worker"] = round(v / one, 2)
     result = {"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
               "group_state": "postgresql" if pg else "sqlite", "records": a.records, "devices": a.devices,
-              "runs": a.runs, "records_per_s": rates, "median_records_per_s": med, "ratios": ratios}
+              "runs": a.runs, "records_per_s": rates, "median_records_per_s": med, "ratios": ratios,
+              "cpu_ms_per_record": cpu_ms,
+              "median_cpu_ms_per_record": {k: round(statistics.median(v), 3) for k, v in cpu_ms.items()}}
     if a.json:
         print(json.dumps(result, indent=1))
     else:
         print(f"ingest drain of {a.records} records ({a.devices} devices), {result['group_state']} state, "
               f"medians of {a.runs}, {os.cpu_count()} cores")
         for k, v in med.items():
-            print(f"  {k:<18} {v:9.1f} rec/s  {v / bare:5.2f}x bare paho")
+            print(f"  {k:<18} {v:9.1f} rec/s  {v / bare:5.2f}x bare paho  "
+                  f"{result['median_cpu_ms_per_record'][k]:6.3f} ms CPU/record")
         for k, v in ratios.items():
             if "_vs_" in k and "bare" not in k:
                 print(f"  {k}: {v}x")
