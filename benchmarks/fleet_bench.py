@@ -116,8 +116,9 @@ def bare_sub(port: int, expect: int, out: Path) -> None:
 
     c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bare-sub-{out.parent.name}", protocol=paho.MQTTv5)
     c.on_message = on_message
-    c.on_connect = lambda cl, *_a: cl.subscribe([("$share/bare/evidence/+/+/record", 1),
-                                                 ("$share/bare/evidence/+/+/media", 1)])
+    group = f"bare-{out.parent.name}"  # a group of its own per run: an earlier run's session takes no share
+    c.on_connect = lambda cl, *_a: cl.subscribe([(f"$share/{group}/evidence/+/+/record", 1),
+                                                 (f"$share/{group}/evidence/+/+/media", 1)])
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600  # a persistent session, like the ingest's: a drain queues for it
     c.connect("127.0.0.1", port, clean_start=False, properties=props)
