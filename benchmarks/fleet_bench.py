@@ -48,6 +48,7 @@ from tests.support.postgres import Postgres  # noqa: E402
 from tests.support.sim_fleet import Fleet, Message, Publisher  # noqa: E402
 
 MIX = random.Random(16)  # devices publish in a random order (see Fleet.burst), the same in every run
+WORKER_TREE = REPO  # the source tree the ingest workers run from (ingest_drain_bench.py compares two)
 AUTOSAVE_S = 60  # as the shipped mosquitto.conf: the test default (1 s) rewrites a backlog of 300 MB every second
 
 
@@ -115,8 +116,9 @@ def bare_sub(port: int, expect: int, out: Path) -> None:
 
     c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bare-sub-{out.parent.name}", protocol=paho.MQTTv5)
     c.on_message = on_message
-    c.on_connect = lambda cl, *_a: cl.subscribe([("$share/bare/evidence/+/+/record", 1),
-                                                 ("$share/bare/evidence/+/+/media", 1)])
+    group = f"bare-{out.parent.name}"  # a group of its own per run: an earlier run's session takes no share
+    c.on_connect = lambda cl, *_a: cl.subscribe([(f"$share/{group}/evidence/+/+/record", 1),
+                                                 (f"$share/{group}/evidence/+/+/media", 1)])
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600  # a persistent session, like the ingest's: a drain queues for it
     c.connect("127.0.0.1", port, clean_start=False, properties=props)
@@ -175,14 +177,14 @@ class Consumers:
         self.cpu0 = [cpu_s(p.pid) for p in self.procs]
 
     def start_worker(self, i: int) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(WORKER_TREE)}
         cid = f"{self.group}-w{i}"
         with open(self.root / f"w{i}.log", "ab") as log:
             p = subprocess.Popen([sys.executable, "-m", "agent.customs.cli", "ingest", "--broker", self.broker.url,
                                   "--out", str(self.out), "--share", self.group, "--client-id", cid,
                                   "--trust-ca", str(self.ca), "--report", str(self.root / f"report-{i}.json"),
                                   *(["--index", self.dsn] if self.dsn else [])],
-                                 cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log)
+                                 cwd=WORKER_TREE, env=env, stdout=subprocess.DEVNULL, stderr=log)
         if i < len(self.procs):
             self.procs[i] = p
         else:

@@ -8,7 +8,11 @@ Three ways to move the same media files to the broker at QoS 1 (no subscriber, a
 * the outbox: a backlog of sealed items (caught up from the vault, as after an outage) drained
   through SQLite, chunking, hashing and PUBACK bookkeeping.
 
-Usage: ``python benchmarks/uplink_bench.py [--backlog-mb 1024] [--file-mb 4] [--chunk-kb 256] [--tls]``
+Bare paho and the outbox run ``--runs`` times, interleaved (bare, outbox, bare, ...), each outbox run
+from a fresh outbox database; the medians are compared (the machine's other load shows in the spread).
+
+Usage: ``python benchmarks/uplink_bench.py [--backlog-mb 1024] [--file-mb 4] [--chunk-kb 256] [--tls]
+[--runs 3] [--json]``
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import hashlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -110,9 +115,9 @@ def bench_bare_paho(broker: Mosquitto, files: list[Path], chunk: int, window: in
 
 
 def bench_outbox(broker: Mosquitto, root: Path, vault: Vault, chunk: int, window: int,
-                 expected: int) -> dict[str, float]:
+                 expected: int, run: int = 0) -> dict[str, float]:
     mqtt = broker.mqtt_config(DEVICE, client_id="bench-outbox", max_inflight=window)
-    cfg = UplinkConfig(enabled=True, mqtt=mqtt, outbox_path=root / "outbox.sqlite", chunk_bytes=chunk,
+    cfg = UplinkConfig(enabled=True, mqtt=mqtt, outbox_path=root / f"outbox-{run}.sqlite", chunk_bytes=chunk,
                        window_bytes=window * chunk, require_subscriber=False, status_interval_s=3600)
     t0 = time.perf_counter()
     uplink = Uplink(cfg, site_id=SITE, device_id=DEVICE, vault_dir=vault.path)
@@ -137,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk-kb", type=int, default=256)
     p.add_argument("--window", type=int, default=32, help="messages in flight (all three use it where they can)")
     p.add_argument("--tls", action="store_true", help="mutual TLS broker instead of plain TCP")
+    p.add_argument("--runs", type=int, default=3, help="bare paho / outbox pairs, interleaved; medians")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     total, file_size = int(a.backlog_mb * 2**20), int(a.file_mb * 2**20)
@@ -149,14 +155,20 @@ def main(argv: list[str] | None = None) -> int:
         with Mosquitto(root / "broker", tls=a.tls) as broker:
             chunk = chunk_size_for(broker_max(), f"evidence/{SITE}/{DEVICE}/media", a.chunk_kb * 1024)
             pub_s = bench_mosquitto_pub(broker, files)
-            bare_s = bench_bare_paho(broker, files, chunk, a.window)
             expected = 2 * len(files) + 1  # record + media per segment, + the restart record
-            out = bench_outbox(broker, root / "dev", vault, chunk, a.window, expected)
+            bares, outs = [], []
+            for run in range(a.runs):
+                bares.append(bench_bare_paho(broker, files, chunk, a.window))
+                outs.append(bench_outbox(broker, root / "dev", vault, chunk, a.window, expected, run))
         vault.close()
+    bare_s = statistics.median(bares)
+    out = {k: statistics.median(o[k] for o in outs) for k in ("enqueue_s", "drain_s")}
     mb = nbytes / 2**20
     result = {
         "bytes": nbytes, "files": len(files), "file_mb": a.file_mb, "chunk_bytes": chunk, "window": a.window,
-        "tls": a.tls, "seal_s": round(seal_s, 3),
+        "tls": a.tls, "seal_s": round(seal_s, 3), "runs": a.runs,
+        "bare_paho_MB_s_each": [round(mb / s, 1) for s in bares],
+        "outbox_MB_s_each": [round(mb / o["drain_s"], 1) for o in outs],
         "mosquitto_pub": {"s": round(pub_s, 3), "MB_s": round(mb / pub_s, 1)},
         "bare_paho": {"s": round(bare_s, 3), "MB_s": round(mb / bare_s, 1)},
         "outbox": {"enqueue_s": round(out["enqueue_s"], 3), "drain_s": round(out["drain_s"], 3),

@@ -50,7 +50,6 @@ from agent.customs.ingest_state import (
     Quarantine,
     build_report,
     count,
-    counter,
     delivered_upto,
     keep_receipt,
     lost_after_delivery,
@@ -101,6 +100,9 @@ class Ingest:
         self._parts = Reassembly(self._db, self.state / "partial", self.limits, self._sync)
         self._checked_before: dict[int, tuple[Inbound, CheckedRecord | Refused | None]] = {}  # handed back busy
         self._expired: set[str] = set()  # devices whose old chunk sets were dropped in this batch
+        self._stale: dict[str, list[tuple[str, int]]] = {}  # the batch's expired chunk sets, by device
+        self._moves: list[tuple[str, str]] = []  # media moved in this transaction, put back if it rolls back
+        self._placed: list[Path] = []  # sidecars placed in this transaction, removed if it rolls back
         self._staged: dict[str, Path] = {}  # record hash -> its sidecar, written before the lock
         self._checker = RecordChecker(self.cas, self.limits)  # the lock-free part of a record's checks
         self._pins = Pins(self.out, self._sync, trust_on_first_use=not self.cas, revocations=revocations)
@@ -130,22 +132,52 @@ class Ingest:
     def _transaction(self, devices: Sequence[str]) -> Iterator[set[str]]:
         """The group state's batch (holding ``devices``, or some of them) with the index and the files in it."""
         self._expired.clear()
+        self._moves.clear()
+        self._placed.clear()
         try:
             with self._db.batch(devices) as held, self._index_transaction():
-                yield held
-                self._sync.flush()  # before the commits, and before flow control acknowledges
-            # (a separate index commits first: if the state commit fails, redelivery finds its rows)
+                try:
+                    self._stale = self._parts.stale()
+                    yield held
+                    self._sync.flush()  # before the commits, and before flow control acknowledges
+                except BaseException:
+                    self._undo(0, 0)  # nothing is committed yet: the files follow the rows back
+                    raise
+            # (a separate index commits first: if the state commit fails, redelivery finds its rows; a failed
+            # commit undoes no file: it may have reached the database before the connection broke)
         except BaseException:
             self._sync.discard()
             raise
+        finally:
+            self._moves.clear()
+            self._placed.clear()
+
+    def _undo(self, moves: int, placed: int) -> None:
+        """Rolled back (from the ``moves``-th move and ``placed``-th sidecar on): complete media go back to
+        where their rows say they are; sidecars of records no row names are removed (each was placed
+        only because its seq was not stored)."""
+        for src, dst in reversed(self._moves[moves:]):
+            try:
+                os.replace(dst, src)
+            except OSError:
+                log.exception("could not put %s back to %s after a rollback", dst, src)
+        del self._moves[moves:]
+        for path in self._placed[placed:]:
+            path.unlink(missing_ok=True)
+        del self._placed[placed:]
 
     def handle_batch(self, msgs: Sequence[Inbound]) -> list[bool | None]:
         """Many messages in one transaction and one round of fsyncs; per message True = stored or refused.
 
         False (kept unacknowledged, retried by flow control) only for what may pass: an I/O error or a
         busy/locked database. None: the message's device is held by another worker of the group right
-        now; flow control offers it again with the next batch. Any other failure is a refusal, as in
-        ``handle``. Never raises for what a message contains.
+        now; flow control offers it again with the next batch. Refusals are stored as such.
+
+        A batch of one runs in a savepoint: any other failure is its refusal, as in ``handle``, and it
+        never raises for what it contains. A larger batch has no savepoint per message (a round trip
+        each on PostgreSQL): when a message fails in any way but a refusal, the whole batch rolls back
+        (placed media move back) and the exception propagates; flow control then hands the messages in
+        one at a time (flow.py), so the failure is that message's alone.
         """
         done: list[bool | None] = []
         with self._lock:
@@ -163,7 +195,7 @@ class Ingest:
                             self._checked_before[id(msg)] = (msg, checked)
                             continue
                         self.messages += 1
-                        done.append(self._one_of_batch(msg, checked))
+                        done.append(self._one_of_batch(msg, checked, alone=len(msgs) == 1))
             finally:
                 self._unstage()
         return done
@@ -209,9 +241,12 @@ class Ingest:
             return nullcontext()
         return self.index.transaction()
 
-    def _one_of_batch(self, msg: Inbound, pre: CheckedRecord | Refused | None) -> bool:
+    def _one_of_batch(self, msg: Inbound, pre: CheckedRecord | Refused | None, *, alone: bool) -> bool:
         started = time.perf_counter()
         try:
+            if not alone:
+                self._dispatch(msg, pre)  # raises only for what is not a refusal: the batch rolls back
+                return True
             return self._one_in_savepoint(msg, pre)
         finally:
             took = (time.perf_counter() - started) * 1000
@@ -220,16 +255,20 @@ class Ingest:
 
     def _one_in_savepoint(self, msg: Inbound, pre: CheckedRecord | Refused | None) -> bool:
         self._db.execute("SAVEPOINT msg")
+        marks = len(self._moves), len(self._placed)
         try:
             self._dispatch(msg, pre)
+            self._db.sync()  # a pipelining state: this message's statements ran, its errors surface here
         except self._db.retryable:
             log.exception("could not store the message on %.200s now; it stays unacknowledged", msg.topic)
             self._db.execute("ROLLBACK TO msg")
+            self._undo(*marks)
             self._db.execute("RELEASE msg")
             return False
         except Exception as exc:  # as in handle(): a handler failure is a refusal
             log.exception("ingest failed on a message on %s; refusing it", msg.topic[:200])
             self._db.execute("ROLLBACK TO msg")
+            self._undo(*marks)
             self._refuse(msg, self._device_of(msg),
                          Refused(f"internal error: {type(exc).__name__}: {exc}", 0x83, "internal_error"))
         self._db.execute("RELEASE msg")
@@ -254,7 +293,7 @@ class Ingest:
                 raise refusal
             if device not in self._expired:  # once per device and batch
                 self._expired.add(device)
-                self._parts.expire(device)
+                self._parts.expire(device, self._stale)
             if channel in ("record", "alert") and msg.prop("index") is not None:
                 whole = self._chunked_record(device, msg)
                 if whole is None:
@@ -291,9 +330,14 @@ class Ingest:
         signed, seq, kind, media = checked.signed, checked.seq, checked.kind, checked.media
         record = signed.record
         self._pins.pin(device, list(checked.certs), signed.x5c[0])  # another certificate is refused first
-        new = self._db.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+        ins = self._db.execute("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING 1",
                                (device, signed.hash, site, seq, kind, media and media["name"],
-                                media and media["sha256"], 0 if media else 1, time.time_ns())).rowcount == 1
+                                media and media["sha256"], 0 if media else 1, time.time_ns()))
+        # asked in the same round trip (a pipelining state): has its media come first?
+        med = self._db.execute("SELECT sha256, path FROM media WHERE device=? AND item=?",
+                               (device, signed.hash)) if media else None
+        new = bool(ins.fetchall())
+        med_row = None if med is None else med.fetchone()
         if not new:  # the seq (or this very record) is stored: a redelivery, or a fork
             first = self._db.execute("SELECT item FROM records WHERE device=? AND seq=?", (device, seq)).fetchone()
             if first is None or first[0] == signed.hash:
@@ -302,11 +346,12 @@ class Ingest:
                 self._fork(device, seq, kind, signed, msg.payload)
             return
         bucket = self.out / device / "items" / bucket_of(seq)
-        staged = self._staged.pop(signed.hash, None)
+        staged, placed = self._staged.pop(signed.hash, None), bucket / f"{item_stem(seq, kind)}.rec"
         if staged is not None:
-            self._sync.place(staged, bucket / f"{item_stem(seq, kind)}.rec")
+            self._sync.place(staged, placed)
         else:
-            self._sync.write(bucket / f"{item_stem(seq, kind)}.rec", msg.payload)
+            self._sync.write(placed, msg.payload)
+        self._placed.append(placed)
         link = Link.of(signed.hash, record)
         found: list[str] = []
         if self.index is not None:  # the index checks the chain against its own stored neighbours
@@ -315,8 +360,10 @@ class Ingest:
             found = self._links.add(device, link)
         if found and self.verify_items:
             self._chain_broken(device, link.seq, found)
-        if media and self._place_media(device, signed.hash):
-            count(self._db, device, "orphan_media", -1)  # its media had come first
+        if media and med_row is not None:
+            rec_row = (seq, kind, media["name"], media["sha256"], 0)
+            if self._place_media(device, signed.hash, rec_row, med_row):
+                count(self._db, device, "orphan_media", -1)  # its media had come first
 
     def _fork(self, device: str, seq: int, kind: str, signed: SignedRecord, payload: bytes) -> None:
         """A second, validly signed record for a stored seq: the first stands; this one is kept as a finding."""
@@ -343,15 +390,21 @@ class Ingest:
     def _media(self, device: str, msg: Inbound) -> None:
         chunk = self._parts.parse(msg, self.limits.max_item_bytes)
         canonical_media_name(chunk.seq, chunk.kind, chunk.name)
-        if self._db.execute("SELECT 1 FROM media WHERE device=? AND item=?", (device, chunk.item)).fetchone():
+        # one round trip: is it stored, what its record says, how many orphans the device has
+        row = self._db.execute(
+            "SELECT (SELECT 1 FROM media WHERE device=? AND item=?), (SELECT n FROM counters WHERE device=? AND "
+            "name='orphan_media'), r.seq, r.kind, r.media_name, r.media_sha256, r.media_done FROM (SELECT 1) AS one "
+            "LEFT JOIN records r ON r.device=? AND r.item=?", (device, chunk.item, device, device, chunk.item)
+        ).fetchone()
+        if row[0]:
             count(self._db, device, "duplicates")
             return
-        rec = self._db.execute("SELECT media_sha256 FROM records WHERE device=? AND item=?",
-                               (device, chunk.item)).fetchone()
-        if rec is not None and rec[0] != chunk.sha256:
+        orphans = int(row[1] or 0)
+        rec = None if row[2] is None else tuple(row[2:])
+        if rec is not None and rec[3] != chunk.sha256:
             raise Refused(f"media chunk of item {chunk.item[:12]} names SHA-256 {chunk.sha256[:12]}, its record "
-                          f"says {str(rec[0])[:12]}", 0x83, "media_mismatch")
-        if rec is None and counter(self._db, device, "orphan_media") >= self.limits.max_orphan_media:
+                          f"says {str(rec[3])[:12]}", 0x83, "media_mismatch")
+        if rec is None and orphans >= self.limits.max_orphan_media:
             raise Refused(f"{device} already has {self.limits.max_orphan_media} complete media without a record "
                           "(max_orphan_media)", 0x97, "orphan_limit")
         final = self._parts.add(device, chunk)
@@ -361,7 +414,7 @@ class Ingest:
         if rec is None:
             count(self._db, device, "orphan_media")  # complete, its record not (yet) here
         else:
-            self._place_media(device, chunk.item)
+            self._place_media(device, chunk.item, tuple(rec), (chunk.sha256, str(final)))
 
     def _chunked_record(self, device: str, msg: Inbound) -> Inbound | None:
         """A record larger than the broker's packet limit arrives in chunks: the whole sidecar, once complete."""
@@ -374,12 +427,11 @@ class Ingest:
         props = (("seq", str(chunk.seq)), ("kind", chunk.kind))
         return dataclasses.replace(msg, payload=payload, user_props=props)
 
-    def _place_media(self, device: str, item: str) -> bool:
-        """Move complete media next to its record once both are here (either may come first); True if moved."""
-        rec = self._db.execute("SELECT seq, kind, media_name, media_sha256, media_done FROM records "
-                               "WHERE device=? AND item=?", (device, item)).fetchone()
-        med = self._db.execute("SELECT sha256, path FROM media WHERE device=? AND item=?", (device, item)).fetchone()
-        if rec is None or med is None or rec[4]:
+    def _place_media(self, device: str, item: str, rec: Sequence[Any], med: Sequence[Any]) -> bool:
+        """Move complete media next to its record once both are here (either may come first); True if moved.
+        ``rec`` is the record's (seq, kind, media_name, media_sha256, media_done), ``med`` the media's
+        (sha256, path), both as stored in this transaction."""
+        if rec[4]:
             return False
         seq, kind, sha = rec[0], rec[1], rec[3]
         name = canonical_media_name(seq, kind, rec[2])  # checked when stored; checked again before a write
@@ -391,6 +443,7 @@ class Ingest:
         # message stays unacknowledged for a retry.
         blob = None if self.blobs is None else self.blobs.put_file(sha, Path(med[1]), self._sync)
         os.replace(med[1], bucket / name)
+        self._moves.append((str(med[1]), str(bucket / name)))
         self._sync.moved(bucket / name)
         self._db.execute("UPDATE records SET media_done=1 WHERE device=? AND item=?", (device, item))
         if self.index is not None:

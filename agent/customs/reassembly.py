@@ -51,11 +51,18 @@ class Reassembly:
         (self._dir(device) / f"{item}.{total}").unlink(missing_ok=True)
         count(self._db, device, reason)
 
-    def expire(self, device: str) -> None:
-        """Drop this device's chunk sets older than ``partial_max_age_s``."""
+    def stale(self) -> dict[str, list[tuple[str, int]]]:
+        """Every device's chunk sets older than ``partial_max_age_s``, in one query (once per batch)."""
         cutoff = time.time_ns() - int(self.limits.partial_max_age_s * 1e9)
-        for item, total in self._db.execute("SELECT item, total FROM partials WHERE device=? AND started_ns<?",
-                                            (device, cutoff)).fetchall():
+        out: dict[str, list[tuple[str, int]]] = {}
+        for device, item, total in self._db.execute("SELECT device, item, total FROM partials WHERE started_ns<?",
+                                                    (cutoff,)).fetchall():
+            out.setdefault(device, []).append((item, total))
+        return out
+
+    def expire(self, device: str, stale: dict[str, list[tuple[str, int]]]) -> None:
+        """Drop this device's chunk sets found stale (:meth:`stale`)."""
+        for item, total in stale.get(device, ()):
             self.drop(device, item, total, "partial_expired")
 
     def _file(self, device: str, chunk: Chunk) -> Path:

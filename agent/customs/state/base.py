@@ -17,6 +17,9 @@ What a backend must do:
   when the block ends and rolls back on an exception. Nothing is acknowledged before that commit.
 * **Say what may pass** (:attr:`GroupState.retryable`): I/O errors, a busy or lost database. Such a
   message is kept unacknowledged and retried; every other failure is a refusal.
+* **May pipeline.** A backend may send statements without waiting for each (PostgreSQL's pipeline
+  mode): a statement whose rows are fetched waits, :meth:`GroupState.sync` waits for all, and the
+  ingest syncs at the end of every message so that an error belongs to the message that caused it.
 * :attr:`GroupState.covers_index` is True when the customs index is written in the same transaction
   (one commit for both); otherwise the ingest nests the index's own transaction inside the batch.
 """
@@ -68,6 +71,9 @@ class GroupState(abc.ABC):
     @abc.abstractmethod
     def batch(self, devices: Sequence[str]) -> AbstractContextManager[set[str]]:
         """One transaction; yields the devices of ``devices`` this worker holds until it ends (never none)."""
+
+    def sync(self) -> None:  # noqa: B027 - a backend that does not pipeline has nothing to wait for
+        """Wait until every statement sent so far has run (a pipelining backend); errors surface here."""
 
     def reading(self) -> AbstractContextManager[None]:
         """A read outside any batch (the report): a backend ends its snapshot afterwards."""

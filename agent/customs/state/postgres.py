@@ -6,8 +6,8 @@ Instead of one group-wide lock, a batch takes a transaction-scoped advisory lock
 (``pg_try_advisory_xact_lock``): devices another worker holds are handed back as busy and their
 messages wait for the next batch; only when every device of a batch is busy does the worker *wait*,
 for one device, holding none (so no two workers ever wait on each other), and at most ``wait_s``.
-Workers then share only OUT — the evidence folders, partial media and quarantine — which may be a
-shared mount.
+A batch runs in pipeline mode (see ``batch``). Workers then share only OUT — the evidence folders,
+partial media and quarantine — which may be a shared mount.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class PostgresState(GroupState):
                           psycopg.errors.LockNotAvailable)
         self.wait_s = 60.0  # longest wait for a busy device; then LockNotAvailable (retryable, retried later)
         self.waits = 0  # batches that found every device busy and waited for one
+        self._pipe: Any = None  # the batch's psycopg pipeline
         with index.transaction():
             index.lock_migrations()
             self._cur("CREATE SCHEMA IF NOT EXISTS ingest")
@@ -77,7 +78,19 @@ class PostgresState(GroupState):
             self._set_path()
             self.index.connection().commit()
         with self.index.transaction():
-            yield self._lock(sorted(set(devices)))
+            held = self._lock(sorted(set(devices)))
+            # pipeline mode: statements whose rows nobody reads (savepoints, counters, updates) travel with
+            # the next one that is read, so a message costs a few round trips instead of one per statement
+            with self.index.connection().pipeline() as pipe:
+                self._pipe = pipe
+                try:
+                    yield held
+                finally:
+                    self._pipe = None
+
+    def sync(self) -> None:
+        if self._pipe is not None:
+            self._pipe.sync()
 
     def _lock(self, devices: list[str]) -> set[str]:
         keys = [device_key(d) for d in devices]

@@ -130,18 +130,22 @@ class SqlIndex(Index):
 
     def put_item(self, row: ItemRow, link: Link) -> tuple[bool, list[str]]:
         cur = self._x(f"INSERT INTO items ({ITEM_COLS}, prev, boot, mono_us, stored_ns) VALUES "
-                      f"({', '.join('?' * 20)}) ON CONFLICT DO NOTHING",
+                      f"({', '.join('?' * 20)}) ON CONFLICT DO NOTHING RETURNING 1",
                       (row.device, row.site, row.seq, row.item, row.kind, row.captured_us, row.sealed_us,
                        row.media_name, row.media_sha256, row.media_size, row.event_type, row.case_id, row.lat,
                        row.lon, row.body, int(row.media_done), link.prev, link.boot, link.mono_us, time.time_ns()))
-        if cur.rowcount != 1:
+        # the neighbours are asked before the insert's answer is read: one round trip on a pipelined connection
+        near_cur = self._x("SELECT seq, item, prev, kind, boot, mono_us FROM items WHERE device=? AND seq IN (?, ?)",
+                           (row.device, row.seq - 1, row.seq + 1))
+        if not cur.fetchall():
+            near_cur.fetchall()
             same = self._x("SELECT 1 FROM items WHERE device=? AND item=?", (row.device, row.item)).fetchone()
             if same is not None:
                 return False, []
             detail = f"a second, different record for seq {row.seq} (item {row.item[:16]}…) kept out"
             self.add_finding(Finding(row.device, row.seq, row.item, "fork", detail))
             return False, [detail]
-        near = self._neighbours(row.device, row.seq)
+        near = {int(r[0]): Link(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in near_cur.fetchall()}
         found = problems(link, near.get(row.seq - 1), near.get(row.seq + 1))
         for problem in found:
             self.add_finding(Finding(row.device, row.seq, row.item, "chain", problem))
