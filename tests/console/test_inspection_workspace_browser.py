@@ -389,5 +389,5 @@ def report_and_countersign(page: Any, stack: dict[str, Any], root: Path) -> None
                                    check=True).stdout.split())  # one line: pdftotext breaks lines as laid out
     assert "绿野农场有限公司" in text and "海关官员" in text and LEGAL_NAME in text
     # the report is bilingual (zh-en): each label is Chinese then English, the alert's type in brackets
-    assert re.search(r"警报 ALERT .{0,60}\(restart\)", text), text[:3000]
+    assert re.search(r"警报 (?:/ )?ALERT .{0,80}\(restart\)", text), text[:3000]
     assert "Report version 2" in text and "the device restart is annotated" in text

@@ -223,7 +223,7 @@ def test_whole_inspection_to_a_verified_signed_report(device: tuple[Officer, Pat
 
     html = Path(built["html"]).read_text()
     for needle in ("Representative&#39;s identity document", "Power of attorney", "Officers&#39; credentials",
-                   "ALERT too_dark", "Shift to an on-site inspection", "lens uncovered when asked", "<svg",
+                   "ALERT", "(too_dark)", "Shift to an on-site inspection", "lens uncovered when asked", "<svg",
                    "VERIFIED", "Check-in stills at full size"):
         assert needle in html, needle
     assert Path(built["pdf"]).read_bytes().startswith(b"%PDF")
