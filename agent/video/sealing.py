@@ -212,9 +212,9 @@ class MediaSealer:
         frame = shot.frame
         # EXIF before C2PA and sealing: both hashes cover it (same moment and fix as the record)
         jpeg = with_exif(encode_jpeg(frame, self._cfg.still_quality), shot.moment, self._device,
-                         width=int(frame.image.shape[1]), height=int(frame.image.shape[0]))
+                         width=frame.width, height=frame.height)
         extra: dict[str, Any] = {"reason": shot.reason, "frame_index": frame.index,
-                                 "width": frame.image.shape[1], "height": frame.image.shape[0],
+                                 "width": frame.width, "height": frame.height,
                                  "quality": self._cfg.still_quality, "camera": self._camera,
                                  "from": "video", "overlay": self._cfg.overlay, **dict(shot.extra)}
         media: Path | bytes = jpeg

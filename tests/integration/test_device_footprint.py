@@ -49,7 +49,7 @@ def _loaded_modules(cfg: Path) -> set[str]:
 
 def _assert_light(mods: set[str]) -> None:
     assert "numpy" in mods and "av" in mods  # the parse found the imports
-    # (no OpenCV: the next step)
+    assert "cv2" not in mods
     assert not {m for m in mods if m.startswith("agent.customs")}
     assert not {m for m in mods if m.split(".")[0] in CUSTOMS_DEPS}
 
@@ -71,3 +71,28 @@ def test_officer_without_the_customs_extra_names_it_in_one_line(tmp_path: Path) 
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "'customs' extra" in lines[0] and "fastapi" in lines[0], run.stderr
     assert "evidence-agent[customs]" in lines[0]
+
+
+def test_run_with_a_video_file_through_pyav_loads_no_opencv(tmp_path: Path) -> None:
+    import av
+    import numpy as np
+
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for i in range(30):
+            frame = np.random.default_rng(i).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        out.mux(stream.encode(None))
+    _assert_light(_loaded_modules(_config(tmp_path, f'backend = "pyav"\nsource = "{clip}"\nloop = true')))
+
+
+def test_the_picamera2_path_imports_no_opencv() -> None:
+    """The picamera2 backend and its native recorder (the Pi's path) with the runtime: no cv2 among their imports."""
+    code = ("import sys; import agent.device.runtime, agent.capture.picamera2, agent.video.picamera2_recorder, "
+            "agent.video.service, agent.video.analytics; print(sorted(m for m in sys.modules if m == 'cv2' "
+            "or m.startswith('agent.customs')))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
