@@ -19,13 +19,23 @@ U8 = npt.NDArray[np.uint8]
 
 
 @functools.lru_cache(maxsize=64)
-def _area_weights(n_in: int, n_out: int) -> F32:
-    """(n_out, n_in): how much of each source pixel falls into each destination pixel, rows summing to 1."""
-    scale = n_in / n_out
-    lo = np.arange(n_out, dtype=np.float64)[:, None] * scale
-    k = np.arange(n_in, dtype=np.float64)[None, :]
-    overlap = np.clip(np.minimum(lo + scale, k + 1) - np.maximum(lo, k), 0.0, None)
-    return np.asarray(overlap / scale, dtype=np.float32)
+def _edges(n_in: int, n_out: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+    """Where each destination pixel's span starts and ends in the source: whole pixels and fraction."""
+    edges = np.arange(n_out + 1, dtype=np.float64) * (n_in / n_out)
+    whole = np.minimum(np.floor(edges).astype(np.intp), n_in)
+    return whole, edges - whole
+
+
+def _area_1d(a: npt.NDArray[np.float64], n_out: int, axis: int) -> npt.NDArray[np.float64]:
+    """Average ``a`` over ``n_out`` equal spans along ``axis`` (fractional pixels weighted by their share)."""
+    n_in = a.shape[axis]
+    whole, frac = _edges(n_in, n_out)
+    moved = np.moveaxis(a, axis, 0)
+    running = np.concatenate([np.zeros((1, *moved.shape[1:])), np.cumsum(moved, axis=0)])
+    part = moved[np.minimum(whole, n_in - 1)] * frac.reshape(-1, *([1] * (moved.ndim - 1)))
+    integral = running[whole] + part
+    out = (integral[1:] - integral[:-1]) / (n_in / n_out)
+    return np.moveaxis(out, 0, axis)
 
 
 def resize_area(img: npt.NDArray[Any], size: tuple[int, int]) -> npt.NDArray[Any]:
@@ -34,12 +44,15 @@ def resize_area(img: npt.NDArray[Any], size: tuple[int, int]) -> npt.NDArray[Any
     ow, oh = size
     if (ow, oh) == (w, h):
         return img.copy()
-    if h % oh == 0 and w % ow == 0:  # whole blocks: a plain mean
+    if h % oh == 0 and w % ow == 0:  # whole blocks: a plain mean (integer sums for uint8: no float copy)
         fy, fx = h // oh, w // ow
-        out = img.reshape(oh, fy, ow, fx).astype(np.float32).mean(axis=(1, 3), dtype=np.float32)
+        acc = np.uint32 if img.dtype == np.uint8 else np.float32
+        rows = img.reshape(oh, fy, w).sum(axis=1, dtype=acc)
+        out = rows.reshape(oh, ow, fx).sum(axis=2, dtype=acc).astype(np.float32) / np.float32(fy * fx)
     else:
-        src = img.astype(np.float32)
-        out = _area_weights(h, oh) @ src @ _area_weights(w, ow).T
+        # running sums, not a weight-matrix product: numpy's matmul wakes OpenBLAS's thread pool, whose
+        # spinning threads cost more CPU than these small images themselves
+        out = _area_1d(_area_1d(img.astype(np.float64), oh, 0), ow, 1)
     if img.dtype == np.uint8:
         return np.asarray(np.clip(np.rint(out), 0, 255), dtype=np.uint8)
     return np.asarray(out, dtype=img.dtype)
