@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from agent.capture.base import encode_jpeg
 from agent.core.errors import AgentError
+from agent.core.memory import trim_heap
 from agent.core.model import Moment, SealedItem
 from agent.core.threads import Worker
 from agent.signing.c2pa import C2paSigner
@@ -153,6 +154,7 @@ class MediaSealer:
             try:
                 if isinstance(job, ClosedSegment):
                     self._seal_segment(job)
+                    trim_heap()  # signing and hashing a segment leave megabytes of freed buffers behind
                 elif isinstance(job, StillShot):
                     self._seal_still(job)
                 else:
