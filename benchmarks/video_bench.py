@@ -1,17 +1,21 @@
-"""Video pipeline cost: the agent (encode -> C2PA -> seal -> vault) vs the ffmpeg CLI on the same frames.
+"""Device video cost through the real process: `evidence-agent run --config` vs ffmpeg on the same file.
 
-Both sides get the same 1280x720 BGR frames (a panning synthetic scene) at 30 fps video time and the
-same encoder settings (libx264, preset/crf/GOP/no B-frames) and 10 s fragmented-MP4 segments. Frames
-are made as fast as possible, so CPU seconds per video second is what is compared, not real time.
+Both sides read the same 1280x720 H.264 file in real time (looped), decode it and encode it with the
+same x264 settings (preset, tune, crf, GOP = one fragment, no B-frames, no scene cut) into 10 s
+fragmented-MP4 segments:
 
-* agent: a child process running VideoService (analytics on, C2PA on, real Vault + Sealer). Its
-  CPU includes making the frames; that cost is measured on its own and subtracted ("net").
-* ffmpeg: ``ffmpeg -f rawvideo -i - ... -f segment`` fed through a pipe; its CPU is the child's rusage.
+* agent: the user's process (`run --config`), file camera, video + stills + C2PA + analytics, and with
+  ``--uplink`` (default when Mosquitto is installed) a mutual-TLS MQTT uplink to a local broker. Run twice
+  per round: the code of this checkout ("new") and of ``--old-ref`` (default ``main``, unpacked with
+  ``git archive``; "old"), the same interpreter and packages.
+* ffmpeg: ``ffmpeg -re -stream_loop -1 -i FILE -c:v libx264 ... -f segment`` (decodes to I420, encodes).
 
-Also reported: sealing latency after segment close (p50/p95), C2PA signing time, the longest
-``push()`` (does signing stall the frame loop?) and peak RSS of the agent process.
+CPU is user+system seconds per second of wall time between ``--warmup`` s after start and 1 s before the
+stop (from /proc/PID/stat: start-up imports and the final drain are excluded), peak RSS is the child's
+``ru_maxrss`` (whole life), threads are read at the last sample. Each figure is the median of ``--reps``
+rounds; within a round old, new and ffmpeg run one after the other, in a rotating order. x86 VM figures.
 
-    python benchmarks/video_bench.py [--seconds 60] [--json]
+    python benchmarks/video_bench.py [--seconds 40] [--reps 3] [--json] [--no-old] [--no-uplink]
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,202 +32,223 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-W, H, FPS = 1280, 720, 30.0
-PRESET, CRF = "veryfast", 23
-TUNE = "zerolatency"  # the agent's default (VideoConfig.tune)
+W, H = 1280, 720
+PRESET, TUNE, CRF = "veryfast", "zerolatency", 23
+SEGMENT_S = 10
+GOALS = {"cpu_ratio": 1.25, "rss_mb": 150.0}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+LAUNCH = "import sys; from agent.device.cli import main; sys.exit(main())"  # what the console script does
 
 
-class Frames:
-    """Panning scene: a wide canvas from the synthetic backend, a moving window per frame."""
-
-    def __init__(self) -> None:
-        from agent.capture.base import CaptureSettings
-        from agent.capture.synthetic import SyntheticBackend
-        from agent.core.clock import ManualClock
-
-        cam = SyntheticBackend(CaptureSettings(width=W * 2, height=H, fps=FPS, realtime=False), ManualClock())
-        with cam:
-            self.canvas = np.ascontiguousarray(cam.read().image)
-
-    def image(self, i: int) -> npt.NDArray[np.uint8]:
-        x = (i * 6) % W
-        return np.ascontiguousarray(self.canvas[:, x:x + W])
+def make_clip(out: Path, fps: float, seconds: int = 30) -> Path:
+    """A 1280x720 H.264 file: a real camera clip scaled up, or ffmpeg's test pattern when it is absent."""
+    real = REPO / ".." / "shared" / "data" / "video" / "car-detection.mp4"
+    src = ["-stream_loop", "-1", "-i", str(real)] if real.is_file() else \
+        ["-f", "lavfi", "-i", f"testsrc2=size={W}x{H}:rate={fps}"]
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *src, "-t", str(seconds), "-vf", f"scale={W}:{H},fps={fps}",
+                    "-c:v", "libx264", "-preset", "medium", "-crf", "20", "-pix_fmt", "yuv420p", "-an", str(out)],
+                   check=True, timeout=600)
+    return out
 
 
-def cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+def cpu_ticks(pid: int) -> tuple[int, int]:
+    """(utime + stime in clock ticks, threads) of a live process."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12]), int(fields[17])
 
 
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))] if s else float("nan")
+def measure(argv: list[str], env: dict[str, str], seconds: float, warmup: float, cwd: Path) -> dict[str, float]:
+    """Run a child for ``seconds`` (it stops itself); CPU s/s between warmup and seconds - 1, peak RSS."""
+    t0 = time.monotonic()
+    log = cwd / "stderr.log"
+    with log.open("wb") as err_out:
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err_out)
+    first: tuple[float, int] | None = None
+    last: tuple[float, int, int] | None = None
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        now = time.monotonic() - t0
+        try:
+            ticks, threads = cpu_ticks(proc.pid)
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if first is None and now >= warmup:
+            first = (now, ticks)
+        if first is not None and now <= seconds - 1:
+            last = (now, ticks, threads)
+        time.sleep(0.2)
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
+    err = log.read_text(errors="replace")
+    if code != 0:
+        raise RuntimeError(f"{argv[:3]} exited {code}: {err[-2000:]}")
+    if first is None or last is None or last[0] <= first[0]:
+        raise RuntimeError(f"{argv[:3]} ended before the measuring window ({err[-1000:]})")
+    return {"cpu_s_per_s": (last[1] - first[1]) / CLK_TCK / (last[0] - first[0]),
+            "rss_mb": usage.ru_maxrss / 1024, "threads": float(last[2])}
 
 
-VARIANTS: dict[str, dict[str, Any]] = {
-    "full": {},
-    "no-c2pa": {"c2pa": {"enabled": False}},
-    "no-c2pa-no-analytics": {"c2pa": {"enabled": False}, "analytics": {"enabled": False}},
-}
+def ffmpeg_argv(clip: Path, out: Path, fps: float, seconds: float) -> list[str]:
+    gop = str(round(fps))  # one keyframe a fragment (fragment_seconds = 1)
+    return ["ffmpeg", "-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i", str(clip), "-t", str(seconds),
+            "-an", "-c:v", "libx264", "-preset", PRESET, "-tune", TUNE, "-crf", str(CRF), "-g", gop,
+            "-keyint_min", gop, "-sc_threshold", "0", "-bf", "0", "-pix_fmt", "yuv420p",
+            "-f", "segment", "-segment_time", str(SEGMENT_S), "-segment_format", "mp4",
+            "-segment_format_options", "movflags=frag_keyframe+empty_moov+default_base_moof",
+            "-reset_timestamps", "1", str(out / "seg%04d.mp4")]
 
 
-def run_agent(seconds: float, work: Path, variant: str = "full", threads: int = 0) -> dict[str, Any]:
-    """Child process body: the whole agent pipeline on ``seconds`` of video."""
-    from agent.core.clock import ManualClock
-    from agent.core.model import Frame, GpsFix, GpsReading, Moment, TimeQuality
-    from agent.device.sealer import Sealer
-    from agent.evidence.vault import Vault
-    from agent.signing.keys import init_identity, load_identity
-    from agent.video.service import VideoService
-    from agent.video.settings import VideoConfig
-
-    frames = Frames()
-    n = int(seconds * FPS)
-    t0 = cpu()
-    for i in range(n):
-        frames.image(i)
-    gen_cpu = cpu() - t0
-
-    init_identity(work / "keys", "bench-device", "Bench Org")
-    identity = load_identity(work / "keys")
-    vault = Vault(work / "vault")
-    sealer = Sealer(vault, identity, device_id="bench-device", site_id="bench-site")
-    clock = ManualClock(wall=time.time_ns())
-    fix = GpsReading(GpsFix(lat=31.2304, lon=121.4737, mode=3, fix_time="2026-11-22T09:00:00Z", hdop=0.9))
-
-    class Sensors:
-        def moment(self) -> Moment:
-            return Moment(clock.wall_ns(), clock.mono_ns(), fix, TimeQuality(source="ntp", synced=True))
-
-    sealer.start(Sensors().moment())
-    cfg = VideoConfig.model_validate({"encoder": "libx264", "preset": PRESET, "crf": CRF, "fps": FPS,
-                                      "segment_seconds": 10, "threads": threads, "tune": TUNE, **VARIANTS[variant]})
-    svc = VideoService(cfg, sealer=sealer, vault=vault, identity=identity, sensors=Sensors(),
-                       device_id="bench-device", site_id="bench-site")
-    svc.start()
-    push_s: list[float] = []
-    c0, w0 = cpu(), time.perf_counter()
-    for i in range(n):
-        f = Frame(frames.image(i), i, clock.wall_ns(), clock.mono_ns())
-        clock.advance(1 / FPS)
-        p0 = time.perf_counter()
-        svc.push(f)
-        push_s.append(time.perf_counter() - p0)
-    svc.close()
-    total_cpu, wall = cpu() - c0, time.perf_counter() - w0
-    stats = svc.media.stats
-    size = sum(p.stat().st_size for p in (work / "vault" / "items").rglob("*.segment.mp4"))
-    vault.close()
-    return {"frames": n, "video_s": n / FPS, "cpu_s": total_cpu, "gen_cpu_s": gen_cpu, "wall_s": wall,
-            "segments": stats.segments, "errors": stats.errors, "bytes": size,
-            "seal_latency_s": stats.latency_s, "c2pa_s": stats.c2pa_s,
-            "push_p50_ms": pct(push_s, 0.5) * 1e3, "push_p99_ms": pct(push_s, 0.99) * 1e3,
-            "push_max_ms": max(push_s) * 1e3, "encoder": svc.recorder.codec,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+def agent_config(root: Path, keys: Path, backend: str, clip: Path, broker: Any | None) -> Path:
+    """The agent's config for one run (a fresh vault and outbox each time)."""
+    vault = root / "vault"
+    text = f"""
+[device]
+id = "cam-0001"
+site_id = "site-0001"
+[identity]
+key_dir = "{keys}"
+[vault]
+path = "{vault}"
+[capture]
+backend = "{backend}"
+source = "{clip}"
+loop = true
+still_interval_s = 5
+[gps]
+source = "simulated"
+[video]
+enabled = true
+segment_seconds = {SEGMENT_S}
+preset = "{PRESET}"
+tune = "{TUNE}"
+crf = {CRF}
+encoder = "libx264"
+[video.c2pa]
+enabled = true
+[video.analytics]
+enabled = true
+"""
+    if broker is not None:
+        cert = broker.pki.client("cam-0001")
+        text += f"""
+[uplink]
+enabled = true
+outbox_path = "{root / 'outbox.sqlite'}"
+require_subscriber = false
+[uplink.mqtt]
+broker = "{broker.url}"
+client_id = "cam-0001"
+[uplink.mqtt.tls]
+ca_file = "{cert.ca}"
+cert_file = "{cert.cert}"
+key_file = "{cert.key}"
+[uplink.commands]
+enabled = false
+"""
+    cfg = root / "agent.toml"
+    cfg.write_text(text)
+    return cfg
 
 
-def run_ffmpeg(seconds: float, work: Path, threads: int = 0) -> dict[str, Any]:
-    """The ffmpeg CLI doing the same encode and segmenting, fed the same frames through a pipe."""
-    frames = Frames()
-    n = int(seconds * FPS)
-    out = work / "ffmpeg"
-    out.mkdir()
-    gop = str(int(FPS))
-    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{W}x{H}",
-           "-r", str(int(FPS)), "-i", "-", "-c:v", "libx264", "-preset", PRESET, "-crf", str(CRF),
-           *(["-tune", TUNE] if TUNE else []),
-           "-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-bf", "0", "-pix_fmt", "yuv420p",
-           *(["-threads", str(threads)] if threads else []),
-           "-f", "segment", "-segment_time", "10", "-segment_format", "mp4", "-reset_timestamps", "1",
-           "-segment_format_options", "movflags=frag_keyframe+empty_moov+default_base_moof",
-           str(out / "seg%03d.mp4")]
-    w0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
-    assert proc.stdin is not None
-    for i in range(n):
-        proc.stdin.write(frames.image(i).tobytes())
-    proc.stdin.close()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg failed with {proc.returncode}")
-    return {"frames": n, "video_s": n / FPS, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "wall_s": time.perf_counter() - w0, "segments": len(list(out.glob("seg*.mp4"))),
-            "bytes": sum(p.stat().st_size for p in out.glob("seg*.mp4")),
-            "peak_rss_mb": usage.ru_maxrss / 1024}
+def old_tree(ref: str, into: Path) -> Path | None:
+    """The agent package of ``ref`` unpacked (git archive), or None when the ref does not exist."""
+    if subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "-q", ref], capture_output=True).returncode:
+        return None
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "agent"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
 
 
-def child(role: str, seconds: float, variant: str = "full", threads: int = 0) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, __file__, "--child", role, "--seconds", str(seconds),
-                           "--variant", variant, "--threads", str(threads)],
-                          capture_output=True, text=True, check=True)
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=float, default=60.0, help="video seconds per run")
-    ap.add_argument("--repeat", type=int, default=3, help="alternating agent/ffmpeg runs (median reported)")
-    ap.add_argument("--json", action="store_true", help="print raw JSON")
-    ap.add_argument("--variant", choices=sorted(VARIANTS), default="full", help="agent configuration")
-    ap.add_argument("--threads", type=int, default=0, help="encoder threads (0 = encoder's choice)")
-    ap.add_argument("--child", choices=["agent", "ffmpeg"], help=argparse.SUPPRESS)
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=40.0, help="each run's length (default 40)")
+    ap.add_argument("--warmup", type=float, default=8.0, help="seconds excluded at the start (default 8)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--fps", type=float, default=10.0, help="the file's frame rate (default 10, the camera default)")
+    ap.add_argument("--old-ref", default="main", help="git ref of the old code (default main)")
+    ap.add_argument("--no-old", action="store_true", help="skip the old code")
+    ap.add_argument("--no-uplink", action="store_true", help="no MQTT uplink (default: mTLS Mosquitto if installed)")
+    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    if args.child:
-        with tempfile.TemporaryDirectory(prefix="video-bench-") as tmp:
-            if args.child == "agent":
-                out = run_agent(args.seconds, Path(tmp), args.variant, args.threads)
-            else:
-                out = run_ffmpeg(args.seconds, Path(tmp), args.threads)
-            print(json.dumps(out))
-        return
-    if shutil.which("ffmpeg") is None:
-        sys.exit("ffmpeg is not installed")
-    # alternate agent and ffmpeg runs: other load on the host hits both sides alike; report medians
-    runs = [(child("agent", args.seconds, args.variant, args.threads),
-             child("ffmpeg", args.seconds, "full", args.threads)) for _ in range(args.repeat)]
-    ratios = sorted(((a["cpu_s"] - a["gen_cpu_s"]) / f["cpu_s"], k) for k, (a, f) in enumerate(runs))
-    agent, ff = runs[ratios[len(ratios) // 2][1]]  # the run with the median ratio
-    agent["seal_latency_s"] = [x for a, _ in runs for x in a["seal_latency_s"]]  # pool latencies
-    agent["c2pa_s"] = [x for a, _ in runs for x in a["c2pa_s"]]
-    agent["peak_rss_mb"] = max(a["peak_rss_mb"] for a, _ in runs)
-    net = agent["cpu_s"] - agent["gen_cpu_s"]
-    res = {"agent": agent, "ffmpeg": ff, "ratios_net": [r for r, _ in ratios],
-           "agent_cpu_per_video_s": agent["cpu_s"] / agent["video_s"],
-           "agent_net_cpu_per_video_s": net / agent["video_s"],
-           "ffmpeg_cpu_per_video_s": ff["cpu_s"] / ff["video_s"],
-           "ratio_net": net / ff["cpu_s"], "ratio_gross": agent["cpu_s"] / ff["cpu_s"]}
+
+    work = Path(tempfile.mkdtemp(prefix="video-bench-"))
+    broker = None
+    try:
+        clip = make_clip(work / "clip720.mp4", args.fps)
+        keys = work / "keys"
+        subprocess.run([sys.executable, "-c", LAUNCH, "keys", "init", "--key-dir", str(keys), "--device-id",
+                        "cam-0001"], check=True, capture_output=True, cwd=work,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+        if not args.no_uplink and shutil.which("mosquitto"):
+            from tests.support.broker import Mosquitto
+
+            broker = Mosquitto(work / "broker", tls=True, autosave_interval=60)
+            broker.start()
+        variants: dict[str, tuple[str, Path | None]] = {"new": ("pyav", REPO)}
+        old = None if args.no_old else old_tree(args.old_ref, work / "old")
+        if old is not None:
+            variants["old"] = ("opencv", old)  # main has no pyav backend: its file camera is OpenCV's
+        names = [*variants, "ffmpeg"]
+        runs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+        for rep in range(args.reps):
+            order = names[rep % len(names):] + names[:rep % len(names)]
+            for name in order:
+                root = work / f"{name}-{rep}"
+                root.mkdir()
+                if name == "ffmpeg":
+                    argv, env = ffmpeg_argv(clip, root, args.fps, args.seconds), dict(os.environ)
+                else:
+                    backend, src = variants[name]
+                    cfg = agent_config(root, keys, backend, clip, broker)
+                    argv = [sys.executable, "-c", LAUNCH, "run", "--config", str(cfg), "--seconds", str(args.seconds),
+                            "--drain-timeout", "5"]
+                    env = {**os.environ, "PYTHONPATH": str(src)}
+                result = measure(argv, env, args.seconds, args.warmup, root)
+                runs[name].append(result)
+                print(f"round {rep + 1} {name:6s} cpu {result['cpu_s_per_s']:.3f} s/s  rss {result['rss_mb']:.0f} MB  "
+                      f"threads {result['threads']:.0f}", file=sys.stderr)
+                shutil.rmtree(root, ignore_errors=True)
+    finally:
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in runs.items()}
+    peer = med["ffmpeg"]
+    report: dict[str, Any] = {
+        "setup": {"size": f"{W}x{H}", "fps": args.fps, "seconds": args.seconds, "warmup": args.warmup,
+                  "reps": args.reps, "x264": {"preset": PRESET, "tune": TUNE, "crf": CRF, "bf": 0},
+                  "segment_s": SEGMENT_S, "uplink": broker is not None, "old_ref": None if "old" not in med
+                  else args.old_ref},
+        "median": med,
+        "ratio_to_ffmpeg": {n: {"cpu": m["cpu_s_per_s"] / peer["cpu_s_per_s"], "rss": m["rss_mb"] / peer["rss_mb"]}
+                            for n, m in med.items() if n != "ffmpeg"},
+        "goals": {"cpu_ratio_max": GOALS["cpu_ratio"], "rss_mb_max": GOALS["rss_mb"]},
+        "runs": runs,
+    }
+    new = report["ratio_to_ffmpeg"]["new"]
+    report["goals"]["met"] = {"cpu": new["cpu"] <= GOALS["cpu_ratio"], "rss": med["new"]["rss_mb"] <= GOALS["rss_mb"]}
     if args.json:
-        print(json.dumps(res, indent=2))
-        return
-    lat, c2 = agent["seal_latency_s"], agent["c2pa_s"]
-    print(f"video: {W}x{H}@{FPS:g}, {agent['video_s']:.0f} s, libx264 {PRESET} crf {CRF} tune {TUNE}, "
-          f"gop {int(FPS)}, "
-          f"threads {args.threads or 'auto'}, agent variant {args.variant}, "
-          f"10 s fMP4 segments  (host: {os.cpu_count()} CPUs, x86 figures, not a Pi)")
-    print(f"agent  : {res['agent_cpu_per_video_s']:.3f} CPU s / video s gross, "
-          f"{res['agent_net_cpu_per_video_s']:.3f} net of frame making "
-          f"({agent['gen_cpu_s'] / agent['video_s']:.3f}); {agent['segments']} segments, "
-          f"errors {len(agent['errors'])}, {agent['bytes'] / agent['video_s'] * 3600 / 1e9:.2f} GB/h, "
-          f"peak RSS {agent['peak_rss_mb']:.0f} MB")
-    print(f"ffmpeg : {res['ffmpeg_cpu_per_video_s']:.3f} CPU s / video s; {ff['segments']} segments, "
-          f"{ff['bytes'] / ff['video_s'] * 3600 / 1e9:.2f} GB/h, "
-          f"peak RSS {ff['peak_rss_mb']:.0f} MB")
-    print(f"ratio agent/ffmpeg: {res['ratio_net']:.2f}x net, {res['ratio_gross']:.2f}x gross (median run of "
-          f"{args.repeat}; all net ratios {', '.join(f'{r:.2f}' for r, _ in ratios)})")
-    print(f"sealing latency after close: p50 {pct(lat, .5) * 1e3:.0f} ms, p95 {pct(lat, .95) * 1e3:.0f} ms "
-          f"(n={len(lat)}); C2PA signing per segment p50 {pct(c2, .5) * 1e3:.0f} ms, "
-          f"max {max(c2, default=float('nan')) * 1e3:.0f} ms")
-    print(f"frame loop push(): p50 {agent['push_p50_ms']:.1f} ms, p99 {agent['push_p99_ms']:.1f} ms, "
-          f"max {agent['push_max_ms']:.1f} ms")
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{W}x{H} @ {args.fps:g} fps file camera, {args.seconds:g} s runs, medians of {args.reps}"
+          f"{', mTLS uplink' if broker is not None else ''}")
+    print(f"{'':8s} {'CPU s/s':>8s} {'peak RSS':>9s} {'threads':>8s} {'CPU x':>6s} {'RSS x':>6s}")
+    for n, m in med.items():
+        r = report["ratio_to_ffmpeg"].get(n, {"cpu": 1.0, "rss": 1.0})
+        print(f"{n:8s} {m['cpu_s_per_s']:8.3f} {m['rss_mb']:7.0f} MB {m['threads']:8.0f} "
+              f"{r['cpu']:6.2f} {r['rss']:6.2f}")
+    met = report["goals"]["met"]
+    print(f"goals (new): CPU <= {GOALS['cpu_ratio']}x ffmpeg: {'met' if met['cpu'] else 'MISSED'}; "
+          f"peak RSS <= {GOALS['rss_mb']:g} MB: {'met' if met['rss'] else 'MISSED'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -20,6 +20,7 @@ from agent.core.model import Frame
 BACKENDS: dict[str, tuple[str, str]] = {
     "synthetic": ("agent.capture.synthetic", "SyntheticBackend"),
     "opencv": ("agent.capture.opencv", "OpenCVBackend"),
+    "pyav": ("agent.capture.pyav", "PyAVBackend"),
     "picamera2": ("agent.capture.picamera2", "Picamera2Backend"),
 }
 
@@ -55,7 +56,7 @@ class CaptureBackend:
     * ``_open()`` -- acquire the device/stream/file; raise :class:`CaptureError` naming the
       source when it cannot be opened.
     * ``_read() -> Frame`` -- block until the next frame and return it as an
-      :class:`agent.core.model.Frame` (BGR uint8, running index from 0, wall/mono times from the
+      :class:`agent.core.model.Frame` (I420 preferred, or BGR uint8, running index from 0, wall/mono times from the
       injected clock or the sensor). Raise :class:`EndOfStream` at the end of a finite source,
       :class:`CaptureError` when the source stops delivering.
     * ``_close()`` -- release everything; called at most once.
@@ -182,12 +183,9 @@ class Pacer:
 
 def encode_jpeg(frame: Frame, quality: int = 90) -> bytes:
     """JPEG-encode a frame (the still path for backends without ``"still"``)."""
-    import cv2
+    from agent.capture.pixels import encode_jpeg as encode
 
-    ok, buf = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise CaptureError(f"JPEG encoding failed for frame {frame.index}")
-    return bytes(buf.tobytes())
+    return encode(frame, quality)
 
 
 def backend_class(name: str) -> type[CaptureBackend]:

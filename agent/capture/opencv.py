@@ -7,40 +7,16 @@ a frame is returned (OpenCV's own timestamps are per-backend and not comparable)
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, ClassVar
 
 import cv2
 
 from agent.capture.base import CaptureBackend, CaptureSettings, EndOfStream, Pacer
+from agent.capture.sources import HINTS, OPEN_TIMEOUT_MS, READ_TIMEOUT_MS, classify_source, redact
 from agent.core.clock import Clock
 from agent.core.errors import CaptureError
 from agent.core.model import Frame
-
-OPEN_TIMEOUT_MS = 10_000
-READ_TIMEOUT_MS = 10_000
-_URL = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp)://", re.IGNORECASE)
-_DEV = re.compile(r"^/dev/video(\d+)$")
-_HINTS = {
-    "file": "FFmpeg cannot read it as video (corrupt, truncated or not a video file?)",
-    "url": "stream unreachable, refused or not a video stream",
-    "device": "no such V4L2 camera, busy, or no permission (is the user in group video?)",
-}
-
-
-def classify_source(source: str | int | None) -> tuple[str, str | int]:
-    """("device", index) | ("url", url) | ("file", path) -- or CaptureError if unusable."""
-    if source is None or source == "":
-        raise CaptureError("opencv capture needs a source: device index, /dev/videoN, URL or file path")
-    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
-        return "device", int(source)
-    m = _DEV.match(source)
-    if m:
-        return "device", int(m.group(1))
-    if _URL.match(source):
-        return "url", source
-    return "file", source
 
 
 class OpenCVBackend(CaptureBackend):
@@ -61,8 +37,7 @@ class OpenCVBackend(CaptureBackend):
         return f"opencv {self.kind} {self._redacted()}"
 
     def _redacted(self) -> str:
-        """The source with any URL password hidden, for messages and logs."""
-        return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", str(self.target))
+        return redact(str(self.target))
 
     def _open(self) -> None:
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
@@ -83,7 +58,7 @@ class OpenCVBackend(CaptureBackend):
         if not cap.isOpened():
             cap.release()
             where = f"/dev/video{self.target}" if self.kind == "device" else self._redacted()
-            raise CaptureError(f"cannot open {self.kind} capture source {where}: {_HINTS[self.kind]}")
+            raise CaptureError(f"cannot open {self.kind} capture source {where}: {HINTS[self.kind]}")
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.source_fps = fps if 0.5 <= fps <= 1000 else self.settings.fps
         self._cap = cap

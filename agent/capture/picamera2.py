@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent.capture.base import CaptureBackend, CaptureSettings
 from agent.core.clock import Clock
 from agent.core.errors import CaptureError
-from agent.core.model import Frame, SensorMeta
+from agent.core.model import Frame, PixelFormat, SensorMeta
 
 UNAVAILABLE_HINT = (
     "install it with `sudo apt install python3-picamera2` on Raspberry Pi OS (bookworm) and create the "
@@ -103,13 +103,21 @@ def to_bgr(array: npt.NDArray[np.uint8], fmt: str | None) -> npt.NDArray[np.uint
     ``RGB888``/``XRGB8888`` are B,G,R(,X) in memory; ``BGR888``/``XBGR8888`` are R,G,B(,X);
     ``YUV420`` arrives as an (h*3/2, w) I420 plane stack.
     """
-    if fmt == "YUV420" or array.ndim == 2:
-        import cv2
+    image, pix = frame_pixels(array, fmt)
+    if pix == "yuv420p":
+        from agent.capture.pixels import bgr
 
-        return np.asarray(cv2.cvtColor(np.ascontiguousarray(array), cv2.COLOR_YUV2BGR_I420), dtype=np.uint8)
+        return bgr(Frame(image=image, index=0, wall_ns=0, mono_ns=0, fmt="yuv420p"))
+    return image
+
+
+def frame_pixels(array: npt.NDArray[np.uint8], fmt: str | None) -> tuple[npt.NDArray[np.uint8], PixelFormat]:
+    """picamera2 array -> (pixels, Frame.fmt): ``YUV420`` stays I420 (no conversion), RGB formats become BGR."""
+    if fmt == "YUV420" or array.ndim == 2:
+        return np.ascontiguousarray(array), "yuv420p"
     if fmt in ("BGR888", "XBGR8888"):
-        return np.ascontiguousarray(array[:, :, 2::-1])
-    return array[:, :, :3] if array.shape[2] == 4 else array
+        return np.ascontiguousarray(array[:, :, 2::-1]), "bgr24"
+    return (array[:, :, :3] if array.shape[2] == 4 else array), "bgr24"
 
 
 def request_frame(request: Any, stream: str, fmt: str | None, index: int, clock: Clock) -> Frame:
@@ -120,16 +128,14 @@ def request_frame(request: Any, stream: str, fmt: str | None, index: int, clock:
     finally:
         request.release()  # hold requests briefly or libcamera runs out of buffers and drops frames
     mono, wall = request_times(metadata, clock)
-    return Frame(image=to_bgr(image, fmt), index=index, wall_ns=wall, mono_ns=mono, sensor=sensor_meta(metadata))
+    pixels, pix = frame_pixels(image, fmt)
+    return Frame(image=pixels, index=index, wall_ns=wall, mono_ns=mono, sensor=sensor_meta(metadata), fmt=pix)
 
 
 def jpeg(frame: Frame, quality: int) -> bytes:
-    import cv2
+    from agent.capture.pixels import encode_jpeg
 
-    ok, buf = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise CaptureError(f"JPEG encoding failed for still {frame.index}")
-    return bytes(buf.tobytes())
+    return encode_jpeg(frame, quality)
 
 
 class Picamera2Backend(CaptureBackend):

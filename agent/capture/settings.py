@@ -15,12 +15,14 @@ class CaptureConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: Literal["synthetic", "opencv", "picamera2"] = Field(
-        default="synthetic", description="Camera backend: synthetic test pattern, opencv (V4L2/URL/file) or picamera2."
+    backend: Literal["synthetic", "opencv", "pyav", "picamera2"] = Field(
+        default="synthetic", description="Camera backend: synthetic test pattern, pyav (video file or rtsp/http "
+        "stream, decoded to I420 by the encoders' FFmpeg), opencv (V4L2 camera; also URL/file) or picamera2."
     )
     source: str | int | None = Field(
         default=None,
-        description="opencv only: V4L2 index (0) or /dev/videoN, rtsp:// or http(s):// URL, or a video file path.",
+        description="opencv/pyav: V4L2 index (0) or /dev/videoN (opencv only), rtsp:// or http(s):// URL, "
+        "or a video file path.",
     )
     width: int = Field(
         default=1280, gt=0, le=8192, description="Requested frame width in pixels (files keep their own)."
@@ -35,7 +37,7 @@ class CaptureConfig(BaseModel):
     realtime: bool = Field(
         default=True, description="Pace frames in real time; false reads files or generates frames as fast as possible."
     )
-    loop: bool = Field(default=False, description="opencv file sources: restart at the end instead of stopping.")
+    loop: bool = Field(default=False, description="opencv/pyav file sources: restart at the end instead of stopping.")
     still_interval_s: float = Field(default=5.0, gt=0, description="Seconds between periodic evidence stills (JPEG).")
     jpeg_quality: int = Field(default=90, ge=1, le=100, description="JPEG quality for stills (1-100).")
     picamera2: Picamera2Config = Field(default_factory=Picamera2Config,
@@ -46,6 +48,10 @@ class CaptureConfig(BaseModel):
         if self.backend == "opencv" and (self.source is None or self.source == ""):
             raise ValueError("backend \"opencv\" needs capture.source: a V4L2 index (0), /dev/videoN, an "
                              "rtsp:// or http(s):// URL or a video file")
+        if self.backend == "pyav" and (self.source is None or self.source == "" or isinstance(self.source, int)
+                                       or str(self.source).isdigit() or str(self.source).startswith("/dev/video")):
+            raise ValueError("backend \"pyav\" needs capture.source: an rtsp:// or http(s):// URL or a video file "
+                             "(V4L2 cameras: backend \"opencv\")")
         return self
 
     def to_settings(self) -> CaptureSettings:

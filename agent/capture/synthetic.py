@@ -1,4 +1,4 @@
-"""A moving test pattern with a burned-in UTC clock and frame counter: the demo camera.
+"""A moving test pattern with a burned-in UTC clock and frame counter: the demo camera (I420 frames).
 
 The picture is a pure function of (seed, frame index, clock reading), so two backends with the
 same seed fed the same clock produce identical frames, and a frame's own pixels say when it
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 from agent.capture.base import CaptureBackend, CaptureSettings, Pacer
+from agent.capture.drawing import caption, fill, planes, text_strip
 from agent.core.clock import Clock, iso_utc
 from agent.core.model import Frame
 
@@ -38,7 +38,8 @@ class SyntheticBackend(CaptureBackend):
         self._pacer = Pacer(settings.fps)
         self._background: npt.NDArray[np.uint8] | None = None
         rng = np.random.default_rng(settings.seed)
-        self._box_colour = tuple(int(c) for c in rng.integers(40, 256, size=3))
+        b, g, r = (int(c) for c in rng.integers(40, 256, size=3))
+        self._box_colour = (b, g, r)
         self._velocity = (float(rng.uniform(0.004, 0.012)), float(rng.uniform(0.003, 0.010)))
         self._phase = (float(rng.uniform(0, 1)), float(rng.uniform(0, 1)))
         self._rng_seed = settings.seed
@@ -64,51 +65,57 @@ class SyntheticBackend(CaptureBackend):
             self._pace(self._pacer)
         wall, mono = self.clock.wall_ns(), self.clock.mono_ns()
         image = self.render(self._index, wall)
-        frame = Frame(image=image, index=self._index, wall_ns=wall, mono_ns=mono)
+        frame = Frame(image=image, index=self._index, wall_ns=wall, mono_ns=mono, fmt="yuv420p")
         self._index += 1
         return frame
 
-    # -- drawing ------------------------------------------------------------------
+    # -- drawing (straight in I420: the encoders' format, no conversion) --------------------
     def _make_background(self) -> npt.NDArray[np.uint8]:
         """Bars in the top two thirds plus a fixed low-amplitude seeded texture (sensor-like noise)."""
-        w, h = self.settings.width, self.settings.height
-        img = np.zeros((h, w, 3), np.uint8)
+        w, h = self._even_size()
+        img = np.zeros((h * 3 // 2, w), np.uint8)
+        luma, u, v = planes(img, w, h)
+        luma[:], u[:], v[:] = 16, 128, 128
         bars_h = h * 2 // 3
         for i, colour in enumerate(_BARS):
-            x0, x1 = i * w // len(_BARS), (i + 1) * w // len(_BARS)
-            img[:bars_h, x0:x1] = colour
-        noise = np.random.default_rng(self._rng_seed).integers(0, 12, size=(h, w, 1), dtype=np.uint8)
-        return np.asarray(cv2.add(img, np.repeat(noise, 3, axis=2)), dtype=np.uint8)
+            fill(img, w, h, (i * w // len(_BARS), 0, (i + 1) * w // len(_BARS), bars_h), colour)
+        noise = np.random.default_rng(self._rng_seed).integers(0, 12, size=(h, w), dtype=np.uint8)
+        luma[:] = np.minimum(luma.astype(np.uint16) + noise * 219 // 255, 235).astype(np.uint8)
+        return img
+
+    def _even_size(self) -> tuple[int, int]:
+        w, h = self.settings.width, self.settings.height
+        return w + w % 2, h + h % 2
 
     def render(self, index: int, wall_ns: int) -> npt.NDArray[np.uint8]:
-        """The picture for frame ``index`` stamped with ``wall_ns`` (deterministic)."""
+        """The I420 picture for frame ``index`` stamped with ``wall_ns`` (deterministic)."""
         assert self._background is not None
-        w, h = self.settings.width, self.settings.height
+        w, h = self._even_size()
         img = self._background.copy()
+        luma, u, v = planes(img, w, h)
         bars_h = h * 2 // 3
         # scrolling grey band in the bottom third: a window on the seeded tape
         ramp = self._tape[(np.arange(w, dtype=np.int64) + index * 4) % TAPE]
-        img[bars_h:, :, :] = ramp[None, :, None]
-        # bouncing box (triangle wave in x and y)
+        luma[bars_h:, :] = (16 + ramp.astype(np.uint16) * 219 // 255).astype(np.uint8)[None, :]
+        u[bars_h // 2:], v[bars_h // 2:] = 128, 128
+        # bouncing box (triangle wave in x and y) with a black border
         bw, bh = max(w // 8, 4), max(h // 8, 4)
         x = int(_bounce(self._phase[0] + index * self._velocity[0]) * (w - bw))
         y = int(_bounce(self._phase[1] + index * self._velocity[1]) * (h - bh))
-        cv2.rectangle(img, (x, y), (x + bw, y + bh), self._box_colour, thickness=-1)
-        cv2.rectangle(img, (x, y), (x + bw, y + bh), (0, 0, 0), thickness=max(1, w // 320))
-        self._stamp(img, index, wall_ns)
+        edge = max(1, w // 320)
+        fill(img, w, h, (x - edge, y - edge, x + bw + edge + 1, y + bh + edge + 1), (0, 0, 0))
+        fill(img, w, h, (x + edge, y + edge, x + bw - edge + 1, y + bh - edge + 1), self._box_colour)
+        self._stamp(img, w, h, index, wall_ns)
         return img
 
-    def _stamp(self, img: npt.NDArray[np.uint8], index: int, wall_ns: int) -> None:
+    def _stamp(self, img: npt.NDArray[np.uint8], w: int, h: int, index: int, wall_ns: int) -> None:
         """Burn in UTC time and frame counter on a black band, readable at any size."""
-        w = img.shape[1]
         scale = max(w / 1280.0, 0.3)
-        thick = max(1, round(2 * scale))
         lines = [iso_utc(wall_ns)[:23] + "Z", f"frame {index:08d}  seed {self.settings.seed}"]
         line_h = int(40 * scale) + 4
-        cv2.rectangle(img, (0, 0), (w, line_h * len(lines) + 6), (0, 0, 0), thickness=-1)
-        for i, text in enumerate(lines):
-            org = (int(8 * scale) + 2, line_h * (i + 1) - 2)
-            cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, 1.1 * scale, (255, 255, 255), thick, cv2.LINE_AA)
+        band = min(h, line_h * len(lines) + 6)
+        caption(img, w, h, 0, text_strip(w, band, lines, size_px=int(32 * scale), line_h=line_h,
+                                         left=int(8 * scale) + 2))
 
 
 TAPE = 100_003  # pixels of scrolling band before it repeats (prime: no short period with any frame width)

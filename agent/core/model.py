@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # the core imports no third-party package at run time
     import numpy.typing as npt
 
 TimeSource = Literal["gps", "ntp", "unsynced"]
+PixelFormat = Literal["yuv420p", "bgr24"]
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,27 @@ class SensorMeta:
 
 @dataclass(frozen=True)
 class Frame:
-    """One camera frame: BGR uint8 pixels plus when it was captured (and the sensor's metadata, if any)."""
+    """One camera frame: uint8 pixels plus when it was captured (and the sensor's metadata, if any).
+
+    ``fmt`` says how ``image`` holds the pixels: ``"yuv420p"`` (I420, BT.601 limited range, the cameras'
+    and encoders' own format: a (height * 3 / 2, width) array, Y plane then U then V) or ``"bgr24"``
+    ((height, width, 3)). Helpers in ``agent.capture.pixels`` read either.
+    """
 
     image: npt.NDArray[np.uint8]
     index: int
     wall_ns: int
     mono_ns: int
     sensor: SensorMeta | None = None
+    fmt: PixelFormat = "bgr24"
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0]) * 2 // 3 if self.fmt == "yuv420p" else int(self.image.shape[0])
 
 
 @dataclass(frozen=True)

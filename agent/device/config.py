@@ -146,7 +146,7 @@ path = "/var/lib/evidence-agent/vault"
 quota_mb = 8192
 
 [capture]
-backend = "synthetic"     # synthetic | opencv | picamera2
+backend = "synthetic"     # synthetic | pyav (file/rtsp) | opencv (V4L2) | picamera2
 width = 1280
 height = 720
 fps = 10

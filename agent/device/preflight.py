@@ -125,7 +125,7 @@ def check_other_files(cfg: AgentConfig) -> list[Problem]:
     if cfg.anchor.enabled and cfg.anchor.tsa.ca_file is not None:
         out += [p for p in (_readable(cfg.anchor.tsa.ca_file, "anchor.tsa.ca_file"),) if p]
     src = cfg.capture.source
-    if cfg.capture.backend == "opencv" and isinstance(src, str) and not src.isdigit() and "://" not in src \
+    if cfg.capture.backend in ("opencv", "pyav") and isinstance(src, str) and not src.isdigit() and "://" not in src \
             and not src.startswith("/dev/video"):
         out += [p for p in (_readable(Path(src), "capture.source"),) if p]
     if cfg.gps.source == "file" and cfg.gps.file is not None:

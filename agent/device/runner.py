@@ -29,10 +29,12 @@ def run_agent(cfg: AgentConfig, seconds: float | None, drain_timeout: float | No
     Exit 1 when evidence was left undelivered (pending or rejected) at the drain timeout, or the camera failed;
     exit 70 when a part died or stayed unhealthy and could not be restarted (systemd's Restart= brings it back).
     """
+    from agent.core.memory import limit_malloc_arenas
     from agent.device.runtime import Agent
     from agent.device.summary import drain_line, run_summary
 
     preflight_or_exit(cfg)
+    limit_malloc_arenas()
     agent = Agent(cfg)
     _install_signal_handlers(agent)
     drained = True

@@ -324,9 +324,9 @@ class Agent:
         moment = replace(self.sensors.moment(), wall_ns=frame.wall_ns, mono_ns=frame.mono_ns)
         tags = DeviceTags(self.cfg.device.id, self.cfg.device.site_id, self.hub.camera.describe())
         jpeg = with_exif(encode_jpeg(frame, self.cfg.capture.jpeg_quality), moment, tags,
-                         width=int(frame.image.shape[1]), height=int(frame.image.shape[0]))
-        info = {"reason": reason, "frame_index": frame.index, "width": frame.image.shape[1],
-                "height": frame.image.shape[0], "camera": self.hub.camera.describe(), **(extra or {})}
+                         width=frame.width, height=frame.height)
+        info = {"reason": reason, "frame_index": frame.index, "width": frame.width,
+                "height": frame.height, "camera": self.hub.camera.describe(), **(extra or {})}
         media: Path | bytes = jpeg
         if self._still_c2pa is not None:
             media, info["c2pa"] = self._still_c2pa.embed(

@@ -71,7 +71,7 @@ def check_camera(read_frames: Callable[[], list[Frame]], describe: str, *, simul
         return CheckResult("camera", "fail", f"{describe}: {exc}")
     if len(frames) < 2:
         return CheckResult("camera", "fail", f"{describe}: delivered {len(frames)} frame(s)")
-    h, w = frames[-1].image.shape[:2]
+    h, w = frames[-1].height, frames[-1].width
     span = (frames[-1].mono_ns - frames[0].mono_ns) / 1e9
     fps = (len(frames) - 1) / span if span > 0 else 0.0
     still = bool(frames[-1].image.std() < 2.0)

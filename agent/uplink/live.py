@@ -27,10 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import cv2
-
+from agent.capture.pixels import encode_jpeg
 from agent.core.clock import Clock
-from agent.core.errors import CaptureError
 from agent.core.model import Frame, Moment, SealedItem
 from agent.core.threads import Worker
 from agent.uplink.command_controller import Handler, LiveSessionArgs, LiveStartArgs
@@ -252,7 +250,7 @@ class LiveManager:
             self._send(s, frame, encoded[key], gps)
 
     def _send(self, s: LiveSession, frame: Frame, jpeg: bytes, moment: Moment) -> None:
-        width, height = fit_size(frame.image.shape[1], frame.image.shape[0], s.width, s.height)
+        width, height = fit_size(frame.width, frame.height, s.width, s.height)
         header = {
             "typ": FRAME_TYP, "device": self.device_id, "site": self.site_id, "session": s.session,
             "nonce": s.nonce, "officer": s.officer, "seq": s.seq, "frame_index": frame.index,
@@ -363,11 +361,5 @@ class LiveManager:
 
 
 def _encode(frame: Frame, width: int, height: int, quality: int) -> bytes:
-    img: Any = frame.image
-    width, height = fit_size(img.shape[1], img.shape[0], width, height)  # keep the camera's aspect
-    if img.shape[1] != width or img.shape[0] != height:
-        img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise CaptureError(f"JPEG encoding of frame {frame.index} failed")
-    return bytes(buf)
+    width, height = fit_size(frame.width, frame.height, width, height)  # keep the camera's aspect
+    return encode_jpeg(frame, quality, size=(width, height))

@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
-
 from agent.core.clock import Clock
 from agent.core.model import Frame, Moment
 from agent.uplink.settings_commands import LiveConfig
@@ -111,18 +109,15 @@ class VideoChannel:
 
     def encode(self, frame: Frame) -> list[list[EncodedFrame]]:
         """Encode one frame; returns the fragments (lists of frames) completed by it."""
-        img: Any = frame.image
         if self.encoder is None:
-            w, h = fit_size(img.shape[1], img.shape[0], *self.box)
+            w, h = fit_size(frame.width, frame.height, *self.box)
             self.encoder = LiveEncoder(w, h, self.fps, self.ladder.kbps, gop_s=self.cfg.gop_s,
                                        preset=self.cfg.encoder_preset)
             log.info("live H.264 encoder %dx%d@%g %d kbit/s for %dx%d camera frames", w, h, self.fps,
-                     self.ladder.kbps, img.shape[1], img.shape[0])
+                     self.ladder.kbps, frame.width, frame.height)
         enc = self.encoder
-        if img.shape[1] != enc.width or img.shape[0] != enc.height:
-            img = cv2.resize(img, (enc.width, enc.height), interpolation=cv2.INTER_AREA)
         done: list[list[EncodedFrame]] = []
-        for ef in enc.encode(img, frame.wall_ns, frame.mono_ns):
+        for ef in enc.encode(frame.image, frame.wall_ns, frame.mono_ns, frame.fmt):  # scaled by the encoder
             if ef.keyframe and self.group:
                 done.append(self.group)
                 self.group = []

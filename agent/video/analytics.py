@@ -15,12 +15,13 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
+from agent.capture.pixels import full_range, luma
 from agent.core.model import Frame, GpsReading
 from agent.core.vocab import AnalyticsEvent as EventType
+from agent.video.imgops import accumulate_weighted, hanning, phase_correlate, resize_area
 from agent.video.liveness import FrozenCheck
 from agent.video.obstruction import ObstructionCheck
 from agent.video.replay import ReplayCheck
@@ -123,13 +124,14 @@ class Analyzer:
         self._window: npt.NDArray[np.float32] | None = None
         self.last_metrics: dict[str, float] = {}
 
-    def small(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        """The low-resolution grey copy everything is computed on."""
-        h, w = image.shape[:2]
+    def small(self, frame: Frame) -> npt.NDArray[np.uint8]:
+        """The low-resolution grey copy everything is computed on (0-255 grey, from the luma plane)."""
+        plane = luma(frame)
+        h, w = plane.shape[:2]
         size = (self.cfg.width, max(8, round(h * self.cfg.width / w)))
-        reduced = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        grey = cv2.cvtColor(reduced, cv2.COLOR_BGR2GRAY) if reduced.ndim == 3 else reduced
-        return np.asarray(grey, dtype=np.uint8)
+        if frame.fmt == "yuv420p":
+            return full_range(resize_area(plane, size))
+        return np.asarray(resize_area(plane, size), dtype=np.uint8)
 
     def feed(self, frame: Frame, gps: GpsReading | None = None) -> list[VideoEvent]:
         if self._next_ns is not None and frame.mono_ns < self._next_ns:
@@ -137,7 +139,7 @@ class Analyzer:
         self._next_ns = frame.mono_ns + self._step_ns if self._next_ns is None else max(
             self._next_ns + self._step_ns, frame.mono_ns)
         events: list[VideoEvent] = []
-        grey = self.small(frame.image)
+        grey = self.small(frame)
         t = frame.mono_ns
         mean, std = float(grey.mean()), float(grey.std())
         self.last_metrics = {"mean": mean, "std": std}
@@ -174,7 +176,7 @@ class Analyzer:
 
     def _check_live(self, frame: Frame, grey: npt.NDArray[np.uint8], t: int, emit: Any) -> None:
         """Frozen, replayed, obstructed and moved, on a picture that is not blind."""
-        live = self.liveness.update(frame.image, frame.sensor, t)
+        live = self.liveness.update(luma(frame) if frame.fmt == "yuv420p" else frame.image, frame.sensor, t)
         emit("frozen", self._frozen.update(live.frozen, t), live.confidence, cause=live.cause, **dict(live.details))
         frozen = live.frozen or self._frozen.active
         sample = self.liveness.sample if self.liveness.sample is not None else grey
@@ -199,13 +201,11 @@ class Analyzer:
         prev_z, self._prev_z = self._prev_z, z
         if self._ref is None or self._ref.shape != z.shape or prev_z is None or prev_z.shape != z.shape:
             self._ref = z.copy()
-            self._window = np.asarray(cv2.createHanningWindow((z.shape[1], z.shape[0]), cv2.CV_32F),
-                                      dtype=np.float32)
+            self._window = hanning((z.shape[1], z.shape[0]))
             return
         score = float(np.mean((z - self._ref) ** 2) / 2)  # = 1 - correlation coefficient
         motion = float(np.mean((z - prev_z) ** 2) / 2)
-        # phaseCorrelate windows its inputs in place: give it copies
-        (dx, dy), response = cv2.phaseCorrelate(self._ref.copy(), z.copy(), self._window)
+        (dx, dy), response = phase_correlate(self._ref, z, self._window)
         shift = math.hypot(dx, dy)
         self.last_metrics.update(score=score, motion=motion, shift=shift, response=response)
         settled = motion < self.cfg.scene_motion_max
@@ -225,7 +225,7 @@ class Analyzer:
             self._ref = z.copy()  # follow the new view; "end" once it has stayed put for end_seconds
         elif settled and not shifted and score < self.cfg.scene_change_score / 2:
             # follow slow light changes, but never absorb a shift or a changed view bit by bit
-            cv2.accumulateWeighted(z, self._ref, 0.05)
+            accumulate_weighted(z, self._ref, 0.05)
 
 
 def _margin(value: float, threshold: float) -> float:

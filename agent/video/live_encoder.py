@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.core.errors import CaptureError
+from agent.core.model import PixelFormat
 
 _BOX = struct.Struct(">I4s")
 TIME_BASE = Fraction(1, 90_000)
@@ -77,7 +78,7 @@ def fit_size(src_w: int, src_h: int, max_w: int, max_h: int) -> tuple[int, int]:
 
 
 class LiveEncoder:
-    """BGR frames in, ``init`` plus one :class:`EncodedFrame` per frame out (PyAV libx264, zerolatency)."""
+    """Camera frames in, ``init`` plus one :class:`EncodedFrame` per frame out (PyAV libx264, zerolatency)."""
 
     def __init__(self, width: int, height: int, fps: float, bitrate_kbps: int, *, gop_s: float = 2.0,
                  preset: str = "ultrafast", threads: int = 2) -> None:
@@ -117,15 +118,19 @@ class LiveEncoder:
         with contextlib.suppress(AttributeError):  # older PyAV: the average target alone
             self._stream.codec_context.rc_max_rate = kbps * 1000
 
-    def encode(self, image: npt.NDArray[np.uint8], wall_ns: int, mono_ns: int) -> list[EncodedFrame]:
-        """Encode one BGR frame (already at the live size); returns the frames the muxer completed."""
+    def encode(self, image: npt.NDArray[np.uint8], wall_ns: int, mono_ns: int,
+               fmt: PixelFormat = "bgr24") -> list[EncodedFrame]:
+        """Encode one frame (I420 or BGR, any size: swscale brings it to the live size in the same pass as
+        any colour conversion); returns the frames the muxer completed."""
         if self._closed:
             raise CaptureError("live encoder is closed")
         if self._t0_ns is None:
             self._t0_ns = mono_ns
         pts = max((mono_ns - self._t0_ns) * 9 // 100_000, self._last_pts + 1)
         self._last_pts = pts
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
+        if frame.width != self.width or frame.height != self.height or fmt != "yuv420p":
+            frame = frame.reformat(width=self.width, height=self.height, format="yuv420p", interpolation="AREA")
         frame.pts, frame.time_base = pts, TIME_BASE
         if self._force_key:
             frame.pict_type = av.video.frame.PictureType.I

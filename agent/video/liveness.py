@@ -21,11 +21,11 @@ import collections
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 from agent.core.model import SensorMeta
+from agent.video.imgops import resize_area, resize_nearest
 from agent.video.settings import AnalyticsConfig
 
 SAMPLE_WIDTH = 320  # nearest-neighbour: averaging would hide a live sensor's noise
@@ -70,11 +70,10 @@ class FrozenCheck:
     def update(self, image: npt.NDArray[np.uint8], sensor: SensorMeta | None, t: int) -> Liveness:
         h, w = image.shape[:2]
         sw = min(w, SAMPLE_WIDTH)
-        sample = np.asarray(cv2.resize(image, (sw, max(1, round(h * sw / w))), interpolation=cv2.INTER_NEAREST),
-                            dtype=np.uint8)
-        grey = sample if sample.ndim == 2 else cv2.cvtColor(sample, cv2.COLOR_BGR2GRAY)
-        content = np.asarray(cv2.resize(grey, (CONTENT_WIDTH, max(1, round(h * CONTENT_WIDTH / w))),
-                                        interpolation=cv2.INTER_AREA), dtype=np.int16)
+        sample = resize_nearest(image, (sw, max(1, round(h * sw / w))))
+        grey = sample if sample.ndim == 2 else _grey(sample)
+        content = np.asarray(resize_area(grey, (CONTENT_WIDTH, max(1, round(h * CONTENT_WIDTH / w)))),
+                             dtype=np.int16)
         prev, self._prev = self._prev, sample
         prev_sensor, self._sensor = self._sensor, sensor
         if prev is None or prev.shape != sample.shape or self._content_ref is None \
@@ -82,7 +81,7 @@ class FrozenCheck:
             self._content_ref, self._content_since = content, t
             self._noise.clear()
             return Liveness(False, "", 0.0)
-        self.changed = changed = float(np.count_nonzero(cv2.absdiff(sample, prev))) / sample.size
+        self.changed = changed = float(np.count_nonzero(sample != prev)) / sample.size
         delta = float(np.abs(content - self._content_ref).max())
         if delta > self.cfg.frozen_content_delta:  # new content: the picture is live
             self._content_ref, self._content_since = content, t
@@ -116,6 +115,12 @@ class FrozenCheck:
                         peak / max(self.cfg.frozen_refresh_fraction, 1e-9))
             return Liveness(True, "no_sensor_noise", round(0.5 + 0.5 * (1.0 - min(1.0, level)), 3), figures)
         return Liveness(False, "", 0.0, figures)
+
+
+def _grey(bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """BT.601 grey of BGR pixels (a grey plane, e.g. I420's luma, is used as it is)."""
+    grey = bgr[..., 0] * np.float32(0.114) + bgr[..., 1] * np.float32(0.587) + bgr[..., 2] * np.float32(0.299)
+    return np.asarray(np.rint(grey), dtype=np.uint8)
 
 
 def _not_advancing(prev: SensorMeta, cur: SensorMeta) -> bool:

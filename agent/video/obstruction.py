@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
+from agent.video.imgops import accumulate_weighted, resize_area
 from agent.video.settings import AnalyticsConfig
 
 GRID = (8, 6)  # cells across, down
@@ -38,8 +38,8 @@ class Obstruction:
 def cell_stats(grey: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Mean and standard deviation of grey inside each grid cell."""
     g = grey.astype(np.float32)
-    mean = np.asarray(cv2.resize(g, GRID, interpolation=cv2.INTER_AREA), dtype=np.float32)
-    sq = cv2.resize(g * g, GRID, interpolation=cv2.INTER_AREA)
+    mean = np.asarray(resize_area(g, GRID), dtype=np.float32)
+    sq = resize_area(g * g, GRID)
     return mean, np.asarray(np.sqrt(np.maximum(sq - mean * mean, 0.0)), dtype=np.float32)
 
 
@@ -64,7 +64,7 @@ class ObstructionCheck:
         textured = self._ref >= MIN_TEXTURE
         if int(textured.sum()) < MIN_CELLS:
             if learn:
-                cv2.accumulateWeighted(tex, self._ref, FOLLOW, still.astype(np.uint8))
+                accumulate_weighted(tex, self._ref, FOLLOW, still)
             return Obstruction(False, 0.0, 0.0)
         ratio = tex / np.maximum(self._ref, 1e-3)
         scale = max(float(np.percentile(ratio[textured], 90)), 1e-3)
@@ -75,7 +75,7 @@ class ObstructionCheck:
         raw = fraction >= self.cfg.obstructed_fraction
         if learn and not raw:  # follow the settled view
             mask = (~hidden & still & (ratio > 0.5) & (ratio < 2.0)).astype(np.uint8)
-            cv2.accumulateWeighted(tex, self._ref, FOLLOW, mask)
+            accumulate_weighted(tex, self._ref, FOLLOW, mask)
         confidence = round(0.5 + 0.5 * min(1.0, fraction), 3) if raw else 0.0
         return Obstruction(raw, fraction, confidence, (("fraction", round(fraction, 3)),
                                                         ("cells", int(textured.sum()))))

@@ -2,16 +2,17 @@
 
 The burn-in is a convenience for people watching footage; the signed record stays the evidence.
 It is drawn on a copy, after analytics have seen the raw frame (a ticking clock would otherwise
-hide a frozen feed from the frozen-feed check).
+hide a frozen feed from the frozen-feed check). I420 frames get it in their luma plane (no
+conversion); BGR frames as grey.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-import cv2
 import numpy as np
 
+from agent.capture.drawing import caption, text_strip
 from agent.core.clock import iso_utc
 from agent.core.model import Frame, GpsReading
 
@@ -41,16 +42,18 @@ class Overlay:
     def apply(self, frame: Frame, gps: GpsReading | None) -> Frame:
         """A new Frame whose image carries the caption; the input frame is not modified."""
         img = np.ascontiguousarray(frame.image).copy()
-        h, w = img.shape[:2]
+        w, h = frame.width, frame.height
         scale = max(0.4, h / 720 * 0.7)
-        thick = max(1, round(scale * 1.5))
         line_h = int(26 * scale) + 6
         lines = self.lines(frame, gps)
-        top = h - line_h * len(lines) - 6
+        top = max(0, h - line_h * len(lines) - 6)
+        top -= top % 2
         # a solid band behind the caption: readable on any background and at any size (no outline smear)
-        cv2.rectangle(img, (0, top), (w - 1, h - 1), (0, 0, 0), thickness=-1)
-        y = top + line_h - 4
-        for text in lines:
-            cv2.putText(img, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
-            y += line_h
+        strip = text_strip(w, h - top, lines, size_px=int(28 * scale), line_h=line_h, left=8)
+        if frame.fmt == "yuv420p":
+            caption(img, w, h, top, strip)
+        elif img.ndim == 3:
+            img[top:] = strip[:, :, None]
+        else:
+            img[top:] = strip
         return dataclasses.replace(frame, image=img)

@@ -34,13 +34,13 @@ from typing import Any, ClassVar
 from agent.capture.base import CaptureBackend, CaptureSettings, EndOfStream
 from agent.capture.picamera2 import (
     Picamera2Config,
+    frame_pixels,
     import_picamera2,
     jpeg,
     open_camera,
     request_frame,
     request_times,
     sensor_meta,
-    to_bgr,
 )
 from agent.core.clock import Clock
 from agent.core.errors import CaptureError
@@ -378,7 +378,8 @@ class LoresFrames(CaptureBackend):
         if item is None:
             raise EndOfStream("picamera2 recorder closed")
         array, wall, mono, meta = item
-        frame = Frame(image=to_bgr(array, "YUV420"), index=self._index, wall_ns=wall, mono_ns=mono, sensor=meta)
+        pixels, pix = frame_pixels(array, "YUV420")
+        frame = Frame(image=pixels, index=self._index, wall_ns=wall, mono_ns=mono, sensor=meta, fmt=pix)
         self._index += 1
         return frame
 

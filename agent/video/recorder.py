@@ -10,6 +10,7 @@ fragment and the vault lists it as an orphan in the next restart record.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -26,8 +27,9 @@ from agent.core.errors import CaptureError
 from agent.core.model import Frame, GpsReading, Moment, SealedItem
 from agent.core.threads import Worker, join_or_raise
 from agent.video.analytics import Analyzer, VideoEvent
-from agent.video.encoder import EncoderSettings, SegmentWriter, choose_encoder, encoder_settings
+from agent.video.encoder import EncoderSettings, choose_encoder, encoder_settings
 from agent.video.overlay import Overlay
+from agent.video.segments import H264Stream, SegmentFile
 from agent.video.settings import VideoConfig
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,8 @@ class StillShot:
 class _Open:
     """Book-keeping of the segment being written."""
 
-    writer: SegmentWriter
+    file: SegmentFile
+    enc: EncoderSettings
     segment_no: int
     start: Moment
     first_index: int
@@ -100,6 +103,7 @@ class _Open:
     mono: list[int] = field(default_factory=list)
     track: list[TrackPoint] = field(default_factory=list)
     events: list[VideoEvent] = field(default_factory=list)
+    end: Moment | None = None  # set when the next segment starts (the file closes a few frames later)
 
 
 class Recorder:
@@ -121,6 +125,7 @@ class Recorder:
         self._overlay = overlay
         self.stream_id = uuid.uuid4().hex
         self._seg: _Open | None = None
+        self._stream: H264Stream | None = None  # one encoder across segments (a new one for a new frame size)
         self._next_no = 0
         self._segment_ns = int(cfg.segment_seconds * 1e9)
         self._gps_ns = int(cfg.gps_interval_s * 1e9)
@@ -149,10 +154,12 @@ class Recorder:
             raise CaptureError("recorder is closed")
         self.frames_in += 1
         seg = self._seg
-        resized = seg is not None and frame.image.shape[:2] != (seg.writer.enc.height, seg.writer.enc.width)
+        resized = seg is not None and (frame.width, frame.height) != (seg.enc.width, seg.enc.height)
         if seg is not None and seg.mono and (resized or frame.mono_ns - seg.mono[0] >= self._segment_ns):
-            self._close_segment()
+            self._end_segment()
             seg = None
+            if resized:
+                self._close_stream()
         moment: Moment | None = None
         if seg is None or self._last_gps_mono is None or frame.mono_ns - self._last_gps_mono >= self._gps_ns:
             moment = dataclasses.replace(self._sensors.moment(), wall_ns=frame.wall_ns, mono_ns=frame.mono_ns)
@@ -167,7 +174,8 @@ class Recorder:
                 if self._on_event is not None:
                     self._on_event(event)
         shown = frame if self._overlay is None else self._overlay.apply(frame, self._last_gps)
-        seg.writer.write(shown)
+        assert self._stream is not None
+        self._stream.encode(shown)
         seg.wall.append(frame.wall_ns)
         seg.mono.append(frame.mono_ns)
         self._take_stills(shown, moment)
@@ -177,8 +185,11 @@ class Recorder:
         if self._closed:
             return
         self._closed = True
-        if self._seg is not None:
-            self._close_segment()
+        try:
+            if self._seg is not None:
+                self._end_segment()
+        finally:
+            self._close_stream()
         with self._req_lock:
             pending, self._requests = self._requests, []
         for _reason, fut, _extra in pending:
@@ -186,29 +197,41 @@ class Recorder:
 
     # -- internals ------------------------------------------------------------------------
     def _open_segment(self, frame: Frame, moment: Moment | None) -> _Open:
-        h, w = frame.image.shape[:2]
-        enc = encoder_settings(self.cfg, self.codec, w, h)
+        if self._stream is None:
+            self._stream = H264Stream(encoder_settings(self.cfg, self.codec, frame.width, frame.height))
         path = self._staging("mp4")
         start = moment or dataclasses.replace(self._sensors.moment(), wall_ns=frame.wall_ns,
                                               mono_ns=frame.mono_ns)
-        seg = _Open(writer=SegmentWriter(path, enc), segment_no=self._next_no, start=start,
-                    first_index=frame.index)
+        holder: list[_Open] = []
+        file = self._stream.start_segment(path, lambda _f: self._file_closed(holder[0]))
+        seg = _Open(file=file, enc=self._stream.enc, segment_no=self._next_no, start=start, first_index=frame.index)
+        holder.append(seg)
         self._next_no += 1
         self._seg = seg
         return seg
 
-    def _close_segment(self) -> None:
+    def _end_segment(self) -> None:
+        """No more frames for the open segment: note its end; its file closes once the encoder has drained it."""
         seg, self._seg = self._seg, None
         assert seg is not None
-        seg.writer.close()
-        if not seg.mono:
-            os.unlink(seg.writer.path)
+        if seg.mono:
+            seg.end = dataclasses.replace(self._sensors.moment(), wall_ns=seg.wall[-1], mono_ns=seg.mono[-1])
+
+    def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
+
+    def _file_closed(self, seg: _Open) -> None:
+        """The encoder has written the segment's last packet and closed its file: hand it over."""
+        if not seg.mono or seg.end is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(seg.file.path)
             return
-        end = dataclasses.replace(self._sensors.moment(), wall_ns=seg.wall[-1], mono_ns=seg.mono[-1])
         closed = ClosedSegment(
-            path=seg.writer.path, stream_id=self.stream_id, segment_no=seg.segment_no, start=seg.start, end=end,
+            path=seg.file.path, stream_id=self.stream_id, segment_no=seg.segment_no, start=seg.start, end=seg.end,
             first_index=seg.first_index, frame_wall_ns=tuple(seg.wall), frame_mono_ns=tuple(seg.mono),
-            nominal_frame_ns=round(1e9 / self.cfg.fps), encoder=seg.writer.enc, gps_track=tuple(seg.track),
+            nominal_frame_ns=round(1e9 / self.cfg.fps), encoder=seg.enc, gps_track=tuple(seg.track),
             events=tuple(seg.events), closed_mono_ns=time.monotonic_ns())
         self._on_segment(closed)
 

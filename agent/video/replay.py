@@ -29,10 +29,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
+from agent.video.imgops import resize_area
 from agent.video.settings import AnalyticsConfig
 
 HASH_SIDE = 16  # a HASH_SIDE x HASH_SIDE bit difference hash
@@ -50,7 +50,7 @@ MAX_ABS_RESIDUAL = 6.0  # grey levels, the same bound in absolute terms
 def dhash(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
     """Difference hash of a grey image: HASH_SIDE x HASH_SIDE bits, then as many bits saying which of them are
     firm (neighbours differ by at least FIRM_LEVELS grey levels; in flat areas compression noise flips bits)."""
-    small = cv2.resize(grey.astype(np.float32), (HASH_SIDE + 1, HASH_SIDE), interpolation=cv2.INTER_AREA)
+    small = resize_area(grey.astype(np.float32), (HASH_SIDE + 1, HASH_SIDE))
     diff = small[:, 1:] - small[:, :-1]
     bits = np.packbits(diff > 0).tobytes() + np.packbits(np.abs(diff) >= FIRM_LEVELS).tobytes()
     return np.frombuffer(bits, dtype=np.uint64).copy()
@@ -104,7 +104,7 @@ class ReplayCheck:
                exact_ok: bool) -> ReplayVerdict:
         """``exact_ok`` False while the frame is a plain repeat (frozen): those repeat by definition."""
         h = dhash(grey)
-        thumb = np.asarray(cv2.resize(grey, THUMB, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        thumb = np.asarray(resize_area(grey, THUMB), dtype=np.uint8)
         m = self.stored()
         run_best, lag_best, states = 0, 0, 0
         if m:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from agent.capture.base import encode_jpeg
 from agent.core.errors import AgentError
+from agent.core.memory import trim_heap
 from agent.core.model import Moment, SealedItem
 from agent.core.threads import Worker
 from agent.signing.c2pa import C2paSigner
@@ -153,6 +154,7 @@ class MediaSealer:
             try:
                 if isinstance(job, ClosedSegment):
                     self._seal_segment(job)
+                    trim_heap()  # signing and hashing a segment leave megabytes of freed buffers behind
                 elif isinstance(job, StillShot):
                     self._seal_still(job)
                 else:
@@ -212,9 +214,9 @@ class MediaSealer:
         frame = shot.frame
         # EXIF before C2PA and sealing: both hashes cover it (same moment and fix as the record)
         jpeg = with_exif(encode_jpeg(frame, self._cfg.still_quality), shot.moment, self._device,
-                         width=int(frame.image.shape[1]), height=int(frame.image.shape[0]))
+                         width=frame.width, height=frame.height)
         extra: dict[str, Any] = {"reason": shot.reason, "frame_index": frame.index,
-                                 "width": frame.image.shape[1], "height": frame.image.shape[0],
+                                 "width": frame.width, "height": frame.height,
                                  "quality": self._cfg.still_quality, "camera": self._camera,
                                  "from": "video", "overlay": self._cfg.overlay, **dict(shot.extra)}
         media: Path | bytes = jpeg

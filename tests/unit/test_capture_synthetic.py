@@ -51,7 +51,8 @@ def test_frames_move_and_carry_index_and_clock_times() -> None:
         clock.advance(1.0)
         f1 = cam.read()
     assert (f0.index, f1.index) == (0, 1)
-    assert f0.image.shape == (120, 160, 3) and f0.image.dtype == np.uint8
+    assert f0.fmt == "yuv420p" and f0.image.shape == (180, 160) and f0.image.dtype == np.uint8  # I420
+    assert (f0.width, f0.height) == (160, 120)
     assert f1.wall_ns - f0.wall_ns == 1_000_000_000
     assert f1.mono_ns - f0.mono_ns == 1_000_000_000
     assert not np.array_equal(f0.image[40:], f1.image[40:])  # gradient scrolls, box moves

@@ -109,7 +109,7 @@ def test_lores_frames_use_frame_wall_clock(camera: type[fake.Picamera2]) -> None
                            lores_size=(64, 48))
     with cam:
         frame = cam.read()
-    assert frame.image.shape == (48, 64, 3)
+    assert (frame.fmt, frame.image.shape) == ("yuv420p", (72, 64))  # the lores YUV420 as it is: I420
     assert frame.wall_ns != frame.mono_ns + OFFSET and abs(frame.wall_ns - time.time_ns()) < 10**10
 
 
@@ -167,8 +167,8 @@ def test_recorder_splits_at_keyframes_into_closed_segments(camera: type[fake.Pic
     matched = [(m, w) for s in segments for m, w in zip(s.frame_mono_ns, s.frame_wall_ns, strict=True)
                if m in sensor_walls]
     assert matched and all(sensor_walls[m] == w for m, w in matched)  # same FrameWallClock as the lores frames
-    assert lores and lores[0].image.shape == (48, 64, 3)
-    assert len(stills) == 1 and stills[0].frame.image.shape == (96, 128, 3)
+    assert lores and (lores[0].height, lores[0].width, lores[0].fmt) == (48, 64, "yuv420p")
+    assert len(stills) == 1 and (stills[0].frame.height, stills[0].frame.width) == (96, 128)
     assert stills[0].moment.mono_ns == stills[0].frame.mono_ns and stills[0].extra == (("officer", "A1"),)
 
 
