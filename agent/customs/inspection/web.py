@@ -28,7 +28,7 @@ from agent.customs.i18n import catalog
 from agent.customs.inspection import evidence as ev
 from agent.customs.inspection.audio import audio_items
 from agent.customs.inspection.geo import MAP_LEGEND, parse_polygon, site_map_svg
-from agent.customs.inspection.model import Entry, Inspection, InspectionStore, check_schedule
+from agent.customs.inspection.model import Entry, Inspection, InspectionStore, check_schedule, parse_devices
 from agent.customs.inspection.service import InspectionService
 
 router = APIRouter(tags=["inspections"])
@@ -39,7 +39,7 @@ class OpenBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     case: str = Field(pattern=CASE_PATTERN)
     enterprise: str = Field(min_length=1, max_length=200)
-    device: str
+    device: str = Field(max_length=600, description="device id, or several of the site's: comma-separated")
     site: str
     polygon: str = Field(min_length=5, max_length=50_000, description='"lat,lon;lat,lon;..."')
     registered_site: str | None = Field(default=None, max_length=200)
@@ -135,7 +135,8 @@ async def open_inspection(body: OpenBody, store: Inspections, client: Client) ->
     try:
         scheduled = None if body.scheduled is None else check_schedule(body.scheduled)
         insp = Inspection(case=body.case, enterprise=body.enterprise, representative=body.representative,
-                          device=body.device, site=body.site, registered_site=body.registered_site or body.site,
+                          devices=parse_devices(body.device), site=body.site,
+                          registered_site=body.registered_site or body.site,
                           polygon=parse_polygon(body.polygon), officers=body.officers,
                           planned_minutes=body.planned_minutes, scheduled=scheduled)
     except (ValueError, ValidationError) as exc:
