@@ -146,8 +146,7 @@ def _check_devices(src: EvidenceSource, devices: list[str], bad: list[str], repo
                             "first_time": sub.first_time, "last_time": sub.last_time, "key_id": sub.key_id,
                             "trusted": sub.trusted, "issuer": sub.issuer, "kinds": sub.kinds,
                             "problems": len(sub.problems), **sub.sections}
-    if devices:
-        report.device_id, report.key_id = devices[0], sections[devices[0]]["key_id"]
+    report.device_id = ", ".join(devices) or None  # each device's key and range: sections["devices"]
     report.sections["devices"] = sections
     _run_checkers(Context(src, [], report, chains), [c for c in checkers if getattr(c, "all_chains", False)])
 
