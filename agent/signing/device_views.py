@@ -58,10 +58,8 @@ class DeviceView(EvidenceSource):
             self.refused.append((self.prefix + "MANIFEST.json", "not valid JSON"))
         self.manifest = manifest if isinstance(manifest, dict) else None
 
-    def iter_entries(self) -> Iterator[Entry]:
-        for entry in self.outer.iter_entries():
-            if entry.name.startswith(self.prefix):
-                yield entry
+    def iter_entries(self, prefix: str = "") -> Iterator[Entry]:
+        yield from self.outer.iter_entries(self.prefix + prefix)  # only this device's records are read
 
     def media_files(self) -> list[tuple[str, str]]:
         return [(folder, name) for folder, name in self.outer.media_files() if (folder + "/").startswith(self.prefix)]
