@@ -163,3 +163,13 @@ def test_device_chain_the_report_does_not_list_and_stray_folders(genuine: tuple[
     rc, _doc, problems = verify(rewrite(bundle, tmp_path / "stray.zip", lambda n, d: d,
                                         extra=[("devices/not an id/x.txt", b"x"), ("items/extra.txt", b"y")]), two)
     assert rc == 1 and "not a device id" in problems and "outside devices/" in problems
+
+
+def test_cli_refuses_a_device_not_of_the_case_before_connecting(genuine: tuple[TwoCameras, Path]) -> None:
+    two, _ = genuine
+    res = officer_cli("inspection", "--data", str(two.data), "mark", CASE, "--note", "x", "--on", "cam-elsewhere",
+                      "--broker", "mqtt://127.0.0.1:9")  # nothing listens there: refused before any connection
+    assert res.returncode == 2 and "not one of" in res.stderr and "Traceback" not in res.stderr
+    shown = officer_cli("inspection", "--data", str(two.data), "show", CASE)
+    assert shown.returncode == 0 and f"devices {YARD}, {STORE}" in shown.stdout
+    assert f"end completed {STORE} seq" in shown.stdout
