@@ -165,6 +165,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2, sort_keys=True))
         return 0
     timer = insp.timer()
+
+    def who(device: str | None) -> str:  # the device of a line, in a case of several
+        return f" {device or insp.device}" if len(insp.devices) > 1 else ""
+
     print(f"case {insp.case}: {insp.state}, {insp.enterprise}, device{'s' if len(insp.devices) > 1 else ''} "
           f"{', '.join(insp.devices)}")
     if insp.scheduled:
@@ -182,12 +186,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(f"  timer: {timer['elapsed_s'] / 60:.1f} of {insp.planned_minutes} min{over}")
     print(f"  check-in: {', '.join(f'{s} {_mark(insp.checkin.get(s))}' for s in CHECKIN_STEPS)}")
     for e in insp.entries:
-        print(f"  {e.at} {e.kind}{' ' + e.label if e.label else ''} {e.device or insp.device} seq {e.seq}"
+        print(f"  {e.at} {e.kind}{' ' + e.label if e.label else ''}{who(e.device)} seq {e.seq}"
               f"{': ' + e.note if e.note else ''}")
     for a in out.get("alerts", []):
         end = ("still ongoing" if a.get("ongoing") else f"ended {a.get('end_at')}"
                + (f", lasted {a['duration_s']:g} s" if a.get("duration_s") is not None else ""))
-        print(f"  ALERT {a.get('device', insp.device)} seq {a['seq']} {a['type']} at {a['at']}, {end}: {a['advice']}")
+        print(f"  ALERT{who(a.get('device'))} seq {a['seq']} {a['type']} at {a['at']}, {end}: {a['advice']}")
     for a in out.get("audio", []):
         print(f"  {audio_line(a)}")
     return 0
