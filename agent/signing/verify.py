@@ -118,7 +118,7 @@ def _check_devices(src: EvidenceSource, devices: list[str], bad: list[str], repo
         report.problem(name[:200], f"outside {DEVICES_DIR}/<device id>/ and {REPORT_DIR}/ (not part of the bundle)")
     chains: dict[str, list[CheckedItem]] = {}
     sections: dict[str, Any] = {}
-    report.trusted = bool(trusted_ca)
+    report.trusted = bool(trusted_ca) and bool(devices)
     for device in devices:
         view = DeviceView(src, device)
         sub = Report(path=f"{report.path}:{view.prefix}", mode=src.mode, trusted_ca=bool(trusted_ca))
