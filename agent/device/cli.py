@@ -210,11 +210,18 @@ def _print_report(report_json: dict[str, object]) -> None:
               f"{r.get('issuer')}, but not every part is vouched for:")
         for u in r.get("untrusted") or []:  # type: ignore[attr-defined]
             print(f"  NOT TRUSTED  {u['item']}: {u['why']}")
-    print(f"  {r['items']} items ({r['mode']}), seq {r['first_seq']}..{r['last_seq']}, "
-          f"{r['first_time']} .. {r['last_time']}")
-    print(f"  device {r['device_id']}, key {str(r['key_id'])[:16]}…, "
-          f"{'chain checked against the trusted CA' if r['trusted_ca'] else 'no trusted CA given (--ca)'}")
+    if r.get("devices"):
+        print(f"  {r['items']} items ({r['mode']}) of {len(r['devices'])} devices, each chain checked on its own; "  # type: ignore[arg-type]
+              f"{'chains checked against the trusted CA' if r['trusted_ca'] else 'no trusted CA given (--ca)'}")
+    else:
+        print(f"  {r['items']} items ({r['mode']}), seq {r['first_seq']}..{r['last_seq']}, "
+              f"{r['first_time']} .. {r['last_time']}")
+        print(f"  device {r['device_id']}, key {str(r['key_id'])[:16]}…, "
+              f"{'chain checked against the trusted CA' if r['trusted_ca'] else 'no trusted CA given (--ca)'}")
     print(f"  kinds: {', '.join(f'{k} {n}' for k, n in sorted(dict(r['kinds']).items()))}")  # type: ignore[call-overload]
+    for dev, d in dict(r.get("devices") or {}).items():  # type: ignore[call-overload]  # several devices
+        print(f"  device {dev}: {'OK' if d['ok'] else 'FAILED'}, {d['items']} items, seq {d['first_seq']}.."
+              f"{d['last_seq']}, {d['first_time']} .. {d['last_time']}")
     anchoring = r.get("anchoring")
     if isinstance(anchoring, dict):
         print(f"  anchoring: {len(anchoring.get('checkpoints', []))} checkpoint(s), "

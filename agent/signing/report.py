@@ -31,7 +31,6 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from cryptography import x509
@@ -43,9 +42,12 @@ from cryptography.x509.oid import NameOID
 from agent.core.errors import SigningError, VerificationError
 from agent.signing.keys import key_id_of, sign_with, verify_with
 from agent.signing.records import canonical
+from agent.signing.report_run import Evidence, ReportCheck, run, runs, version
 from agent.signing.trust import verify_chain
 
 REPORT_TYP: Final = "evidence-report/2"
+REPORT_TYP_DEVICES: Final = "evidence-report/3"  # several devices of one site: ``devices`` instead of range/items
+REPORT_TYPS: Final = (REPORT_TYP, REPORT_TYP_DEVICES)
 REPORT_DIR: Final = "report"
 MANIFEST: Final = "manifest.json"
 OFFICER_UNIT: Final = "evidence-officer"  # the subject OU every officer certificate carries
@@ -57,8 +59,8 @@ _WHERE: Final = f"{REPORT_DIR}/{MANIFEST}"
 def sign_report(body: Mapping[str, Any], key: ec.EllipticCurvePrivateKey, cert: x509.Certificate,
                 chain: Sequence[x509.Certificate] = ()) -> bytes:
     """The manifest file's bytes: the body with the officer's signature, certificate and its CAs."""
-    if body.get("typ") != REPORT_TYP:
-        raise ValueError(f"report body must have typ {REPORT_TYP}")
+    if body.get("typ") not in REPORT_TYPS:
+        raise ValueError(f"report body must have typ {' or '.join(REPORT_TYPS)}")
     data = canonical(body)
     envelope = {"body": body, "alg": "ES256", "key_id": key_id_of(key.public_key()),
                 "sig": base64.b64encode(sign_with(key, data)).decode(),
@@ -71,64 +73,13 @@ def file_entry(data: bytes) -> dict[str, Any]:
     return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
-@dataclass
-class ReportCheck:
-    """What the check found; ``problems`` are (where, what) pairs, ``untrusted`` (where, why)."""
-
-    case: str | None = None
-    officer: str | None = None
-    officer_key_id: str | None = None
-    signature_valid: bool = False
-    officer_trusted: bool = False
-    officer_issuer: str | None = None
-    manifest_sha256: str | None = None
-    items_listed: int = 0
-    items_present: int = 0
-    run: dict[str, int] = field(default_factory=dict)
-    files: dict[str, bool] = field(default_factory=dict)
-    problems: list[tuple[str, str]] = field(default_factory=list)
-    warnings: list[tuple[str, str]] = field(default_factory=list)
-    untrusted: list[tuple[str, str]] = field(default_factory=list)
-    sealed_at_seq: int | None = None
-    version: int | None = None
-    supersedes: str | None = None
-    reason: str | None = None
-    superseded_sealed_at_seq: int | None = None
-
-    def problem(self, where: str, what: str) -> None:
-        self.problems.append((where, what))
-
-    def summary(self) -> dict[str, Any]:
-        return {"case": self.case, "officer": self.officer, "officer_key_id": self.officer_key_id,
-                "signature_valid": self.signature_valid, "officer_trusted": self.officer_trusted,
-                "officer_issuer": self.officer_issuer, "manifest_sha256": self.manifest_sha256,
-                "items_listed": self.items_listed, "items_present": self.items_present, "run": self.run,
-                "files": self.files, "sealed_at_seq": self.sealed_at_seq, "version": self.version,
-                "supersedes": self.supersedes, "reason": self.reason,
-                "superseded_sealed_at_seq": self.superseded_sealed_at_seq}
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """What the report is checked against: the good records in seq order, the device key, file access."""
-
-    records: Mapping[int, tuple[str, dict[str, Any]]]  # seq -> (record hash, record)
-    device_key_id: str | None
-    file_names: Sequence[str]  # the names under report/ (relative to it)
-    hash_file: Callable[[str, int], tuple[str, int] | None]  # name, size limit -> (sha256, size) or None
-
-
-def _int(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
 def _unit_of(cert: x509.Certificate) -> list[str]:
     return [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
 
 
 def _signature(envelope: Mapping[str, Any], out: ReportCheck) -> tuple[dict[str, Any], list[x509.Certificate]] | None:
     body = envelope.get("body")
-    if not isinstance(body, dict) or body.get("typ") != REPORT_TYP:
+    if not isinstance(body, dict) or body.get("typ") not in REPORT_TYPS:
         typ = body.get("typ") if isinstance(body, dict) else None
         out.problem(_WHERE, f"not an {REPORT_TYP} manifest (typ {str(typ)[:40]!r}; older manifests do not name "
                             "the run they cover and cannot be proved)")
@@ -166,7 +117,7 @@ def _officer(body: Mapping[str, Any], certs: list[x509.Certificate], ev: Evidenc
     if OFFICER_UNIT not in _unit_of(certs[0]):
         out.problem(_WHERE, f"signed by {str(out.officer)[:80]!r}, whose certificate is not an officer's "
                             f"(no subject OU {OFFICER_UNIT})")
-    if ev.device_key_id is not None and out.officer_key_id == ev.device_key_id:
+    if out.officer_key_id in {ev.device_key_id, *ev.key_ids.values()} - {None}:
         out.problem(_WHERE, "signed with the device's own key, not an officer's")
     if not trusted:
         out.untrusted.append((_WHERE, "no --officer-ca given: nothing vouches for the officer's certificate"))
@@ -177,93 +128,6 @@ def _officer(body: Mapping[str, Any], certs: list[x509.Certificate], ev: Evidenc
         out.problem(_WHERE, f"officer certificate does not lead to a trusted officer CA: {exc}")
         return
     out.officer_trusted, out.officer_issuer = chain.trusted, chain.issuer
-
-
-def _run(body: Mapping[str, Any], ev: Evidence, out: ReportCheck, manifest_size: int) -> None:
-    """The evidence holds exactly the signed run, then the items up to the device's seal of this manifest."""
-    raw_range = body.get("range")
-    rng: dict[str, Any] = raw_range if isinstance(raw_range, dict) else {}
-    first, last, count = _int(rng.get("first_seq")), _int(rng.get("last_seq")), _int(rng.get("count"))
-    if first is None or last is None or count is None or last < first or count != last - first + 1:
-        out.problem(_WHERE, f"the signed range is malformed ({json.dumps(rng)[:200]})")
-        return
-    out.run = {"first_seq": first, "last_seq": last, "count": count}
-    listed: dict[int, dict[str, Any]] = {}
-    for entry in body.get("items") or []:
-        seq = _int(entry.get("seq")) if isinstance(entry, dict) else None
-        if seq is None or not first <= seq <= last or seq in listed:
-            out.problem(_WHERE, f"malformed or duplicate item entry {str(entry)[:80]}")
-            continue
-        listed[seq] = entry
-    out.items_listed = len(listed)
-    for seq in range(first, last + 1):
-        entry, found = listed.get(seq), ev.records.get(seq)
-        if entry is None:
-            out.problem(f"seq {seq}", "inside the report's range but not listed in the signed manifest "
-                                      "(the report was made from incomplete evidence)")
-        if found is None:
-            out.problem(f"seq {seq}", "in the report's signed run but missing from the evidence")
-        elif entry is not None and found[0] != entry.get("record_hash"):
-            out.problem(f"seq {seq}", "differs from the item the report lists (record replaced)")
-        elif entry is not None:
-            out.items_present += 1
-            media = found[1].get("media") or {}
-            if entry.get("media_sha256") not in (None, media.get("sha256")):
-                out.problem(f"seq {seq}", "media hash differs from the one the report lists")
-    case = body.get("case")
-    for seq, kind in ((first, "inspection_start"), (last, "inspection_end")):
-        rec = (ev.records.get(seq) or ("", {}))[1]
-        if rec and (rec.get("kind") != kind or (rec.get("extra") or {}).get("case") != case):
-            out.problem(f"seq {seq}", f"the report's run must {'start' if kind.endswith('start') else 'end'} with "
-                                      f"the {kind} record of case {str(case)[:80]!r}")
-    seals = [seq for seq, (_h, rec) in sorted(ev.records.items())
-             if seq > last and rec.get("kind") == "report"
-             and (rec.get("extra") or {}).get("sha256") == out.manifest_sha256]
-    if not seals:
-        out.problem(_WHERE, "no device record seals this report's manifest (the device's seal is required: "
-                            "removed, or the tail of the evidence was dropped)")
-    else:
-        out.sealed_at_seq = seals[0]
-        extra = ev.records[seals[0]][1].get("extra") or {}
-        if extra.get("case") != case or extra.get("size") != manifest_size:
-            out.problem(f"seq {seals[0]}", "the device's seal names another case or manifest size")
-    end = out.sealed_at_seq if out.sealed_at_seq is not None else last
-    outside = [seq for seq in ev.records if seq < first or seq > end]
-    if outside:
-        out.problem(f"seq {min(outside)}", f"{len(outside)} item(s) outside the report's run seq {first}..{end} "
-                                           "(a report bundle holds exactly its run and the device's seal)")
-
-
-def _version(body: Mapping[str, Any], ev: Evidence, out: ReportCheck) -> None:
-    """``version``/``supersedes``/``reason``: well formed, and the superseded manifest sealed before this one."""
-    version = _int(body.get("version", 1))
-    supersedes, reason = body.get("supersedes"), body.get("reason")
-    if version is None or not 1 <= version <= 10_000:
-        out.problem(_WHERE, f"malformed report version {str(body.get('version'))[:40]!r}")
-        return
-    if version == 1 and supersedes is not None:
-        out.problem(_WHERE, "version 1 of a report cannot supersede another")
-        return
-    if version > 1 and not (isinstance(supersedes, str) and len(supersedes) == 64
-                            and all(c in "0123456789abcdef" for c in supersedes)):
-        out.problem(_WHERE, f"report version {version} must name the SHA-256 of the manifest it supersedes")
-        return
-    if reason is not None and not isinstance(reason, str):
-        out.problem(_WHERE, "malformed reason for the new report version")
-        return
-    if version > 1 and not (isinstance(reason, str) and reason.strip()):
-        out.problem(_WHERE, f"report version {version} does not say why it was built again")
-    out.version, out.supersedes, out.reason = version, supersedes, (reason[:2000] if reason else None)
-    if supersedes is None:
-        return
-    end = out.sealed_at_seq if out.sealed_at_seq is not None else max(ev.records, default=0) + 1
-    earlier = [seq for seq, (_h, rec) in sorted(ev.records.items()) if seq < end and rec.get("kind") == "report"
-               and (rec.get("extra") or {}).get("sha256") == supersedes]
-    if earlier:
-        out.superseded_sealed_at_seq = earlier[0]
-    else:
-        out.warnings.append((_WHERE, f"supersedes manifest {supersedes[:16]}…, which the device did not seal "
-                                     "before this version (an unsealed draft, or the evidence is incomplete)"))
 
 
 def _files(body: Mapping[str, Any], ev: Evidence, out: ReportCheck) -> None:
@@ -302,10 +166,17 @@ def check_report(raw: bytes, ev: Evidence, *, trusted_officers: Sequence[x509.Ce
         return out
     body, certs = signed
     out.case = str(body.get("case"))[:200]
-    _run(body, ev, out, len(raw))
+    if body.get("typ") == REPORT_TYP_DEVICES or ev.chains is not None:
+        if ev.chains is None or body.get("typ") != REPORT_TYP_DEVICES:
+            out.problem(_WHERE, "a several-device report needs a bundle with devices/<id>/ folders, and such a "
+                                f"bundle a {REPORT_TYP_DEVICES} manifest")
+            return out
+        runs(body, ev, out, len(raw))
+    else:
+        run(body, ev, out, len(raw))
     seal = ev.records.get(out.sealed_at_seq) if out.sealed_at_seq is not None else None
     _officer(body, certs, ev, out, trusted_officers, _sealed_time(seal[1]) if seal else None)
-    _version(body, ev, out)
+    version(body, ev, out)
     _files(body, ev, out)
     return out
 
@@ -350,9 +221,16 @@ def report_checker(trusted_officers: Sequence[x509.Certificate] = ()) -> Callabl
             ctx.report.problem(REPORT_DIR, f"report folder without a readable {MANIFEST}")
             ctx.report.sections["report"] = ReportCheck().summary()
             return
-        records = {it.seq: (it.signed.hash, it.record) for it in ctx.items}
-        key_id = ctx.items[0].signed.key_id if ctx.items else None
-        result = check_report(raw, Evidence(records, key_id, names, _hasher(src)), trusted_officers=trusted_officers)
+        if ctx.chains is None:
+            records = {it.seq: (it.signed.hash, it.record) for it in ctx.items}
+            key_id = ctx.items[0].signed.key_id if ctx.items else None
+            evidence = Evidence(records, key_id, names, _hasher(src))
+        else:  # several devices: the seal and the superseded version are on the first listed device's chain
+            chains = {d: {it.seq: (it.signed.hash, it.record) for it in items} for d, items in ctx.chains.items()}
+            primary = _primary(raw)
+            key_ids = {d: items[0].signed.key_id if items else None for d, items in ctx.chains.items()}
+            evidence = Evidence(chains.get(primary, {}), key_ids.get(primary), names, _hasher(src), chains, key_ids)
+        result = check_report(raw, evidence, trusted_officers=trusted_officers)
         for where, what in result.problems:
             ctx.report.problem(where, what)
         for where, what in result.warnings:
@@ -361,7 +239,17 @@ def report_checker(trusted_officers: Sequence[x509.Certificate] = ()) -> Callabl
             ctx.report.distrust(where, why)
         ctx.report.sections["report"] = result.summary()
 
+    check.all_chains = True  # type: ignore[attr-defined]  # in a several-device bundle: once, over all chains
     return check
+
+
+def _primary(raw: bytes) -> str | None:
+    """The first listed device of a several-device manifest (checked, with the rest, by ``check_report``)."""
+    try:
+        devices = json.loads(raw)["body"]["devices"]
+        return str(devices[0]["device_id"])
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
+        return None
 
 
 def now_iso() -> str:

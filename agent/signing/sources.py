@@ -66,8 +66,8 @@ class EvidenceSource:
     refused: list[tuple[str, str]]
     _held: int = 0
 
-    def iter_entries(self) -> Iterator[Entry]:
-        """Each sidecar once, read when it is reached (never all of them at once)."""
+    def iter_entries(self, prefix: str = "") -> Iterator[Entry]:
+        """Each sidecar (under ``prefix``) once, read when it is reached (never all of them at once)."""
         raise NotImplementedError
 
     def entries(self) -> list[Entry]:
@@ -132,10 +132,10 @@ class DirSource(EvidenceSource):
         self._rel = dict(self._files)
         self.device_cert = self.read("device/cert.pem", MAX_SIDECAR_BYTES)
 
-    def iter_entries(self) -> Iterator[Entry]:
+    def iter_entries(self, prefix: str = "") -> Iterator[Entry]:
         suffix = "." + SIDECAR_EXT
         for name, path in self._files:
-            if not name.endswith(suffix):
+            if not name.endswith(suffix) or not name.startswith(prefix):
                 continue
             try:
                 size, data = read_regular(path, MAX_SIDECAR_BYTES)
@@ -308,9 +308,9 @@ class ZipSource(EvidenceSource):
         except ZIP_ERRORS as exc:
             raise VerificationError(f"{self._path}: bundle member {name} unreadable ({exc})") from exc
 
-    def iter_entries(self) -> Iterator[Entry]:
+    def iter_entries(self, prefix: str = "") -> Iterator[Entry]:
         for n in sorted(self._names):
-            if not n.endswith("." + SIDECAR_EXT):
+            if not n.endswith("." + SIDECAR_EXT) or not n.startswith(prefix):
                 continue
             info = self._infos[n]
             if not self._hold(n, info.file_size, MAX_SIDECAR_BYTES, SMALL_SIDECAR):

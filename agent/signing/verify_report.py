@@ -98,11 +98,15 @@ class Report:
 
 @dataclass
 class Context:
-    """What checkers see: the source, every good item in sequence order, and the report to add to."""
+    """What checkers see: the source, every good item in sequence order, and the report to add to.
+
+    In a bundle of several devices, a checker marked ``all_chains = True`` runs once over the whole bundle
+    with ``chains`` (each device's good items, by device id) and no ``items``; the others run on each device."""
 
     source: EvidenceSource
     items: list[CheckedItem]
     report: Report
+    chains: dict[str, list[CheckedItem]] | None = None
 
 
 Checker = Callable[[Context], None]

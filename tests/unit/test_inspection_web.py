@@ -113,3 +113,23 @@ def test_opening_with_a_schedule_sends_the_notice_and_keeps_its_delivery(tmp_pat
     command, args = device.sent[0]
     assert command == "inspection.notice" and args["site"] == "s-1" and args["scheduled"].endswith("Z")
     assert live.post("/api/inspection/notice", params={"case": "C-9"}, json={}).status_code == 200
+
+
+def test_several_devices_open_and_device_steps_refuse_a_device_not_of_the_case(client: TestClient) -> None:
+    body = {"case": "C-2/2026", "enterprise": "E", "device": "cam-yard, cam-store", "site": "s-1", "polygon": POLY}
+    assert client.post("/api/inspections", json=body).status_code == 200
+    got = client.get("/api/inspection", params={"case": "C-2/2026"}).json()["inspection"]
+    assert got["devices"] == ["cam-yard", "cam-store"] and got["device"] == "cam-yard"
+    listed = client.get("/api/inspections").json()[0]
+    assert listed["devices"] == ["cam-yard", "cam-store"]
+    for devices, why in (("a,a", "named twice"), (",".join(f"c{n}" for n in range(9)), "1 to 8"),
+                         ("a,b/c", "not a device id"), ("a,<b>", "not a device id")):
+        r = client.post("/api/inspections", json={**body, "case": "C-3/2026", "device": devices})
+        assert r.status_code == 422 and why in r.json()["detail"], (devices, r.text)
+    q = {"case": "C-2/2026"}
+    r = client.post("/api/inspection/ready", params=q, json={"device": "cam-other"})
+    assert r.status_code == 422 and "not one of" in r.json()["detail"]  # refused before anything is sent
+    assert client.post("/api/inspection/mark", params=q, json={"note": "n", "device": "../x"}).status_code == 422
+    assert client.post("/api/inspection/ready", params=q, json={"device": "cam-store"}).status_code == 502  # sent
+    assert client.get("/api/inspection/still", params={**q, "seq": 1, "device": "cam-other"}).status_code in (
+        404, 503)

@@ -1,7 +1,9 @@
 """``evidence-officer inspection ...``: a whole remote inspection from the command line (no browser needed).
 
-    inspection open CASE --enterprise NAME --device ID --site SITE --polygon "lat,lon;lat,lon;lat,lon"
+    inspection open CASE --enterprise NAME --device ID [--device ID2 ...] --site SITE --polygon "lat,lon;..."
                    [--scheduled ISO8601 --broker URL]   (advance notice: a signed notice the device seals)
+    (a case names 1 to 8 devices of one site, the first is the primary; device steps take --on ID to go to
+     another of them; start and end are sealed on every device of the case)
     inspection notice CASE --broker URL               (send the advance notice again)
     inspection ready|start CASE --broker URL          (self-test, then inspection.start on the device)
     inspection checkin CASE location|identity_document|power_of_attorney|credentials --broker URL
@@ -26,10 +28,16 @@ from pydantic import ValidationError
 
 from agent.core.errors import AgentError, CommandError, ConfigError, UplinkError, VerificationError
 from agent.customs.i18n.catalog import DEFAULT_REPORT_LANG, REPORT_LANGS
-from agent.customs.inspection import evidence as ev
 from agent.customs.inspection.audio import audio_items, audio_line
 from agent.customs.inspection.geo import parse_polygon
-from agent.customs.inspection.model import CHECKIN_STEPS, Entry, Inspection, InspectionStore, check_schedule
+from agent.customs.inspection.model import (
+    CHECKIN_STEPS,
+    Entry,
+    Inspection,
+    InspectionStore,
+    check_schedule,
+    parse_devices,
+)
 from agent.customs.inspection.service import InspectionService
 from agent.customs.keys import DEFAULT_DIR, load_officer
 
@@ -73,7 +81,8 @@ def _cmd_open(args: argparse.Namespace) -> int:
         polygon = parse_polygon(Path(args.polygon[1:]).read_text() if args.polygon.startswith("@") else args.polygon)
         scheduled = None if args.scheduled is None else check_schedule(args.scheduled)
         insp = Inspection(case=args.case, enterprise=args.enterprise, representative=args.representative,
-                          device=args.device, site=args.site, registered_site=args.registered_site or args.site,
+                          devices=parse_devices(args.device), site=args.site,
+                          registered_site=args.registered_site or args.site,
                           polygon=polygon, officers=args.officer or [], planned_minutes=args.planned_minutes,
                           scheduled=scheduled)
     except (ValueError, OSError) as exc:  # pydantic's ValidationError is a ValueError
@@ -84,7 +93,8 @@ def _cmd_open(args: argparse.Namespace) -> int:
         raise ConfigError("inspection open: --scheduled sends the device an advance notice: give --broker URL "
                           "(and the officer's --keys/--cafile/--cert/--key)")
     _store(args).create(insp)
-    print(f"inspection {insp.case} opened for {insp.enterprise} (device {insp.device}, site {insp.site}, "
+    print(f"inspection {insp.case} opened for {insp.enterprise} (device{'s' if len(insp.devices) > 1 else ''} "
+          f"{', '.join(insp.devices)}, site {insp.site}, "
           f"{len(insp.polygon)}-vertex site polygon, {insp.planned_minutes} min planned"
           + (f", scheduled {scheduled}" if scheduled else "") + ")")
     return _with_device(args, lambda s: s.notice()) if scheduled is not None else 0
@@ -96,7 +106,10 @@ def _with_device(args: argparse.Namespace, step: Callable[[InspectionService], E
 
     store = _store(args)
     insp = store.load(args.case)
-    args.device, args.site = insp.device, insp.site
+    try:
+        args.device, args.site = insp.pick(getattr(args, "on", None)), insp.site
+    except ValueError as exc:
+        raise ConfigError(f"--on: {exc}") from None
     link, client, _site = connect(args)
     try:
         service = InspectionService(store, args.case, client, officer=client.officer.officer_id,
@@ -146,13 +159,18 @@ def _cmd_show(args: argparse.Namespace) -> int:
                            "checkin_complete": insp.checkin_complete()}
     if args.evidence:
         items = service.items(Path(args.evidence))
-        out["alerts"] = ev.alerts(items)
+        out["alerts"] = service.alerts(Path(args.evidence))
         out["audio"] = audio_items(items)
     if args.json:
         print(json.dumps(out, indent=2, sort_keys=True))
         return 0
     timer = insp.timer()
-    print(f"case {insp.case}: {insp.state}, {insp.enterprise}, device {insp.device}")
+
+    def who(device: str | None) -> str:  # the device of a line, in a case of several
+        return f" {device or insp.device}" if len(insp.devices) > 1 else ""
+
+    print(f"case {insp.case}: {insp.state}, {insp.enterprise}, device{'s' if len(insp.devices) > 1 else ''} "
+          f"{', '.join(insp.devices)}")
     if insp.scheduled:
         n = insp.notice or {}
         delivery = ("not sent" if not n else f"delivered at {n['at']}, sealed by the device at seq {n.get('seq')}"
@@ -168,11 +186,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(f"  timer: {timer['elapsed_s'] / 60:.1f} of {insp.planned_minutes} min{over}")
     print(f"  check-in: {', '.join(f'{s} {_mark(insp.checkin.get(s))}' for s in CHECKIN_STEPS)}")
     for e in insp.entries:
-        print(f"  {e.at} {e.kind}{' ' + e.label if e.label else ''} seq {e.seq}{': ' + e.note if e.note else ''}")
+        print(f"  {e.at} {e.kind}{' ' + e.label if e.label else ''}{who(e.device)} seq {e.seq}"
+              f"{': ' + e.note if e.note else ''}")
     for a in out.get("alerts", []):
         end = ("still ongoing" if a.get("ongoing") else f"ended {a.get('end_at')}"
                + (f", lasted {a['duration_s']:g} s" if a.get("duration_s") is not None else ""))
-        print(f"  ALERT seq {a['seq']} {a['type']} at {a['at']}, {end}: {a['advice']}")
+        print(f"  ALERT{who(a.get('device'))} seq {a['seq']} {a['type']} at {a['at']}, {end}: {a['advice']}")
     for a in out.get("audio", []):
         print(f"  {audio_line(a)}")
     return 0
@@ -194,7 +213,7 @@ def _mark(entry: Entry | None) -> str:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     for insp in _store(args).list():
-        print(f"{insp.case}\t{insp.state}\t{insp.enterprise}\t{insp.device}\t{insp.created}")
+        print(f"{insp.case}\t{insp.state}\t{insp.enterprise}\t{','.join(insp.devices)}\t{insp.created}")
     return 0
 
 
@@ -211,6 +230,10 @@ def _connection(p: argparse.ArgumentParser, *, case: bool = True, broker_require
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _on(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--on", metavar="DEVICE", help="which of the case's devices (default: its primary, the first)")
+
+
 def register(subparsers: Any) -> None:
     """``evidence-officer inspection open|ready|start|checkin|mark|snapshot|decision|end|report|show|list``."""
     top = subparsers.add_parser("inspection", help="run a remote inspection: check-in, decisions, signed report",
@@ -222,7 +245,8 @@ def register(subparsers: Any) -> None:
     o = sub.add_parser("open", help="open a session for a case")
     o.add_argument("case", help="case number of the new inspection")
     o.add_argument("--enterprise", required=True, help="the inspected enterprise")
-    o.add_argument("--device", required=True, help="device id")
+    o.add_argument("--device", required=True, action="append",
+                   help="device id; repeat (or A,B) for several cameras of the site, 1 to 8, the first is the primary")
     o.add_argument("--site", required=True, help="the device's site id (MQTT topic level)")
     o.add_argument("--polygon", required=True, help='registered site: "lat,lon;lat,lon;..." or @FILE')
     o.add_argument("--registered-site", help="the site's registered name or address")
@@ -235,13 +259,16 @@ def register(subparsers: Any) -> None:
     o.set_defaults(func=_cmd_open)
     n = sub.add_parser("notice", help="send the device the advance notice of the case's scheduled time (again)")
     _connection(n)
-    n.set_defaults(func=lambda a: _with_device(a, lambda s: s.notice()))
+    _on(n)
+    n.set_defaults(func=lambda a: _with_device(a, lambda s: s.notice(a.on)))
     for name, helptext, fn in (
-            ("ready", "request the device self-test and record it", lambda s, a: s.readiness()),
-            ("start", "seal inspection_start on the device", lambda s, a: s.start()),
-            ("end", "seal inspection_end on the device", lambda s, a: s.end(a.outcome, a.note))):
+            ("ready", "request the device self-test and record it", lambda s, a: s.readiness(a.on)),
+            ("start", "seal inspection_start on every device of the case", lambda s, a: s.start()),
+            ("end", "seal inspection_end on every device of the case", lambda s, a: s.end(a.outcome, a.note))):
         p = sub.add_parser(name, help=helptext)
         _connection(p)
+        if name == "ready":
+            _on(p)
         if name == "end":
             p.add_argument("--outcome", choices=["completed", "shift_to_onsite", "aborted"], help="how it ended")
             p.add_argument("--note", help="note sealed with the step")
@@ -250,20 +277,24 @@ def register(subparsers: Any) -> None:
     _connection(c)
     c.add_argument("step", choices=CHECKIN_STEPS, help="check-in step: " + ", ".join(CHECKIN_STEPS))
     c.add_argument("--note", help="note sealed with the step")
-    c.set_defaults(func=lambda a: _with_device(a, lambda s: s.checkin(a.step, a.note)))
+    _on(c)
+    c.set_defaults(func=lambda a: _with_device(a, lambda s: s.checkin(a.step, a.note, a.on)))
     m = sub.add_parser("mark", help="seal a note")
     _connection(m)
     m.add_argument("--note", required=True, help="the officer's note, sealed on the device")
-    m.set_defaults(func=lambda a: _with_device(a, lambda s: s.mark(a.note)))
+    _on(m)
+    m.set_defaults(func=lambda a: _with_device(a, lambda s: s.mark(a.note, a.on)))
     s = sub.add_parser("snapshot", help="seal a full-resolution still with a note")
     _connection(s)
     s.add_argument("--note", help="note sealed with the still")
-    s.set_defaults(func=lambda a: _with_device(a, lambda sv: sv.snapshot(a.note)))
+    _on(s)
+    s.set_defaults(func=lambda a: _with_device(a, lambda sv: sv.snapshot(a.note, device=a.on)))
     d = sub.add_parser("decision", help='seal "continue" or "shift_to_onsite" with a reason')
     _connection(d)
     d.add_argument("decision", choices=["continue", "shift_to_onsite"], help="continue remotely or shift to on-site")
     d.add_argument("--reason", required=True, help="why (sealed with the decision)")
-    d.set_defaults(func=lambda a: _with_device(a, lambda sv: sv.decision(a.decision, a.reason)))
+    _on(d)
+    d.set_defaults(func=lambda a: _with_device(a, lambda sv: sv.decision(a.decision, a.reason, a.on)))
     r = sub.add_parser("report", help="build, sign and seal the report; write the verified evidence bundle")
     _connection(r)
     r.set_defaults(broker=None)

@@ -68,6 +68,15 @@ class Item:
     def extra(self) -> dict[str, Any]:
         return dict(self.record.get("extra") or {})
 
+    @property
+    def device(self) -> str:
+        """The device that sealed it (the signed record's ``device_id``)."""
+        return str(self.record.get("device_id"))
+
+    @property
+    def wall_us(self) -> int:
+        return _wall_us(self)
+
 
 def load_items(device_dir: Path, first_seq: int, last_seq: int | None = None) -> list[Item]:
     """The ingested items with ``first_seq <= seq <= last_seq`` (in seq order); unreadable ones skipped."""
@@ -117,7 +126,8 @@ def restart_alert(item: Item, before: Item | None) -> dict[str, Any]:
     what = (N_("the device rebooted") if rebooted else N_("the agent restarted (same boot)") if rebooted is False
             else N_("the device restarted"))
     summary = what + (f" after {silent:g} s without a record" if silent is not None else "")
-    return {"seq": item.seq, "at": item.wall, "type": "restart", "record_hash": item.record_hash,
+    return {"seq": item.seq, "at": item.wall, "at_us": _wall_us(item), "type": "restart",
+            "record_hash": item.record_hash,
             "details": details, "summary": summary, "summary_msg": what, "advice": ADVICE["restart"]}
 
 
@@ -165,6 +175,22 @@ def alerts(items: list[Item]) -> list[dict[str, Any]]:
                 gap_us = _wall_us(it) - _wall_us_of(onset)
                 onset.update(end_at=it.wall, end_seq=it.seq, ongoing=False,
                              duration_s=round(gap_us / 1e6, 3) if gap_us >= 0 else None)
+    return out
+
+
+def merged(by_device: dict[str, list[Item]]) -> list[Item]:
+    """Several devices' items in one timeline: capture-time order (a device's own order breaks ties)."""
+    out = [it for items in by_device.values() for it in items]
+    if len(by_device) > 1:
+        out.sort(key=lambda it: (it.wall_us, it.device, it.seq))
+    return out
+
+
+def alerts_of(by_device: dict[str, list[Item]]) -> list[dict[str, Any]]:
+    """``alerts`` of each device's own run (an alert ends on its own device), merged in time, each naming
+    its ``device``."""
+    out = [{**a, "device": device} for device, items in by_device.items() for a in alerts(items)]
+    out.sort(key=lambda a: (int(a.get("at_us") or 0), a["device"], a["seq"]))
     return out
 
 

@@ -119,15 +119,15 @@ def thumbnail(path: Path | None, width: int = 320, quality: int = 70) -> tuple[b
 class _Stills:
     """Thumbnails made once per (seq, width), registered as the page's only loadable resources."""
 
-    def __init__(self, by_seq: dict[int, ev.Item], out: Rendered) -> None:
-        self.by_seq, self.out = by_seq, out
-        self.done: dict[tuple[int, int], Still] = {}
+    def __init__(self, by_key: dict[tuple[str, int], ev.Item], out: Rendered) -> None:
+        self.by_key, self.out = by_key, out
+        self.done: dict[tuple[str, int, int], Still] = {}
 
-    def get(self, seq: int | None, width: int) -> Still:
-        it = self.by_seq.get(seq) if seq is not None else None
+    def get(self, device: str, seq: int | None, width: int) -> Still:
+        it = self.by_key.get((device, seq)) if seq is not None else None
         if it is None:
             return Still(seq, missing=True)
-        key = (it.seq, width)
+        key = (device, it.seq, width)
         if key not in self.done:
             jpeg, problem = thumbnail(it.media, width, 85 if width >= DOCUMENT_SIDE else 70)
             if jpeg is not None:
@@ -215,6 +215,19 @@ def _gps(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _devices(insp: Inspection, verification: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each device's chain as the verifier found it: its signed run, item count and result."""
+    found = verification.get("devices") or {}
+    out = []
+    for d in insp.devices:
+        got = found.get(d) or {}
+        first, last = insp.run_of(d)
+        out.append({"device": d, "first": first, "last": last, "items": got.get("items"),
+                    "first_seq": got.get("first_seq"), "last_seq": got.get("last_seq"),
+                    "ok": bool(got.get("ok")) and bool(got), "problems": got.get("problems")})
+    return out
+
+
 def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any], *, officer: str,
            officer_key_id: str, officer_issuer: str | None = None, version: Any = None,
            lang: str = i18n.DEFAULT_REPORT_LANG) -> Rendered:
@@ -224,9 +237,11 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
         raise ValueError(f"report language {lang!r} is not one of {', '.join(i18n.REPORT_LANGS)}")
     plain = i18n.gettext(lang)
     out = Rendered("")
-    by_seq = {it.seq: it for it in items}
-    stills = _Stills(by_seq, out)
-    alerts = ev.alerts(items)
+    by_key = {(it.device, it.seq): it for it in items}
+    by_device = {d: sorted((it for it in items if it.device == d), key=lambda it: it.seq) for d in insp.devices}
+    stills = _Stills(by_key, out)
+    alerts = ev.alerts_of(by_device)
+    several = len(insp.devices) > 1
     timer = insp.timer()
     loc = insp.checkin.get("location")
     checks = []
@@ -237,35 +252,40 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
             first = loc is not None and e.seq == loc.seq
             what = plain(N_("check-in") if first else N_("re-check"))
             checks.append(((float(g["lat"]), float(g["lon"])), f"{what} {n} (seq {e.seq})"))
-    track = ev.track(items)
+    track = ev.track(by_device.get(insp.device, items))  # the primary's path (the others stand near it)
     checkin = []
     for step in CHECKIN_STEPS:
         done = insp.checkin.get(step)
         checkin.append({"title": STEP_TITLES[step], "entry": done,
                         "gps": _gps(done.details.get("gps")) if done else {},
                         "location": _location(done) if done is not None and step == "location" else None,
-                        "still": stills.get(done.seq, 320) if done is not None else None,
-                        "document": stills.get(done.seq, DOCUMENT_SIDE) if done is not None else None})
+                        "still": stills.get(done.device or insp.device, done.seq, 320) if done is not None else None,
+                        "document": stills.get(done.device or insp.device, done.seq, DOCUMENT_SIDE)
+                        if done is not None else None})
     rows: list[dict[str, Any]] = []
     for e in insp.entries:
         words = {"decision": DECISION_LABELS, "end": OUTCOME_LABELS, "checkin": STEP_TITLES,
                  "snapshot": STEP_TITLES}.get(e.kind, {})
         label = label_of(words, e.label)
-        rows.append({"at": e.at, "kind": e.kind, "kind_label": ENTRY_LABELS.get(e.kind), "label": label,
+        device = e.device or insp.device
+        rows.append({"at": e.at, "device": device, "kind": e.kind, "kind_label": ENTRY_LABELS.get(e.kind),
+                     "label": label,
                      "label_known": e.label in words, "note": e.note, "ok": e.ok,
                      "show_ok": e.kind in ("readiness", "notice") or e.ok is False, "seq": e.seq,
                      "record_hash": e.record_hash,
-                     "still": stills.get(e.seq, 240) if e.kind in ("checkin", "snapshot") and e.seq in by_seq
-                     else None})
+                     "still": stills.get(device, e.seq, 240)
+                     if e.kind in ("checkin", "snapshot") and (device, e.seq) in by_key else None})
     advice = set(ev.ADVICE.values())
     for a in alerts:
         a["label"], a["advice_known"] = EVENT_LABELS.get(str(a["type"])), a.get("advice") in advice
-        rows.append({"at": a["at"], "alert": a, "seq": a["seq"], "record_hash": a["record_hash"]})
+        rows.append({"at": a["at"], "device": a["device"], "alert": a, "seq": a["seq"],
+                     "record_hash": a["record_hash"]})
     for it in items:
         if it.kind == "live":
-            rows.append({"at": it.wall, "live": it.extra, "seq": it.seq, "record_hash": it.record_hash})
-    rows.extend({"at": a["at"], "audio": a, "seq": a["seq"], "record_hash": a["record_hash"]}
-                for a in audio_items(items))
+            rows.append({"at": it.wall, "device": it.device, "live": it.extra, "seq": it.seq,
+                         "record_hash": it.record_hash})
+    rows.extend({"at": a["at"], "device": d, "audio": a, "seq": a["seq"], "record_hash": a["record_hash"]}
+                for d, its in by_device.items() for a in audio_items(its))
     rows.sort(key=lambda r: str(r["at"]))
     for r in rows:
         for k in ("alert", "live", "audio", "still", "kind", "kind_label", "label", "label_known", "note", "ok",
@@ -279,10 +299,14 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
                    for c in rd.get("checks") or [] if isinstance(c, dict)]}
     parties = [(N_("case number"), insp.case), (N_("enterprise"), insp.enterprise),
                (N_("representative"), insp.representative), (N_("registered site"), insp.registered_site),
-               (N_("device / site id"), f"{insp.device} / {insp.site}"), (N_("officers"), ", ".join(insp.officers)),
+               (N_("device / site id"), f"{', '.join(insp.devices)} / {insp.site}"),
+               (N_("officers"), ", ".join(insp.officers)),
                (N_("started / ended (UTC)"), f"{insp.started_at or '—'} / {insp.ended_at or '—'}"),
-               (N_("sealed range"), f"seq {insp.start_seq} (inspection_start) .. {insp.end_seq} (inspection_end)")]
-    annex = [{"seq": it.seq, "kind": it.kind, "label": it.extra.get("label") or it.extra.get("type"),
+               (N_("sealed range"), "; ".join(
+                   f"{d + ': ' if several else ''}seq {insp.run_of(d)[0]} (inspection_start) .. {insp.run_of(d)[1]} "
+                   "(inspection_end)" for d in insp.devices))]
+    annex = [{"device": it.device, "seq": it.seq, "kind": it.kind,
+              "label": it.extra.get("label") or it.extra.get("type"),
               "wall": it.wall, "record_hash": it.record_hash,
               "media_sha256": (it.record.get("media") or {}).get("sha256")} for it in items]
     site_map = Markup(site_map_svg(insp.polygon, track, checks, legend=None)) \
@@ -299,7 +323,8 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
         officer_issuer=officer_issuer,
         parties=parties, minutes=(timer["elapsed_s"] or 0) / 60, over=bool(timer["over"]), readiness=readiness,
         checkin=checkin, site_map=site_map, day=(insp.started_at or insp.created)[:10], timeline=rows,
-        alerts=alerts, decisions=decisions, quality=_quality(items),
+        alerts=alerts, decisions=decisions, quality=_quality(items), several=several,
+        devices=_devices(insp, verification) if several else [],
         verification={"ok": bool(verification.get("ok")), "item_count": verification.get("items"),
                       "first_seq": verification.get("first_seq"), "last_seq": verification.get("last_seq"),
                       "key_id": str(verification.get("key_id") or ""),

@@ -14,16 +14,38 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator, model_validator
 
 from agent.core.clock import iso_seconds, parse_aware_iso
 from agent.core.errors import ConfigError
 from agent.core.fsutil import atomic_write
-from agent.core.vocab import CASE_PATTERN, ID_PATTERN, NOTICE_MAX_AHEAD_DAYS
+from agent.core.vocab import CASE_PATTERN, ID_PATTERN, ID_RE, NOTICE_MAX_AHEAD_DAYS
 from agent.core.vocab import CHECKIN_STEPS as CHECKIN_STEPS  # the report and the CLI read these two here
 from agent.core.vocab import STEP_TITLES as STEP_TITLES
 
 State = Literal["open", "started", "ended", "reported"]
+MAX_DEVICES = 8  # cameras of one site in one case
+
+
+def check_devices(devices: list[str]) -> list[str]:
+    """The devices of a case: 1 to ``MAX_DEVICES`` distinct ids of the vocabulary's id pattern, first = primary;
+    ValueError naming the first bad one otherwise."""
+    if not 1 <= len(devices) <= MAX_DEVICES:
+        raise ValueError(f"devices: {len(devices)} given; a case names 1 to {MAX_DEVICES} devices of its site")
+    seen: set[str] = set()
+    for d in devices:
+        if not isinstance(d, str) or not ID_RE.match(d):
+            raise ValueError(f"devices: {str(d)[:70]!r} is not a device id ({ID_PATTERN})")
+        if d in seen:
+            raise ValueError(f"devices: {d!r} is named twice")
+        seen.add(d)
+    return devices
+
+
+def parse_devices(text: str | list[str]) -> list[str]:
+    """``A,B`` (the console's field) or repeated ``--device`` values, checked by ``check_devices``."""
+    parts = text.split(",") if isinstance(text, str) else [p for t in text for p in t.split(",")]
+    return check_devices([p.strip() for p in parts if p.strip()])
 
 
 def now_iso() -> str:
@@ -45,6 +67,7 @@ class Entry(_Model):
     note: str | None = None
     officer: str | None = None
     ok: bool | None = None
+    device: str | None = Field(default=None, pattern=ID_PATTERN, description="which device sealed it")
     details: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -52,8 +75,8 @@ class Inspection(_Model):
     case: str = Field(pattern=CASE_PATTERN)
     enterprise: str = Field(min_length=1, max_length=200)
     representative: str | None = Field(default=None, max_length=200)
-    device: str = Field(pattern=ID_PATTERN)
-    site: str = Field(pattern=ID_PATTERN, description="the device's MQTT site id")
+    devices: list[str] = Field(min_length=1, max_length=MAX_DEVICES, description="the site's devices; first = primary")
+    site: str = Field(pattern=ID_PATTERN, description="the devices' MQTT site id")
     registered_site: str = Field(default="registered site", max_length=200)
     polygon: list[tuple[float, float]] = Field(min_length=3, max_length=1000)
     officers: list[str] = Field(default_factory=list, max_length=16)
@@ -67,10 +90,54 @@ class Inspection(_Model):
     start_seq: int | None = None
     end_seq: int | None = None
     outcome: str | None = None
+    runs: dict[str, dict[str, int | None]] = Field(default_factory=dict,
+                                                   description="per device: start_seq and end_seq of its chain")
     readiness: dict[str, Any] | None = None
     checkin: dict[str, Entry] = Field(default_factory=dict)
     entries: list[Entry] = Field(default_factory=list)
     report: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_device(cls, data: Any) -> Any:
+        """A case file from before several devices names one ``device``; a dump names both (kept equal)."""
+        if isinstance(data, dict) and "device" in data:
+            data = dict(data)
+            device = data.pop("device")
+            if "devices" not in data:
+                data["devices"] = [device]
+            elif not data["devices"] or data["devices"][0] != device:
+                raise ValueError("device must be the first of devices")
+        return data
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, v: list[str]) -> list[str]:
+        return check_devices(v)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def device(self) -> str:
+        """The primary device: the one a device step goes to unless the officer picks another."""
+        return self.devices[0]
+
+    def pick(self, device: str | None) -> str:
+        """``device`` when the case names it, else the primary; ValueError for a device not of this case."""
+        if device is None:
+            return self.device
+        if device not in self.devices:
+            raise ValueError(f"device {device[:70]!r} is not one of case {self.case}'s devices "
+                             f"({', '.join(self.devices)})")
+        return device
+
+    def run_of(self, device: str) -> tuple[int | None, int | None]:
+        """``(start_seq, end_seq)`` of one device's chain (a one-device case file keeps them on the case)."""
+        run = self.runs.get(device)
+        if run is not None:
+            return run.get("start_seq"), run.get("end_seq")
+        if device == self.device:
+            return self.start_seq, self.end_seq
+        return None, None
 
     def elapsed_s(self, now: dt.datetime | None = None) -> float | None:
         if self.started_at is None:

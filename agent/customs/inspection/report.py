@@ -18,29 +18,31 @@ not make). Evidence files are read without following symbolic links and within s
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import time
-import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.anchor.verify import anchor_checker
-from agent.core.errors import ConfigError, VerificationError
-from agent.core.fsutil import atomic_write, fsync_dir
+from agent.core.errors import ConfigError
+from agent.core.fsutil import atomic_write
 from agent.customs.i18n.catalog import DEFAULT_REPORT_LANG
 from agent.customs.inspection import evidence as ev
+from agent.customs.inspection.bundle import wait_for_items, write_bundle, write_devices_bundle
 from agent.customs.inspection.html import Rendered, render
 from agent.customs.inspection.model import Entry, now_iso
 from agent.customs.inspection.service import InspectionService
 from agent.customs.keys import OfficerKey
-from agent.evidence.export import README
-from agent.signing.layout import bucket_of
-from agent.signing.report import MANIFEST, REPORT_DIR, REPORT_TYP, file_entry, report_checker, sign_report
-from agent.signing.sources import MAX_SIDECAR_BYTES, open_regular, read_regular
+from agent.signing.report import (
+    MANIFEST,
+    REPORT_DIR,
+    REPORT_TYP,
+    REPORT_TYP_DEVICES,
+    file_entry,
+    report_checker,
+    sign_report,
+)
 from agent.signing.verify import Report, check
 
 log = logging.getLogger(__name__)
@@ -89,19 +91,6 @@ class ReportResult:
     supersedes: str | None = None
 
 
-def wait_for_items(device_dir: Path, first: int, last: int, timeout: float,
-                   sleep: Callable[[float], None] = time.sleep) -> list[ev.Item]:
-    """The items first..last once all records and their media have arrived (or what is there at timeout)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        items = ev.load_items(device_dir, first, last)
-        complete = len(items) == last - first + 1 and all(it.media is not None or not it.record.get("media")
-                                                          for it in items)
-        if complete or time.monotonic() >= deadline:
-            return items
-        sleep(0.25)
-
-
 REPORT_README = """
 Report:     report/report.pdf (signed by officer {officer} with a PAdES signature any PDF reader shows),
             report/report.html, report/manifest.json (the officer-signed manifest; its SHA-256 is sealed by
@@ -111,70 +100,6 @@ Check it:   evidence-agent verify {name} --ca CUSTOMS_CA.pem --officer-ca OFFICE
   over with the report, together with CUSTOMS_CA.pem. Without --officer-ca verify exits 3: the report is
   intact, but nothing vouches for the officer.
 """
-
-
-def write_bundle(device_dir: Path, items: list[ev.Item], out: Path, extra: dict[str, bytes],
-                 readme_extra: str = "") -> None:
-    """An export-format zip of ``items`` (plus ``extra`` members), written atomically."""
-    if not items:
-        raise ConfigError(f"{device_dir}: no evidence items of this inspection have been received")
-    files: dict[str, str] = {}
-    tmp = out.with_name(f".{out.name}.tmp")
-    with zipfile.ZipFile(tmp, "w") as z:
-        for name in ("cert.pem", "chain.pem"):
-            src = device_dir / "device" / name
-            if src.exists():
-                data = _small(src)
-                z.writestr(f"device/{name}", data, compress_type=zipfile.ZIP_DEFLATED)
-                files[f"device/{name}"] = hashlib.sha256(data).hexdigest()
-        for it in items:
-            rec_rel = f"items/{bucket_of(it.seq)}/{it.seq:012d}.{it.kind}.rec"
-            data = _small(device_dir / rec_rel)
-            z.writestr(rec_rel, data, compress_type=zipfile.ZIP_DEFLATED)
-            files[rec_rel] = hashlib.sha256(data).hexdigest()
-            media = it.record.get("media") or {}
-            if it.media is not None and isinstance(media.get("size"), int):
-                rel = f"items/{bucket_of(it.seq)}/{it.media.name}"
-                _copy_media(z, it.media, rel, int(media["size"]))
-                files[rel] = str(media.get("sha256"))
-        for name, data in extra.items():
-            z.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
-            files[name] = hashlib.sha256(data).hexdigest()
-        first, last = items[0], items[-1]
-        z.writestr("MANIFEST.json", json.dumps({
-            "format": "evidence-bundle/1", "first_seq": first.seq, "last_seq": last.seq, "items": len(items),
-            "since": first.wall, "until": last.wall, "created": now_iso(), "files": files}, indent=2, sort_keys=True))
-        z.writestr("README.txt", README.format(name=out.name, first=first.seq, last=last.seq, since=first.wall,
-                                               until=last.wall, first_time=first.wall, last_time=last.wall,
-                                               device=first.record.get("device_id")) + readme_extra)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, out)
-    fsync_dir(out.parent)
-
-
-def _small(path: Path) -> bytes:
-    """A record or certificate file: never through a symbolic link, never over the record size limit."""
-    try:
-        size, data = read_regular(path, MAX_SIDECAR_BYTES)
-    except OSError as exc:
-        raise ConfigError(f"{path}: unreadable or a symbolic link ({exc.strerror or exc})") from None
-    if data is None:
-        raise ConfigError(f"{path}: {size} bytes is over the {MAX_SIDECAR_BYTES}-byte record limit")
-    return data
-
-
-def _copy_media(z: zipfile.ZipFile, path: Path, member: str, size: int) -> None:
-    """Stream a media file into the bundle (at most its sealed size; a symlink is refused)."""
-    try:
-        src = open_regular(path)
-    except (OSError, VerificationError) as exc:
-        raise ConfigError(f"{path}: media unreadable or a symbolic link ({exc})") from None
-    with src, z.open(zipfile.ZipInfo(member, date_time=time.gmtime()[:6]), "w", force_zip64=True) as dst:
-        left = size
-        while left > 0 and (chunk := src.read(min(1 << 20, left))):
-            dst.write(chunk)
-            left -= len(chunk)
 
 
 def verify_bundle(path: Path, officer: OfficerKey | None = None) -> Report:
@@ -237,6 +162,33 @@ def _verification(report: Report, items: list[ev.Item]) -> dict[str, Any]:
     return out
 
 
+def _same_site(site: str, by_device: dict[str, list[ev.Item]]) -> None:
+    """Every record of the case's devices names the case's site: a device of another site is refused."""
+    for device, items in by_device.items():
+        other = next((it for it in items if it.record.get("site_id") != site), None)
+        if other is not None:
+            raise ConfigError(f"device {device}: seq {other.seq} was sealed at site "
+                              f"{str(other.record.get('site_id'))[:70]!r}, not the case's site {site!r} "
+                              "(a case names devices of one site)")
+
+
+def _run_of(span: tuple[int | None, int | None], items: list[ev.Item]) -> dict[str, Any]:
+    first, last = int(span[0] or 0), int(span[1] or 0)
+    return {"range": {"first_seq": first, "last_seq": last, "count": last - first + 1},
+            "items": [{"seq": it.seq, "kind": it.kind, "record_hash": it.record_hash,
+                       "media_sha256": (it.record.get("media") or {}).get("sha256")} for it in items]}
+
+
+def _write(dirs: dict[str, Path], by_device: dict[str, list[ev.Item]], out: Path, extra: dict[str, bytes],
+           site: str, readme_extra: str = "") -> None:
+    """The export-format bundle of one device, or the ``devices/<id>/`` bundle of several."""
+    if len(by_device) == 1:
+        (device, items), = by_device.items()
+        write_bundle(dirs[device], items, out, extra, readme_extra)
+    else:
+        write_devices_bundle({d: (dirs[d], items) for d, items in by_device.items()}, out, extra, site, readme_extra)
+
+
 def build_report(service: InspectionService, evidence_root: Path, out_dir: Path, officer: OfficerKey, *,
                  seal: bool = True, wait_s: float = 30.0, tsa_url: str | None = None,
                  reason: str | None = None, lang: str = DEFAULT_REPORT_LANG) -> ReportResult:
@@ -244,18 +196,23 @@ def build_report(service: InspectionService, evidence_root: Path, out_dir: Path,
     ``tsa_url`` when given), signed manifest, device seal, verified bundle. A case that has a report gets a
     new version, which needs ``reason``. ``lang``: ``zh-en`` (Chinese with English), ``zh`` or ``en``."""
     insp = service.inspection
-    if insp.state not in ("ended", "reported") or insp.start_seq is None or insp.end_seq is None:
-        raise ConfigError(f"inspection {insp.case} is {insp.state}: end it before building the report")
+    spans = {d: insp.run_of(d) for d in insp.devices}
+    if insp.state not in ("ended", "reported") or any(a is None or b is None for a, b in spans.values()):
+        raise ConfigError(f"inspection {insp.case} is {insp.state}: end it (on every device) before building "
+                          "the report")
     version = next_version(insp, reason)
-    device_dir = ev.device_dir_of(evidence_root, insp.device)
+    dirs = {d: ev.device_dir_of(evidence_root, d) for d in insp.devices}
+    several = len(insp.devices) > 1
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    items = wait_for_items(device_dir, insp.start_seq, insp.end_seq, wait_s)
+    by_device = {d: wait_for_items(dirs[d], int(a or 0), int(b or 0), wait_s) for d, (a, b) in spans.items()}
+    _same_site(insp.site, by_device)
+    items = ev.merged(by_device)
     timings["collect_s"] = time.perf_counter() - t0
     t = time.perf_counter()
     pre = out_dir / ".pre-bundle.zip"
-    write_bundle(device_dir, items, pre, {})
+    _write(dirs, by_device, pre, {}, insp.site)
     verification = _verification(verify_bundle(pre), items)
     pre.unlink()
     timings["verify_evidence_s"] = time.perf_counter() - t
@@ -280,51 +237,53 @@ def build_report(service: InspectionService, evidence_root: Path, out_dir: Path,
                           title=f"{insp.case} · {insp.enterprise}")
     timings["sign_pdf_s"] = time.perf_counter() - t
     findings = (*page.findings, *(f"the PDF renderer refused to load {u}" for u in refused))
-    body = {"typ": REPORT_TYP, "case": insp.case, "device_id": insp.device, "site_id": insp.site,
+    body: dict[str, Any] = {"typ": REPORT_TYP_DEVICES if several else REPORT_TYP, "case": insp.case,
+            "device_id": insp.device, "site_id": insp.site,
             "enterprise": insp.enterprise, "officer": officer.officer_id, "created": now_iso(),
             "version": version.number, "supersedes": version.supersedes, "reason": version.reason,
             "started": insp.started_at, "ended": insp.ended_at, "outcome": insp.outcome,
-            "range": {"first_seq": insp.start_seq, "last_seq": insp.end_seq,
-                      "count": insp.end_seq - insp.start_seq + 1},
             "files": {"report.pdf": file_entry(pdf), "report.html": file_entry(html)},
-            "verification": {"ok": verification["ok"], "problems": len(verification["problems"])},
-            "items": [{"seq": it.seq, "kind": it.kind, "record_hash": it.record_hash,
-                       "media_sha256": (it.record.get("media") or {}).get("sha256")} for it in items]}
+            "verification": {"ok": verification["ok"], "problems": len(verification["problems"])}}
+    runs = [{"device_id": d, **_run_of(spans[d], by_device[d])} for d in insp.devices]
+    if several:
+        body["devices"] = runs
+    else:
+        body.update(range=runs[0]["range"], items=runs[0]["items"])
     manifest = sign_report(body, officer.private_key, officer.cert, officer.chain)
     sha = hashlib.sha256(manifest).hexdigest()
     safe = f'{insp.case.replace("/", "_")}-v{version.number}'
     for name, data in (("report.pdf", pdf), ("report.html", html), (MANIFEST, manifest)):
         atomic_write(out_dir / f"{safe}-{name}", data)
     sealed_seq: int | None = None
-    last = insp.end_seq
-    if seal:
+    first, last = int(spans[insp.device][0] or 0), int(spans[insp.device][1] or 0)
+    if seal:  # the primary device seals the report; the other chains end at their inspection_end
         sealed_seq = int(service.seal_report(sha, len(manifest), len(items))["seq"])
         last = max(last, sealed_seq)
     t = time.perf_counter()
-    final_items = wait_for_items(device_dir, insp.start_seq, last, wait_s)
+    final = {**by_device, insp.device: wait_for_items(dirs[insp.device], first, last, wait_s)}
     timings["wait_seal_s"] = time.perf_counter() - t
     t = time.perf_counter()
     bundle = out_dir / f"{safe}-bundle.zip"
-    write_bundle(device_dir, final_items, bundle, {f"{REPORT_DIR}/report.pdf": pdf, f"{REPORT_DIR}/report.html": html,
-                                                   f"{REPORT_DIR}/{MANIFEST}": manifest},
+    _write(dirs, final, bundle, {f"{REPORT_DIR}/report.pdf": pdf, f"{REPORT_DIR}/report.html": html,
+                                 f"{REPORT_DIR}/{MANIFEST}": manifest}, insp.site,
                  REPORT_README.format(officer=officer.officer_id, version=version.number, case=insp.case,
                                       name=bundle.name, issuer=issuer or "no issuing CA: not verifiable",
                                       supersedes=(f"; it supersedes version {version.number - 1} (manifest "
                                                   f"SHA-256 {version.supersedes}) because: {version.reason}")
                                       if version.supersedes else ""))
-    final = verify_bundle(bundle, officer).to_json()
+    checked = verify_bundle(bundle, officer).to_json()
     timings["bundle_and_verify_s"] = time.perf_counter() - t
     insp.state = "reported"
     prev = dict(insp.report or {})
     history = [*(prev.pop("history", None) or []), prev] if prev else []
     insp.report = {"at": now_iso(), "bundle": str(bundle), "manifest_sha256": sha, "sealed_seq": sealed_seq,
-                   "items": len(items), "verified": final["ok"], "version": version.number,
+                   "items": len(items), "verified": checked["ok"], "version": version.number,
                    "supersedes": version.supersedes, "reason": version.reason, "history": history}
     note = f"report v{version.number} signed; manifest SHA-256 {sha}"
     if version.supersedes:
         note += f"; supersedes v{version.number - 1} ({version.supersedes[:16]}…): {version.reason}"
-    service._add(Entry(at=now_iso(), kind="report", seq=sealed_seq, officer=officer.officer_id, ok=final["ok"],
+    service._add(Entry(at=now_iso(), kind="report", seq=sealed_seq, officer=officer.officer_id, ok=checked["ok"],
                        note=note, details={"bundle": str(bundle), "version": version.number,
                                            "supersedes": version.supersedes, "reason": version.reason}))
     return ReportResult(bundle, out_dir / f"{safe}-report.pdf", out_dir / f"{safe}-report.html", sha, len(items),
-                        sealed_seq, final, timings, findings, version.number, version.supersedes)
+                        sealed_seq, checked, timings, findings, version.number, version.supersedes)

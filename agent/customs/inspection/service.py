@@ -34,12 +34,20 @@ class InspectionService:
         self.inspection = store.load(case)
 
     # -- plumbing --------------------------------------------------------------------------------
-    def _request(self, command: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _request(self, command: str, args: dict[str, Any] | None = None, device: str | None = None) -> dict[str, Any]:
+        """The command to ``device`` (one of the case's; the primary when None), its verified result."""
         if self.commander is None:
             raise ConfigError("this step needs a broker connection (--broker)")
         insp = self.inspection
-        reply = self.commander.request(insp.site, insp.device, command, args or {}, timeout=self.timeout)
+        reply = self.commander.request(insp.site, self.device(device), command, args or {}, timeout=self.timeout)
         return dict(reply.get("result") or {})
+
+    def device(self, device: str | None) -> str:
+        """The device a step goes to: the officer's pick when the case names it, else the primary."""
+        try:
+            return self.inspection.pick(device)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def _add(self, entry: Entry) -> Entry:
         self.inspection.entries.append(entry)
@@ -52,7 +60,7 @@ class InspectionService:
                                f"it {' or '.join(states)}")
 
     # -- before ----------------------------------------------------------------------------------
-    def notice(self) -> Entry:
+    def notice(self, device: str | None = None) -> Entry:
         """Advance notice: the signed ``inspection.notice`` to the device, which seals it and lists the case as
         upcoming. The delivery (the device's seq, or why it failed) is kept on the case either way; a failure
         is raised after it is recorded."""
@@ -64,22 +72,23 @@ class InspectionService:
                 "planned_minutes": insp.planned_minutes, "officers": insp.officers,
                 **({"registered_site": insp.registered_site} if insp.registered_site else {})}
         try:
-            result = self._request(NOTICE_COMMAND, args)
+            result = self._request(NOTICE_COMMAND, args, device)
         except AgentError as exc:
             insp.notice = {"at": now_iso(), "delivered": False, "scheduled": insp.scheduled, "error": str(exc)[:500]}
-            self._add(Entry(at=now_iso(), kind="notice", ok=False, officer=self.officer,
+            self._add(Entry(at=now_iso(), kind="notice", ok=False, officer=self.officer, device=self.device(device),
                             note=f"advance notice for {insp.scheduled} NOT delivered: {str(exc)[:300]}"))
             raise
         insp.notice = {"at": now_iso(), "delivered": True, "scheduled": result.get("scheduled", insp.scheduled),
                        "seq": result.get("seq"), "record_hash": result.get("record_hash"), "error": None}
         return self._add(Entry(at=now_iso(), kind="notice", ok=True, officer=self.officer, seq=result.get("seq"),
+                               device=self.device(device),
                                record_hash=result.get("record_hash"),
                                note=f"advance notice for {insp.notice['scheduled']} delivered and sealed by the device",
                                details={"scheduled": insp.notice["scheduled"]}))
 
-    def readiness(self) -> Entry:
+    def readiness(self, device: str | None = None) -> Entry:
         """The device's self-test (camera, GPS, clock, broker, disk, certificate), recorded pass or fail."""
-        result = self._request("selftest")
+        result = self._request("selftest", None, device)
         checks = result.get("checks") or []
         failed = [c.get("name") for c in checks if isinstance(c, dict) and c.get("status") == "fail"]
         warned = [c.get("name") for c in checks if isinstance(c, dict) and c.get("status") == "warn"]
@@ -87,35 +96,53 @@ class InspectionService:
         result_word = "fail" if not passed else "warn" if warned else "pass"
         self.inspection.readiness = {"at": now_iso(), "passed": passed, "result": result_word, "failed": failed,
                                      "warnings": warned,
-                                     "checks": checks, "sealed": result.get("sealed")}
+                                     "checks": checks, "sealed": result.get("sealed"), "device": self.device(device)}
         sealed = result.get("sealed") or {}
         note = (f"self-test FAILED: {', '.join(map(str, failed))}" if not passed else
                 f"self-test passed with warnings: {', '.join(map(str, warned))}" if warned else "self-test passed")
         return self._add(Entry(at=now_iso(), kind="readiness", ok=passed, officer=self.officer,
+                               device=self.device(device),
                                seq=sealed.get("seq"), record_hash=sealed.get("record_hash") or sealed.get("hash"),
                                note=note, details={"checks": checks, "warnings": warned}))
 
     def start(self) -> Entry:
-        """``inspection.start`` on the device; idempotent (a retry after a reconnect gets the same seq)."""
+        """``inspection.start`` on every device of the case (the primary first), so each chain says when the
+        case began; idempotent per device (a retry after a reconnect gets the same seq, and a device that
+        failed is asked again). Returns the primary's entry."""
         self._require("open", "started")
         insp = self.inspection
-        result = self._request("inspection.start", {
-            "case": insp.case, "enterprise": insp.enterprise, "officers": insp.officers,
-            "planned_minutes": insp.planned_minutes, "registered_site": insp.registered_site})
-        if insp.state == "started" and result.get("seq") == insp.start_seq:
-            return next(e for e in insp.entries if e.kind == "start")
-        insp.state, insp.started_at, insp.start_seq = "started", now_iso(), int(result["seq"])
-        return self._add(Entry(at=insp.started_at, kind="start", seq=insp.start_seq, officer=self.officer,
-                               record_hash=result.get("record_hash"), ok=True,
-                               details={"gps": result.get("gps"), "time": result.get("time")}))
+        args = {"case": insp.case, "enterprise": insp.enterprise, "officers": insp.officers,
+                "planned_minutes": insp.planned_minutes, "registered_site": insp.registered_site}
+        first: Entry | None = None
+        for device in insp.devices:
+            start_seq, _ = insp.run_of(device)
+            result = self._request("inspection.start", args, device)
+            seq = int(result["seq"])
+            if start_seq == seq:
+                entry = next((e for e in insp.entries if e.kind == "start" and e.seq == seq
+                              and (e.device or insp.device) == device), None)
+            else:
+                entry = None
+            if entry is None:
+                insp.runs.setdefault(device, {})["start_seq"] = seq
+                if device == insp.device:
+                    insp.start_seq, insp.started_at = seq, now_iso()
+                entry = self._add(Entry(at=now_iso(), kind="start", seq=seq, officer=self.officer, device=device,
+                                        record_hash=result.get("record_hash"), ok=True,
+                                        details={"gps": result.get("gps"), "time": result.get("time")}))
+            first = first or entry
+        insp.state = "started"
+        self.store.save(insp)
+        assert first is not None
+        return first
 
     # -- check-in --------------------------------------------------------------------------------
-    def checkin(self, step: str, note: str | None = None) -> Entry:
+    def checkin(self, step: str, note: str | None = None, device: str | None = None) -> Entry:
         """One check-in step as a labelled, sealed still; ``location`` also judges the fix against the site."""
         if step not in CHECKIN_STEPS:
             raise ConfigError(f"unknown check-in step {step!r} (one of {', '.join(CHECKIN_STEPS)})")
         self._require("started")
-        result = self._request("snapshot", {"label": step, **({"note": note} if note else {})})
+        result = self._request("snapshot", {"label": step, **({"note": note} if note else {})}, device)
         details: dict[str, Any] = {"gps": result.get("gps"), "time": result.get("time"),
                                    "media": result.get("media")}
         ok: bool | None = True
@@ -124,6 +151,7 @@ class InspectionService:
             details["location"] = verdict.as_dict()
             ok = bool(verdict.inside) and verdict.quality != "poor"
         entry = Entry(at=now_iso(), kind="checkin", label=step, note=note, seq=result.get("seq"),
+                      device=self.device(device),
                       record_hash=result.get("record_hash"), ok=ok, officer=self.officer, details=details)
         current = self.inspection.checkin.get(step)
         if current is None or not current.ok:  # a confirmed step stays; a later re-check goes to the timeline
@@ -131,25 +159,27 @@ class InspectionService:
         return self._add(entry)
 
     # -- during ----------------------------------------------------------------------------------
-    def mark(self, note: str) -> Entry:
+    def mark(self, note: str, device: str | None = None) -> Entry:
         self._require("started")
-        result = self._request("mark", {"note": note})
-        return self._add(Entry(at=now_iso(), kind="mark", note=note, seq=result.get("seq"),
+        result = self._request("mark", {"note": note}, device)
+        return self._add(Entry(at=now_iso(), kind="mark", note=note, seq=result.get("seq"), device=self.device(device),
                                record_hash=result.get("record_hash"), officer=self.officer))
 
-    def snapshot(self, note: str | None = None, label: str = "inspection") -> Entry:
+    def snapshot(self, note: str | None = None, label: str = "inspection", device: str | None = None) -> Entry:
         self._require("started")
-        result = self._request("snapshot", {"label": label, **({"note": note} if note else {})})
+        result = self._request("snapshot", {"label": label, **({"note": note} if note else {})}, device)
         return self._add(Entry(at=now_iso(), kind="snapshot", label=label, note=note, seq=result.get("seq"),
+                               device=self.device(device),
                                record_hash=result.get("record_hash"), officer=self.officer,
                                details={"gps": result.get("gps"), "media": result.get("media")}))
 
-    def decision(self, decision: str, reason: str) -> Entry:
-        """"continue" or "shift_to_onsite", with the reason, sealed on the device."""
+    def decision(self, decision: str, reason: str, device: str | None = None) -> Entry:
+        """"continue" or "shift_to_onsite", with the reason, sealed on the device (the primary by default)."""
         self._require("started")
         result = self._request("inspection.decision", {"case": self.inspection.case, "decision": decision,
-                                                       "reason": reason})
+                                                       "reason": reason}, device)
         return self._add(Entry(at=now_iso(), kind="decision", label=decision, note=reason, seq=result.get("seq"),
+                               device=self.device(device),
                                record_hash=result.get("record_hash"), officer=self.officer))
 
     def end(self, outcome: str | None = None, note: str | None = None) -> Entry:
@@ -158,21 +188,38 @@ class InspectionService:
         if outcome is None:
             shifted = any(e.kind == "decision" and e.label == "shift_to_onsite" for e in insp.entries)
             outcome = "shift_to_onsite" if shifted else "completed"
-        result = self._request("inspection.end", {"case": insp.case, "outcome": outcome,
-                                                  **({"note": note} if note else {})})
-        insp.state, insp.ended_at, insp.end_seq, insp.outcome = "ended", now_iso(), int(result["seq"]), outcome
-        return self._add(Entry(at=insp.ended_at, kind="end", seq=insp.end_seq, label=outcome, note=note,
-                               record_hash=result.get("record_hash"), officer=self.officer))
+        first: Entry | None = None
+        for device in insp.devices:  # sealed on every device, so each chain says when the case ended
+            if insp.run_of(device)[1] is not None:
+                continue  # ended on an earlier try
+            result = self._request("inspection.end", {"case": insp.case, "outcome": outcome,
+                                                      **({"note": note} if note else {})}, device)
+            seq = int(result["seq"])
+            insp.runs.setdefault(device, {"start_seq": insp.run_of(device)[0]})["end_seq"] = seq
+            if device == insp.device:
+                insp.end_seq, insp.ended_at, insp.outcome = seq, now_iso(), outcome
+            entry = self._add(Entry(at=now_iso(), kind="end", seq=seq, label=outcome, note=note, device=device,
+                                    record_hash=result.get("record_hash"), officer=self.officer))
+            first = first or entry
+        insp.state = "ended"
+        self.store.save(insp)
+        return first or next(e for e in insp.entries if e.kind == "end")
 
     # -- what the evidence says ------------------------------------------------------------------
+    def items_by_device(self, evidence_root: Path) -> dict[str, list[ev.Item]]:
+        """Each device's items of this case (its own run of its own chain), in seq order."""
+        out: dict[str, list[ev.Item]] = {}
+        for device in self.inspection.devices:
+            first, last = self.inspection.run_of(device)
+            out[device] = [] if first is None else ev.load_items(ev.device_dir_of(evidence_root, device), first, last)
+        return out
+
     def items(self, evidence_root: Path) -> list[ev.Item]:
-        insp = self.inspection
-        if insp.start_seq is None:
-            return []
-        return ev.load_items(ev.device_dir_of(evidence_root, insp.device), insp.start_seq, insp.end_seq)
+        """Every device's items of this case, merged in capture-time order (``Item.device`` says whose)."""
+        return ev.merged(self.items_by_device(evidence_root))
 
     def alerts(self, evidence_root: Path) -> list[dict[str, Any]]:
-        return ev.alerts(self.items(evidence_root))
+        return ev.alerts_of(self.items_by_device(evidence_root))
 
     def require_ended(self) -> None:
         """A report covers a whole case: building one before ``inspection_end`` is refused (409 in the console)."""
@@ -181,29 +228,33 @@ class InspectionService:
                                "before building its report")
 
     def stills(self, items: list[ev.Item]) -> list[dict[str, Any]]:
-        """The stills among ``items`` (``items()``) as the device sealed them (seq, label, capture time, GPS,
-        whether the media has arrived), with the officer's note when the still was a check-in or a snapshot."""
-        notes = {e.seq: e for e in self.inspection.entries if e.seq is not None}
+        """The stills among ``items`` (``items()``) as the device sealed them (device, seq, label, capture time,
+        GPS, whether the media has arrived), with the officer's note when the still was a check-in or a snapshot."""
+        insp = self.inspection
+        notes = {(e.device or insp.device, e.seq): e for e in insp.entries if e.seq is not None}
         out = []
         for it in items:
             if it.kind != "still":
                 continue
-            entry = notes.get(it.seq)
+            entry = notes.get((it.device, it.seq))
             label = it.extra.get("label")
-            out.append({"seq": it.seq, "label": label if isinstance(label, str) else None, "at": it.wall,
-                        "gps": it.record.get("gps"), "time": it.record.get("time"), "received": it.media is not None,
-                        "note": entry.note if entry is not None else None,
+            out.append({"device": it.device, "seq": it.seq, "label": label if isinstance(label, str) else None,
+                        "at": it.wall, "gps": it.record.get("gps"), "time": it.record.get("time"),
+                        "received": it.media is not None, "note": entry.note if entry is not None else None,
                         "step": entry.kind if entry is not None else None})
         return out
 
-    def still(self, evidence_root: Path, seq: int) -> tuple[Path, str]:
-        """The media file and type of still ``seq``, only when it belongs to this case and has arrived."""
+    def still(self, evidence_root: Path, seq: int, device: str | None = None) -> tuple[Path, str]:
+        """The media file and type of still ``seq`` of ``device`` (the primary by default), only when it
+        belongs to this case and has arrived."""
         insp = self.inspection
-        if insp.start_seq is None or seq < insp.start_seq or (insp.end_seq is not None and seq > insp.end_seq):
-            raise ConfigError(f"seq {seq} is not part of inspection {insp.case}")
-        found = ev.load_items(ev.device_dir_of(evidence_root, insp.device), seq, seq)
+        device = self.device(device)
+        first, last = insp.run_of(device)
+        if first is None or seq < first or (last is not None and seq > last):
+            raise ConfigError(f"seq {seq} of {device} is not part of inspection {insp.case}")
+        found = ev.load_items(ev.device_dir_of(evidence_root, device), seq, seq)
         if not found or found[0].kind != "still":
-            raise ConfigError(f"no still with seq {seq} has been received for inspection {insp.case}")
+            raise ConfigError(f"no still with seq {seq} of {device} has been received for inspection {insp.case}")
         media = found[0].record.get("media") or {}
         kind = media.get("type")
         if found[0].media is None or kind not in ev.IMAGE_TYPES:
@@ -211,6 +262,6 @@ class InspectionService:
         return found[0].media, str(kind)
 
     def seal_report(self, sha256: str, size: int, items: int) -> dict[str, Any]:
-        """Ask the device to seal the signed report manifest's hash into its chain."""
+        """Ask the primary device to seal the signed report manifest's hash into its chain."""
         return self._request("inspection.report", {"case": self.inspection.case, "sha256": sha256, "size": size,
                                                    "items": items})

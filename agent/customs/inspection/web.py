@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.core.errors import AgentError, CommandError, ConfigError
-from agent.core.vocab import CASE_PATTERN, CHECKIN_STEPS, CheckinStep
+from agent.core.vocab import CASE_PATTERN, CHECKIN_STEPS, ID_PATTERN, CheckinStep
 from agent.customs.cmd_cmd import OfficerClient
 from agent.customs.console.deps import Client, Evidence, ReportTsa, get_inspections
 from agent.customs.console.pages import STATIC, page_lang
@@ -28,7 +28,7 @@ from agent.customs.i18n import catalog
 from agent.customs.inspection import evidence as ev
 from agent.customs.inspection.audio import audio_items
 from agent.customs.inspection.geo import MAP_LEGEND, parse_polygon, site_map_svg
-from agent.customs.inspection.model import Entry, Inspection, InspectionStore, check_schedule
+from agent.customs.inspection.model import Entry, Inspection, InspectionStore, check_schedule, parse_devices
 from agent.customs.inspection.service import InspectionService
 
 router = APIRouter(tags=["inspections"])
@@ -39,7 +39,7 @@ class OpenBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     case: str = Field(pattern=CASE_PATTERN)
     enterprise: str = Field(min_length=1, max_length=200)
-    device: str
+    device: str = Field(max_length=600, description="device id, or several of the site's: comma-separated")
     site: str
     polygon: str = Field(min_length=5, max_length=50_000, description='"lat,lon;lat,lon;..."')
     registered_site: str | None = Field(default=None, max_length=200)
@@ -58,20 +58,26 @@ class NoBody(_Body):
     """Steps that take nothing but the case (an empty JSON object; any field is refused)."""
 
 
-class CheckinBody(_Body):
+class DeviceBody(_Body):
+    """A step that goes to one device: ``device`` is one of the case's (its primary when absent)."""
+
+    device: str | None = Field(default=None, pattern=ID_PATTERN)
+
+
+class CheckinBody(DeviceBody):
     step: CheckinStep
     note: str | None = Field(default=None, max_length=2000)
 
 
-class MarkBody(_Body):
+class MarkBody(DeviceBody):
     note: str = Field(min_length=1, max_length=2000)
 
 
-class SnapshotBody(_Body):
+class SnapshotBody(DeviceBody):
     note: str | None = Field(default=None, max_length=2000)
 
 
-class DecisionBody(_Body):
+class DecisionBody(DeviceBody):
     decision: Literal["continue", "shift_to_onsite"]
     reason: str = Field(min_length=1, max_length=2000)
 
@@ -93,11 +99,18 @@ Inspections = Annotated[InspectionStore, Depends(get_inspections)]
 Case = Annotated[str, Query(pattern=CASE_PATTERN)]
 
 
-def _service(store: InspectionStore, client: OfficerClient, case: str) -> InspectionService:
+def _service(store: InspectionStore, client: OfficerClient, case: str, device: str | None = None) \
+        -> InspectionService:
+    """The case's service; ``device``, when given, must be one of the case's (422 otherwise)."""
     try:
-        return InspectionService(store, case, client, officer=client.officer.officer_id)
+        service = InspectionService(store, case, client, officer=client.officer.officer_id)
     except ConfigError as exc:
         raise HTTPException(404, str(exc)) from None
+    try:
+        service.device(device)
+    except ConfigError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return service
 
 
 async def _run(fn: Callable[[], Any]) -> Any:
@@ -123,7 +136,8 @@ def inspections_page() -> FileResponse:
 @router.get("/api/inspections")
 def list_inspections(store: Inspections) -> list[dict[str, Any]]:
     """Every case, newest first, with its last self-test (the fleet page shows open cases and self-tests)."""
-    return [{"case": i.case, "state": i.state, "enterprise": i.enterprise, "device": i.device, "site": i.site,
+    return [{"case": i.case, "state": i.state, "enterprise": i.enterprise, "device": i.device,
+             "devices": i.devices, "site": i.site,
              "created": i.created, "readiness": None if i.readiness is None else {
                  k: i.readiness.get(k) for k in ("at", "passed", "failed", "warnings")}} for i in store.list()]
 
@@ -135,7 +149,8 @@ async def open_inspection(body: OpenBody, store: Inspections, client: Client) ->
     try:
         scheduled = None if body.scheduled is None else check_schedule(body.scheduled)
         insp = Inspection(case=body.case, enterprise=body.enterprise, representative=body.representative,
-                          device=body.device, site=body.site, registered_site=body.registered_site or body.site,
+                          devices=parse_devices(body.device), site=body.site,
+                          registered_site=body.registered_site or body.site,
                           polygon=parse_polygon(body.polygon), officers=body.officers,
                           planned_minutes=body.planned_minutes, scheduled=scheduled)
     except (ValueError, ValidationError) as exc:
@@ -158,17 +173,18 @@ def get_inspection(request: Request, store: Inspections, client: Client, root: E
     """The session, its timer, the alerts from the ingested evidence and the site map."""
     service = _service(store, client, case)
     insp: Inspection = service.inspection
-    items = service.items(root) if root is not None else []
+    by_device = service.items_by_device(root) if root is not None else {}
+    items = ev.merged(by_device)
     loc = [e for e in insp.entries if e.kind == "checkin" and e.label == "location"]
     fixes = [((float(e.details["gps"]["lat"]), float(e.details["gps"]["lon"])), f"seq {e.seq}") for e in loc
              if isinstance((e.details.get("gps") or {}).get("lat"), int | float)]
     return {"inspection": insp.model_dump(), "timer": insp.timer(), "checkin_complete": insp.checkin_complete(),
-            "steps": list(CHECKIN_STEPS), "alerts": ev.alerts(items), "received": len(items),
+            "steps": list(CHECKIN_STEPS), "alerts": ev.alerts_of(by_device), "received": len(items),
             "stills": service.stills(items),
-            "live_sessions": [{"seq": it.seq, "session": it.extra.get("session"), "officer": it.extra.get("officer")}
-                              for it in items if it.kind == "live"],
-            "audio": audio_items(items),
-            "site_map": site_map_svg(insp.polygon, ev.track(items), fixes,
+            "live_sessions": [{"device": it.device, "seq": it.seq, "session": it.extra.get("session"),
+                               "officer": it.extra.get("officer")} for it in items if it.kind == "live"],
+            "audio": [{**a, "device": d} for d, its in by_device.items() for a in audio_items(its)],
+            "site_map": site_map_svg(insp.polygon, ev.track(by_device.get(insp.device, [])), fixes,
                                      legend=catalog.gettext(page_lang(request))(MAP_LEGEND))}
 
 
@@ -179,15 +195,18 @@ async def _step(fn: Callable[[], Entry]) -> dict[str, Any]:
 
 # One route and one body model per step; each runs the signed command in a worker thread.
 @router.post("/api/inspection/notice")
-async def notice(_body: Annotated[NoBody, Body()], store: Inspections, client: Client, case: Case) -> dict[str, Any]:
+async def notice(body: Annotated[DeviceBody, Body()], store: Inspections, client: Client,
+                 case: Case) -> dict[str, Any]:
     """Send the device the advance notice of the case's scheduled time (again)."""
-    return await _step(_service(store, client, case).notice)
+    service = _service(store, client, case, body.device)
+    return await _step(lambda: service.notice(body.device))
 
 
 @router.post("/api/inspection/ready")
-async def ready(_body: Annotated[NoBody, Body()], store: Inspections, client: Client, case: Case) -> dict[str, Any]:
+async def ready(body: Annotated[DeviceBody, Body()], store: Inspections, client: Client, case: Case) -> dict[str, Any]:
     """The device's self-test, recorded pass or fail."""
-    return await _step(_service(store, client, case).readiness)
+    service = _service(store, client, case, body.device)
+    return await _step(lambda: service.readiness(body.device))
 
 
 @router.post("/api/inspection/start")
@@ -197,26 +216,26 @@ async def start(_body: Annotated[NoBody, Body()], store: Inspections, client: Cl
 
 @router.post("/api/inspection/checkin")
 async def checkin(body: CheckinBody, store: Inspections, client: Client, case: Case) -> dict[str, Any]:
-    service = _service(store, client, case)
-    return await _step(lambda: service.checkin(body.step, body.note))
+    service = _service(store, client, case, body.device)
+    return await _step(lambda: service.checkin(body.step, body.note, body.device))
 
 
 @router.post("/api/inspection/mark")
 async def mark(body: MarkBody, store: Inspections, client: Client, case: Case) -> dict[str, Any]:
-    service = _service(store, client, case)
-    return await _step(lambda: service.mark(body.note))
+    service = _service(store, client, case, body.device)
+    return await _step(lambda: service.mark(body.note, body.device))
 
 
 @router.post("/api/inspection/snapshot")
 async def snapshot(body: SnapshotBody, store: Inspections, client: Client, case: Case) -> dict[str, Any]:
-    service = _service(store, client, case)
-    return await _step(lambda: service.snapshot(body.note))
+    service = _service(store, client, case, body.device)
+    return await _step(lambda: service.snapshot(body.note, device=body.device))
 
 
 @router.post("/api/inspection/decision")
 async def decision(body: DecisionBody, store: Inspections, client: Client, case: Case) -> dict[str, Any]:
-    service = _service(store, client, case)
-    return await _step(lambda: service.decision(body.decision, body.reason))
+    service = _service(store, client, case, body.device)
+    return await _step(lambda: service.decision(body.decision, body.reason, body.device))
 
 
 @router.post("/api/inspection/end")
@@ -260,18 +279,20 @@ def _report(store: InspectionStore, client: OfficerClient, root: Path | None,
 
 @router.get("/api/inspection/still")
 def still(store: Inspections, client: Client, root: Evidence, case: Case,
-          seq: Annotated[int, Query(ge=0, le=2**53)]) -> FileResponse:
+          seq: Annotated[int, Query(ge=0, le=2**53)],
+          device: Annotated[str | None, Query(pattern=ID_PATTERN)] = None) -> FileResponse:
     """One still of the case, full size: found by case and seq in the ingested evidence (never a client path),
     served with the type its signed record names (JPEG or PNG only) and ``nosniff``."""
     if root is None:
         raise HTTPException(503, "no evidence folder: set [inspections] evidence = INGEST_OUT in the console config")
     try:
-        path, media_type = _service(store, client, case).still(root, seq)
+        path, media_type = _service(store, client, case).still(root, seq, device)
     except ConfigError as exc:
         raise HTTPException(404, str(exc)) from None
     return FileResponse(path, media_type=media_type, headers={
         "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600",
-        "Content-Disposition": f'inline; filename="{case.replace("/", "_")}-{seq}.{media_type.split("/")[1]}"'})
+        "Content-Disposition": f'inline; filename="{case.replace("/", "_")}-{device or "primary"}-{seq}.'
+                               f'{media_type.split("/")[1]}"'})
 
 
 @router.get("/api/inspection/report/{name}")

@@ -54,8 +54,10 @@ async function loadCases() {
     const r = await fetch("/api/inspections");
     cases.clear();
     for (const c of r.ok ? await r.json() : []) {
-      const k = c.site + "/" + c.device;
-      cases.set(k, [...(cases.get(k) || []), c]);
+      for (const dev of c.devices || [c.device]) {  // a case of several cameras shows on each of them
+        const k = c.site + "/" + dev;
+        cases.set(k, [...(cases.get(k) || []), c]);
+      }
     }
     render();
   } catch (err) { /* inspections not configured: the rest of the page goes on */ }

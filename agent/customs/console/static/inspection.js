@@ -75,7 +75,7 @@ async function step(action, body, key, label) {
   say(key, `${label}…`, "busy");
   busy = true; applyState();
   try {
-    const res = await api("POST", `/api/inspection/${action}?case=${encodeURIComponent(CASE)}`, body || {});
+    const res = await api("POST", `/api/inspection/${action}?case=${encodeURIComponent(CASE)}`, withDevice(action, body || {}));
     const n = res.seq != null ? res.seq : res.sealed_seq;
     const seq = n != null ? " — " + t("sealed seq {seq}", {seq: n}) : "";
     say(key, `${res.ok === false ? t("NOT confirmed") : t("done")}${seq}`, res.ok === false ? "bad" : "ok");
@@ -86,6 +86,34 @@ async function step(action, body, key, label) {
     busy = false;
     await refresh();
   }
+}
+// Several cameras: a device step goes to the camera picked in the toolbar (the case's primary by default).
+const DEVICE_STEPS = ["ready", "notice", "checkin", "mark", "snapshot", "decision"];
+function several() { return current && current.inspection.devices.length > 1; }
+function withDevice(action, body) {
+  const pick = document.getElementById("device-pick").value;
+  return several() && DEVICE_STEPS.includes(action) && pick ? {...body, device: pick} : body;
+}
+function devicePrefix(device) { return several() && device ? `[${device}] ` : ""; }
+function renderLive(i) {  // one live view per camera of the case, kept across refreshes; a grid for several
+  const box = document.getElementById("live-box");
+  const live = (d) => `/live/${encodeURIComponent(i.site)}/${encodeURIComponent(d)}`;
+  document.getElementById("live-link").href = live(i.device);
+  const open = box.querySelector("iframe");
+  if (i.state === "started" && !open) {
+    box.classList.toggle("grid", i.devices.length > 1);
+    box.replaceChildren(...i.devices.map((d, n) => {
+      const frame = el("iframe", {id: n === 0 ? "live-frame" : `live-frame-${n}`, class: "live-frame", "data-device": d,
+        src: `${live(d)}?embed=1`, title: t("live video of {device}", {device: d}), allow: "autoplay"});
+      return i.devices.length > 1 ? el("figure", {}, el("figcaption", {text: d}), frame) : frame;
+    }));
+  } else if (i.state !== "started" && open) {
+    box.classList.remove("grid");
+    box.replaceChildren(el("p", {class: "muted", text: t("The inspection has ended; the live view is closed.")}));
+  }
+  const ctl = document.getElementById("device-ctl"), pick = document.getElementById("device-pick");
+  ctl.hidden = i.devices.length < 2;
+  if (pick.options.length !== i.devices.length) pick.replaceChildren(...i.devices.map((d) => el("option", {value: d, text: d})));
 }
 function mmss(s) {
   const neg = s < 0; s = Math.abs(Math.round(s));
@@ -100,21 +128,25 @@ function tick() {
   tm.textContent = `${mmss(elapsed)} / ${i.planned_minutes}:00`;
   tm.className = "timer" + (elapsed > i.planned_minutes * 60 ? " over" : "");
 }
-function stillUrl(seq) { return `/api/inspection/still?case=${encodeURIComponent(CASE)}&seq=${encodeURIComponent(seq)}`; }
-function stillOf(seq) { return current ? current.stills.find((s) => s.seq === seq) : null; }
+function deviceOf(entry) { return (entry && entry.device) || (current && current.inspection.device); }
+function stillUrl(seq, device) {
+  return `/api/inspection/still?case=${encodeURIComponent(CASE)}&seq=${encodeURIComponent(seq)}&device=${encodeURIComponent(device)}`;
+}
+function stillOf(seq, device) { return current ? current.stills.find((s) => s.seq === seq && s.device === device) : null; }
 function openStill(seq, entry) {
-  const s = stillOf(seq) || {};
-  Viewer.open(stillUrl(seq), [[t("Case"), CASE], [t("Seq"), seq], [t("Label (device-signed)"), s.label || (entry && entry.label)],
+  const dev = deviceOf(entry), s = stillOf(seq, dev) || {};
+  Viewer.open(stillUrl(seq, dev), [[t("Case"), CASE], [t("Device"), dev], [t("Seq"), seq], [t("Label (device-signed)"), s.label || (entry && entry.label)],
     [t("Captured (device clock)"), s.at], [t("GPS (device-signed)"), gpsCaption(s.gps || (entry && entry.details && entry.details.gps))],
     [t("Clock"), s.time ? clockText(s.time) : null], [t("Officer's note"), s.note || (entry && entry.note)]]);
 }
 // A thumbnail once the ingest has the picture; until then a line saying it is on its way.
 function thumb(seq, entry) {
   if (seq == null) return el("span", {class: "muted", text: ""});
-  const s = stillOf(seq);
+  const dev = deviceOf(entry), s = stillOf(seq, dev);
   if (!s || !s.received) return el("span", {class: "muted thumb-wait", text: t("picture not received yet")});
-  const img = el("img", {class: "thumb", src: stillUrl(seq), alt: t("still seq {seq}", {seq}), loading: "lazy", "data-seq": String(seq)});
-  const b = el("button", {class: "thumb-btn", type: "button", title: t("open full size"), "data-seq": String(seq)}, img);
+  const img = el("img", {class: "thumb", src: stillUrl(seq, dev), alt: t("still seq {seq}", {seq}), loading: "lazy", "data-seq": String(seq),
+    "data-device": dev});
+  const b = el("button", {class: "thumb-btn", type: "button", title: t("open full size"), "data-seq": String(seq), "data-device": dev}, img);
   b.onclick = () => openStill(seq, entry);
   return b;
 }
@@ -130,7 +162,7 @@ function labelWord(kind, label) {
   return word(labels, label);
 }
 function entryText(e) {
-  let s = `${e.at.slice(11, 19)} ${word(VOCAB.entry_labels, e.kind)}${e.label ? " " + labelWord(e.kind, e.label) : ""}${e.note ? ": " + e.note : ""}`;
+  let s = `${e.at.slice(11, 19)} ${devicePrefix(deviceOf(e))}${word(VOCAB.entry_labels, e.kind)}${e.label ? " " + labelWord(e.kind, e.label) : ""}${e.note ? ": " + e.note : ""}`;
   if (e.seq != null) s += ` — seq ${e.seq}`;
   if (e.ok === false) s += " — " + t("NOT confirmed");
   return s;
@@ -173,16 +205,8 @@ function render(d) {
   document.getElementById("case-title").textContent = t("Case {case} — {state}", {case: i.case, state: stateWord(i.state)});
   document.getElementById("case-sub").textContent =
     `${i.enterprise}${i.representative ? t(", represented by {name}", {name: i.representative}) : ""} · ${i.registered_site} · ` +
-    t("device {device} (site {site}) · {n} item(s) received", {device: i.device, site: i.site, n: d.received});
-  const liveUrl = `/live/${encodeURIComponent(i.site)}/${encodeURIComponent(i.device)}`;
-  document.getElementById("live-link").href = liveUrl;
-  const box = document.getElementById("live-box");
-  const frame = document.getElementById("live-frame");
-  if (i.state === "started" && !frame) {  // one live session while the case runs; kept across refreshes
-    box.replaceChildren(el("iframe", {id: "live-frame", src: `${liveUrl}?embed=1`, title: t("live video"), allow: "autoplay"}));
-  } else if (i.state !== "started" && frame) {
-    box.replaceChildren(el("p", {class: "muted", text: t("The inspection has ended; the live view is closed.")}));
-  }
+    t("device {device} (site {site}) · {n} item(s) received", {device: i.devices.join(", "), site: i.site, n: d.received});
+  renderLive(i);
   renderNotice(i);
   renderReadiness(i.readiness);
   const tb = document.querySelector("#checkin tbody");
@@ -205,17 +229,18 @@ function render(d) {
       }
       const g = e.details && e.details.gps;
       if (g && g.talker === "sim") { result += " — " + t("GPS SIMULATED"); cls = "warn"; }
-      result += ` (seq ${e.seq})`;
+      result += ` (${devicePrefix(deviceOf(e))}seq ${e.seq})`;
     }
     const cell = document.getElementById(`result-${s}`);
     cell.textContent = result; cell.className = cls;
     const pv = document.getElementById(`preview-${s}`);
-    const key = e ? `${e.seq}:${(stillOf(e.seq) || {}).received}` : "";
+    const key = e ? `${deviceOf(e)}:${e.seq}:${(stillOf(e.seq, deviceOf(e)) || {}).received}` : "";
     if (pv.dataset.key !== key) { pv.dataset.key = key; pv.replaceChildren(e ? thumb(e.seq, e) : ""); }
   }
   const al = document.getElementById("alerts");
-  al.replaceChildren(...(d.alerts.length ? d.alerts.map(a => el("li", {class: "alert" + (a.ongoing ? " ongoing" : ""), "data-type": a.type},
-    el("b", {text: `${alertText(a)} `}), el("span", {class: "muted", text: t("onset {at} seq {seq}", {at: String(a.at).slice(11, 19), seq: a.seq})}),
+  al.replaceChildren(...(d.alerts.length ? d.alerts.map(a => el("li", {class: "alert" + (a.ongoing ? " ongoing" : ""), "data-type": a.type,
+    "data-device": a.device || ""},
+    el("b", {text: `${devicePrefix(a.device)}${alertText(a)} `}), el("span", {class: "muted", text: t("onset {at} seq {seq}", {at: String(a.at).slice(11, 19), seq: a.seq})}),
     el("div", {class: "alert-end", text: duration(a)}),
     ...(a.summary ? [el("div", {text: restartSummary(a)})] : []),
     el("div", {text: t(a.advice)}))) : [el("li", {class: "muted", text: t("none")})]));
@@ -230,7 +255,7 @@ function render(d) {
       if (g && (e.kind === "checkin" || e.kind === "snapshot")) kids.push(el("span", {class: g.talker === "sim" ? "warn gps" : "muted gps", text: ` · ${t("GPS")} ${gpsCaption(g)}`}));
       if (e.kind === "readiness" && e.details && (e.details.warnings || []).length && e.ok !== false) kids.push(el("span", {class: "warn", text: " " + t("(warnings)")}));
       if ((e.kind === "checkin" || e.kind === "snapshot") && e.seq != null) kids.push(thumb(e.seq, e));
-      return el("li", {class: e.kind, "data-seq": e.seq == null ? "" : String(e.seq)}, ...kids);
+      return el("li", {class: e.kind, "data-seq": e.seq == null ? "" : String(e.seq), "data-device": deviceOf(e)}, ...kids);
     }).reverse());
   }
   renderAudio(d.audio || []);
@@ -254,7 +279,7 @@ function renderAudio(rows) {
   const ul = document.getElementById("audio-items");
   if (!ul) return;
   ul.replaceChildren(...(rows.length ? rows.map((a) => el("li", {class: "audio", "data-seq": String(a.seq)},
-    el("b", {text: `${String(a.at).slice(11, 19)} `}),
+    el("b", {text: `${String(a.at).slice(11, 19)} ${devicePrefix(a.device)}`}),
     t("{seconds} s of {who} · seq {seq}", {seconds: a.duration_s == null ? "?" : a.duration_s, who: a.who, seq: a.seq}) +
       (a.received ? "" : " " + t("(file not received yet)"))))
     : [el("li", {class: "muted", text: t("none")})]));
@@ -273,7 +298,7 @@ async function listView() {
   const rows = await api("GET", "/api/inspections");
   document.querySelector("#cases tbody").replaceChildren(...rows.map(r => el("tr", {},
     el("td", {}, el("a", {href: `/inspections?case=${encodeURIComponent(r.case)}`, text: r.case})),
-    el("td", {text: stateWord(r.state)}), el("td", {text: r.enterprise}), el("td", {text: r.device}), el("td", {text: r.created}))));
+    el("td", {text: stateWord(r.state)}), el("td", {text: r.enterprise}), el("td", {text: (r.devices || [r.device]).join(", ")}), el("td", {text: r.created}))));
   document.getElementById("open-form").onsubmit = async ev => {
     ev.preventDefault();
     const f = new FormData(ev.target), body = Object.fromEntries(f.entries());

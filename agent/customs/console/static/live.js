@@ -207,14 +207,15 @@ window.addEventListener("pagehide", () => { try { if (ws) ws.send(JSON.stringify
 // While a case is started on this device, marks and snapshots go through the case (its timeline and report).
 let caseOpen = null;
 fetch("/api/inspections").then((r) => (r.ok ? r.json() : [])).then((rows) => {
-  caseOpen = rows.find((r) => r.state === "started" && r.device === device && r.site === site) || null;
+  caseOpen = rows.find((r) => r.state === "started" && (r.devices || [r.device]).includes(device) && r.site === site) || null;
   if (caseOpen) document.getElementById("case-note").textContent = t("Actions are recorded in case {case}.", {case: caseOpen.case});
 }).catch(() => {});
 async function action(path, body) {
   const out = document.getElementById("actions");
   const url = caseOpen ? `/api/inspection/${path}?case=${encodeURIComponent(caseOpen.case)}`
     : `/api/devices/${encodeURIComponent(site)}/${encodeURIComponent(device)}/${path}`;
-  const r = await fetch(url, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body || {})});
+  const sent = caseOpen ? {...(body || {}), device} : (body || {});  // in a case: sealed by this page's device
+  const r = await fetch(url, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(sent)});
   const j = await r.json().catch(() => ({}));
   const seq = caseOpen ? j.seq : (j.result || {}).seq;
   const what = path === "mark" ? t("mark") : t("snapshot");  // the command's name, as the officer knows it
