@@ -7,7 +7,6 @@ chains go through one ``ChainCache`` per run (agent.signing.chains).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,7 +23,6 @@ from agent.signing.verify_report import CheckedItem, Report, where
 
 __all__ = ["captured_at", "check_media", "evicted", "load_items", "shape_problem"]
 
-_CHUNK = 1 << 16
 
 
 def _check_signature(name: str, signed: SignedRecord, chains: ChainCache,
@@ -154,25 +152,18 @@ def check_media(src: EvidenceSource, item: CheckedItem, report: Report, gone: di
     media = item.record.get("media")
     if not media:
         return
-    with src.open_media(item.folder, str(media.get("name"))) as fh:
-        if fh is None:
-            if item.seq in gone:
-                report.warn(where(item), f"media evicted by quota after delivery and anchoring "
-                                         f"(sealed at seq {gone[item.seq]})")
-            else:
-                report.problem(where(item), f"media file {media.get('name')} is missing")
-            return
-        h = hashlib.sha256()
-        size = 0
-        buf = bytearray(_CHUNK)  # small enough for a plain malloc; read(1 MiB) allocated 1 MiB per call
-        view = memoryview(buf)
-        try:
-            while n := fh.readinto(buf):  # type: ignore[attr-defined]
-                h.update(view[:n])
-                size += n
-        except ZIP_ERRORS as exc:  # a damaged bundle member (bad CRC, truncated deflate stream)
-            report.problem(where(item), f"media {media.get('name')} unreadable: {exc}")
-            return
-    if size != media.get("size") or h.hexdigest() != media.get("sha256"):
+    name = str(media.get("name"))
+    try:
+        found = src.media_digest(item.folder, name)
+    except ZIP_ERRORS as exc:  # a damaged bundle member (bad CRC, truncated deflate stream), a failing disk
+        report.problem(where(item), f"media {media.get('name')} unreadable: {exc}")
+        return
+    if found is None:
+        if item.seq in gone:
+            report.warn(where(item), f"media evicted by quota after delivery and anchoring "
+                                     f"(sealed at seq {gone[item.seq]})")
+        else:
+            report.problem(where(item), f"media file {media.get('name')} is missing")
+    elif found[0] != media.get("size") or found[1] != media.get("sha256"):
         report.problem(where(item), f"media {media.get('name')} does not match its record "
                                     f"(sha256/size differ: file altered or replaced)")

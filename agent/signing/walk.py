@@ -9,6 +9,7 @@ keys, private) are not entered at any depth.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 from collections.abc import Collection
@@ -17,7 +18,7 @@ from typing import IO
 
 from agent.core.errors import VerificationError
 
-__all__ = ["SYMLINK_REFUSED", "open_if_regular", "open_regular", "read_regular", "walk"]
+__all__ = ["SYMLINK_REFUSED", "digest_regular", "open_if_regular", "open_regular", "read_regular", "walk"]
 
 SYMLINK_REFUSED = "symbolic link refused (it may point outside the evidence)"
 
@@ -67,6 +68,38 @@ def read_regular(path: str | Path, limit: int) -> tuple[int, bytes | None]:
             chunks.append(chunk)
             left -= len(chunk)
         return st.st_size, b"".join(chunks)[:limit]
+    finally:
+        os.close(fd)
+
+
+_READ = 1 << 20  # one read's buffer: what hashing holds in memory at once
+
+
+def digest_regular(path: str) -> tuple[int, str] | None:
+    """(size, SHA-256 hex) of a regular file opened without following a symlink, read straight from its file
+    descriptor (at most 1 MiB held at once); None when it is absent or not a regular file.
+    Raises VerificationError for a symbolic link, OSError when it cannot be opened or read."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise VerificationError(f"{os.path.basename(path)} is a symbolic link (refused)") from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        want = min(st.st_size + 1, _READ)
+        data = os.read(fd, want)  # a small file: one read (a short read is the end of the file), one update
+        h = hashlib.sha256(data)
+        size = len(data)
+        if size == want:  # larger than 1 MiB, or grown since fstat: read on
+            while data := os.read(fd, _READ):
+                h.update(data)
+                size += len(data)
+        return size, h.hexdigest()
     finally:
         os.close(fd)
 
