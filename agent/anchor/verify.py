@@ -15,7 +15,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -44,8 +44,9 @@ class AnchorTrust:
     witness_notes: Sequence[str] = ()  # e.g. the newest checkpoint fetched from the ledger
 
 
-@dataclass(frozen=True)
-class LogItem:
+class LogItem(NamedTuple):
+    """One record as the anchoring checks see it (a tuple: one is made per record)."""
+
     seq: int
     kind: str
     body: bytes  # the exact signed record bytes
@@ -385,7 +386,7 @@ def anchor_checker(trust: AnchorTrust = AnchorTrust()) -> Checker:
         if ctx.source.mode == "single" or not ctx.items:
             return
         items = [LogItem(i.seq, str(i.record.get("kind")), i.signed.body, i.record) for i in ctx.items]
-        key = ctx.items[0].signed.certificates()[0].public_key()
+        key = ctx.items[0].leaf.public_key()
         result = check_anchoring(items, material_of(ctx.source), key if isinstance(key, ec.EllipticCurvePublicKey)
                                  else None, trust)
         for where, what in result.problems:

@@ -127,7 +127,8 @@ def load_canonical(line: bytes) -> tuple[Any, bool]:
     Raises what ``json.loads`` raises for a line that is not JSON (JSONDecodeError, UnicodeDecodeError,
     RecursionError) and ValueError for a value RFC 8785 cannot express.
     """
-    if line[:1] == b"{" and line.isascii() and b"\\u" not in line and b"\x7f" not in line:
+    if (line[:1] == b"{" and line.isascii() and (b"\\" not in line or b"\\u" not in line)  # memchr first
+            and b"\x7f" not in line):
         text = line.decode("ascii")
         try:
             value = _decode_checked(text)

@@ -65,8 +65,8 @@ def _check_chain(name: str, signed: SignedRecord, certs: tuple[x509.Certificate,
 
 
 def load_items(src: EvidenceSource, entries: Iterable[Entry], report: Report,
-               trusted: list[x509.Certificate], seen: list[Entry]) -> list[CheckedItem]:
-    """Check each sidecar as the source yields it; only its name is kept (``seen``), never its bytes."""
+               trusted: list[x509.Certificate], seen: list[tuple[str, str]]) -> list[CheckedItem]:
+    """Check each sidecar as the source yields it; only its (name, folder) is kept (``seen``), never its bytes."""
     device_key_id = None
     if src.device_cert is not None:
         try:
@@ -78,7 +78,7 @@ def load_items(src: EvidenceSource, entries: Iterable[Entry], report: Report,
     items: list[CheckedItem] = []
     untrusted = 0
     for entry in entries:
-        seen.append(Entry(entry.name, entry.folder, b""))
+        seen.append((entry.name, entry.folder))
         try:
             signed = parse_sidecar(entry.sidecar, entry.name)
         except VerificationError as exc:
@@ -100,11 +100,16 @@ def load_items(src: EvidenceSource, entries: Iterable[Entry], report: Report,
         if device_key_id is not None and signed.key_id != device_key_id:
             report.problem(entry.name, f"signed by key {signed.key_id[:16]}…, not this device's key "
                                        f"{device_key_id[:16]}… (foreign item or replaced certificate)")
-        when = captured_at(rec)
-        if when is None:
-            report.problem(entry.name, "record has no readable capture time (captured.wall_us)")
-            continue
-        if not _check_chain(entry.name, signed, certs, chains, when, report):
+        wall_us = rec["captured"].get("wall_us")
+        reused = chains.reuse(signed.x5c, wall_us, str(rec.get("device_id"))) if type(wall_us) is int else None
+        if reused is None:  # a chain not seen yet, a time outside its window, or an unusual time: checked in full
+            when = captured_at(rec)
+            if when is None:
+                report.problem(entry.name, "record has no readable capture time (captured.wall_us)")
+                continue
+            if not _check_chain(entry.name, signed, certs, chains, when, report):
+                untrusted += 1
+        elif not reused.trusted:
             untrusted += 1
         items.append(CheckedItem(entry.name, entry.folder, signed, rec, certs))
     report.trusted = bool(trusted) and bool(items) and untrusted == 0

@@ -20,7 +20,7 @@ from cryptography import x509
 from agent.core.errors import VerificationError
 from agent.signing.record_checks import check_media, evicted, load_items
 from agent.signing.sequence_checks import check_restarts, check_sequence, check_unsealed
-from agent.signing.sources import ZIP_ERRORS, Entry, open_source
+from agent.signing.sources import ZIP_ERRORS, open_source
 from agent.signing.verify_report import CheckedItem, Checker, Context, Report, where
 
 __all__ = ["CheckedItem", "Checker", "Context", "Report", "check", "verify"]
@@ -46,7 +46,7 @@ def check(path: Path, *, trusted_ca: Sequence[x509.Certificate] = (),
     src = open_source(Path(path))
     report = Report(path=str(path), mode=src.mode, trusted_ca=bool(trusted_ca))
     try:
-        entries: list[Entry] = []
+        entries: list[tuple[str, str]] = []  # (name, folder) of every sidecar read
         items: list[CheckedItem] = []
 
         def load() -> None:

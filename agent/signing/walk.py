@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import operator
 import os
 import stat
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -25,25 +26,37 @@ SYMLINK_REFUSED = "symbolic link refused (it may point outside the evidence)"
 
 def walk(root: str, skip: Collection[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(files, refused) under ``root``: files as (``/``-separated relative name, path), sorted by path parts;
-    refused as (relative name, why) for every symbolic link met (file or folder)."""
+    refused as (relative name, why) for every symbolic link met (file or folder).
+
+    Each folder's listing is sorted by name and entered depth first, which yields that order without a
+    sort of every path by its parts; a folder's listing is read whole and closed before going deeper."""
     files: list[tuple[str, str]] = []
     refused: list[tuple[str, str]] = []
-    pending = [("", root)]
+    pending = [_listing("", root)]
     while pending:
-        rel, folder = pending.pop()
-        with os.scandir(folder) as listing:
-            for entry in listing:
-                name = f"{rel}/{entry.name}" if rel else entry.name
-                if entry.is_symlink():
-                    refused.append((name, SYMLINK_REFUSED))
-                elif entry.is_dir(follow_symlinks=False):
-                    if entry.name not in skip:
-                        pending.append((name, entry.path))
-                elif entry.is_file(follow_symlinks=False):
-                    files.append((name, entry.path))
-    files.sort(key=lambda f: f[0].split("/"))
+        nxt = next(pending[-1], None)
+        if nxt is None:
+            pending.pop()
+            continue
+        name, entry = nxt
+        if entry.is_symlink():
+            refused.append((name, SYMLINK_REFUSED))
+        elif entry.is_dir(follow_symlinks=False):
+            if entry.name not in skip:
+                pending.append(_listing(name, entry.path))
+        elif entry.is_file(follow_symlinks=False):
+            files.append((name, entry.path))
     refused.sort()
     return files, refused
+
+
+def _listing(rel: str, folder: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    with os.scandir(folder) as listing:
+        entries = sorted(listing, key=_name)
+    return ((f"{rel}/{e.name}" if rel else e.name, e) for e in entries)
+
+
+_name = operator.attrgetter("name")
 
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
