@@ -15,7 +15,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -25,12 +25,11 @@ from agent.anchor.bundle import LogMaterial, material_of
 from agent.anchor.ledger import check_receipt
 from agent.anchor.merkle import leaf_hash, node_hash, verify_consistency, verify_inclusion
 from agent.anchor.note import Checkpoint, NoteVerifier, ecdsa_verifier, open_note, parse_checkpoint, parse_note
-from agent.anchor.rekor_check import RekorChecks
-from agent.anchor.tsa import verify_token
 from agent.core.clock import iso_utc
 from agent.core.errors import VerificationError
 
 if TYPE_CHECKING:
+    from agent.anchor.rekor_check import RekorChecks
     from agent.signing.verify import Checker, Context
 
 
@@ -45,8 +44,9 @@ class AnchorTrust:
     witness_notes: Sequence[str] = ()  # e.g. the newest checkpoint fetched from the ledger
 
 
-@dataclass(frozen=True)
-class LogItem:
+class LogItem(NamedTuple):
+    """One record as the anchoring checks see it (a tuple: one is made per record)."""
+
     seq: int
     kind: str
     body: bytes  # the exact signed record bytes
@@ -99,7 +99,15 @@ class _Checker:
         self.r = AnchorResult()
         self.notes: dict[str, str] = {}  # note sha256 hex -> note text (verified)
         self.anchor_time: dict[int, tuple[int, str]] = {}  # checkpoint size -> earliest verified anchor
-        self.rekor = RekorChecks(device_key, trust.ledger_keys, self.r.problem, self.r.warn)
+        self._rekor: RekorChecks | None = None  # made at the first Rekor receipt (sigstore loads in ~0.1 s)
+
+    @property
+    def rekor(self) -> RekorChecks:
+        if self._rekor is None:
+            from agent.anchor.rekor_check import RekorChecks
+
+            self._rekor = RekorChecks(self.key, self.trust.ledger_keys, self.r.problem, self.r.warn)
+        return self._rekor
 
     # --- checkpoints -----------------------------------------------------------------------------------
     def _add_note(self, note: str, where: str) -> None:
@@ -282,6 +290,8 @@ class _Checker:
                 self.r.warn(where, "TSA token not checked: no trusted TSA root given")
                 return None
             try:
+                from agent.anchor.tsa import verify_token  # rfc3161-client loads in ~15 ms
+
                 tok = verify_token(_b64(rc.data.get("token")), note.encode(), self.trust.tsa_roots)
             except (VerificationError, binascii.Error) as exc:
                 self.r.problem(where, f"TSA token for checkpoint {cp.size} invalid: {exc}")
@@ -349,7 +359,8 @@ class _Checker:
     def run(self) -> AnchorResult:
         self.collect_checkpoints()
         receipt_times = self.check_anchors()
-        self.r.anchors.extend(self.rekor.anchors)
+        if self._rekor is not None:
+            self.r.anchors.extend(self._rekor.anchors)
         self.check_log()
         self.check_consistency()
         self.check_times(receipt_times)
@@ -375,7 +386,7 @@ def anchor_checker(trust: AnchorTrust = AnchorTrust()) -> Checker:
         if ctx.source.mode == "single" or not ctx.items:
             return
         items = [LogItem(i.seq, str(i.record.get("kind")), i.signed.body, i.record) for i in ctx.items]
-        key = ctx.items[0].signed.certificates()[0].public_key()
+        key = ctx.items[0].leaf.public_key()
         result = check_anchoring(items, material_of(ctx.source), key if isinstance(key, ec.EllipticCurvePublicKey)
                                  else None, trust)
         for where, what in result.problems:

@@ -10,6 +10,11 @@ ECMAScript's Number-to-String gives them (RFC 8785 3.2.2.3; integral floats, exp
 Anything else -- other floats, big integers, non-ASCII keys, subclasses, strings that are not valid
 UTF-8 (lone surrogates) -- goes through the ``rfc8785`` package.
 tests/unit/test_canonical.py checks the two byte for byte with hypothesis.
+
+``load_canonical`` parses a record line and checks it is in that form. It proves the fast path applies
+while parsing instead of walking the parsed value: keys are ASCII when the line is ASCII and holds no ``\\u``
+escape (nor DEL, which only the ASCII encoder escapes), and the decoder's hooks see every float, every
+NaN/Infinity literal and every integer; anything outside the fast path sends the line through ``canonical`` as before.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 import rfc8785
 
-__all__ = ["canonical", "fast_path_applies"]
+__all__ = ["canonical", "fast_path_applies", "load_canonical", "load_line"]
 
 _INT_MAX = 2**53 - 1
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
@@ -76,3 +81,69 @@ def canonical(obj: Mapping[str, Any]) -> bytes:
         return rfc8785.dumps(obj)  # type: ignore[arg-type]
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise ValueError(f"record cannot be canonicalised: {exc}") from exc
+
+
+class _Outside(Exception):
+    """A literal the fast path does not cover (the line takes the general path)."""
+
+
+def _float(text: str) -> float:
+    v = float(text)
+    if not 1e-4 <= abs(v) < 1e16 or v.is_integer():
+        raise _Outside
+    return v
+
+
+def _int(text: str) -> int:
+    v = int(text)
+    if not -_INT_MAX <= v <= _INT_MAX:
+        raise _Outside
+    return v
+
+
+def _constant(text: str) -> float:
+    raise _Outside
+
+
+def _unencodable(value: object) -> None:
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+_decode_checked = json.JSONDecoder(parse_float=_float, parse_int=_int, parse_constant=_constant).decode
+_decode = json.JSONDecoder().decode
+_make = getattr(json.encoder, "c_make_encoder", None)  # the C encoder, without JSONEncoder.encode's set-up per call
+_chunks = None if _make is None else _make(None, _unencodable, json.encoder.encode_basestring_ascii, None, ":", ",",
+                                           True, False, False)
+_encode_ascii_py = json.JSONEncoder(sort_keys=True, separators=(",", ":"), check_circular=False, allow_nan=False).encode
+
+
+def _encode_ascii(value: Any) -> str:
+    return _encode_ascii_py(value) if _chunks is None else "".join(_chunks(value, 0))
+
+
+def load_canonical(line: bytes) -> tuple[Any, bool]:
+    """(the parsed JSON value, whether ``line`` is its RFC 8785 canonical form).
+
+    Raises what ``json.loads`` raises for a line that is not JSON (JSONDecodeError, UnicodeDecodeError,
+    RecursionError) and ValueError for a value RFC 8785 cannot express.
+    """
+    if (line[:1] == b"{" and line.isascii() and (b"\\" not in line or b"\\u" not in line)  # memchr first
+            and b"\x7f" not in line):
+        text = line.decode("ascii")
+        try:
+            value = _decode_checked(text)
+        except _Outside:
+            pass
+        else:  # ASCII keys, integers within +-(2**53 - 1), fast-path floats: the C encoder writes RFC 8785
+            # (with ensure_ascii, which changes nothing for ASCII strings without DEL)
+            return value, type(value) is dict and _encode_ascii(value) == text
+    value = load_line(line)
+    return value, type(value) is dict and canonical(value) == line
+
+
+def load_line(line: bytes) -> Any:
+    """``json.loads(line)``; a line opening with ``{`` and no NUL after it is UTF-8 to ``json.loads`` (its
+    encoding detection looks at the first bytes only), so that case skips the detection."""
+    if line[:1] == b"{" and line[1:2] not in (b"\x00", b""):
+        return _decode(line.decode("utf-8", "surrogatepass"))
+    return json.loads(line)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -58,6 +59,15 @@ class _Verified:
     not_before: dt.datetime  # the latest notBefore along the path
     not_after: dt.datetime  # the earliest notAfter along the path
 
+    @cached_property
+    def window_us(self) -> tuple[int, int]:
+        """The window in microseconds since the epoch (exact integers: certificate times are whole seconds)."""
+        return (self.not_before - _EPOCH) // _US, (self.not_after - _EPOCH) // _US
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_US = dt.timedelta(microseconds=1)
+
 
 class ChainCache:
     """Parsed certificates by DER, signers by leaf DER, verified chains by the exact leaf+intermediates DER."""
@@ -91,6 +101,15 @@ class ChainCache:
             if len(self._signers) < MAX_ENTRIES:
                 self._signers[leaf_der] = found
         return found
+
+    def reuse(self, x5c: tuple[bytes, ...], wall_us: int, device: str) -> TrustedChain | None:
+        """The earlier result for this exact chain and device when ``wall_us`` (a capture time in microseconds
+        since the epoch) lies strictly inside its window -- no datetime made; None means: call ``verify``."""
+        hit = self._chains.get(x5c)
+        if hit is None or hit.result.device_id != device:
+            return None
+        after, before = hit.window_us
+        return hit.result if after < wall_us < before else None
 
     def verify(self, x5c: tuple[bytes, ...], certs: Sequence[x509.Certificate], *, at: dt.datetime,
                device: str) -> TrustedChain:

@@ -79,3 +79,6 @@ class DeviceView(EvidenceSource):
     def open_media(self, folder: str, name: str) -> Iterator[IO[bytes] | None]:
         with self.outer.open_media(folder, name) as fh:
             yield fh
+
+    def media_digest(self, folder: str, name: str) -> tuple[int, str] | None:
+        return self.outer.media_digest(folder, name)  # the bundle's own (bounded) way of hashing a member

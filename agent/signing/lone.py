@@ -23,7 +23,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from agent.core.errors import VerificationError
-from agent.signing.exif import read_exif
 from agent.signing.records import parse_sidecar
 from agent.signing.sources import open_source
 from agent.signing.verify import Checker, check
@@ -139,6 +138,8 @@ def check_lone(path: Path, *, trusted_ca: Sequence[x509.Certificate] = (), again
     if store:
         _judge_manifest(report, store, cr, bool(trust_pem))
     if report.media_type == "image/jpeg":
+        from agent.signing.exif import read_exif  # only a lone JPEG needs it (and its ~10 ms import)
+
         report.exif = read_exif(data) or None
         _compare_exif(report)
     if against is not None:

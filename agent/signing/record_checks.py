@@ -7,7 +7,6 @@ chains go through one ``ChainCache`` per run (agent.signing.chains).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,7 +23,6 @@ from agent.signing.verify_report import CheckedItem, Report, where
 
 __all__ = ["captured_at", "check_media", "evicted", "load_items", "shape_problem"]
 
-_CHUNK = 1 << 16
 
 
 def _check_signature(name: str, signed: SignedRecord, chains: ChainCache,
@@ -67,8 +65,8 @@ def _check_chain(name: str, signed: SignedRecord, certs: tuple[x509.Certificate,
 
 
 def load_items(src: EvidenceSource, entries: Iterable[Entry], report: Report,
-               trusted: list[x509.Certificate], seen: list[Entry]) -> list[CheckedItem]:
-    """Check each sidecar as the source yields it; only its name is kept (``seen``), never its bytes."""
+               trusted: list[x509.Certificate], seen: list[tuple[str, str]]) -> list[CheckedItem]:
+    """Check each sidecar as the source yields it; only its (name, folder) is kept (``seen``), never its bytes."""
     device_key_id = None
     if src.device_cert is not None:
         try:
@@ -80,7 +78,7 @@ def load_items(src: EvidenceSource, entries: Iterable[Entry], report: Report,
     items: list[CheckedItem] = []
     untrusted = 0
     for entry in entries:
-        seen.append(Entry(entry.name, entry.folder, b""))
+        seen.append((entry.name, entry.folder))
         try:
             signed = parse_sidecar(entry.sidecar, entry.name)
         except VerificationError as exc:
@@ -102,11 +100,16 @@ def load_items(src: EvidenceSource, entries: Iterable[Entry], report: Report,
         if device_key_id is not None and signed.key_id != device_key_id:
             report.problem(entry.name, f"signed by key {signed.key_id[:16]}…, not this device's key "
                                        f"{device_key_id[:16]}… (foreign item or replaced certificate)")
-        when = captured_at(rec)
-        if when is None:
-            report.problem(entry.name, "record has no readable capture time (captured.wall_us)")
-            continue
-        if not _check_chain(entry.name, signed, certs, chains, when, report):
+        wall_us = rec["captured"].get("wall_us")
+        reused = chains.reuse(signed.x5c, wall_us, str(rec.get("device_id"))) if type(wall_us) is int else None
+        if reused is None:  # a chain not seen yet, a time outside its window, or an unusual time: checked in full
+            when = captured_at(rec)
+            if when is None:
+                report.problem(entry.name, "record has no readable capture time (captured.wall_us)")
+                continue
+            if not _check_chain(entry.name, signed, certs, chains, when, report):
+                untrusted += 1
+        elif not reused.trusted:
             untrusted += 1
         items.append(CheckedItem(entry.name, entry.folder, signed, rec, certs))
     report.trusted = bool(trusted) and bool(items) and untrusted == 0
@@ -154,25 +157,18 @@ def check_media(src: EvidenceSource, item: CheckedItem, report: Report, gone: di
     media = item.record.get("media")
     if not media:
         return
-    with src.open_media(item.folder, str(media.get("name"))) as fh:
-        if fh is None:
-            if item.seq in gone:
-                report.warn(where(item), f"media evicted by quota after delivery and anchoring "
-                                         f"(sealed at seq {gone[item.seq]})")
-            else:
-                report.problem(where(item), f"media file {media.get('name')} is missing")
-            return
-        h = hashlib.sha256()
-        size = 0
-        buf = bytearray(_CHUNK)  # small enough for a plain malloc; read(1 MiB) allocated 1 MiB per call
-        view = memoryview(buf)
-        try:
-            while n := fh.readinto(buf):  # type: ignore[attr-defined]
-                h.update(view[:n])
-                size += n
-        except ZIP_ERRORS as exc:  # a damaged bundle member (bad CRC, truncated deflate stream)
-            report.problem(where(item), f"media {media.get('name')} unreadable: {exc}")
-            return
-    if size != media.get("size") or h.hexdigest() != media.get("sha256"):
+    name = str(media.get("name"))
+    try:
+        found = src.media_digest(item.folder, name)
+    except ZIP_ERRORS as exc:  # a damaged bundle member (bad CRC, truncated deflate stream), a failing disk
+        report.problem(where(item), f"media {media.get('name')} unreadable: {exc}")
+        return
+    if found is None:
+        if item.seq in gone:
+            report.warn(where(item), f"media evicted by quota after delivery and anchoring "
+                                     f"(sealed at seq {gone[item.seq]})")
+        else:
+            report.problem(where(item), f"media file {media.get('name')} is missing")
+    elif found[0] != media.get("size") or found[1] != media.get("sha256"):
         report.problem(where(item), f"media {media.get('name')} does not match its record "
                                     f"(sha256/size differ: file altered or replaced)")

@@ -16,13 +16,13 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from cryptography import x509
 
 from agent.core.errors import VerificationError
-from agent.signing.canonical import canonical
+from agent.signing.canonical import canonical, load_canonical, load_line
 from agent.signing.keys import DeviceIdentity
 
 __all__ = ["ALG", "GENESIS_PREV", "RECORD_VERSION", "SignedRecord", "canonical", "parse_sidecar", "sha256_hex",
@@ -76,15 +76,17 @@ def sign_record(record: Mapping[str, Any], identity: DeviceIdentity) -> SignedRe
                         x5c=tuple(identity.chain_der()))
 
 
-_decode = json.JSONDecoder().decode
+@lru_cache(maxsize=16)
+def _der(text: str) -> bytes:
+    """A certificate's base64 text decoded (each run meets the same few chains again and again)."""
+    return base64.b64decode(text, validate=True)
 
 
-def _loads(line: bytes) -> Any:
-    """``json.loads(line)``; a line opening with ``{`` and no NUL after it is UTF-8 to ``json.loads`` (its
-    encoding detection looks at the first bytes only), so that case skips the detection."""
-    if line[:1] == b"{" and line[1:2] not in (b"\x00", b""):
-        return _decode(line.decode("utf-8", "surrogatepass"))
-    return json.loads(line)
+def _certificate_der(text: Any) -> bytes:
+    """Cached for certificate-sized text only: the cache holds at most 16 x 4 KiB whatever the evidence says."""
+    if type(text) is str and len(text) <= 4096:
+        return _der(text)
+    return base64.b64decode(text, validate=True)
 
 
 def parse_sidecar(data: bytes, where: str) -> SignedRecord:
@@ -94,24 +96,23 @@ def parse_sidecar(data: bytes, where: str) -> SignedRecord:
         raise VerificationError(f"{where}: sidecar must hold exactly two lines (record, envelope)")
     body, env_line = lines[0], lines[1]
     try:
-        record = _loads(body)
-        envelope = _loads(env_line)
+        record, in_form = load_canonical(body)
+        envelope = load_line(env_line)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise VerificationError(f"{where}: sidecar is not valid JSON: {exc}") from exc
     except RecursionError:
         raise VerificationError(f"{where}: sidecar JSON is nested too deeply") from None
+    except ValueError as exc:  # parsed, but RFC 8785 cannot express it
+        raise VerificationError(f"{where}: {exc}") from exc
     if not isinstance(record, dict) or not isinstance(envelope, dict):
         raise VerificationError(f"{where}: record and envelope must be JSON objects")
-    try:
-        if canonical(record) != body:
-            raise VerificationError(f"{where}: record line is not in canonical (RFC 8785) form")
-    except (ValueError, RecursionError) as exc:
-        raise VerificationError(f"{where}: {exc}") from exc
+    if not in_form:
+        raise VerificationError(f"{where}: record line is not in canonical (RFC 8785) form")
     if envelope.get("alg") != ALG:
         raise VerificationError(f"{where}: unsupported signature algorithm {envelope.get('alg')!r}")
     try:
         sig = base64.b64decode(envelope["sig"], validate=True)
-        x5c = tuple(base64.b64decode(c, validate=True) for c in envelope.get("x5c", []))
+        x5c = tuple(_certificate_der(c) for c in envelope.get("x5c", []))
         key_id = str(envelope["key_id"])
     except (KeyError, TypeError, ValueError) as exc:  # binascii.Error, and non-ASCII text in a base64 field
         raise VerificationError(f"{where}: envelope is malformed ({exc})") from exc

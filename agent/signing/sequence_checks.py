@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from agent.signing.records import GENESIS_PREV
-from agent.signing.sources import Entry, EvidenceSource
+from agent.signing.sources import EvidenceSource
 from agent.signing.verify_report import CheckedItem, Report, where
 
 __all__ = ["check_restarts", "check_sequence", "check_unsealed"]
@@ -101,11 +101,13 @@ def check_restarts(src: EvidenceSource, items: list[CheckedItem], report: Report
             report.warn(where(it), f"{len(extra['orphans'])} unsealed partial file(s) from a crash kept in orphans/")
 
 
-def check_unsealed(src: EvidenceSource, entries: list[Entry], items: list[CheckedItem], report: Report) -> None:
-    """A media file that no good record names was never sealed here (or was injected)."""
+def check_unsealed(src: EvidenceSource, seen: list[tuple[str, str]], items: list[CheckedItem],
+                   report: Report) -> None:
+    """A media file that no good record names was never sealed here (or was injected); ``seen`` holds the
+    (name, folder) of every sidecar read."""
     covered = {(it.folder, (it.record.get("media") or {}).get("name")) for it in items}
     good = {it.name for it in items}
-    broken = {(e.folder, e.name.rsplit("/", 1)[-1].rsplit(".", 1)[0]) for e in entries if e.name not in good}
+    broken = {(folder, name.rsplit("/", 1)[-1].rsplit(".", 1)[0]) for name, folder in seen if name not in good}
     for folder, name in src.media_files():
         if (folder, name) not in covered and (folder, name.rsplit(".", 1)[0]) not in broken:
             report.problem(name, "media file has no sealed record (unsealed or injected)")

@@ -7,6 +7,7 @@ media and report files are streamed, and nothing is read through a symbolic link
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -20,7 +21,7 @@ from typing import IO, Any, Literal
 
 from agent.core.errors import VerificationError
 from agent.signing.layout import ITEM_RE, SIDECAR_EXT
-from agent.signing.walk import open_if_regular, open_regular, read_regular, walk
+from agent.signing.walk import digest_regular, open_if_regular, open_regular, read_regular, walk
 
 __all__ = ["MAX_HELD_BYTES", "MAX_MEDIA_BYTES", "MAX_META_BYTES", "MAX_SIDECAR_BYTES", "MAX_TOTAL_BYTES", "SKIP_DIRS",
            "ZIP_ERRORS", "DirSource", "Entry", "EvidenceSource", "SingleSource", "ZipSource", "open_if_regular",
@@ -37,6 +38,7 @@ SMALL_SIDECAR = 64 << 10
 MAX_MEDIA_BYTES = 16 << 30  # media is streamed (hashed in 1 MiB reads), never held
 MAX_TOTAL_BYTES = 256 << 30  # what a bundle may declare in all
 MAX_RATIO = 200
+_CHUNK = 1 << 16
 
 
 def plain_name(name: str) -> bool:
@@ -95,6 +97,20 @@ class EvidenceSource:
     def open_media(self, folder: str, name: str) -> Iterator[IO[bytes] | None]:
         raise NotImplementedError
         yield None
+
+    def media_digest(self, folder: str, name: str) -> tuple[int, str] | None:
+        """(size, SHA-256 hex) of a media file, streamed; None when it is absent. Read errors raise ZIP_ERRORS."""
+        with self.open_media(folder, name) as fh:
+            if fh is None:
+                return None
+            h = hashlib.sha256()
+            size = 0
+            buf = bytearray(_CHUNK)  # small enough for a plain malloc; read(1 MiB) allocated 1 MiB per call
+            view = memoryview(buf)
+            while n := fh.readinto(buf):  # type: ignore[attr-defined]
+                h.update(view[:n])
+                size += n
+            return size, h.hexdigest()
 
     def members(self, prefix: str) -> dict[str, bytes]:
         """Every accepted file under ``prefix``, read whole within the limits (anchoring material)."""
@@ -197,6 +213,15 @@ class DirSource(EvidenceSource):
             return
         with fh:
             yield fh
+
+    def media_digest(self, folder: str, name: str) -> tuple[int, str] | None:
+        """Hashed from the file descriptor (agent.signing.walk.digest_regular): no file object in between."""
+        if not plain_name(name):
+            raise VerificationError(f"media name {name[:80]!r} is not a bare item name (path-like names refused)")
+        try:
+            return digest_regular(os.path.join(folder, name))
+        except VerificationError:
+            raise VerificationError(f"media {name} is a symbolic link (refused)") from None
 
 
 class SingleSource(DirSource):

@@ -24,7 +24,7 @@ from agent.signing.device_views import DEVICES_DIR, MAX_DEVICE_FOLDERS, DeviceVi
 from agent.signing.record_checks import check_media, evicted, load_items
 from agent.signing.report import REPORT_DIR
 from agent.signing.sequence_checks import check_restarts, check_sequence, check_unsealed
-from agent.signing.sources import ZIP_ERRORS, Entry, EvidenceSource, open_source
+from agent.signing.sources import ZIP_ERRORS, EvidenceSource, open_source
 from agent.signing.verify_report import CheckedItem, Checker, Context, Report, where
 
 __all__ = ["CheckedItem", "Checker", "Context", "Report", "check", "verify"]
@@ -67,7 +67,7 @@ def check(path: Path, *, trusted_ca: Sequence[x509.Certificate] = (),
 def _check_chain(src: EvidenceSource, report: Report, name: str, trusted_ca: Sequence[x509.Certificate],
                  progress: Callable[[int, int], None] | None) -> list[CheckedItem]:
     """Every check of one device's chain; the good items in seq order."""
-    entries: list[Entry] = []
+    entries: list[tuple[str, str]] = []  # (name, folder) of every sidecar read
     items: list[CheckedItem] = []
 
     def load() -> None:

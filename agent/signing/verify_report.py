@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -33,8 +34,9 @@ class CheckedItem:
     record: dict[str, Any]
     certs: tuple[x509.Certificate, ...] = ()
 
-    @property
+    @cached_property
     def seq(self) -> int:
+        """Read once: the sequence checks, the sorts and every checker ask again and again."""
         return int(self.record["seq"])
 
     @property

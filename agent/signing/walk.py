@@ -9,40 +9,54 @@ keys, private) are not entered at any depth.
 from __future__ import annotations
 
 import errno
+import hashlib
+import operator
 import os
 import stat
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO
 
 from agent.core.errors import VerificationError
 
-__all__ = ["SYMLINK_REFUSED", "open_if_regular", "open_regular", "read_regular", "walk"]
+__all__ = ["SYMLINK_REFUSED", "digest_regular", "open_if_regular", "open_regular", "read_regular", "walk"]
 
 SYMLINK_REFUSED = "symbolic link refused (it may point outside the evidence)"
 
 
 def walk(root: str, skip: Collection[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(files, refused) under ``root``: files as (``/``-separated relative name, path), sorted by path parts;
-    refused as (relative name, why) for every symbolic link met (file or folder)."""
+    refused as (relative name, why) for every symbolic link met (file or folder).
+
+    Each folder's listing is sorted by name and entered depth first, which yields that order without a
+    sort of every path by its parts; a folder's listing is read whole and closed before going deeper."""
     files: list[tuple[str, str]] = []
     refused: list[tuple[str, str]] = []
-    pending = [("", root)]
+    pending = [_listing("", root)]
     while pending:
-        rel, folder = pending.pop()
-        with os.scandir(folder) as listing:
-            for entry in listing:
-                name = f"{rel}/{entry.name}" if rel else entry.name
-                if entry.is_symlink():
-                    refused.append((name, SYMLINK_REFUSED))
-                elif entry.is_dir(follow_symlinks=False):
-                    if entry.name not in skip:
-                        pending.append((name, entry.path))
-                elif entry.is_file(follow_symlinks=False):
-                    files.append((name, entry.path))
-    files.sort(key=lambda f: f[0].split("/"))
+        nxt = next(pending[-1], None)
+        if nxt is None:
+            pending.pop()
+            continue
+        name, entry = nxt
+        if entry.is_symlink():
+            refused.append((name, SYMLINK_REFUSED))
+        elif entry.is_dir(follow_symlinks=False):
+            if entry.name not in skip:
+                pending.append(_listing(name, entry.path))
+        elif entry.is_file(follow_symlinks=False):
+            files.append((name, entry.path))
     refused.sort()
     return files, refused
+
+
+def _listing(rel: str, folder: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    with os.scandir(folder) as listing:
+        entries = sorted(listing, key=_name)
+    return ((f"{rel}/{e.name}" if rel else e.name, e) for e in entries)
+
+
+_name = operator.attrgetter("name")
 
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
@@ -67,6 +81,38 @@ def read_regular(path: str | Path, limit: int) -> tuple[int, bytes | None]:
             chunks.append(chunk)
             left -= len(chunk)
         return st.st_size, b"".join(chunks)[:limit]
+    finally:
+        os.close(fd)
+
+
+_READ = 1 << 20  # one read's buffer: what hashing holds in memory at once
+
+
+def digest_regular(path: str) -> tuple[int, str] | None:
+    """(size, SHA-256 hex) of a regular file opened without following a symlink, read straight from its file
+    descriptor (at most 1 MiB held at once); None when it is absent or not a regular file.
+    Raises VerificationError for a symbolic link, OSError when it cannot be opened or read."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise VerificationError(f"{os.path.basename(path)} is a symbolic link (refused)") from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        want = min(st.st_size + 1, _READ)
+        data = os.read(fd, want)  # a small file: one read (a short read is the end of the file), one update
+        h = hashlib.sha256(data)
+        size = len(data)
+        if size == want:  # larger than 1 MiB, or grown since fstat: read on
+            while data := os.read(fd, _READ):
+                h.update(data)
+                size += len(data)
+        return size, h.hexdigest()
     finally:
         os.close(fd)
 

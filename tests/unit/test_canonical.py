@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agent.core.errors import VerificationError
-from agent.signing.canonical import canonical, fast_path_applies
+from agent.signing.canonical import canonical, fast_path_applies, load_canonical
 from agent.signing.records import parse_sidecar
 
 SAFE = 2**53 - 1
@@ -116,3 +116,41 @@ def test_deep_nesting_is_refused_by_name_not_by_a_crash() -> None:
     assert fast_path_applies(deep)  # the safety walk itself is iterative
     with pytest.raises((ValueError, RecursionError)):
         canonical({"a": deep})
+
+
+@pytest.mark.parametrize("line", [
+    b'{"a":1}', b'{"a":1.0}', b'{"a":1.5}', b'{"a":0.00001}', b'{"a":1e-05}', b'{"a":0.0001}', b'{"a":1E2}',
+    b'{"a":100}', b'{"a":-0.0}', b'{"a":0}', b'{"a":9007199254740991}', b'{"a":-9007199254740991}',
+    b'{"a":9007199254740992}', b'{"a":-9007199254740993}', b'{"a":NaN}', b'{"a":-Infinity}',
+    b'{"a":9999999999999998.0}', b'{"a":1234567890123456.7}', b'{"a":10000000000000000}',
+    b'{"\\u00e9":1}', '{"é":1}'.encode(), b'{"b":1,"a":2}', b'{"a":"\\u001f"}', b'{"a":"\\u001F"}',
+    b'{"a":"\\ud800"}', b'{"a":"x\\/y"}', b'{"a":[1,{"b":0.5}]}', b'{"a":1,"a":1}', b'{ "a":1}', b'[1]',
+    b'{"a":"\x7f"}', b'{"a":"\\u007f"}', b'{"a":"\\n\\"\\\\"}'])
+def test_load_canonical_agrees_with_rfc8785_on_tricky_lines(line: bytes) -> None:
+    """The parse-time proof (hooks, ASCII, no \\u escape) never accepts a line rfc8785 would not write."""
+    value = json.loads(line)
+    try:
+        expected: bool | None = isinstance(value, dict) and rfc8785.dumps(value) == line
+    except (ValueError, TypeError):
+        expected = None
+    try:
+        parsed, in_form = load_canonical(line)
+    except ValueError:
+        assert expected is None or not isinstance(value, dict), line
+        return
+    assert in_form == bool(expected), line
+    assert json.dumps(parsed) == json.dumps(value)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(obj=st.dictionaries(any_keys, any_values, max_size=6))
+def test_load_canonical_accepts_exactly_the_reference_bytes(obj: Any) -> None:
+    body = _reference(obj)
+    if body is None or b"\n" in body:
+        return
+    again = _reference(json.loads(body))
+    if again is None:  # e.g. 9007199254740992.0 written as an integer beyond 2**53 - 1: refused by name
+        with pytest.raises(ValueError):
+            load_canonical(body)
+        return
+    assert load_canonical(body)[1] == (again == body)

@@ -104,3 +104,28 @@ def test_the_caches_stay_bounded_on_hostile_input(monkeypatch: pytest.MonkeyPatc
         cache.signer(x5c[0], certs[0])
         assert cache.verify(x5c, certs, at=NOW, device=f"cam-{i}").device_id == f"cam-{i}"
     assert len(cache._certs) <= 3 and len(cache._signers) <= 3 and len(cache._chains) <= 3
+
+
+def test_reuse_by_integer_time_answers_only_inside_the_window_and_as_the_full_check(pki: tuple) -> None:
+    x5c, certs, root = pki
+    cache = ChainCache([root])
+    assert cache.reuse(x5c, int(NOW.timestamp() * 1e6), DEVICE) is None  # nothing verified yet
+    cache.verify(x5c, certs, at=NOW, device=DEVICE)
+    inter_expiry = certs[1].not_valid_after_utc  # the earliest notAfter on the path
+    start = max(c.not_valid_before_utc for c in certs)
+
+    def us(t: dt.datetime) -> int:
+        return (t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+
+    for when in (NOW, start, inter_expiry, start + dt.timedelta(microseconds=1),
+                 inter_expiry - dt.timedelta(microseconds=1), inter_expiry + dt.timedelta(microseconds=1),
+                 start - dt.timedelta(microseconds=1), NOW + dt.timedelta(days=60)):
+        got = cache.reuse(x5c, us(when), DEVICE)
+        if got is not None:  # when it answers, it answers as a full check at that time would
+            assert start < when < inter_expiry
+            full = _outcome(lambda w=when: verify_chain(certs, [root], at=w, device=DEVICE))
+            assert _outcome(lambda g=got: g) == full
+        else:
+            assert not start < when < inter_expiry
+    assert cache.reuse(x5c, us(NOW), "cam-8") is None  # another device: the full check names the mismatch
+    assert cache.built == 1

@@ -24,3 +24,15 @@ def test_verify_does_not_load_the_device_runtime(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "missing")], capture_output=True, text=True,
                          cwd=REPO, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_verify_without_anchor_options_leaves_sigstore_and_tsa_unloaded(tmp_path: Path) -> None:
+    """The Sigstore models (~0.1 s) load for a Rekor receipt or option only, rfc3161-client for a TSA token only."""
+    vault = tmp_path / "vault"
+    (vault / "items" / "000000").mkdir(parents=True)
+    code = ("import sys; from agent.device.cli import main; rc = main(['verify', sys.argv[1], '--json']); "
+            "print(sorted(m for m in ('sigstore_models', 'agent.anchor.rekor', 'rfc3161_client', 'agent.signing.exif') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(vault)], capture_output=True, text=True, cwd=REPO,
+                         timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

@@ -35,3 +35,34 @@ def test_a_source_reports_every_refused_link_and_reads_nothing_through_them(tmp_
     assert src.media_files() == []
     with src.open_media(str(tmp_path / "items" / "000000"), "000000000002.still.jpg") as fh:
         assert fh is None  # absent
+
+
+def test_media_digest_from_the_descriptor_matches_a_streamed_one(tmp_path: Path) -> None:
+    import hashlib
+    import io
+
+    import pytest
+
+    from agent.core.errors import VerificationError
+    from agent.signing.sources import EvidenceSource
+    from agent.signing.walk import digest_regular
+
+    small, big = os.urandom(4096), os.urandom((1 << 20) * 2 + 7)  # one read; several 1 MiB reads
+    for name, data in (("s", small), ("b", big), ("e", b"")):
+        (tmp_path / name).write_bytes(data)
+        assert digest_regular(str(tmp_path / name)) == (len(data), hashlib.sha256(data).hexdigest())
+    (tmp_path / "link").symlink_to(tmp_path / "s")
+    os.mkfifo(tmp_path / "fifo")  # opened non-blocking and refused by its fstat, never read
+    with pytest.raises(VerificationError, match="symbolic link"):
+        digest_regular(str(tmp_path / "link"))
+    assert digest_regular(str(tmp_path / "fifo")) is None
+    assert digest_regular(str(tmp_path / "missing")) is None
+    assert digest_regular(str(tmp_path / "s" / "under-a-file")) is None
+
+    class Streamed(EvidenceSource):  # the base class's streaming digest, used by zip sources
+        def open_media(self, folder: str, name: str):  # type: ignore[no-untyped-def,override]
+            from contextlib import nullcontext
+            return nullcontext(io.BytesIO(big) if name == "b" else None)
+
+    assert Streamed().media_digest("", "b") == (len(big), hashlib.sha256(big).hexdigest())
+    assert Streamed().media_digest("", "x") is None
