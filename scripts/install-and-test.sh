@@ -32,4 +32,18 @@ fi
 echo "== ruff"; .venv/bin/ruff check agent tests benchmarks
 echo "== mypy"; .venv/bin/mypy agent
 echo "== import contracts"; .venv/bin/lint-imports
-echo "== pytest"; .venv/bin/python -m pytest -q "$@"
+echo "== pytest"
+if [ $# -gt 0 ]; then exec .venv/bin/python -m pytest -q "$@"; fi
+# Most of the suite's time is spent waiting on real processes (browsers, brokers, devices at real-time rates),
+# not computing: two pytest processes, each with its own temporary folder, share the two cores. The browser and
+# integration tests run in one, everything else in the other; the second one's output follows the first's.
+tmp=$(mktemp -d)
+.venv/bin/python -m pytest -q -p no:cacheprovider --basetemp="$tmp/b" tests/faults tests/security tests/system \
+  tests/unit tests/hardware >"$tmp/b.log" 2>&1 &
+other=$!
+rc=0
+.venv/bin/python -m pytest -q -p no:cacheprovider --basetemp="$tmp/a" tests/console tests/integration || rc=$?
+wait "$other" || rc=$?
+cat "$tmp/b.log"
+rm -rf "$tmp"
+exit "$rc"

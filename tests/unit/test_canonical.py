@@ -52,7 +52,7 @@ def _ours(obj: Any) -> bytes | None:
         return None
 
 
-@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(obj=fast_values)
 @example({"b": 1, "a": [SAFE, -SAFE, True, False, None, "\x00\x1f\x7f\"\\\u2028\U0001f600"]})
 @example({"": {}, "A": [], "a": [[]], "~": "\ud800"})
@@ -63,7 +63,7 @@ def test_fast_path_values_encode_exactly_as_rfc8785(obj: Any) -> None:
     assert _ours(obj) == _reference(obj)
 
 
-@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(obj=any_values)
 @example({"\ue000": 1, "\U0001f600": 2})  # code-point order differs from UTF-16 order: the fallback sorts
 @example({"n": 2**53})
@@ -75,7 +75,7 @@ def test_every_value_encodes_exactly_as_rfc8785_or_fails_as_it_does(obj: Any) ->
     assert _ours(obj) == _reference(obj)
 
 
-@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(obj=st.dictionaries(any_keys, any_values, max_size=6), style=st.integers(0, 3))
 def test_sidecar_canonical_check_agrees_with_rfc8785(obj: Any, style: int) -> None:
     """parse_sidecar accepts a record line exactly when rfc8785 would re-create it byte for byte."""
@@ -142,7 +142,7 @@ def test_load_canonical_agrees_with_rfc8785_on_tricky_lines(line: bytes) -> None
     assert json.dumps(parsed) == json.dumps(value)
 
 
-@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(obj=st.dictionaries(any_keys, any_values, max_size=6))
 def test_load_canonical_accepts_exactly_the_reference_bytes(obj: Any) -> None:
     body = _reference(obj)
