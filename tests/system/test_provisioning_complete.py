@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,8 @@ def _config(tmp_path: Path, capture: str) -> Path:
     assert example.returncode == 0, example.stderr
     init_identity(tmp_path / "keys", "cam-0001", "Example Enterprise Ltd")
     text = example.stdout.replace('"/var/lib/evidence-agent/keys"', f'"{tmp_path / "keys"}"')
-    text = text.replace('backend = "synthetic"     # synthetic | opencv | picamera2', capture)
+    text, n = re.subn(r'(?m)^backend = "synthetic".*$', capture, text, count=1)
+    assert n == 1, "the example config has no synthetic camera backend line"
     path = tmp_path / "agent.toml"
     path.write_text(text)
     return path
