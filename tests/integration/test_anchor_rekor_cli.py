@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -134,34 +135,49 @@ def test_run_survives_rekor_restart_mid_run(tmp_path: Path) -> None:
         assert _cli("keys", "init", "--key-dir", str(tmp_path / "keys"), "--device-id", "cam-9").returncode == 0
         anchors = tmp_path / "vault" / "log" / "anchors"
         notes = tmp_path / "vault" / "log" / "checkpoints"
-        log = (tmp_path / "agent.log").open("w")  # a file, not a pipe nobody reads while it runs
-        proc = subprocess.Popen([sys.executable, "-m", "agent.device.cli", "run", "--config", str(cfg)], cwd=REPO,
-                                env=ENV, stdout=log, stderr=subprocess.STDOUT, text=True)
-        log.close()
 
         def newest_receipt() -> int:
             return max((int(p.name.split("-")[0]) for p in anchors.glob("*-rekor.json")), default=0)
 
-        try:
+        def newest_note() -> int:
+            return max(int(p.stem) for p in notes.glob("*.note"))
+
+        def run_until(step: Callable[[subprocess.Popen[str]], None], log_name: str) -> str:
+            """Run the agent as systemd does, do ``step`` while it runs, stop it with SIGTERM; its log."""
+            log = (tmp_path / log_name).open("w")  # a file, not a pipe nobody reads while it runs
+            proc = subprocess.Popen([sys.executable, "-m", "agent.device.cli", "run", "--config", str(cfg)],
+                                    cwd=REPO, env=ENV, stdout=log, stderr=subprocess.STDOUT, text=True)
+            log.close()
+            try:
+                step(proc)
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(120)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(10)
+            out = (tmp_path / log_name).read_text()
+            assert proc.returncode == 0, out
+            return out
+
+        def outage(proc: subprocess.Popen[str]) -> None:
             wait_for(newest_receipt, timeout=60)
             rekor.stop()
-            down_at = max(int(p.stem) for p in notes.glob("*.note"))
+            down_at = newest_note()
             wait_for(lambda: len([p for p in notes.glob("*.note") if int(p.stem) > down_at]) >= 2,
                      timeout=60)  # checkpoints pile up while the log is down
             rekor.start()
             wait_for(lambda: newest_receipt() > down_at, timeout=60)
-            proc.send_signal(signal.SIGTERM)  # as systemd stops it
-            proc.wait(120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-        out = (tmp_path / "agent.log").read_text()
-        assert proc.returncode == 0, out
+
+        out = run_until(outage, "agent.log")
         assert "anchor rekor failed" in out
-        newest = max(int(p.stem) for p in notes.glob("*.note"))
-        receipted = max(int(p.name.split("-")[0]) for p in anchors.glob("*-rekor.json"))
-        assert receipted == newest  # the final checkpoint got through after the restart: nothing left behind
+        final = newest_note()
+        if newest_receipt() < final:
+            # The stop waits a bounded time for the final checkpoint (inside systemd's stop timeout); on a loaded
+            # machine Rekor may answer later than that, and then the next start anchors it, as documented.
+            run_until(lambda proc: wait_for(lambda: newest_receipt() >= final and newest_note() > final, timeout=120),
+                      "agent-2.log")
+        assert newest_receipt() >= final  # nothing the first run sealed is left without a Rekor receipt
         v = _cli("verify", str(tmp_path / "vault"), "--json", "--allow-untrusted",
                  "--rekor-key", f"{rekor.origin}={rekor.public_key_file}")
         assert v.returncode == 0, v.stdout + v.stderr
