@@ -30,6 +30,8 @@ from agent.video.settings import AnalyticsConfig, GeofenceConfig
 Phase = Literal["onset", "end"]
 EARTH_RADIUS_M = 6_371_008.8
 UNIFORM_CONTRAST = 0.05  # standard deviation / mean below this (a cap: ~0.002, a dim night car park: 0.11)
+CELL_CHANGED = 0.5  # mean squared difference of normalised grey inside a cell above which the cell changed
+PARTIAL_MAX = 0.9  # a settled change over fewer cells than this, not shifted, is part of the view blocked
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,9 @@ class Analyzer:
         self._ref: npt.NDArray[np.float32] | None = None
         self._prev_z: npt.NDArray[np.float32] | None = None
         self._window: npt.NDArray[np.float32] | None = None
+        self._blocked_ref: npt.NDArray[np.float32] | None = None  # the view before a part of it was blocked
+        self._blocked_confidence = 0.0
+        self._blocked_details: dict[str, Any] = {}
         self.last_metrics: dict[str, float] = {}
 
     def small(self, frame: Frame) -> npt.NDArray[np.uint8]:
@@ -185,11 +190,32 @@ class Analyzer:
              **dict(replay.details))
         settled = self._moved.active is False and not frozen
         obstruction = self.obstruction.update(grey, t, learn=settled and not self._obstructed.active)
-        emit("obstructed", self._obstructed.update(obstruction.obstructed, t), obstruction.confidence,
-             **dict(obstruction.details))
+        blocked = self._still_blocked(grey)
+        by_change = blocked and not obstruction.obstructed  # no texture lost, but a part of the view changed
+        emit("obstructed", self._obstructed.update(obstruction.obstructed or blocked, t),
+             self._blocked_confidence if by_change else obstruction.confidence,
+             **(self._blocked_details if by_change else dict(obstruction.details)))
         self.last_metrics.update(changed=self.liveness.changed, obstructed_fraction=obstruction.fraction)
-        if not (obstruction.obstructed or self._obstructed.active):
+        if not (obstruction.obstructed or blocked or self._obstructed.active):
             self._check_scene(grey, t, emit)
+
+    def _still_blocked(self, grey: npt.NDArray[np.uint8]) -> bool:
+        """A part of the view blocked by something without texture to lose (a board over smooth asphalt) lasts
+        until the view matches the one before it again."""
+        if self._blocked_ref is None:
+            return False
+        z = _normalise(grey)
+        if self._blocked_ref.shape != z.shape or float(np.mean((z - self._blocked_ref) ** 2) / 2) < (
+                self.cfg.scene_change_score / 2):
+            self._blocked_ref = None
+            return False
+        return True
+
+    def _partly_changed(self, z: npt.NDArray[np.float32]) -> float:
+        """Share of the grid's cells whose picture changed against the reference."""
+        assert self._ref is not None
+        diff = resize_area(((z - self._ref) ** 2).astype(np.float32), (8, 6))
+        return float(np.mean(np.asarray(diff) > CELL_CHANGED))
 
     def _check_scene(self, grey: npt.NDArray[np.uint8], t: int, emit: Any) -> None:
         """Moved/turned = a *settled* view that differs from the reference (or is shifted against it).
@@ -214,6 +240,15 @@ class Analyzer:
         if self._moved.active:
             raw = not settled or score > self.cfg.scene_change_score or shifted
         phase = self._moved.update(raw, t)
+        if phase == "onset" and not shifted and (
+                self.cfg.obstructed_fraction <= (part := self._partly_changed(z)) < PARTIAL_MAX):
+            # part of a fixed view changed and stayed so, the rest did not move: blocked, not moved. The old
+            # view stays the reference; "obstructed" ends when the view matches it again.
+            self._moved.active = False
+            self._blocked_ref = self._ref.copy()
+            self._blocked_confidence = round(0.5 + 0.5 * min(1.0, part), 3)
+            self._blocked_details = {"fraction": round(part, 3), "cause": "partial_change"}
+            return
         if phase == "onset":
             confidence = max(min(1.0, score / self.cfg.scene_change_score - 1.0),
                              min(1.0, shift / self.cfg.scene_shift_px - 1.0) if shifted else 0.0)

@@ -199,6 +199,21 @@ def test_partial_obstruction_has_its_own_event_with_confidence() -> None:
     assert ("obstructed", "end") in {(e.type, e.phase) for e in ev}
 
 
+def test_a_board_over_a_smooth_view_is_obstructed_not_a_moved_camera() -> None:
+    """Asphalt has little texture to lose: the board is told by the part of the view that changed while the rest
+    stayed put, and it ends when the old view is back (no second alarm when the board is taken away)."""
+    h, w = SCENE.shape[:2]
+    blobs = cv2.GaussianBlur(np.random.default_rng(3).normal(0, 1, (h, w)).astype(np.float32), (0, 0), 16)
+    smooth = cv2.cvtColor(np.clip(115 + blobs / blobs.std() * 6, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    board = smooth.copy()
+    board[:, : int(w * 0.55)] = 40
+    ev = run([noisy(smooth) for _ in range(30)] + [noisy(board) for _ in range(80)] + [noisy(smooth) for _ in range(60)])
+    assert [(e.type, e.phase) for e in ev] == [("obstructed", "onset"), ("obstructed", "end")], kinds(ev)
+    details = ev[0].as_extra()["details"]
+    assert details["cause"] == "partial_change" and details["fraction"] >= 0.4 and ev[0].confidence >= 0.5
+    assert ev[1].mono_ns - 10**9 >= 11e9  # ended after the board went, not when the analyzer got used to it
+
+
 def test_every_event_says_its_confidence() -> None:
     covered = np.full_like(SCENE, 15)
     ev = run([noisy(SCENE) for _ in range(20)] + [noisy(covered) for _ in range(30)] +
