@@ -9,11 +9,24 @@ instead (``ScalerCrop``), from the full sensor, which is why only there a zoom s
 from __future__ import annotations
 
 import dataclasses
+import threading
+from typing import Any
 
 import numpy as np
 
 from agent.core.model import Frame
 from agent.core.view import ViewRegion
+
+_local = threading.local()  # one swscale context per thread (the hub's), kept while the sizes stay the same
+
+
+def _reformatter() -> Any:
+    r = getattr(_local, "reformatter", None)
+    if r is None:
+        from av.video.reformatter import VideoReformatter
+
+        r = _local.reformatter = VideoReformatter()
+    return r
 
 
 def crop_rect(region: ViewRegion, width: int, height: int) -> tuple[int, int, int, int]:
@@ -42,6 +55,7 @@ def crop_scale(frame: Frame, region: ViewRegion) -> Frame:
     else:
         src = np.ascontiguousarray(frame.image[y:y + h, x:x + w])
     vf = av.VideoFrame.from_ndarray(src, format=frame.fmt)
-    out = vf.reformat(width=width, height=height, format=frame.fmt, interpolation="BILINEAR").to_ndarray()
+    out = _reformatter().reformat(vf, width=width, height=height, format=frame.fmt,
+                                  interpolation="BILINEAR").to_ndarray()
     shown = ViewRegion.of_pixels((x, y, w, h), (0, 0, width, height))
     return dataclasses.replace(frame, image=np.asarray(out, dtype=np.uint8), view=shown)
