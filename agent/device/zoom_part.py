@@ -121,7 +121,13 @@ class ViewZoom:
                 "camera": cam.describe()}
             if request is not None:
                 extra.update(officer=request.officer, officer_key_id=request.key_id, command=dict(request.wire))
-            item = self._seal(extra)
+            try:
+                item = self._seal(extra)
+            except Exception:  # never a zoom without its record: back to what was sealed last, then refuse
+                self.region = previous
+                if area is not None:
+                    cam.set_view(previous)
+                raise
         log.info("view %s: %.2fx at (%.3f, %.3f) [%s %s] sealed as seq %d", reason, region.factor, *region.centre,
                  space, rect, item.seq)
         return {"changed": True, "view": region.as_record(), "pixels": extra["pixels"], "seq": item.seq,

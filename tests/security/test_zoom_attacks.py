@@ -230,3 +230,16 @@ def test_crop_path_tags_frames_and_native_path_reads_the_reported_crop() -> None
                     sensor=SensorMeta(scaler_crop=(1728, 972, 1152, 648)))
     view = zoom.transform(applied).view
     assert view is not None and view.factor == pytest.approx(4.0)
+
+
+def test_a_zoom_that_cannot_be_sealed_is_undone(rig: Rig) -> None:
+    """Never a zoom without its record: when sealing fails the camera goes back and the officer hears it."""
+    from agent.core.errors import VaultError
+
+    def broken(extra: dict[str, Any]) -> Any:
+        raise VaultError("vault unwritable")
+
+    rig.zoom._seal = broken
+    body = rig.send(rig.payload({"cx": 0.5, "cy": 0.5, "factor": 2.0}))
+    assert body["ok"] is False and body["error"]["code"] == "failed"
+    assert rig.zoom.region.full and rig.camera.asked == [(1152, 648, 2304, 1296), (0, 0, 4608, 2592)]
