@@ -11,8 +11,13 @@ CompletedRequest methods follow the picamera2 manual's signatures (not re-read l
   ``capture_request(wait=, flush=)``, ``start_encoder``/``stop_encoder``, ``start_recording``/
   ``stop_recording``, ``pre_callback``/``post_callback`` (called on the camera thread, around the
   encoders, as picamera2 does).
+* digital zoom as libcamera's Raspberry Pi pipeline does it: ``camera_controls["ScalerCrop"]`` = (min, max,
+  default) and the ``ScalerCropMaximum``/``PixelArraySize`` properties (IMX708, 4608x2592; default = the centred
+  crop with the main stream's aspect), ``set_controls({"ScalerCrop": (x, y, w, h)})`` kept within the limits and
+  applied ``CONTROL_DELAY_FRAMES`` later to every stream, each request's metadata reporting the crop it used, and
+  the streams drawing that part of the sensor's picture.
 * ``CompletedRequest``: ``make_array(name)``, ``get_metadata()`` (``SensorTimestamp`` ns on
-  CLOCK_MONOTONIC, ``FrameWallClock`` ns since the epoch, ``ExposureTime``, ``FrameDuration``),
+  CLOCK_MONOTONIC, ``FrameWallClock`` ns since the epoch, ``ExposureTime``, ``FrameDuration``, ``ScalerCrop``),
   ``save(name, file_output, format=)``, ``acquire()``/``release()`` (reference counted).
 * ``encoders``: ``Encoder`` (timestamps = µs since the first frame, like ``Encoder._timestamp``),
   ``LibavH264Encoder`` (real libx264 through PyAV, as in picamera2) and ``H264Encoder`` aliased to it,
