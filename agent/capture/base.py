@@ -16,6 +16,7 @@ from typing import ClassVar
 from agent.core.clock import Clock
 from agent.core.errors import CaptureError
 from agent.core.model import Frame
+from agent.core.view import ViewRegion
 
 BACKENDS: dict[str, tuple[str, str]] = {
     "synthetic": ("agent.capture.synthetic", "SyntheticBackend"),
@@ -129,6 +130,16 @@ class CaptureBackend:
     def describe(self) -> str:
         """Short human description for logs and selftest tables."""
         return self.name
+
+    def zoom_area(self) -> tuple[int, int, int, int] | None:
+        """Digital zoom in the camera itself: the full view as a sensor rectangle ``(x, y, w, h)``, or None when
+        the backend has none and frames are cropped after capture (``agent.capture.zoom``)."""
+        return None
+
+    def set_view(self, region: ViewRegion) -> tuple[int, int, int, int]:
+        """Zoom the camera to ``region`` of :meth:`zoom_area`; returns the sensor rectangle asked for (within
+        the camera's limits). Only backends whose :meth:`zoom_area` is not None provide it."""
+        raise CaptureError(f"{self.name} backend has no zoom of its own; frames are cropped after capture")
 
     def __enter__(self) -> CaptureBackend:
         self.open()

@@ -23,6 +23,7 @@ from agent.capture.base import CaptureBackend, CaptureSettings
 from agent.core.clock import Clock
 from agent.core.errors import CaptureError
 from agent.core.model import Frame, PixelFormat, SensorMeta
+from agent.core.view import ViewRegion
 
 UNAVAILABLE_HINT = (
     "install it with `sudo apt install python3-picamera2` on Raspberry Pi OS (bookworm) and create the "
@@ -89,7 +90,64 @@ def sensor_meta(metadata: dict[str, Any]) -> SensorMeta:
         value = metadata.get(key)
         return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
-    return SensorMeta(whole("SensorTimestamp"), whole("SensorSequence"), whole("FrameDuration"))
+    return SensorMeta(whole("SensorTimestamp"), whole("SensorSequence"), whole("FrameDuration"),
+                      scaler_crop=_rect(metadata.get("ScalerCrop")))
+
+
+Rect = tuple[int, int, int, int]
+
+
+def _rect(value: Any) -> Rect | None:
+    """An ``(x, y, w, h)`` rectangle of non-negative integers with a positive size, else None."""
+    if not isinstance(value, list | tuple) or len(value) != 4:
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        return None
+    x, y, w, h = value
+    return (x, y, w, h) if w > 0 and h > 0 else None
+
+
+def crop_limits(cam: Any) -> tuple[tuple[int, int], Rect, Rect]:
+    """(smallest crop size, ScalerCrop maximum, default crop) in sensor pixels.
+
+    libcamera's Raspberry Pi pipeline reports ``camera_controls["ScalerCrop"]`` as (min, max, default): min
+    carries the smallest size the ISP scales from, max the sensor mode's crop (also the ``ScalerCropMaximum``
+    property) and default the centred crop with the output's aspect, i.e. what the stream shows unzoomed.
+    Without that control, the property or else ``PixelArraySize`` is the whole view.
+    """
+    info = (getattr(cam, "camera_controls", None) or {}).get("ScalerCrop")
+    props = getattr(cam, "camera_properties", None) or {}
+    size = props.get("PixelArraySize")
+    whole = (0, 0, int(size[0]), int(size[1])) if isinstance(size, list | tuple) and len(size) == 2 else None
+    maximum = _rect(props.get("ScalerCropMaximum")) or whole
+    low = default = None
+    if isinstance(info, list | tuple) and len(info) == 3:
+        low, maximum, default = _rect(info[0]), _rect(info[1]) or maximum, _rect(info[2])
+    if maximum is None:
+        raise CaptureError("picamera2 reports neither ScalerCrop limits nor a ScalerCropMaximum/PixelArraySize")
+    return ((low[2], low[3]) if low else (1, 1)), maximum, default or maximum
+
+
+def scaler_crop(region: ViewRegion, cam: Any) -> Rect:
+    """The ScalerCrop for ``region`` of the default crop, kept within the camera's limits the way libcamera does
+    (at least the smallest size at the same aspect, same centre where possible, inside the maximum)."""
+    (min_w, min_h), (mx, my, mw, mh), (dx, dy, dw, dh) = crop_limits(cam)
+    x, y, w, h = region.pixels(dw, dh, left=dx, top=dy)
+    scale = max(min_w / w, min_h / h, 1.0)
+    if scale > 1.0:
+        cx, cy = x + w / 2, y + h / 2
+        w, h = min(mw, round(w * scale / 2) * 2), min(mh, round(h * scale / 2) * 2)
+        x, y = round(cx - w / 2), round(cy - h / 2)
+    x, y = max(mx, min(x, mx + mw - w)), max(my, min(y, my + mh - h))
+    return x, y, w, h
+
+
+def view_of(crop: Rect | None, area: Rect) -> ViewRegion | None:
+    """The part of ``area`` (the default crop) a frame with ScalerCrop ``crop`` shows; None when all of it."""
+    if crop is None:
+        return None
+    shown = ViewRegion.of_pixels(crop, area)
+    return None if shown.full else shown
 
 
 def request_times(metadata: dict[str, Any], clock: Clock) -> tuple[int, int]:
@@ -202,6 +260,19 @@ class Picamera2Backend(CaptureBackend):
         frame = request_frame(self._request(), self.stream, self._format(self.stream), self._index, self.clock)
         self._index += 1
         return frame
+
+    def zoom_area(self) -> Rect | None:
+        """The default crop (what the stream shows unzoomed) in sensor pixels, once the camera runs."""
+        return None if self._cam is None else crop_limits(self._cam)[2]
+
+    def set_view(self, region: ViewRegion) -> Rect:
+        """``ScalerCrop`` on every stream; libcamera applies it a few frames later (each frame's metadata says)."""
+        cam = self._cam
+        if cam is None:
+            raise CaptureError(f"{self.name} capture is {self._state}, not open")
+        crop = scaler_crop(region, cam)
+        cam.set_controls({"ScalerCrop": crop})
+        return crop
 
     def capture_still(self, quality: int = 90) -> bytes:
         """JPEG of the main stream at its configured (full) size, from the next request."""

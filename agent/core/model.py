@@ -13,6 +13,8 @@ if TYPE_CHECKING:  # the core imports no third-party package at run time
     import numpy as np
     import numpy.typing as npt
 
+    from agent.core.view import ViewRegion
+
 TimeSource = Literal["gps", "ntp", "unsynced"]
 PixelFormat = Literal["yuv420p", "bgr24"]
 
@@ -23,11 +25,13 @@ class SensorMeta:
 
     ``sensor_ns`` is libcamera's SensorTimestamp, ``sequence`` its SensorSequence frame counter and
     ``frame_duration_us`` its FrameDuration; each is None when the camera did not report it.
+    ``scaler_crop`` is the ScalerCrop libcamera says it applied to this frame (sensor pixels, x, y, w, h).
     """
 
     sensor_ns: int | None = None
     sequence: int | None = None
     frame_duration_us: int | None = None
+    scaler_crop: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,8 @@ class Frame:
 
     ``fmt`` says how ``image`` holds the pixels: ``"yuv420p"`` (I420, BT.601 limited range, the cameras'
     and encoders' own format: a (height * 3 / 2, width) array, Y plane then U then V) or ``"bgr24"``
-    ((height, width, 3)). Helpers in ``agent.capture.pixels`` read either.
+    ((height, width, 3)). Helpers in ``agent.capture.pixels`` read either. ``view`` is the part of the full
+    view the frame shows when zoomed (``agent.core.view``); None is all of it.
     """
 
     image: npt.NDArray[np.uint8]
@@ -45,6 +50,7 @@ class Frame:
     mono_ns: int
     sensor: SensorMeta | None = None
     fmt: PixelFormat = "bgr24"
+    view: ViewRegion | None = None
 
     @property
     def width(self) -> int:

@@ -71,8 +71,11 @@ DEVICE_EVENTS: Final = (CAMERA_LOST, CAMERA_RESTORED, CAMERA_FAILED, "clock_alar
                         "internal_error", "storage_error", TRUST_UPDATED)
 #: An officer's advance notice of a scheduled inspection, sealed on the device: a record, never an alert.
 INSPECTION_NOTICE: Final = "inspection_notice"
+#: The officer zoomed or panned the view (``view.zoom``), or it went back to the full view (reset, end of the live
+#: view, camera restored): the sealed record says which region of the sensor/source was shown from then on.
+VIEW_ZOOM: Final = "view_zoom"
 #: Events that only record something (never raised to the officer as an alert).
-RECORD_EVENTS: Final = (INSPECTION_NOTICE,)
+RECORD_EVENTS: Final = (INSPECTION_NOTICE, VIEW_ZOOM)
 EVENT_TYPES: Final = (*ANALYTICS_EVENTS, *DEVICE_EVENTS, *RECORD_EVENTS)
 #: Events that mark a gap in the footage (segment verification expects one around a hole).
 GAP_EVENTS: Final = frozenset({CAMERA_LOST, CAMERA_RESTORED, "vault_full", "storage_error"})
@@ -82,6 +85,12 @@ GAP_EVENTS: Final = frozenset({CAMERA_LOST, CAMERA_RESTORED, "vault_full", "stor
 NOTICE_COMMAND: Final = "inspection.notice"
 #: How far ahead a notice may schedule an inspection (a device refuses a later one, and one in the past).
 NOTICE_MAX_AHEAD_DAYS: Final = 365
+#: The signed command that zooms/pans the view (digital zoom: a region of the sensor or source frame).
+ZOOM_COMMAND: Final = "view.zoom"
+#: The largest zoom factor a device accepts (the region is at least 1/ZOOM_MAX of the frame's width and height).
+ZOOM_MAX: Final = 8.0
+#: Why the view changed, as a ``view_zoom`` event says it.
+ZOOM_REASONS: Final = ("officer", "reset", "live_ended", "camera_restored")
 
 # -- labels ----------------------------------------------------------------------------------------------
 #: The check-in steps of a remote inspection, in order, with the title each shows.
@@ -105,7 +114,8 @@ EVENT_LABELS: Final = {"too_dark": "Too dark", "uniform": "Uniform picture", "fr
                        "clock_alarm": "Clock alarm", "vault_full": "Storage full", "media_evicted": "Media evicted",
                        "internal_error": "Internal error", "storage_error": "Storage error",
                        TRUST_UPDATED: "Officer trust updated", "tamper": "Enclosure opened",
-                       "restart": "Device restarted", INSPECTION_NOTICE: "Advance notice"}
+                       "restart": "Device restarted", INSPECTION_NOTICE: "Advance notice",
+                       VIEW_ZOOM: "View zoomed"}
 #: What an inspection's timeline entries are, in words.
 ENTRY_LABELS: Final = {"readiness": "Self-test", "start": "Start", "checkin": "Check-in", "mark": "Mark",
                        "snapshot": "Snapshot", "decision": "Decision", "end": "End", "report": "Report",
@@ -133,4 +143,5 @@ def as_json() -> dict[str, Any]:
         "outcome_labels": dict(OUTCOME_LABELS), "decision_labels": dict(DECISION_LABELS),
         "event_labels": dict(EVENT_LABELS), "entry_labels": dict(ENTRY_LABELS),
         "voice_commands": list(VOICE_COMMANDS), "audio_directions": list(AUDIO_DIRECTIONS),
+        "zoom_command": ZOOM_COMMAND, "zoom_max": ZOOM_MAX,
     }

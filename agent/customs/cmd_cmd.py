@@ -1,4 +1,4 @@
-"""``evidence-officer cmd DEVICE snapshot|mark|status|selftest|inspection.*``: signed commands with verified replies.
+"""``evidence-officer cmd DEVICE snapshot|mark|status|selftest|inspection.*|view.zoom``: signed commands.
 
 The officer signs each command with the key from ``evidence-officer keys init``; the device answers on
 ``officer/{officer}/reply/{device}/{client}`` (MQTT v5 response topic, correlation data = the command's
@@ -22,7 +22,7 @@ from cryptography import x509
 
 from agent.core.clock import Clock, SystemClock
 from agent.core.errors import AgentError, CommandError, ConfigError, UplinkError, VerificationError
-from agent.core.vocab import NOTICE_COMMAND
+from agent.core.vocab import NOTICE_COMMAND, ZOOM_COMMAND
 from agent.customs.keys import DEFAULT_DIR, OfficerKey, load_officer
 from agent.signing.trust import load_anchors
 from agent.wire.commands import canonical, sign_command
@@ -225,7 +225,7 @@ def connect(args: argparse.Namespace) -> tuple[MqttLink, OfficerClient, str]:
 
 
 COMMANDS = ("snapshot", "mark", "status", "selftest", "inspection.start", "inspection.end",
-            "inspection.decision", "inspection.report", NOTICE_COMMAND)
+            "inspection.decision", "inspection.report", NOTICE_COMMAND, ZOOM_COMMAND)
 
 
 def command_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -278,7 +278,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("cmd_name", metavar="COMMAND", choices=COMMANDS,
                    help="snapshot: seal a still now (--label, --note); mark: seal an officer's note (--note); "
                         "status: the device's state; selftest: run the self-test and seal its result; "
-                        "inspection.start/end/decision/report: inspection steps (--args JSON)")
+                        "inspection.start/end/decision/report: inspection steps (--args JSON); "
+                        "view.zoom: zoom/pan while a live view runs (--args '{\"cx\": 0.5, \"cy\": 0.5, "
+                        "\"factor\": 3}', fractions of the full view, factor 1-8; or '{\"reset\": true}')")
     p.add_argument("--note", help="mark/snapshot: the note sealed into the device's evidence chain")
     p.add_argument("--label", help="snapshot: what the still shows (identity_document, power_of_attorney, "
                                    "credentials, location, inspection, other)")

@@ -68,6 +68,9 @@ class FrameHub:
         self.frames_read = 0
         self.error: Exception | None = None
         self.ended = threading.Event()
+        #: Applied to every frame before fan-out (the digital zoom, agent/device/zoom_part.py); a failure leaves
+        #: the frame as captured (its ``view`` then says it shows the full view).
+        self.transform: Callable[[Frame], Frame] | None = None
 
     def subscribe(self, name: str, maxsize: int = 4) -> Subscription:
         sub = Subscription(name, queue.Queue(maxsize=maxsize))
@@ -147,7 +150,7 @@ class FrameHub:
         """Read and fan out frames; returns the failure (None at the end of a finite source or on stop)."""
         try:
             while not self._stop.is_set():
-                frame = self.camera.read()
+                frame = self._transformed(self.camera.read())
                 self._latest = frame
                 self.frames_read += 1
                 if self._on_frame is not None:
@@ -170,6 +173,16 @@ class FrameHub:
                 if self._on_error:
                     self._on_error(exc)
         return None
+
+    def _transformed(self, frame: Frame) -> Frame:
+        transform = self.transform
+        if transform is None:
+            return frame
+        try:
+            return transform(frame)
+        except Exception:  # the camera thread must go on; this frame is shown as captured
+            log.exception("frame transform failed for frame %d", frame.index)
+            return frame
 
     def close(self) -> None:
         """Stop reading and join the thread; idempotent."""

@@ -135,6 +135,9 @@ class Agent:
         from agent.device.voice_part import attach_voice  # two-way voice: a separate part (issue 23)
 
         self.voice = attach_voice(self)
+        from agent.device.zoom_part import attach_zoom  # digital zoom on request: a separate part (issue 23)
+
+        self.zoom = attach_zoom(self)
 
     # -- supervision ---------------------------------------------------------------------------
     def _unhealthy_reason(self) -> str | None:
@@ -465,6 +468,8 @@ class Agent:
         """camera_lost / camera_restored from the hub's reconnect loop: sealed (and sent as alerts)."""
         lost = kind == "camera_lost"
         self.device.set_error(lost)
+        if not lost and self.zoom is not None:
+            self.zoom.camera_restored()  # a camera that zooms itself reopens at its full view: sealed
         if lost:
             self.parts.fail("camera", str(details.get("details")))
         if lost:

@@ -22,6 +22,7 @@ from agent.core.model import Moment, SealedItem
 from agent.core.vocab import CASE_PATTERN, ID_PATTERN, NOTICE_COMMAND, SHA256_PATTERN, SnapshotLabel
 from agent.wire.commands import CommandRejected, CommandRequest, CommandVerifier
 from agent.wire.replies import REPLY_TYP, DeviceSigner, sign_object
+from agent.wire.zoom import ZoomArgs
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +115,14 @@ class NoticeArgs(_Args):
     note: str | None = Field(default=None, min_length=1, max_length=2000)
 
 
-ARG_MODELS: Final[dict[str, type[_Args]]] = {
+ARG_MODELS: Final[dict[str, type[BaseModel]]] = {
     "snapshot": SnapshotArgs, "status": NoArgs, "selftest": NoArgs, "mark": MarkArgs,
     "live.start": LiveStartArgs, "live.stop": LiveSessionArgs, "live.keepalive": LiveSessionArgs,
     "inspection.start": InspectionStartArgs, "inspection.end": InspectionEndArgs,
     "inspection.decision": DecisionArgs, "inspection.report": ReportArgs, NOTICE_COMMAND: NoticeArgs,
     # two-way voice
     "voice.start": VoiceStartArgs, "voice.stop": LiveSessionArgs, "voice.keepalive": LiveSessionArgs,
+    "view.zoom": ZoomArgs,  # digital zoom (agent/device/zoom_part.py)
 }
 
 Handler = Callable[[CommandRequest, Any], Mapping[str, Any]]

@@ -129,6 +129,7 @@ class LiveManager:
         self._thread: Worker | None = None
         self._threaded = threaded  # False: the caller drives step() (tests, benchmarks)
         self._on_active = on_active  # e.g. the status LED: True when the first session starts, False after the last
+        self._listeners: list[Callable[[bool], None]] = []  # more of the same (the digital zoom's reset)
         self.sealed: list[SealedItem] = []
         self.overlay = overlay
         self._channels: dict[tuple[int, int, float], VideoChannel] = {}  # guarded by _send_lock
@@ -257,6 +258,7 @@ class LiveManager:
             "capture_wall_us": frame.wall_ns // 1000, "capture_mono_us": frame.mono_ns // 1000,
             "gps": moment.gps.as_record(), "time": moment.time.as_record(),
             "width": width, "height": height, "jpeg_sha256": hashlib.sha256(jpeg).hexdigest(),
+            "view": None if frame.view is None else frame.view.as_record(),  # the digital zoom shown
         }
         msg = pack_message(header, self.signer, jpeg)
         s.hashes.append({"seq": s.seq, "capture_wall_us": frame.wall_ns // 1000, "frame_index": frame.index,
@@ -296,11 +298,15 @@ class LiveManager:
                 log.exception("live end message publish failed on %s", s.topic)
             return item
 
+    def add_listener(self, on_active: Callable[[bool], None]) -> None:
+        """Also call ``on_active(True)`` when the first session starts and ``(False)`` after the last ends."""
+        self._listeners.append(on_active)
+
     def _notify(self, active: bool) -> None:
-        if self._on_active is not None:
+        for hook in ([self._on_active] if self._on_active is not None else []) + self._listeners:
             try:
-                self._on_active(active)
-            except Exception:  # an LED must not break live view
+                hook(active)
+            except Exception:  # an LED (or a zoom reset) must not break live view
                 log.exception("live on_active callback failed")
 
     def _seal(self, s: LiveSession, end: Moment, reason: str) -> SealedItem | None:

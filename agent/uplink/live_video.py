@@ -10,6 +10,7 @@ skips fragments and resynchronises at a keyframe instead of queueing without bou
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 
 from agent.core.clock import Clock
 from agent.core.model import Frame, Moment
+from agent.core.view import ViewRegion
 from agent.uplink.settings_commands import LiveConfig
 from agent.video.live_encoder import EncodedFrame, LiveEncoder, fit_size
 from agent.wire.live_frames import FRAGMENT_TYP, pack_message
@@ -94,6 +96,22 @@ class VideoChannel:
         self.group: list[EncodedFrame] = []
         self.next_due_mono = 0
         self._group_frames = max(1, round(cfg.fragment_ms / 1000 * fps))
+        # digital zoom: capture wall time (us) -> (the frame's view, since when that view is shown)
+        self._views: collections.OrderedDict[int, tuple[ViewRegion | None, int]] = collections.OrderedDict()
+        self._view: tuple[ViewRegion | None, int] = (None, 0)
+
+    def view_at(self, wall_us: int) -> dict[str, Any] | None:
+        """What a fragment header says of the zoom at a frame: the region and since when it is shown."""
+        view, since = self._views.get(wall_us, self._view)
+        return None if view is None else {**view.as_record(), "since_wall_us": since}
+
+    def _note_view(self, frame: Frame) -> None:
+        shown = self._view[0]
+        if (frame.view is None) != (shown is None) or (frame.view is not None and not frame.view.same(shown)):
+            self._view = (frame.view, frame.wall_ns // 1000)
+        self._views[frame.wall_ns // 1000] = self._view
+        while len(self._views) > 256:
+            self._views.popitem(last=False)
 
     def attach(self, session: Any) -> None:
         self.sessions[session.session] = session
@@ -116,6 +134,7 @@ class VideoChannel:
             log.info("live H.264 encoder %dx%d@%g %d kbit/s for %dx%d camera frames", w, h, self.fps,
                      self.ladder.kbps, frame.width, frame.height)
         enc = self.encoder
+        self._note_view(frame)
         done: list[list[EncodedFrame]] = []
         for ef in enc.encode(frame.image, frame.wall_ns, frame.mono_ns, frame.fmt):  # scaled by the encoder
             if ef.keyframe and self.group:
@@ -151,8 +170,9 @@ def init_header(base: dict[str, Any], enc: LiveEncoder, data: bytes) -> dict[str
 
 
 def media_header(base: dict[str, Any], enc: LiveEncoder, group: list[EncodedFrame], data: bytes,
-                 moment: Moment, fps: float) -> dict[str, Any]:
-    return {**base, "typ": FRAGMENT_TYP, "kind": "media", "codec": enc.codec, "width": enc.width,
+                 moment: Moment, fps: float, view: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``view``: the digital zoom at the fragment's last frame (None: the full view)."""
+    return {**base, "view": view, "typ": FRAGMENT_TYP, "kind": "media", "codec": enc.codec, "width": enc.width,
             "height": enc.height, "fps": fps, "bitrate_kbps": enc.bitrate_kbps, "keyframe": group[0].keyframe,
             "capture_start_wall_us": group[0].wall_us, "capture_end_wall_us": group[-1].wall_us,
             "capture_mono_us": group[0].mono_us, "frame_count": len(group),
@@ -198,7 +218,8 @@ class VideoSender:
                     v.skipped += 1
                     continue
                 v.synced = True
-                self.send(s, media_header(self.base(s), enc, group, data, moment, ch.fps), data)
+                self.send(s, media_header(self.base(s), enc, group, data, moment, ch.fps,
+                                          ch.view_at(group[-1].wall_us)), data)
         ch.adapt(now)
 
     def base(self, s: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from agent.capture.pixels import full_range, luma
 from agent.core.model import Frame, GpsReading
+from agent.core.view import ViewRegion
 from agent.core.vocab import AnalyticsEvent as EventType
 from agent.video.imgops import accumulate_weighted, hanning, phase_correlate, resize_area
 from agent.video.liveness import FrozenCheck
@@ -59,6 +60,10 @@ class _Hysteresis:
         self.onset_ns, self.end_ns = onset_ns, end_ns
         self.active = False
         self._since: int | None = None  # when the raw condition last flipped against the state
+
+    def restart(self) -> None:
+        """Forget a pending flip (the evidence for it was gathered on another picture)."""
+        self._since = None
 
     def update(self, raw: bool, mono_ns: int) -> Phase | None:
         if raw == self.active:
@@ -128,6 +133,20 @@ class Analyzer:
         self._blocked_confidence = 0.0
         self._blocked_details: dict[str, Any] = {}
         self.last_metrics: dict[str, float] = {}
+        self._view: ViewRegion | None = None  # the digital zoom of the last analysed frame (None: full view)
+        self.rebaselines = 0
+
+    def rebaseline(self) -> None:
+        """The officer zoomed or panned (a frame's ``view`` changed): the picture changed on purpose, so the scene,
+        obstruction and replay references start again from the next frame. A condition already raised stays
+        raised and ends by its own rules; one not yet raised starts over (a zoom is never a moved camera)."""
+        self._ref = self._prev_z = None
+        self._moved.restart()
+        self.obstruction = ObstructionCheck(self.cfg)
+        self._obstructed.restart()
+        self.replay = ReplayCheck(self.cfg)
+        self._replayed.restart()
+        self.rebaselines += 1
 
     def small(self, frame: Frame) -> npt.NDArray[np.uint8]:
         """The low-resolution grey copy everything is computed on (0-255 grey, from the luma plane)."""
@@ -144,6 +163,9 @@ class Analyzer:
         self._next_ns = frame.mono_ns + self._step_ns if self._next_ns is None else max(
             self._next_ns + self._step_ns, frame.mono_ns)
         events: list[VideoEvent] = []
+        if (frame.view is None) != (self._view is None) or (frame.view is not None and not frame.view.same(self._view)):
+            self._view = frame.view
+            self.rebaseline()
         grey = self.small(frame)
         t = frame.mono_ns
         mean, std = float(grey.mean()), float(grey.std())

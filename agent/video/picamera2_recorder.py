@@ -34,18 +34,21 @@ from typing import Any, ClassVar
 from agent.capture.base import CaptureBackend, CaptureSettings, EndOfStream
 from agent.capture.picamera2 import (
     Picamera2Config,
+    crop_limits,
     frame_pixels,
     import_picamera2,
     jpeg,
     open_camera,
     request_frame,
     request_times,
+    scaler_crop,
     sensor_meta,
 )
 from agent.core.clock import Clock
 from agent.core.errors import CaptureError
 from agent.core.model import Frame, GpsReading, SealedItem, SensorMeta
 from agent.core.threads import Worker, ZombieThread, join_or_raise
+from agent.core.view import ViewRegion
 from agent.video.analytics import Analyzer, VideoEvent
 from agent.video.encoder import FRAGMENT_FLAGS, EncoderSettings
 from agent.video.recorder import ClosedSegment, MomentSource, StillShot, TrackPoint
@@ -243,6 +246,17 @@ class Picamera2Recorder:
     def capture_still(self, quality: int = 90) -> bytes:
         return jpeg(self.still_frame(), quality)
 
+    # -- digital zoom (ScalerCrop: main, lores and stills alike) ---------------------------------
+    def zoom_area(self) -> tuple[int, int, int, int] | None:
+        return None if self._state != "open" else crop_limits(self._cam)[2]
+
+    def set_view(self, region: ViewRegion) -> tuple[int, int, int, int]:
+        if self._state != "open":
+            raise CaptureError(f"picamera2 recorder is {self._state}, not recording")
+        crop = scaler_crop(region, self._cam)
+        self._cam.set_controls({"ScalerCrop": crop})
+        return crop
+
     def request_still(self, reason: str = "request", extra: dict[str, Any] | None = None) -> Future[SealedItem]:
         """Capture a full-size still now and hand it to ``on_still``; the future resolves once sealed."""
         if self._on_still is None:
@@ -388,3 +402,9 @@ class LoresFrames(CaptureBackend):
 
     def capture_still(self, quality: int = 90) -> bytes:
         return self.recorder.capture_still(quality)
+
+    def zoom_area(self) -> tuple[int, int, int, int] | None:
+        return self.recorder.zoom_area()
+
+    def set_view(self, region: ViewRegion) -> tuple[int, int, int, int]:
+        return self.recorder.set_view(region)

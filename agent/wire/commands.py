@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from agent.core.clock import Clock
 from agent.core.errors import CommandError, VerificationError
 from agent.core.vocab import ID_RE as _ID_RE
-from agent.core.vocab import NOTICE_COMMAND, VOICE_COMMANDS
+from agent.core.vocab import NOTICE_COMMAND, VOICE_COMMANDS, ZOOM_COMMAND
 from agent.signing.keys import key_id_of
 from agent.signing.revocation import parse_crls_unchecked
 from agent.signing.trust import verify_key_signature
@@ -49,7 +49,7 @@ ALG: Final = "ES256"
 COMMANDS: Final = frozenset(
     {"snapshot", "mark", "live.start", "live.stop", "live.keepalive", "status", "selftest",
      "inspection.start", "inspection.end", "inspection.decision", "inspection.report",
-     NOTICE_COMMAND}) | frozenset(VOICE_COMMANDS)
+     NOTICE_COMMAND, ZOOM_COMMAND}) | frozenset(VOICE_COMMANDS)
 LIVE_SESSION: Final = frozenset({"live.keepalive", "live.stop"})
 VOICE_SESSION: Final = frozenset({"voice.keepalive", "voice.stop"})
 _NONCE_RE = re.compile(r"^[0-9a-f]{32,128}$")

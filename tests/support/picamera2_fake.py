@@ -11,8 +11,13 @@ CompletedRequest methods follow the picamera2 manual's signatures (not re-read l
   ``capture_request(wait=, flush=)``, ``start_encoder``/``stop_encoder``, ``start_recording``/
   ``stop_recording``, ``pre_callback``/``post_callback`` (called on the camera thread, around the
   encoders, as picamera2 does).
+* digital zoom as libcamera's Raspberry Pi pipeline does it: ``camera_controls["ScalerCrop"]`` = (min, max,
+  default) and the ``ScalerCropMaximum``/``PixelArraySize`` properties (IMX708, 4608x2592; default = the centred
+  crop with the main stream's aspect), ``set_controls({"ScalerCrop": (x, y, w, h)})`` kept within the limits and
+  applied ``CONTROL_DELAY_FRAMES`` later to every stream, each request's metadata reporting the crop it used, and
+  the streams drawing that part of the sensor's picture.
 * ``CompletedRequest``: ``make_array(name)``, ``get_metadata()`` (``SensorTimestamp`` ns on
-  CLOCK_MONOTONIC, ``FrameWallClock`` ns since the epoch, ``ExposureTime``, ``FrameDuration``),
+  CLOCK_MONOTONIC, ``FrameWallClock`` ns since the epoch, ``ExposureTime``, ``FrameDuration``, ``ScalerCrop``),
   ``save(name, file_output, format=)``, ``acquire()``/``release()`` (reference counted).
 * ``encoders``: ``Encoder`` (timestamps = µs since the first frame, like ``Encoder._timestamp``),
   ``LibavH264Encoder`` (real libx264 through PyAV, as in picamera2) and ``H264Encoder`` aliased to it,
@@ -303,11 +308,17 @@ def _to_bgr(arr: np.ndarray, fmt: str) -> np.ndarray:
     return arr[:, :, 2::-1]  # BGR888 / XBGR8888 are R,G,B in memory
 
 
-def _pattern(n: int, size: tuple[int, int], fmt: str) -> np.ndarray:
-    """A moving gradient with a frame-number bar, in the stream's pixel layout."""
+def _pattern(n: int, size: tuple[int, int], fmt: str,
+             view: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """A moving gradient with a frame-number bar, in the stream's pixel layout. ``view`` (the ScalerCrop as
+    fractions of the sensor, x, y, w, h) draws that part of the full-view gradient scaled to the stream, as the
+    ISP does: the gradient's slope grows with the zoom and its offset follows the pan."""
     w, h = size
-    x = (np.arange(w, dtype=np.int32)[None, :] + 3 * n) % 256
-    y = np.arange(h, dtype=np.int32)[:, None] * 255 // max(1, h - 1)
+    fx, fy, fw, fh = view or (0.0, 0.0, 1.0, 1.0)
+    cols = ((fx * w + (np.arange(w) + 0.5) * fw) - 0.5).round().astype(np.int32)
+    rows = ((fy * h + (np.arange(h) + 0.5) * fh) - 0.5).round().astype(np.int32)
+    x = (cols[None, :] + 3 * n) % 256
+    y = rows[:, None] * 255 // max(1, h - 1)
     bgr = np.empty((h, w, 3), np.uint8)
     bgr[:, :, 0] = x
     bgr[:, :, 1] = y
@@ -384,8 +395,13 @@ class Picamera2:
         if camera_num >= len(self.cameras):
             raise IndexError("list index out of range")
         self.camera_num = camera_num
-        self.camera_properties = {"Model": self.cameras[camera_num]["Model"], "PixelArraySize": (4608, 2592)}
+        self.camera_properties = {"Model": self.cameras[camera_num]["Model"], "PixelArraySize": (4608, 2592),
+                                  "ScalerCropMaximum": (0, 0, 4608, 2592)}
         self.sensor_resolution = (4608, 2592)
+        # digital zoom (libcamera's Raspberry Pi pipeline): ScalerCrop limits as camera_controls reports them
+        self.crop = self.crop_default = (0, 0, 4608, 2592)
+        self.crop_requests: list[tuple[int, int, int, int]] = []  # what set_controls was asked, in order
+        self._crop_pending: list[tuple[int, tuple[int, int, int, int]]] = []  # (from sequence, crop)
         self.camera_config: dict[str, Any] | None = None
         self.options: dict[str, Any] = {"quality": 90}
         self.pre_callback: Any = None
@@ -422,6 +438,48 @@ class Picamera2:
         if self.started:
             raise RuntimeError("Camera must be stopped before configuring")
         self.camera_config = camera_config
+        # the default crop: the largest centred rectangle of the sensor with the main stream's aspect
+        sw, sh = self.sensor_resolution
+        mw, mh = camera_config["main"]["size"]
+        w, h = (sw, sw * mh // mw // 2 * 2) if sw * mh <= sh * mw else (sh * mw // mh // 2 * 2, sh)
+        self.crop = self.crop_default = ((sw - w) // 2, (sh - h) // 2, w, h)
+
+    # Sensor pixels of the smallest ScalerCrop: libcamera scales the ISP's minimum crop to native pixels (the value
+    # here is a plausible stand-in, not read from a Pi). Zoom controls take effect this many frames later.
+    CROP_MIN: ClassVar[tuple[int, int, int, int]] = (0, 0, 128, 128)
+    CONTROL_DELAY_FRAMES: ClassVar[int] = 2
+
+    @property
+    def camera_controls(self) -> dict[str, tuple[Any, Any, Any]]:
+        """``{name: (min, max, default)}``, as picamera2 reports libcamera's ControlInfoMap (ScalerCrop only)."""
+        return {"ScalerCrop": (self.CROP_MIN, self.camera_properties["ScalerCropMaximum"], self.crop_default)}
+
+    def set_controls(self, controls: dict[str, Any]) -> None:
+        """Queue controls for a later frame. ScalerCrop is adjusted as libcamera's RPi pipeline does: at least the
+        minimum size (enlarged to the crop's aspect), the same centre where possible, inside the maximum."""
+        unknown = set(controls) - {"ScalerCrop", "FrameRate"}
+        if unknown:
+            raise RuntimeError(f"Control {sorted(unknown)[0]} is not advertised by libcamera")
+        if "ScalerCrop" not in controls:
+            return
+        x, y, w, h = (int(v) for v in controls["ScalerCrop"])
+        if not w or not h:
+            x, y, w, h = 0, 0, 1, 1
+        mx, my, mw, mh = self.camera_properties["ScalerCropMaximum"]
+        lw, lh = self.CROP_MIN[2:]
+        grow = max(lw / w, lh / h, 1.0)
+        cx, cy = x + w / 2, y + h / 2
+        w, h = min(mw, round(w * grow)), min(mh, round(h * grow))
+        x, y = max(mx, min(round(cx - w / 2), mx + mw - w)), max(my, min(round(cy - h / 2), my + mh - h))
+        with self._lock:
+            self.crop_requests.append((x, y, w, h))
+            self._crop_pending.append((self.sequence + self.CONTROL_DELAY_FRAMES, (x, y, w, h)))
+
+    def _crop_view(self) -> tuple[float, float, float, float] | None:
+        """The current crop as fractions of the sensor (None when it is the whole sensor)."""
+        sw, sh = self.sensor_resolution
+        x, y, w, h = self.crop
+        return None if (x, y, w, h) == (0, 0, sw, sh) else (x / sw, y / sh, w / sw, h / sh)
 
     def start(self, config: dict[str, Any] | None = None, show_preview: bool = False) -> None:
         if config is not None:
@@ -514,9 +572,14 @@ class Picamera2:
                 self.dropped += 1  # the application holds every buffer: libcamera has nowhere to write
                 continue
             streams = {n: cfg[n] for n in ("main", "lores") if cfg.get(n)}
-            arrays = {n: _pattern(self.sequence, s["size"], s["format"]) for n, s in streams.items()}
+            with self._lock:
+                while self._crop_pending and self._crop_pending[0][0] <= self.sequence:
+                    self.crop = self._crop_pending.pop(0)[1]
+            view = self._crop_view()
+            arrays = {n: _pattern(self.sequence, s["size"], s["format"], view) for n, s in streams.items()}
             metadata: dict[str, Any] = {"SensorTimestamp": time.monotonic_ns() - self.exposure_ns // 2,
-                                        "ExposureTime": self.exposure_ns // 1000, "FrameDuration": period_ns // 1000}
+                                        "ExposureTime": self.exposure_ns // 1000, "FrameDuration": period_ns // 1000,
+                                        "ScalerCrop": self.crop}
             if self.frame_wall_clock:
                 metadata["FrameWallClock"] = time.time_ns() - self.exposure_ns // 2
             request = CompletedRequest(self, arrays, metadata)

@@ -1,4 +1,5 @@
-"""Officer actions from the live page: a sealed full-resolution still, a mark with a note (both signed commands).
+"""Officer actions from the live page: a sealed full-resolution still, a mark with a note, the digital zoom (signed
+commands).
 
 The device answers with a device-signed reply, checked by ``OfficerClient`` before anything is shown.
 """
@@ -14,10 +15,12 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.core.errors import AgentError
+from agent.core.vocab import ZOOM_COMMAND
 from agent.customs.cmd_cmd import OfficerClient
 from agent.customs.console.badges import chain_line, signature_scheme
 from agent.customs.console.deps import Client, DeviceCas
 from agent.wire.topics import check_segment
+from agent.wire.zoom import ZoomArgs
 
 router = APIRouter(prefix="/api/devices/{site}/{device}", tags=["actions"])
 
@@ -59,3 +62,10 @@ async def snapshot(site: str, device: str, client: Client, cas: DeviceCas) -> di
 async def mark(site: str, device: str, body: MarkBody, client: Client, cas: DeviceCas) -> dict[str, Any]:
     """The note is sealed into the device's evidence chain at this moment."""
     return await _command(client, cas, site, device, "mark", {"note": body.note})
+
+
+@router.post("/zoom")
+async def zoom(site: str, device: str, body: ZoomArgs, client: Client, cas: DeviceCas) -> dict[str, Any]:
+    """Zoom/pan the device's view while a live view runs (``{"cx", "cy", "factor"}`` or ``{"reset": true}``,
+    checked here as the device checks it); the device seals the change and names the region it shows."""
+    return await _command(client, cas, site, device, ZOOM_COMMAND, body.model_dump(exclude_none=True))

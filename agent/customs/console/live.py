@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import secrets
 import struct
 import threading
@@ -29,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from agent.core.errors import AgentError, VerificationError
+from agent.core.vocab import ZOOM_MAX
 from agent.customs.cmd_cmd import CommandRefused
 from agent.customs.console.badges import chain_line, signature_scheme
 from agent.customs.console.deps import ConsoleServices, Services
@@ -229,7 +231,7 @@ class LiveViewer:
                 "width": h.get("width"), "capture_wall_us": h.get("capture_end_wall_us"),
                 "height": h.get("height"), "keyframe": h.get("keyframe"), "frames": h.get("frames"),
                 "bitrate_kbps": h.get("bitrate_kbps"), "checks": checks_of(h, now_us, self.chain, checked),
-                "bytes": len(payload)}
+                "bytes": len(payload), "view": view_of(h.get("view"))}
         head = json.dumps(meta).encode()
         self._emit(_LEN.pack(len(head)) + head + data)
 
@@ -292,6 +294,21 @@ class LiveViewer:
                                     {"session": self.session})
         except AgentError as exc:  # the device's keepalive timeout ends it anyway
             log.warning("live %s: stop not sent: %s", self.session, exc)
+
+
+def view_of(value: Any) -> dict[str, float] | None:
+    """The digital zoom a fragment's signed header says it shows, passed to the page only as sane numbers (a
+    region inside the full view, factor 1 to ZOOM_MAX); anything else is shown as no zoom."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        x, y, w, h, factor = (float(value[k]) for k in ("x", "y", "w", "h", "factor"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (all(math.isfinite(v) for v in (x, y, w, h, factor)) and min(x, y) >= 0 and min(w, h) > 0
+            and x + w <= 1.000001 and y + h <= 1.000001 and 1 <= factor <= ZOOM_MAX + 1e-6):
+        return None
+    return {"x": x, "y": y, "w": w, "h": h, "factor": factor}
 
 
 def _str(v: Any) -> str | None:

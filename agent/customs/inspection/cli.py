@@ -39,6 +39,7 @@ from agent.customs.inspection.model import (
     parse_devices,
 )
 from agent.customs.inspection.service import InspectionService
+from agent.customs.inspection.zoom import zoom_items, zoom_line
 from agent.customs.keys import DEFAULT_DIR, load_officer
 
 CONSOLE_DATA = Path("console-data")  # the console's [inspections] data default, beside its console.toml
@@ -161,6 +162,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         items = service.items(Path(args.evidence))
         out["alerts"] = service.alerts(Path(args.evidence))
         out["audio"] = audio_items(items)
+        out["zooms"] = zoom_items(items)
     if args.json:
         print(json.dumps(out, indent=2, sort_keys=True))
         return 0
@@ -194,6 +196,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(f"  ALERT{who(a.get('device'))} seq {a['seq']} {a['type']} at {a['at']}, {end}: {a['advice']}")
     for a in out.get("audio", []):
         print(f"  {audio_line(a)}")
+    for z in out.get("zooms", []):
+        print(f"  {zoom_line(z)}")
     return 0
 
 

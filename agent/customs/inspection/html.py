@@ -31,6 +31,7 @@ from agent.customs.inspection import evidence as ev
 from agent.customs.inspection.audio import audio_items
 from agent.customs.inspection.geo import MAP_LEGEND, site_map_svg
 from agent.customs.inspection.model import CHECKIN_STEPS, STEP_TITLES, Inspection
+from agent.customs.inspection.zoom import zoom_items
 from agent.signing.sources import read_regular
 
 MAX_STILL_BYTES = 32 << 20  # a still file larger than this is not decoded
@@ -286,9 +287,11 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
                          "record_hash": it.record_hash})
     rows.extend({"at": a["at"], "device": d, "audio": a, "seq": a["seq"], "record_hash": a["record_hash"]}
                 for d, its in by_device.items() for a in audio_items(its))
+    rows.extend({"at": z["at"], "device": z["device"], "zoom": z, "seq": z["seq"], "record_hash": z["record_hash"]}
+                for z in zoom_items(items))
     rows.sort(key=lambda r: str(r["at"]))
     for r in rows:
-        for k in ("alert", "live", "audio", "still", "kind", "kind_label", "label", "label_known", "note", "ok",
+        for k in ("alert", "live", "audio", "zoom", "still", "kind", "kind_label", "label", "label_known", "note", "ok",
                   "show_ok"):
             r.setdefault(k, None)
     anchoring = verification.get("anchoring") or {}

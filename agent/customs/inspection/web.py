@@ -30,6 +30,7 @@ from agent.customs.inspection.audio import audio_items
 from agent.customs.inspection.geo import MAP_LEGEND, parse_polygon, site_map_svg
 from agent.customs.inspection.model import Entry, Inspection, InspectionStore, check_schedule, parse_devices
 from agent.customs.inspection.service import InspectionService
+from agent.customs.inspection.zoom import zoom_items
 
 router = APIRouter(tags=["inspections"])
 _lock = threading.Lock()
@@ -184,6 +185,7 @@ def get_inspection(request: Request, store: Inspections, client: Client, root: E
             "live_sessions": [{"device": it.device, "seq": it.seq, "session": it.extra.get("session"),
                                "officer": it.extra.get("officer")} for it in items if it.kind == "live"],
             "audio": [{**a, "device": d} for d, its in by_device.items() for a in audio_items(its)],
+            "zooms": zoom_items(items),
             "site_map": site_map_svg(insp.polygon, ev.track(by_device.get(insp.device, [])), fixes,
                                      legend=catalog.gettext(page_lang(request))(MAP_LEGEND))}
 

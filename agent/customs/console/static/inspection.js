@@ -259,6 +259,7 @@ function render(d) {
     }).reverse());
   }
   renderAudio(d.audio || []);
+  renderZooms(d.zooms || []);
   const rep = document.getElementById("report");
   if (i.report) {
     const q = `?case=${encodeURIComponent(i.case)}`;
@@ -282,6 +283,17 @@ function renderAudio(rows) {
     el("b", {text: `${String(a.at).slice(11, 19)} ${devicePrefix(a.device)}`}),
     t("{seconds} s of {who} · seq {seq}", {seconds: a.duration_s == null ? "?" : a.duration_s, who: a.who, seq: a.seq}) +
       (a.received ? "" : " " + t("(file not received yet)"))))
+    : [el("li", {class: "muted", text: t("none")})]));
+}
+// the sealed zoom changes of the case (digital zoom): the region shown from then on, why, who asked; text only
+function renderZooms(rows) {
+  const ul = document.getElementById("zoom-items");
+  if (!ul) return;
+  ul.replaceChildren(...(rows.length ? rows.map((z) => el("li", {class: "zoom", "data-seq": String(z.seq)},
+    el("b", {text: `${String(z.at).slice(11, 19)} ${devicePrefix(z.device)}`}),
+    (z.view && z.view.factor > 1 ? t("zoom {f}x at {x}, {y}", {f: z.view.factor, x: z.view.x, y: z.view.y})
+      : t("full view")) + ` — ${z.reason_label ? t(z.reason_label) : z.reason}` + (z.officer ? ` (${z.officer})` : "") +
+      ` · seq ${z.seq}`))
     : [el("li", {class: "muted", text: t("none")})]));
 }
 async function refresh() {

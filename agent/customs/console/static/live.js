@@ -78,6 +78,7 @@ function onMedia(meta, data) {
   if (frameWall.size > 2000) { const it = frameWall.keys(); for (let i = 0; i < 500; i++) frameWall.delete(it.next().value); }
   pending.push(data);
   appendNext();
+  showView(meta.view);
 }
 
 // Live edge: MSE players drift seconds behind over long sessions unless told otherwise. Play slightly faster
@@ -98,6 +99,7 @@ function onJpeg(meta, data) {
     stats.latencies.push(stats.lastLatencyMs);
   };
   jpegImg.src = url;
+  showView(meta.view);
 }
 
 function keepToEdge() {
@@ -142,7 +144,9 @@ setInterval(() => {
 }, 1000);
 
 const alertsBox = document.getElementById("alerts");
+let RECORD_EVENTS = [];  // events that only record something (a zoom, a notice): logged, never a red alert
 function showAlert(a) {
+  if (RECORD_EVENTS.includes(a.type)) { logEvent(`${alertText(a)} — ${t("signed by the device")}`); return; }
   const d = el("div", {}, `⚠ ${alertText(a)} — ${t("signed by the device")}${a.time ? " " + a.time.slice(11, 19) : ""}`);
   alertsBox.prepend(d);
   setTimeout(() => d.remove(), 20000);
@@ -151,7 +155,8 @@ function showAlert(a) {
 
 // Words first (the badge and log are written as messages arrive), then the session.
 let ws = null;
-i18n().then(() => vocab().catch(() => null)).then(() => {
+i18n().then(() => vocab().catch(() => null)).then((v) => {
+  if (v) { RECORD_EVENTS = v.record_events || []; ZOOM_MAX = v.zoom_max || ZOOM_MAX; }
   showTitle();
   ws = new WebSocket(wsUrl(`/ws/live/${encodeURIComponent(site)}/${encodeURIComponent(device)}`));
   ws.binaryType = "arraybuffer";
@@ -229,3 +234,68 @@ document.getElementById("mark").onclick = () => {
   const note = document.getElementById("note").value.trim();
   if (note) action("mark", {note}).then(() => { document.getElementById("note").value = ""; });
 };
+
+// Digital zoom. What is drawn comes from the device: each verified fragment's signed header says which region of
+// the full view it shows ("zoom 3.0x" and a mini-map rectangle). + / − / 1× and a click on the zoomed picture
+// (re-centre there) send the signed view.zoom through the console; the device refuses it without a live view
+// and seals every change. The region is sent as a centre and a factor, kept inside the full view here as there.
+let ZOOM_MAX = 8;
+const ZOOM_STEPS = [1, 1.5, 2, 3, 4, 6, 8];
+let shownView = null;
+let zoomBusy = false;
+function showView(v) {
+  shownView = v || null;
+  stats.zoom = v ? v.factor : 1;
+  stats.view = shownView;
+  const box = document.getElementById("zoom-info");
+  box.hidden = !v;
+  if (!v) return;
+  document.getElementById("zoom-label").textContent = t("zoom {f}x", {f: v.factor.toFixed(1)});
+  const r = document.getElementById("zoom-rect").style;
+  r.left = `${(v.x * 100).toFixed(2)}%`; r.top = `${(v.y * 100).toFixed(2)}%`;
+  r.width = `${(v.w * 100).toFixed(2)}%`; r.height = `${(v.h * 100).toFixed(2)}%`;
+}
+function inside(c, f) { const half = 0.5 / f; return Math.min(1 - half, Math.max(half, c)); }
+async function sendZoom(body) {
+  if (zoomBusy) return null;
+  zoomBusy = true;
+  for (const b of document.querySelectorAll("#zoom-ctl button")) b.disabled = true;
+  try {
+    const r = await fetch(`/api/devices/${encodeURIComponent(site)}/${encodeURIComponent(device)}/zoom`,
+      {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)});
+    const j = await r.json().catch(() => ({}));
+    const res = j.result || {};
+    const text = !r.ok ? t("zoom refused: {why}", {why: typeof j.detail === "string" ? j.detail : r.statusText})
+      : res.changed ? t("zoom {f}x sealed as record {seq}", {f: Number(res.view.factor).toFixed(1), seq: res.seq})
+      : t("zoom unchanged");
+    document.getElementById("actions").prepend(el("li", {class: r.ok ? "" : "bad"}, text));
+    logEvent(text, r.ok ? "" : "bad");
+    stats.zoomReplies = (stats.zoomReplies || 0) + 1;
+    return j;
+  } finally {
+    zoomBusy = false;
+    for (const b of document.querySelectorAll("#zoom-ctl button")) b.disabled = false;
+  }
+}
+function zoomTo(f, cx, cy) {
+  if (f <= 1.001) return sendZoom({reset: true});
+  return sendZoom({cx: inside(cx, f), cy: inside(cy, f), factor: f});
+}
+function zoomStep(dir) {
+  const v = shownView || {x: 0, y: 0, w: 1, h: 1, factor: 1};
+  const f = v.factor;
+  const next = dir > 0 ? (ZOOM_STEPS.find((s) => s > f + 0.01) || ZOOM_MAX)
+    : ([...ZOOM_STEPS].reverse().find((s) => s < f - 0.01) || 1);
+  return zoomTo(Math.min(next, ZOOM_MAX), v.x + v.w / 2, v.y + v.h / 2);
+}
+document.getElementById("zoom-in").onclick = () => zoomStep(1);
+document.getElementById("zoom-out").onclick = () => zoomStep(-1);
+document.getElementById("zoom-reset").onclick = () => sendZoom({reset: true});
+document.querySelector(".stage").addEventListener("click", (ev) => {
+  if (!shownView || ev.target.closest("#zoom-ctl") || ev.target.closest("#zoom-info")) return;
+  const rect = (jpegImg || video).getBoundingClientRect();
+  const px = (ev.clientX - rect.left) / rect.width, py = (ev.clientY - rect.top) / rect.height;
+  if (px < 0 || px > 1 || py < 0 || py > 1) return;
+  const v = shownView;
+  zoomTo(v.factor, v.x + px * v.w, v.y + py * v.h);
+});
