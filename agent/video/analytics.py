@@ -140,7 +140,7 @@ class Analyzer:
         """The officer zoomed or panned (a frame's ``view`` changed): the picture changed on purpose, so the scene,
         obstruction and replay references start again from the next frame. A condition already raised stays
         raised and ends by its own rules; one not yet raised starts over (a zoom is never a moved camera)."""
-        self._ref = self._prev_z = None
+        self._ref = self._prev_z = self._blocked_ref = None
         self._moved.restart()
         self.obstruction = ObstructionCheck(self.cfg)
         self._obstructed.restart()

@@ -207,7 +207,8 @@ def test_a_board_over_a_smooth_view_is_obstructed_not_a_moved_camera() -> None:
     smooth = cv2.cvtColor(np.clip(115 + blobs / blobs.std() * 6, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
     board = smooth.copy()
     board[:, : int(w * 0.55)] = 40
-    ev = run([noisy(smooth) for _ in range(30)] + [noisy(board) for _ in range(80)] + [noisy(smooth) for _ in range(60)])
+    ev = run([noisy(smooth) for _ in range(30)] + [noisy(board) for _ in range(80)]
+             + [noisy(smooth) for _ in range(60)])
     assert [(e.type, e.phase) for e in ev] == [("obstructed", "onset"), ("obstructed", "end")], kinds(ev)
     details = ev[0].as_extra()["details"]
     assert details["cause"] == "partial_change" and details["fraction"] >= 0.4 and ev[0].confidence >= 0.5
