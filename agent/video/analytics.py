@@ -31,8 +31,10 @@ from agent.video.settings import AnalyticsConfig, GeofenceConfig
 Phase = Literal["onset", "end"]
 EARTH_RADIUS_M = 6_371_008.8
 UNIFORM_CONTRAST = 0.05  # standard deviation / mean below this (a cap: ~0.002, a dim night car park: 0.11)
-CELL_CHANGED = 0.5  # mean squared difference of normalised grey inside a cell above which the cell changed
-PARTIAL_MAX = 0.9  # a settled change over fewer cells than this, not shifted, is part of the view blocked
+CELL_CHANGED = 12.0  # grey levels a cell's mean moved by to count as changed (a board over asphalt: ~70)
+CELL_CALM = 4.0  # ... and at most this to count as untouched (sensor noise, encoder flicker)
+PARTIAL_MAX = 0.9  # a settled change over fewer cells than this, the rest untouched and not shifted: blocked
+PARTIAL_CLEAN = 0.9  # share of cells that must be clearly changed or clearly untouched (a turned view is neither)
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class Analyzer:
         self._window: npt.NDArray[np.float32] | None = None
         self._blocked_ref: npt.NDArray[np.float32] | None = None  # the view before a part of it was blocked
         self._blocked_confidence = 0.0
+        self._ref_cells: npt.NDArray[np.float32] | None = None  # mean grey per cell of the reference view
         self._blocked_details: dict[str, Any] = {}
         self.last_metrics: dict[str, float] = {}
         self._view: ViewRegion | None = None  # the digital zoom of the last analysed frame (None: full view)
@@ -233,11 +236,15 @@ class Analyzer:
             return False
         return True
 
-    def _partly_changed(self, z: npt.NDArray[np.float32]) -> float:
-        """Share of the grid's cells whose picture changed against the reference."""
-        assert self._ref is not None
-        diff = resize_area(((z - self._ref) ** 2).astype(np.float32), (8, 6))
-        return float(np.mean(np.asarray(diff) > CELL_CHANGED))
+    def _partly_changed(self, grey: npt.NDArray[np.uint8]) -> float:
+        """Share of the grid's cells whose brightness changed against the reference while the others stayed as
+        they were; 1.0 when the change is not so cleanly split (a turned or relit view changes every cell a bit)."""
+        assert self._ref_cells is not None
+        moved = np.abs(_cells(grey) - self._ref_cells)
+        changed, calm = moved > CELL_CHANGED, moved < CELL_CALM
+        if float(np.mean(changed | calm)) < PARTIAL_CLEAN:
+            return 1.0
+        return float(np.mean(changed))
 
     def _check_scene(self, grey: npt.NDArray[np.uint8], t: int, emit: Any) -> None:
         """Moved/turned = a *settled* view that differs from the reference (or is shifted against it).
@@ -249,6 +256,7 @@ class Analyzer:
         prev_z, self._prev_z = self._prev_z, z
         if self._ref is None or self._ref.shape != z.shape or prev_z is None or prev_z.shape != z.shape:
             self._ref = z.copy()
+            self._ref_cells = _cells(grey)
             self._window = hanning((z.shape[1], z.shape[0]))
             return
         score = float(np.mean((z - self._ref) ** 2) / 2)  # = 1 - correlation coefficient
@@ -263,7 +271,7 @@ class Analyzer:
             raw = not settled or score > self.cfg.scene_change_score or shifted
         phase = self._moved.update(raw, t)
         if phase == "onset" and not shifted and (
-                self.cfg.obstructed_fraction <= (part := self._partly_changed(z)) < PARTIAL_MAX):
+                self.cfg.obstructed_fraction <= (part := self._partly_changed(grey)) < PARTIAL_MAX):
             # part of a fixed view changed and stayed so, the rest did not move: blocked, not moved. The old
             # view stays the reference; "obstructed" ends when the view matches it again.
             self._moved.active = False
@@ -280,9 +288,17 @@ class Analyzer:
             emit("scene_change", phase, score=round(score, 3))
         if self._moved.active:
             self._ref = z.copy()  # follow the new view; "end" once it has stayed put for end_seconds
+            self._ref_cells = _cells(grey)
         elif settled and not shifted and score < self.cfg.scene_change_score / 2:
             # follow slow light changes, but never absorb a shift or a changed view bit by bit
             accumulate_weighted(z, self._ref, 0.05)
+            if self._ref_cells is not None:
+                accumulate_weighted(_cells(grey), self._ref_cells, 0.05)
+
+
+def _cells(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """Mean grey of each cell of the 8x6 grid."""
+    return np.asarray(resize_area(grey.astype(np.float32), (8, 6)), dtype=np.float32)
 
 
 def _margin(value: float, threshold: float) -> float:
