@@ -69,8 +69,11 @@ def test_ctrl_c_during_export_leaves_no_temp_file(stalled: tuple[Path, Path], tm
     vault, fifo = stalled
     out = tmp_path / "bundle.zip"
     tmp = tmp_path / ".bundle.zip.tmp"
+    # A job started in the background by a non-interactive shell (as CI scripts do) inherits SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler: the export gets Ctrl-C's default, as a user's shell gives it.
     proc = subprocess.Popen([*CLI, "export", str(vault), "--out", str(out)], env=ENV, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     writer = _export_reading(proc, fifo)
     try:
         assert tmp.exists()  # the export is blocked mid-bundle: it cannot finish before the signal
