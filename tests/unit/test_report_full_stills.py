@@ -48,7 +48,8 @@ def test_full_resolution_still_gets_a_page_of_its_own_at_full_size(tmp_path: Pat
         pdf = z.read("report/report.pdf")
     assert "Full-resolution stills" in html and 'class="full-tall"' in html  # 16:9 is sized by the page height
     assert "4608 × 2592 pixels, full resolution" in html and "embedded at 4608 × 2592" in html
-    assert html.count("full resolution</b> 4608 × 2592") == 1  # the check-in's line in the timeline
+    assert "4608 × 2592 像素，全分辨率" in html  # bilingual (zh-en), like every word of the report
+    assert html.count('<span class="en" lang="en">full resolution</span></b> 4608 × 2592') == 1  # the timeline
     assert "identity document, still seq" not in html  # printed once, on its own page, not again at 1600 px
     assert "Location of the registered site, still seq" in html  # a stream still stays in the check-in section
     (tmp_path / "report.pdf").write_bytes(pdf)
