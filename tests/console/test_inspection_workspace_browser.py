@@ -181,6 +181,7 @@ def test_a_whole_inspection_run_from_the_one_screen(stack: dict[str, Any]) -> No
         page.wait_for_selector("#case-title:has-text('started')", timeout=T)
         page.wait_for_selector("#live-frame", timeout=T)
         live = page.frame_locator("#live-frame")
+        live.locator("#badge").wait_for(timeout=T)  # the frame has navigated to the live page (else a race)
         frame = page.frame(url=lambda u: "/live/" in u)
         assert frame is not None
         frame.wait_for_function("() => window.consoleStats && window.consoleStats.verified >= 3", timeout=T)
