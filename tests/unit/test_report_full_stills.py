@@ -34,7 +34,8 @@ def sensor_jpeg() -> bytes:
 def test_full_resolution_still_gets_a_page_of_its_own_at_full_size(tmp_path: Path) -> None:
     fields = {"resolution": "full", "width": SENSOR[0], "height": SENSOR[1],
               "sensor": {"width": SENSOR[0], "height": SENSOR[1]}, "region": None}
-    built = seal_inspection(tmp_path, document=(sensor_jpeg(), fields))
+    built = seal_inspection(tmp_path, document=(sensor_jpeg(), fields),
+                            hostile={"note": "identity card held up by the representative, a metre from the camera"})
     try:
         res = build(built, tmp_path / "reports")
     finally:
@@ -53,11 +54,13 @@ def test_full_resolution_still_gets_a_page_of_its_own_at_full_size(tmp_path: Pat
     (tmp_path / "report.pdf").write_bytes(pdf)
     text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "report.pdf"), "-"], capture_output=True,
                           text=True, check=True).stdout
-    page = next(p for p in text.split("\f") if "Full-resolution stills" in p)
-    assert "4608 × 2592" in page
+    pages = text.split("\f")
+    number = next(n for n, p in enumerate(pages, 1) if "Full-resolution stills" in p)
+    assert "4608 × 2592" in pages[number - 1]
     images = subprocess.run(["pdfimages", "-list", str(tmp_path / "report.pdf")], capture_output=True, text=True,
                             check=True).stdout
-    assert any(line.split()[3:5] == ["4608", "2592"] for line in images.splitlines()[2:]), images
+    full = [line.split() for line in images.splitlines()[2:] if line.split()[3:5] == ["4608", "2592"]]
+    assert [int(row[0]) for row in full] == [number], images  # every pixel, on the page with its caption
     report = verify_bundle(bundle)
     assert {"seq": res_seq(report), "width": 4608, "height": 2592, "resolution": "full"} in \
         report.sections["stills"]

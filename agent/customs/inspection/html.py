@@ -39,7 +39,7 @@ MAX_SIDE = 20_000
 DOCUMENT_SIDE = 1600  # long side, in pixels, of a check-in still printed at full text width (a readable document)
 TEXT_ASPECT = 230 / 182  # height / width of the space a document still may fill on an A4 page (mm)
 FULL_SIDE = 6000  # long side of a full-resolution still in the PDF: a 4608x2592 sensor keeps every pixel
-FULL_ASPECT = 140 / 269  # height / width of the space a full-resolution still fills on an A4 landscape page (mm)
+FULL_ASPECT = 125 / 269  # height / width of the space a full-resolution still fills on an A4 landscape page (mm)
 
 
 #: Where a location check puts the fix, in words.
