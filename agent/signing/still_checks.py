@@ -1,12 +1,12 @@
 """Verifier extension for stills: the picture's real pixel size is the size its signed record claims.
 
 The core verifier proves a still's bytes are the ones the device sealed; this checker proves the record says
-what those bytes are. For every ``still`` whose media is present it reads the JPEG's frame header (no pixels
-are decoded) and reports a problem when the record's ``width``/``height`` or the EXIF ``PixelXDimension``/
-``PixelYDimension`` differ from it, and when a still sealed as full resolution (``resolution: "full"``) is not
-the sensor size it names (or, with a digital-zoom ``region``, larger than the sensor). A compromised device
-could otherwise sign a small picture as a "full-resolution document still". ``report.sections["stills"]``
-lists each still's size and resolution.
+what those bytes are. For every ``still`` whose media is present and whose record states a pixel size (the
+agent's always do) it reads the JPEG's frame header (no pixels are decoded) and reports a problem when the
+record's ``width``/``height`` or the EXIF ``PixelXDimension``/``PixelYDimension`` differ from it, and when a
+still sealed as full resolution (``resolution: "full"``) is not the sensor size it names (or, with a
+digital-zoom ``region``, larger than the sensor). A compromised device could otherwise sign a small picture as
+a "full-resolution document still". ``report.sections["stills"]`` lists each still's size and resolution.
 """
 
 from __future__ import annotations
@@ -69,14 +69,19 @@ def still_checker() -> Callable[[Any], None]:
     def check(ctx: Any) -> None:
         report = ctx.report
         listed: list[dict[str, Any]] = []
+        flagged = {p["item"] for p in report.problems}  # media already named (altered, missing): not read again
         for it in sorted(ctx.items, key=lambda i: i.seq):
             media = it.record.get("media") or {}
             if it.record.get("kind") != "still" or not media:
                 continue
             where = f"seq {it.seq} ({it.name})"
+            if where in flagged:
+                continue
             extra = it.record.get("extra") or {}
             if not _claims(extra, where, report.problem):
                 continue
+            if "width" not in extra and "height" not in extra:
+                continue  # the record claims no pixel size (an import, a test still): nothing to hold it to
             if media.get("type") not in (None, "image/jpeg"):
                 continue  # PNG stills (an import) carry no JPEG header; their hash is checked by the core
             with ctx.source.open_media(it.folder, str(media.get("name", ""))) as fh:

@@ -164,13 +164,15 @@ def test_verify_finds_a_still_whose_record_or_exif_lies_about_its_pixel_size(tmp
         bomb = seal(_bomb_header(), width=640, height=360)
         no_size = seal(_jpeg(64, 48), resolution="full", sensor=sensor)
         odd = seal(_jpeg(64, 48), width=64, height=48, resolution="8k")
+        altered = seal(_jpeg(640, 360), width=640, height=360)
     finally:
         dev.close()
+    next((tmp_path / "liar" / "vault").rglob(f"{altered:012d}.still.jpg")).write_bytes(_jpeg(320, 240))
     res = agent_cli("verify", str(tmp_path / "liar" / "vault"), "--json")
     assert "Traceback" not in res.stderr, res.stderr
     assert res.returncode != 0
-    problems = {int(p["item"].split()[1]): p["problem"] for p in json.loads(res.stdout)["problems"]
-                if p["item"].startswith("seq ")}
+    listed = [p for p in json.loads(res.stdout)["problems"] if p["item"].startswith("seq ")]
+    problems = {int(p["item"].split()[1]): p["problem"] for p in listed}
     assert honest not in problems
     assert "320x240 pixels but its record claims 4608x2592" in problems[upscaled_claim]
     assert "its EXIF says 4608x2592" in problems[exif_lie]
@@ -179,3 +181,6 @@ def test_verify_finds_a_still_whose_record_or_exif_lies_about_its_pixel_size(tmp
     assert "not a readable JPEG" in problems[bomb]
     assert "does not state its pixel size" in problems[no_size]
     assert "'8k' is not one of stream, full" in problems[odd]
+    # altered media: named once, by the hash check (its pixels are not what the device sealed anyway)
+    assert [p["problem"] for p in listed if p["item"].startswith(f"seq {altered} ")] == [problems[altered]]
+    assert "does not match its record" in problems[altered]
