@@ -122,3 +122,22 @@ def test_synthetic_full_still_is_the_sensor_size_and_one_at_a_time(tmp_path: Pat
     assert (item.record["extra"]["width"], item.record["extra"]["height"]) == (1920, 1080)  # type: ignore[attr-defined]
     assert agent.full_stills.stats.refused_busy == 1 and agent.full_stills.stats.taken == 1
     verify(tmp_path / "vault", checkers=default_checkers())
+
+
+def test_full_still_without_video_is_sealed_on_the_command_thread(tmp_path: Path) -> None:
+    agent = make_agent(tmp_path, capture={"width": 320, "height": 180, "fps": 10, "still_interval_s": 60,
+                                          "sensor_width": 1280, "sensor_height": 720}, video={"enabled": False})
+    try:
+        agent.start()
+        wait_for(lambda: agent.hub.latest is not None, 60)
+        item = agent.take_full_still("officer", {"note": "permit on the wall"})
+        stream = agent.take_still("officer")
+    finally:
+        agent.close()
+    assert item is not None and stream is not None
+    extra = item.record["extra"]
+    assert (extra["width"], extra["height"], extra["resolution"], extra["note"]) == (1280, 720, "full",
+                                                                                    "permit on the wall")
+    assert (stream.record["extra"]["width"], stream.record["extra"]["height"]) == (320, 180)
+    report = verify(tmp_path / "vault", checkers=default_checkers())
+    assert {"seq": item.seq, "width": 1280, "height": 720, "resolution": "full"} in report.sections["stills"]
