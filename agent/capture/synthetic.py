@@ -100,7 +100,9 @@ class SyntheticBackend(CaptureBackend):
         for i, colour in enumerate(_BARS):
             fill(img, w, h, (i * w // len(_BARS), 0, (i + 1) * w // len(_BARS), bars_h), colour)
         noise = np.random.default_rng(self._rng_seed).integers(0, 12, size=(h, w), dtype=np.uint8)
-        luma[:] = np.minimum(luma.astype(np.uint16) + noise * 219 // 255, 235).astype(np.uint8)
+        for top in range(0, h, 256):  # in bands: the same pixels, without frame-sized temporaries at a sensor's size
+            rows = slice(top, top + 256)
+            luma[rows] = np.minimum(luma[rows].astype(np.uint16) + noise[rows] * 219 // 255, 235).astype(np.uint8)
         return img
 
     def _even_size(self) -> tuple[int, int]:
