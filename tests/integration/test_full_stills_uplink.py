@@ -35,6 +35,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         st.procs.append(spawn("ingest", ["agent.customs.cli", "ingest", "--broker", st.broker.url, "--cafile",
                                          str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key), "--out",
                                          str(received), "--client-id", "ingest-1"], root / "ingest.log"))
+        st.broker.fleet.wait_client("ingest-1", 120)  # type: ignore[union-attr]  # subscribed before the first record
         st.start_device(st.device_config(DEVICE, SITE, width=640, height=360, fps=10, sensor=SENSOR))
         yield {"st": st, "root": root, "received": received}
     finally:
