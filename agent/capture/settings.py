@@ -39,10 +39,12 @@ class CaptureConfig(BaseModel):
     )
     loop: bool = Field(default=False, description="opencv/pyav file sources: restart at the end instead of stopping.")
     sensor_width: int | None = Field(
-        default=None, ge=16, le=16384, description="synthetic only: width of the simulated sensor that a "
-        "full-resolution still is drawn at (e.g. 4608, a Camera Module 3); unset = the stream width.")
+        default=None, ge=16, le=16384, multiple_of=4, description="synthetic only: width of the simulated sensor "
+        "that a full-resolution still is drawn at (e.g. 4608, a Camera Module 3; a multiple of 4); unset = the "
+        "stream width.")
     sensor_height: int | None = Field(
-        default=None, ge=16, le=16384, description="synthetic only: height of the simulated sensor (e.g. 2592).")
+        default=None, ge=16, le=16384, multiple_of=4,
+        description="synthetic only: height of the simulated sensor (e.g. 2592; a multiple of 4).")
     still_interval_s: float = Field(default=5.0, gt=0, description="Seconds between periodic evidence stills (JPEG).")
     jpeg_quality: int = Field(default=90, ge=1, le=100, description="JPEG quality for stills (1-100).")
     picamera2: Picamera2Config = Field(default_factory=Picamera2Config,
