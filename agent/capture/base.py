@@ -41,10 +41,17 @@ class CaptureSettings:
     source: str | int | None = None  # device index, /dev/videoN, URL or file path (opencv only)
     realtime: bool = True  # pace frames at fps (files: at their own rate); False = as fast as possible
     loop: bool = False  # files: start again at the end instead of raising EndOfStream
+    sensor_width: int | None = None  # synthetic: the "sensor" a full-resolution still is drawn at (None: stream)
+    sensor_height: int | None = None
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
             raise CaptureError(f"capture size must be positive, got {self.width}x{self.height}")
+        if (self.sensor_width is None) != (self.sensor_height is None) or (
+                self.sensor_width is not None and self.sensor_height is not None
+                and (self.sensor_width < self.width or self.sensor_height < self.height)):
+            raise CaptureError(f"sensor size {self.sensor_width}x{self.sensor_height} must be given whole and be at "
+                               f"least the stream's {self.width}x{self.height}")
         if not self.fps > 0:
             raise CaptureError(f"capture fps must be positive, got {self.fps}")
 
@@ -126,6 +133,20 @@ class CaptureBackend:
     def capture_still(self, quality: int = 90) -> bytes:
         """JPEG bytes at full resolution; only backends listing ``"still"`` provide it."""
         raise CaptureError(f"{self.name} backend has no native still capture; encode a frame with encode_jpeg()")
+
+    def full_frame(self, latest: Frame | None) -> Frame | None:
+        """A frame at the source's full native size for a document still, taken while frames keep flowing.
+
+        The default is ``latest`` itself: files and network streams are delivered at their own size and a V4L2
+        camera at the size it was opened with. Backends that stream below their sensor size override it
+        (synthetic draws its configured sensor; picamera2 captures the main stream of a document-stills
+        configuration). Raises CaptureError when this source cannot give its full size without stopping.
+        """
+        return latest
+
+    def sensor_size(self) -> tuple[int, int] | None:
+        """The full native size a :meth:`full_frame` has, when the backend knows it before capturing."""
+        return None
 
     def describe(self) -> str:
         """Short human description for logs and selftest tables."""

@@ -69,3 +69,12 @@ def caption(img: U8, width: int, height: int, top: int, strip: U8) -> None:
     yy[top:top + rows] = (16 + (strip[:rows].astype(np.uint16) * 219 + 127) // 255).astype(np.uint8)
     uu[top // 2:(top + rows + 1) // 2] = 128
     vv[top // 2:(top + rows + 1) // 2] = 128
+
+
+def write_luma(img: U8, width: int, height: int, x: int, y: int, patch: U8) -> None:
+    """Write a grey patch (0-255) at (x, y) of an I420 frame, luma scaled to 16-235, chroma neutral."""
+    ph, pw = patch.shape
+    yy, uu, vv = planes(img, width, height)
+    yy[y:y + ph, x:x + pw] = (16 + (patch.astype(np.uint16) * 219 + 127) // 255).astype(np.uint8)
+    uu[y // 2:(y + ph) // 2, x // 2:(x + pw) // 2] = 128
+    vv[y // 2:(y + ph) // 2, x // 2:(x + pw) // 2] = 128

@@ -45,6 +45,11 @@ class Picamera2Config(BaseModel):
         default="auto", description="auto = picamera2 H264Encoder (bcm2835 hardware on Pi 4, libav on Pi 5); "
                                     "libav = always LibavH264Encoder (software)")
     buffer_count: int = Field(default=6, ge=2, le=16, description="camera buffers; stills hold one briefly")
+    document_stills: bool = Field(
+        default=False, description="full-resolution document stills while recording: main = the full sensor "
+        "(sensor_resolution, YUV420), H.264 encodes lores at [capture] width/height (picamera2's "
+        "still_during_video pattern); analytics and live view get lores. The full-sensor mode limits the frame "
+        "rate (IMX708: 14.35 fps) and each buffer holds a full frame (18 MB at 4608x2592)")
 
 
 def import_picamera2() -> Any:
@@ -282,3 +287,27 @@ class Picamera2Backend(CaptureBackend):
             frame = request_frame(self._request(), "main", self._format("main"), self._still_no, self.clock)
             self._still_no += 1
         return jpeg(frame, quality)
+
+    def sensor_size(self) -> tuple[int, int] | None:
+        cam = self._cam
+        return None if cam is None else (int(cam.sensor_resolution[0]), int(cam.sensor_resolution[1]))
+
+    def full_frame(self, latest: Frame | None) -> Frame | None:
+        """``latest`` when main already is the full sensor; otherwise the full sensor is not available here."""
+        size = self.sensor_size()
+        if latest is not None and size is not None and (latest.width, latest.height) == size:
+            return latest
+        raise CaptureError("picamera2 streams main at [capture] width/height here; full-resolution stills need "
+                           "video on with [capture.picamera2] document_stills = true")
+
+
+def full_sensor_fps(cam: Any, size: tuple[int, int]) -> float | None:
+    """The highest frame rate of the camera's sensor modes that cover ``size`` (None when it lists none).
+
+    libcamera picks the sensor mode from the largest stream: a main stream at the full sensor needs the
+    full-readout mode, whose rate (IMX708: 14.35 fps) caps the whole configuration, video included.
+    """
+    modes = [m for m in (getattr(cam, "sensor_modes", None) or []) if isinstance(m, dict)]
+    rates = [float(m["fps"]) for m in modes if isinstance(m.get("size"), tuple | list) and len(m["size"]) == 2
+             and m["size"][0] >= size[0] and m["size"][1] >= size[1] and isinstance(m.get("fps"), int | float)]
+    return max(rates) if rates else None

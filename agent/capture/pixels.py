@@ -74,8 +74,13 @@ def encode_jpeg(frame: Frame, quality: int = 90, size: tuple[int, int] | None = 
 
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.image), format=frame.fmt)
         rgb = vf.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA").to_ndarray()
+    elif frame.fmt == "yuv420p":  # straight to RGB: a full-sensor frame (4608x2592) keeps one 36 MB copy, not three
+        import av
+
+        rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.image), format="yuv420p").to_ndarray(
+            format="rgb24")
     else:
-        rgb = np.ascontiguousarray(bgr(frame)[..., ::-1])
+        rgb = np.ascontiguousarray(frame.image[..., ::-1])
     out = io.BytesIO()
     try:
         Image.fromarray(rgb, "RGB").save(out, format="JPEG", quality=int(quality), subsampling="4:2:0")

@@ -38,6 +38,13 @@ class CaptureConfig(BaseModel):
         default=True, description="Pace frames in real time; false reads files or generates frames as fast as possible."
     )
     loop: bool = Field(default=False, description="opencv/pyav file sources: restart at the end instead of stopping.")
+    sensor_width: int | None = Field(
+        default=None, ge=16, le=16384, multiple_of=4, description="synthetic only: width of the simulated sensor "
+        "that a full-resolution still is drawn at (e.g. 4608, a Camera Module 3; a multiple of 4); unset = the "
+        "stream width.")
+    sensor_height: int | None = Field(
+        default=None, ge=16, le=16384, multiple_of=4,
+        description="synthetic only: height of the simulated sensor (e.g. 2592; a multiple of 4).")
     still_interval_s: float = Field(default=5.0, gt=0, description="Seconds between periodic evidence stills (JPEG).")
     jpeg_quality: int = Field(default=90, ge=1, le=100, description="JPEG quality for stills (1-100).")
     picamera2: Picamera2Config = Field(default_factory=Picamera2Config,
@@ -52,6 +59,12 @@ class CaptureConfig(BaseModel):
                                        or str(self.source).isdigit() or str(self.source).startswith("/dev/video")):
             raise ValueError("backend \"pyav\" needs capture.source: an rtsp:// or http(s):// URL or a video file "
                              "(V4L2 cameras: backend \"opencv\")")
+        if (self.sensor_width is None) != (self.sensor_height is None):
+            raise ValueError("capture.sensor_width and capture.sensor_height go together: set both or neither")
+        if self.sensor_width is not None and self.sensor_height is not None and (
+                self.sensor_width < self.width or self.sensor_height < self.height):
+            raise ValueError(f"capture sensor {self.sensor_width}x{self.sensor_height} is smaller than the stream "
+                             f"{self.width}x{self.height}")
         return self
 
     def to_settings(self) -> CaptureSettings:
@@ -64,4 +77,6 @@ class CaptureConfig(BaseModel):
             source=self.source,
             realtime=self.realtime,
             loop=self.loop,
+            sensor_width=self.sensor_width,
+            sensor_height=self.sensor_height,
         )

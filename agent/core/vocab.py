@@ -102,6 +102,10 @@ STEP_TITLES: Final = {"location": "Location of the registered site",
 SnapshotLabel = Literal[CheckinStep, "inspection", "other"]
 #: What an officer's still may say it shows.
 SNAPSHOT_LABELS: Final[tuple[str, ...]] = get_args(SnapshotLabel)
+#: The pixel size an officer's still is asked at: the video stream's, or the camera's full sensor (a file's or
+#: stream's native size on other backends) for a readable document.
+StillResolution = Literal["stream", "full"]
+STILL_RESOLUTIONS: Final[tuple[str, ...]] = get_args(StillResolution)
 #: How an inspection ended, and an officer's decision, in words (records and the CLI carry the keys).
 OUTCOME_LABELS: Final = {"completed": "Completed remotely", "shift_to_onsite": "Shifted to an on-site inspection",
                          "aborted": "Aborted"}

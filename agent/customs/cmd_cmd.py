@@ -22,7 +22,7 @@ from cryptography import x509
 
 from agent.core.clock import Clock, SystemClock
 from agent.core.errors import AgentError, CommandError, ConfigError, UplinkError, VerificationError
-from agent.core.vocab import NOTICE_COMMAND, ZOOM_COMMAND
+from agent.core.vocab import NOTICE_COMMAND, STILL_RESOLUTIONS, ZOOM_COMMAND
 from agent.customs.keys import DEFAULT_DIR, OfficerKey, load_officer
 from agent.signing.trust import load_anchors
 from agent.wire.commands import canonical, sign_command
@@ -244,6 +244,8 @@ def command_args(args: argparse.Namespace) -> dict[str, Any]:
         cmd_args["note"] = args.note
     if args.label:
         cmd_args["label"] = args.label
+    if getattr(args, "resolution", None) == "full":
+        cmd_args["resolution"] = "full"
     return cmd_args
 
 
@@ -284,5 +286,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--note", help="mark/snapshot: the note sealed into the device's evidence chain")
     p.add_argument("--label", help="snapshot: what the still shows (identity_document, power_of_attorney, "
                                    "credentials, location, inspection, other)")
+    p.add_argument("--resolution", choices=STILL_RESOLUTIONS, default="stream",
+                   help="snapshot: stream (the video's size, default) or full (the camera's full sensor, or a file's "
+                        "native size: a readable document; one at a time)")
     p.add_argument("--args", help='further arguments as a JSON object, e.g. \'{"case": "C-1", "enterprise": "X"}\'')
     p.set_defaults(func=_cmd)

@@ -38,6 +38,7 @@ class Limits:
     """Ingest limits (``evidence-officer ingest --limit NAME=VALUE``); defaults suit a fleet of cameras."""
 
     max_item_bytes: int = 1 << 30  # one media file (a video segment is tens of MB)
+    max_still_bytes: int = 32 << 20  # one still (a full-sensor 4608x2592 JPEG is a few MB)
     max_record_bytes: int = 1 << 20  # one signed record (sidecar), also when it arrives chunked
     max_chunks: int = 65_536  # chunks of one file
     max_json_depth: int = 32
@@ -106,6 +107,9 @@ def check_media(record: dict[str, Any], seq: int, kind: str, limits: Limits) -> 
         raise Refused("record media sha256 is not a SHA-256 hex digest")
     if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= limits.max_item_bytes:
         raise Refused(f"record media size {str(size)[:40]} is outside 0..{limits.max_item_bytes}", reason="too_large")
+    if kind == "still" and size > limits.max_still_bytes:
+        raise Refused(f"still of {size} bytes is over the {limits.max_still_bytes}-byte limit for one still "
+                      "(max_still_bytes)", 0x95, "too_large")
     return media
 
 
@@ -113,6 +117,8 @@ def check_chunk(chunk: Chunk, limits: Limits, *, max_size: int) -> None:
     """Chunk metadata against itself: the size, count and offset must describe one evenly cut file."""
     check_seq(chunk.seq)
     check_kind(chunk.kind)
+    if chunk.kind == "still":
+        max_size = min(max_size, limits.max_still_bytes)
     if not 0 <= chunk.size <= max_size:
         raise Refused(f"declared size {chunk.size} is outside 0..{max_size}", reason="too_large")
     if not 1 <= chunk.total <= limits.max_chunks:

@@ -256,13 +256,15 @@ def _print_report(report_json: dict[str, object]) -> None:
 
 def default_checkers(trust: AnchorTrust | None = None,
                      officer_cas: Sequence[x509.Certificate] = ()) -> list[Checker]:
-    """Core checks plus anchoring, video segments (duration, frames, GPS coverage, events, gaps) and a
-    signed inspection report when the evidence carries one (trusted only through ``officer_cas``)."""
+    """Core checks plus anchoring, video segments (duration, frames, GPS coverage, events, gaps), stills (pixel
+    size as claimed) and a signed inspection report when the evidence carries one (trusted only through
+    ``officer_cas``)."""
     from agent.anchor.verify import AnchorTrust, anchor_checker
     from agent.signing.report import report_checker
+    from agent.signing.still_checks import still_checker
     from agent.video.verify_segments import segment_checker
 
-    return [anchor_checker(trust or AnchorTrust()), segment_checker(), report_checker(officer_cas)]
+    return [anchor_checker(trust or AnchorTrust()), segment_checker(), still_checker(), report_checker(officer_cas)]
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from agent.core.model import Frame, Moment, SealedItem
 from agent.core.supervisor import Death, Supervisor
 from agent.core.threads import Worker, stop_all
 from agent.device.config import AgentConfig
+from agent.device.full_stills import FullStills, StillBusy
 from agent.device.parts import UNHEALTHY_EXIT_S, WatchedSealer, watch_parts
 from agent.device.pipeline import FrameHub, Subscription
 from agent.device.seal_log import SealLog
@@ -94,6 +95,9 @@ class Agent:
                 sensors=self.sensors, device_id=cfg.device.id, site_id=cfg.device.site_id,
                 camera=camera.describe() if camera is not None else cfg.capture.backend,
                 picamera2=(cfg.capture.to_settings(), self.clock, cfg.capture.picamera2) if native else None)
+        self.full_stills = FullStills(lambda: self.hub.camera, lambda: self.hub.latest, self.sensors.moment,
+                                      submit=self.video.media.submit if self.video is not None else None,
+                                      seal_frame=self._seal_frame)
         self._still_c2pa: StillCredentials | None = None
         if not cfg.video.enabled and cfg.video.c2pa.enabled and cfg.video.c2pa.stills:  # stills-only: C2PA too
             c2 = cfg.video.c2pa
@@ -325,11 +329,25 @@ class Agent:
         if frame is None:
             return None
         moment = replace(self.sensors.moment(), wall_ns=frame.wall_ns, mono_ns=frame.mono_ns)
+        return self._seal_frame(frame, moment, reason, extra or {})
+
+    def take_full_still(self, reason: str, extra: dict[str, Any] | None = None) -> SealedItem | None:
+        """A still at the camera's full sensor (the source's native size) while the video records; one at a time
+        (agent.device.full_stills). None when no frame has arrived yet or the vault is full."""
+        if self.store.full and not self.store.try_recover():
+            return None
+        try:
+            return self.full_stills.take(reason, extra)
+        except VaultFullError:
+            return None
+
+    def _seal_frame(self, frame: Frame, moment: Moment, reason: str, extra: dict[str, Any]) -> SealedItem | None:
+        """Seal one frame as a JPEG still on this thread (no video running): EXIF, C2PA when configured."""
         tags = DeviceTags(self.cfg.device.id, self.cfg.device.site_id, self.hub.camera.describe())
         jpeg = with_exif(encode_jpeg(frame, self.cfg.capture.jpeg_quality), moment, tags,
                          width=frame.width, height=frame.height)
         info = {"reason": reason, "frame_index": frame.index, "width": frame.width,
-                "height": frame.height, "camera": self.hub.camera.describe(), **(extra or {})}
+                "height": frame.height, "camera": self.hub.camera.describe(), **extra}
         media: Path | bytes = jpeg
         if self._still_c2pa is not None:
             media, info["c2pa"] = self._still_c2pa.embed(
@@ -388,12 +406,20 @@ class Agent:
         for key in ("label", "note"):
             if getattr(args, key, None) is not None:
                 extra[key] = getattr(args, key)
-        item = self.take_still("officer", extra=extra)
+        full = getattr(args, "resolution", "stream") == "full"
+        try:
+            item = self.take_full_still("officer", extra) if full else self.take_still("officer", extra=extra)
+        except StillBusy as exc:
+            from agent.wire.commands import CommandRejected
+
+            raise CommandRejected("busy", str(exc)) from None
         if item is None:
             raise AgentError("no camera frame available yet")
+        sealed = item.record.get("extra") or {}
         return {"seq": item.seq, "record_hash": item.record_hash, "media": item.record["media"],
                 "label": extra.get("label"), "gps": item.record["gps"], "time": item.record["time"],
-                "captured": item.record["captured"]["wall"]}
+                "captured": item.record["captured"]["wall"], "resolution": "full" if full else "stream",
+                "width": sealed.get("width"), "height": sealed.get("height")}
 
     def selftest_probes(self) -> ServiceProbes:
         """What the in-service self-test reads: the live hub, sensors, link and vault, never this object."""

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.core.clock import Clock
 from agent.core.errors import AgentError, CommandError
 from agent.core.model import Moment, SealedItem
-from agent.core.vocab import CASE_PATTERN, ID_PATTERN, NOTICE_COMMAND, SHA256_PATTERN, SnapshotLabel
+from agent.core.vocab import CASE_PATTERN, ID_PATTERN, NOTICE_COMMAND, SHA256_PATTERN, SnapshotLabel, StillResolution
 from agent.wire.commands import CommandRejected, CommandRequest, CommandVerifier
 from agent.wire.replies import REPLY_TYP, DeviceSigner, sign_object
 from agent.wire.zoom import ZoomArgs
@@ -69,6 +69,8 @@ class SnapshotArgs(_Args):
 
     label: SnapshotLabel | None = None
     note: str | None = Field(default=None, min_length=1, max_length=2000)
+    # "full": the full sensor (picamera2) or the source's native size, one still at a time
+    resolution: StillResolution = "stream"
 
 
 class InspectionStartArgs(_Args):

@@ -36,6 +36,7 @@ from agent.capture.picamera2 import (
     Picamera2Config,
     crop_limits,
     frame_pixels,
+    full_sensor_fps,
     import_picamera2,
     jpeg,
     open_camera,
@@ -61,10 +62,12 @@ log = logging.getLogger(__name__)
 class NativeEncoderSettings(EncoderSettings):
     """EncoderSettings of a segment encoded by picamera2 (the input is the ISP's YUV420, not BGR)."""
 
+    stream: str = "main"  # "lores" when main is the full sensor for document stills
+
     def as_record(self) -> dict[str, Any]:
         rec = super().as_record()
         rec["time_base"] = "1/1000000"
-        rec["input"] = "picamera2 main stream YUV420 from the ISP (no colour conversion)"
+        rec["input"] = f"picamera2 {self.stream} stream YUV420 from the ISP (no colour conversion)"
         return rec
 
 
@@ -174,10 +177,10 @@ class Picamera2Recorder:
         s, pi = self.settings, self.pi
         cam = open_camera(module, pi.camera_num)
         try:
+            main, lores, encode = self._stream_sizes(cam)
             cam.configure(cam.create_video_configuration(
-                main={"size": (s.width, s.height), "format": "YUV420"},
-                lores={"size": (pi.lores_width, pi.lores_height), "format": "YUV420"},
-                controls={"FrameRate": float(s.fps)}, buffer_count=pi.buffer_count, encode="main"))
+                main={"size": main, "format": "YUV420"}, lores={"size": lores, "format": "YUV420"},
+                controls={"FrameRate": float(s.fps)}, buffer_count=pi.buffer_count, encode=encode))
             hw = pi.encoder == "auto" and H264Encoder is not LibavH264Encoder
             cls = H264Encoder if pi.encoder == "auto" else LibavH264Encoder
             bitrate = self.cfg.bitrate_kbps * 1000
@@ -198,7 +201,7 @@ class Picamera2Recorder:
         codec = "h264_bcm2835_v4l2 (picamera2 H264Encoder)" if hw else "libx264 (picamera2 LibavH264Encoder)"
         self.encoder_settings = NativeEncoderSettings(
             codec=codec, width=s.width, height=s.height, pix_fmt="yuv420p", fps=s.fps, gop=self.gop,
-            options=(("bitrate", str(bitrate)), ("iperiod", str(self.gop)), ("repeat", "1")))
+            options=(("bitrate", str(bitrate)), ("iperiod", str(self.gop)), ("repeat", "1")), stream=encode)
         self._state = "open"
         self._thread = Worker("picamera2-segments", self._rotate, stopping=self._stop)
         self._thread.start()
@@ -230,18 +233,48 @@ class Picamera2Recorder:
         self._lores.put_nowait(None)
         join_or_raise(self._thread, 5)  # the forced switch (or the camera's release) has let it end
 
+    def _stream_sizes(self, cam: Any) -> tuple[tuple[int, int], tuple[int, int], str]:
+        """(main size, lores size, encoded stream): with ``document_stills`` main is the full sensor and H.264
+        encodes lores at the video size (picamera2's still_during_video example), else main is the video."""
+        s, pi = self.settings, self.pi
+        if not pi.document_stills:
+            return (s.width, s.height), (pi.lores_width, pi.lores_height), "main"
+        sensor = tuple(int(v) for v in cam.sensor_resolution)
+        if s.width > sensor[0] or s.height > sensor[1]:
+            raise CaptureError(f"capture {s.width}x{s.height} is larger than the {sensor[0]}x{sensor[1]} sensor")
+        top = full_sensor_fps(cam, (sensor[0], sensor[1]))
+        if top is not None and s.fps > top:
+            raise CaptureError(f"document_stills needs the full-sensor mode, which runs at {top:g} fps at most; "
+                               f"capture.fps {s.fps:g} is higher (lower it or turn document_stills off)")
+        return (sensor[0], sensor[1]), (s.width, s.height), "lores"
+
     # -- stills ---------------------------------------------------------------------------------
-    def still_frame(self) -> Frame:
-        """A full-size main-stream frame from the next request (released at once)."""
+    def still_frame(self, full: bool = False) -> Frame:
+        """A still frame from the next request (released at once): the video-size stream (main, or lores with
+        ``document_stills``), or with ``full`` the full-sensor main stream of ``document_stills``."""
         if self._state != "open":
             raise CaptureError(f"picamera2 recorder is {self._state}, not recording")
+        if full and not self.pi.document_stills:
+            raise CaptureError("full-resolution stills on picamera2 need [capture.picamera2] document_stills = true "
+                               "(main at the full sensor while H.264 encodes lores)")
+        stream = "main" if full or not self.pi.document_stills else "lores"
         try:
             request = self._cam.capture_request()
         except Exception as exc:
             raise CaptureError(f"picamera2 still capture failed: {exc}") from exc
-        frame = request_frame(request, "main", "YUV420", self._still_no, self.clock)
+        frame = request_frame(request, stream, "YUV420", self._still_no, self.clock)
         self._still_no += 1
         return frame
+
+    def full_frame(self) -> Frame:
+        """A full-sensor still frame without stopping the recording (``document_stills``)."""
+        return self.still_frame(full=True)
+
+    def sensor_size(self) -> tuple[int, int] | None:
+        if not self.pi.document_stills or self._cam is None:
+            return None
+        w, h = self._cam.sensor_resolution
+        return int(w), int(h)
 
     def capture_still(self, quality: int = 90) -> bytes:
         return jpeg(self.still_frame(), quality)
@@ -378,6 +411,9 @@ class LoresFrames(CaptureBackend):
 
     def describe(self) -> str:
         s, pi = self.settings, self.recorder.pi
+        if pi.document_stills:
+            return (f"picamera2 camera {pi.camera_num} main full sensor (document stills), "
+                    f"lores {s.width}x{s.height}@{s.fps:g} H.264")
         return (f"picamera2 camera {pi.camera_num} main {s.width}x{s.height}@{s.fps:g} H.264, "
                 f"lores {pi.lores_width}x{pi.lores_height}")
 
@@ -408,3 +444,9 @@ class LoresFrames(CaptureBackend):
 
     def set_view(self, region: ViewRegion) -> tuple[int, int, int, int]:
         return self.recorder.set_view(region)
+
+    def full_frame(self, latest: Frame | None) -> Frame | None:
+        return self.recorder.full_frame()
+
+    def sensor_size(self) -> tuple[int, int] | None:
+        return self.recorder.sensor_size()

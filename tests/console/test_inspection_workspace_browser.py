@@ -4,7 +4,8 @@ synthetic camera, simulated GPS), `evidence-officer ingest`, the console (`[repo
 
 An officer runs the case from that screen only: opening it with a scheduled time sends the device a signed advance
 notice (sealed there, listed in its status), live video beside the case, previews that open full size in the
-viewer, marks, snapshots, check-in steps and the decision land in the case timeline and in `evidence-officer
+viewer (a full-resolution identity-document still: the synthetic camera's 4608x2592 "sensor", shown at its
+own size), marks, snapshots, check-in steps and the decision land in the case timeline and in `evidence-officer
 inspection show`, buttons follow the case state, confirmation dialogs, an error beside the control (a report before
 the end is a 409, never in the navigation bar). The device process is stopped and started mid-case: the restart is
 an alert on the screen and in the report. The report is built, then rebuilt with a reason (two versions, both
@@ -45,6 +46,7 @@ LAT, LON = 31.2304, 121.4737  # the simulated receiver's default centre (it walk
 POLYGON = ";".join(f"{a},{b}" for a, b in ((LAT - 0.001, LON - 0.001), (LAT - 0.001, LON + 0.001),
                                             (LAT + 0.001, LON + 0.001), (LAT + 0.001, LON - 0.001)))
 MARKUP = '<img src=x onerror="window.pwned=1">'
+SENSOR = (4608, 2592)  # the synthetic camera's "sensor": a full-resolution check-in still is this size
 ENTERPRISE = "绿野农场有限公司 Green Fields Ltd"
 LEGAL_NAME, BADGE = "王小明 Wang Xiaoming", "B-0417"
 T = 60_000  # ms: every wait in the page is bounded
@@ -79,7 +81,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                                          str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key), "--out",
                                          str(received), "--client-id", "ingest-1", "--index",
                                          str(root / "index.sqlite")], root / "ingest.log"))
-        device_cfg = st.device_config(DEVICE, SITE, width=640, height=360, fps=10)
+        device_cfg = st.device_config(DEVICE, SITE, width=640, height=360, fps=10, sensor=SENSOR)
         st.start_device(device_cfg)
         deadline = time.monotonic() + 60  # the console refuses an index no ingest has created yet
         while not (root / "index.sqlite").exists() and time.monotonic() < deadline:
@@ -179,6 +181,7 @@ def test_a_whole_inspection_run_from_the_one_screen(stack: dict[str, Any]) -> No
         page.wait_for_selector("#case-title:has-text('started')", timeout=T)
         page.wait_for_selector("#live-frame", timeout=T)
         live = page.frame_locator("#live-frame")
+        live.locator("#badge").wait_for(timeout=T)  # the frame has navigated to the live page (else a race)
         frame = page.frame(url=lambda u: "/live/" in u)
         assert frame is not None
         frame.wait_for_function("() => window.consoleStats && window.consoleStats.verified >= 3", timeout=T)
@@ -202,18 +205,31 @@ def test_a_whole_inspection_run_from_the_one_screen(stack: dict[str, Any]) -> No
 
         for step in ("location", "identity_document"):
             page.fill(f"#checkin-note-{step}", f"{step} shown to the camera")
+            page.set_checked("#checkin-full", step == "identity_document")  # the document: the full sensor
             page.click(f"#checkin-{step}")
             page.wait_for_selector(f"#result-{step}.ok, #result-{step}.warn", timeout=T)
+        page.set_checked("#checkin-full", False)
+        page.wait_for_selector(f"#timeline li.checkin:has-text('full resolution {SENSOR[0]} × {SENSOR[1]}')",
+                               timeout=T)
         # the preview appears once the ingest has the picture, and opens full size in the viewer with zoom
         page.wait_for_selector("#preview-identity_document img.thumb", timeout=120_000)
         page.click("#preview-identity_document .thumb-btn")
         page.wait_for_selector("#viewer[open]", timeout=T)
         page.wait_for_function("() => document.getElementById('viewer-img').naturalWidth > 0", timeout=T)
-        assert page.evaluate("() => document.getElementById('viewer-img').naturalWidth") >= 640
+        natural = page.evaluate("() => { const i = document.getElementById('viewer-img');"
+                                " return [i.naturalWidth, i.naturalHeight]; }")
+        assert tuple(natural) == SENSOR  # the sealed JPEG itself, at the sensor's size
+        assert page.inner_text("#viewer-size") == f"{SENSOR[0]} × {SENSOR[1]} pixels"
+        assert f"{SENSOR[0]} × {SENSOR[1]} (full resolution)" in page.inner_text("#viewer-caption")
         fit = page.inner_text("#viewer-zoom")
         page.click("#viewer-in")
         assert page.inner_text("#viewer-zoom") != fit
+        page.click("#viewer-100")  # every sensor pixel on screen: the picture is as wide as the sensor
+        assert page.inner_text("#viewer-zoom") == "100 %"
+        assert page.evaluate("() => document.getElementById('viewer-img').getBoundingClientRect().width") == \
+            SENSOR[0]
         assert "identity_document" in page.inner_text("#viewer-caption")
+        page.screenshot(path=str(root / "viewer-full.png"))
         page.click("#viewer-close")
 
         page.fill("#note", "inputs store: 40 bags of urea")
@@ -391,3 +407,5 @@ def report_and_countersign(page: Any, stack: dict[str, Any], root: Path) -> None
     # the report is bilingual (zh-en): each label is Chinese then English, the alert's type in brackets
     assert re.search(r"警报 (?:/ )?ALERT .{0,80}\(restart\)", text), text[:3000]
     assert "Report version 2" in text and "the device restart is annotated" in text
+    # the full-resolution check-in still has a page of its own, its pixel size stated
+    assert "Full-resolution stills" in text and f"{SENSOR[0]} × {SENSOR[1]} pixels, full resolution" in text

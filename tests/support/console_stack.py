@@ -111,7 +111,7 @@ class ConsoleStack:
 
     def device_config(self, device: str, site: str, *, width: int = 1280, height: int = 720, fps: float = 15,
                       overlay: bool = True, video: bool = True, live: dict[str, Any] | None = None,
-                      extra_toml: str = "") -> Path:
+                      extra_toml: str = "", sensor: tuple[int, int] | None = None) -> Path:
         base = self.root / device
         keys = base / "keys"
         if not (keys / CERT_FILE).exists():
@@ -132,6 +132,7 @@ width = {width}
 height = {height}
 fps = {fps}
 still_interval_s = 3600
+{f"sensor_width = {sensor[0]}{chr(10)}sensor_height = {sensor[1]}" if sensor else ""}
 [gps]
 source = "simulated"
 [video]

@@ -6,6 +6,8 @@ confirmed). Encoder, LibavH264Encoder, the encoders package's H264Encoder alias,
 SplittableOutput were copied in behaviour from raspberrypi/picamera2's own source; the Picamera2 and
 CompletedRequest methods follow the picamera2 manual's signatures (not re-read line by line).
 
+* ``sensor_resolution`` (4608, 2592), ``sensor_modes`` (the IMX708's three; the mode covering the largest stream
+  caps the frame rate), ``camera_properties["PixelArraySize"]``; lores larger than main or not YUV is refused.
 * ``Picamera2(camera_num)``, ``global_camera_info()``, ``create_video_configuration(main=, lores=,
   controls=, encode=, buffer_count=)``, ``configure``, ``start``/``stop``/``close``,
   ``capture_request(wait=, flush=)``, ``start_encoder``/``stop_encoder``, ``start_recording``/
@@ -32,6 +34,7 @@ Install only inside tests: :func:`install` puts the modules into ``sys.modules``
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 import types
@@ -334,8 +337,29 @@ def _pattern(n: int, size: tuple[int, int], fmt: str,
     return np.concatenate([bgr if fmt == "XRGB8888" else bgr[:, :, ::-1], alpha], axis=2)
 
 
+#: ``Picamera2.sensor_modes`` of a Camera Module 3 (IMX708) as picamera2 lists them (format shown as text):
+#: libcamera picks the mode from the largest stream, and the full-sensor mode caps the frame rate at 14.35 fps.
+IMX708_MODES: list[dict[str, Any]] = [
+    {"format": "SRGGB10_CSI2P", "unpacked": "SRGGB10", "bit_depth": 10, "size": (1536, 864), "fps": 120.13,
+     "crop_limits": (768, 432, 3072, 1728), "exposure_limits": (9, 77208384, None)},
+    {"format": "SRGGB10_CSI2P", "unpacked": "SRGGB10", "bit_depth": 10, "size": (2304, 1296), "fps": 56.03,
+     "crop_limits": (0, 0, 4608, 2592), "exposure_limits": (13, 112015443, None)},
+    {"format": "SRGGB10_CSI2P", "unpacked": "SRGGB10", "bit_depth": 10, "size": (4608, 2592), "fps": 14.35,
+     "crop_limits": (0, 0, 4608, 2592), "exposure_limits": (26, 220417486, None)},
+]
+
+
+def _mode_for(size: tuple[int, int]) -> dict[str, Any]:
+    """The sensor mode libcamera would pick for the largest stream: the fastest that covers it."""
+    fits = [m for m in IMX708_MODES if m["size"][0] >= size[0] and m["size"][1] >= size[1]]
+    return max(fits, key=lambda m: m["fps"]) if fits else IMX708_MODES[-1]
+
+
 class CompletedRequest:
-    """picamera2.request.CompletedRequest: arrays and metadata of one frame, reference counted."""
+    """picamera2.request.CompletedRequest: arrays and metadata of one frame, reference counted.
+
+    A stream's pixels are generated the first time something asks for them (a full-sensor main stream is
+    18 MB a frame): what the application sees is the same, the fake just does not draw unread frames."""
 
     def __init__(self, picam2: Picamera2, arrays: dict[str, np.ndarray], metadata: dict[str, Any]) -> None:
         self.picam2 = picam2
@@ -366,7 +390,11 @@ class CompletedRequest:
     def make_array(self, name: str) -> np.ndarray:
         if self.ref_count == 0:
             raise RuntimeError("request used after release()")
-        return self._arrays[name].copy()
+        with self._lock:
+            array = self._arrays[name]
+            if callable(array):
+                array = self._arrays[name] = array()
+        return array.copy()
 
     def save(self, name: str, file_output: Any, format: str | None = None,
              exif_data: Any = None) -> None:
@@ -402,6 +430,7 @@ class Picamera2:
         self.crop = self.crop_default = (0, 0, 4608, 2592)
         self.crop_requests: list[tuple[int, int, int, int]] = []  # what set_controls was asked, in order
         self._crop_pending: list[tuple[int, tuple[int, int, int, int]]] = []  # (from sequence, crop)
+        self.sensor_modes = [dict(m) for m in IMX708_MODES]
         self.camera_config: dict[str, Any] | None = None
         self.options: dict[str, Any] = {"quality": 90}
         self.pre_callback: Any = None
@@ -437,6 +466,13 @@ class Picamera2:
     def configure(self, camera_config: dict[str, Any]) -> None:
         if self.started:
             raise RuntimeError("Camera must be stopped before configuring")
+        lores = camera_config.get("lores")
+        if lores is not None:  # picamera2's own checks (Picamera2.check_camera_config)
+            (mw, mh), (lw, lh) = camera_config["main"]["size"], lores["size"]
+            if lw > mw or lh > mh:
+                raise RuntimeError("lores stream dimensions may not exceed main stream")
+            if lores["format"] not in ("YUV420", "YVU420", "NV12", "NV21"):
+                raise RuntimeError("lores stream must be YUV")
         self.camera_config = camera_config
         # the default crop: the largest centred rectangle of the sensor with the main stream's aspect
         sw, sh = self.sensor_resolution
@@ -565,6 +601,7 @@ class Picamera2:
         controls = cfg["controls"]
         period_ns = int(1e9 / controls["FrameRate"]) if "FrameRate" in controls else \
             int(controls["FrameDurationLimits"][0] * 1000)
+        period_ns = max(period_ns, int(1e9 / _mode_for(cfg["main"]["size"])["fps"]))  # the sensor mode's limit
         next_ns = time.monotonic_ns()
         while not self._stop.wait(max(0.0, (next_ns - time.monotonic_ns()) / 1e9)):
             next_ns += period_ns
@@ -576,7 +613,8 @@ class Picamera2:
                 while self._crop_pending and self._crop_pending[0][0] <= self.sequence:
                     self.crop = self._crop_pending.pop(0)[1]
             view = self._crop_view()
-            arrays = {n: _pattern(self.sequence, s["size"], s["format"], view) for n, s in streams.items()}
+            arrays: dict[str, Any] = {n: functools.partial(_pattern, self.sequence, s["size"], s["format"], view)
+                                      for n, s in streams.items()}
             metadata: dict[str, Any] = {"SensorTimestamp": time.monotonic_ns() - self.exposure_ns // 2,
                                         "ExposureTime": self.exposure_ns // 1000, "FrameDuration": period_ns // 1000,
                                         "ScalerCrop": self.crop}

@@ -113,8 +113,10 @@ def officer_with_ca(root: Path, name: str = OFFICER, org: str = "Customs") -> tu
                         ca_key=ca_dir / "ca.key"), ca_dir / "ca.pem"
 
 
-def seal_inspection(root: Path, *, hostile: dict[str, Any] | None = None, bomb: bytes | None = None) -> Built:
-    """Evidence of one ended inspection, and its session (``hostile`` goes into the device-answered gps)."""
+def seal_inspection(root: Path, *, hostile: dict[str, Any] | None = None, bomb: bytes | None = None,
+                    document: tuple[bytes, dict[str, Any]] | None = None) -> Built:
+    """Evidence of one ended inspection, and its session (``hostile`` goes into the device-answered gps;
+    ``document``: the identity-document check-in's JPEG and record fields, e.g. a full-resolution still)."""
     init_identity(root / "device-keys", DEVICE, "Test Customs")
     identity = load_identity(root / "device-keys")
     clock = ManualClock(wall=time.time_ns())
@@ -130,8 +132,9 @@ def seal_inspection(root: Path, *, hostile: dict[str, Any] | None = None, bomb: 
     gps = {"fix": "3d", "lat": LAT, "lon": LON, "hdop": 0.9, "satellites": 9, **(hostile or {}).get("gps", {})}
     for label in ("location", "identity_document"):
         clock.advance(1)
-        item = sealer.seal("still", moment(clock), media=jpeg_bytes(), media_type="image/jpeg", ext="jpg",
-                           extra={"label": label})
+        media, fields = document if document is not None and label == "identity_document" else (jpeg_bytes(), {})
+        item = sealer.seal("still", moment(clock), media=media, media_type="image/jpeg", ext="jpg",
+                           extra={"label": label, **fields})
         entry = Entry(at="2026-12-07T10:01:00Z", kind="checkin", label=label, seq=item.seq, ok=True,
                       record_hash=item.record_hash, note=(hostile or {}).get("note"),
                       details={"gps": gps, "location": {"inside": True, "quality": gps.get("fix")}})

@@ -135,10 +135,13 @@ def test_a_handler_crash_is_a_counted_refusal(ingest: Ingest, mal: Device, monke
 
 def test_chunk_metadata_must_describe_the_file(ingest: Ingest, mal: Device, tmp_path: Path) -> None:
     """A 100-byte chunk declaring gigabytes, or a chunk count that does not fit the size, is refused at once."""
-    deliver(ingest, raw_chunk(mal, size=2 * 10**9, total=1))
-    deliver(ingest, raw_chunk(mal, size=10**9, total=10**7, index=5, offset=500))
-    deliver(ingest, raw_chunk(mal, size=5000, total=3, index=1, offset=4000, data=b"y" * 1000))
+    # segments: the geometry under the 1 GiB item limit (a still is also held to max_still_bytes, 32 MiB)
+    deliver(ingest, raw_chunk(mal, kind="segment", size=2 * 10**9, total=1))
+    deliver(ingest, raw_chunk(mal, kind="segment", size=10**9, total=10**7, index=5, offset=500))
+    deliver(ingest, raw_chunk(mal, kind="segment", size=5000, total=3, index=1, offset=4000, data=b"y" * 1000))
     assert _refusals(ingest, "dev-mal") == {"bad_chunk": 2, "too_large": 1}
+    deliver(ingest, raw_chunk(mal, size=33 << 20, total=1000, index=1, offset=4096 * 7, data=b"s" * 4096))
+    assert _refusals(ingest, "dev-mal") == {"bad_chunk": 2, "too_large": 2}  # a 33 MiB still: over max_still_bytes
     assert not any((tmp_path / "out" / ".ingest" / "partial").rglob("*.*"))
 
 

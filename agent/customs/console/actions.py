@@ -54,7 +54,8 @@ async def _command(client: OfficerClient, cas: list[x509.Certificate] | None, si
 
 @router.post("/snapshot")
 async def snapshot(site: str, device: str, client: Client, cas: DeviceCas) -> dict[str, Any]:
-    """The device seals a full-resolution still (with C2PA where enabled) and names its record."""
+    """The device seals a still at the video's size (with C2PA where enabled) and names its record; a document at
+    the full sensor is a check-in or snapshot of the inspection screen (``resolution: "full"``)."""
     return await _command(client, cas, site, device, "snapshot", {})
 
 

@@ -238,6 +238,11 @@ def _on(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on", metavar="DEVICE", help="which of the case's devices (default: its primary, the first)")
 
 
+def _resolution(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--resolution", choices=("stream", "full"), default="stream",
+                   help="stream: the video's size (default); full: the camera's full sensor, a readable document")
+
+
 def register(subparsers: Any) -> None:
     """``evidence-officer inspection open|ready|start|checkin|mark|snapshot|decision|end|report|show|list``."""
     top = subparsers.add_parser("inspection", help="run a remote inspection: check-in, decisions, signed report",
@@ -281,18 +286,21 @@ def register(subparsers: Any) -> None:
     _connection(c)
     c.add_argument("step", choices=CHECKIN_STEPS, help="check-in step: " + ", ".join(CHECKIN_STEPS))
     c.add_argument("--note", help="note sealed with the step")
+    _resolution(c)
     _on(c)
-    c.set_defaults(func=lambda a: _with_device(a, lambda s: s.checkin(a.step, a.note, a.on)))
+    c.set_defaults(func=lambda a: _with_device(a, lambda s: s.checkin(a.step, a.note, a.on, a.resolution)))
     m = sub.add_parser("mark", help="seal a note")
     _connection(m)
     m.add_argument("--note", required=True, help="the officer's note, sealed on the device")
     _on(m)
     m.set_defaults(func=lambda a: _with_device(a, lambda s: s.mark(a.note, a.on)))
-    s = sub.add_parser("snapshot", help="seal a full-resolution still with a note")
+    s = sub.add_parser("snapshot", help="seal a still with a note (--resolution full: the full sensor)")
     _connection(s)
     s.add_argument("--note", help="note sealed with the still")
+    _resolution(s)
     _on(s)
-    s.set_defaults(func=lambda a: _with_device(a, lambda sv: sv.snapshot(a.note, device=a.on)))
+    s.set_defaults(func=lambda a: _with_device(a, lambda sv: sv.snapshot(a.note, device=a.on,
+                                                                         resolution=a.resolution)))
     d = sub.add_parser("decision", help='seal "continue" or "shift_to_onsite" with a reason')
     _connection(d)
     d.add_argument("decision", choices=["continue", "shift_to_onsite"], help="continue remotely or shift to on-site")

@@ -39,6 +39,8 @@ MAX_DECODE_PIXELS = 24_000_000  # pixels decoded for one thumbnail (after JPEG's
 MAX_SIDE = 20_000
 DOCUMENT_SIDE = 1600  # long side, in pixels, of a check-in still printed at full text width (a readable document)
 TEXT_ASPECT = 230 / 182  # height / width of the space a document still may fill on an A4 page (mm)
+FULL_SIDE = 6000  # long side of a full-resolution still in the PDF: a 4608x2592 sensor keeps every pixel
+FULL_ASPECT = 125 / 269  # height / width of the space a full-resolution still fills on an A4 landscape page (mm)
 
 
 #: Where a location check puts the fix, in words.
@@ -74,6 +76,7 @@ class Still:
     problem: str | None = None
     missing: bool = False
     tall: bool = False  # taller than the page's text area allows at full width: sized by height instead
+    size: tuple[int, int] | None = None  # pixels of the embedded picture
 
 
 @dataclass
@@ -134,7 +137,9 @@ class _Stills:
             if jpeg is not None:
                 uri = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
                 self.out.resources[uri] = (jpeg, "image/jpeg")
-                self.done[key] = Still(it.seq, uri=uri, tall=_tall(jpeg))
+                size = _size(jpeg)
+                aspect = FULL_ASPECT if width >= FULL_SIDE else TEXT_ASPECT
+                self.done[key] = Still(it.seq, uri=uri, tall=size[1] > size[0] * aspect, size=size)
             elif problem is not None:
                 finding = f"still seq {it.seq} could not be rendered: {problem}"
                 if finding not in self.out.findings:
@@ -146,12 +151,37 @@ class _Stills:
         return self.done[key]
 
 
-def _tall(jpeg: bytes) -> bool:
+def _size(jpeg: bytes) -> tuple[int, int]:
     from PIL import Image
 
     with Image.open(io.BytesIO(jpeg)) as img:  # our own JPEG, already within the limits
-        w, h = img.size
-    return h > w * TEXT_ASPECT
+        return img.size
+
+
+def full_resolution(it: ev.Item) -> str | None:
+    """``"4608 × 2592"`` for a still sealed at full resolution (its record's pixel size), else None."""
+    w, h = it.extra.get("width"), it.extra.get("height")
+    if it.kind != "still" or it.extra.get("resolution") != "full":
+        return None
+    whole = all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 100_000 for n in (w, h))
+    return f"{w} × {h}" if whole else "?"
+
+
+def _full_stills(insp: Inspection, items: list[ev.Item], stills: _Stills) -> list[dict[str, Any]]:
+    """Every full-resolution still of the case, each for a page of its own, with the step or snapshot it was."""
+    entries = {(e.device or insp.device, e.seq): e for e in insp.entries if e.kind in ("checkin", "snapshot")}
+    out = []
+    for it in items:
+        size = full_resolution(it)
+        if size is None:
+            continue
+        e = entries.get((it.device, it.seq))
+        label = it.extra.get("label")
+        out.append({"device": it.device, "seq": it.seq, "at": it.wall, "record_hash": it.record_hash, "size": size,
+                    "title": label if isinstance(label, str) else None, "title_known": label in STEP_TITLES,
+                    "step": STEP_TITLES.get(str(label)), "note": e.note if e is not None else None,
+                    "still": stills.get(it.device, it.seq, FULL_SIDE)})
+    return out
 
 
 def collapse_warnings(warnings: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -254,6 +284,7 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
             what = plain(N_("check-in") if first else N_("re-check"))
             checks.append(((float(g["lat"]), float(g["lon"])), f"{what} {n} (seq {e.seq})"))
     track = ev.track(by_device.get(insp.device, items))  # the primary's path (the others stand near it)
+    full_keys = {(it.device, it.seq) for it in items if full_resolution(it) is not None}  # printed on their own
     checkin = []
     for step in CHECKIN_STEPS:
         done = insp.checkin.get(step)
@@ -262,7 +293,7 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
                         "location": _location(done) if done is not None and step == "location" else None,
                         "still": stills.get(done.device or insp.device, done.seq, 320) if done is not None else None,
                         "document": stills.get(done.device or insp.device, done.seq, DOCUMENT_SIDE)
-                        if done is not None else None})
+                        if done is not None and (done.device or insp.device, done.seq) not in full_keys else None})
     rows: list[dict[str, Any]] = []
     for e in insp.entries:
         words = {"decision": DECISION_LABELS, "end": OUTCOME_LABELS, "checkin": STEP_TITLES,
@@ -275,7 +306,9 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
                      "show_ok": e.kind in ("readiness", "notice") or e.ok is False, "seq": e.seq,
                      "record_hash": e.record_hash,
                      "still": stills.get(device, e.seq, 240)
-                     if e.kind in ("checkin", "snapshot") and (device, e.seq) in by_key else None})
+                     if e.kind in ("checkin", "snapshot") and (device, e.seq) in by_key else None,
+                     "full": full_resolution(by_key[(device, e.seq)])
+                     if e.seq is not None and (device, e.seq) in by_key else None})
     advice = set(ev.ADVICE.values())
     for a in alerts:
         a["label"], a["advice_known"] = EVENT_LABELS.get(str(a["type"])), a.get("advice") in advice
@@ -292,7 +325,7 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
     rows.sort(key=lambda r: str(r["at"]))
     for r in rows:
         for k in ("alert", "live", "audio", "zoom", "still", "kind", "kind_label", "label", "label_known", "note", "ok",
-                  "show_ok"):
+                  "show_ok", "full"):
             r.setdefault(k, None)
     anchoring = verification.get("anchoring") or {}
     rd = insp.readiness
@@ -325,7 +358,8 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
         outcome_known=insp.outcome in OUTCOME_LABELS, insp=insp, officer=officer, officer_key_id=officer_key_id,
         officer_issuer=officer_issuer,
         parties=parties, minutes=(timer["elapsed_s"] or 0) / 60, over=bool(timer["over"]), readiness=readiness,
-        checkin=checkin, site_map=site_map, day=(insp.started_at or insp.created)[:10], timeline=rows,
+        checkin=checkin, full_stills=_full_stills(insp, items, stills), site_map=site_map,
+        day=(insp.started_at or insp.created)[:10], timeline=rows,
         alerts=alerts, decisions=decisions, quality=_quality(items), several=several,
         devices=_devices(insp, verification) if several else [],
         verification={"ok": bool(verification.get("ok")), "item_count": verification.get("items"),
@@ -338,5 +372,6 @@ def render(insp: Inspection, items: list[ev.Item], verification: dict[str, Any],
         anchors={"checkpoints": len(anchoring.get("checkpoints") or []),
                  "anchors": len(anchoring.get("anchors") or [])},
         receipts=verification.get("receipts") or [], run_count=run_count, annex=annex,
-        document_side=DOCUMENT_SIDE, version=version, map_legend=MAP_LEGEND, annex_words=_annex_words(lang))
+        document_side=DOCUMENT_SIDE, full_side=FULL_SIDE, version=version, map_legend=MAP_LEGEND,
+        annex_words=_annex_words(lang))
     return out

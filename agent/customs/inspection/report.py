@@ -43,6 +43,7 @@ from agent.signing.report import (
     report_checker,
     sign_report,
 )
+from agent.signing.still_checks import still_checker
 from agent.signing.verify import Report, check
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def verify_bundle(path: Path, officer: OfficerKey | None = None) -> Report:
     """The checks of ``evidence-agent verify`` that the foundation offers: records, chain, anchors, report
     (the officer's own CA stands in for the verifier's --officer-ca)."""
     officer_cas = list(officer.chain) if officer is not None else []
-    return check(path, checkers=[anchor_checker(), report_checker(officer_cas)])
+    return check(path, checkers=[anchor_checker(), still_checker(), report_checker(officer_cas)])
 
 
 class _Fetcher:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent.core.errors import AgentError, CommandError, ConfigError
-from agent.core.vocab import NOTICE_COMMAND
+from agent.core.vocab import NOTICE_COMMAND, STILL_RESOLUTIONS
 from agent.customs.inspection import evidence as ev
 from agent.customs.inspection.geo import check_fix
 from agent.customs.inspection.model import CHECKIN_STEPS, Entry, InspectionStore, now_iso
@@ -137,14 +137,17 @@ class InspectionService:
         return first
 
     # -- check-in --------------------------------------------------------------------------------
-    def checkin(self, step: str, note: str | None = None, device: str | None = None) -> Entry:
-        """One check-in step as a labelled, sealed still; ``location`` also judges the fix against the site."""
+    def checkin(self, step: str, note: str | None = None, device: str | None = None,
+                resolution: str = "stream") -> Entry:
+        """One check-in step as a labelled, sealed still; ``location`` also judges the fix against the site.
+        ``resolution="full"`` asks for the full sensor (a readable document)."""
         if step not in CHECKIN_STEPS:
             raise ConfigError(f"unknown check-in step {step!r} (one of {', '.join(CHECKIN_STEPS)})")
         self._require("started")
-        result = self._request("snapshot", {"label": step, **({"note": note} if note else {})}, device)
+        result = self._request("snapshot", {"label": step, **({"note": note} if note else {}),
+                                            **_resolution(resolution)}, device)
         details: dict[str, Any] = {"gps": result.get("gps"), "time": result.get("time"),
-                                   "media": result.get("media")}
+                                   "media": result.get("media"), **_size(result)}
         ok: bool | None = True
         if step == "location":
             verdict = check_fix(self.inspection.polygon, dict(result.get("gps") or {}))
@@ -165,13 +168,16 @@ class InspectionService:
         return self._add(Entry(at=now_iso(), kind="mark", note=note, seq=result.get("seq"), device=self.device(device),
                                record_hash=result.get("record_hash"), officer=self.officer))
 
-    def snapshot(self, note: str | None = None, label: str = "inspection", device: str | None = None) -> Entry:
+    def snapshot(self, note: str | None = None, label: str = "inspection", device: str | None = None,
+                 resolution: str = "stream") -> Entry:
+        """A labelled still now; ``resolution="full"`` asks for the full sensor (a readable document)."""
         self._require("started")
-        result = self._request("snapshot", {"label": label, **({"note": note} if note else {})}, device)
+        result = self._request("snapshot", {"label": label, **({"note": note} if note else {}),
+                                            **_resolution(resolution)}, device)
         return self._add(Entry(at=now_iso(), kind="snapshot", label=label, note=note, seq=result.get("seq"),
                                device=self.device(device),
                                record_hash=result.get("record_hash"), officer=self.officer,
-                               details={"gps": result.get("gps"), "media": result.get("media")}))
+                               details={"gps": result.get("gps"), "media": result.get("media"), **_size(result)}))
 
     def decision(self, decision: str, reason: str, device: str | None = None) -> Entry:
         """"continue" or "shift_to_onsite", with the reason, sealed on the device (the primary by default)."""
@@ -241,7 +247,7 @@ class InspectionService:
             out.append({"device": it.device, "seq": it.seq, "label": label if isinstance(label, str) else None,
                         "at": it.wall, "gps": it.record.get("gps"), "time": it.record.get("time"),
                         "received": it.media is not None, "note": entry.note if entry is not None else None,
-                        "step": entry.kind if entry is not None else None})
+                        "step": entry.kind if entry is not None else None, **_size(it.extra)})
         return out
 
     def still(self, evidence_root: Path, seq: int, device: str | None = None) -> tuple[Path, str]:
@@ -265,3 +271,18 @@ class InspectionService:
         """Ask the primary device to seal the signed report manifest's hash into its chain."""
         return self._request("inspection.report", {"case": self.inspection.case, "sha256": sha256, "size": size,
                                                    "items": items})
+
+
+def _resolution(resolution: str) -> dict[str, str]:
+    """The snapshot's ``resolution`` argument: sent only when full (a device that predates it accepts the rest)."""
+    if resolution not in STILL_RESOLUTIONS:
+        raise ConfigError(f"still resolution {resolution!r} is not one of {', '.join(STILL_RESOLUTIONS)}")
+    return {"resolution": "full"} if resolution == "full" else {}
+
+
+def _size(sealed: dict[str, Any]) -> dict[str, Any]:
+    """The pixel size and resolution a still's record (or the device's reply) states; only sound values."""
+    w, h, res = sealed.get("width"), sealed.get("height"), sealed.get("resolution")
+    whole = all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 100_000 for v in (w, h))
+    return {"width": w if whole else None, "height": h if whole else None,
+            "resolution": res if res in STILL_RESOLUTIONS else "stream"}

@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.core.errors import AgentError, CommandError, ConfigError
-from agent.core.vocab import CASE_PATTERN, CHECKIN_STEPS, ID_PATTERN, CheckinStep
+from agent.core.vocab import CASE_PATTERN, CHECKIN_STEPS, ID_PATTERN, CheckinStep, StillResolution
 from agent.customs.cmd_cmd import OfficerClient
 from agent.customs.console.deps import Client, Evidence, ReportTsa, get_inspections
 from agent.customs.console.pages import STATIC, page_lang
@@ -68,6 +68,7 @@ class DeviceBody(_Body):
 class CheckinBody(DeviceBody):
     step: CheckinStep
     note: str | None = Field(default=None, max_length=2000)
+    resolution: StillResolution = "stream"  # "full": the camera's full sensor, for a readable document
 
 
 class MarkBody(DeviceBody):
@@ -76,6 +77,7 @@ class MarkBody(DeviceBody):
 
 class SnapshotBody(DeviceBody):
     note: str | None = Field(default=None, max_length=2000)
+    resolution: StillResolution = "stream"
 
 
 class DecisionBody(DeviceBody):
@@ -219,7 +221,7 @@ async def start(_body: Annotated[NoBody, Body()], store: Inspections, client: Cl
 @router.post("/api/inspection/checkin")
 async def checkin(body: CheckinBody, store: Inspections, client: Client, case: Case) -> dict[str, Any]:
     service = _service(store, client, case, body.device)
-    return await _step(lambda: service.checkin(body.step, body.note, body.device))
+    return await _step(lambda: service.checkin(body.step, body.note, body.device, body.resolution))
 
 
 @router.post("/api/inspection/mark")
@@ -231,7 +233,7 @@ async def mark(body: MarkBody, store: Inspections, client: Client, case: Case) -
 @router.post("/api/inspection/snapshot")
 async def snapshot(body: SnapshotBody, store: Inspections, client: Client, case: Case) -> dict[str, Any]:
     service = _service(store, client, case, body.device)
-    return await _step(lambda: service.snapshot(body.note, device=body.device))
+    return await _step(lambda: service.snapshot(body.note, device=body.device, resolution=body.resolution))
 
 
 @router.post("/api/inspection/decision")

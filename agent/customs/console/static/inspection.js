@@ -87,6 +87,8 @@ async function step(action, body, key, label) {
     await refresh();
   }
 }
+// "full" when the officer ticked the full-resolution box beside a step (the camera's full sensor, one at a time).
+function resolution(box) { return document.getElementById(box).checked ? "full" : "stream"; }
 // Several cameras: a device step goes to the camera picked in the toolbar (the case's primary by default).
 const DEVICE_STEPS = ["ready", "notice", "checkin", "mark", "snapshot", "decision"];
 function several() { return current && current.inspection.devices.length > 1; }
@@ -132,12 +134,18 @@ function deviceOf(entry) { return (entry && entry.device) || (current && current
 function stillUrl(seq, device) {
   return `/api/inspection/still?case=${encodeURIComponent(CASE)}&seq=${encodeURIComponent(seq)}&device=${encodeURIComponent(device)}`;
 }
+// A still's pixel size as its record states it ("4608 × 2592"), or "" when it states none.
+function pixelSize(x) {
+  const w = Number(x && x.width), h = Number(x && x.height);
+  return Number.isInteger(w) && Number.isInteger(h) && w > 0 && h > 0 ? `${w} × ${h}` : "";
+}
 function stillOf(seq, device) { return current ? current.stills.find((s) => s.seq === seq && s.device === device) : null; }
 function openStill(seq, entry) {
   const dev = deviceOf(entry), s = stillOf(seq, dev) || {};
   Viewer.open(stillUrl(seq, dev), [[t("Case"), CASE], [t("Device"), dev], [t("Seq"), seq], [t("Label (device-signed)"), s.label || (entry && entry.label)],
     [t("Captured (device clock)"), s.at], [t("GPS (device-signed)"), gpsCaption(s.gps || (entry && entry.details && entry.details.gps))],
-    [t("Clock"), s.time ? clockText(s.time) : null], [t("Officer's note"), s.note || (entry && entry.note)]]);
+    [t("Clock"), s.time ? clockText(s.time) : null], [t("Officer's note"), s.note || (entry && entry.note)],
+    [t("Pixel size (device-signed)"), pixelSize(s) ? pixelSize(s) + (s.resolution === "full" ? ` (${t("full resolution")})` : "") : null]]);
 }
 // A thumbnail once the ingest has the picture; until then a line saying it is on its way.
 function thumb(seq, entry) {
@@ -164,6 +172,8 @@ function labelWord(kind, label) {
 function entryText(e) {
   let s = `${e.at.slice(11, 19)} ${devicePrefix(deviceOf(e))}${word(VOCAB.entry_labels, e.kind)}${e.label ? " " + labelWord(e.kind, e.label) : ""}${e.note ? ": " + e.note : ""}`;
   if (e.seq != null) s += ` — seq ${e.seq}`;
+  const full = e.details && e.details.resolution === "full";
+  if (full) s += " — " + t("full resolution {size}", {size: pixelSize(e.details) || ""}).trim();
   if (e.ok === false) s += " — " + t("NOT confirmed");
   return s;
 }
@@ -213,7 +223,8 @@ function render(d) {
   if (!tb.children.length) tb.replaceChildren(...d.steps.map(s => {  // built once: typed notes survive refreshes
     const input = el("input", {type: "text", id: `checkin-note-${s}`, placeholder: t("note"), maxlength: "2000"});
     const btn = el("button", {class: "btn", id: `checkin-${s}`, text: t("Confirm")});
-    btn.onclick = () => step("checkin", {step: s, note: input.value || null}, `checkin-${s}`, t(TITLES[s]));
+    btn.onclick = () => step("checkin", {step: s, note: input.value || null, resolution: resolution("checkin-full")},
+      `checkin-${s}`, t(TITLES[s]));
     return el("tr", {}, el("td", {text: t(TITLES[s])}), el("td", {}, input, el("span", {class: "msg", id: `msg-checkin-${s}`})),
       el("td", {}, btn), el("td", {class: "muted", id: `result-${s}`, text: t("not done")}), el("td", {class: "preview", id: `preview-${s}`}));
   }));
@@ -346,7 +357,8 @@ if (!CASE) {
     if (!n) { say("mark", t("a mark needs a note"), "bad"); return; }
     step("mark", {note: n}, "mark", t("Mark")).then((r) => { if (r) document.getElementById("note").value = ""; });
   });
-  on("btn-snapshot", () => step("snapshot", {note: document.getElementById("note").value.trim() || null}, "snapshot", t("Snapshot"))
+  on("btn-snapshot", () => step("snapshot", {note: document.getElementById("note").value.trim() || null,
+    resolution: resolution("snapshot-full")}, "snapshot", t("Snapshot"))
     .then((r) => { if (r) document.getElementById("note").value = ""; }));
   on("btn-decision", async () => {
     const reason = document.getElementById("reason").value.trim();

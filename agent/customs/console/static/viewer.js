@@ -3,7 +3,7 @@
 // finds the file in the evidence store itself. Every caption part is a device or officer string: textContent only.
 "use strict";
 const Viewer = (() => {
-  let dlg = null, img = null, box = null, cap = null, zoomOut = null, scale = 1, fit = true;
+  let dlg = null, img = null, box = null, cap = null, zoomOut = null, sizeOut = null, scale = 1, fit = true;
 
   function build() {
     dlg = el("dialog", {id: "viewer", class: "viewer", "aria-label": t("Still viewer")});
@@ -11,10 +11,11 @@ const Viewer = (() => {
     box = el("div", {class: "viewer-box"}, img);
     cap = el("div", {id: "viewer-caption", class: "viewer-caption"});
     zoomOut = el("span", {id: "viewer-zoom", class: "muted"});
+    sizeOut = el("span", {id: "viewer-size", class: "muted"});
     const btn = (id, text, fn) => { const b = el("button", {class: "btn", id, type: "button", text}); b.onclick = fn; return b; };
     const bar = el("div", {class: "viewer-bar"}, btn("viewer-fit", t("Fit"), () => setFit()),
       btn("viewer-100", "100 %", () => setScale(1)), btn("viewer-in", "+", () => setScale(scale * 1.25)),
-      btn("viewer-out", "−", () => setScale(scale / 1.25)), zoomOut,
+      btn("viewer-out", "−", () => setScale(scale / 1.25)), zoomOut, sizeOut,
       el("a", {id: "viewer-open", class: "btn", target: "_blank", rel: "noopener", text: t("Open original")}),
       btn("viewer-close", t("Close"), () => dlg.close()));
     dlg.append(bar, box, cap);
@@ -24,7 +25,10 @@ const Viewer = (() => {
       else if (e.key === "-") setScale(scale / 1.25);
       else if (e.key === "0") setFit();
     });
-    img.addEventListener("load", () => (fit ? setFit() : setScale(scale)));
+    img.addEventListener("load", () => {  // the picture's own pixels, whatever its record says
+      sizeOut.textContent = t("{w} × {h} pixels", {w: img.naturalWidth, h: img.naturalHeight});
+      return fit ? setFit() : setScale(scale);
+    });
     document.body.append(dlg);
   }
   function setScale(s) {
@@ -46,6 +50,7 @@ const Viewer = (() => {
     if (!dlg) build();
     fit = true; scale = 1;
     img.removeAttribute("style");
+    sizeOut.textContent = "";
     img.src = src;
     dlg.querySelector("#viewer-open").href = src;
     cap.replaceChildren(...caption.filter(([, v]) => v != null && v !== "").map(([k, v]) =>
