@@ -36,15 +36,12 @@ def crop_rect(region: ViewRegion, width: int, height: int) -> tuple[int, int, in
     return min(x, width - w) // 2 * 2, min(y, height - h) // 2 * 2, w, h
 
 
-def crop_scale(frame: Frame, region: ViewRegion) -> Frame:
-    """``frame`` showing only ``region``, at the frame's own size; ``view`` says which part (in its pixels)."""
-    if region.full:
-        return frame
-    import av
-
-    width, height = frame.width, frame.height
-    x, y, w, h = crop_rect(region, width, height)
+def crop_pixels(frame: Frame, rect: tuple[int, int, int, int]) -> Frame:
+    """The ``(x, y, w, h)`` part of ``frame`` at its own pixels (no scaling); I420 stays I420 (even offsets,
+    sides multiples of 4, as :func:`crop_rect` gives them)."""
+    x, y, w, h = rect
     if frame.fmt == "yuv420p":
+        width, height = frame.width, frame.height
         img = frame.image
         q = height // 4
         planes = (img[:height], img[height:height + q].reshape(height // 2, width // 2),
@@ -54,6 +51,18 @@ def crop_scale(frame: Frame, region: ViewRegion) -> Frame:
         src = np.concatenate(parts).reshape(h * 3 // 2, w)
     else:
         src = np.ascontiguousarray(frame.image[y:y + h, x:x + w])
+    return dataclasses.replace(frame, image=src)
+
+
+def crop_scale(frame: Frame, region: ViewRegion) -> Frame:
+    """``frame`` showing only ``region``, at the frame's own size; ``view`` says which part (in its pixels)."""
+    if region.full:
+        return frame
+    import av
+
+    width, height = frame.width, frame.height
+    x, y, w, h = crop_rect(region, width, height)
+    src = crop_pixels(frame, (x, y, w, h)).image
     vf = av.VideoFrame.from_ndarray(src, format=frame.fmt)
     out = _reformatter().reformat(vf, width=width, height=height, format=frame.fmt,
                                   interpolation="BILINEAR").to_ndarray()

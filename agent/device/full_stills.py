@@ -21,9 +21,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from agent.capture.base import CaptureBackend
+from agent.capture.zoom import crop_pixels, crop_rect
 from agent.core.errors import AgentError
 from agent.core.memory import trim_heap
 from agent.core.model import Frame, Moment, SealedItem
+from agent.core.view import FULL_VIEW, ViewRegion
 from agent.video.recorder import StillShot
 
 log = logging.getLogger(__name__)
@@ -52,10 +54,10 @@ class FullStills:
     def __init__(self, camera: Callable[[], CaptureBackend], latest: Callable[[], Frame | None],
                  moment: Callable[[], Moment], *, submit: Callable[[StillShot], None] | None,
                  seal_frame: Callable[[Frame, Moment, str, dict[str, Any]], SealedItem | None],
-                 region: Callable[[], list[int] | None] = lambda: None) -> None:
-        self._camera, self._latest, self._moment = camera, latest, moment
+                 zoom: Callable[[], ViewRegion] = lambda: FULL_VIEW) -> None:
+        self._camera, self._latest, self._moment = camera, latest, moment  # latest: as captured, before the zoom
         self._submit, self._seal_frame = submit, seal_frame
-        self._region = region  # the sensor region shown (x, y, w, h) while a digital zoom is active; None: whole
+        self.zoom = zoom  # the digital zoom's region of the full view (agent/device/zoom_part.py)
         self._busy = threading.Lock()
         self.stats = FullStillStats()
 
@@ -89,8 +91,9 @@ class FullStills:
         if frame is None:
             return None
         sensor = camera.sensor_size() or (frame.width, frame.height)
+        frame, region = self._zoomed(camera, frame)
         extra.update({"resolution": "full", "sensor": {"width": sensor[0], "height": sensor[1]},
-                      "region": self._region(), "from": "camera", "overlay": False})
+                      "region": region, "from": "camera", "overlay": False})
         moment = dataclasses.replace(self._moment(), wall_ns=frame.wall_ns, mono_ns=frame.mono_ns)
         if self._submit is None:  # no video: sealed on this thread, like the still schedule's stills
             return self._seal_frame(frame, moment, reason, extra)
@@ -98,6 +101,24 @@ class FullStills:
         del frame
         self._submit(shot)  # the media sealer's worker: same EXIF, C2PA and record as the recorder's stills
         return self._wait(shot.done)
+
+    def _zoomed(self, camera: CaptureBackend, frame: Frame) -> tuple[Frame, dict[str, Any] | None]:
+        """While zoomed, the still shows what the officer sees, at the most pixels the camera has for it.
+
+        A camera that zooms itself (picamera2 ``ScalerCrop``) already gives the region, read out of the sensor:
+        ``space: "sensor"``. Other sources are cut at their own full-size pixels, not scaled: ``space: "frame"``.
+        """
+        view = self.zoom()
+        if view.full:
+            return frame, None
+        if camera.zoom_area() is not None:
+            crop = frame.sensor.scaler_crop if frame.sensor is not None else None
+            rect = tuple(crop) if crop is not None else None
+            return frame, {"space": "sensor", "rect": list(rect) if rect else None, "view": view.as_record()}
+        rect = crop_rect(view, frame.width, frame.height)
+        full = (frame.width, frame.height)
+        return crop_pixels(frame, rect), {"space": "frame", "rect": list(rect), "full_width": full[0],
+                                          "full_height": full[1], "view": view.as_record()}
 
     @staticmethod
     def _wait(done: Future[SealedItem]) -> SealedItem:

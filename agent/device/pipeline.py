@@ -64,6 +64,7 @@ class FrameHub:
         self._stop = threading.Event()
         self._thread: Worker | None = None
         self._latest: Frame | None = None
+        self._latest_captured: Frame | None = None  # the same frame before ``transform`` (the full view)
         self._on_error = on_error
         self.frames_read = 0
         self.error: Exception | None = None
@@ -88,6 +89,12 @@ class FrameHub:
         """The most recent frame (for stills on request without waiting)."""
         return self._latest
 
+    @property
+    def latest_captured(self) -> Frame | None:
+        """The most recent frame as the camera gave it, before the digital zoom (a zoomed document still is cut
+        from it at the source's own pixels)."""
+        return self._latest_captured
+
     def start(self) -> None:
         self.camera.open()
         self._thread = Worker("frame-hub", self._run, stopping=self._stop)
@@ -109,7 +116,7 @@ class FrameHub:
 
     def _recover(self, exc: CaptureError) -> bool:
         """Reopen the source with exponential backoff until it delivers or the hub stops; False = stopped."""
-        self._latest = None  # a frozen frame must not become a new still
+        self._latest = self._latest_captured = None  # a frozen frame must not become a new still
         lost_mono = time.monotonic()
         log.error("camera lost: %s; reopening with backoff", exc)
         self._emit("camera_lost", {"details": str(exc), "camera": self.camera.describe()})
@@ -150,8 +157,9 @@ class FrameHub:
         """Read and fan out frames; returns the failure (None at the end of a finite source or on stop)."""
         try:
             while not self._stop.is_set():
-                frame = self._transformed(self.camera.read())
-                self._latest = frame
+                captured = self.camera.read()
+                frame = self._transformed(captured)
+                self._latest, self._latest_captured = frame, captured
                 self.frames_read += 1
                 if self._on_frame is not None:
                     self._on_frame(frame)  # cheap hooks only (watchdog heartbeat)

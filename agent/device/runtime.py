@@ -95,7 +95,7 @@ class Agent:
                 sensors=self.sensors, device_id=cfg.device.id, site_id=cfg.device.site_id,
                 camera=camera.describe() if camera is not None else cfg.capture.backend,
                 picamera2=(cfg.capture.to_settings(), self.clock, cfg.capture.picamera2) if native else None)
-        self.full_stills = FullStills(lambda: self.hub.camera, lambda: self.hub.latest, self.sensors.moment,
+        self.full_stills = FullStills(lambda: self.hub.camera, lambda: self.hub.latest_captured, self.sensors.moment,
                                       submit=self.video.media.submit if self.video is not None else None,
                                       seal_frame=self._seal_frame)
         self._still_c2pa: StillCredentials | None = None
@@ -142,6 +142,9 @@ class Agent:
         from agent.device.zoom_part import attach_zoom  # digital zoom on request: a separate part (issue 23)
 
         self.zoom = attach_zoom(self)
+        if self.zoom is not None:
+            zoom = self.zoom
+            self.full_stills.zoom = lambda: zoom.region
 
     # -- supervision ---------------------------------------------------------------------------
     def _unhealthy_reason(self) -> str | None:

@@ -141,3 +141,57 @@ def test_full_still_without_video_is_sealed_on_the_command_thread(tmp_path: Path
     assert (stream.record["extra"]["width"], stream.record["extra"]["height"]) == (320, 180)
     report = verify(tmp_path / "vault", checkers=default_checkers())
     assert {"seq": item.seq, "width": 1280, "height": 720, "resolution": "full"} in report.sections["stills"]
+
+
+def test_a_zoomed_full_still_is_cut_from_the_source_pixels_not_scaled(tmp_path: Path) -> None:
+    """While the officer is zoomed in, a document still shows the zoomed region at the sensor's own pixels (the
+    stream only shows it scaled up to its 320x180), and its record says which part of the full view it is."""
+    from agent.core.view import ViewRegion
+
+    agent = make_agent(tmp_path, capture={"width": 320, "height": 180, "fps": 10, "still_interval_s": 60,
+                                          "sensor_width": 1920, "sensor_height": 1080}, video={"enabled": False})
+    region = ViewRegion(0.5, 0.25, 0.25, 0.25)  # a 4x zoom on the right half, upper middle
+    agent.full_stills.zoom = lambda: region  # what the runtime wires to the zoom part's region
+    try:
+        agent.start()
+        wait_for(lambda: agent.hub.latest_captured is not None, 60)
+        item = agent.take_full_still("officer", {"label": "identity_document"})
+    finally:
+        agent.close()
+    assert item is not None
+    extra = item.record["extra"]
+    assert (extra["width"], extra["height"]) == (480, 268)  # 1920/4 x 1080/4, sides kept multiples of 4
+    assert extra["region"] == {"space": "frame", "rect": [960, 270, 480, 268], "full_width": 1920,
+                               "full_height": 1080, "view": region.as_record()}
+    from PIL import Image
+
+    with Image.open(next(agent.vault.path.rglob(item.record["media"]["name"]))) as img:
+        assert img.size == (480, 268)
+    report = verify(tmp_path / "vault", checkers=default_checkers())
+    assert {"seq": item.seq, "width": 480, "height": 268, "resolution": "full"} in report.sections["stills"]
+
+
+def test_a_zoomed_picamera2_full_still_names_the_sensor_crop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.core.view import ViewRegion
+    from tests.support import picamera2_fake as fake
+
+    fake.install(monkeypatch)
+    agent = make_agent(tmp_path, capture={"backend": "picamera2", "width": 320, "height": 240, "fps": 10,
+                                          "still_interval_s": 60, "picamera2": {"document_stills": True}},
+                       video={"segment_seconds": 1.0, "fragment_seconds": 0.5})
+    region = ViewRegion(0.25, 0.25, 0.5, 0.5)
+    try:
+        agent.start()
+        wait_for(lambda: agent.hub.latest is not None, 60)
+        asked = agent.hub.camera.set_view(region)  # ScalerCrop, as the zoom part sets it
+        wait_for(lambda: (f := agent.hub.latest) is not None and f.sensor is not None
+                 and f.sensor.scaler_crop is not None and tuple(f.sensor.scaler_crop) == tuple(asked), 60)
+        agent.full_stills.zoom = lambda: region
+        item = agent.take_full_still("officer")
+    finally:
+        agent.close()
+    assert item is not None
+    extra = item.record["extra"]
+    assert (extra["width"], extra["height"]) == (4608, 2592)  # the ISP scales the crop to the main stream
+    assert extra["region"] == {"space": "sensor", "rect": list(asked), "view": region.as_record()}
+    verify(tmp_path / "vault", checkers=default_checkers())
