@@ -31,8 +31,9 @@ from agent.capture.pixels import encode_jpeg
 from agent.core.clock import Clock
 from agent.core.model import Frame, Moment, SealedItem
 from agent.core.threads import Worker
-from agent.uplink.command_controller import Handler, LiveSessionArgs, LiveStartArgs
+from agent.uplink.command_controller import LiveSessionArgs, LiveStartArgs
 from agent.uplink.live_video import VideoChannel, VideoSender, VideoState
+from agent.uplink.sessions import DeviceSession, SessionCommands
 from agent.uplink.settings_commands import LiveConfig
 from agent.video.live_encoder import fit_size
 from agent.wire.commands import CommandRejected, CommandRequest
@@ -84,24 +85,15 @@ def newest(sub: FrameSubscriptionLike, timeout: float) -> Frame | None:
 # --------------------------------------------------------------------------- device side sessions
 
 
-@dataclass
-class LiveSession:
-    session: str
-    officer: str
-    officer_key_id: str
-    nonce: str
-    topic: str
+@dataclass(kw_only=True)
+class LiveSession(DeviceSession):
     width: int
     height: int
     fps: float
     quality: int
-    seconds: float
     start: Moment
-    deadline_mono: int
-    last_keepalive_mono: int
     command: Mapping[str, Any]
     next_due_mono: int = 0
-    seq: int = 0
     hashes: list[dict[str, Any]] = field(default_factory=list)
     codec: str = "jpeg"
     bitrate_kbps: int = 0
@@ -109,8 +101,12 @@ class LiveSession:
     channel: tuple[int, int, float] | None = None
 
 
-class LiveManager:
+class LiveManager(SessionCommands[LiveSession]):
     """Runs live sessions on one named thread; handlers for live.start / live.stop / live.keepalive."""
+
+    kind = "live"
+    counted = "frames"
+    cfg: LiveConfig
 
     def __init__(self, cfg: LiveConfig, frames: FrameSource, publish: LivePublisher, signer: DeviceSigner,
                  *, device_id: str, site_id: str, topic_for: Callable[[str], str], clock: Clock,
@@ -136,9 +132,6 @@ class LiveManager:
         self._video = VideoSender(signer, publish, clock, device_id=device_id, site_id=site_id)
 
     # ---- handlers (called on the command worker thread)
-
-    def handlers(self) -> dict[str, Handler]:
-        return {"live.start": self.start, "live.stop": self.stop, "live.keepalive": self.keepalive}
 
     def start(self, request: CommandRequest, args: LiveStartArgs) -> Mapping[str, Any]:
         c = self.cfg
@@ -192,25 +185,7 @@ class LiveManager:
         item = self._end(s, "stop")
         return {"session": s.session, "frames": s.seq, "seq": None if item is None else item.seq}
 
-    def keepalive(self, request: CommandRequest, args: LiveSessionArgs) -> Mapping[str, Any]:
-        s = self._owned(request, args.session)
-        s.last_keepalive_mono = self.clock.mono_ns()
-        return {"session": s.session, "frames": s.seq}
-
-    def _owned(self, request: CommandRequest, sid: str) -> LiveSession:
-        with self._lock:
-            s = self._sessions.get(sid)
-        if s is None:
-            raise CommandRejected("bad_args", f"no live session {sid!r} is running")
-        if s.officer_key_id != request.key_id:
-            raise CommandRejected("unauthorized", f"live session {sid} belongs to another officer")
-        return s
-
     # ---- streaming
-
-    def active(self) -> list[str]:
-        with self._lock:
-            return list(self._sessions)
 
     def step(self, frame: Frame | None) -> None:
         """One iteration: end sessions that ran out, then send ``frame`` to every session it is due for."""
@@ -219,14 +194,7 @@ class LiveManager:
 
     def _step(self, frame: Frame | None) -> None:
         now = self.clock.mono_ns()
-        keepalive_ns = int(self.cfg.keepalive_timeout_s * 1e9)
-        with self._lock:
-            sessions = list(self._sessions.values())
-        for s in sessions:
-            if now >= s.deadline_mono:
-                self._end(s, "duration")
-            elif now - s.last_keepalive_mono > keepalive_ns:
-                self._end(s, "keepalive")
+        self._expire()
         if frame is None:
             return
         with self._lock:
@@ -292,10 +260,7 @@ class LiveManager:
                     "nonce": s.nonce, "officer": s.officer, "frames": s.seq, "reason": reason,
                     "end_wall_us": end.wall_ns // 1000,
                     "sealed": None if item is None else {"seq": item.seq, "record_hash": item.record_hash}}
-            try:
-                self.publish(s.topic, pack_message(tail, self.signer), 1)
-            except Exception:  # the officer also times out on his own
-                log.exception("live end message publish failed on %s", s.topic)
+            self._publish_end(s, tail)
             return item
 
     def add_listener(self, on_active: Callable[[bool], None]) -> None:
@@ -355,10 +320,7 @@ class LiveManager:
 
     def close(self) -> None:
         """End every session (sealed, reason "shutdown") and join the thread; idempotent."""
-        with self._lock:
-            sessions = list(self._sessions.values())
-        for s in sessions:
-            self._end(s, "shutdown")
+        self._end_all("shutdown")
         self._stop.set()
         self._wake.set()
         thread, self._thread = self._thread, None

@@ -28,11 +28,12 @@ from agent.core.clock import Clock
 from agent.core.errors import VerificationError
 from agent.core.model import Moment, SealedItem
 from agent.core.threads import Worker, stop_all
-from agent.uplink.command_controller import Handler, LiveSessionArgs, VoiceStartArgs
+from agent.uplink.command_controller import LiveSessionArgs, VoiceStartArgs
+from agent.uplink.sessions import DeviceSession, SessionCommands
 from agent.uplink.voice_talk import KeyLookup, talk_state
 from agent.wire.audio_frames import AUDIO_END_TYP, MAX_MESSAGE, audio_header, pack_audio
 from agent.wire.commands import CommandRejected, CommandRequest
-from agent.wire.live_frames import pack_message, session_id_for
+from agent.wire.live_frames import session_id_for
 from agent.wire.replies import DeviceSigner
 
 log = logging.getLogger(__name__)
@@ -41,25 +42,20 @@ WORKER = "voice-site"
 SPEAKER = "voice-speaker"
 
 
-@dataclass
-class VoiceSession:
-    session: str
-    officer: str
-    officer_key_id: str
-    nonce: str
-    topic: str
-    seconds: float
-    deadline_mono: int
-    last_keepalive_mono: int
+@dataclass(kw_only=True)
+class VoiceSession(DeviceSession):
     recorder: SegmentRecorder
-    seq: int = 0
     pending: list[tuple[bytes, int, int]] = field(default_factory=list)  # (packet, wall_ns, mono_ns)
     bytes_sent: int = 0
     talk: Any = None  # TalkState: the officer's voice for the site speaker
 
 
-class VoiceManager:
+class VoiceManager(SessionCommands[VoiceSession]):
     """Voice sessions of one device; ``handlers()`` for the command controller, ``restart`` for the supervisor."""
+
+    kind = "voice"
+    counted = "messages"
+    cfg: AudioConfig
 
     def __init__(self, cfg: AudioConfig, publish: Callable[..., None], signer: DeviceSigner, *, device_id: str,
                  site_id: str, topic_for: Callable[[str], str], clock: Clock, moment: Callable[[], Moment],
@@ -86,9 +82,6 @@ class VoiceManager:
         self._worker: Worker | None = None
         self._closed = False
         self.frame_samples = 48_000 * cfg.frame_ms // 1000
-
-    def handlers(self) -> dict[str, Handler]:
-        return {"voice.start": self.start, "voice.stop": self.stop, "voice.keepalive": self.keepalive}
 
     # ---- commands (the command worker's thread)
 
@@ -138,24 +131,6 @@ class VoiceManager:
         s = self._owned(request, args.session)
         items = self._end(s, "stop")
         return {"session": s.session, "messages": s.seq, "sealed": [i.seq for i in items]}
-
-    def keepalive(self, request: CommandRequest, args: LiveSessionArgs) -> Mapping[str, Any]:
-        s = self._owned(request, args.session)
-        s.last_keepalive_mono = self.clock.mono_ns()
-        return {"session": s.session, "messages": s.seq}
-
-    def _owned(self, request: CommandRequest, sid: str) -> VoiceSession:
-        with self._lock:
-            s = self._sessions.get(sid)
-        if s is None:
-            raise CommandRejected("bad_args", f"no voice session {sid!r} is running")
-        if s.officer_key_id != request.key_id:
-            raise CommandRejected("unauthorized", f"voice session {sid} belongs to another officer")
-        return s
-
-    def active(self) -> list[str]:
-        with self._lock:
-            return list(self._sessions)
 
     # ---- the microphone
 
@@ -244,17 +219,6 @@ class VoiceManager:
         return {"device": self.device_id, "site": self.site_id, "session": s.session, "nonce": s.nonce,
                 "officer": s.officer}
 
-    def _expire(self) -> None:
-        now = self.clock.mono_ns()
-        keepalive_ns = int(self.cfg.keepalive_timeout_s * 1e9)
-        with self._lock:
-            sessions = list(self._sessions.values())
-        for s in sessions:
-            if now >= s.deadline_mono:
-                self._end(s, "duration")
-            elif now - s.last_keepalive_mono > keepalive_ns:
-                self._end(s, "keepalive")
-
     def _end(self, s: VoiceSession, reason: str) -> list[SealedItem]:
         """Send what is pending, seal the rest of the recording, then tell the officer what was sealed."""
         with self._lock:
@@ -278,10 +242,7 @@ class VoiceManager:
         tail = {**self._base(s), "typ": AUDIO_END_TYP, "messages": s.seq, "reason": reason,
                 "end_wall_us": self.clock.wall_ns() // 1000,
                 "sealed": [{"seq": i.seq, "record_hash": i.record_hash} for i in items]}
-        try:
-            self.publish(s.topic, pack_message(tail, self.signer), 1)
-        except Exception:  # the officer's page times out on its own
-            log.exception("voice end message publish failed on %s", s.topic)
+        self._publish_end(s, tail)
         return items
 
     # ---- the officer's voice (agent.uplink.voice_talk)
@@ -353,9 +314,7 @@ class VoiceManager:
         """End every session (sealed, reason ``shutdown``) and join the worker; idempotent."""
         with self._lock:
             self._closed = True
-            sessions = list(self._sessions.values())
-        for s in sessions:
-            self._end(s, "shutdown")
+        self._end_all("shutdown")
         with self._lock:
             workers = [w for w in (self._worker, self._speaker) if w is not None]
             self._worker = self._speaker = None

@@ -20,29 +20,26 @@ import json
 import logging
 import math
 import secrets
-import struct
-import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
 
-from agent.core.errors import AgentError, VerificationError
+from agent.core.errors import VerificationError
 from agent.core.vocab import ZOOM_MAX
 from agent.customs.cmd_cmd import CommandRefused
 from agent.customs.console.badges import chain_line, signature_scheme
-from agent.customs.console.deps import ConsoleServices, Services
-from agent.wire.live_frames import FRAGMENT_TYP, session_id_for, verify_message
-from agent.wire.mqtt import Inbound
-from agent.wire.topics import DeviceTopics, check_segment
+from agent.customs.console.deps import Services
+from agent.customs.console.page_session import FRAME_LEN, PageKeepalive, PageRelay, PageSession, serve_page
+from agent.wire.live_frames import FRAGMENT_TYP, verify_message
 
 log = logging.getLogger(__name__)
 
 PAGE_KEEPALIVE_TIMEOUT_S = 10.0
 STREAM_STALL_S = 10.0  # no fragment from the device this long: the page is told (never a silent frozen picture)
-_LEN = struct.Struct(">I")
 
 
 @dataclass(frozen=True)
@@ -166,47 +163,13 @@ def checks_of(h: dict[str, Any], now_us: int, chain: str, checked: Checked) -> d
 
 
 @dataclass
-class LiveViewer:
+class LiveViewer(PageSession[FragmentChecker]):
     """One page's live session: MQTT in (link thread), verified binary frames out (asyncio)."""
 
-    services: ConsoleServices
-    site: str
-    device: str
-    loop: asyncio.AbstractEventLoop
-    out: asyncio.Queue[str | bytes] = field(default_factory=lambda: asyncio.Queue(maxsize=600))
-    nonce: str = field(default_factory=lambda: secrets.token_hex(16))
-    checker: FragmentChecker | None = None
+    kind: ClassVar[str] = "live"
     chain_checked: bool = False
     chain: str = "device certificate not checked yet"
-    closed: bool = False
     bytes_in: int = 0
-    _early: list[bytes] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def session(self) -> str:
-        return session_id_for(self.nonce)
-
-    def _emit(self, item: str | bytes) -> None:
-        self.loop.call_soon_threadsafe(self._put, item)
-
-    def _put(self, item: str | bytes) -> None:
-        try:
-            self.out.put_nowait(item)
-        except asyncio.QueueFull:  # the page is not keeping up: it will jump to the live edge
-            log.warning("live %s: page queue full, dropping", self.session)
-
-    def on_message(self, msg: Inbound) -> None:
-        """MQTT handler: verify, then forward; never raises."""
-        if self.closed:
-            return
-        payload = bytes(msg.payload)
-        with self._lock:
-            if self.checker is None:  # before the start reply: keep (bounded) until we know the key
-                if len(self._early) < 64:
-                    self._early.append(payload)
-                return
-            self._verify(payload)
 
     def _verify(self, payload: bytes) -> None:
         assert self.checker is not None
@@ -233,67 +196,37 @@ class LiveViewer:
                 "bitrate_kbps": h.get("bitrate_kbps"), "checks": checks_of(h, now_us, self.chain, checked),
                 "bytes": len(payload), "view": view_of(h.get("view"))}
         head = json.dumps(meta).encode()
-        self._emit(_LEN.pack(len(head)) + head + data)
+        self._emit(FRAME_LEN.pack(len(head)) + head + data)
 
     async def start(self, params: dict[str, Any]) -> dict[str, Any]:
         """Subscribe, ask the device, check its signed reply; returns what the page shows at the top."""
         s = self.services
-        topic = DeviceTopics(self.site, self.device).live(self.session)
-        codes = await asyncio.to_thread(s.link.subscribe_wait, topic, self.on_message, 0)
-        if any(c >= 0x80 for c in codes):
-            raise AgentError(f"the broker refused our subscription to {topic}")
+        await self._subscribe()
         codec = "h264"
         try:
-            reply, leaf = await asyncio.to_thread(s.client.request_signed, self.site, self.device, "live.start",
-                                                  params, nonce=self.nonce, timeout=10.0)
+            reply, leaf = await self._request(params)
         except CommandRefused as exc:
             if exc.code != "bad_args" or "codec" not in str(exc):
                 raise
             # a device without a second encoder (or older firmware): its signed JPEG frames instead
             log.info("live %s: %s; falling back to JPEG", self.device, exc)
             codec = "jpeg"
-            await asyncio.to_thread(s.link.unsubscribe, topic, self.on_message)
+            await self._unsubscribe()
             self.nonce = secrets.token_hex(16)  # a fresh request, a fresh session
-            topic = DeviceTopics(self.site, self.device).live(self.session)
-            await asyncio.to_thread(s.link.subscribe_wait, topic, self.on_message, 0)
-            jpeg = {k: v for k, v in params.items() if k != "codec"}
-            reply, leaf = await asyncio.to_thread(s.client.request_signed, self.site, self.device, "live.start",
-                                                  jpeg, nonce=self.nonce, timeout=10.0)
-        result = reply.get("result") or {}
-        if result.get("session") != self.session:
-            raise VerificationError(f"device answered with session {result.get('session')!r}")
-        key = leaf.public_key()
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise VerificationError("device certificate key is not ECDSA")
+            await self._subscribe()
+            reply, leaf = await self._request({k: v for k, v in params.items() if k != "codec"})
+        result, key = self._session_key(reply, leaf)
         self.chain_checked = s.device_cas is not None
         self.chain = chain_line(leaf, self.device, self.chain_checked)
         live = s.cfg.live
-        with self._lock:
-            self.checker = FragmentChecker(self.device, self.session, self.nonce, key, max_age_s=live.max_age_s,
-                                           max_skew_s=live.max_skew_s, codec=codec)
-            early, self._early = self._early, []
-            for payload in early:
-                self._verify(payload)
+        self._arm(FragmentChecker(self.device, self.session, self.nonce, key, max_age_s=live.max_age_s,
+                                  max_skew_s=live.max_skew_s, codec=codec))
         return {"t": "started", "session": self.session, "device": self.device, "site": self.site,
                 "officer": s.client.officer.officer_id, "subject": leaf.subject.rfc4514_string(),
                 "chain_checked": self.chain_checked, "codec": codec, "width": result.get("width"),
                 "height": result.get("height"),
                 "fps": result.get("fps"), "seconds": result.get("seconds"),
                 "keepalive_timeout_s": result.get("keepalive_timeout_s")}
-
-    async def stop(self) -> None:
-        """The page left: release the session's subscription (and with it this viewer), then end the stream."""
-        if self.closed:
-            return
-        self.closed = True
-        topic = DeviceTopics(self.site, self.device).live(self.session)
-        if await asyncio.to_thread(self.services.link.unsubscribe, topic, self.on_message):
-            log.info("live %s: unsubscribed from %s", self.session, topic)
-        try:
-            await asyncio.to_thread(self.services.client.send, self.site, self.device, "live.stop",
-                                    {"session": self.session})
-        except AgentError as exc:  # the device's keepalive timeout ends it anyway
-            log.warning("live %s: stop not sent: %s", self.session, exc)
 
 
 def view_of(value: Any) -> dict[str, float] | None:
@@ -320,33 +253,21 @@ router = APIRouter(tags=["live"])
 
 @router.websocket("/ws/live/{site}/{device}")
 async def live_socket(ws: WebSocket, site: str, device: str, services: Services) -> None:
-    await ws.accept()
-    try:
-        check_segment(site, "site id")
-        check_segment(device, "device id")
-    except ValueError as exc:
-        await ws.send_json({"t": "error", "message": str(exc)})
-        await ws.close()
-        return
     live = services.cfg.live
     params = {"codec": "h264", "width": live.width, "height": live.height, "fps": live.fps,
               "seconds": live.seconds}
     viewer = LiveViewer(services, site, device, asyncio.get_running_loop())
-    remove = services.fleet.add_listener(lambda ev: _alert_for(viewer, ev))
+    remove: list[Callable[[], None]] = []
+
+    def make() -> LiveViewer:  # only once the ids passed their checks
+        remove.append(services.fleet.add_listener(lambda ev: _alert_for(viewer, ev)))
+        return viewer
+
     try:
-        try:
-            started = await viewer.start(params)
-        except AgentError as exc:
-            await ws.send_json({"t": "error", "message": str(exc)})
-            return
-        await ws.send_json(started)
-        every = float(started.get("keepalive_timeout_s") or 10.0) / 3
-        await _pump(ws, viewer, every)
-    except (WebSocketDisconnect, RuntimeError):
-        pass
+        await serve_page(ws, site, device, make, lambda v: v.start(params), _pump)
     finally:
-        remove()
-        await viewer.stop()
+        for r in remove:
+            r()
 
 
 def _alert_for(viewer: LiveViewer, event: dict[str, Any]) -> None:
@@ -357,17 +278,14 @@ def _alert_for(viewer: LiveViewer, event: dict[str, Any]) -> None:
 
 async def _pump(ws: WebSocket, viewer: LiveViewer, keepalive_every: float) -> None:
     """Forward verified fragments; relay the page's keepalives to the device while they arrive."""
-    last_page = last_fragment = time.monotonic()
+    keep = PageKeepalive(keepalive_every, PAGE_KEEPALIVE_TIMEOUT_S)
+    last_fragment = time.monotonic()
     stalled = False
-    next_keepalive = time.monotonic() + keepalive_every
-    recv = asyncio.ensure_future(ws.receive_text())
-    get = asyncio.ensure_future(viewer.out.get())
+    relay = PageRelay(ws.receive_text, viewer.out)
     try:
         while True:
-            done, _ = await asyncio.wait({get, recv}, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
-            if get in done:
-                item = get.result()
-                get = asyncio.ensure_future(viewer.out.get())
+            item, text = await relay.wait()
+            if item is not None:
                 if isinstance(item, bytes):
                     last_fragment = time.monotonic()
                     if stalled:
@@ -381,20 +299,15 @@ async def _pump(ws: WebSocket, viewer: LiveViewer, keepalive_every: float) -> No
                     "t": "stalled", "for_s": STREAM_STALL_S,
                     "message": f"no video from the device for {STREAM_STALL_S:g} s: its streamer or link has "
                                "stopped; the picture shown is NOT live"}))
-            if recv in done:
-                text = recv.result()
+            if text is not None:
                 if '"stop"' in text:
                     return
-                last_page = time.monotonic()
-                recv = asyncio.ensure_future(ws.receive_text())
+                keep.page_seen(time.monotonic())
             now = time.monotonic()
-            if now - last_page > PAGE_KEEPALIVE_TIMEOUT_S:
+            if keep.page_gone(now):
                 log.info("live %s: the page stopped sending keepalives; ending the stream", viewer.session)
                 return
-            if now >= next_keepalive:
-                next_keepalive = now + keepalive_every
-                viewer.services.client.send(viewer.site, viewer.device, "live.keepalive",
-                                            {"session": viewer.session})
+            if keep.send_due(now):
+                await viewer.keepalive()
     finally:
-        recv.cancel()
-        get.cancel()
+        relay.close()

@@ -14,20 +14,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
-import struct
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from agent.core.errors import AgentError, VerificationError
+from agent.core.errors import VerificationError
 from agent.customs.console.badges import chain_line
-from agent.customs.console.deps import ConsoleServices, Services
+from agent.customs.console.deps import Services
+from agent.customs.console.page_session import FRAME_LEN, PageKeepalive, PageRelay, PageSession, serve_page
 from agent.wire.audio_frames import (
     FRAME_MS,
     MAX_MESSAGE,
@@ -39,15 +37,12 @@ from agent.wire.audio_frames import (
     split_packets,
     verify_audio,
 )
-from agent.wire.live_frames import session_id_for
-from agent.wire.mqtt import Inbound
-from agent.wire.topics import DeviceTopics, check_segment
+from agent.wire.topics import DeviceTopics
 
 log = logging.getLogger(__name__)
 
 PAGE_KEEPALIVE_TIMEOUT_S = 10.0
 END_WAIT_S = 10.0  # after a stop, how long the page's socket waits for the device's end message
-_LEN = struct.Struct(">I")
 
 
 @dataclass
@@ -95,48 +90,15 @@ class AudioChecker:
 
 
 @dataclass
-class VoiceListener:
+class VoiceListener(PageSession[AudioChecker]):
     """One page's voice session: MQTT in (link thread), verified packet groups out (asyncio)."""
 
-    services: ConsoleServices
-    site: str
-    device: str
-    loop: asyncio.AbstractEventLoop
-    out: asyncio.Queue[str | bytes] = field(default_factory=lambda: asyncio.Queue(maxsize=200))
-    nonce: str = field(default_factory=lambda: secrets.token_hex(16))
-    checker: AudioChecker | None = None
-    closed: bool = False
-    stop_sent: bool = False
+    kind: ClassVar[str] = "voice"
+    queue_max: ClassVar[int] = 200
+    early_max: ClassVar[int] = 32
     talk_seq: int = 0
     talk_refused: int = 0
     talk_pacing: Pacing = field(default_factory=lambda: Pacing(1.0))
-    _early: list[bytes] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def session(self) -> str:
-        return session_id_for(self.nonce)
-
-    def _emit(self, item: str | bytes) -> None:
-        self.loop.call_soon_threadsafe(self._put, item)
-
-    def _put(self, item: str | bytes) -> None:
-        try:
-            self.out.put_nowait(item)
-        except asyncio.QueueFull:  # the page is not keeping up: audio stays live, the oldest is lost
-            log.warning("voice %s: page queue full, dropping", self.session)
-
-    def on_message(self, msg: Inbound) -> None:
-        """MQTT handler: verify, then forward; never raises."""
-        if self.closed:
-            return
-        payload = bytes(msg.payload)
-        with self._lock:
-            if self.checker is None:
-                if len(self._early) < 32:
-                    self._early.append(payload)
-                return
-            self._verify(payload)
 
     def _verify(self, payload: bytes) -> None:
         assert self.checker is not None
@@ -154,32 +116,18 @@ class VoiceListener:
         meta = {"t": "audio", "seq": h["seq"], "capture_wall_us": h["capture_wall_us"], "frame_ms": h["frame_ms"],
                 "packets": [len(p) for p in packets], "bytes": len(payload)}
         head = json.dumps(meta).encode()
-        self._emit(_LEN.pack(len(head)) + head + b"".join(packets))
+        self._emit(FRAME_LEN.pack(len(head)) + head + b"".join(packets))
 
     async def start(self, seconds: float | None) -> dict[str, Any]:
         """Subscribe, ask the device, check its signed reply; returns what the page shows."""
         s = self.services
-        topic = DeviceTopics(self.site, self.device).live(self.session)
-        codes = await asyncio.to_thread(s.link.subscribe_wait, topic, self.on_message, 0)
-        if any(c >= 0x80 for c in codes):
-            raise AgentError(f"the broker refused our subscription to {topic}")
-        params = {} if seconds is None else {"seconds": seconds}
-        reply, leaf = await asyncio.to_thread(s.client.request_signed, self.site, self.device, "voice.start",
-                                              params, nonce=self.nonce, timeout=10.0)
-        result = reply.get("result") or {}
-        if result.get("session") != self.session:
-            raise VerificationError(f"device answered with session {str(result.get('session'))[:80]!r}")
-        key = leaf.public_key()
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise VerificationError("device certificate key is not ECDSA")
+        await self._subscribe()
+        reply, leaf = await self._request({} if seconds is None else {"seconds": seconds})
+        result, key = self._session_key(reply, leaf)
         chain = chain_line(leaf, self.device, s.device_cas is not None)
         live = s.cfg.live
-        with self._lock:
-            self.checker = AudioChecker(self.device, self.session, self.nonce, key, max_age_s=live.max_age_s,
-                                        max_skew_s=live.max_skew_s)
-            early, self._early = self._early, []
-            for payload in early:
-                self._verify(payload)
+        self._arm(AudioChecker(self.device, self.session, self.nonce, key, max_age_s=live.max_age_s,
+                               max_skew_s=live.max_skew_s))
         return {"t": "voice_started", "session": self.session, "device": self.device, "chain": chain,
                 "frame_ms": result.get("frame_ms"), "bitrate_kbps": result.get("bitrate_kbps"),
                 "seconds": result.get("seconds"), "keepalive_timeout_s": result.get("keepalive_timeout_s")}
@@ -200,7 +148,7 @@ class VoiceListener:
     def _talk_header(self, buf: bytes) -> tuple[dict[str, Any], list[bytes]]:
         if len(buf) > MAX_MESSAGE or len(buf) < 4:
             raise VerificationError("talk message size out of bounds")
-        (hlen,) = _LEN.unpack_from(buf)
+        (hlen,) = FRAME_LEN.unpack_from(buf)
         if hlen > 1024 or 4 + hlen > len(buf):
             raise VerificationError("talk header length out of bounds")
         meta = json.loads(buf[4:4 + hlen])
@@ -226,26 +174,6 @@ class VoiceListener:
         self.talk_pacing.admit(len(packets) * meta["frame_ms"] * 1000, time.monotonic_ns() // 1000)
         return header, packets
 
-    async def send_stop(self) -> None:
-        """Tell the device to end the session (once); its end message still reaches the page."""
-        if self.stop_sent:
-            return
-        self.stop_sent = True
-        try:
-            await asyncio.to_thread(self.services.client.send, self.site, self.device, "voice.stop",
-                                    {"session": self.session})
-        except AgentError as exc:  # the device's keepalive timeout ends it anyway
-            log.warning("voice %s: stop not sent: %s", self.session, exc)
-
-    async def stop(self) -> None:
-        """The page left: stop the session (if not yet) and release the subscription."""
-        if self.closed:
-            return
-        await self.send_stop()
-        self.closed = True
-        topic = DeviceTopics(self.site, self.device).live(self.session)
-        await asyncio.to_thread(self.services.link.unsubscribe, topic, self.on_message)
-
 
 class _OfficerSigner:
     """The officer's key as the EVLF framing's signer (the console signs the officer's voice for the officer)."""
@@ -262,49 +190,25 @@ router = APIRouter(tags=["voice"])
 
 @router.websocket("/ws/voice/{site}/{device}")
 async def voice_socket(ws: WebSocket, site: str, device: str, services: Services) -> None:
-    await ws.accept()
-    try:
-        check_segment(site, "site id")
-        check_segment(device, "device id")
-    except ValueError as exc:
-        await ws.send_json({"t": "error", "message": str(exc)})
-        await ws.close()
-        return
-    listener = VoiceListener(services, site, device, asyncio.get_running_loop())
-    try:
-        try:
-            started = await listener.start(None)
-        except AgentError as exc:
-            await ws.send_json({"t": "error", "message": str(exc)})
-            return
-        await ws.send_json(started)
-        await _pump(ws, listener, float(started.get("keepalive_timeout_s") or 10.0) / 3)
-    except (WebSocketDisconnect, RuntimeError):
-        pass
-    finally:
-        await listener.stop()
+    await serve_page(ws, site, device, lambda: VoiceListener(services, site, device, asyncio.get_running_loop()),
+                     lambda listener: listener.start(None), _pump)
 
 
 async def _pump(ws: WebSocket, listener: VoiceListener, keepalive_every: float) -> None:
     """Forward verified audio; relay the page's keepalives to the device while they arrive. When the page asks
     to stop, the device is told at once and its signed end message (naming the sealed audio) is still forwarded."""
-    last_page = time.monotonic()
-    next_keepalive = last_page + keepalive_every
+    keep = PageKeepalive(keepalive_every, PAGE_KEEPALIVE_TIMEOUT_S)
     stop_by: float | None = None  # after the page's stop: wait this long for the device's end message
-    recv = asyncio.ensure_future(ws.receive())
-    get = asyncio.ensure_future(listener.out.get())
+    relay = PageRelay(ws.receive, listener.out)
     try:
         while True:
-            done, _ = await asyncio.wait({get, recv}, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
-            if get in done:
-                item = get.result()
-                get = asyncio.ensure_future(listener.out.get())
+            item, msg = await relay.wait()
+            if item is not None:
                 await (ws.send_bytes(item) if isinstance(item, bytes) else ws.send_text(item))
                 if isinstance(item, str) and item.startswith('{"t": "end"'):
                     return
             now = time.monotonic()
-            if recv in done:
-                msg = recv.result()
+            if msg is not None:
                 if msg.get("type") == "websocket.disconnect":
                     raise WebSocketDisconnect(msg.get("code", 1000))
                 if msg.get("bytes") is not None:
@@ -315,19 +219,15 @@ async def _pump(ws: WebSocket, listener: VoiceListener, keepalive_every: float) 
                     stop_by = now + END_WAIT_S
                     await listener.send_stop()
                 else:
-                    last_page = now
-                recv = asyncio.ensure_future(ws.receive())
+                    keep.page_seen(now)
             if stop_by is not None:
                 if now > stop_by:
                     return
                 continue
-            if now - last_page > PAGE_KEEPALIVE_TIMEOUT_S:
+            if keep.page_gone(now):
                 log.info("voice %s: the page stopped sending keepalives; ending the session", listener.session)
                 return
-            if now >= next_keepalive:
-                next_keepalive = now + keepalive_every
-                await asyncio.to_thread(listener.services.client.send, listener.site, listener.device,
-                                        "voice.keepalive", {"session": listener.session})
+            if keep.send_due(now):
+                await listener.keepalive()
     finally:
-        recv.cancel()
-        get.cancel()
+        relay.close()
