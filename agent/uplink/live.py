@@ -4,17 +4,10 @@ Recording goes on untouched: live view has its own subscription to the hub and i
 (``agent.uplink.live_video`` for H.264). Either way the camera's aspect is kept (the requested size is a
 box to fit in) and the burn-in overlay is drawn when it is on.
 
-One MQTT message per frame (QoS 0) on ``evidence/{site}/{device}/live/{session}``::
-
-    b"EVLF" | u8 version (1) | u32 BE header length | header | u16 BE signature length | DER signature | JPEG
-
-The header is RFC 8785 JSON (``typ`` ``evidence-live-frame/1``) binding the officer's command nonce, the
-session id, the frame sequence, the capture time (wall + monotonic, integer microseconds: RFC 8785
-numbers are doubles), the GPS reading, the time quality and the JPEG's SHA-256; the device key signs the
-header bytes. Footage recorded earlier cannot pass as live: it cannot carry the nonce the officer just
-chose. The session id is ``sha256(nonce)[:24]`` so the officer can subscribe before asking and lose no
-first frame. The last message of a session has ``typ`` ``evidence-live-end/1`` and no JPEG. When a
-session ends, its frame hashes are sealed as a "live" item, so what the officer saw is evidence too.
+Each frame or fragment is one signed message (QoS 0) on ``evidence/{site}/{device}/live/{session}``, bound
+to the officer's command nonce (the wire format is :mod:`agent.wire.live_frames`). The last message of a
+session has ``typ`` ``evidence-live-end/1``. When a session ends, its frame hashes are sealed as a "live"
+item, so what the officer saw is evidence too.
 """
 
 from __future__ import annotations

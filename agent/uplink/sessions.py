@@ -27,14 +27,14 @@ log = logging.getLogger(__name__)
 class DeviceSession:
     """One officer's session: who started it, with which nonce, where it goes, and until when."""
 
-    session: str
+    session: str  # sha256(nonce)[:24]
     officer: str
-    officer_key_id: str
-    nonce: str
+    officer_key_id: str  # only this key may keep the session alive or stop it
+    nonce: str  # the officer's, from the signed start command: every message is bound to it
     topic: str
     seconds: float
-    deadline_mono: int
-    last_keepalive_mono: int
+    deadline_mono: int  # the session ends here ("duration")
+    last_keepalive_mono: int  # ... or keepalive_timeout_s after this ("keepalive")
     seq: int = 0  # messages (frames, packet groups) sent so far
 
 

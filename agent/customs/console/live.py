@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import APIRouter, WebSocket
 
 from agent.core.errors import VerificationError
@@ -33,7 +32,7 @@ from agent.core.vocab import ZOOM_MAX
 from agent.customs.cmd_cmd import CommandRefused
 from agent.customs.console.badges import chain_line, signature_scheme
 from agent.customs.console.deps import Services
-from agent.customs.console.page_session import FRAME_LEN, PageKeepalive, PageRelay, PageSession, serve_page
+from agent.customs.console.page_session import FRAME_LEN, Checks, PageKeepalive, PageRelay, PageSession, serve_page
 from agent.wire.live_frames import FRAGMENT_TYP, verify_message
 
 log = logging.getLogger(__name__)
@@ -57,21 +56,12 @@ class Checked:
 
 
 @dataclass
-class FragmentChecker:
+class FragmentChecker(Checks):
     """The officer-side checks of one session, in one place (used by the console and the benchmark)."""
 
-    device: str
-    session: str
-    nonce: str
-    key: ec.EllipticCurvePublicKey
-    max_age_s: float = 15.0
-    max_skew_s: float = 5.0
-    last_seq: int = -1
     have_init: bool = False
     need_keyframe: bool = True
     codec: str = "h264"  # "jpeg": the fallback for devices without a second encoder
-    refused: int = 0
-    passed: int = 0
     waiting: int = 0  # verified but not decodable yet (before the next keyframe)
     checked: Checked | None = None  # what the last fragment that passed was checked for
 
@@ -89,8 +79,7 @@ class FragmentChecker:
         if h.get("typ") != FRAGMENT_TYP:
             raise VerificationError("a JPEG frame in an H.264 session")
         seq = h["seq"]
-        if seq <= self.last_seq:
-            raise VerificationError(f"fragment {seq} replayed (already had up to {self.last_seq})")
+        self._after_last(seq, "fragment")
         previous = self.last_seq
         if h["kind"] == "init":
             self.last_seq, self.have_init, self.need_keyframe = seq, True, True
@@ -109,8 +98,7 @@ class FragmentChecker:
         seq, wall = h.get("seq"), h.get("capture_wall_us")
         if h.get("typ") == FRAGMENT_TYP or not isinstance(seq, int) or not isinstance(wall, int):
             raise VerificationError("not a JPEG live frame")
-        if seq <= self.last_seq:
-            raise VerificationError(f"frame {seq} replayed (already had up to {self.last_seq})")
+        self._after_last(seq, "frame")
         fresh = self._fresh(now_us, wall)
         self.checked = self._checked(h, data, "jpeg_sha256", self.last_seq, fresh)
         self.last_seq = seq
@@ -281,8 +269,7 @@ async def _pump(ws: WebSocket, viewer: LiveViewer, keepalive_every: float) -> No
     keep = PageKeepalive(keepalive_every, PAGE_KEEPALIVE_TIMEOUT_S)
     last_fragment = time.monotonic()
     stalled = False
-    relay = PageRelay(ws.receive_text, viewer.out)
-    try:
+    with PageRelay(ws.receive_text, viewer.out) as relay:
         while True:
             item, text = await relay.wait()
             if item is not None:
@@ -303,11 +290,5 @@ async def _pump(ws: WebSocket, viewer: LiveViewer, keepalive_every: float) -> No
                 if '"stop"' in text:
                     return
                 keep.page_seen(time.monotonic())
-            now = time.monotonic()
-            if keep.page_gone(now):
-                log.info("live %s: the page stopped sending keepalives; ending the stream", viewer.session)
+            if not await keep.beat(viewer, time.monotonic()):
                 return
-            if keep.send_due(now):
-                await viewer.keepalive()
-    finally:
-        relay.close()

@@ -36,6 +36,27 @@ C = TypeVar("C")  # the session's checker
 
 
 @dataclass
+class Checks:
+    """What every officer-side checker of a session holds: the binding (device, session, nonce, device key),
+    the freshness limits, the last sequence number that passed and the counts."""
+
+    device: str
+    session: str
+    nonce: str
+    key: ec.EllipticCurvePublicKey
+    max_age_s: float = 15.0
+    max_skew_s: float = 5.0
+    last_seq: int = -1
+    refused: int = 0
+    passed: int = 0
+
+    def _after_last(self, seq: int, what: str) -> None:
+        """A sequence number at or below one already seen is a replay."""
+        if seq <= self.last_seq:
+            raise VerificationError(f"{what} {seq} replayed (already had up to {self.last_seq})")
+
+
+@dataclass
 class PageSession(Generic[C]):
     """MQTT in (link thread), verified items out (asyncio queue); subclasses verify and start."""
 
@@ -174,6 +195,15 @@ class PageKeepalive:
         self.next_send = now + self.every
         return True
 
+    async def beat(self, page: PageSession[Any], now: float) -> bool:
+        """False once the page has gone quiet (logged); else True, after the device's keepalive when due."""
+        if self.page_gone(now):
+            log.info("%s %s: the page stopped sending keepalives; ending the session", page.kind, page.session)
+            return False
+        if self.send_due(now):
+            await page.keepalive()
+        return True
+
 
 class PageRelay:
     """Waits (half a second at most) on both the page's socket and the session's verified output."""
@@ -203,6 +233,12 @@ class PageRelay:
         for fut in (self._recv, self._get):
             if fut is not None:
                 fut.cancel()
+
+    def __enter__(self) -> PageRelay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 async def serve_page(ws: WebSocket, site: str, device: str, make: Callable[[], PageSession[Any]],

@@ -25,7 +25,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from agent.core.errors import VerificationError
 from agent.customs.console.badges import chain_line
 from agent.customs.console.deps import Services
-from agent.customs.console.page_session import FRAME_LEN, PageKeepalive, PageRelay, PageSession, serve_page
+from agent.customs.console.page_session import FRAME_LEN, Checks, PageKeepalive, PageRelay, PageSession, serve_page
 from agent.wire.audio_frames import (
     FRAME_MS,
     MAX_MESSAGE,
@@ -46,19 +46,10 @@ END_WAIT_S = 10.0  # after a stop, how long the page's socket waits for the devi
 
 
 @dataclass
-class AudioChecker:
+class AudioChecker(Checks):
     """The officer-side checks of one voice session (the console and the benchmark use it)."""
 
-    device: str
-    session: str
-    nonce: str
-    key: ec.EllipticCurvePublicKey
-    max_age_s: float = 15.0
-    max_skew_s: float = 5.0
     burst_s: float = 2.0  # audio may arrive this much faster than real time (network bunching), no more
-    last_seq: int = -1
-    refused: int = 0
-    passed: int = 0
     pacing: Pacing | None = None
 
     def check(self, payload: bytes, now_us: int, mono_us: int) -> tuple[str, dict[str, Any], list[bytes]]:
@@ -80,8 +71,7 @@ class AudioChecker:
         return "pass", h, v.packets
 
     def _order_fresh_rate(self, h: dict[str, Any], count: int, now_us: int, mono_us: int) -> None:
-        if h["seq"] <= self.last_seq:
-            raise VerificationError(f"audio {h['seq']} replayed (already had up to {self.last_seq})")
+        self._after_last(h["seq"], "audio")
         check_fresh(h["capture_wall_us"], now_us, self.max_age_s, self.max_skew_s)
         if self.pacing is None:
             self.pacing = Pacing(self.burst_s)
@@ -199,8 +189,7 @@ async def _pump(ws: WebSocket, listener: VoiceListener, keepalive_every: float) 
     to stop, the device is told at once and its signed end message (naming the sealed audio) is still forwarded."""
     keep = PageKeepalive(keepalive_every, PAGE_KEEPALIVE_TIMEOUT_S)
     stop_by: float | None = None  # after the page's stop: wait this long for the device's end message
-    relay = PageRelay(ws.receive, listener.out)
-    try:
+    with PageRelay(ws.receive, listener.out) as relay:
         while True:
             item, msg = await relay.wait()
             if item is not None:
@@ -224,10 +213,5 @@ async def _pump(ws: WebSocket, listener: VoiceListener, keepalive_every: float) 
                 if now > stop_by:
                     return
                 continue
-            if keep.page_gone(now):
-                log.info("voice %s: the page stopped sending keepalives; ending the session", listener.session)
+            if not await keep.beat(listener, now):
                 return
-            if keep.send_due(now):
-                await listener.keepalive()
-    finally:
-        relay.close()
