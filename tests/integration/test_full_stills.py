@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.device.cli import default_checkers
 from agent.device.full_stills import StillBusy
+from agent.device.verify_command import default_checkers
 from agent.evidence.vault import Vault
 from agent.signing.records import parse_sidecar
 from agent.signing.verify import verify
