@@ -2,32 +2,25 @@
 
 What paho leaves to us (DESIGN-NOTES §4): reason codes on CONNACK/PUBACK/SUBACK are checked, not
 assumed; the broker's Maximum Packet Size and Receive Maximum from CONNACK bound what we send;
-subscriptions are re-made on every connect; inbound messages are handed to a named worker thread
-(never handled inside a paho callback) and acknowledged only after the handler returned, so a crash
-mid-handling means redelivery, not loss.
-
-Receive side at scale (``set_receiver``): a receiver (the customs ingest's flow control) takes every
-message and acknowledges it itself via :meth:`MqttLink.ack` once it is stored; while the receiver has
-no room the link does not read its socket, so TCP holds the broker back and nothing is dropped.
+subscriptions are re-made on every connect. This module holds the connection and the publish side; the
+receive side (subscriptions, the handler worker, acks after handling, the receiver's flow control) is
+:mod:`agent.wire.mqtt_inbound`.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import ssl
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.core.errors import ConfigError, UplinkError
 from agent.core.threads import Worker
@@ -46,59 +39,18 @@ from agent.wire.messages import (
     packet_size,
     size_bound,
 )
+from agent.wire.mqtt_inbound import InboundSide, PacedClient, Receiver
 from agent.wire.mqtt_settings import MQTT_MAX_PACKET, MqttConfig
 
 __all__ = ["NO_MATCHING_SUBSCRIBERS", "PACKET_TOO_LARGE", "ConnectListener", "Done", "Handler", "Inbound",
-           "MqttLink", "PublishResult", "UserProps", "Will", "make_properties", "packet_size"]
+           "MqttLink", "PublishResult", "Receiver", "UserProps", "Will", "make_properties", "packet_size"]
 
 log = logging.getLogger(__name__)
 
 ConnectListener = Callable[[bool], None]  # session_present
-PAUSE_POLL_S = 0.05  # how long one paused read waits for room before the loop writes acks and pings
 
 
-class Receiver(Protocol):
-    """Takes every inbound message (on the paho thread: must not block) and acknowledges it itself."""
-
-    def offer(self, inbound: Inbound, token: int, qos: int) -> None:
-        """``token`` identifies the delivery for MqttLink.ack (packet id and connection)."""
-
-    def has_room(self, timeout: float) -> bool: ...
-
-
-class _PacedClient(paho.Client):
-    """paho client whose socket reads pause while the receiver is full (TCP backpressure, no drops).
-
-    Only reading waits, and at most PAUSE_POLL_S at a time: the same loop still writes our PUBACKs,
-    sends PINGREQs and handles reconnects in between.
-    """
-
-    receiver: Receiver | None = None
-
-    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        receiver = self.receiver
-        if receiver is not None and not receiver.has_room(PAUSE_POLL_S):
-            return MQTTErrorCode.MQTT_ERR_SUCCESS
-        return super().loop_read(max_packets)
-
-
-@dataclass
-class _Sub:
-    filter: str
-    handler: Handler
-    qos: int
-    no_local: bool
-    granted: threading.Event = field(default_factory=threading.Event)
-    codes: list[int] = field(default_factory=list)
-
-
-def _strip_share(filter_: str) -> str:
-    if filter_.startswith("$share/"):
-        return filter_.split("/", 2)[2]
-    return filter_
-
-
-class MqttLink:
+class MqttLink(InboundSide):
     """A supervised MQTT v5 client: connect/reconnect, publish with outcome, handler registry."""
 
     def __init__(self, cfg: MqttConfig, *, will: Will | None = None, name: str = "mqtt",
@@ -109,13 +61,9 @@ class MqttLink:
         self._will = will
         self._online = online_payload
         self._lock = threading.Lock()
-        self._subs: dict[str, _Sub] = {}
-        self._dropped: set[str] = set()  # unsubscribed while offline: the broker's session still holds them
         self._pending: dict[int, Done] = {}
         self._early: dict[int, PublishResult] = {}
-        self._sub_mids: dict[int, _Sub] = {}
         self._listeners: list[ConnectListener] = []
-        self._inbox: queue.Queue[tuple[Inbound, int, int] | None] = queue.Queue(cfg.handler_queue)
         self._connected = threading.Event()
         self._stop = threading.Event()
         self._closed = False
@@ -125,14 +73,13 @@ class MqttLink:
         self.last_error: str | None = None
         self._socket_error: str | None = None  # what paho logged when the socket failed (the OpenSSL reason)
         self.connects = 0
-        self._receiver: Receiver | None = None
-        self._receiver_window = 0
+        self._init_inbound(cfg.handler_queue)
         self._client = self._make_client()
         self._worker = Worker(f"{name}-handlers", self._work, stopping=self._stop)
 
     # -- set-up ---------------------------------------------------------------------------------
-    def _make_client(self) -> _PacedClient:
-        c = _PacedClient(CallbackAPIVersion.VERSION2, client_id=self.cfg.client_id,
+    def _make_client(self) -> PacedClient:
+        c = PacedClient(CallbackAPIVersion.VERSION2, client_id=self.cfg.client_id,
                         protocol=paho.MQTTv5, manual_ack=True)
         url = self.cfg.url
         if url.tls:
@@ -200,13 +147,7 @@ class MqttLink:
                  self.cfg.broker, flags.session_present, self.max_packet_size, self.receive_maximum)
         if self._will is not None:
             client.publish(self._will.topic, self._online, qos=1, retain=True)
-        with self._lock:
-            subs = list(self._subs.values())
-            dropped, self._dropped = [f for f in self._dropped if f not in self._subs], set()
-        for filter_ in dropped:
-            self._send_unsubscribe(filter_)
-        for sub in subs:
-            self._send_subscribe(sub)
+        self._remake_subscriptions()
         self._connected.set()
         for listener in list(self._listeners):
             try:
@@ -260,142 +201,7 @@ class MqttLink:
         except Exception:
             log.exception("%s: publish completion callback failed", self.name)
 
-    def _on_subscribe(self, _c: paho.Client, _u: Any, mid: int, codes: list[ReasonCode],
-                      _p: Properties | None) -> None:
-        with self._lock:
-            sub = self._sub_mids.pop(mid, None)
-        if sub is None:
-            return
-        sub.codes = [int(c.value) for c in codes]
-        for c in codes:
-            if c.is_failure:
-                log.error("%s: subscription to %s refused: %s", self.name, sub.filter, c.getName())
-        sub.granted.set()
-
-    def _on_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
-        props = getattr(msg, "properties", None)
-        inbound = Inbound(
-            topic=msg.topic, payload=bytes(msg.payload), qos=msg.qos, retain=bool(msg.retain),
-            user_props=tuple((str(k), str(v)) for k, v in getattr(props, "UserProperty", []) or []),
-            response_topic=getattr(props, "ResponseTopic", None),
-            correlation_data=getattr(props, "CorrelationData", None),
-            content_type=getattr(props, "ContentType", None))
-        receiver = self._receiver
-        if receiver is not None:
-            # The token carries the connection it came on: a packet id is only meaningful there.
-            receiver.offer(inbound, (self.connects << 16) | msg.mid, msg.qos)
-            return
-        try:
-            self._inbox.put_nowait((inbound, msg.mid, msg.qos))
-        except queue.Full:
-            # Not acknowledged: the broker redelivers it after reconnect; say so loudly.
-            log.error("%s: handler queue full, message on %s left unacknowledged", self.name, msg.topic)
-
-    # -- handler worker -------------------------------------------------------------------------
-    def _work(self, _stopping: threading.Event) -> None:  # ends at the None sentinel: handlers drain first
-        while True:
-            entry = self._inbox.get()
-            if entry is None:
-                return
-            inbound, mid, qos = entry
-            with self._lock:
-                subs = list(self._subs.values())
-            handlers = [s.handler for s in subs if paho.topic_matches_sub(_strip_share(s.filter), inbound.topic)]
-            if not handlers:
-                log.warning("%s: no handler for message on %s", self.name, inbound.topic)
-            handled = True
-            for handler in handlers:
-                try:
-                    handler(inbound)
-                except Exception:
-                    handled = False
-                    log.exception("%s: handler for %s failed; message left unacknowledged (the broker "
-                                  "redelivers it after a reconnect)", self.name, inbound.topic)
-            if qos > 0 and handled and not self._stop.is_set():
-                self._client.ack(mid, qos)
-
     # -- API ------------------------------------------------------------------------------------
-    def set_receiver(self, receiver: Receiver, window: int) -> None:
-        """Route every inbound message to ``receiver`` (before start()); it acknowledges via ack().
-
-        Subscription handlers are then not called: the receiver dispatches. ``window`` is sent as our
-        Receive Maximum in CONNECT (a hint for brokers that honour it); the pause on reads holds anyway.
-        """
-        if self._started:
-            raise UplinkError("set_receiver() must be called before start()")
-        self._receiver = receiver
-        self._receiver_window = window
-        self._client.receiver = receiver
-
-    def ack(self, token: int, qos: int) -> None:
-        """Acknowledge a message the receiver has stored (any thread; the paho loop sends the PUBACK).
-
-        ``token`` is what offer() was given. A message taken on an earlier connection is not acked on
-        this one: the broker resends it after the reconnect (same session) and its packet id may by
-        now name another message; the resent copy is stored as a duplicate and acknowledged then.
-        """
-        if qos > 0 and not self._stop.is_set() and token >> 16 == self.connects:
-            self._client.ack(token & 0xFFFF, qos)
-
-    def subscribe(self, filter_: str, handler: Handler, qos: int = 1, *, no_local: bool = False) -> _Sub:
-        """Register a handler; the subscription is (re)made on every connect.
-
-        Handlers run one at a time on this link's worker thread. A QoS 1 message is acknowledged
-        after its handlers return; if one raises, it stays unacknowledged so the broker redelivers
-        it (a handler that means "refuse" should record the refusal and return).
-        """
-        sub = _Sub(filter_, handler, qos, no_local)
-        with self._lock:
-            self._subs[filter_] = sub
-        if self.connected:
-            self._send_subscribe(sub)
-        return sub
-
-    def subscribe_wait(self, filter_: str, handler: Handler, qos: int = 1, timeout: float = 10.0) -> list[int]:
-        """Subscribe and wait for the SUBACK; returns its reason codes (>= 0x80 = refused)."""
-        sub = self.subscribe(filter_, handler, qos)
-        if not sub.granted.wait(timeout):
-            raise UplinkError(f"no SUBACK for {filter_} within {timeout} s")
-        return sub.codes
-
-    def unsubscribe(self, filter_: str, handler: Handler | None = None) -> bool:
-        """Drop a subscription and its handler; the broker hears UNSUBSCRIBE now or on the next connect.
-
-        With ``handler``, only if that handler still owns ``filter_`` (a later ``subscribe`` to the same
-        filter replaced it). True when a subscription was dropped.
-        """
-        with self._lock:
-            sub = self._subs.get(filter_)
-            if sub is None or (handler is not None and sub.handler != handler):
-                return False
-            del self._subs[filter_]
-            for mid in [m for m, s in self._sub_mids.items() if s is sub]:
-                del self._sub_mids[mid]
-            if not self.connected:  # the persistent session keeps it: drop it when we are back
-                self._dropped.add(filter_)
-                return True
-        self._send_unsubscribe(filter_)
-        return True
-
-    @property
-    def subscriptions(self) -> list[str]:
-        """The filters this link holds (and re-makes on every connect)."""
-        with self._lock:
-            return list(self._subs)
-
-    def _send_unsubscribe(self, filter_: str) -> None:
-        with self._lock:
-            rc, _mid = self._client.unsubscribe(filter_)
-            if rc != paho.MQTT_ERR_SUCCESS:  # not connected after all: try again on the next connect
-                self._dropped.add(filter_)
-
-    def _send_subscribe(self, sub: _Sub) -> None:
-        sub.granted.clear()
-        with self._lock:
-            rc, mid = self._client.subscribe(sub.filter, options=SubscribeOptions(qos=sub.qos, noLocal=sub.no_local))
-            if rc == paho.MQTT_ERR_SUCCESS and mid is not None:
-                self._sub_mids[mid] = sub
-
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
                 user_props: UserProps = (), response_topic: str | None = None,
                 correlation: bytes | None = None, content_type: str | None = None, utf8: bool = False,
