@@ -50,7 +50,7 @@ class SessionCommands(Generic[S]):
     """The session table of a manager: ``<kind>.start``/``stop``/``keepalive`` handlers, ownership, expiry.
 
     The manager provides ``cfg``, ``clock``, ``publish``, ``signer``, ``_lock`` (guarding ``_sessions``),
-    ``start``, ``stop`` and ``_end(session, reason)``."""
+    ``start``, ``stop`` and ``_end(session, reason)`` (which also sends the end message: ``_publish_end``)."""
 
     kind: ClassVar[str]  # "live" or "voice": the command prefix and the words of errors and logs
     counted: ClassVar[str]  # what ``seq`` counts in the keepalive reply ("frames", "messages")
@@ -62,8 +62,14 @@ class SessionCommands(Generic[S]):
     _sessions: dict[str, S]
 
     def handlers(self) -> dict[str, Handler]:
-        return {f"{self.kind}.start": self.start, f"{self.kind}.stop": self.stop,  # type: ignore[attr-defined]
+        return {f"{self.kind}.start": self.start, f"{self.kind}.stop": self.stop,
                 f"{self.kind}.keepalive": self.keepalive}
+
+    def start(self, request: CommandRequest, args: Any) -> Mapping[str, Any]:
+        raise NotImplementedError
+
+    def stop(self, request: CommandRequest, args: LiveSessionArgs) -> Mapping[str, Any]:
+        raise NotImplementedError
 
     def _end(self, s: S, reason: str) -> Any:
         raise NotImplementedError
