@@ -7,19 +7,16 @@ whatever was sealed before a stop (Ctrl-C, SIGTERM) stays intact.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.anchor.log import LogFiles
-from agent.capture.base import CaptureBackend, backend_class, encode_jpeg
+from agent.capture.base import CaptureBackend, backend_class
 from agent.core.clock import Clock, SystemClock
 from agent.core.errors import AgentError
 from agent.core.health import Health
@@ -27,21 +24,20 @@ from agent.core.model import Frame, Moment, SealedItem
 from agent.core.supervisor import Death, Supervisor
 from agent.core.threads import Worker, stop_all
 from agent.device.config import AgentConfig
-from agent.device.full_stills import FullStills, StillBusy
 from agent.device.parts import UNHEALTHY_EXIT_S, WatchedSealer, watch_parts
 from agent.device.pipeline import FrameHub, Subscription
 from agent.device.seal_log import SealLog
 from agent.device.sealer import Sealer
 from agent.device.sensors import Sensors
+from agent.device.stills_part import Stills
 from agent.device.summary import RunStats
-from agent.evidence.vault import IndexRow, Vault, VaultFullError
+from agent.device.watch_loops import seal_device_events, watch_clock
+from agent.evidence.vault import IndexRow, Vault
 from agent.gps.provider import GpsProvider
 from agent.gps.settings import open_gps
-from agent.gps.timequality import ClockWatch, TimeQualityProbe
+from agent.gps.timequality import TimeQualityProbe
 from agent.hardware.gpio import ButtonEvent, DeviceIO, TamperEvent
 from agent.hardware.watchdog import SdNotifier, Watchdog
-from agent.signing.c2pa import C2paSigner, StillCredentials
-from agent.signing.exif import DeviceTags, with_exif
 from agent.signing.keys import DeviceIdentity, load_identity
 
 if TYPE_CHECKING:
@@ -51,7 +47,6 @@ if TYPE_CHECKING:
     from agent.uplink.service import Uplink
     from agent.uplink.settings import UplinkConfig
     from agent.video.service import VideoService
-    from agent.wire.commands import CommandRequest
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +90,8 @@ class Agent:
                 sensors=self.sensors, device_id=cfg.device.id, site_id=cfg.device.site_id,
                 camera=camera.describe() if camera is not None else cfg.capture.backend,
                 picamera2=(cfg.capture.to_settings(), self.clock, cfg.capture.picamera2) if native else None)
-        self.full_stills = FullStills(lambda: self.hub.camera, lambda: self.hub.latest_captured, self.sensors.moment,
-                                      submit=self.video.media.submit if self.video is not None else None,
-                                      seal_frame=self._seal_frame)
-        self._still_c2pa: StillCredentials | None = None
-        if not cfg.video.enabled and cfg.video.c2pa.enabled and cfg.video.c2pa.stills:  # stills-only: C2PA too
-            c2 = cfg.video.c2pa
-            signer = C2paSigner(self.identity.sign, self.identity.chain, thumbnail=c2.thumbnail,
-                                tsa_url=c2.tsa_url or (str(cfg.anchor.tsa.url) if cfg.anchor.tsa.url else None),
-                                claim_generator=c2.claim_generator)
-            self._still_c2pa = StillCredentials(signer, self.vault.staging_path)
+        self.stills = Stills(self)
+        self.full_stills = self.stills.full
         if native and self.video is not None:
             # picamera2 encodes the main stream itself (hardware H.264 where the board has it); the hub
             # carries the lores stream to analytics, stills and live view.
@@ -192,7 +179,7 @@ class Agent:
         self.commands = DeviceCommandService(
             self.uplink.link, self.uplink.topics, self.identity, self.clock, commands=ucfg.commands,
             live=ucfg.live, frames=self.hub, moment=self.sensors.moment, seal=self.store.seal,
-            replay_path=Path(ucfg.outbox_path).parent / "replay.sqlite", snapshot=self._snapshot_command,
+            replay_path=Path(ucfg.outbox_path).parent / "replay.sqlite", snapshot=self.stills.snapshot_command,
             open_inspection=lambda: self.sealer.inspection, status=self.health, selftest=self._selftest_command,
             on_live=self.device.set_live, overlay=self._live_overlay())
         self.commands.attach_status(self.uplink)  # the officer trust version in the retained status
@@ -218,7 +205,7 @@ class Agent:
         if self.uplink is not None and self.commands is not None:
             self.commands.start()
             self.uplink.start()
-        self._spawn("device-events", self._device_loop)
+        self._spawn("device-events", lambda: seal_device_events(self, self._device_events))
         self.device.start()  # an enclosure found open at start is sealed as a tamper event
         if self.video is not None:
             frames = self.hub.subscribe("video", maxsize=30)
@@ -226,8 +213,8 @@ class Agent:
             self.video.run_from(lambda: self._next_frame(frames))
             self.device.set_recording(True)
         self.hub.start()
-        self._spawn("stills", self._still_loop)
-        self._spawn("clock-watch", self._clock_loop)
+        self._spawn("stills", self.stills.loop)
+        self._spawn("clock-watch", lambda: watch_clock(self))
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         t = Worker(name, lambda _stopping: target(), stopping=self.stop_event)  # the loops watch stop_event
@@ -289,8 +276,7 @@ class Agent:
             self.anchoring.close()
         if self.uplink is not None:
             self.uplink.close()
-        if self._still_c2pa is not None:
-            self._still_c2pa.close()
+        self.stills.close()
         self.sensors.close()
         self.vault.close()
 
@@ -314,57 +300,12 @@ class Agent:
         return self.store.disk_reserve_bytes
 
     def take_still(self, reason: str = "schedule", extra: dict[str, Any] | None = None) -> SealedItem | None:
-        """Seal the newest frame as a JPEG still; None when no frame has arrived yet or the vault is full.
-
-        While video records, the still comes from the recorder's own frame stream (same overlay, C2PA
-        Content Credentials), without interrupting the recording.
-        """
-        if self.store.full and not self.store.try_recover():
-            return None
-        if self.video is not None and not self.stop_event.is_set():
-            try:
-                return self.video.request_still(reason, extra).result(timeout=10)
-            except VaultFullError:
-                return None  # the quota policy sealed vault_full; retried with the next still
-            except (TimeoutError, concurrent.futures.TimeoutError):
-                raise AgentError("the recorder delivered no frame for the still within 10 s") from None
-        frame = self.hub.latest
-        if frame is None:
-            return None
-        moment = replace(self.sensors.moment(), wall_ns=frame.wall_ns, mono_ns=frame.mono_ns)
-        return self._seal_frame(frame, moment, reason, extra or {})
+        """Seal the newest frame as a JPEG still (agent.device.stills_part); None without a frame or room."""
+        return self.stills.take(reason, extra)
 
     def take_full_still(self, reason: str, extra: dict[str, Any] | None = None) -> SealedItem | None:
-        """A still at the camera's full sensor (the source's native size) while the video records; one at a time
-        (agent.device.full_stills). None when no frame has arrived yet or the vault is full."""
-        if self.store.full and not self.store.try_recover():
-            return None
-        try:
-            return self.full_stills.take(reason, extra)
-        except VaultFullError:
-            return None
-
-    def _seal_frame(self, frame: Frame, moment: Moment, reason: str, extra: dict[str, Any]) -> SealedItem | None:
-        """Seal one frame as a JPEG still on this thread (no video running): EXIF, C2PA when configured."""
-        tags = DeviceTags(self.cfg.device.id, self.cfg.device.site_id, self.hub.camera.describe())
-        jpeg = with_exif(encode_jpeg(frame, self.cfg.capture.jpeg_quality), moment, tags,
-                         width=frame.width, height=frame.height)
-        info = {"reason": reason, "frame_index": frame.index, "width": frame.width,
-                "height": frame.height, "camera": self.hub.camera.describe(), **extra}
-        media: Path | bytes = jpeg
-        if self._still_c2pa is not None:
-            media, info["c2pa"] = self._still_c2pa.embed(
-                jpeg, title=f"still {frame.index}", gps=moment.gps, captured_ns=moment.wall_ns,
-                extra={"frame_index": frame.index, "reason": reason, "device_id": tags.device_id,
-                       "site_id": tags.site_id})
-        try:
-            item = self.store.seal("still", moment, media=media, media_type="image/jpeg", ext="jpg", extra=info)
-        except VaultFullError:
-            if isinstance(media, Path):  # a C2PA copy made for this still
-                media.unlink(missing_ok=True)
-            return None
-        self.store.recovered()
-        return item
+        """A still at the camera's full sensor while the video records (agent.device.full_stills)."""
+        return self.stills.take_full(reason, extra)
 
     def evictable(self, row: IndexRow) -> bool:
         """Media may leave the device only once the broker acknowledged it and an anchor covers its record."""
@@ -373,17 +314,6 @@ class Agent:
         if self.anchoring is None:
             return False
         return row.seq < LogFiles(self.vault.path / "log").anchored_size()
-
-    def _still_loop(self) -> None:
-        interval = self.cfg.capture.still_interval_s
-        while not self.stop_event.wait(interval if self.hub.latest is not None else 0.05):
-            if self.hub.latest is None:
-                continue
-            try:
-                self.take_still()
-            except (AgentError, OSError, sqlite3.Error) as exc:  # the schedule must outlive one bad still
-                log.error("still failed: %s", exc)
-                self.stats.errors.append(str(exc))
 
     def health(self) -> dict[str, Any]:
         """Status for the retained MQTT status topic and the officer's `status` command."""
@@ -403,51 +333,11 @@ class Agent:
                          "last_error": self.stats.errors[-1] if self.stats.errors else None},
         }
 
-    def _snapshot_command(self, request: CommandRequest, args: Any = None) -> dict[str, Any]:
-        """An officer's still; a label (identity_document, ...) and note are sealed with it."""
-        extra: dict[str, Any] = {"officer": request.officer, "nonce": request.nonce}
-        for key in ("label", "note"):
-            if getattr(args, key, None) is not None:
-                extra[key] = getattr(args, key)
-        full = getattr(args, "resolution", "stream") == "full"
-        try:
-            item = self.take_full_still("officer", extra) if full else self.take_still("officer", extra=extra)
-        except StillBusy as exc:
-            from agent.wire.commands import CommandRejected
-
-            raise CommandRejected("busy", str(exc)) from None
-        if item is None:
-            raise AgentError("no camera frame available yet")
-        sealed = item.record.get("extra") or {}
-        return {"seq": item.seq, "record_hash": item.record_hash, "media": item.record["media"],
-                "label": extra.get("label"), "gps": item.record["gps"], "time": item.record["time"],
-                "captured": item.record["captured"]["wall"], "resolution": "full" if full else "stream",
-                "width": sealed.get("width"), "height": sealed.get("height")}
-
     def selftest_probes(self) -> ServiceProbes:
-        """What the in-service self-test reads: the live hub, sensors, link and vault, never this object."""
-        from agent.gps.provider import DisabledGps
-        from agent.selftest.command import frames_from_hub, tls_note
-        from agent.selftest.in_service import BrokerProbe, ServiceProbes
+        """What the in-service self-test reads (agent.device.selftest_part)."""
+        from agent.device.selftest_part import service_probes
 
-        broker = None
-        ucfg = self.cfg.uplink
-        if self.uplink is not None and ucfg is not None:
-            link = self.uplink.link
-
-            def connected(timeout: float) -> str | None:
-                return None if link.wait_connected(timeout) else (link.last_error or "not connected")
-
-            broker = BrokerProbe(connected, ucfg.mqtt.broker, ucfg.mqtt.url.tls,
-                                 tls_note(ucfg, self.cfg.identity.key_dir))
-        camera = self.hub.camera
-        return ServiceProbes(
-            camera=camera.describe(), simulated_camera="simulated" in camera.capabilities,
-            frames=lambda: frames_from_hub(self.hub), gps=self.sensors.gps or DisabledGps(),
-            time_quality=self.sensors.time_quality.read, broker=broker, vault_path=self.vault.path,
-            quota_bytes=self.vault.quota_bytes or self.cfg.vault.quota_mb * 1024 * 1024,
-            used_bytes=self.vault.usage_bytes, identity=lambda: self.identity, clock=self.clock,
-            seal=lambda extra: self.store.seal("selftest", self.sensors.moment(), extra=extra))
+        return service_probes(self)
 
     def _selftest_command(self) -> dict[str, Any]:
         from agent.selftest.in_service import selftest_in_service
@@ -463,36 +353,6 @@ class Agent:
             self.watchdog.ready(f"capturing {self.hub.camera.describe()}")
             self.watchdog.start()
 
-    def _device_loop(self) -> None:
-        """Tamper switch and button events arrive on gpiozero's threads; seal them here."""
-        while (ev := self._device_events.get()) is not None:
-            try:
-                moment = replace(self.sensors.moment(), wall_ns=ev.wall_ns, mono_ns=ev.mono_ns)
-                if isinstance(ev, TamperEvent):
-                    log.warning("enclosure tamper switch: %s", ev.state)
-                    self.store.seal("tamper", moment, extra=ev.as_extra())
-                elif ev.action == "snapshot":
-                    self.take_still("button")
-                else:
-                    self.store.seal("mark", moment, extra={"source": "button", "pin": ev.pin,
-                                                            "note": "button pressed at the device"})
-            except AgentError as exc:
-                log.error("could not seal device event %s: %s", ev, exc)
-                self.stats.errors.append(str(exc))
-
-    def _clock_loop(self) -> None:
-        """Clock jumps and GPS/system disagreement become sealed events (and, with an uplink, alerts)."""
-        watch = ClockWatch.from_config(self.clock, self.cfg.time)
-        while not self.stop_event.wait(2.0):
-            moment = self.sensors.moment()
-            for alarm in watch.observe(moment):
-                log.warning("clock alarm: %s", alarm.as_record())
-                try:
-                    self.store.seal("event", moment, extra={"type": "clock_alarm", "phase": "onset",
-                                                             **alarm.as_record()})
-                except AgentError as exc:
-                    log.error("could not seal clock alarm: %s", exc)
-
     def _camera_event(self, kind: str, details: dict[str, Any]) -> None:
         """camera_lost / camera_restored from the hub's reconnect loop: sealed (and sent as alerts)."""
         lost = kind == "camera_lost"
@@ -501,7 +361,6 @@ class Agent:
             self.zoom.camera_restored()  # a camera that zooms itself reopens at its full view: sealed
         if lost:
             self.parts.fail("camera", str(details.get("details")))
-        if lost:
             self.stats.errors.append(str(details.get("details")))
         try:
             self.store.seal("event", self.sensors.moment(),
