@@ -104,7 +104,10 @@ def tamper_window(src: Path, tamper: str, length: float) -> tuple[float, float]:
     played twice would be a real replay)."""
     clip = _length(src)[0]
     start = min(REPLAY_AT, (clip - AFTER_S) / 2) if tamper == "replayed" else TAMPER_AT
-    return round(start, 1), min(length, clip - start - AFTER_S)
+    start = round(start, 1)
+    length = min(length, clip - start - AFTER_S)
+    # a replay repeats what was seen before it started: never longer than that (whole frames, rounded down)
+    return start, min(length, math.floor(start * 10) / 10 - 0.1) if tamper == "replayed" else length
 
 
 def tampered_copy(src: Path, out: Path, tamper: str, length: float, codec: str) -> tuple[Path, float]:
