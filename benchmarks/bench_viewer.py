@@ -120,9 +120,11 @@ class BenchViewer:
             try:
                 reply, leaf = client.request_signed(self.site, self.device, "live.start",
                                                     {**CONSOLE_PARAMS, "seconds": self.seconds}, nonce=nonce,
-                                                    timeout=3.0)
+                                                    timeout=8.0)
                 break
-            except AgentError as exc:  # not connected yet: no reply
+            except AgentError as exc:  # not connected yet (the command was lost), or a late reply
+                with contextlib.suppress(AgentError):  # a session started late must not run beside the next one
+                    client.send(self.site, self.device, "live.stop", {"session": session})
                 self.link.unsubscribe(topic, self._on_message)
                 if time.monotonic() > deadline:
                     self.stats.error = f"no live session: {exc}"

@@ -177,7 +177,10 @@ key_file = "{cert.key}"
 
 
 def old_tree(ref: str, into: Path) -> Path | None:
-    """The agent package of ``ref`` unpacked (git archive), or None when the ref does not exist."""
+    """The agent package of ``ref`` unpacked (git archive), or None when the ref does not exist. A folder
+    holding an ``agent`` package is used as it is (an experiment not committed)."""
+    if (Path(ref) / "agent").is_dir():
+        return Path(ref).resolve()
     if subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "-q", ref], capture_output=True).returncode:
         return None
     into.mkdir(parents=True)
@@ -248,7 +251,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=8.0, help="seconds excluded at the start (default 8)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--fps", type=float, default=10.0, help="the file's frame rate (default 10, the camera default)")
-    ap.add_argument("--old-ref", default="main", help="git ref(s) of the old code, comma-separated (default main)")
+    ap.add_argument("--old-ref", default="main",
+                    help="git refs (or folders holding an agent package) of other code, comma-separated (default main)")
     ap.add_argument("--no-old", action="store_true", help="skip the old code")
     ap.add_argument("--no-uplink", action="store_true", help="no MQTT uplink (default: mTLS Mosquitto if installed)")
     ap.add_argument("--viewer", action="store_true", help="also rounds with one live H.264 viewer (needs the uplink)")
@@ -280,7 +284,7 @@ def main() -> int:
         for i, ref in enumerate([] if args.no_old else [r for r in args.old_ref.split(",") if r]):
             tree = old_tree(ref, work / f"old{i}")
             if tree is not None:
-                variants[f"old:{ref}"[:12]] = tree
+                variants[f"old:{Path(ref).name}"[:12]] = tree
                 refs.append(ref)
         variants["ffmpeg"] = None
         names = list(variants)
