@@ -146,6 +146,7 @@ class Consumers:
         self.group = f"g{os.getpid()}{int(time.time() * 1000) % 100000}"
         self.bare = workers == 0
         self._seen: dict[str, int] = {}
+        self.spies: list[subprocess.Popen[bytes]] = []
         if self.bare:
             self.recv_file = root / "bare.json"
             self.start_bare()
@@ -175,6 +176,13 @@ class Consumers:
             for i in range(len(self.procs)):
                 self.start_worker(i)
         self.cpu0 = [cpu_s(p.pid) for p in self.procs]
+        spy = os.environ.get("BENCH_PYSPY")  # a folder: profile each consumer's drain (py-spy, every thread)
+        if spy:
+            for i, p in enumerate(self.procs):
+                self.spies.append(subprocess.Popen(
+                    ["py-spy", "record", "-p", str(p.pid), "-r", "250", "--threads", "--native",
+                     "-f", "raw", "-o", str(Path(spy) / f"{self.root.name}-{i}.txt")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def start_worker(self, i: int) -> None:
         env = {**os.environ, "PYTHONPATH": str(WORKER_TREE)}
@@ -257,6 +265,8 @@ class Consumers:
                 p.send_signal(signal.SIGTERM)
         for p in self.procs:
             p.wait(120)
+        for spy in self.spies:  # it writes its profile once the process it watches has ended
+            spy.wait(120)
         if not self.bare:
             rep = json.loads((self.root / "report-0.json").read_text())
             devs = rep["devices"].values()
@@ -365,7 +375,10 @@ def run_drain(name: str, workers: int, broker: Mosquitto, fleet_ca: Path, msgs: 
         out["seconds_with_startup"] = round(took, 2)
         out["seconds"] = round(span, 2)
         out["records_per_s"] = round(n / max(span, 1e-9), 1)
-        out["cpu_share"] = {"consumers": round(cons.cpu() / took, 2),
+        consumers_cpu = cons.cpu()  # from each consumer's CONNECT (start-up imports left out) to the last record
+        out["consumers_cpu_s"] = round(consumers_cpu, 3)
+        out["records_per_cpu_s"] = round(n / max(consumers_cpu, 1e-9), 1)  # what a loaded machine spoils least
+        out["cpu_share"] = {"consumers": round(consumers_cpu / took, 2),
                             "broker": round((cpu_s(broker.proc.pid) - bcpu0) / took, 2),  # type: ignore[union-attr]
                             **({"postgres": server_share(pcpu0, server_cpu_s(pg), took)} if pg else {})}
         out["peak_rss_mb"] = {"consumers": cons.peak_rss_mb(),

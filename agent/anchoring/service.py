@@ -11,13 +11,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.anchor.base import Anchor
-from agent.anchor.ledger import LedgerAnchor
 from agent.anchor.log import DeviceLog, LogFiles
 from agent.anchor.note import NoteSigner, parse_verifier_key
-from agent.anchor.rekor import log_verifier
-from agent.anchor.tsa import TsaAnchor, load_pem_certs
 from agent.anchoring.anchorer import Anchorer
-from agent.anchoring.rekor import RekorAnchor
 from agent.anchoring.settings import AnchorConfig
 from agent.core.clock import Clock
 from agent.core.errors import ConfigError
@@ -27,17 +23,26 @@ from agent.signing.keys import DeviceIdentity
 
 
 def build_anchors(cfg: AnchorConfig, device_id: str, identity: DeviceIdentity | None = None) -> list[Anchor]:
-    """The anchors the config names; Rekor needs the device identity (its entries are signed by the device key)."""
+    """The anchors the config names; Rekor needs the device identity (its entries are signed by the device key).
+    Each anchor's client (rfc3161-client, sigstore-models, the ledger's HTTP client) is loaded only when the
+    config names that anchor: a device without them does not carry their memory."""
     anchors: list[Anchor] = []
     if cfg.tsa.url is not None:
+        from agent.anchor.tsa import TsaAnchor, load_pem_certs
+
         trusted = load_pem_certs(cfg.tsa.ca_file) if cfg.tsa.ca_file else []
         anchors.append(TsaAnchor(str(cfg.tsa.url), timeout_s=cfg.tsa.timeout_s, trusted=trusted))
     if cfg.ledger.url is not None:
+        from agent.anchor.ledger import LedgerAnchor
+
         keys = [parse_verifier_key(cfg.ledger.verifier_key)] if cfg.ledger.verifier_key else []
         anchors.append(LedgerAnchor(str(cfg.ledger.url), device_id, api_token=cfg.ledger.api_token,
                                     timeout_s=cfg.ledger.timeout_s, hash_alg=cfg.ledger.hash_alg, ledger_keys=keys))
     rk = cfg.rekor
     if rk.url is not None and rk.public_key is not None and rk.origin is not None and identity is not None:
+        from agent.anchor.rekor import log_verifier
+        from agent.anchoring.rekor import RekorAnchor
+
         device_key = identity.cert.public_key()
         if not isinstance(device_key, ec.EllipticCurvePublicKey):
             raise ConfigError("anchor.rekor: the device key must be ECDSA P-256 for hashedrekord entries")
@@ -50,13 +55,13 @@ def build_anchors(cfg: AnchorConfig, device_id: str, identity: DeviceIdentity | 
 
 def _prime_rekor(anchors: list[Anchor], files: LogFiles) -> None:
     """Rekor anchors learn the newest log checkpoint already receipted, so the next receipt proves consistency."""
-    rekor = [a for a in anchors if isinstance(a, RekorAnchor)]
-    if not rekor:
+    primers = [prime for a in anchors if callable(prime := getattr(a, "prime", None))]  # RekorAnchor's (loaded lazily)
+    if not primers:
         return
     notes = {hashlib.sha256(n.encode()).hexdigest(): n.encode() for n in files.checkpoint_notes().values()}
     receipts = files.receipts()
-    for a in rekor:
-        a.prime(receipts, notes.get)
+    for prime in primers:
+        prime(receipts, notes.get)
 
 
 class AnchorService:

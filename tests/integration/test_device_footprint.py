@@ -1,5 +1,6 @@
-"""The device process stays light: `evidence-agent run` loads no customs-wing module and no OpenCV, and
-`evidence-officer` without the customs extra says which extra to install (one line, exit 2)."""
+"""The device process stays light: `evidence-agent run` loads no customs-wing module, no OpenCV and no anchor
+client its config does not name, and `evidence-officer` without the customs extra says which extra to install
+(one line, exit 2)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 CUSTOMS_DEPS = ("weasyprint", "jinja2", "fastapi", "uvicorn", "websockets", "psycopg")
+ANCHOR_CLIENTS = ("rfc3161_client", "sigstore_models")  # TSA and Rekor: these configs name neither
 
 
 def _config(tmp_path: Path, capture: str) -> Path:
@@ -52,6 +54,7 @@ def _assert_light(mods: set[str]) -> None:
     assert "cv2" not in mods
     assert not {m for m in mods if m.startswith("agent.customs")}
     assert not {m for m in mods if m.split(".")[0] in CUSTOMS_DEPS}
+    assert not {m for m in mods if m.split(".")[0] in ANCHOR_CLIENTS}
 
 
 def test_run_with_the_synthetic_camera_loads_no_opencv_and_no_customs_module(tmp_path: Path) -> None:
