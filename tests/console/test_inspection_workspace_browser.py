@@ -163,8 +163,8 @@ def test_a_whole_inspection_run_from_the_one_screen(stack: dict[str, Any]) -> No
                                   "checkin-location": True}
 
         # A page left open elsewhere still asks for the report: a 409 beside the button, not in the header.
-        page.evaluate("() => { document.getElementById('btn-report').disabled = false; }")
-        page.click("#btn-report")
+        # (enabled and clicked in one task: the page's own refresh would disable it again between two steps)
+        page.evaluate("() => { const b = document.getElementById('btn-report'); b.disabled = false; b.click(); }")
         page.wait_for_selector("#msg-report.bad", timeout=T)
         assert "end the inspection" in page.inner_text("#msg-report")
         assert page.inner_text("#status") == ""
