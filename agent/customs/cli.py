@@ -92,6 +92,7 @@ def _sweep_after_subscribing(link: MqttLink, args: argparse.Namespace, max_statu
     except UplinkError as exc:
         log.warning("retained sweep skipped: %s", exc)
         return Sweep([])
+    log.info("%s: subscriptions in place, receiving evidence", args.client_id)  # operators and tests wait on it
     return sweep_retained(ingest_config(args), max_status_bytes)
 
 

@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from agent.signing.keys import init_identity, load_identity
-from tests.support.console_stack import ConsoleStack, build_console_stack, chromium, need_browser, spawn
+from tests.support.console_stack import ConsoleStack, build_console_stack, chromium, need_browser
 from tests.support.helpers import REPO
 from tests.support.media import covered_lens_clip
 from tests.support.nmea_pty import PtyGps
@@ -101,12 +101,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     st = build_console_stack(root)
     gps = PtyGps(LAT, LON)
     try:
-        tls = st.broker.pki.client("ingest-1")  # type: ignore[union-attr]
-        received = root / "received"
-        st.procs.append(spawn("ingest", ["agent.customs.cli", "ingest", "--broker", st.broker.url, "--cafile",
-                                         str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key), "--out",
-                                         str(received), "--client-id", "ingest-1"], root / "ingest.log"))
-        time.sleep(1.0)
+        received = st.start_ingest()
         st.start_device(device_config(st, gps.path, clip))
         _proc, url = st.start_console("officer-alice", extra_toml=(
             f'[inspections]\ndata = "{root / "console-data"}"\nevidence = "{received}"\n'), width=640, height=360,

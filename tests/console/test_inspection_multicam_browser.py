@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.console_stack import ConsoleStack, build_console_stack, chromium, need_browser, spawn
+from tests.support.console_stack import ConsoleStack, build_console_stack, chromium, need_browser
 from tests.support.fleet import officer_cli
 from tests.support.helpers import REPO
 
@@ -46,17 +46,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             assert res.returncode == 0, res.stdout + res.stderr
         st.officer_dirs["officer-alice"] = out
         shutil.copy(out / "officer.pem", st.trust / "officer-alice.pem")
-        tls = st.broker.pki.client("ingest-1")  # type: ignore[union-attr]
-        received = root / "received"
-        st.procs.append(spawn("ingest", ["agent.customs.cli", "ingest", "--broker", st.broker.url, "--cafile",
-                                         str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key), "--out",
-                                         str(received), "--client-id", "ingest-1", "--index",
-                                         str(root / "index.sqlite")], root / "ingest.log"))
+        received = st.start_ingest(index=True)
         for device in (YARD, STORE):
             st.start_device(st.device_config(device, SITE, width=320, height=240, fps=5))
-        deadline = time.monotonic() + 60  # the console refuses an index no ingest has created yet
-        while not (root / "index.sqlite").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
         data = root / "console-data"
         _proc, url = st.start_console("officer-alice", extra_toml=(
             f'[inspections]\ndata = "{data}"\nevidence = "{received}"\n[index]\nurl = "{root / "index.sqlite"}"\n'),

@@ -35,7 +35,7 @@ import pytest
 
 from agent.customs.inspection.model import case_file_name
 from tests.support import pades
-from tests.support.console_stack import ConsoleStack, build_console_stack, chromium, need_browser, spawn
+from tests.support.console_stack import ConsoleStack, build_console_stack, chromium, need_browser
 from tests.support.fleet import officer_cli
 from tests.support.helpers import REPO
 from tests.support.tsa_server import LocalTsa
@@ -75,17 +75,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tsa = LocalTsa()
     try:
         customs_ca = legal_officer(root, st)
-        tls = st.broker.pki.client("ingest-1")  # type: ignore[union-attr]
-        received = root / "received"
-        st.procs.append(spawn("ingest", ["agent.customs.cli", "ingest", "--broker", st.broker.url, "--cafile",
-                                         str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key), "--out",
-                                         str(received), "--client-id", "ingest-1", "--index",
-                                         str(root / "index.sqlite")], root / "ingest.log"))
+        received = st.start_ingest(index=True)
         device_cfg = st.device_config(DEVICE, SITE, width=640, height=360, fps=10, sensor=SENSOR)
         st.start_device(device_cfg)
-        deadline = time.monotonic() + 60  # the console refuses an index no ingest has created yet
-        while not (root / "index.sqlite").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
         data = root / "console-data"
         _proc, url = st.start_console("officer-alice", extra_toml=(
             f'[inspections]\ndata = "{data}"\nevidence = "{received}"\n[index]\nurl = "{root / "index.sqlite"}"\n'

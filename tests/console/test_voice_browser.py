@@ -21,7 +21,7 @@ import av
 import numpy as np
 import pytest
 
-from tests.support.console_stack import CHROMIUM, CHROMIUM_ARGS, ConsoleStack, build_console_stack, need_browser, spawn
+from tests.support.console_stack import CHROMIUM, CHROMIUM_ARGS, ConsoleStack, build_console_stack, need_browser
 from tests.support.helpers import REPO, wait_for
 from tests.support.voice import peak_hz, tone, write_wav
 
@@ -40,11 +40,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     officer_wav = write_wav(root / "officer-tone.wav", tone(OFFICER_TONE_HZ, 3.0))
     st: ConsoleStack = build_console_stack(root)
     try:
-        tls = st.broker.pki.client("ingest-1")  # type: ignore[union-attr]
-        received = root / "received"
-        st.procs.append(spawn("ingest", ["agent.customs.cli", "ingest", "--broker", st.broker.url, "--cafile",
-                                         str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key), "--out",
-                                         str(received), "--client-id", "ingest-1"], root / "ingest.log"))
+        received = st.start_ingest()
         cfg = st.device_config(DEVICE, SITE, width=320, height=240, fps=5, extra_toml=f"""
 [audio]
 enabled = true

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.console_stack import ConsoleStack, build_console_stack, chromium, need_browser, spawn
+from tests.support.console_stack import ConsoleStack, build_console_stack, chromium, need_browser
 
 CASE = "C-2026/0777"
 DEVICE, SITE = "cam-zb", "farm-zb"
@@ -33,16 +33,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("zoom-browser")
     st: ConsoleStack = build_console_stack(root, broker_setup={DEVICE: SITE})
     try:
-        tls = st.broker.pki.client("ingest-1")  # type: ignore[union-attr]
-        received = root / "received"
-        st.procs.append(spawn("ingest", ["agent.customs.cli", "ingest", "--broker", st.broker.url, "--cafile",
-                                         str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key), "--out",
-                                         str(received), "--client-id", "ingest-1", "--index",
-                                         str(root / "index.sqlite")], root / "ingest.log"))
+        received = st.start_ingest(index=True)
         st.start_device(st.device_config(DEVICE, SITE, width=640, height=360, fps=10))
-        deadline = time.monotonic() + 60  # the console refuses an index no ingest has created yet
-        while not (root / "index.sqlite").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
         _proc, url = st.start_console("officer-alice", extra_toml=(
             f'[inspections]\ndata = "{root / "console-data"}"\nevidence = "{received}"\n'
             f'[index]\nurl = "{root / "index.sqlite"}"\n'), width=640, height=360, fps=10)

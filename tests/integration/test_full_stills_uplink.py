@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.support.console_stack import ConsoleStack, build_console_stack, spawn
+from tests.support.console_stack import ConsoleStack, build_console_stack
 from tests.support.fleet import agent_cli, officer_cli
 from tests.support.helpers import wait_for, wait_until
 
@@ -30,12 +30,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("fullstill")
     st: ConsoleStack = build_console_stack(root, broker_setup={DEVICE: SITE})
     try:
-        tls = st.broker.pki.client("ingest-1")  # type: ignore[union-attr]
-        received = root / "received"
-        st.procs.append(spawn("ingest", ["agent.customs.cli", "ingest", "--broker", st.broker.url, "--cafile",
-                                         str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key), "--out",
-                                         str(received), "--client-id", "ingest-1"], root / "ingest.log"))
-        st.broker.fleet.wait_client("ingest-1", 120)  # type: ignore[union-attr]  # subscribed before the first record
+        received = st.start_ingest()
         st.start_device(st.device_config(DEVICE, SITE, width=640, height=360, fps=10, sensor=SENSOR))
         yield {"st": st, "root": root, "received": received}
     finally:

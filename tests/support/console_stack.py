@@ -174,6 +174,25 @@ keepalive_timeout_s = 6
         self.procs.append(p)
         return p
 
+    def start_ingest(self, *, index: bool = False, extra: tuple[str, ...] = ()) -> Path:
+        """``evidence-officer ingest`` as identity ingest-1 into ROOT/received (and ROOT/index.sqlite with
+        ``index``); returns once its subscriptions are in place (its log says so), so a device started after
+        it never publishes to nobody."""
+        tls = self.broker.pki.client("ingest-1")  # type: ignore[union-attr]
+        received = self.root / "received"
+        args = ["agent.customs.cli", "ingest", "--broker", self.broker.url, "--cafile", str(tls.ca), "--cert",
+                str(tls.cert), "--key", str(tls.key), "--out", str(received), "--client-id", "ingest-1", *extra]
+        if index:
+            args += ["--index", str(self.root / "index.sqlite")]
+        p = spawn("ingest", args, self.root / "ingest.log")
+        self.procs.append(p)
+        deadline = time.monotonic() + 120
+        while "ingest-1: subscriptions in place" not in p.text():
+            if p.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the ingest did not subscribe (exit {p.proc.poll()}): {p.text()[-2000:]}")
+            time.sleep(0.1)
+        return received
+
     def start_console(self, officer: str = "officer-alice", extra_toml: str = "", **live: Any) -> tuple[Proc, str]:
         tls = self.broker.pki.client(officer)  # type: ignore[union-attr]
         port = free_port()
