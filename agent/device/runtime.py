@@ -199,9 +199,9 @@ class Agent:
         self.supervisor.own(default=True)
         self.supervisor.start()
         watch_parts(self.parts, self.supervisor, self.uplink, self.video)
+        self.sealer.start(self.sensors.moment())  # the run's first record: nothing of this boot comes before it
         if self.anchoring is not None:
             self.anchoring.start()
-        self.sealer.start(self.sensors.moment())
         if self.uplink is not None and self.commands is not None:
             self.commands.start()
             self.uplink.start()

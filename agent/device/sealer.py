@@ -83,7 +83,7 @@ class Sealer:
         self.device_id = device_id
         self.site_id = site_id
         self._listeners = list(listeners)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # start() holds it around its seal: nothing slips in between
         self._boot = boot_id()
         cert_pem = identity.cert.public_bytes(serialization.Encoding.PEM)
         chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in identity.chain[1:])
@@ -113,12 +113,13 @@ class Sealer:
         for p in self.vault.take_orphans():
             digest, size = hash_file(p)
             orphans.append({"name": p.name, "sha256": digest, "size": size})
-        previous = None if self._next_seq == 0 else {"seq": self._next_seq - 1, "hash": self._prev}
-        item = self.seal("restart", moment, extra={
-            "reason": reason, "previous": previous, "boot_id": self._boot,
-            "agent_version": agent.__version__, "cert_sha256": self._cert_sha256,
-            "orphans": orphans,
-        })
+        with self._lock:  # the item it names must be the one just before it, whatever other threads seal
+            previous = None if self._next_seq == 0 else {"seq": self._next_seq - 1, "hash": self._prev}
+            item = self.seal("restart", moment, extra={
+                "reason": reason, "previous": previous, "boot_id": self._boot,
+                "agent_version": agent.__version__, "cert_sha256": self._cert_sha256,
+                "orphans": orphans,
+            })
         self._started = True
         return item
 

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 from agent.core.clock import ManualClock
+from agent.core.model import SealedItem
 from agent.device.sealer import Sealer
 from agent.evidence.vault import Vault
 from agent.signing.keys import DeviceIdentity
@@ -45,6 +48,36 @@ def test_chain_and_sequence_continue_across_restart(tmp_path: Path, identity: De
     assert restart.record["prev"] == last.record_hash
     assert restart.record["extra"]["previous"] == {"seq": last.seq, "hash": last.record_hash}
     v2.close()
+
+
+def test_a_record_sealed_by_another_thread_during_start_comes_after_the_restart_record(
+        tmp_path: Path, identity: DeviceIdentity, manual_clock: ManualClock) -> None:
+    """A receipt the anchor worker seals while the run starts must not slip between the restart record and the
+    item it names as previous (a kill -9 loop under load found 'restart record names the wrong previous item')."""
+    v = Vault(tmp_path / "v")
+    s = Sealer(v, identity, device_id="d", site_id="s")
+    s.start(moment(manual_clock))
+    s.seal("mark", moment(manual_clock))
+    v.close()
+    v2 = Vault(tmp_path / "v")
+    s2 = Sealer(v2, identity, device_id="d", site_id="s")
+    seal = s2.seal
+    other: list[threading.Thread] = []
+
+    def seal_with_a_neighbour(kind: str, *args: Any, **kwargs: Any) -> SealedItem:
+        if kind == "restart" and not other:  # another thread seals just as the restart record is being sealed
+            other.append(threading.Thread(target=lambda: seal("receipt", moment(manual_clock))))
+            other[0].start()
+            other[0].join(1.0)  # on the fixed code it waits for the restart record to be sealed
+        return seal(kind, *args, **kwargs)
+
+    s2.seal = seal_with_a_neighbour  # type: ignore[method-assign]
+    restart = s2.start(moment(manual_clock))
+    other[0].join(30)
+    rows = v2.rows()
+    v2.close()
+    assert restart.record["extra"]["previous"]["seq"] == restart.seq - 1
+    assert [r.kind for r in rows][-2:] == ["restart", "receipt"]
 
 
 def test_crash_leftovers_are_kept_and_listed(vault: Vault, sealer: Sealer, manual_clock: ManualClock) -> None:
